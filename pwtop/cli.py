@@ -1,0 +1,192 @@
+"""The ``pwtop`` command line.
+
+``pwtop`` alone opens the TUI; the other verbs are headless and never import Textual, so
+they start fast and stay small on a Raspberry Pi. Each verb lives in
+``pwtop/commands/<verb>.py`` as ``run(args, settings) -> int`` and is imported only when used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Callable, Sequence
+
+from pwtop import __version__
+from pwtop.component import COMPONENTS
+from pwtop.errors import PwtopError
+
+log = logging.getLogger("pwtop")
+
+# verb -> (module, one-line help). The single definition used by the parser and the docs.
+VERBS: dict[str, tuple[str, str]] = {
+    "tui": ("pwtop.commands.tui", "open the full-screen monitor (the default)"),
+    "analyze": ("pwtop.commands.analyze", "measure components and list recommendations"),
+    "optimize": ("pwtop.commands.optimize", "apply recommendations (dry run unless --yes)"),
+    "monitor": ("pwtop.commands.monitor", "print measurements every interval, with alerts"),
+    "benchmark": ("pwtop.commands.benchmark", "benchmark components on scratch data"),
+    "demo": ("pwtop.commands.demo", "create a demo PiWardrive database (and run the demo)"),
+    "probe": ("pwtop.commands.probe", "probe a WebSocket or SSE endpoint"),
+    "config": ("pwtop.commands.config", "create, show or check the configuration"),
+    "history": ("pwtop.commands.history", "export recorded history"),
+}
+
+
+def _add_component_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--component", "-c", choices=COMPONENTS, action="append",
+                       help="component to work on (repeatable)")
+    group.add_argument("--all", action="store_true", help="every component")
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    """Global options, accepted before and after the verb.
+
+    After the verb they default to SUPPRESS so that they do not overwrite a value given
+    before it (``pwtop --db X analyze`` and ``pwtop analyze --db X`` mean the same).
+    """
+    kw = {"default": argparse.SUPPRESS} if suppress else {}
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="config file (default: "
+                        "$PWTOP_CONFIG or $XDG_CONFIG_HOME/pwtop/config.toml)", **kw)
+    common.add_argument("--db", metavar="PATH", help="SQLite database to watch", **kw)
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors", **kw)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common(suppress=True)
+    parser = argparse.ArgumentParser(
+        prog="pwtop", parents=[_common(suppress=False)],
+        description="htop for PiWardrive rigs: watch a SQLite database, async operations "
+                    "and realtime streams; press a key to optimize.")
+    parser.add_argument("--version", action="version", version=f"pwtop {__version__}")
+    parser.add_argument("--theme", help="colour theme for the TUI")
+    parser.add_argument("--interval", "-d", type=float, metavar="SECONDS",
+                        help="refresh interval of the TUI")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    def verb(name: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=VERBS[name][1],
+                              description=VERBS[name][1])
+
+    p = verb("tui")
+    p.add_argument("--theme", help="colour theme", default=argparse.SUPPRESS)
+    p.add_argument("--interval", "-d", type=float, metavar="SECONDS", help="refresh interval",
+                   default=argparse.SUPPRESS)
+
+    p = verb("analyze")
+    _add_component_args(p)
+    _add_json(p)
+    p.add_argument("--workload", metavar="FILE", help="SQL statements separated by ';'")
+    p.add_argument("--exact-counts", action="store_true", help="COUNT(*) every table")
+
+    p = verb("optimize")
+    _add_component_args(p)
+    _add_json(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="only show the plan (default)")
+    mode.add_argument("--yes", "-y", action="store_true", help="apply without asking")
+    p.add_argument("--only", nargs="+", metavar="ID", help="apply only these recommendations")
+    p.add_argument("--backup", metavar="PATH", help="back up the database here first")
+    p.add_argument("--workload", metavar="FILE", help="SQL statements separated by ';'")
+
+    p = verb("monitor")
+    _add_component_args(p)
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--interval", type=float, metavar="S", help="seconds between samples")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    p = verb("benchmark")
+    _add_component_args(p)
+    _add_json(p)
+
+    p = verb("demo")
+    p.add_argument("--rows", type=int, default=50_000, metavar="N",
+                   help="wifi detection rows to generate (default 50000)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same file)")
+    p.add_argument("--age-days", type=float, default=0.0, metavar="D",
+                   help="simulate D days of retention deletes so the file is fragmented")
+    p.add_argument("--force", action="store_true", help="replace an existing file at --db")
+    p.add_argument("--no-ui", action="store_true", help="only create the database")
+    p.add_argument("--serve-only", action="store_true",
+                   help="run only the demo app and print its addresses")
+
+    p = verb("probe")
+    p.add_argument("url", help="ws://, wss://, http:// or https:// (SSE) endpoint")
+    p.add_argument("--duration", type=float, default=10.0, metavar="S")
+    _add_json(p)
+
+    p = verb("config")
+    csub = p.add_subparsers(dest="config_verb", metavar="ACTION", required=True)
+    c = csub.add_parser("init", parents=[common], help="write the documented example config")
+    c.add_argument("path", nargs="?", help="where (default: $XDG_CONFIG_HOME/pwtop/config.toml)")
+    c.add_argument("--force", action="store_true", help="overwrite an existing file")
+    c = csub.add_parser("show", parents=[common], help="print the effective settings")
+    _add_json(c)
+    csub.add_parser("check", parents=[common], help="validate the config file")
+
+    p = verb("history")
+    hsub = p.add_subparsers(dest="history_verb", metavar="ACTION", required=True)
+    h = hsub.add_parser("export", parents=[common], help="export recorded samples")
+    h.add_argument("--since", metavar="T", help="ISO time or a duration like 1h, 30m")
+    h.add_argument("--format", choices=("csv", "json"), default="csv")
+    return parser
+
+
+def _resolve(verb: str) -> Callable[..., int]:
+    module = importlib.import_module(VERBS[verb][0])
+    return module.run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verb = args.verb or "tui"
+    debug = bool(getattr(args, "debug", False))
+    from pwtop.logs import setup_logging
+
+    try:
+        from pwtop.config import load_settings
+
+        try:
+            settings = load_settings(args.config)
+        except PwtopError:
+            setup_logging(None, debug)
+            raise
+        if args.db:
+            settings.override("target.database", args.db)
+        setup_logging(settings, debug)
+        log.debug("pwtop %s: %s", __version__, " ".join(sys.argv))
+        return _resolve(verb)(args, settings)
+    except PwtopError as exc:
+        log.debug("error", exc_info=True)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"pwtop: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: keep the traceback in the log, one line on screen
+        log.exception("internal error")
+        if debug:
+            raise
+        from pwtop.logs import current_log_path
+
+        where = current_log_path()
+        hint = f"details in {where}" if where else "run with --debug for details"
+        print(f"pwtop: internal error: {type(exc).__name__}: {exc} ({hint})", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

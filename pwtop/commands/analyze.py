@@ -1,0 +1,56 @@
+"""`pwtop analyze`: collect + recommend, as readable tables or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from pwtop import components, report
+from pwtop.config import Settings
+from pwtop.errors import NotYetAvailable
+
+
+def component_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Options from the command line that only some components take."""
+    if name != "database":
+        return {}
+    opts: dict[str, Any] = {}
+    if getattr(args, "workload", None):
+        opts["workload"] = args.workload
+    if getattr(args, "exact_counts", False):
+        opts["exact_counts"] = True
+    return opts
+
+
+async def _analyze(args: argparse.Namespace, settings: Settings) -> int:
+    names = components.selected(args)
+    report_json: dict[str, Any] = {}
+    text: list[str] = []
+    for name in names:
+        try:
+            comp = components.build(name, settings, **component_options(name, args))
+        except NotYetAvailable as exc:
+            if not args.all:
+                raise
+            report_json[name] = {"unavailable": exc.message}
+            text += [f"== {name} ==", f"unavailable: {exc.message}", ""]
+            continue
+        try:
+            snap = await comp.collect()
+            recs = comp.recommend(snap)
+        finally:
+            await comp.close()
+        report_json[name] = {"stats": snap.to_dict(), "recommendations": [r.to_dict() for r in recs]}
+        text += report.snapshot_lines(snap, comp) + [""] + report.recommendation_lines(recs) + [""]
+    if args.json:
+        out = report_json[names[0]] if len(names) == 1 else report_json
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        print("\n".join(text).rstrip())
+    return 0
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_analyze(args, settings))

@@ -1,0 +1,155 @@
+"""Plain data passed between components, alerts, history and views.
+
+Every component speaks the same small protocol (see :mod:`pwtop.component`) and returns
+these dataclasses, so the TUI, the CLI verbs and the Python API render one shape.
+A figure that could not be measured is never a number: it is listed in
+``Snapshot.unavailable`` with the reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field, is_dataclass
+from typing import Any
+
+
+class Level(enum.IntEnum):
+    """Alert and recommendation severity, ordered so that ``max()`` picks the worst."""
+
+    OK = 0
+    INFO = 1
+    WARNING = 2
+    CRITICAL = 3
+    EMERGENCY = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> "Level":
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(level.label for level in cls)
+            raise ValueError(f"unknown level {text!r} (expected one of {names})") from None
+
+
+@dataclass
+class Snapshot:
+    """One collection of one component at one moment.
+
+    ``metrics`` holds flat, documented metric names mapped to numbers (the names alerts,
+    JSON output and /metrics use). ``unavailable`` maps a metric name to why it could not
+    be measured. ``detail`` holds the component's structured view (tables, queries...).
+    """
+
+    component: str
+    taken_at: float = field(default_factory=time.time)
+    monotonic: float = field(default_factory=time.monotonic)
+    duration_s: float = 0.0
+    metrics: dict[str, float | int | None] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    detail: Any = None
+    errors: list[str] = field(default_factory=list)
+    flags: list["Flag"] = field(default_factory=list)
+
+    def value(self, name: str) -> float | int | None:
+        return self.metrics.get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+@dataclass
+class Flag:
+    """A condition a component noticed while collecting (shown in the alert banner)."""
+
+    level: Level
+    metric: str
+    message: str
+
+
+@dataclass
+class Recommendation:
+    """A proposed change with the evidence that motivates it.
+
+    ``action`` is the exact SQL (or command) pwtop would run; ``code`` is a snippet for the
+    app when the change can only be made inside the app (per-connection settings).
+    ``applicable`` is False for advice pwtop cannot apply itself.
+    """
+
+    id: str
+    component: str
+    kind: str
+    target: str
+    title: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    impact: str = ""
+    risk: str = ""
+    action: str = ""
+    code: str = ""
+    applicable: bool = True
+    level: Level = Level.INFO
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+@dataclass
+class ActionResult:
+    """What ``apply`` did for one recommendation, with measurements before and after."""
+
+    recommendation_id: str
+    ok: bool
+    dry_run: bool
+    executed: list[str] = field(default_factory=list)
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    error: str | None = None
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+@dataclass
+class Figure:
+    """One benchmark figure; ``ratio`` compares it with ``baseline`` measured in the same run."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: str | None = None
+    ratio: float | None = None
+    note: str = ""
+
+
+@dataclass
+class BenchmarkResult:
+    component: str
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert dataclasses, enums and containers into JSON-ready plain data."""
+    if isinstance(value, Level):
+        return value.label
+    if isinstance(value, enum.Enum):
+        return value.value
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f: to_jsonable(getattr(value, f)) for f in value.__dataclass_fields__}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
