@@ -258,7 +258,7 @@ def _type_name(f: dataclasses.Field) -> str:
     return "an array of strings"
 
 
-def _range_text(lo: float | None, hi: float | None) -> str:
+def range_text(lo: float | None, hi: float | None) -> str:
     if lo is not None and hi is not None:
         return f"from {lo} to {hi}"
     if lo is not None:
@@ -298,7 +298,7 @@ def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     lo, hi = meta.get("min"), meta.get("max")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise bad(f"{_type_name(f)} {_range_text(lo, hi)}")
+            raise bad(f"{_type_name(f)} {range_text(lo, hi)}")
     choices = meta.get("choices")
     if choices and value not in choices:
         raise bad("one of " + ", ".join(repr(c) for c in choices))
@@ -386,7 +386,7 @@ def example_toml() -> str:
                 extra.append(f"unit: {meta['unit']}")
             if meta.get("choices"):
                 extra.append("one of: " + ", ".join(meta["choices"]))
-            rng = _range_text(meta.get("min"), meta.get("max"))
+            rng = range_text(meta.get("min"), meta.get("max"))
             if rng:
                 extra.append(rng)
             lines.append(f"# {doc}" + (f" ({'; '.join(extra)})" if extra else ""))
