@@ -1,0 +1,277 @@
+"""What a database snapshot holds: plain dataclasses the views render.
+
+``Snapshot.detail`` of the ``database`` component is a :class:`DatabaseDetail`. The TUI's
+Database tab, ``pwtop analyze`` and the JSON output all read these fields, so they stay
+plain and stable: numbers are measurements, ``None`` means "not measured" and the
+matching ``*_unavailable`` field (or ``Snapshot.unavailable``) says why. Sizes are bytes,
+durations seconds, ratios 0..1, as the field names say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FileInfo:
+    """The database file and its WAL, from PRAGMAs and ``os.stat`` (never an open)."""
+
+    path: str
+    file_bytes: int
+    page_size_bytes: int
+    page_count: int
+    freelist_count: int
+    freelist_ratio: float
+    journal_mode: str                   # "wal", "delete", "truncate", "persist", ...
+    auto_vacuum: str                    # "none", "full" or "incremental"
+    sqlite_version: str
+    filesystem_free_bytes: int | None = None
+    wal_exists: bool = False
+    wal_bytes: int | None = None        # size of the -wal file (None: no -wal file)
+    shm_bytes: int | None = None
+    wal_frames: int | None = None       # valid frames (mxFrame in the WAL-index header)
+    wal_backfilled_frames: int | None = None  # frames already copied back (nBackfill)
+    checkpoint_lag_frames: int | None = None  # wal_frames - wal_backfilled_frames
+    wal_unavailable: str | None = None  # why the WAL-index figures are missing
+    open_mode: str = ""                 # how pwtop opened it, e.g. "read-only" or "immutable"
+
+
+@dataclass
+class ObjectSpace:
+    """Space and page order of one b-tree (a table or an index), from ``dbstat``."""
+
+    name: str
+    table: str
+    kind: str                           # "table" or "index"
+    pages: int
+    size_bytes: int
+    unused_bytes: int                   # free bytes inside used pages
+    unused_ratio: float
+    leaf_pages: int
+    nonsequential_leaf_pages: int       # leaf pages not right after the previous leaf
+    nonsequential_ratio: float
+
+
+@dataclass
+class Fragmentation:
+    """Result of the (slow, so periodic) ``dbstat`` scan, reused between scans with its age."""
+
+    measured_at: float                  # wall-clock time of the scan
+    age_s: float                        # how old the scan is at this snapshot
+    scan_s: float                       # how long the scan took
+    file_bytes: int                     # the file size the scan saw
+    freelist_bytes: int
+    unused_bytes: int                   # unused bytes inside all used pages
+    unused_ratio: float                 # unused_bytes / file_bytes
+    nonsequential_ratio: float          # over all leaf pages of all b-trees
+    fragmentation_ratio: float          # (freelist_bytes + unused_bytes) / file_bytes
+    objects: list[ObjectSpace] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)  # b-trees cut off by the deadline
+
+
+@dataclass
+class IndexColumn:
+    """One key column of an index, from ``PRAGMA index_xinfo`` (never from the SQL text)."""
+
+    name: str | None                    # None for an expression column
+    desc: bool = False
+    collation: str = "BINARY"
+    expression: bool = False
+
+
+@dataclass
+class IndexInfo:
+    name: str
+    table: str
+    columns: list[IndexColumn]
+    unique: bool
+    partial: bool
+    origin: str                         # "c" CREATE INDEX, "u" UNIQUE constraint, "pk"
+    size_bytes: int | None = None       # None: dbstat unavailable or not scanned yet
+    used_by_workload: bool | None = None  # None: no workload was explained
+    used_by: list[str] = field(default_factory=list)  # workload query names using it
+
+    @property
+    def column_text(self) -> str:
+        parts = []
+        for col in self.columns:
+            text = col.name if col.name is not None else "<expr>"
+            if col.collation.upper() != "BINARY":
+                text += f" COLLATE {col.collation}"
+            if col.desc:
+                text += " DESC"
+            parts.append(text)
+        return ", ".join(parts)
+
+
+@dataclass
+class TableInfo:
+    name: str
+    rows_estimate: int | None           # from sqlite_stat1, else the cheap estimate below
+    rows_estimate_source: str           # "sqlite_stat1", "max(rowid)", "count(*)" or ""
+    rows_exact: int | None              # COUNT(*) only on request (--exact-counts)
+    size_bytes: int | None              # the table's own b-tree plus all its indexes
+    own_bytes: int | None               # the table's own b-tree only
+    indexes: list[IndexInfo] = field(default_factory=list)
+    stats_state: str = "missing"        # "fresh", "stale", "missing" or "empty"
+    stats_rows: int | None = None       # row count recorded by the last ANALYZE
+    cheap_rows: int | None = None       # max(rowid): an upper bound, cheap on any size
+    stats_drift_ratio: float | None = None  # |cheap - stat1| / max(stat1, 1)
+    without_rowid: bool = False
+
+
+@dataclass
+class PlanNode:
+    """One ``EXPLAIN QUERY PLAN`` row, classified, with its children."""
+
+    id: int
+    parent: int
+    detail: str
+    kind: str                           # "scan", "search", "temp_btree", "automatic_index",
+    #                                     "subquery", "compound", "other"
+    table: str | None = None
+    index: str | None = None
+    covering: bool = False
+    primary_key: bool = False           # USING (INTEGER) PRIMARY KEY / rowid lookup
+    purpose: str | None = None          # temp b-tree: "ORDER BY", "GROUP BY", "DISTINCT"...
+    children: list["PlanNode"] = field(default_factory=list)
+
+
+@dataclass
+class StmtCounters:
+    """``sqlite_stmt`` counters of the statement, on the connection that ran it."""
+
+    fullscan_steps: int
+    sorts: int
+    autoindexes: int
+    vm_steps: int
+    runs: int
+    memory_bytes: int
+
+
+@dataclass
+class QueryTiming:
+    name: str
+    sql: str
+    params: list = field(default_factory=list)
+    writes: bool = False                # data-changing: explained, never run
+    status: str = "timed"               # "timed", "explained", "interrupted", "error"
+    runs: int = 0
+    median_s: float | None = None
+    p95_s: float | None = None
+    min_s: float | None = None
+    slow: bool = False
+    plan: list[PlanNode] = field(default_factory=list)  # root nodes
+    badges: list[str] = field(default_factory=list)     # e.g. "full scan wifi_detections"
+    indexes_used: list[str] = field(default_factory=list)
+    counters: StmtCounters | None = None
+    error: str | None = None
+
+
+@dataclass
+class LockHolder:
+    """A POSIX/OFD lock on the database or its -shm file, read from /proc/locks."""
+
+    pid: int | None                     # None for OFD locks (no owning pid)
+    process: str | None
+    file: str                           # "db" or "shm"
+    mode: str                           # "READ" or "WRITE"
+    role: str                           # "reader", "writer", "checkpointer", "pending", ...
+    start: int
+    end: int
+
+
+@dataclass
+class Activity:
+    commits_per_second: float | None = None
+    commits_window_s: float | None = None
+    commits_unavailable: str | None = None
+    wal_change_counter: int | None = None
+    lock_holders: list[LockHolder] = field(default_factory=list)
+    locks_unavailable: str | None = None
+    writer_active: bool | None = None
+    readers: int | None = None
+    busy_count: int = 0                 # SQLITE_BUSY met by pwtop's own probes (cumulative)
+    busy_this_collect: int = 0
+
+
+@dataclass
+class CacheInfo:
+    """SQLite's page-cache hit ratio lives inside the app; this says so and shows a proxy."""
+
+    hit_ratio: float | None = None
+    hit_ratio_unavailable: str = ""
+    app_pid: int | None = None
+    app_unavailable: str | None = None
+    proxy_label: str = ""
+    logical_read_bytes_per_second: float | None = None   # /proc/PID/io rchar, windowed
+    storage_read_bytes_per_second: float | None = None   # /proc/PID/io read_bytes, windowed
+    not_from_storage_ratio: float | None = None          # 1 - read_bytes / rchar
+    window_s: float | None = None
+
+
+@dataclass
+class ProbeRecord:
+    """One bounded probe of this collect: how long it took and how it ended."""
+
+    name: str
+    duration_s: float
+    status: str                         # "ok", "interrupted", "busy", "error", "reused", "skipped"
+    message: str = ""
+
+
+@dataclass
+class DatabaseDetail:
+    path: str
+    file: FileInfo
+    fragmentation: Fragmentation | None = None
+    fragmentation_unavailable: str | None = None
+    tables: list[TableInfo] = field(default_factory=list)
+    queries: list[QueryTiming] = field(default_factory=list)
+    workload_source: str = ""           # "config", "file PATH", "default PiWardrive", ""
+    workload_measured_at: float | None = None
+    workload_age_s: float | None = None
+    workload_errors: list[str] = field(default_factory=list)
+    activity: Activity = field(default_factory=Activity)
+    cache: CacheInfo = field(default_factory=CacheInfo)
+    features: dict[str, bool] = field(default_factory=dict)  # "dbstat", "sqlite_stmt"
+    probes: list[ProbeRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def table(self, name: str) -> TableInfo | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+    def index(self, name: str) -> IndexInfo | None:
+        for t in self.tables:
+            for ix in t.indexes:
+                if ix.name == name:
+                    return ix
+        return None
+
+
+# Flat metrics of a database snapshot (Snapshot.metrics), one definition each. A metric
+# that could not be measured is absent from ``metrics`` and listed in
+# ``Snapshot.unavailable`` with the reason.
+METRICS: dict[str, str] = {
+    "database_file_bytes": "size of the main database file",
+    "database_wal_bytes": "size of the -wal file (0 when there is none)",
+    "database_page_size_bytes": "page size",
+    "database_page_count": "pages in the main file",
+    "database_freelist_pages": "free pages in the main file",
+    "database_freelist_ratio": "free pages / all pages",
+    "database_wal_frames": "valid frames in the WAL (WAL-index header)",
+    "database_checkpoint_lag_frames": "WAL frames not yet copied into the main file",
+    "database_fragmentation_ratio": "(free pages + unused bytes in pages) / file size (dbstat)",
+    "database_unused_ratio": "unused bytes inside used pages / file size (dbstat)",
+    "database_nonsequential_ratio": "leaf pages out of order / all leaf pages (dbstat)",
+    "database_tables": "user tables",
+    "database_indexes": "user indexes",
+    "database_stats_stale_tables": "tables whose sqlite_stat1 is missing or stale",
+    "database_workload_queries": "workload statements analysed",
+    "database_slow_queries": "workload queries with median above analyze_threshold",
+    "database_query_p95_seconds": "worst p95 over the timed workload queries",
+    "database_commits_per_second": "commits per second, WAL-index change counter, windowed",
+    "database_lock_holders": "processes holding a lock on the database (other than pwtop)",
+    "database_busy_count": "SQLITE_BUSY met by pwtop's probes since it started",
+    "database_app_not_from_storage_ratio": "app reads served without storage I/O (proxy)",
+}
