@@ -1,0 +1,229 @@
+"""What optimize checks before it changes a database, and what it measures around each action.
+
+Every check here reads; none writes. Free space is measured on the filesystem that will
+receive the bytes (the database's directory, SQLite's temporary directory, the backup's
+directory), never on the working directory. The files themselves are only ``stat``-ed,
+never opened outside SQLite: closing any descriptor of a database file would drop every
+POSIX lock this process holds on it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pwtop.units import human_bytes
+
+# Tests replace this to simulate a full disk (a real one cannot be filled in a test run).
+disk_usage = shutil.disk_usage
+
+# Headroom for small transactions (ANALYZE, DROP INDEX, switching to WAL): a few dozen
+# pages of WAL frames or journal, plus the -shm file.
+MARGIN_PAGES = 64
+
+# Byte offsets of SQLite's locks. WAL mode: the write lock is byte 120 of the -shm file,
+# the checkpoint lock 121, recovery 122, reader slots 123..127. Rollback mode: the
+# RESERVED lock (a writer has begun) is byte 0x40000001 of the database file, PENDING
+# 0x40000000 and EXCLUSIVE the shared range after them.
+_WAL_LOCKS = {120: "writer", 121: "checkpointer", 122: "recovery"}
+_PENDING_BYTE = 0x40000000
+
+
+@dataclass
+class SpaceNeed:
+    """Bytes an action may write into one directory, and why."""
+
+    directory: Path
+    bytes: int
+    why: str
+
+
+@dataclass
+class SpaceCheck:
+    ok: bool
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(self.lines)
+
+
+def sqlite_temp_dir() -> Path:
+    """Where SQLite on Unix writes temporary files (VACUUM's copy of the database).
+
+    The same search as SQLite's ``unixTempFileDir``: $SQLITE_TMPDIR, $TMPDIR, /var/tmp,
+    /usr/tmp, /tmp, then the current directory; the first writable directory wins.
+    """
+    for candidate in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"),
+                      "/var/tmp", "/usr/tmp", "/tmp"):
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return Path(candidate)
+    return Path(".").resolve()
+
+
+def check_space(needs: list[SpaceNeed], reserved: dict[int, int] | None = None) -> SpaceCheck:
+    """Compare the bytes needed per filesystem with what is free there.
+
+    Needs in directories on the same device add up. ``reserved`` maps a device to bytes
+    that an earlier step of the same plan will already have used (a backup in a dry run).
+    """
+    per_device: dict[int, tuple[Path, int, list[str]]] = {}
+    for need in needs:
+        dev = os.stat(need.directory).st_dev
+        where, total, why = per_device.get(dev, (need.directory, 0, []))
+        per_device[dev] = (where, total + need.bytes, why + [f"{need.why} {human_bytes(need.bytes)}"])
+    ok = True
+    lines = []
+    for dev, (where, total, why) in per_device.items():
+        total += (reserved or {}).get(dev, 0)
+        free = disk_usage(where).free
+        enough = free >= total
+        ok &= enough
+        state = "" if enough else ": NOT ENOUGH"
+        lines.append(f"needs up to {human_bytes(total)} free on the filesystem of {where} "
+                     f"({', '.join(why)}), {human_bytes(free)} free{state}")
+    return SpaceCheck(ok, lines)
+
+
+def quick_check(conn: sqlite3.Connection) -> str | None:
+    """None when ``PRAGMA quick_check`` passes, else its first finding."""
+    rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+    first = rows[0][0] if rows else "no answer"
+    return None if first == "ok" else str(first)
+
+
+def sidecar(path: Path, suffix: str) -> Path:
+    return Path(f"{path}{suffix}")
+
+
+def file_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+@dataclass
+class LockHolder:
+    pid: int
+    role: str  # writer, checkpointer, recovery, reader
+    name: str
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} ({self.name}) as {self.role}"
+
+
+def _proc_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def _file_key(path: Path) -> str | None:
+    """The ``major:minor:inode`` form in which /proc/locks names a file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+
+
+def lock_holders(path: Path, *, locks_file: str = "/proc/locks") -> list[LockHolder]:
+    """Other processes holding SQLite write-side locks on ``path`` (from /proc/locks).
+
+    Only tells who to blame: whether the lock can be had is decided by SQLite itself
+    (``BEGIN IMMEDIATE`` under a busy timeout). Empty when /proc/locks is unreadable.
+    """
+    db_key, shm_key = _file_key(path), _file_key(sidecar(path, "-shm"))
+    try:
+        text = Path(locks_file).read_text()
+    except OSError:
+        return []
+    me = os.getpid()
+    found: dict[tuple[int, str], LockHolder] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[1] == "->":  # a blocked request, not a held lock
+            continue
+        if len(parts) < 8 or parts[1] not in ("POSIX", "OFDLCK"):
+            continue
+        try:
+            pid, start = int(parts[4]), int(parts[6])
+        except ValueError:
+            continue
+        if pid == me:
+            continue
+        key, mode = parts[5], parts[3]
+        role = None
+        if shm_key and key == shm_key and mode == "WRITE":
+            role = _WAL_LOCKS.get(start)
+        elif db_key and key == db_key and mode == "WRITE":
+            # RESERVED, PENDING or EXCLUSIVE on the database file: a rollback-mode writer.
+            if start in (_PENDING_BYTE, _PENDING_BYTE + 1, _PENDING_BYTE + 2):
+                role = "writer"
+        if role:
+            found.setdefault((pid, role), LockHolder(pid, role, _proc_name(pid)))
+    return list(found.values())
+
+
+def has_dbstat(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1 FROM dbstat LIMIT 0")
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
+def object_bytes(conn: sqlite3.Connection, name: str) -> int | None:
+    """Bytes of one table or index from ``dbstat``; None when dbstat is not compiled in."""
+    if not has_dbstat(conn):
+        return None
+    row = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = ?", (name,)).fetchone()
+    return int(row[0] or 0)
+
+
+def measure(conn: sqlite3.Connection, path: Path, *, dbstat: bool = False,
+            stat1: bool = False, index_table: str | None = None,
+            index: str | None = None) -> dict[str, int | float]:
+    """The figures shown before and after an action; names end in their unit.
+
+    ``database_bytes`` is page_count x page_size: the database's size wherever its pages
+    are, in the main file or still in the -wal. In WAL mode the main file only shrinks at a
+    checkpoint, so savings are judged on page counts, never on the main file's size alone.
+    """
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    page_count = conn.execute("PRAGMA page_count").fetchone()[0]
+    freelist = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    out: dict[str, int | float] = {
+        "file_bytes": file_size(path),
+        "wal_bytes": file_size(sidecar(path, "-wal")),
+        "database_bytes": page_count * page_size,
+        "page_count": page_count,
+        "freelist_count": freelist,
+        "freelist_ratio": freelist / page_count if page_count else 0.0,
+    }
+    if dbstat and has_dbstat(conn):
+        used, unused = conn.execute(
+            "SELECT sum(pgsize), sum(unused) FROM dbstat WHERE aggregate = 1").fetchone()
+        used, unused = int(used or 0), int(unused or 0)
+        out["unused_bytes"] = unused
+        total = page_count * page_size
+        # free pages plus unused bytes inside used pages, the vacuum_threshold measure
+        out["fragmentation_ratio"] = (freelist * page_size + unused) / total if total else 0.0
+    if stat1:
+        exists = conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND "
+                              "name = 'sqlite_stat1'").fetchone()
+        out["stat1_row_count"] = (conn.execute("SELECT count(*) FROM sqlite_stat1").fetchone()[0]
+                                  if exists else 0)
+    if index_table is not None:
+        out["table_index_count"] = len(conn.execute(
+            "SELECT 1 FROM pragma_index_list(?)", (index_table,)).fetchall())
+    if index is not None:
+        size = object_bytes(conn, index)
+        if size is not None:
+            out["index_bytes"] = size
+    return out
