@@ -456,3 +456,21 @@ def test_lock_holders_reads_proc_locks(tmp_path):
         f"5: FLOCK  ADVISORY  WRITE 4646 {key(db)} 0 EOF\n")
     found = {(h.pid, h.role) for h in preflight.lock_holders(db, locks_file=str(locks))}
     assert found == {(4242, "writer"), (4343, "writer")}
+
+
+async def test_apply_registers_its_connection_with_the_analysis(db, monkeypatch):
+    """While apply holds the database, the analysis in the same process (the TUI) must not
+    open and close the file itself: that would drop apply's POSIX locks."""
+    from pwtop.database import connect
+
+    seen = []
+    real = preflight.quick_check
+
+    def spy(conn):
+        seen.append(connect.open_here(db))
+        return real(conn)
+
+    monkeypatch.setattr(preflight, "quick_check", spy)
+    await apply_recommendations(db, [ANALYZE], dry_run=False)
+    assert seen and all(seen)
+    assert not connect.open_here(db)

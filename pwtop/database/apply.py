@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pwtop.database import preflight
+from pwtop.database import connect, preflight
 from pwtop.database.preflight import SpaceNeed
 from pwtop.errors import TargetError
 from pwtop.model import ActionResult, Recommendation
@@ -277,10 +277,14 @@ class _Job:
         else:
             uri = _uri(path, "rw")
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout,
-                                   isolation_level=None, check_same_thread=False)
+            # Through connect.Connection so the connection is registered: the analysis
+            # then never opens and closes the file itself while we hold it (that would
+            # drop this process's POSIX locks on it, SQLite's included).
+            self.handle = connect.Connection(path, connect.OpenPlan(uri, "read-write"),
+                                             busy_timeout=self.busy_timeout)
         except sqlite3.Error as exc:
             raise TargetError(f"{path}: cannot open the database ({exc})") from exc
+        conn = self.handle.conn
         try:
             # cancellation: interrupt() stops a running statement, this stops the next one
             conn.set_progress_handler(lambda: 1 if self.interrupted else 0, 1000)
@@ -297,7 +301,7 @@ class _Job:
             # at once. Full ANALYZE took 1.3 s there; it is run on request, not in a loop.
             conn.execute("PRAGMA analysis_limit=0")
         except sqlite3.DatabaseError as exc:
-            conn.close()
+            self.handle.close()
             if _is_busy(exc):
                 raise TargetError(f"{path}: database is locked by another process for more "
                                   f"than {self.busy_timeout:g} s; try again later") from exc
@@ -365,8 +369,8 @@ class _Job:
                     stopped = not res.ok
             return results + refused
         finally:
-            conn, self.conn = self.conn, None
-            conn.close()
+            self.conn = None
+            self.handle.close()
 
     # ------------------------------------------------------------ space
 
@@ -639,6 +643,9 @@ class _Job:
                 return self._failed(rec_id, t0, before, "cancelled: the statement was "
                                     "interrupted and rolled back; nothing was changed",
                                     "cancelled")
+            if executed:  # committed before the error: say so, never claim "nothing"
+                return self._failed(rec_id, t0, before, f"{'; '.join(executed)} completed, "
+                                    f"then SQLite failed ({exc})", str(exc), executed)
             return self._failed(rec_id, t0, before, f"SQLite refused {plan.statements[-1]} "
                                 f"({exc}); rolled back, nothing was changed", str(exc))
         if check:
