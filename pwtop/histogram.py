@@ -1,0 +1,207 @@
+"""A latency histogram with fixed, log-spaced buckets shared by every process.
+
+Every histogram uses the same bucket bounds: 24 per decade from 1 µs to 100 s (each bound
+about 10 % above the previous one), plus an overflow bucket. Because the layout never
+changes, histograms from different operations, processes or moments can be added (merged)
+and subtracted (the counts of one poll minus those of the previous poll give the latencies
+of that interval) without losing precision, and percentiles read from them are within the
+~10 % width of one bucket. The bucket counts map one to one onto Prometheus
+``_bucket{le=...}``/``_sum``/``_count`` series.
+
+Recording costs one binary search over a precomputed tuple and two additions; the per-call
+hot path of :mod:`pwtop.aio.operations` inlines exactly that.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any, Iterable, Sequence
+
+MIN_SECONDS = 1e-6
+PER_DECADE = 24
+DECADES = 8
+
+#: Upper bounds (inclusive, seconds) of the finite buckets; index len(BOUNDS) is +Inf.
+BOUNDS: tuple[float, ...] = tuple(
+    float(f"{MIN_SECONDS * 10 ** (i / PER_DECADE):.4g}") for i in range(PER_DECADE * DECADES + 1))
+NBUCKETS = len(BOUNDS) + 1
+MAX_SECONDS = BOUNDS[-1]
+
+#: Describes the layout in snapshots, so a reader can check it speaks the same buckets.
+LAYOUT = {"min_seconds": MIN_SECONDS, "per_decade": PER_DECADE, "decades": DECADES,
+          "buckets": NBUCKETS}
+
+
+def bucket_index(seconds: float) -> int:
+    """Index of the bucket that counts ``seconds`` (values <= BOUNDS[i] and > BOUNDS[i-1])."""
+    return bisect_left(BOUNDS, seconds)
+
+
+class Histogram:
+    """Counts of observations per fixed bucket, their sum and their maximum.
+
+    ``counts`` is a plain list so that hot paths may increment it directly
+    (``h.counts[bisect_left(BOUNDS, v)] += 1; h.sum += v``).
+    """
+
+    __slots__ = ("counts", "sum", "max")
+
+    def __init__(self) -> None:
+        self.counts: list[int] = [0] * NBUCKETS
+        self.sum: float = 0.0
+        self.max: float = 0.0
+
+    # ------------------------------------------------------------ recording
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BOUNDS, seconds)] += 1
+        self.sum += seconds
+        if seconds > self.max:
+            self.max = seconds
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    # ------------------------------------------------------------ algebra
+    def copy(self) -> "Histogram":
+        h = Histogram()
+        h.counts = list(self.counts)
+        h.sum = self.sum
+        h.max = self.max
+        return h
+
+    def merge(self, other: "Histogram") -> "Histogram":
+        """Add ``other``'s observations to this histogram (in place) and return it."""
+        counts = self.counts
+        for i, n in enumerate(other.counts):
+            if n:
+                counts[i] += n
+        self.sum += other.sum
+        if other.max > self.max:
+            self.max = other.max
+        return self
+
+    def __add__(self, other: "Histogram") -> "Histogram":
+        return self.copy().merge(other)
+
+    def delta(self, older: "Histogram") -> "Histogram":
+        """The observations made since ``older`` (an earlier copy of this histogram).
+
+        The maximum of an interval is not recoverable from two cumulative maxima; it is
+        estimated as the upper bound of the highest non-empty bucket (or the exact maximum
+        when that bucket also holds the lifetime maximum).
+        """
+        h = Histogram()
+        h.counts = [max(0, a - b) for a, b in zip(self.counts, older.counts)]
+        h.sum = max(0.0, self.sum - older.sum)
+        top = _highest(h.counts)
+        if top is None:
+            h.max = 0.0
+        elif top >= len(BOUNDS) or (top == bucket_index(self.max) and self.max > 0):
+            h.max = self.max
+        else:
+            h.max = BOUNDS[top]
+        return h
+
+    # ------------------------------------------------------------ reading
+    def quantile(self, q: float) -> float | None:
+        """Estimated ``q``-quantile (0 < q <= 1) in seconds; None when empty.
+
+        The rank is located in its bucket and interpolated geometrically between the
+        bucket's bounds, then capped by the exact maximum.
+        """
+        return quantile(self.counts, q, self.max)
+
+    def percentiles(self) -> dict[str, float | None]:
+        return {"p50_seconds": self.quantile(0.50), "p95_seconds": self.quantile(0.95),
+                "p99_seconds": self.quantile(0.99)}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain JSON data: totals, percentiles and the non-empty buckets as [index, count]."""
+        counts = self.counts
+        total = sum(counts)
+        out: dict[str, Any] = {"count": total, "sum_seconds": self.sum,
+                               "max_seconds": self.max if total else None}
+        out.update(self.percentiles())
+        out["buckets"] = [[i, n] for i, n in enumerate(counts) if n]
+        return out
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> "Histogram":
+        """Rebuild a histogram from :meth:`snapshot` output (e.g. received from an agent)."""
+        h = cls()
+        for i, n in data.get("buckets", ()):
+            if 0 <= int(i) < NBUCKETS:
+                h.counts[int(i)] += int(n)
+        h.sum = float(data.get("sum_seconds") or 0.0)
+        h.max = float(data.get("max_seconds") or 0.0)
+        return h
+
+    def cumulative_buckets(self, bounds: Sequence[float] | None = None
+                           ) -> list[tuple[float, int]]:
+        """(le, cumulative count) pairs ending with (+inf, count), as Prometheus wants.
+
+        ``bounds`` picks a coarser subset of :data:`BOUNDS` (for a smaller /metrics page,
+        e.g. :data:`DECADE_BOUNDS`); each must be one of the fixed bounds.
+        """
+        counts = self.counts
+        cumulative = []
+        running = 0
+        for n in counts:
+            running += n
+            cumulative.append(running)
+        chosen = BOUNDS if bounds is None else bounds
+        out = []
+        for le in chosen:
+            i = bucket_index(le)
+            if i >= len(BOUNDS) or BOUNDS[i] != le:
+                raise ValueError(f"{le!r} is not one of the fixed histogram bounds")
+            out.append((le, cumulative[i]))
+        out.append((float("inf"), running))
+        return out
+
+
+#: Every fourth bound of a decade (~1.8x apart): a compact Prometheus bucket set.
+COARSE_BOUNDS: tuple[float, ...] = BOUNDS[::4]
+DECADE_BOUNDS: tuple[float, ...] = BOUNDS[::PER_DECADE]
+
+
+def _highest(counts: Sequence[int]) -> int | None:
+    for i in range(len(counts) - 1, -1, -1):
+        if counts[i]:
+            return i
+    return None
+
+
+def quantile(counts: Sequence[int], q: float, maximum: float = 0.0) -> float | None:
+    """Quantile estimate from bucket ``counts`` laid out as :data:`BOUNDS`."""
+    total = sum(counts)
+    if total <= 0:
+        return None
+    q = min(max(q, 0.0), 1.0)
+    rank = max(1.0, q * total)
+    running = 0
+    for i, n in enumerate(counts):
+        if not n:
+            continue
+        if running + n >= rank:
+            if i >= len(BOUNDS):
+                return maximum if maximum > 0 else MAX_SECONDS
+            upper = BOUNDS[i]
+            frac = (rank - running) / n
+            if i == 0:
+                value = upper * frac
+            else:
+                lower = BOUNDS[i - 1]
+                value = lower * (upper / lower) ** frac
+            return min(value, maximum) if maximum > 0 else value
+        running += n
+    return maximum or None  # pragma: no cover - unreachable with consistent counts
+
+
+def merged(histograms: Iterable[Histogram]) -> Histogram:
+    """A new histogram holding all the observations of ``histograms``."""
+    out = Histogram()
+    for h in histograms:
+        out.merge(h)
+    return out
