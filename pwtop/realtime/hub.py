@@ -1,0 +1,590 @@
+"""WebSocketHub: the broadcast hub an app serves its WebSocket endpoints with.
+
+Built on websockets' asyncio API. Why it looks the way it does:
+
+- Each broadcast is JSON-encoded once and sent as a text frame to every member of the
+  group (PiWardrive's clients are browsers reading JSON; gzip binary frames broke them).
+- A connection whose write buffer is below ``buffer_size`` gets the message written at once
+  (websockets' own ``broadcast``). A connection whose buffer is full gets it in a bounded
+  queue of ``message_queue_size`` with drop-oldest, drained by that connection's sender
+  task, so one slow client never delays the others and memory stays bounded. A client that
+  keeps dropping for ``slow_timeout`` seconds is disconnected (1008, "slow consumer").
+- Connections beyond ``max_connections`` are refused during the handshake with HTTP 503.
+- Heartbeats: every ``heartbeat_interval`` each connection is pinged and the round trip is
+  measured; a pong still missing after ``max_missed_pongs`` beats closes it (1011).
+- A failed send removes the connection from its groups at once.
+- permessage-deflate is on or off with tuned window bits and memLevel; changes apply to new
+  connections (extensions are negotiated once, at the handshake). ``buffer_size``, the
+  queue length and the heartbeat apply to live connections too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Iterable
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from pwtop.config import RealtimeSettings
+from pwtop.realtime.stats import (StreamMetrics, encode_message, memory_per_connection,
+                                  process_rss)
+
+log = logging.getLogger("pwtop.realtime.hub")
+
+CLOSE_SLOW = (1008, "slow consumer")
+CLOSE_STALE = (1011, "heartbeat timeout")
+CLOSE_FULL = (1013, "too many connections")
+ECHO_MEMORY = 1024          # recent (group, seq) send times kept to time client echoes
+CLIENTS_LISTED = 20         # connections listed in stats, worst first
+
+
+@dataclass(eq=False)
+class _Client:
+    id: str
+    ws: ServerConnection
+    path: str
+    remote: str
+    connected_at: float
+    compressed: bool = False
+    window_bits: int | None = None
+    groups: set[str] = field(default_factory=set)
+    queue: collections.deque = field(default_factory=collections.deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    sender: asyncio.Task | None = None
+    ping_task: asyncio.Task | None = None
+    sent: int = 0
+    bytes_sent: int = 0
+    received: int = 0
+    dropped: int = 0
+    missed_pongs: int = 0
+    ping_rtt: float | None = None
+    behind_since: float | None = None
+    close_local: tuple[int, str] | None = None
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id, "path": self.path, "remote": self.remote,
+            "groups": sorted(self.groups),
+            "connected_seconds": round(now - self.connected_at, 3),
+            "compressed": self.compressed, "window_bits": self.window_bits,
+            "queue_length": len(self.queue), "messages_sent": self.sent,
+            "bytes_sent": self.bytes_sent, "messages_received": self.received,
+            "dropped": self.dropped, "missed_pongs": self.missed_pongs,
+            "ping_rtt_seconds": self.ping_rtt,
+            "slow": self.behind_since is not None,
+            "slow_seconds": None if self.behind_since is None else round(
+                now - self.behind_since, 3),
+        }
+
+
+class WebSocketHub:
+    """Registry of connections by group, with bounded per-connection queues and metrics.
+
+    Use ``async with hub.serve("127.0.0.1", 8765): ...`` or pass ``hub.handler`` and
+    ``**hub.serve_options()`` to your own ``websockets.asyncio.server.serve``. Each
+    connection joins the group named by its path (``/ws/aps``); ``broadcast(group, msg)``
+    reaches that group. ``paths`` limits the accepted paths (others get HTTP 404).
+    """
+
+    kind = "websocket"
+
+    def __init__(self, settings: RealtimeSettings | None = None, *, name: str = "hub",
+                 paths: Iterable[str] | None = None, window_bits: int = 12,
+                 mem_level: int = 5, max_missed_pongs: int = 2,
+                 slow_timeout: float | None = 30.0, max_message_size: int = 65536,
+                 close_timeout: float = 5.0,
+                 on_message: Callable[[str, str | bytes], Any] | None = None) -> None:
+        settings = settings or RealtimeSettings()
+        check_window_bits(window_bits)
+        check_mem_level(mem_level)
+        if max_missed_pongs < 1:
+            raise ValueError("max_missed_pongs must be at least 1")
+        self.name = name
+        self.paths = frozenset(paths) if paths is not None else None
+        self.max_connections = settings.max_connections
+        self.heartbeat_interval = settings.heartbeat_interval
+        self.queue_size = settings.message_queue_size
+        self.compression = settings.compression
+        self.buffer_size = settings.buffer_size
+        self.window_bits = window_bits
+        self.mem_level = mem_level
+        self.max_missed_pongs = max_missed_pongs
+        self.slow_timeout = slow_timeout
+        self.max_message_size = max_message_size
+        self.close_timeout = close_timeout
+        self.on_message = on_message
+        self.metrics = StreamMetrics()
+        self.stale_disconnects = 0
+        self.slow_disconnects = 0
+        self.server: Server | None = None
+        self._clients: dict[str, _Client] = {}
+        self._groups: dict[str, dict[str, _Client]] = {}
+        self._seq: dict[str, int] = {}
+        self._sent_at: dict[str, collections.OrderedDict[int, float]] = {}
+        self._pending: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        self._next_id = 0
+        self._heartbeat_task: asyncio.Task | None = None
+        self._heartbeat_changed = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------ serving
+
+    def serve_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``websockets.asyncio.server.serve`` that wire the hub in."""
+        return {
+            "process_request": self._process_request,
+            "create_connection": self._create_connection,
+            "compression": None,       # the hub negotiates its own tuned deflate
+            "ping_interval": None,     # the hub's heartbeat measures and closes instead
+            "ping_timeout": None,
+            "max_size": self.max_message_size,
+            "close_timeout": self.close_timeout,
+            "write_limit": self.buffer_size,
+        }
+
+    @contextlib.asynccontextmanager
+    async def serve(self, host: str = "127.0.0.1", port: int = 0,
+                    **kwargs: Any) -> AsyncIterator[Server]:
+        """Serve the hub; on exit close every connection (stalled ones too) and the server."""
+        options = self.serve_options()
+        options.update(kwargs)
+        server = await serve(self.handler, host, port, **options)
+        self.server = server
+        try:
+            yield server
+        finally:
+            await self.close()
+            server.close()
+            await server.wait_closed()
+
+    def url(self, path: str = "/") -> str:
+        """``ws://host:port/path`` of the server started by :meth:`serve`."""
+        if self.server is None:
+            raise RuntimeError("the hub is not serving")
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return f"ws://{host}:{port}{path}"
+
+    def _extensions(self) -> list[ServerPerMessageDeflateFactory]:
+        if not self.compression:
+            return []
+        return [ServerPerMessageDeflateFactory(
+            server_max_window_bits=self.window_bits,
+            client_max_window_bits=self.window_bits,
+            compress_settings={"memLevel": self.mem_level})]
+
+    def _create_connection(self, protocol: Any, server: Server,
+                           **kwargs: Any) -> ServerConnection:
+        # Read the live settings for every new connection, so set_compression() and
+        # set_buffer_size() reach the next handshake without restarting the server.
+        protocol.available_extensions = self._extensions()
+        kwargs["write_limit"] = self.buffer_size
+        return ServerConnection(protocol, server, **kwargs)
+
+    def _active(self) -> int:
+        opening = sum(1 for conn in self._pending
+                      if conn.protocol.state in (State.CONNECTING, State.OPEN))
+        return len(self._clients) + opening
+
+    def _process_request(self, connection: ServerConnection,
+                         request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if self.paths is not None and path not in self.paths:
+            return connection.respond(404, f"no WebSocket stream at {path}\n")
+        if self._closed or self._active() >= self.max_connections:
+            self.metrics.refused()
+            response = connection.respond(
+                503, f"too many connections (max_connections={self.max_connections})\n")
+            response.headers["Retry-After"] = "5"
+            return response
+        self._pending.add(connection)
+        return None
+
+    async def handler(self, ws: ServerConnection) -> None:
+        """The connection handler: registers, reads (counts, echoes), unregisters."""
+        self._pending.discard(ws)
+        if self._closed or len(self._clients) >= self.max_connections:
+            # Reached when served without process_request (our own serve() refuses with 503).
+            self.metrics.refused()
+            await ws.close(*CLOSE_FULL)
+            return
+        self._next_id += 1
+        path = urlsplit(ws.request.path).path if ws.request is not None else "/"
+        remote = ws.remote_address
+        client = _Client(id=f"c{self._next_id}", ws=ws, path=path,
+                         remote=f"{remote[0]}:{remote[1]}" if remote else "?",
+                         connected_at=time.monotonic())
+        for ext in ws.protocol.extensions:
+            if ext.name == "permessage-deflate":
+                client.compressed = True
+                client.window_bits = getattr(ext, "local_max_window_bits", None)
+        self._clients[client.id] = client
+        self.metrics.connected()
+        self.join(client.id, path)
+        client.sender = asyncio.create_task(self._sender(client))
+        self._ensure_heartbeat()
+        try:
+            async for message in ws:
+                self._incoming(client, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._forget(client)
+
+    # ------------------------------------------------------------ groups
+
+    def join(self, client_id: str, group: str) -> None:
+        """Add a connection to a group (it is in its path's group from the start)."""
+        client = self._clients.get(client_id)
+        if client is None or client.close_local is not None:
+            return
+        self._groups.setdefault(group, {})[client.id] = client
+        client.groups.add(group)
+
+    def leave(self, client_id: str, group: str) -> None:
+        client = self._clients.get(client_id)
+        if client is not None:
+            self._leave(client, group)
+
+    def _leave(self, client: _Client, group: str) -> None:
+        members = self._groups.get(group)
+        if members is not None:
+            members.pop(client.id, None)
+            if not members:
+                del self._groups[group]
+        client.groups.discard(group)
+
+    def _leave_all(self, client: _Client) -> None:
+        for group in list(client.groups):
+            self._leave(client, group)
+
+    def _forget(self, client: _Client) -> None:
+        self._leave_all(client)
+        if self._clients.pop(client.id, None) is None:
+            return
+        for task in (client.sender, client.ping_task):
+            if task is not None:
+                task.cancel()
+        client.queue.clear()
+        if client.close_local is not None:
+            code: int = client.close_local[0]
+        else:
+            rcvd = client.ws.protocol.close_rcvd
+            code = rcvd.code if rcvd is not None else 1006
+        self.metrics.disconnected(code)
+
+    # ------------------------------------------------------------ sending
+
+    def broadcast(self, group: str, message: Any) -> int:
+        """Send ``message`` to every connection of ``group``; returns how many it reached
+        (written or queued). A mapping gets ``seq`` and ``ts``; it is encoded once.
+
+        Raises only for a message that cannot be encoded (bytes that are not UTF-8).
+        """
+        seq = self._seq.get(group, 0) + 1
+        self._seq[group] = seq
+        data = encode_message(message, seq)
+        started = time.monotonic()
+        sent_at = self._sent_at.get(group)
+        if sent_at is None:
+            sent_at = self._sent_at[group] = collections.OrderedDict()
+        sent_at[seq] = started
+        if len(sent_at) > ECHO_MEMORY:
+            sent_at.popitem(last=False)
+        size = len(data)
+        self.metrics.published(size)
+        members = self._groups.get(group)
+        if not members:
+            return 0
+        direct: list[ServerConnection] = []
+        queued = 0
+        for client in tuple(members.values()):  # _enqueue may drop a slow member
+            ws = client.ws
+            if client.queue or ws.paused:
+                self._enqueue(client, data, started)
+                queued += 1
+            else:
+                direct.append(ws)
+                client.sent += 1
+                client.bytes_sent += size
+        if direct:
+            try:
+                broadcast(direct, data, text=True, raise_exceptions=True)
+            except ExceptionGroup:
+                for client in list(members.values()):
+                    if client.ws.protocol.state is not State.OPEN:
+                        self._leave_all(client)
+            # A direct write waits at most as long as this loop took: an upper bound.
+            self.metrics.delivered(time.monotonic() - started, len(direct))
+            self.metrics.sent(len(direct), len(direct) * size)
+        return len(direct) + queued
+
+    def send(self, client_id: str, message: Any) -> bool:
+        """Send to one connection through its queue (same drop-oldest policy)."""
+        client = self._clients.get(client_id)
+        if client is None or client.close_local is not None:
+            return False
+        self._enqueue(client, encode_message(message, None), time.monotonic())
+        return True
+
+    def _enqueue(self, client: _Client, data: bytes, now: float) -> None:
+        queue = client.queue
+        while len(queue) >= self.queue_size:
+            queue.popleft()
+            client.dropped += 1
+            self.metrics.dropped()
+            if client.behind_since is None:
+                client.behind_since = now
+                self.metrics.slow_consumer()
+        queue.append((data, now))
+        client.wake.set()
+        if (client.behind_since is not None and self.slow_timeout is not None
+                and now - client.behind_since > self.slow_timeout):
+            self.slow_disconnects += 1
+            self._drop(client, *CLOSE_SLOW)
+
+    async def _sender(self, client: _Client) -> None:
+        """Drain one connection's queue; waits on that connection's flow control only."""
+        ws = client.ws
+        queue = client.queue
+        try:
+            while True:
+                if not queue:
+                    client.behind_since = None
+                    client.wake.clear()
+                    await client.wake.wait()
+                    continue
+                data, queued_at = queue.popleft()
+                await ws.send(data, text=True)
+                self.metrics.delivered(time.monotonic() - queued_at)
+                self.metrics.sent(1, len(data))
+                client.sent += 1
+                client.bytes_sent += len(data)
+        except ConnectionClosed:
+            self._leave_all(client)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sender of %s failed", client.id)
+            self._leave_all(client)
+
+    def _drop(self, client: _Client, code: int, reason: str) -> None:
+        """Stop sending to ``client`` and close it; never waits on the client."""
+        if client.close_local is not None:
+            return
+        client.close_local = (code, reason)
+        self._leave_all(client)
+        client.queue.clear()
+        task = asyncio.get_running_loop().create_task(self._close(client, code, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close(self, client: _Client, code: int, reason: str) -> None:
+        # close() writes a close frame and waits for the write buffer to drain; a client
+        # that does not read would make it wait forever, so it is bounded, then aborted.
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await client.ws.close(code, reason)
+        except Exception:
+            client.ws.transport.abort()
+
+    # ------------------------------------------------------------ receiving
+
+    def _incoming(self, client: _Client, message: str | bytes) -> None:
+        size = len(message) if isinstance(message, bytes) else len(message.encode("utf-8"))
+        self.metrics.received(1, size)
+        client.received += 1
+        if isinstance(message, str) and message.startswith("{") and '"ack"' in message:
+            try:
+                parsed = json.loads(message)
+            except ValueError:
+                parsed = None
+            ack = parsed.get("ack") if isinstance(parsed, dict) else None
+            if isinstance(ack, int) and not isinstance(ack, bool):
+                group = str(parsed.get("group") or client.path)
+                sent = self._sent_at.get(group, {}).get(ack)
+                if sent is not None:
+                    self.metrics.echoed(time.monotonic() - sent)
+                return
+        if self.on_message is not None:
+            try:
+                self.on_message(client.id, message)
+            except Exception:
+                log.exception("on_message failed for %s", client.id)
+
+    # ------------------------------------------------------------ heartbeat
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat_task is None or self._heartbeat_task.done():
+            self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeat())
+
+    async def _heartbeat(self) -> None:
+        while not self._closed:
+            self._heartbeat_changed.clear()
+            try:
+                async with asyncio.timeout(self.heartbeat_interval):
+                    await self._heartbeat_changed.wait()
+                continue  # the interval changed: wait again with the new one
+            except TimeoutError:
+                pass
+            self.beat()
+
+    def beat(self) -> None:
+        """One heartbeat: count missing pongs, close stale connections, ping the others."""
+        for client in list(self._clients.values()):
+            if client.close_local is not None:
+                continue
+            if client.ping_task is not None and not client.ping_task.done():
+                client.missed_pongs += 1
+                if client.missed_pongs >= self.max_missed_pongs:
+                    self.stale_disconnects += 1
+                    self._drop(client, *CLOSE_STALE)
+                continue
+            client.ping_task = asyncio.get_running_loop().create_task(self._ping(client))
+
+    async def _ping(self, client: _Client) -> None:
+        try:
+            waiter = await client.ws.ping()
+            rtt = await waiter
+        except (ConnectionClosed, asyncio.CancelledError):
+            return
+        except Exception:
+            log.debug("ping of %s failed", client.id, exc_info=True)
+            return
+        client.ping_rtt = rtt
+        client.missed_pongs = 0
+        self.metrics.pinged(rtt)
+
+    # ------------------------------------------------------------ live settings
+
+    def set_queue_size(self, size: int) -> None:
+        """Applies to every live connection at once (a shorter queue drops its oldest)."""
+        self.queue_size = int(size)
+        now = time.monotonic()
+        for client in self._clients.values():
+            while len(client.queue) > self.queue_size:
+                client.queue.popleft()
+                client.dropped += 1
+                self.metrics.dropped()
+                if client.behind_since is None:
+                    client.behind_since = now
+
+    def set_heartbeat(self, interval: float) -> None:
+        self.heartbeat_interval = float(interval)
+        self._heartbeat_changed.set()
+
+    def set_compression(self, enabled: bool, window_bits: int | None = None,
+                        mem_level: int | None = None) -> None:
+        """Applies to new connections (deflate is negotiated once, at the handshake)."""
+        if window_bits is not None:
+            check_window_bits(window_bits)
+            self.window_bits = int(window_bits)
+        if mem_level is not None:
+            check_mem_level(mem_level)
+            self.mem_level = int(mem_level)
+        self.compression = bool(enabled)
+
+    def set_buffer_size(self, size: int) -> None:
+        """New write-buffer high-water mark for live and new connections."""
+        self.buffer_size = int(size)
+        for client in self._clients.values():
+            transport = client.ws.transport
+            if transport is not None and not transport.is_closing():
+                transport.set_write_buffer_limits(high=self.buffer_size)
+
+    def set_max_connections(self, n: int) -> None:
+        """New limit for handshakes; open connections above it are kept."""
+        self.max_connections = int(n)
+
+    def disconnect_slow(self) -> int:
+        """Close the connections that are behind (dropping messages). Returns how many."""
+        slow = [c for c in self._clients.values()
+                if c.behind_since is not None and c.close_local is None]
+        for client in slow:
+            self.slow_disconnects += 1
+            self._drop(client, *CLOSE_SLOW)
+        return len(slow)
+
+    async def close(self) -> None:
+        """Close every connection (bounded wait for stalled ones) and stop the heartbeat."""
+        self._closed = True
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+        for client in list(self._clients.values()):
+            self._drop(client, 1001, "server shutting down")
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def connections(self) -> int:
+        return len(self._clients)
+
+    def groups(self) -> dict[str, int]:
+        return {group: len(members) for group, members in self._groups.items()}
+
+    def client_ids(self, group: str | None = None) -> list[str]:
+        if group is None:
+            return list(self._clients)
+        return list(self._groups.get(group, {}))
+
+    def stats(self) -> dict[str, Any]:
+        """Plain JSON-ready figures of the hub (see RealtimeOptimizer.get_stats)."""
+        now = time.monotonic()
+        clients = list(self._clients.values())
+        data = self.metrics.to_dict(now)
+        worst = sorted(clients, key=lambda c: (c.dropped, len(c.queue), c.missed_pongs,
+                                               c.ping_rtt or 0.0), reverse=True)
+        compressed = sum(1 for c in clients if c.compressed)
+        data.update({
+            "kind": self.kind, "name": self.name,
+            "settings": {"max_connections": self.max_connections,
+                         "heartbeat_interval_seconds": self.heartbeat_interval,
+                         "message_queue_size": self.queue_size,
+                         "compression": self.compression,
+                         "window_bits": self.window_bits, "mem_level": self.mem_level,
+                         "buffer_size_bytes": self.buffer_size,
+                         "max_missed_pongs": self.max_missed_pongs,
+                         "slow_timeout_seconds": self.slow_timeout},
+            "connections": len(clients),
+            "compressed_connections": compressed,
+            "groups": {g: {"connections": len(m), "last_seq": self._seq.get(g, 0)}
+                       for g, m in self._groups.items()},
+            "queued_messages": sum(len(c.queue) for c in clients),
+            "slow_consumers_now": sum(1 for c in clients if c.behind_since is not None),
+            "missing_pongs_now": sum(1 for c in clients if c.missed_pongs),
+            "stale_disconnects": self.stale_disconnects,
+            "slow_disconnects": self.slow_disconnects,
+            "clients": [c.to_dict(now) for c in worst[:CLIENTS_LISTED]],
+            "memory": memory_per_connection(
+                connections=len(clients), queue_size=self.queue_size,
+                buffer_size=self.buffer_size,
+                average_message_bytes=self.metrics.average_message_bytes(),
+                compressed_connections=compressed, window_bits=self.window_bits,
+                mem_level=self.mem_level, rss_now=process_rss(),
+                rss_baseline=self.metrics.rss_baseline_bytes),
+        })
+        return data
+
+
+def check_window_bits(bits: int) -> None:
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 9 <= bits <= 15:
+        raise ValueError(f"window_bits must be an integer from 9 to 15, got {bits!r}")
+
+
+def check_mem_level(level: int) -> None:
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 9:
+        raise ValueError(f"mem_level must be an integer from 1 to 9, got {level!r}")
