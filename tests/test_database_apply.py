@@ -351,6 +351,15 @@ async def test_switch_to_incremental_auto_vacuum_then_incremental_vacuum(aged_db
     assert res.after["database_bytes"] < res.before["database_bytes"]
 
 
+async def test_vacuum_after_switching_to_incremental_is_skipped(aged_db):
+    switch = rec("auto_vacuum_incremental", "PRAGMA auto_vacuum=INCREMENTAL; VACUUM")
+    for dry_run in (True, False):
+        results = await apply_recommendations(aged_db, [VACUUM, switch], dry_run=dry_run)
+        assert [(r.recommendation_id, r.ok) for r in results] == [
+            ("db-auto_vacuum_incremental", True), ("db-vacuum", True)]
+        assert results[1].executed == [] and "skipped" in results[1].message
+
+
 async def test_a_damaged_database_is_not_touched(db, tmp_path):
     # overwrite one page in the middle of an index with garbage (no connection is open)
     size = db.stat().st_size

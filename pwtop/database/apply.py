@@ -206,7 +206,8 @@ def _is_busy(exc: BaseException) -> bool:
 
 def _target(path: Path | str, dry_run: bool) -> Path:
     """The database file, or a one-line :class:`TargetError` saying what is wrong."""
-    p = Path(path).expanduser()
+    # resolved like SQLite resolves it: its -wal/-journal go next to the real file
+    p = Path(path).expanduser().resolve()
     if not p.exists():
         raise TargetError(f"{p}: no such database file; check --db (optimize never creates "
                           "a database)")
@@ -352,13 +353,18 @@ class _Job:
                 raise TargetError(f"{self.path}: cannot read the database ({exc})") from exc
             results: list[ActionResult] = []
             stopped = False
+            self.rebuilt_by: str | None = None  # the action that already ran VACUUM
             if backup is not None:
                 copy = self._backup(backup, problem)
                 results.append(copy)
                 stopped = not copy.ok and not self.dry_run
             for plan in plans:
-                if self.dry_run:
+                if plan.kind == "vacuum" and self.rebuilt_by:
+                    results.append(self._skip_vacuum(plan))
+                elif self.dry_run:
                     results.append(self._dry(plan, problem, backup))
+                    if plan.kind == "auto_vacuum_incremental" and results[-1].ok:
+                        self.rebuilt_by = plan.rec.id
                 elif stopped:
                     results.append(ActionResult(plan.rec.id, ok=False, dry_run=False,
                                                 message="not run: an earlier step failed",
@@ -367,10 +373,19 @@ class _Job:
                     res = self._real(plan, problem)
                     results.append(res)
                     stopped = not res.ok
+                    if plan.kind == "auto_vacuum_incremental" and res.ok:
+                        self.rebuilt_by = plan.rec.id
             return results + refused
         finally:
             self.conn = None
             self.handle.close()
+
+    def _skip_vacuum(self, plan: Plan) -> ActionResult:
+        verb = "would be skipped" if self.dry_run else "skipped"
+        msg = (f"{verb}: {self.rebuilt_by} rebuilds the database with VACUUM already; "
+               "a second VACUUM would rewrite it again for nothing")
+        log.info("%s %s on %s: %s", verb, plan.rec.id, self.path, msg)
+        return ActionResult(plan.rec.id, ok=True, dry_run=self.dry_run, message=msg)
 
     # ------------------------------------------------------------ space
 
