@@ -28,6 +28,7 @@ async def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     names = components.selected(args)
     report_json: dict[str, Any] = {}
     text: list[str] = []
+    failed = False  # a component met errors (e.g. invalid workload SQL): exit 1 after output
     for name in names:
         try:
             comp = components.build(name, settings, **component_options(name, args))
@@ -42,6 +43,7 @@ async def _analyze(args: argparse.Namespace, settings: Settings) -> int:
             recs = comp.recommend(snap)
         finally:
             await comp.close()
+        failed |= bool(snap.errors)
         report_json[name] = {"stats": snap.to_dict(), "recommendations": [r.to_dict() for r in recs]}
         text += report.snapshot_lines(snap, comp) + [""] + report.recommendation_lines(recs) + [""]
     if args.json:
@@ -49,7 +51,7 @@ async def _analyze(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(out, indent=2, default=str))
     else:
         print("\n".join(text).rstrip())
-    return 0
+    return 1 if failed else 0
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

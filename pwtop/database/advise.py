@@ -1,0 +1,354 @@
+"""Recommendations from a database snapshot, each with its evidence in numbers.
+
+``recommend`` reads only the snapshot; it never touches the database. Each advisor is a
+function of an :class:`AdviceContext` returning recommendations, listed in
+:data:`ADVISORS`. A new kind of advice (the workload-driven ``create_index`` advisor of a
+later issue) plugs in with :func:`register` and needs no change here.
+
+Actions are the exact SQL ``apply`` runs; advice pwtop cannot carry out itself (the app's
+per-connection settings, an index only the workload does not use, a starving checkpoint)
+has ``applicable=False`` and, where it helps, a code snippet for the app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from pwtop.config import Settings
+from pwtop.database import indexes as index_rules
+from pwtop.database.activity import STARVED_LAG_FRAMES
+from pwtop.database.inspect import needs_stats, quote
+from pwtop.database.model import DatabaseDetail
+from pwtop.model import Level, Recommendation, Snapshot
+from pwtop.units import human_bytes
+
+# The WAL is "large" past 4x what SQLite's default auto-checkpoint (1000 pages) leaves.
+WAL_LARGE_PAGES = 4000
+# incremental_vacuum is cheap (no rewrite), so it is proposed at half the VACUUM threshold.
+INCREMENTAL_SHARE = 0.5
+MMAP_CAP_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class AdviceContext:
+    snapshot: Snapshot
+    detail: DatabaseDetail
+    settings: Settings
+
+
+Advisor = Callable[[AdviceContext], Iterable[Recommendation]]
+ADVISORS: list[Advisor] = []
+
+
+def register(advisor: Advisor) -> Advisor:
+    """Add an advisor (usable as a decorator); it runs after the ones already listed."""
+    if advisor not in ADVISORS:
+        ADVISORS.append(advisor)
+    return advisor
+
+
+def recommend(snapshot: Snapshot, settings: Settings) -> list[Recommendation]:
+    detail = snapshot.detail
+    if not isinstance(detail, DatabaseDetail):
+        return []
+    ctx = AdviceContext(snapshot, detail, settings)
+    recs: list[Recommendation] = []
+    seen: set[str] = set()
+    for advisor in ADVISORS:
+        for rec in advisor(ctx):
+            if rec.id not in seen:
+                seen.add(rec.id)
+                recs.append(rec)
+    order = {id(r): i for i, r in enumerate(recs)}
+    return sorted(recs, key=lambda r: (-int(r.level), order[id(r)]))
+
+
+def unavailable(reason: str) -> str:
+    """``reason`` as "unavailable (...)", whether or not it already says so."""
+    if reason.startswith("unavailable ("):
+        return reason
+    return f"unavailable ({reason})"
+
+
+def _rec(kind: str, rec_id: str, target: str, title: str, **kw: object) -> Recommendation:
+    return Recommendation(id=rec_id, component="database", kind=kind, target=target,
+                          title=title, **kw)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- statistics
+
+@register
+def analyze_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
+    tables = [t for t in ctx.detail.tables if needs_stats(t)]
+    if not tables:
+        return
+    never = all(t.stats_rows is None for t in ctx.detail.tables)
+    optimize_note = ("PRAGMA optimize would do nothing here: on SQLite 3.40 it only analyses "
+                     "tables the same connection has queried, and pwtop's connection is "
+                     "fresh. ANALYZE is run directly; the app can keep statistics fresh by "
+                     "running PRAGMA optimize before closing its long-lived connections.")
+    risk = ("reads every index of the analysed tables once (a read transaction of "
+            "{rows:,} rows or more) and writes the small sqlite_stat1 table; query plans may "
+            "change, normally for the better")
+    if never:
+        rows = sum(t.rows_estimate or 0 for t in tables)
+        yield _rec(
+            "analyze", "db-analyze", ctx.detail.path,
+            f"Run ANALYZE: {len(tables)} table(s) have no statistics",
+            evidence={"tables_without_stats": len(tables),
+                      "largest_table": max(tables, key=lambda t: t.rows_estimate or 0).name,
+                      "rows_to_scan": rows,
+                      "slow_queries": sum(1 for q in ctx.detail.queries if q.slow)},
+            impact="the query planner gets real row counts and index selectivity instead of "
+                   "guesses when it chooses between indexes. " + optimize_note,
+            risk=risk.format(rows=rows), action="ANALYZE",
+            level=Level.WARNING if rows >= 10_000 else Level.INFO)
+        return
+    for t in tables:
+        evidence: dict[str, object] = {"stats_state": t.stats_state,
+                                       "stats_rows": t.stats_rows, "current_rows": t.cheap_rows}
+        if t.stats_drift_ratio is not None:
+            evidence["stats_drift_ratio"] = t.stats_drift_ratio
+        yield _rec(
+            "analyze", f"db-analyze-{t.name}", t.name,
+            f"Run ANALYZE on {t.name}: statistics are {t.stats_state}",
+            evidence=evidence,
+            impact="the planner's row counts for this table match the data again. "
+                   + optimize_note,
+            risk=risk.format(rows=t.cheap_rows or t.rows_estimate or 0),
+            action=f"ANALYZE {quote(t.name)}", level=Level.INFO)
+
+
+# ---------------------------------------------------------------- space
+
+@register
+def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
+    f = ctx.detail.file
+    frag = ctx.detail.fragmentation
+    threshold = ctx.settings.database.vacuum_threshold
+    freelist_bytes = f.freelist_count * f.page_size_bytes
+    evidence: dict[str, object] = {"file_bytes": f.file_bytes, "freelist_bytes": freelist_bytes,
+                                   "freelist_ratio": f.freelist_ratio}
+    if frag is not None and not frag.interrupted:
+        measure = frag.fragmentation_ratio
+        unused = frag.unused_bytes
+        evidence.update(unused_bytes=unused, fragmentation_ratio=measure,
+                        nonsequential_ratio=frag.nonsequential_ratio,
+                        dbstat_age_seconds=frag.age_s)
+        basis = "free pages plus unused space inside pages (dbstat)"
+    else:
+        measure = f.freelist_ratio
+        unused = 0
+        why = ctx.detail.fragmentation_unavailable or (
+            f"dbstat interrupted on {len(frag.interrupted)} b-tree(s)" if frag else "no dbstat")
+        evidence["fragmentation_ratio"] = unavailable(why)
+        basis = "free pages only (unused space inside pages was not measured)"
+    evidence["vacuum_threshold_ratio"] = threshold
+    if measure <= threshold:
+        return
+    reclaim = freelist_bytes + unused
+    wal_note = (" In WAL mode the rewritten pages pass through the -wal file: the file "
+                "shrinks at the next checkpoint." if f.journal_mode == "wal" else "")
+    if f.auto_vacuum == "incremental" and f.freelist_ratio > threshold * INCREMENTAL_SHARE:
+        yield _rec(
+            "incremental_vacuum", "db-incremental-vacuum", ctx.detail.path,
+            f"Return {f.freelist_count:,} free pages to the filesystem (incremental vacuum)",
+            evidence={**evidence, "freelist_pages": f.freelist_count},
+            impact=f"the file shrinks by about {human_bytes(freelist_bytes)} without being "
+                   "rewritten",
+            risk="moves pages from the end of the file into free slots: a short write "
+                 "transaction per batch; leaves unused space inside pages as it is",
+            action=f"PRAGMA incremental_vacuum({f.freelist_count})", level=Level.WARNING)
+        if unused / max(f.file_bytes, 1) <= threshold:
+            return
+    need = 2 * f.file_bytes
+    free = f.filesystem_free_bytes
+    space = (f"needs up to {human_bytes(need)} free on its filesystem "
+             f"({human_bytes(free) if free is not None else 'unknown'} free now)")
+    yield _rec(
+        "vacuum", "db-vacuum", ctx.detail.path,
+        f"VACUUM: {measure * 100:.0f} % of the file is {basis.split(' (')[0]}",
+        evidence={**evidence, "reclaimable_bytes": reclaim, "needed_free_bytes": need,
+                  "filesystem_free_bytes": free if free is not None else "unavailable"},
+        impact=f"the file shrinks by up to {human_bytes(reclaim)} and its pages are laid out "
+               f"in order again (basis: {basis}).{wal_note}",
+        risk=f"rewrites the whole file: {space}; the app's writes wait until it finishes, "
+             f"and about {human_bytes(need)} is written to the card (wear)",
+        action="VACUUM", level=Level.WARNING)
+    if f.auto_vacuum == "none" and f.freelist_ratio > threshold * INCREMENTAL_SHARE:
+        yield _rec(
+            "auto_vacuum_incremental", "db-auto-vacuum-incremental", ctx.detail.path,
+            "Switch to auto_vacuum=INCREMENTAL (includes the VACUUM of db-vacuum: choose one)",
+            evidence={**evidence, "auto_vacuum": f.auto_vacuum, "replaces": "db-vacuum"},
+            impact="after this one VACUUM, the free pages left by the retention DELETEs can "
+                   "be returned with a cheap 'PRAGMA incremental_vacuum' instead of a full "
+                   "rewrite",
+            risk=f"the same full rewrite as VACUUM ({space}); adds pointer-map pages (a few "
+                 "KiB per MiB) and a little work per write",
+            action="PRAGMA auto_vacuum=INCREMENTAL;\nVACUUM", level=Level.INFO)
+
+
+# ---------------------------------------------------------------- journal and WAL
+
+@register
+def wal_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
+    f = ctx.detail.file
+    act = ctx.detail.activity
+    if f.journal_mode in ("delete", "truncate", "persist"):
+        yield _rec(
+            "enable_wal", "db-enable-wal", ctx.detail.path,
+            f"Switch the journal from {f.journal_mode.upper()} to WAL",
+            evidence={"journal_mode": f.journal_mode, "busy_count": act.busy_count,
+                      "lock_holders": len(act.lock_holders)},
+            impact="readers (the web UI, pwtop) stop blocking the writer and the writer stops "
+                   "blocking them; a commit needs one fsync instead of several",
+            risk="-wal and -shm files appear next to the database and every process opening "
+                 "it needs write access to its directory; not for network filesystems; the "
+                 "mode is stored in the file and stays",
+            action="PRAGMA journal_mode=WAL",
+            level=Level.WARNING if act.busy_count else Level.INFO)
+        return
+    if f.journal_mode != "wal":
+        return
+    large = WAL_LARGE_PAGES * max(f.page_size_bytes, 1)
+    if f.wal_bytes is not None and f.wal_bytes > large:
+        yield _rec(
+            "wal_checkpoint", "db-wal-checkpoint", ctx.detail.path,
+            f"Checkpoint and truncate the {human_bytes(f.wal_bytes)} WAL file",
+            evidence={"wal_bytes": f.wal_bytes, "wal_frames": f.wal_frames,
+                      "checkpoint_lag_frames": f.checkpoint_lag_frames,
+                      "file_bytes": f.file_bytes, "large_wal_bytes": large},
+            impact=f"copies the committed frames into the database and truncates the -wal "
+                   f"file, returning about {human_bytes(f.wal_bytes)} to the filesystem",
+            risk="waits (busy timeout) for the writer and for readers on old snapshots; if "
+                 "one holds on, the checkpoint is partial and is reported as such",
+            action="PRAGMA wal_checkpoint(TRUNCATE)", level=Level.INFO)
+    lag = f.checkpoint_lag_frames
+    if lag is not None and lag > STARVED_LAG_FRAMES:
+        readers = act.readers
+        yield _rec(
+            "checkpoint_starvation", "db-checkpoint-starvation", ctx.detail.path,
+            f"Checkpoints are not keeping up: {lag:,} WAL frames not copied back",
+            evidence={"checkpoint_lag_frames": lag, "wal_frames": f.wal_frames,
+                      "wal_bytes": f.wal_bytes,
+                      "readers": readers if readers is not None else "unavailable"},
+            impact="every read has to search a growing WAL, and the -wal file keeps growing",
+            risk="a checkpoint can only copy frames older than the oldest open read "
+                 "transaction: look for a long SELECT or a cursor the app never finishes",
+            code="# In the app: finish every read before starting the next one, e.g.\n"
+                 "rows = conn.execute(sql, params).fetchall()  # not a cursor kept open\n"
+                 "# and avoid holding a transaction open across awaits.",
+            applicable=False, level=Level.WARNING)
+
+
+# ---------------------------------------------------------------- indexes
+
+def _index_bytes(ix, ctx: AdviceContext) -> object:
+    if ix.size_bytes is not None:
+        return ix.size_bytes
+    return ctx.detail.fragmentation_unavailable or "unavailable (dbstat scan did not reach it)"
+
+
+@register
+def index_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
+    findings = index_rules.find_redundant(ctx.detail.tables)
+    for fd in findings:
+        ix, kept, t = fd.index, fd.kept, fd.table
+        if fd.reason == "duplicate":
+            title = f"Drop duplicate index {ix.name} (same key as {kept.name})"
+        else:
+            title = f"Drop redundant index {ix.name} (a left prefix of {kept.name})"
+        size = _index_bytes(ix, ctx)
+        evidence: dict[str, object] = {
+            "index_columns": ix.column_text, "kept_index": kept.name,
+            "kept_columns": kept.column_text, "index_bytes": size,
+            "table_indexes": len(t.indexes), "table_rows": t.rows_estimate}
+        if ix.used_by:
+            evidence["used_by_queries"] = ", ".join(ix.used_by)
+        freed = f"; frees about {human_bytes(size)}" if isinstance(size, int) else ""
+        yield _rec(
+            "drop_index", f"db-drop-{ix.name}", ix.name, title, evidence=evidence,
+            impact=f"every INSERT into {t.name} updates one b-tree fewer ({len(t.indexes)} "
+                   f"indexes now){freed}",
+            risk=f"queries that used it can use {kept.name}, whose leading columns are the "
+                 "same; a statement naming it in INDEXED BY would fail",
+            action=f"DROP INDEX {quote(ix.name)}",
+            level=Level.WARNING if fd.reason == "duplicate" else Level.INFO)
+    explained = [q for q in ctx.detail.queries if q.plan]
+    if not explained:
+        return
+    touched = {n.table for q in explained for n in _walk(q.plan)
+               if n.table and n.kind in ("scan", "search", "automatic_index")}
+    # Neither the indexes proposed for dropping nor the ones that replace them.
+    skip = {fd.index.name for fd in findings} | {fd.kept.name for fd in findings}
+    for t, ix in index_rules.unused_by_workload(ctx.detail.tables, touched, skip):
+        queries = sum(1 for q in explained if t.name in {n.table for n in _walk(q.plan)})
+        yield _rec(
+            "unused_index", f"db-unused-{ix.name}", ix.name,
+            f"Index {ix.name} is used by no workload query",
+            evidence={"index_columns": ix.column_text, "index_bytes": _index_bytes(ix, ctx),
+                      "table_indexes": len(t.indexes), "workload_queries_on_table": queries},
+            impact=f"if the app does not need it either, dropping it saves an update per "
+                   f"INSERT into {t.name}",
+            risk="the workload is only the queries pwtop knows: the app may use this index "
+                 "elsewhere. Check the app's queries before dropping it",
+            code=f"-- only after checking that no query of the app needs it:\n"
+                 f"DROP INDEX {quote(ix.name)};",
+            applicable=False, level=Level.INFO)
+
+
+def _walk(nodes):
+    for n in nodes:
+        yield n
+        yield from _walk(n.children)
+
+
+# ---------------------------------------------------------------- the app's connections
+
+@register
+def app_settings_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
+    f = ctx.detail.file
+    s = ctx.settings.database
+    wal = f.journal_mode == "wal"
+    page = max(f.page_size_bytes, 1)
+    cache_kib = s.cache_size * page // 1024
+    mmap = min(MMAP_CAP_BYTES, ((f.file_bytes + (1 << 20) - 1) >> 20) << 20)
+    sync = s.synchronous.upper()
+    if not wal and sync in ("NORMAL", "OFF"):
+        sync_note = ("in rollback mode synchronous=NORMAL can corrupt the file on power loss: "
+                     "keep FULL until the journal is WAL")
+        sync = "FULL"
+    else:
+        sync_note = ("synchronous=NORMAL in WAL mode can lose the last commits on power loss "
+                     "(the file stays consistent), which is likely on a battery-powered rig; "
+                     "use FULL if every detection must survive a power cut")
+    code = "\n".join([
+        "# Per-connection settings: run them on every connection the app opens",
+        "# (pwtop cannot set them from another process). With aiosqlite: await conn.execute(...)",
+        "def tune(conn):",
+        "    conn.execute(\"PRAGMA busy_timeout = 5000\")   # wait up to 5 s for a lock "
+        "instead of failing with 'database is locked'",
+        f"    conn.execute(\"PRAGMA synchronous = {sync}\")",
+        f"    conn.execute(\"PRAGMA cache_size = -{cache_kib}\")  # {s.cache_size} pages of "
+        f"{page} B = {human_bytes(cache_kib * 1024)} per connection",
+        f"    conn.execute(\"PRAGMA temp_store = {s.temp_store.upper()}\")  # sorts and temp "
+        "b-trees",
+        f"    conn.execute(\"PRAGMA mmap_size = {mmap}\")  # read pages through mmap",
+        "",
+        "# Before closing a long-lived connection (analyses what that connection queried):",
+        "#     conn.execute(\"PRAGMA optimize\")",
+    ])
+    act = ctx.detail.activity
+    yield _rec(
+        "app_setting", "db-app-settings", ctx.detail.path,
+        "Per-connection settings for the app's own connections",
+        evidence={"journal_mode": f.journal_mode, "page_size_bytes": page,
+                  "file_bytes": f.file_bytes, "busy_count": act.busy_count,
+                  "cache_per_connection_bytes": cache_kib * 1024, "mmap_size_bytes": mmap},
+        impact="busy_timeout turns 'database is locked' errors into short waits; a larger "
+               "cache and mmap cut reads from the SD card; temp_store=MEMORY keeps sorts off it",
+        risk=f"{sync_note}. cache_size is per connection: a pool of 10 holds 10x "
+             f"{human_bytes(cache_kib * 1024)}. mmap turns an I/O error of a failing card into "
+             "a crash (SIGBUS) instead of an error",
+        code=code, applicable=False, level=Level.INFO)

@@ -1,0 +1,513 @@
+"""The ``database`` component: collect, recommend, apply for one SQLite file.
+
+A collect reads the file's figures while the app keeps writing to it: it checks the path,
+reads the header, the WAL-index header and /proc/locks *before* it connects (see
+:mod:`pwtop.database.connect` for why), then opens one read-only connection, runs every
+probe under the probe deadline and closes it. The expensive probes (the dbstat scan and
+the workload timing) run on ``database.slow_probe_interval``; between runs their last
+result is reused and shown with its age. All SQLite work happens in a worker thread, so
+a slow probe delays only this component.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from pwtop.config import Settings, default_database_path
+from pwtop.database import activity, advise, connect, inspect, workload
+from pwtop.database.connect import ProbeBusy, ProbeInterrupted
+from pwtop.database.model import (Activity, CacheInfo, DatabaseDetail, Fragmentation,
+                                  ProbeRecord, QueryTiming)
+from pwtop.errors import PwtopError, TargetError
+from pwtop.model import (ActionResult, BenchmarkResult, Flag, Level, Recommendation,
+                         Snapshot)
+from pwtop.units import format_metric, human_bytes, human_count, human_seconds
+
+DBSTAT_MISSING = "unavailable (dbstat not compiled in)"
+
+
+class DatabaseComponent:
+    """Measures one SQLite file read-only; recommends; applies through ``apply.py``."""
+
+    name = "database"
+
+    def __init__(self, settings: Settings, *, path: str | Path | None = None,
+                 workload: str | Path | None = None, exact_counts: bool = False,
+                 backup: str | Path | None = None) -> None:
+        self.settings = settings
+        chosen = path or settings.target.database or default_database_path()
+        self.path = Path(chosen).expanduser()
+        self.workload = workload
+        self.exact_counts = exact_counts
+        self.backup = backup
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._frag: Fragmentation | None = None
+        self._frag_at: float | None = None
+        self._queries: list[QueryTiming] | None = None
+        self._workload_at: float | None = None
+        self._workload_wall: float | None = None
+        self._workload_source = ""
+        self._workload_errors: list[str] = []
+        self._commits = activity.CommitRate()
+        self._header_counter: tuple[float, int] | None = None
+        self._io = activity.IoProxy()
+        self._app_pid: int | None = None
+        self._app_reason: str | None = None
+        self._app_at: float | None = None
+        self._busy_total = 0
+
+    # ------------------------------------------------------------ protocol
+
+    def _lock(self) -> asyncio.Lock:
+        """One lock per event loop (the blocking API runs a new loop per call)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(id(loop))
+        if lock is None:
+            self._locks = {id(loop): (lock := asyncio.Lock())}
+        return lock
+
+    async def collect(self) -> Snapshot:
+        """Measure now. Collects and applies never overlap (see ``connect`` on why)."""
+        async with self._lock():
+            return await asyncio.to_thread(self.collect_now)
+
+    def recommend(self, snapshot: Snapshot) -> list[Recommendation]:
+        return advise.recommend(snapshot, self.settings)
+
+    async def apply(self, recommendations: Sequence[Recommendation], dry_run: bool = True
+                    ) -> list[ActionResult]:
+        from pwtop.database.apply import apply_recommendations
+
+        async with self._lock():
+            return await apply_recommendations(
+                self.path, list(recommendations), dry_run=dry_run,
+                busy_timeout=self.settings.database.busy_timeout, backup=self.backup)
+
+    async def benchmark(self) -> BenchmarkResult:
+        from pwtop.commands._pending import not_yet
+
+        raise not_yet("benchmark --component database", "database benchmarks are still being built")
+
+    async def close(self) -> None:
+        """Nothing stays open between collects; kept for the protocol."""
+
+    # ------------------------------------------------------------ collecting
+
+    def _due(self, at: float | None, now: float) -> bool:
+        return at is None or now - at >= self.settings.database.slow_probe_interval
+
+    def collect_now(self) -> Snapshot:
+        """One collection, synchronously (``collect`` runs it in a worker thread)."""
+        t0 = time.monotonic()
+        s = self.settings.database
+        deadline = s.probe_deadline
+        path = self.path
+        st = connect.check_path(path)
+        header = connect.read_header(path, st.st_size)
+        # Read before connecting: no SQLite connection of ours may have the file open
+        # while the -shm file is opened and closed by other means.
+        wal_index = activity.read_wal_index(path)
+        holders, locks_why = activity.lock_holders(path)
+        plan = connect.open_plan(path, header)
+        wal_existed = connect.sidecar(path, "-wal").exists()
+        shm_existed = connect.sidecar(path, "-shm").exists()
+        probes: list[ProbeRecord] = []
+        errors: list[str] = []
+        warnings: list[str] = [plan.note] if plan.note else []
+        busy_timeout = min(0.5, deadline / 2)
+
+        def probe(name: str, fn: Any, *, fatal: bool = False) -> Any:
+            p0 = time.monotonic()
+            try:
+                result = fn()
+            except ProbeInterrupted as exc:
+                probes.append(ProbeRecord(name, time.monotonic() - p0, "interrupted", str(exc)))
+                if fatal:
+                    raise connect.explain_error(path, exc, holders) from None
+                warnings.append(f"{name}: {exc}")
+                return None
+            except ProbeBusy as exc:
+                probes.append(ProbeRecord(name, time.monotonic() - p0, "busy", str(exc)))
+                if fatal:
+                    raise connect.explain_error(path, exc, holders) from None
+                warnings.append(f"{name}: database busy ({exc}); tried again next collect")
+                return None
+            except sqlite3.Error as exc:
+                probes.append(ProbeRecord(name, time.monotonic() - p0, "error", str(exc)))
+                if fatal:
+                    raise connect.explain_error(path, exc, holders) from None
+                errors.append(f"{name}: {exc}")
+                return None
+            probes.append(ProbeRecord(name, time.monotonic() - p0, "ok"))
+            return result
+
+        try:
+            cx_cm = connect.connect(path, plan, busy_timeout=busy_timeout)
+            cx = cx_cm.__enter__()
+        except sqlite3.Error as exc:
+            raise connect.explain_error(path, exc, holders) from None
+        try:
+            file = probe("file", lambda: cx.run(
+                lambda c: inspect.file_info(c, path, header, plan), deadline), fatal=True)
+            tables = probe("schema", lambda: inspect.read_tables(cx, deadline), fatal=True)
+            features = {"dbstat": bool(cx.run(inspect.has_dbstat, deadline)),
+                        "sqlite_stmt": bool(cx.run(inspect.has_sqlite_stmt, deadline))}
+            if self.exact_counts:
+                for t in tables:
+                    t.rows_exact = probe(f"count {t.name}",
+                                         lambda n=t.name: inspect.exact_count(cx, n, deadline))
+                    inspect.classify_stats(t)
+            now = time.monotonic()
+            frag_why = None
+            if not features["dbstat"]:
+                self._frag, self._frag_at, frag_why = None, None, DBSTAT_MISSING
+            elif self._due(self._frag_at, now):
+                frag = probe("dbstat", lambda: inspect.scan_dbstat(cx, file, deadline))
+                if frag is not None:
+                    self._frag, self._frag_at = frag, now
+                    if frag.interrupted:
+                        warnings.append(f"dbstat: {len(frag.interrupted)} b-tree(s) interrupted "
+                                      f"at the {deadline:.2f} s deadline: "
+                                      + ", ".join(frag.interrupted))
+            else:
+                probes.append(ProbeRecord("dbstat", 0.0, "reused",
+                                          f"from {now - self._frag_at:.0f} s ago"))
+            frag_view = None
+            if self._frag is not None and self._frag_at is not None:
+                frag_view = copy.copy(self._frag)
+                frag_view.age_s = now - self._frag_at
+                inspect.apply_sizes(tables, frag_view)
+            if self._due(self._workload_at, now) or self._queries is None:
+                self._run_workload(cx, features, probe)
+                self._workload_at, self._workload_wall = now, time.time()
+            else:
+                probes.append(ProbeRecord("workload", 0.0, "reused",
+                                          f"from {now - self._workload_at:.0f} s ago"))
+            busy = cx.busy_count
+        finally:
+            cx_cm.__exit__(None, None, None)
+        if plan.mode == "immutable":
+            appeared = [suffix for suffix, existed in (("-wal", wal_existed),
+                                                        ("-shm", shm_existed))
+                        if not existed and connect.sidecar(path, suffix).exists()]
+            if appeared:
+                warnings.append("another process opened the database in WAL mode during the "
+                                "analysis: its newest commits may be missing from these figures")
+        self._busy_total += busy
+        queries = copy.deepcopy(self._queries or [])
+        _mark_index_use(tables, queries)
+        act = Activity(lock_holders=holders, locks_unavailable=locks_why,
+                       busy_count=self._busy_total, busy_this_collect=busy)
+        activity.summarise_locks(act)
+        self._activity(act, file, header, wal_index)
+        cache = CacheInfo()
+        pid, why = self._find_app(act)
+        self._io.sample(pid, why, cache)
+        detail = DatabaseDetail(
+            path=str(path), file=file, fragmentation=frag_view,
+            fragmentation_unavailable=frag_why, tables=tables, queries=queries,
+            workload_source=self._workload_source,
+            workload_measured_at=self._workload_wall,
+            workload_age_s=(time.monotonic() - self._workload_at) if self._workload_at else None,
+            workload_errors=list(self._workload_errors), activity=act, cache=cache,
+            features=features, probes=probes, warnings=warnings)
+        snap = Snapshot(component=self.name, detail=detail)
+        self._metrics(snap, detail)
+        snap.errors = errors + [e for e in self._workload_errors if e not in errors]
+        snap.duration_s = time.monotonic() - t0
+        return snap
+
+    def _run_workload(self, cx: connect.Connection, features: dict[str, bool], probe: Any) -> None:
+        s = self.settings.database
+        statements: list[workload.Statement] = []
+        sources = []
+        if s.queries:
+            statements += workload.from_config(s.queries)
+            sources.append("config [database] queries")
+        if self.workload:
+            statements += workload.load_file(self.workload)
+            sources.append(f"file {self.workload}")
+        if not statements:
+            found = probe("workload: default", lambda: cx.run(workload.default_statements,
+                                                               s.probe_deadline))
+            statements = found or []
+            if statements:
+                sources.append("PiWardrive default workload")
+        self._workload_source = " + ".join(sources)
+        queries = probe("workload", lambda: workload.analyse(
+            cx, statements, deadline=s.probe_deadline, slow_threshold=s.analyze_threshold,
+            counters=features.get("sqlite_stmt", False))) or []
+        self._queries = queries
+        self._workload_errors = [f"workload {q.name}: {q.error}" for q in queries
+                                 if q.status == "error"]
+
+    def _activity(self, act: Activity, file: Any, header: connect.Header,
+                  wal_index: activity.WalIndex | str) -> None:
+        if isinstance(wal_index, activity.WalIndex):
+            file.wal_frames = wal_index.max_frame
+            file.wal_backfilled_frames = wal_index.backfilled
+            file.checkpoint_lag_frames = max(0, wal_index.max_frame - wal_index.backfilled)
+            act.wal_change_counter = wal_index.change_counter
+            self._commits.update(wal_index)
+            self._header_counter = None
+        elif file.journal_mode != "wal":
+            # Rollback mode: the header's file change counter moves once per commit.
+            self._commits.reset()
+            file.wal_unavailable = "unavailable (rollback journal: no WAL)"
+            now = time.monotonic()
+            counter = header.change_counter
+            last, self._header_counter = self._header_counter, (now, counter)
+            if last is None or now <= last[0]:
+                act.commits_unavailable = "unavailable (needs two samples)"
+            else:
+                act.commits_per_second = ((counter - last[1]) % (1 << 32)) / (now - last[0])
+                act.commits_window_s = now - last[0]
+            return
+        else:
+            file.wal_unavailable = wal_index
+            self._commits.reset()
+        if act.commits_per_second is None:
+            rate, window, why = self._commits.rate()
+            if isinstance(wal_index, str) and file.journal_mode == "wal":
+                why = wal_index
+            act.commits_per_second, act.commits_window_s = rate, window
+            act.commits_unavailable = why
+
+    def _find_app(self, act: Activity) -> tuple[int | None, str | None]:
+        t = self.settings.target
+        lock_pids = [h.pid for h in act.lock_holders if h.pid is not None]
+        now = time.monotonic()
+        if t.pid_file or self._app_pid is None or not _alive(self._app_pid):
+            if t.pid_file or self._due(self._app_at, now) or self._app_pid is not None:
+                self._app_pid, self._app_reason = activity.find_app(
+                    t.pid_file, t.process_match, lock_pids)
+                self._app_at = now
+        return self._app_pid, self._app_reason
+
+    # ------------------------------------------------------------ metrics
+
+    def _metrics(self, snap: Snapshot, d: DatabaseDetail) -> None:
+        m, un = snap.metrics, snap.unavailable
+        f = d.file
+        m["database_file_bytes"] = f.file_bytes
+        m["database_wal_bytes"] = f.wal_bytes or 0
+        m["database_page_size_bytes"] = f.page_size_bytes
+        m["database_page_count"] = f.page_count
+        m["database_freelist_pages"] = f.freelist_count
+        m["database_freelist_ratio"] = f.freelist_ratio
+        if f.wal_frames is not None:
+            m["database_wal_frames"] = f.wal_frames
+            m["database_checkpoint_lag_frames"] = f.checkpoint_lag_frames
+        else:
+            why = f.wal_unavailable or "unavailable"
+            un["database_wal_frames"] = un["database_checkpoint_lag_frames"] = why
+        frag = d.fragmentation
+        if frag is not None and not frag.interrupted:
+            m["database_fragmentation_ratio"] = frag.fragmentation_ratio
+            m["database_unused_ratio"] = frag.unused_ratio
+            m["database_nonsequential_ratio"] = frag.nonsequential_ratio
+        else:
+            why = d.fragmentation_unavailable or (
+                f"unavailable (dbstat scan interrupted on {', '.join(frag.interrupted)})"
+                if frag is not None else "unavailable (dbstat scan failed)")
+            for k in ("database_fragmentation_ratio", "database_unused_ratio",
+                      "database_nonsequential_ratio"):
+                un[k] = why
+        m["database_tables"] = len(d.tables)
+        m["database_indexes"] = sum(len(t.indexes) for t in d.tables)
+        m["database_stats_stale_tables"] = sum(1 for t in d.tables if inspect.needs_stats(t))
+        m["database_workload_queries"] = len(d.queries)
+        m["database_slow_queries"] = sum(1 for q in d.queries if q.slow)
+        timed = [q.p95_s for q in d.queries if q.p95_s is not None]
+        cut = [q.name for q in d.queries if q.status == "interrupted"]
+        if cut:
+            un["database_query_p95_seconds"] = (
+                f"unavailable ({', '.join(cut)} interrupted at the "
+                f"{self.settings.database.probe_deadline:.2f} s deadline: the worst p95 is "
+                "above it)")
+        elif timed:
+            m["database_query_p95_seconds"] = max(timed)
+        else:
+            un["database_query_p95_seconds"] = "unavailable (no workload query was timed)"
+        a = d.activity
+        if a.commits_per_second is not None:
+            m["database_commits_per_second"] = a.commits_per_second
+        else:
+            un["database_commits_per_second"] = a.commits_unavailable or "unavailable"
+        if a.locks_unavailable:
+            un["database_lock_holders"] = a.locks_unavailable
+        else:
+            m["database_lock_holders"] = len({h.pid for h in a.lock_holders})
+        m["database_busy_count"] = a.busy_count
+        c = d.cache
+        un["database_cache_hit_ratio"] = c.hit_ratio_unavailable
+        if c.not_from_storage_ratio is not None:
+            m["database_app_not_from_storage_ratio"] = c.not_from_storage_ratio
+        else:
+            un["database_app_not_from_storage_ratio"] = c.app_unavailable or "unavailable"
+        threshold = self.settings.database.vacuum_threshold
+        if m["database_slow_queries"]:
+            snap.flags.append(Flag(Level.WARNING, "database_slow_queries",
+                                   f"{m['database_slow_queries']} workload queries slower than "
+                                   f"{human_seconds(self.settings.database.analyze_threshold)}"))
+        ratio = m.get("database_fragmentation_ratio")
+        if ratio is not None and ratio > threshold:
+            snap.flags.append(Flag(Level.WARNING, "database_fragmentation_ratio",
+                                   f"{ratio * 100:.0f} % of the file is free or unused space"))
+        lag = f.checkpoint_lag_frames
+        if lag is not None and lag > activity.STARVED_LAG_FRAMES:
+            snap.flags.append(Flag(Level.WARNING, "database_checkpoint_lag_frames",
+                                   f"checkpoints lag {lag:,} frames behind the writer"))
+
+    # ------------------------------------------------------------ text
+
+    def describe(self, snapshot: Snapshot) -> list[str]:
+        """Readable text for ``pwtop analyze``: file, space, tables, queries, activity."""
+        return describe(snapshot, self.settings)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        import psutil
+
+        return psutil.pid_exists(pid)
+    except ImportError:  # pragma: no cover
+        return True
+
+
+def _mark_index_use(tables: list, queries: list[QueryTiming]) -> None:
+    if not queries or not any(q.plan for q in queries):
+        return
+    users: dict[str, list[str]] = {}
+    for q in queries:
+        for name in q.indexes_used:
+            users.setdefault(name, []).append(q.name)
+    for t in tables:
+        for ix in t.indexes:
+            ix.used_by = users.get(ix.name, [])
+            ix.used_by_workload = bool(ix.used_by)
+
+def _ratio(x: float | None) -> str:
+    return format_metric("x_ratio", x)
+
+
+def describe(snapshot: Snapshot, settings: Settings) -> list[str]:
+    """The snapshot as readable lines (human units), for ``pwtop analyze``."""
+    from pwtop.database import plans
+    from pwtop.report import table
+
+    d = snapshot.detail
+    if not isinstance(d, DatabaseDetail):
+        return []
+    f = d.file
+    lines = [f"database  {d.path}  (SQLite {f.sqlite_version}, opened {f.open_mode})"]
+    free = (f"{human_bytes(f.filesystem_free_bytes)} free on its filesystem"
+            if f.filesystem_free_bytes is not None else "filesystem free space unknown")
+    lines.append(f"file      {human_bytes(f.file_bytes)} = {f.page_count:,} pages of "
+                 f"{human_bytes(f.page_size_bytes)}; {f.freelist_count:,} free pages "
+                 f"({_ratio(f.freelist_ratio)}); {free}")
+    wal = f"journal   {f.journal_mode}, auto_vacuum {f.auto_vacuum}"
+    if f.journal_mode == "wal":
+        wal += f"; WAL {human_bytes(f.wal_bytes or 0)}"
+        if f.wal_frames is not None:
+            wal += (f", {f.wal_frames:,} frames, {f.checkpoint_lag_frames:,} not yet "
+                    "checkpointed")
+        elif f.wal_unavailable:
+            wal += f"; frames {f.wal_unavailable}"
+    lines.append(wal)
+    frag = d.fragmentation
+    if frag is None:
+        lines.append(f"space     fragmentation {d.fragmentation_unavailable or 'unavailable'}")
+    else:
+        part = " (partial: " + ", ".join(frag.interrupted) + " interrupted)" \
+            if frag.interrupted else ""
+        lines.append(
+            f"space     fragmentation {_ratio(frag.fragmentation_ratio)} = free pages "
+            f"{human_bytes(frag.freelist_bytes)} + unused inside pages "
+            f"{human_bytes(frag.unused_bytes)}; leaf pages out of order "
+            f"{_ratio(frag.nonsequential_ratio)}{part} (dbstat scan of "
+            f"{human_seconds(frag.scan_s)}, {frag.age_s:.0f} s ago)")
+    a = d.activity
+    if a.commits_per_second is not None:
+        commits = f"{a.commits_per_second:,.1f} commits/s over {a.commits_window_s:.1f} s"
+    else:
+        commits = f"commits/s {a.commits_unavailable}"
+    if a.locks_unavailable:
+        locks = f"locks {a.locks_unavailable}"
+    elif not a.lock_holders:
+        locks = "no other process holds a lock"
+    else:
+        who = sorted({f"{h.role} pid {h.pid} ({h.process or '?'})" for h in a.lock_holders})
+        locks = "locks: " + "; ".join(who)
+    lines.append(f"activity  {commits}; {locks}; SQLITE_BUSY met by pwtop: {a.busy_count}")
+    c = d.cache
+    lines.append(f"cache     hit ratio {c.hit_ratio_unavailable}")
+    if c.not_from_storage_ratio is not None:
+        lines.append(
+            f"          app pid {c.app_pid}: {_ratio(c.not_from_storage_ratio)} of its reads "
+            f"did not reach storage over {c.window_s:.1f} s "
+            f"({human_bytes(c.logical_read_bytes_per_second)}/s read, "
+            f"{human_bytes(c.storage_read_bytes_per_second)}/s from storage) - {c.proxy_label}")
+    else:
+        lines.append(f"          app reads proxy: {c.app_unavailable}")
+    for w in d.warnings:
+        lines.append(f"note      {w}")
+
+    lines += ["", "tables (size includes every index of the table)"]
+    rows = []
+    for t in sorted(d.tables, key=lambda t: -(t.size_bytes or 0)):
+        rows_text = "-" if t.rows_estimate is None else human_count(t.rows_estimate)
+        if t.rows_exact is not None:
+            rows_text = f"{human_count(t.rows_exact)} exact"
+        elif t.rows_estimate_source:
+            rows_text += f" ({t.rows_estimate_source})"
+        stats = t.stats_state
+        if t.stats_drift_ratio is not None and t.stats_state == "stale":
+            stats += f" (drift {_ratio(t.stats_drift_ratio)})"
+        rows.append((t.name, rows_text, human_bytes(t.size_bytes), human_bytes(t.own_bytes),
+                     len(t.indexes), stats))
+        for ix in t.indexes:
+            flags = [w for w, on in (("unique", ix.unique), ("partial", ix.partial)) if on]
+            use = ("" if ix.used_by_workload is None else
+                   f"used by {len(ix.used_by)} queries" if ix.used_by_workload
+                   else "unused by the workload")
+            rows.append((f"  {ix.name} ({ix.column_text})", " ".join(flags),
+                         human_bytes(ix.size_bytes), "", "", use))
+    lines += table(rows, ("table / index (key columns)", "rows", "size", "own", "indexes",
+                          "stats / use"), "lrrrrl")
+    if d.fragmentation is None:
+        lines.append(f"sizes: {d.fragmentation_unavailable}")
+
+    source = d.workload_source or "none"
+    age = f", timed {d.workload_age_s:.0f} s ago" if d.workload_age_s is not None else ""
+    lines += ["", f"workload ({source}{age}; timed on pwtop's own read-only connection, "
+                  f"slow above {human_seconds(settings.database.analyze_threshold)})"]
+    if not d.queries:
+        lines.append("  no workload: set [database] queries or pass --workload FILE")
+    qrows = []
+    for q in d.queries:
+        state = q.status if q.status != "timed" else ("SLOW" if q.slow else "ok")
+        if q.status == "interrupted":
+            state = "SLOW (interrupted)"
+        elif q.status == "explained":
+            state = "explained (writes)" if q.writes else "explained (no values)"
+        qrows.append((q.name, human_seconds(q.median_s), human_seconds(q.p95_s), q.runs or "-",
+                      state, ", ".join(q.badges) or (q.error or "")))
+    if qrows:
+        lines += table(qrows, ("query", "median", "p95", "runs", "state", "plan"), "lrrrll")
+    for q in d.queries:
+        if q.slow or q.status in ("error", "interrupted"):
+            lines.append("")
+            lines.append(f"  {q.name}: {q.error or 'slow'}")
+            lines += [f"    {line}" for line in plans.render(q.plan)]
+            if q.counters is not None:
+                k = q.counters
+                lines.append(f"    sqlite_stmt over {k.runs} runs: {k.fullscan_steps:,} "
+                             f"full-scan steps, {k.sorts:,} sorts, {k.autoindexes:,} "
+                             f"automatic-index rows, {k.vm_steps:,} VM steps")
+    return lines

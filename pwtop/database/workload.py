@@ -1,0 +1,274 @@
+"""The workload: which statements pwtop explains and times, and how.
+
+Statements come from ``[database] queries``, from ``--workload FILE`` (statements
+separated by ``;``, split with :func:`sqlite3.complete_statement` so that a ``;`` inside a
+string literal, a comment or a trigger body does not cut a statement), or, when neither
+is given and the file has PiWardrive's tables, from :func:`pwtop.demo.workload.
+default_workload` with parameters read from the data.
+
+Only statements that read are run: a statement is timed when it starts with SELECT, WITH
+or VALUES *and* its bytecode opens no write transaction (``EXPLAIN`` shows it without
+running it). Everything else is only explained. PRAGMA statements are not even prepared:
+SQLite applies some of them while compiling, so an EXPLAIN would change the connection.
+A statement with ``?`` parameters but no values is explained, not timed: timing it with
+NULLs would measure a query that matches nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from pwtop.database import plans
+from pwtop.database.connect import Connection, ProbeBusy, ProbeInterrupted
+from pwtop.database.model import QueryTiming, StmtCounters
+from pwtop.errors import TargetError
+
+MAX_RUNS = 15
+READ_WORDS = ("SELECT", "WITH", "VALUES")
+# Opcodes that change the database or its schema. Insert/IdxInsert/Delete are not among
+# them: sorts, DISTINCT and GROUP BY use them on ephemeral (in-memory) tables, while any
+# write to a real b-tree needs an OpenWrite cursor and a write Transaction.
+WRITE_OPS = frozenset({"OpenWrite", "CreateBtree", "Destroy", "Clear", "ParseSchema",
+                       "DropTable", "DropIndex", "DropTrigger", "Vacuum", "IncrVacuum",
+                       "JournalMode", "Checkpoint", "VCreate", "VDestroy", "VUpdate",
+                       "SqlExec", "SetCookie"})
+_BINDINGS = re.compile(r"uses (\d+), and there (?:are|is) (\d+) supplied")
+
+
+@dataclass
+class Statement:
+    """One workload statement. ``params`` None: it has parameters pwtop has no values for."""
+
+    name: str
+    sql: str
+    params: tuple | None = ()
+    writes: bool = False
+
+
+def strip_comments(sql: str) -> str:
+    """``sql`` without leading whitespace and comments."""
+    text = sql
+    while True:
+        text = text.lstrip()
+        if text.startswith("--"):
+            nl = text.find("\n")
+            text = "" if nl < 0 else text[nl + 1:]
+        elif text.startswith("/*"):
+            end = text.find("*/")
+            text = "" if end < 0 else text[end + 2:]
+        else:
+            return text
+
+
+def first_word(sql: str) -> str:
+    m = re.match(r"[A-Za-z]+", strip_comments(sql))
+    return m.group(0).upper() if m else ""
+
+
+def split_sql(text: str) -> list[str]:
+    """Statements of ``text`` separated by ``;`` (never inside literals, comments, triggers)."""
+    out: list[str] = []
+    buf = ""
+    pieces = text.split(";")
+    for i, piece in enumerate(pieces):
+        buf += piece
+        last = i == len(pieces) - 1
+        if not last:
+            buf += ";"
+        if last or sqlite3.complete_statement(buf):
+            stmt = buf.strip()
+            if strip_comments(stmt).strip(" \t\r\n;"):
+                out.append(stmt)
+            buf = ""
+    return out
+
+
+def _name_of(stmt: str, default: str) -> str:
+    """A ``-- name: X`` comment on the statement's first line names it; else ``default``."""
+    m = re.match(r"\s*--\s*name:\s*(\S+)", stmt)
+    return m.group(1) if m else default
+
+
+def load_file(path: str | Path) -> list[Statement]:
+    """Statements of a workload file, or a one-line TargetError."""
+    p = Path(path).expanduser()
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise TargetError(f"{p}: workload file not found; check --workload") from None
+    except IsADirectoryError:
+        raise TargetError(f"{p}: is a directory, expected a file of SQL statements") from None
+    except OSError as exc:
+        raise TargetError(f"{p}: cannot read workload file ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TargetError(f"{p}: workload file is not UTF-8 text (byte {exc.start})") from None
+    stmts = split_sql(text)
+    if not stmts:
+        raise TargetError(f"{p}: workload file holds no SQL statement")
+    return [Statement(_name_of(s, f"{p.name}#{i}"), s.rstrip().rstrip(";").rstrip(), None)
+            for i, s in enumerate(stmts, 1)]
+
+
+def from_config(queries: Sequence[str]) -> list[Statement]:
+    out = []
+    for i, q in enumerate(queries, 1):
+        for j, s in enumerate(split_sql(q), 1):
+            suffix = f".{j}" if j > 1 else ""
+            out.append(Statement(_name_of(s, f"config#{i}{suffix}"),
+                                 s.rstrip().rstrip(";").rstrip(), None))
+    return out
+
+
+def default_statements(conn: sqlite3.Connection) -> list[Statement]:
+    """PiWardrive's own queries, when the file has PiWardrive's tables."""
+    from pwtop.demo import schema
+    from pwtop.demo.workload import default_workload
+
+    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
+    if not present.intersection(schema.TABLES):
+        return []
+    return [Statement(q.name, q.sql, tuple(q.params), q.writes) for q in default_workload(conn)]
+
+
+def null_params(conn: sqlite3.Connection, sql: str) -> tuple:
+    """As many NULLs as ``sql`` has parameters (for EXPLAIN, which does not run it)."""
+    try:
+        conn.execute(f"EXPLAIN {sql}", ()).fetchall()
+        return ()
+    except sqlite3.ProgrammingError as exc:
+        m = _BINDINGS.search(str(exc))
+        if m:
+            return (None,) * int(m.group(1))
+        raise
+
+
+def is_write(conn: sqlite3.Connection, sql: str, params: Sequence) -> bool:
+    """True when the statement's bytecode writes (read from EXPLAIN; nothing runs)."""
+    for row in conn.execute(f"EXPLAIN {sql}", params).fetchall():
+        op, p2 = row[1], row[3]
+        if (op == "Transaction" and p2) or op in WRITE_OPS:
+            return True
+    return False
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def _drain(cur: sqlite3.Cursor) -> None:
+    while cur.fetchmany(1000):
+        pass
+
+
+def time_statement(cx: Connection, sql: str, params: Sequence, deadline: float,
+                   max_runs: int = MAX_RUNS) -> list[float]:
+    """Run times of ``sql``: repeated while the next run fits in ``deadline`` in total.
+
+    The first run has the whole deadline and raises ProbeInterrupted when it does not
+    finish; later runs stop the series quietly when they would overrun it.
+    """
+    times: list[float] = []
+    used = 0.0
+    while len(times) < max_runs:
+        remaining = deadline - used
+        if times and times[-1] > remaining:
+            break
+        t0 = time.perf_counter()
+        try:
+            cx.run(lambda c: _drain(c.execute(sql, params)), remaining, check_every=10000)
+        except ProbeInterrupted:
+            if not times:
+                raise
+            break
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        used += dt
+    return times
+
+
+def read_counters(conn: sqlite3.Connection) -> dict[str, StmtCounters]:
+    """sqlite_stmt rows of this connection's prepared statements, by SQL text."""
+    out = {}
+    for sql, nscan, nsort, naidx, nstep, run, mem in conn.execute(
+            "SELECT sql, nscan, nsort, naidx, nstep, run, mem FROM sqlite_stmt").fetchall():
+        out[sql] = StmtCounters(fullscan_steps=nscan, sorts=nsort, autoindexes=naidx,
+                                vm_steps=nstep, runs=run, memory_bytes=mem)
+    return out
+
+
+def analyse(cx: Connection, statements: list[Statement], *, deadline: float,
+            slow_threshold: float, counters: bool) -> list[QueryTiming]:
+    """Explain every statement, time the ones that only read; errors stay per statement."""
+    out = []
+    for st in statements:
+        q = QueryTiming(name=st.name, sql=st.sql, writes=st.writes)
+        out.append(q)
+        word = first_word(st.sql)
+        if word == "PRAGMA":
+            q.status, q.error = "error", ("PRAGMA statements are not analysed (preparing one "
+                                          "can change the connection's settings)")
+            continue
+        try:
+            params = st.params
+            if params is None:
+                params = cx.run(lambda c: null_params(c, st.sql), deadline)
+                timeable = not params
+            else:
+                timeable = True
+            q.params = list(params) if st.params is not None else []
+            q.plan = cx.run(lambda c: plans.explain(c, st.sql, params), deadline)
+            q.writes = st.writes or cx.run(lambda c: is_write(c, st.sql, params), deadline)
+        except (sqlite3.Error, ProbeInterrupted, ProbeBusy) as exc:
+            q.status, q.error = "error", _one_line(exc)
+            continue
+        q.badges = plans.badges(q.plan)
+        q.indexes_used = plans.indexes_used(q.plan)
+        if q.writes or word not in READ_WORDS:
+            q.status = "explained"
+            q.error = "changes data: explained, never run" if q.writes else None
+            continue
+        if not timeable:
+            q.status = "explained"
+            q.error = f"has {len(params)} parameter(s) and no values: explained, not timed"
+            continue
+        try:
+            times = time_statement(cx, st.sql, params, deadline)
+        except ProbeInterrupted as exc:
+            q.status, q.error = "interrupted", f"{exc}; slower than {deadline:.2f} s"
+            q.slow = deadline >= slow_threshold
+            continue
+        except ProbeBusy as exc:
+            q.status, q.error = "error", f"database busy: {exc}"
+            continue
+        except sqlite3.Error as exc:
+            q.status, q.error = "error", _one_line(exc)
+            continue
+        q.runs = len(times)
+        q.median_s = statistics.median(times)
+        q.p95_s = percentile(times, 0.95)
+        q.min_s = min(times)
+        q.slow = q.median_s > slow_threshold
+    if counters:
+        try:
+            found = cx.run(read_counters, deadline)
+        except (sqlite3.Error, ProbeInterrupted, ProbeBusy):
+            found = {}
+        for q in out:
+            if q.runs:
+                q.counters = found.get(q.sql)
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
