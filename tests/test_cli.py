@@ -95,12 +95,21 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _source(module: str) -> str:
+def _pending(module: str) -> bool:
+    """True when the verb's run() does nothing but raise not_yet(...)."""
     path = ROOT / (module.replace(".", "/") + ".py")
-    return path.read_text() if path.exists() else ""
+    if not path.exists():
+        return False
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef) and node.name == "run":
+            body = [n for n in node.body if not (isinstance(n, ast.Expr)
+                                                 and isinstance(n.value, ast.Constant))]
+            return (len(body) == 1 and isinstance(body[0], ast.Raise)
+                    and "not_yet" in ast.unparse(body[0]))
+    return False
 
 
-PENDING = [verb for verb, (module, _) in VERBS.items() if "raise not_yet(" in _source(module)]
+PENDING = [verb for verb, (module, _) in VERBS.items() if _pending(module)]
 
 
 @pytest.mark.parametrize("verb", PENDING or ["(none)"])
