@@ -30,7 +30,12 @@ from pwtop.database.connect import Connection, ProbeBusy, ProbeInterrupted
 from pwtop.database.model import QueryTiming, StmtCounters
 from pwtop.errors import TargetError
 
+# Each read query runs until it has MAX_RUNS timings, or MIN_RUNS and TARGET_S seconds of
+# them, and never past the probe deadline in total: enough for a median and a p95 of a
+# fast query without an analysis of a big file taking minutes.
 MAX_RUNS = 15
+MIN_RUNS = 3
+TARGET_S = 0.25
 READ_WORDS = ("SELECT", "WITH", "VALUES")
 # Opcodes that change the database or its schema. Insert/IdxInsert/Delete are not among
 # them: sorts, DISTINCT and GROUP BY use them on ephemeral (in-memory) tables, while any
@@ -173,7 +178,8 @@ def _drain(cur: sqlite3.Cursor) -> None:
 
 def time_statement(cx: Connection, sql: str, params: Sequence, deadline: float,
                    max_runs: int = MAX_RUNS) -> list[float]:
-    """Run times of ``sql``: repeated while the next run fits in ``deadline`` in total.
+    """Run times of ``sql``: repeated while the next run fits in ``deadline`` in total
+    (see MAX_RUNS).
 
     The first run has the whole deadline and raises ProbeInterrupted when it does not
     finish; later runs stop the series quietly when they would overrun it.
@@ -183,6 +189,8 @@ def time_statement(cx: Connection, sql: str, params: Sequence, deadline: float,
     while len(times) < max_runs:
         remaining = deadline - used
         if times and times[-1] > remaining:
+            break
+        if len(times) >= MIN_RUNS and used >= TARGET_S:
             break
         t0 = time.perf_counter()
         try:
