@@ -1,0 +1,335 @@
+"""The monitored app's process: finding it, and measuring it each tick.
+
+The app is found through ``[target] pid_file`` (which wins, read every tick because a
+restarted app writes a new pid) or ``[target] process_match``, a piece of text in its
+command line. A match needs a scan of every process, so it runs only on a slow interval
+or when the process it found has exited. pwtop's own process, and any other pwtop
+command, is never taken for the app: ``pwtop --db ~/.config/piwardrive/app.db`` contains
+"piwardrive" too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import psutil
+
+from pwtop.metrics import DEFAULT_WINDOWS, WindowedRate
+
+# Programs that run a Python web app; a match in their arguments is likely the app itself.
+APP_RUNNERS = ("python", "uvicorn", "gunicorn", "hypercorn", "daphne")
+
+PROCESS_METRICS = ("process_cpu_percent", "process_rss_bytes", "process_threads",
+                   "process_open_files", "process_read_bytes_per_second",
+                   "process_write_bytes_per_second")
+
+
+@dataclass
+class ProcessDetail:
+    """Who the app's process is, and how pwtop found it."""
+
+    pid: int
+    name: str
+    cmdline: list[str]
+    username: str | None
+    started_at: float  # wall-clock seconds since the epoch
+    found_by: str  # "pid_file PATH" or "process_match 'TEXT'"
+    matches: list[int] = field(default_factory=list)
+    cpu_window_seconds: float | None = None
+    io_window_seconds: float | None = None
+
+
+def program_of(cmdline: list[str]) -> tuple[str, str]:
+    """(program, target): for interpreters the module or script run, else argv[0] twice.
+
+    ``python -m piwardrive`` -> ("python", "piwardrive"); ``/usr/bin/uvicorn app:app`` ->
+    ("uvicorn", "uvicorn").
+    """
+    if not cmdline:
+        return "", ""
+    prog = os.path.basename(cmdline[0])
+    if not prog.startswith("python"):
+        return prog, prog
+    args = iter(cmdline[1:])
+    for arg in args:
+        if arg == "-m":
+            return prog, next(args, "")
+        if arg == "-c":
+            return prog, "-c"
+        if arg in ("-W", "-X", "-Q"):
+            next(args, None)
+            continue
+        if not arg.startswith("-"):
+            return prog, arg
+    return prog, ""
+
+
+def is_pwtop_command(cmdline: list[str]) -> bool:
+    """True for pwtop itself in any form: ``pwtop``, ``python -m pwtop``, ``.../bin/pwtop``."""
+    _, target = program_of(cmdline)
+    name = os.path.basename(target)
+    return name == "pwtop" or name.startswith("pwtop.") or target.endswith(
+        ("pwtop/__main__.py", "pwtop/cli.py"))
+
+
+class ProcessNotFound(Exception):
+    """The app's process cannot be found; the message says why and what to set."""
+
+
+def read_pid_file(path: Path) -> int:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise ProcessNotFound(f"pid file {path} not found (is the app running?)") from None
+    except PermissionError:
+        raise ProcessNotFound(f"cannot read pid file {path}: permission denied") from None
+    except OSError as exc:
+        raise ProcessNotFound(f"cannot read pid file {path}: {exc.strerror}") from None
+    first = text.split()[0] if text else ""
+    if not first.isdigit() or int(first) <= 0:
+        raise ProcessNotFound(f"pid file {path} does not hold a pid ({text[:20]!r})")
+    return int(first)
+
+
+def find_by_pid_file(path: Path) -> tuple[psutil.Process, list[int]]:
+    pid = read_pid_file(path)
+    if pid == os.getpid():
+        raise ProcessNotFound(f"pid file {path} names pwtop's own process ({pid})")
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            raise psutil.NoSuchProcess(pid)
+    except psutil.NoSuchProcess:
+        raise ProcessNotFound(
+            f"pid file {path} names pid {pid}, which is not running (stale pid file)") from None
+    return proc, [pid]
+
+
+def find_by_match(text: str) -> tuple[psutil.Process, list[int]]:
+    """The process whose command line contains ``text`` (one scan of every process).
+
+    Several may match (a shell wrapper, ``tail -f piwardrive.log``, uvicorn workers): the
+    best is the one running the match as its program, then one run by a Python app runner;
+    wrappers whose child also matches are dropped; the oldest of the rest wins.
+    """
+    me = os.getpid()
+    found: list[tuple[psutil.Process, list[str]]] = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.pid == me:
+            continue
+        cmdline = proc.info.get("cmdline") or []
+        if not cmdline or text not in " ".join(cmdline) or is_pwtop_command(cmdline):
+            continue
+        found.append((proc, cmdline))
+    if not found:
+        raise ProcessNotFound(f"no process matches {text!r}; set [target] pid_file or "
+                              "process_match")
+    pids = sorted(p.pid for p, _ in found)
+
+    def rank(item: tuple[psutil.Process, list[str]]) -> int:
+        prog, target = program_of(item[1])
+        if text in target:
+            return 0
+        return 1 if prog.startswith(APP_RUNNERS) else 2
+
+    best_rank = min(rank(item) for item in found)
+    best = [item for item in found if rank(item) == best_rank]
+    parents = set()
+    for proc, _ in found:
+        try:
+            parents.add(proc.ppid())
+        except psutil.Error:
+            pass
+    leaves = [item for item in best if item[0].pid not in parents] or best
+
+    def started(item: tuple[psutil.Process, list[str]]) -> tuple[float, int]:
+        try:
+            return item[0].create_time(), item[0].pid
+        except psutil.Error:
+            return float("inf"), item[0].pid
+
+    return min(leaves, key=started)[0], pids
+
+
+@dataclass
+class ProcessSample:
+    """One tick's figures of the app's process, and what could not be read."""
+
+    metrics: dict[str, float | int | None] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    detail: ProcessDetail | None = None
+
+
+class ProcessTracker:
+    """Keeps hold of the app's process across ticks and turns its counters into rates."""
+
+    def __init__(self, *, pid_file: str = "", match: str = "", rescan_interval: float = 10.0,
+                 windows: Iterable[float] = DEFAULT_WINDOWS, min_window: float = 0.1,
+                 clock: Any = time.monotonic) -> None:
+        self.pid_file = Path(pid_file).expanduser() if pid_file else None
+        self.match = match
+        self.rescan_interval = rescan_interval
+        self.windows = tuple(windows)
+        self.min_window = min_window
+        self._clock = clock
+        self.proc: psutil.Process | None = None
+        self.detail: ProcessDetail | None = None
+        self.reason = ""
+        self.scanned_at: float | None = None  # last full scan (process_match only)
+        self.baseline_at: float | None = None
+        self._new_rates()
+
+    def _new_rates(self) -> None:
+        def rate() -> WindowedRate:
+            return WindowedRate(self.windows, clock=self._clock, min_span=self.min_window)
+        self.cpu, self.read, self.write = rate(), rate(), rate()
+
+    @property
+    def how(self) -> str:
+        if self.pid_file is not None:
+            return f"pid_file {self.pid_file}"
+        return f"process_match {self.match!r}"
+
+    def refresh(self) -> bool:
+        """Find the process if needed; True when a new process was taken (fresh baseline)."""
+        now = self._clock()
+        if self.pid_file is not None:
+            try:
+                proc, matches = find_by_pid_file(self.pid_file)
+            except ProcessNotFound as exc:
+                self._lose(str(exc))
+                return False
+            if self.proc is not None and self.proc.pid == proc.pid and _alive(self.proc):
+                return False
+            return self._take(proc, matches)
+        if not self.match:
+            self._lose("no [target] pid_file or process_match is set")
+            return False
+        if self.proc is not None:
+            if _alive(self.proc):
+                return False
+            self._lose(f"process {self.proc.pid} exited")
+        elif self.scanned_at is not None and now - self.scanned_at < self.rescan_interval:
+            return False  # not found last time; keep the cached reason until the next scan
+        self.scanned_at = now
+        try:
+            proc, matches = find_by_match(self.match)
+        except ProcessNotFound as exc:
+            self._lose(str(exc))
+            return False
+        return self._take(proc, matches)
+
+    def _lose(self, reason: str) -> None:
+        self.proc, self.detail, self.reason, self.baseline_at = None, None, reason, None
+        self._new_rates()
+
+    def _take(self, proc: psutil.Process, matches: list[int]) -> bool:
+        try:
+            with proc.oneshot():
+                self.detail = ProcessDetail(
+                    pid=proc.pid, name=proc.name(), cmdline=proc.cmdline(),
+                    username=_or_none(proc.username), started_at=proc.create_time(),
+                    found_by=self.how, matches=matches)
+        except psutil.NoSuchProcess:
+            self._lose(f"process {proc.pid} exited while being looked at")
+            return False
+        except psutil.AccessDenied:
+            self.detail = ProcessDetail(proc.pid, "?", [], None, 0.0, self.how, matches)
+        self.proc, self.reason = proc, ""
+        self._new_rates()
+        try:
+            self._counters()
+        except psutil.NoSuchProcess:
+            self._lose(f"process {proc.pid} exited while being looked at")
+            return False
+        except psutil.AccessDenied:
+            pass  # cpu_times is world-readable on Linux; the tick reports what is not
+        self.baseline_at = self._clock()
+        return True
+
+    def baseline_age(self) -> float | None:
+        return None if self.baseline_at is None else self._clock() - self.baseline_at
+
+    def _counters(self) -> str:
+        """Feed the CPU and I/O counters; returns why I/O could not be read (or "")."""
+        assert self.proc is not None
+        times = self.proc.cpu_times()
+        t = self._clock()
+        self.cpu.update(times.user + times.system, t)
+        try:
+            io = self.proc.io_counters()
+        except psutil.AccessDenied:
+            return (f"permission denied reading /proc/{self.proc.pid}/io (the app runs as "
+                        f"{self.detail.username if self.detail else '?'}; run pwtop as that "
+                        "user or root)")
+        except (AttributeError, NotImplementedError):
+            return "this kernel does not account per-process I/O"
+        self.read.update(io.read_bytes, t)
+        self.write.update(io.write_bytes, t)
+        return ""
+
+    def sample(self) -> ProcessSample:
+        """The tick's figures (one ``oneshot`` read of ``/proc/PID``)."""
+        out = ProcessSample()
+        if self.proc is None:
+            for name in PROCESS_METRICS:
+                out.unavailable[name] = self.reason
+            return out
+        proc = self.proc
+        try:
+            with proc.oneshot():
+                io_reason = self._counters()
+                out.metrics["process_rss_bytes"] = proc.memory_info().rss
+                out.metrics["process_threads"] = proc.num_threads()
+                try:
+                    out.metrics["process_open_files"] = len(proc.open_files())
+                except psutil.AccessDenied:
+                    out.unavailable["process_open_files"] = (
+                        f"permission denied listing /proc/{proc.pid}/fd; run pwtop as the "
+                        "app's user or root")
+        except psutil.NoSuchProcess:
+            self._lose(f"process {proc.pid} exited")
+            for name in PROCESS_METRICS:
+                out.unavailable[name] = self.reason
+            return out
+        cpu = self.cpu.delta(self.windows[0], partial=True)
+        if cpu is None:
+            out.unavailable["process_cpu_percent"] = (
+                f"first sample of pid {proc.pid}; needs a window of >= {self.min_window:g} s")
+        else:
+            out.metrics["process_cpu_percent"] = 100.0 * cpu.value / cpu.seconds
+        for metric, rate in (("process_read_bytes_per_second", self.read),
+                             ("process_write_bytes_per_second", self.write)):
+            d = rate.delta(self.windows[0], partial=True)
+            if io_reason:
+                out.unavailable[metric] = io_reason
+            elif d is None:
+                out.unavailable[metric] = (f"first sample of pid {proc.pid}; needs a window "
+                                           f"of >= {self.min_window:g} s")
+            else:
+                out.metrics[metric] = d.value / d.seconds
+        assert self.detail is not None
+        self.detail.cpu_window_seconds = cpu.seconds if cpu else None
+        io = self.write.delta(self.windows[0], partial=True)
+        self.detail.io_window_seconds = io.seconds if io else None
+        out.detail = self.detail
+        return out
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Still the same process (``is_running`` also catches a reused pid) and not a zombie."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _or_none(getter: Any) -> Any:
+    try:
+        return getter()
+    except psutil.Error:
+        return None
