@@ -25,6 +25,7 @@ from pwtop.cli import main
 from pwtop.config import Settings
 from pwtop.model import Level, Snapshot
 from pwtop.system import SystemComponent, SystemDetail
+from pwtop.system.host import counted_interfaces
 from pwtop.system.process import is_pwtop_command, program_of
 from pwtop.system.sensors import decode_throttled, parse_get_throttled, read_thermal_zones
 
@@ -165,10 +166,28 @@ async def test_host_figures_are_plausible(tmp_path):
         assert 0 <= m["system_swap_used_ratio"] <= 1
     d = detail(snap)
     assert d.cpu_count == psutil.cpu_count() and d.hostname
-    assert "lo" not in d.network_interfaces
+    nics = set(psutil.net_io_counters(pernic=True))
+    assert "lo" not in d.network_interfaces and set(d.network_interfaces) <= nics
+    assert d.network_interfaces == counted_interfaces(nics)
     for name, value in m.items():
         assert value is None or value >= 0, name
     assert snap.duration_s > 0
+
+
+def test_only_physical_interfaces_count(tmp_path):
+    # A sysfs-like layout, so both kinds of interface exist whatever this machine has.
+    net = tmp_path / "net"
+    net.mkdir()
+    for name, where in (("eth0", "pci0000:00/0000:00:03.0/net/eth0"),
+                        ("wlan0", "platform/soc/mmc1/net/wlan0"),
+                        ("ifb0", "virtual/net/ifb0"), ("docker0", "virtual/net/docker0"),
+                        ("lo", "virtual/net/lo")):
+        (tmp_path / "devices" / where).mkdir(parents=True)
+        (net / name).symlink_to(tmp_path / "devices" / where)
+    names = ["lo", "eth0", "wlan0", "ifb0", "docker0"]
+    assert counted_interfaces(names, net) == ["eth0", "wlan0"]
+    # A container has only virtual ones (a veth): they count, loopback never does.
+    assert counted_interfaces(["lo", "ifb0", "docker0"], net) == ["docker0", "ifb0"]
 
 
 async def test_rates_come_from_two_collects(tmp_path):

@@ -23,7 +23,7 @@ from pwtop.config import Settings, default_database_path
 from pwtop.metrics import DEFAULT_WINDOWS, CounterSum, WindowedRate, window_label
 from pwtop.model import (ActionResult, BenchmarkResult, Figure, Flag, Level, Recommendation,
                          Snapshot)
-from pwtop.system.host import (CpuMeter, DiskDetail, external_interfaces, locate_filesystem)
+from pwtop.system.host import CpuMeter, DiskDetail, counted_interfaces, locate_filesystem
 from pwtop.system.process import ProcessDetail, ProcessTracker, find_by_match
 from pwtop.system.sensors import (THERMAL_ROOT, Temperature, Throttle, read_cpu_temperature,
                                   read_throttled)
@@ -149,7 +149,9 @@ class SystemComponent:
         self._throttle: tuple[Throttle | None, str] | None = None
         self._throttle_at: float | None = None
         self._inflight: asyncio.Future[Snapshot] | None = None
+        self.last_cpu_seconds: float | None = None  # CPU the last tick cost its thread
         self._hostname = socket.gethostname()
+        self._nics: tuple[set[str], list[str]] = (set(), [])
         # Priming: the baselines every first-collect rate is measured against.
         self._cpu = CpuMeter(windows=self.windows, min_window=min_window, clock=self._clock)
         self._primed_disks = (self._clock(), psutil.disk_io_counters(perdisk=True) or {})
@@ -203,11 +205,15 @@ class SystemComponent:
         return None if at is None else round(self._clock() - at, 3)
 
     def _feed_net(self) -> list[str]:
-        pernic = external_interfaces(psutil.net_io_counters(pernic=True) or {})
+        pernic = psutil.net_io_counters(pernic=True) or {}
         t = self._clock()
+        if self._nics[0] != set(pernic):  # an interface came or went: look again
+            self._nics = (set(pernic), counted_interfaces(pernic))
+        counted = self._nics[1]
         for metric, attr in _NET.items():
-            self._rates.feed(metric, {n: getattr(c, attr) for n, c in pernic.items()}, t)
-        return sorted(pernic)
+            self._rates.feed(metric, {n: getattr(pernic[n], attr) for n in counted
+                                      if n in pernic}, t)
+        return counted
 
     def _feed_swap(self) -> Any:
         swap = psutil.swap_memory()
@@ -293,7 +299,8 @@ class SystemComponent:
             usage = psutil.disk_usage(disk.probed_directory)
             m["system_disk_total_bytes"] = usage.total
             m["system_disk_free_bytes"] = usage.free
-            m["system_disk_used_ratio"] = usage.percent / 100.0
+            # As df counts it: the blocks reserved for root are neither used nor free.
+            m["system_disk_used_ratio"] = usage.used / ((usage.used + usage.free) or 1)
         except OSError as exc:
             for name in ("system_disk_total_bytes", "system_disk_free_bytes",
                          "system_disk_used_ratio"):
@@ -352,9 +359,12 @@ class SystemComponent:
         for metric, tracker_rate in (("process_cpu_percent", self._process.cpu),
                                      ("process_read_bytes_per_second", self._process.read),
                                      ("process_write_bytes_per_second", self._process.write)):
-            if metric in m:
-                scale = 100.0 if metric == "process_cpu_percent" else 1.0
-                rates[metric] = RateDetail(m[metric], None, {
+            if metric in m and proc.detail is not None:
+                cpu_rate = metric == "process_cpu_percent"
+                scale = 100.0 if cpu_rate else 1.0  # CPU seconds per second -> % of a core
+                span = (proc.detail.cpu_window_seconds if cpu_rate
+                        else proc.detail.io_window_seconds)
+                rates[metric] = RateDetail(m[metric], span, {
                     k: (None if v is None else v * scale)
                     for k, v in tracker_rate.rates().items()})
         cpu_windows = {window_label(w): self._cpu.total(w).percent for w in self.windows}
@@ -521,7 +531,14 @@ def describe(snapshot: Snapshot) -> list[str]:
     d = _detail(snapshot)
 
     def f(name: str) -> str:
-        return format_metric(name, m[name]) if name in m else f"unavailable ({gone.get(name)})"
+        if name not in m:
+            return f"unavailable ({gone.get(name)})"
+        value = m[name]
+        if value is not None and name.endswith("_bytes_per_second"):
+            return f"{human_bytes(value)}/s"
+        if value is not None and name.endswith("_packets_per_second"):
+            return f"{value:,.1f} packets/s"
+        return format_metric(name, value)
 
     lines = []
     if d is not None:
@@ -557,9 +574,9 @@ def describe(snapshot: Snapshot) -> list[str]:
                  f"{f('system_disk_read_bytes_per_second')}, write "
                  f"{f('system_disk_write_bytes_per_second')}, busy {f('system_disk_busy_ratio')}")
     lines.append(f"network    in {f('system_net_recv_bytes_per_second')} "
-                 f"({f('system_net_recv_packets_per_second')} packets), out "
+                 f"({f('system_net_recv_packets_per_second')}), out "
                  f"{f('system_net_sent_bytes_per_second')} "
-                 f"({f('system_net_sent_packets_per_second')} packets)")
+                 f"({f('system_net_sent_packets_per_second')})")
     if d is not None and d.process is not None:
         p = d.process
         lines.append(f"process    pid {p.pid} {' '.join(p.cmdline)[:70]} ({p.found_by})")

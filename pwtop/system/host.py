@@ -215,6 +215,20 @@ def locate_filesystem(db_path: Path, io_names: Iterable[str]) -> DiskDetail:
 # ---------------------------------------------------------------- network
 
 
-def external_interfaces(pernic: dict[str, Any]) -> dict[str, Any]:
-    """Interfaces other than loopback (the agent's own traffic on 127.0.0.1 is not load)."""
-    return {name: c for name, c in pernic.items() if name not in LOOPBACK_NAMES}
+def counted_interfaces(names: Iterable[str], sys_net: Path = Path("/sys/class/net")
+                       ) -> list[str]:
+    """The interfaces whose traffic is the rig's: physical ones, never loopback.
+
+    Virtual interfaces (bridges, veth pairs, ifb mirrors used for traffic shaping) carry
+    the same packets a second time, and loopback carries the agent's own traffic. Where
+    no interface is physical (a container's veth), every non-loopback one counts.
+    """
+    names = [n for n in names if n not in LOOPBACK_NAMES]
+    physical = []
+    for name in names:
+        try:
+            if "/devices/virtual/" not in os.path.realpath(sys_net / name):
+                physical.append(name)
+        except OSError:
+            continue
+    return sorted(physical or names)
