@@ -110,14 +110,14 @@ async def test_drift_mode_without_the_selector_hook_still_names_the_blocker():
 async def test_busy_and_idle_time_are_measured_per_loop_iteration():
     monitor = await started(LoopMonitor(interval=10, block_threshold=5, attribute=False).start())
     try:
-        busy0, idle0 = monitor._busy_total, monitor._idle_total
+        busy0, idle0 = monitor.busy_seconds, monitor.idle_seconds
         await asyncio.sleep(0.1)  # idle: the loop waits in select()
-        busy1, idle1 = monitor._busy_total, monitor._idle_total
+        busy1, idle1 = monitor.busy_seconds, monitor.idle_seconds
         assert idle1 - idle0 >= 0.09
         assert busy1 - busy0 < 0.05
         time.sleep(0.1)  # busy
         await asyncio.sleep(0)
-        assert monitor._busy_total - busy1 >= 0.09
+        assert monitor.busy_seconds - busy1 >= 0.09
     finally:
         await monitor.stop()
 

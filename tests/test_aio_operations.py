@@ -244,3 +244,12 @@ async def test_stats_are_plain_json_with_a_schema_version():
                 "instrumentation_errors", "process", "bounds", "histogram_layout"):
         assert key in stats
     assert json.loads(json.dumps(stats, allow_nan=False)) == stats
+
+
+def test_entering_a_span_costs_no_python_frame_on_cpython():
+    import platform
+    import types
+
+    from pwtop.aio.operations import Span
+    if platform.python_implementation() == "CPython":
+        assert not isinstance(Span.__aenter__, types.FunctionType)

@@ -134,10 +134,10 @@ class LoopMonitor:
         self._task: asyncio.Task | None = None
         self._lags: deque[tuple[float, float]] = deque(maxlen=int(window / interval) + 8)
         self._busy_rate = WindowedRate((1.0, 10.0, 60.0), clock=clock, resolution=interval)
-        self._busy_total = 0.0
-        self._idle_total = 0.0
-        self._busy: tuple[int, float] | None = None  # (beat, perf time busy since)
-        self._beat = 0
+        # Shared with the selector hook and the watchdog thread; a list because item access
+        # is the cheapest state a closure can update:
+        # [busy since (perf s) or None while in select(), beat, busy total s, idle total s, on]
+        self._st: list[Any] = [None, 0, 0.0, 0.0, False]
         self._sample: tuple[int, dict[str, Any], float] | None = None
         self.blocks: deque[dict[str, Any]] = deque(maxlen=BLOCKS_KEPT)
         self.blocked_count = 0
@@ -147,7 +147,6 @@ class LoopMonitor:
         self._selector: Any = None
         self._orig_select: Any = None
         self._wrapper: Any = None
-        self._active = False
         self._watchdog: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread_id: int | None = None
@@ -162,6 +161,16 @@ class LoopMonitor:
         if self._wrapper is not None:
             return "selector"
         return "drift"
+
+    @property
+    def busy_seconds(self) -> float:
+        """Seconds the loop spent running callbacks since the monitor started (selector mode)."""
+        return self._st[2]
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds the loop spent waiting in select() since the monitor started."""
+        return self._st[3]
 
     def start(self) -> "LoopMonitor":
         """Start measuring the running loop (call from inside it)."""
@@ -194,34 +203,34 @@ class LoopMonitor:
         selector = getattr(self.loop, "_selector", None)
         original = getattr(selector, "select", None)
         if self.hook_selector and selector is not None and callable(original):
-            monitor = self
+            st, threshold, file_block = self._st, self.block_threshold, self._file_block
 
             def select(timeout: float | None = None) -> Any:
-                if not monitor._active:
+                if not st[4]:
                     return original(timeout)
                 t = _perf()
-                busy = monitor._busy
-                monitor._busy = None
-                if busy is not None:
-                    spent = t - busy[1]
-                    monitor._busy_total += spent
-                    if spent >= monitor.block_threshold:
-                        monitor._file_block(busy[0], spent)
+                since = st[0]
+                st[0] = None
+                if since is not None:
+                    spent = t - since
+                    st[2] += spent
+                    if spent >= threshold:
+                        file_block(st[1], spent)
                 try:
                     return original(timeout)
                 finally:
                     t2 = _perf()
-                    monitor._idle_total += t2 - t
-                    monitor._beat += 1
-                    monitor._busy = (monitor._beat, t2)
+                    st[3] += t2 - t
+                    st[1] += 1
+                    st[0] = t2
 
             try:
                 selector.select = select
                 self._selector, self._orig_select, self._wrapper = selector, original, select
-                self._busy = (self._beat, _perf())
+                self._st[0] = _perf()
             except Exception:  # a selector that refuses attributes: drift only
                 self._wrapper = None
-        self._active = True
+        self._st[4] = True
         if self.attribute and hasattr(sys, "_current_frames"):
             self._stop.clear()
             self._watchdog = threading.Thread(target=self._watch, name="pwtop-loop-watchdog",
@@ -229,7 +238,7 @@ class LoopMonitor:
             self._watchdog.start()
 
     def _uninstall(self) -> None:
-        self._active = False
+        self._st[4] = False
         if self._wrapper is not None and self._selector is not None:
             try:
                 if self._selector.__dict__.get("select") is self._wrapper:
@@ -248,8 +257,9 @@ class LoopMonitor:
             while True:
                 t0 = self.clock()
                 if self._wrapper is None:  # drift mode: the next wake-up is the heartbeat
-                    self._beat += 1
-                    self._busy = (self._beat, _perf() + self.interval)
+                    st = self._st
+                    st[1] += 1
+                    st[0] = _perf() + self.interval
                 try:
                     await self.sleep(self.interval)
                 except Exception as fault:  # a broken injected sleep: keep measuring
@@ -268,12 +278,11 @@ class LoopMonitor:
         self.ticks += 1
         self._lags.append((now, lag))
         if self._wrapper is None:
-            beat = self._busy[0] if self._busy else -1
-            self._busy = None
+            self._st[0] = None
             if lag >= self.block_threshold:
-                self._file_block(beat, lag)
+                self._file_block(self._st[1], lag)
         else:
-            self._busy_rate.update(self._busy_total, now)
+            self._busy_rate.update(self._st[2], now)
         if self.tasks is None or self.ticks % max(1, round(1.0 / self.interval)) == 0:
             self.tasks = len(asyncio.all_tasks(self.loop))
         if self.on_tick is not None:
@@ -318,18 +327,17 @@ class LoopMonitor:
             try:
                 if loop is None or loop.is_closed():
                     return
-                busy = self._busy
-                if busy is None or busy[0] == sampled_beat:
-                    continue
-                if _perf() - busy[1] < sample_after:
+                st = self._st
+                beat, since = st[1], st[0]
+                if since is None or beat == sampled_beat or _perf() - since < sample_after:
                     continue
                 frame = sys._current_frames().get(self._thread_id)  # type: ignore[arg-type]
                 info = describe_stack(frame)
                 del frame
                 info.update(_task_info(loop))
-                if self._busy is not None and self._busy[0] == busy[0]:
-                    self._sample = (busy[0], info, _perf())
-                    sampled_beat = busy[0]
+                if st[1] == beat and st[0] == since:  # still the same busy stretch
+                    self._sample = (beat, info, _perf())
+                    sampled_beat = beat
             except Exception as fault:  # the watchdog must never die noisily
                 self._fault(fault)
 
@@ -354,9 +362,11 @@ class LoopMonitor:
             "unavailable": {},
         }
         if self._wrapper is not None:
-            self._busy_rate.update(self._busy_total, now)
+            self._busy_rate.update(self._st[2], now)
             out["busy_ratio"] = {k: None if v is None else min(1.0, max(0.0, v))
                                  for k, v in self._busy_rate.rates().items()}
+            out["busy_seconds_total"] = self._st[2]
+            out["idle_seconds_total"] = self._st[3]
         else:
             out["busy_ratio"] = None
             out["unavailable"]["busy_ratio"] = (

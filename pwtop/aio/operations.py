@@ -219,6 +219,33 @@ def _fault(span: Span, fault: Exception) -> None:
         pass
 
 
+def _python_enter(self: Span) -> asyncio.Future:
+    return DONE
+
+
+def _c_enter_works() -> bool:
+    """True when ``async with`` calls the C ``__aenter__`` without arguments (CPython does)."""
+
+    async def probe() -> None:
+        async with Span():
+            pass
+
+    coro = probe()
+    try:
+        coro.send(None)
+    except StopIteration:
+        return True
+    except Exception:
+        return False
+    finally:
+        coro.close()
+    return False
+
+
+if not _c_enter_works():  # pragma: no cover - other interpreters
+    Span.__aenter__ = _python_enter  # type: ignore[assignment]
+
+
 class OperationTable:
     """Name -> OperationStats with a cap on distinct names.
 
