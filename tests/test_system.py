@@ -25,7 +25,7 @@ from pwtop.cli import main
 from pwtop.config import Settings
 from pwtop.model import Level, Snapshot
 from pwtop.system import SystemComponent, SystemDetail
-from pwtop.system.host import counted_interfaces
+from pwtop.system.host import CpuMeter, counted_interfaces
 from pwtop.system.process import is_pwtop_command, program_of
 from pwtop.system.sensors import decode_throttled, parse_get_throttled, read_thermal_zones
 
@@ -46,8 +46,8 @@ for line in sys.stdin:
             f.write(os.urandom(2 * 1024 * 1024))
             f.flush()
             os.fsync(f.fileno())
-        end = time.perf_counter() + 0.3
-        while time.perf_counter() < end:
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
             pass
         print("done", flush=True)
 """
@@ -135,6 +135,14 @@ async def test_first_collect_reports_a_measured_cpu_share(tmp_path):
     assert detail(snap).cpu_window_seconds >= 0.4
     assert len(detail(snap).cpu_per_core_percent) == psutil.cpu_count()
     await comp.close()
+
+
+def test_a_window_too_short_is_unavailable_not_zero():
+    meter = CpuMeter(min_window=0.5)
+    meter.sample()  # microseconds after the priming sample
+    reading = meter.total(partial=True)
+    assert reading.percent is None and "window too short" in reading.reason
+    assert all(core.percent is None for core in meter.per_core(partial=True))
 
 
 async def test_a_collect_right_after_construction_still_measures(tmp_path):
@@ -403,6 +411,9 @@ def test_program_and_pwtop_detection():
     assert is_pwtop_command(["pwtop"])
     assert not is_pwtop_command(["python", "-m", "piwardrive", "--pwtop"])
     assert not is_pwtop_command(["uvicorn", "piwardrive.app:app"])
+    # The demo app is an app to watch, even when pwtop's own package runs it.
+    assert not is_pwtop_command(["python", "-m", "pwtop.demo.app", "--db", "piwardrive.db"])
+    assert not is_pwtop_command(["/venv/bin/python", "/venv/bin/pwtop", "demo", "--serve-only"])
 
 
 # ---------------------------------------------------------------- Pi sensors (faked)

@@ -69,11 +69,16 @@ def program_of(cmdline: list[str]) -> tuple[str, str]:
 
 
 def is_pwtop_command(cmdline: list[str]) -> bool:
-    """True for pwtop itself in any form: ``pwtop``, ``python -m pwtop``, ``.../bin/pwtop``."""
+    """True for a pwtop monitor in any form: ``pwtop``, ``python -m pwtop``, ``.../bin/pwtop``.
+
+    Its command line often names the app (``--db ~/.config/piwardrive/app.db``) but it is
+    never the app. ``pwtop demo`` is the exception: it hosts the demo app, so it may be
+    matched like any app.
+    """
     _, target = program_of(cmdline)
-    name = os.path.basename(target)
-    return name == "pwtop" or name.startswith("pwtop.") or target.endswith(
-        ("pwtop/__main__.py", "pwtop/cli.py"))
+    is_cli = (os.path.basename(target) == "pwtop" or target in ("pwtop.cli", "pwtop.__main__")
+              or target.endswith(("pwtop/__main__.py", "pwtop/cli.py")))
+    return is_cli and "demo" not in cmdline[1:]
 
 
 class ProcessNotFound(Exception):
