@@ -445,10 +445,12 @@ def recommendations(snapshot: Snapshot) -> list[Recommendation]:
     out: list[Recommendation] = []
 
     def advice(id: str, kind: str, target: str, title: str, evidence: dict[str, Any],
-               impact: str, code: str, level: Level) -> None:
+               impact: str, todo: str, level: Level, code: str = "") -> None:
+        # Hardware and host advice is done by a person; only app settings go in ``code``.
         out.append(Recommendation(
             id=id, component="system", kind=kind, target=target, title=title,
-            evidence={k: v for k, v in evidence.items() if v is not None}, impact=impact,
+            evidence={k: v for k, v in evidence.items() if v is not None},
+            impact=f"{impact}. What to do: {todo}",
             risk="none from pwtop: this is advice, nothing is changed", code=code,
             applicable=False, level=level))
 
@@ -463,10 +465,12 @@ def recommendations(snapshot: Snapshot) -> list[Recommendation]:
                "the kernel drops the page cache, so SQLite reads go to the SD card; swapping "
                "wears the card; the OOM killer may stop the app",
                "PiWardrive opens ~10 connections with cache_size=10000 pages each (up to "
-               "~40 MB per connection): lower it, e.g. PRAGMA cache_size = -8000 (8 MB), or "
-               "shrink the connection pool; stop services the rig does not need",
+               "~40 MB per connection): lower it in the app, or shrink its connection pool; "
+               "stop services the rig does not need",
                Level.CRITICAL if mem is not None and mem > MEMORY_CRITICAL_RATIO
-               else Level.WARNING)
+               else Level.WARNING,
+               code="-- on each connection the app opens: 8 MB of page cache instead of ~40 MB\n"
+                    "PRAGMA cache_size = -8000;")
 
     used, free = m.get("system_disk_used_ratio"), m.get("system_disk_free_bytes")
     if used is not None and free is not None and (

@@ -10,6 +10,7 @@ command, is never taken for the app: ``pwtop --db ~/.config/piwardrive/app.db`` 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -301,6 +302,12 @@ class ProcessTracker:
             for name in PROCESS_METRICS:
                 out.unavailable[name] = self.reason
             return out
+        except psutil.AccessDenied:  # /proc mounted with hidepid, or another OS's rules
+            for name in PROCESS_METRICS:
+                out.unavailable[name] = (f"permission denied reading /proc/{proc.pid}; run "
+                                         "pwtop as the app's user or root")
+            out.detail = self.detail
+            return out
         cpu = self.cpu.delta(self.windows[0], partial=True)
         if cpu is None:
             out.unavailable["process_cpu_percent"] = (
@@ -318,10 +325,11 @@ class ProcessTracker:
             else:
                 out.metrics[metric] = d.value / d.seconds
         assert self.detail is not None
-        self.detail.cpu_window_seconds = cpu.seconds if cpu else None
         io = self.write.delta(self.windows[0], partial=True)
-        self.detail.io_window_seconds = io.seconds if io else None
-        out.detail = self.detail
+        # A copy per tick: snapshots already handed out must not change under their holder.
+        out.detail = dataclasses.replace(self.detail,
+                                         cpu_window_seconds=cpu.seconds if cpu else None,
+                                         io_window_seconds=io.seconds if io else None)
         return out
 
 
