@@ -15,6 +15,7 @@ hot path of :mod:`pwtop.aio.operations` inlines exactly that.
 from __future__ import annotations
 
 from bisect import bisect_left
+from itertools import compress
 from typing import Any, Iterable, Sequence
 
 MIN_SECONDS = 1e-6
@@ -26,6 +27,8 @@ BOUNDS: tuple[float, ...] = tuple(
     float(f"{MIN_SECONDS * 10 ** (i / PER_DECADE):.4g}") for i in range(PER_DECADE * DECADES + 1))
 NBUCKETS = len(BOUNDS) + 1
 MAX_SECONDS = BOUNDS[-1]
+
+_INDEXES = range(NBUCKETS)
 
 #: Describes the layout in snapshots, so a reader can check it speaks the same buckets.
 LAYOUT = {"min_seconds": MIN_SECONDS, "per_decade": PER_DECADE, "decades": DECADES,
@@ -116,14 +119,22 @@ class Histogram:
         return {"p50_seconds": self.quantile(0.50), "p95_seconds": self.quantile(0.95),
                 "p99_seconds": self.quantile(0.99)}
 
-    def snapshot(self) -> dict[str, Any]:
-        """Plain JSON data: totals, percentiles and the non-empty buckets as [index, count]."""
+    def snapshot(self, buckets: bool = True) -> dict[str, Any]:
+        """Plain JSON data: totals, percentiles and (unless ``buckets`` is False) the
+        non-empty buckets as [index, count].
+
+        One pass over the buckets, then the percentiles from the (short) sparse list: an
+        agent snapshots every operation's histogram each interval.
+        """
         counts = self.counts
+        sparse = [[i, counts[i]] for i in compress(_INDEXES, counts)]
         total = sum(counts)
-        out: dict[str, Any] = {"count": total, "sum_seconds": self.sum,
-                               "max_seconds": self.max if total else None}
-        out.update(self.percentiles())
-        out["buckets"] = [[i, n] for i, n in enumerate(counts) if n]
+        p50, p95, p99 = _sparse_quantiles(sparse, total, (0.50, 0.95, 0.99), self.max)
+        out = {"count": total, "sum_seconds": self.sum,
+               "max_seconds": self.max if total else None,
+               "p50_seconds": p50, "p95_seconds": p95, "p99_seconds": p99}
+        if buckets:
+            out["buckets"] = sparse
         return out
 
     @classmethod
@@ -175,28 +186,46 @@ def _highest(counts: Sequence[int]) -> int | None:
 
 def quantile(counts: Sequence[int], q: float, maximum: float = 0.0) -> float | None:
     """Quantile estimate from bucket ``counts`` laid out as :data:`BOUNDS`."""
-    total = sum(counts)
+    buckets = [(i, n) for i, n in enumerate(counts) if n]
+    return _sparse_quantiles(buckets, sum(counts), (q,), maximum)[0]
+
+
+def _estimate(i: int, n: int, running: int, rank: float, maximum: float) -> float:
+    if i >= len(BOUNDS):
+        return maximum if maximum > 0 else MAX_SECONDS
+    upper = BOUNDS[i]
+    frac = (rank - running) / n
+    if i == 0:
+        value = upper * frac
+    else:
+        lower = BOUNDS[i - 1]
+        value = lower * (upper / lower) ** frac
+    return min(value, maximum) if maximum > 0 else value
+
+
+def _sparse_quantiles(buckets: Sequence[Sequence[int]], total: int, qs: Sequence[float],
+                      maximum: float) -> list[float | None]:
+    """Quantiles (ascending ``qs``) from non-empty (index, count) pairs in one walk."""
     if total <= 0:
-        return None
-    q = min(max(q, 0.0), 1.0)
-    rank = max(1.0, q * total)
+        return [None] * len(qs)
+    out: list[float | None] = []
+    ranks = [max(1.0, min(max(q, 0.0), 1.0) * total) for q in qs]
+    last = len(ranks)
+    k = 0
+    target = ranks[0]
     running = 0
-    for i, n in enumerate(counts):
-        if not n:
-            continue
-        if running + n >= rank:
-            if i >= len(BOUNDS):
-                return maximum if maximum > 0 else MAX_SECONDS
-            upper = BOUNDS[i]
-            frac = (rank - running) / n
-            if i == 0:
-                value = upper * frac
-            else:
-                lower = BOUNDS[i - 1]
-                value = lower * (upper / lower) ** frac
-            return min(value, maximum) if maximum > 0 else value
-        running += n
-    return maximum or None  # pragma: no cover - unreachable with consistent counts
+    for i, n in buckets:
+        reached = running + n
+        while reached >= target:
+            out.append(_estimate(i, n, running, target, maximum))
+            k += 1
+            if k == last:
+                return out
+            target = ranks[k]
+        running = reached
+    while len(out) < last:  # pragma: no cover - unreachable with consistent counts
+        out.append(maximum or None)
+    return out
 
 
 def merged(histograms: Iterable[Histogram]) -> Histogram:

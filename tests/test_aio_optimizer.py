@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from pwtop.aio import (AsyncOptimizer, CircuitBreaker, CommandError, RateLimiter, ResourcePool,
-                       TaskQueue)
+from pwtop.aio import (AsyncOptimizer, CircuitBreaker, CircuitOpenError, CommandError,
+                       RateLimiter, ResourcePool, TaskQueue)
 from pwtop.aio import advice
 from pwtop.aio.commands import format_action, parse_action
 from pwtop.aio.testing import ManualClock
@@ -294,3 +294,53 @@ async def test_healthy_objects_get_no_recommendations():
     clock.advance(1)
     assert opt.get_recommendations() == []
     assert opt.optimize() == []
+
+
+async def test_a_small_app_on_the_real_loop_end_to_end():
+    """Every primitive in use at once, with the automatic loop monitor, for a fraction of a
+    second: the stats stay JSON, the counts add up, nothing leaks into the app."""
+    opt = AsyncOptimizer()
+    pool = opt.register_pool("db", ResourcePool(object, 2))
+    limiter = opt.register_limiter("upload", RateLimiter(2000, 10))
+    breaker = opt.register_breaker("gps", CircuitBreaker(3, 0.05))
+    written: list[int] = []
+    queue = opt.register_queue("writer", TaskQueue(written.extend, maxsize=50, batch_size=10,
+                                                   flush_interval=0.02))
+
+    @opt.operation("wifi_scan")
+    async def wifi_scan(i: int) -> None:
+        async with pool.acquire(timeout=1):
+            await asyncio.sleep(0)
+        await queue.put(i)
+
+    async def gps_poll(i: int) -> None:
+        async with opt.monitor_operation("gps_poll"):
+            await limiter.acquire()
+            async with breaker:
+                if i % 4 == 0:
+                    raise ConnectionError("no fix")
+
+    async def one(i: int) -> None:
+        await wifi_scan(i)
+        try:
+            await gps_poll(i)
+        except (ConnectionError, CircuitOpenError):
+            pass
+
+    await asyncio.gather(*(one(i) for i in range(200)))
+    await queue.stop()
+    stats = opt.get_stats()
+    try:
+        assert json.loads(json.dumps(stats, allow_nan=False)) == stats
+        ops = stats["operations"]
+        assert ops["wifi_scan"]["count"] == 200 and ops["wifi_scan"]["in_flight"] == 0
+        assert ops["gps_poll"]["count"] == 200
+        assert ops["gps_poll"]["error_count"] == sum(ops["gps_poll"]["errors"].values())
+        assert sorted(written) == list(range(200))
+        assert stats["queues"]["writer"]["processed"] == 200
+        assert stats["pools"]["db"]["acquisitions"] == 200
+        assert stats["limiters"]["upload"]["admitted"] == 200
+        assert stats["loop"]["running"] and stats["instrumentation_errors"] == 0
+        assert all(isinstance(r, Recommendation) for r in opt.get_recommendations())
+    finally:
+        await opt.close()

@@ -156,14 +156,14 @@ class OperationStats:
         if self._error_rate is not None:
             self._error_rate.update(self.error_count, now)
 
-    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+    def snapshot(self, now: float | None = None, buckets: bool = True) -> dict[str, Any]:
         now = self.clock() if now is None else now
         self.sample(now)
-        latency = self.latency.snapshot()
+        latency = self.latency.snapshot(buckets)
         count = latency["count"]
+        throughput = self._throughput.rates()
         errors_rate = (self._error_rate.rates() if self._error_rate is not None
-                       else {k: 0.0 if v is not None else None
-                             for k, v in self._throughput.rates().items()})
+                       else {k: 0.0 if v is not None else None for k, v in throughput.items()})
         return {
             "name": self.name,
             "count": count,
@@ -171,7 +171,7 @@ class OperationStats:
             "error_count": self.error_count,
             "cancelled": self.cancelled,
             "errors": dict(self.errors),
-            "throughput_per_second": self._throughput.rates(),
+            "throughput_per_second": throughput,
             "errors_per_second": errors_rate,
             "latency": latency,
             "slow_threshold_seconds": self.slow_threshold,
@@ -342,9 +342,10 @@ class OperationTable:
         for op in list(self.ops.values()):
             op.sample(now)
 
-    def snapshot(self, now: float) -> dict[str, Any]:
+    def snapshot(self, now: float, buckets: bool = True) -> dict[str, Any]:
         return {
-            "operations": {name: op.snapshot(now) for name, op in list(self.ops.items())},
+            "operations": {name: op.snapshot(now, buckets)
+                           for name, op in list(self.ops.items())},
             "operation_names": {"max": self.max_names,
                                 "distinct": len(self.ops) - (OTHER in self.ops),
                                 "folded_distinct": len(self.folded_names),

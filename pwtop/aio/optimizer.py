@@ -253,8 +253,12 @@ class AsyncOptimizer:
         self._cpu.read()
 
     # ------------------------------------------------------------ reading
-    def get_stats(self) -> dict[str, Any]:
-        """Everything measured, as plain JSON-ready data (``"schema": 1``)."""
+    def get_stats(self, *, buckets: bool = True) -> dict[str, Any]:
+        """Everything measured, as plain JSON-ready data (``"schema": 1``).
+
+        ``buckets=False`` leaves the operations' histogram buckets out (percentiles stay):
+        a lighter snapshot for frequent pushes.
+        """
         self._ensure_loop_monitor()
         now = self._clock()
         stats: dict[str, Any] = {
@@ -269,7 +273,7 @@ class AsyncOptimizer:
                                  else None),
         }
         try:
-            stats.update(self._table.snapshot(now))
+            stats.update(self._table.snapshot(now, buckets))
         except Exception as fault:
             self._faults.record(fault)
             stats.setdefault("operations", {})
