@@ -198,6 +198,17 @@ def test_only_physical_interfaces_count(tmp_path):
     assert counted_interfaces(["lo", "ifb0", "docker0"], net) == ["docker0", "ifb0"]
 
 
+async def test_every_metric_is_measured_or_explained(tmp_path, marker, start_app):
+    start_app(marker)
+    comp = SystemComponent(settings_for(tmp_path, process_match=marker))
+    for _ in range(2):
+        snap = await comp.collect()
+        assert set(snap.metrics) | set(snap.unavailable) == set(comp.METRICS)
+        assert not set(snap.metrics) & set(snap.unavailable)
+        assert all(why for why in snap.unavailable.values())
+        assert all(value is not None for value in snap.metrics.values())
+
+
 async def test_rates_come_from_two_collects(tmp_path):
     comp = SystemComponent(settings_for(tmp_path))
     first = await comp.collect()
@@ -351,6 +362,7 @@ async def test_no_match_is_unavailable_with_what_to_set(tmp_path):
                    "pid_file or process_match")
     assert detail(snap).process is None
     assert not any(name.startswith("process_") for name in snap.metrics)
+    assert set(snap.metrics) | set(snap.unavailable) == set(SystemComponent.METRICS)
 
 
 async def test_pwtop_itself_is_never_the_app(tmp_path, marker, start_app):
