@@ -217,7 +217,7 @@ class CircuitBreaker:
         return None
 
     async def call(self, fn: Callable[..., Awaitable[T] | T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` (awaited when it returns an awaitable) through the breaker."""
+        """Run ``fn(*args, **kwargs)`` through the breaker (awaited if it returns an awaitable)."""
         async with self:
             result = fn(*args, **kwargs)
             if inspect.isawaitable(result):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import selectors
 import sys
 import sysconfig
 import threading
@@ -45,7 +46,7 @@ STACK_KEPT = 8
 _perf = time.perf_counter
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_SKIP_FILES = {os.path.abspath(threading.__file__), os.path.abspath(__import__("selectors").__file__)}
+_SKIP_FILES = {os.path.abspath(threading.__file__), os.path.abspath(selectors.__file__)}
 _STDLIB = tuple(p + os.sep for p in {sysconfig.get_paths().get("stdlib", ""),
                                      sysconfig.get_paths().get("platstdlib", "")} if p)
 
