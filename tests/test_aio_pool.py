@@ -238,3 +238,18 @@ async def test_many_users_and_live_resizes_never_exceed_the_limit_or_lose_a_reso
     assert pool.creations - len(f.closed) == pool.size == pool.idle
     assert pool.size <= pool.max_size
     assert pool.acquisitions == 600
+
+
+async def test_windowed_counts_and_rates_of_events():
+    clock = ManualClock()
+    pool = ResourcePool(Factory(), 5, clock=clock)
+    for _ in range(30):
+        async with pool.acquire():
+            pass
+        clock.advance(0.5)
+        pool.sample()
+    snap = pool.snapshot()
+    assert snap["in_window"]["acquisitions"]["60s"] == 30  # 15 s of history: all of it
+    assert snap["in_window"]["acquisitions"]["10s"] == 20
+    assert snap["per_second"]["acquisitions"]["10s"] == pytest.approx(2.0, rel=0.1)
+    assert snap["per_second"]["acquisitions"]["60s"] is None  # not 30/60: not measured yet

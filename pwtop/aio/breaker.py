@@ -254,6 +254,7 @@ class CircuitBreaker:
             "transitions_300s": self.transitions_since(300.0),
             "opens_300s": self.transitions_since(300.0, OPEN),
             "in_window": self._windows.counts(),
+            "per_second": self._windows.rates(),
             "error_ratio_threshold": self.error_ratio,
             "error_ratio_window_seconds": self.window,
         }

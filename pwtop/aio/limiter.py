@@ -183,6 +183,7 @@ class RateLimiter:
             "admitted": self.admitted, "delayed": self.delayed, "rejected": self.rejected,
             "wait_time": self.wait_time.snapshot(),
             "in_window": self._windows.counts(),
+            "per_second": self._windows.rates(),
         }
 
 

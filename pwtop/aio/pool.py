@@ -278,6 +278,7 @@ class ResourcePool(Generic[T]):
             "closes": self.closes, "close_errors": self.close_errors, "retired": self.retired,
             "wait_time": self.wait_time.snapshot(),
             "in_window": self._windows.counts(),
+            "per_second": self._windows.rates(),
         }
 
 

@@ -280,6 +280,7 @@ class TaskQueue:
             "batch_latency": self.batch_latency.snapshot(),
             "queue_wait": self.queue_wait.snapshot(),
             "in_window": self._windows.counts(),
+            "per_second": self._windows.rates(),
         }
 
 

@@ -44,4 +44,6 @@ class CounterWindows:
         return out
 
     def rates(self) -> dict[str, dict[str, float | None]]:
+        """Per-second rates per window; None until the history covers the window (unlike
+        :meth:`counts`, a rate over a shorter history would be mislabelled)."""
         return {name: rate.rates() for name, rate in self._rates.items()}
