@@ -1,12 +1,40 @@
-"""`pwtop tui`: not built yet; says so and exits 2."""
+"""`pwtop` / `pwtop tui`: open the full-screen monitor.
+
+``--theme`` and ``--interval`` override the settings for this run only (never written to
+the config). Textual is imported here and only here, so the headless verbs never load it.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from pwtop.commands._pending import not_yet
-from pwtop.config import Settings
+from pwtop.config import Settings, UiSettings, _check_value
+from pwtop.errors import PwtopError
+
+
+def apply_overrides(args: argparse.Namespace, settings: Settings) -> None:
+    """Copy --theme/--interval into ``settings`` (in memory), validated like the config."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(UiSettings)}
+    interval = getattr(args, "interval", None)
+    if interval is not None:
+        settings.override("ui.interval", _check_value("--interval", fields["interval"],
+                                                      interval))
+    theme = getattr(args, "theme", None)
+    if theme:
+        settings.override("ui.theme", theme)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise not_yet("tui", "the full-screen monitor is still being built; use 'pwtop analyze' meanwhile")
+    apply_overrides(args, settings)
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise PwtopError("the full-screen monitor needs a terminal (stdin and stdout are not "
+                         "a tty); for scripts use 'pwtop monitor' or 'pwtop analyze'")
+    from pwtop.tui.app import PwtopApp
+
+    app = PwtopApp(settings)
+    result = app.run()
+    return int(result or app.return_code or 0)

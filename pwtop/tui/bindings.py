@@ -1,0 +1,137 @@
+"""Every key pwtop answers to, defined once.
+
+From :data:`KEYS` come the Textual ``BINDINGS`` of each screen, the footer hints, the ``?``
+help screen, the command palette entries and ``docs/keys.md`` (``python -m
+pwtop.tui.bindings > docs/keys.md``; a test checks the file is current). Add a key here and
+it appears everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Tab ids in screen order, with their titles; 1-6 select them.
+TABS: tuple[tuple[str, str], ...] = (
+    ("overview", "Overview"),
+    ("database", "Database"),
+    ("async", "Async"),
+    ("realtime", "Realtime"),
+    ("system", "System"),
+    ("alerts", "Alerts"),
+)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key binding.
+
+    ``key`` uses Textual's key names (comma-separated alternatives); ``display`` is how a
+    person writes it. ``screen`` says where it works: "main" (the tabs), "optimize" (the
+    optimize dialog), "help", or "app" for Textual's own keys, which are only documented.
+    """
+
+    key: str
+    action: str
+    title: str
+    help: str
+    group: str
+    display: str
+    footer: bool = False
+    screen: str = "main"
+    palette: bool = True
+
+
+def _tab_keys() -> tuple[Key, ...]:
+    return tuple(
+        Key(str(n), f"show_tab('{tab_id}')", f"{title} tab", f"Show the {title} tab.", "Tabs",
+            str(n))
+        for n, (tab_id, title) in enumerate(TABS, start=1))
+
+
+KEYS: tuple[Key, ...] = (
+    *_tab_keys(),
+    Key("tab", "next_tab", "Next tab", "Show the next tab.", "Tabs", "Tab", palette=False),
+    Key("shift+tab", "previous_tab", "Previous tab", "Show the previous tab.", "Tabs",
+        "Shift+Tab", palette=False),
+    Key("o", "optimize", "Optimize", "Optimize the current tab's component: review the "
+        "dry-run plan, choose actions, Enter applies, Esc cancels.", "Actions", "o",
+        footer=True),
+    Key("a", "analyze", "Analyze", "Measure the current component now and recompute its "
+        "recommendations (on Overview: every component).", "Actions", "a", footer=True),
+    Key("space", "refresh", "Refresh", "Collect every component now.", "Actions", "Space"),
+    Key("p", "pause", "Pause", "Pause or resume polling (the header says PAUSED).",
+        "Actions", "p", footer=True),
+    Key("plus", "faster", "Faster", "Shorten the refresh interval (shown in the header).",
+        "Actions", "+", footer=True),
+    Key("minus", "slower", "Slower", "Lengthen the refresh interval.", "Actions", "-",
+        footer=True),
+    Key("slash", "filter", "Filter", "Filter the rows of the current table; Esc clears it.",
+        "Tables", "/"),
+    Key("s", "sort", "Sort", "Sort the current table by its next column (press again to "
+        "move on); clicking a column header sorts too.", "Tables", "s"),
+    Key("t", "cycle_theme", "Theme", "Switch to the next colour theme (remembered).",
+        "View", "t"),
+    Key("question_mark,f1", "help", "Help", "Show this list of keys.", "View", "? / F1",
+        footer=True),
+    Key("q", "quit", "Quit", "Quit pwtop.", "View", "q", footer=True),
+    Key("ctrl+p", "command_palette", "Command palette", "Search and run any command by "
+        "name.", "View", "Ctrl+P", screen="app", palette=False),
+    Key("ctrl+q", "quit", "Quit", "Quit from anywhere, even a dialog.", "View", "Ctrl+Q",
+        screen="app", palette=False),
+    # The optimize dialog
+    Key("space", "toggle", "Select", "Select or unselect the highlighted action.",
+        "Optimize dialog", "Space", screen="optimize", palette=False),
+    Key("enter", "apply", "Apply", "Apply the selected actions, with progress, then show "
+        "the measurements before and after.", "Optimize dialog", "Enter", footer=True,
+        screen="optimize", palette=False),
+    Key("escape", "cancel", "Cancel", "Close the dialog; before Enter nothing is changed.",
+        "Optimize dialog", "Esc", footer=True, screen="optimize", palette=False),
+    # The help screen
+    Key("escape,q,question_mark,f1", "close", "Close", "Close the help screen.", "Help screen",
+        "Esc / q / ?", footer=True, screen="help", palette=False),
+)
+
+
+def keys_for(screen: str) -> list[Key]:
+    return [k for k in KEYS if k.screen == screen]
+
+
+def textual_bindings(screen: str) -> list:
+    """``BINDINGS`` for one screen, generated from :data:`KEYS`."""
+    from textual.binding import Binding
+
+    return [Binding(k.key, k.action, k.title, show=k.footer,
+                    key_display=k.display.split(" / ")[0],
+                    tooltip=k.help, priority=(k.screen == "optimize" and k.key == "enter"))
+            for k in keys_for(screen)]
+
+
+def help_rows() -> list[tuple[str, list[tuple[str, str]]]]:
+    """(group, [(key as written, what it does)]) for the help screen and the docs."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for k in KEYS:
+        groups.setdefault(k.group, []).append((k.display, k.help))
+    tabs = groups.get("Tabs")
+    if tabs is not None:  # 1-6 are one line for a person
+        names = ", ".join(f"{n} {title}" for n, (_, title) in enumerate(TABS, start=1))
+        groups["Tabs"] = [("1-6", f"Show a tab: {names}.")] + tabs[len(TABS):]
+    return list(groups.items())
+
+
+def keys_markdown() -> str:
+    lines = ["# pwtop keys", "",
+             "<!-- Generated from pwtop/tui/bindings.py by "
+             "`python -m pwtop.tui.bindings > docs/keys.md`; a test checks it is current. -->",
+             "",
+             "The same list is on the `?` help screen inside pwtop, and every action is also in "
+             "the command palette (Ctrl+P). The mouse works too: click a tab, a table row, a "
+             "column header (sorts) or a checkbox in the optimize dialog.", ""]
+    for group, rows in help_rows():
+        lines += [f"## {group}", "", "| Key | Action |", "| --- | --- |"]
+        lines += [f"| `{key}` | {text} |" for key, text in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(keys_markdown(), end="")

@@ -1,0 +1,1 @@
+"""Screens over the tabs: help, the optimize dialog, the too-small notice."""

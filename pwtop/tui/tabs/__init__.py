@@ -1,0 +1,1 @@
+"""One module per tab. Each tab renders from :class:`pwtop.tui.view.View` only when shown."""

@@ -1,0 +1,1 @@
+"""Small widgets shared by the tabs: header, alert banner, sparklines, charts, tables."""
