@@ -1,0 +1,179 @@
+"""Start the live demo app in its own process and stop it again, leaving nothing behind.
+
+``pwtop demo`` uses this to run the app next to the TUI, ``pwtop demo --serve-only`` to
+run it alone, and the tests to get a real app to watch. The app is started as
+``python -m pwtop.demo.app`` with ``--exit-with-stdin``: its stdin is a pipe from this
+process, so if pwtop dies without stopping it (kill -9), the pipe closes and the app
+exits by itself. It reports readiness with one JSON line on stdout; its log goes to a file
+(or nowhere), never to the terminal the TUI draws on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Sequence
+
+from pwtop.errors import PwtopError
+
+START_TIMEOUT = 120.0  # creating the database on a Pi takes a while on the first run
+STOP_TIMEOUT = 10.0
+
+
+@dataclass
+class DemoProcess:
+    """A running demo app: its pid, its addresses, and how to stop it."""
+
+    process: subprocess.Popen
+    info: dict[str, Any]
+    log_path: Path | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def agent(self) -> str:
+        return str(self.info["agent"])
+
+    @property
+    def token_file(self) -> str | None:
+        return self.info.get("token_file")
+
+    @property
+    def metrics_url(self) -> str:
+        return str(self.info.get("metrics_url"))
+
+    @property
+    def streams(self) -> dict[str, str]:
+        return dict(self.info.get("streams") or {})
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM by pid, wait, SIGKILL if it did not exit; returns the exit code."""
+        proc = self.process
+        if proc.poll() is None:
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL by pid, as a crash would (for tests of an agent that goes away)."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(STOP_TIMEOUT)
+
+    def __enter__(self) -> "DemoProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def _read_line(proc: subprocess.Popen, deadline: float) -> bytes:
+    """One line of the child's stdout, or b"" when it exits or the deadline passes."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buf = b""
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b""
+        ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if not ready:
+            if proc.poll() is not None:
+                return buf
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return buf
+        buf += chunk
+    return buf
+
+
+def _tail(path: Path | None, lines: int = 5) -> str:
+    if path is None or not path.exists():
+        return ""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def start_demo_app(db: str | os.PathLike[str], *, port: int = 0, host: str = "127.0.0.1",
+                   token_file: str | os.PathLike[str] | None = None,
+                   log_path: str | os.PathLike[str] | None = None,
+                   extra_args: Sequence[str] = (), env: dict[str, str] | None = None,
+                   timeout: float = START_TIMEOUT) -> DemoProcess:
+    """Start ``python -m pwtop.demo.app`` and wait for its ready line.
+
+    Raises PwtopError (one line, with the end of the app's log) when it exits or stays
+    silent for ``timeout`` seconds; the process is stopped by pid in that case.
+    """
+    cmd = [sys.executable, "-m", "pwtop.demo.app", "--db", str(db), "--host", host,
+           "--port", str(port), "--exit-with-stdin", "--log-level", "info", *extra_args]
+    if token_file is not None:
+        cmd += ["--token-file", str(token_file)]
+    log_file: IO[bytes] | None = None
+    path = Path(log_path).expanduser() if log_path is not None else None
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log_file = open(path, "ab")
+        except OSError as exc:
+            raise PwtopError(f"{path}: cannot write the demo app's log ({exc.strerror})") \
+                from exc
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=log_file if log_file is not None else subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+    except OSError as exc:
+        if log_file is not None:
+            log_file.close()
+        raise PwtopError(f"cannot start the demo app ({exc.strerror or exc})") from exc
+    handle = DemoProcess(proc, {}, path, log_file)
+    line = _read_line(proc, time.monotonic() + timeout)
+    try:
+        info = json.loads(line.decode("utf-8", "replace"))
+        if not isinstance(info, dict) or info.get("event") != "ready":
+            raise ValueError("not a ready line")
+    except ValueError:
+        code = proc.poll()
+        handle.stop()
+        tail = _tail(path)
+        what = (f"exited with code {code}" if code is not None
+                else f"did not report ready within {timeout:g} s")
+        where = f"; its log: {tail}" if tail else (f"; see {path}" if path else "")
+        raise PwtopError(f"the demo app {what}{where}") from None
+    handle.info = info
+    return handle

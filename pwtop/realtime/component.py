@@ -1,0 +1,317 @@
+"""The realtime component: an app's WebSocket hubs and SSE streams, plus outside probes.
+
+With an agent, the app's :class:`pwtop.realtime.RealtimeOptimizer` measures its own
+connections (queue waits, drops, pings) and the agent publishes them. Without one, or as
+well, every URL in ``[target] probe_urls`` is probed from the outside in the background
+(:func:`pwtop.realtime.probe.probe`, one window of ``probe_window`` seconds after another),
+and each collect reports the latest finished window of each URL.
+
+``Snapshot.detail`` (plain data)::
+
+    {"agent": {...as for the async component...},
+     "recommendations": [Recommendation as dict, ...],
+     "totals": {connections, connections_peak, messages_out_per_second_10s, ...},
+     "settings": {max_connections, heartbeat_interval, message_queue_size, compression,
+                  buffer_size},
+     "streams": [{name, kind ("websocket"|"sse"), connections, connections_peak,
+                  messages_out_per_second, bytes_out_per_second, messages_in_per_second,
+                  dropped_per_second, dropped_total, delivery_p50_seconds,
+                  delivery_p99_seconds, ping_rtt_p50_seconds, slow_consumers,
+                  queued_messages, memory_estimate_bytes_per_connection,
+                  memory_measured_bytes_per_connection}],
+     "clients": [worst connections first: {stream, id, path, remote, queue_length,
+                 dropped, ping_rtt_seconds, slow, messages_sent, connected_seconds}],
+     "probes": [{url, ok, error, age_seconds, result (ProbeResult.to_dict() or None)}],
+     "stats": the agent's full realtime stats or None}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from pwtop.agent.client import LinkStatus
+from pwtop.agent.component import HOW_TO, AgentComponent
+from pwtop.errors import PwtopError
+from pwtop.model import Flag, Level, Snapshot
+from pwtop.report import table
+from pwtop.units import format_metric
+
+#: Seconds of one probe window.
+PROBE_WINDOW = 3.0
+#: Pause between two windows of one URL, and after a failed one.
+PROBE_PAUSE = 1.0
+MAX_CLIENTS_LISTED = 20
+
+
+class _Prober:
+    """Probes one URL again and again in the background; keeps the latest window."""
+
+    def __init__(self, url: str, window: float) -> None:
+        self.url = url
+        self.window = window
+        self.result: Any = None
+        self.error: str | None = None
+        self.finished_at: float | None = None
+        self.windows = 0
+        self.done = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._run(),
+                                                           name=f"pwtop-probe {url}")
+
+    async def _run(self) -> None:
+        from pwtop.realtime.probe import probe
+
+        while True:
+            try:
+                self.result = await probe(self.url, self.window,
+                                          timeout=min(5.0, self.window))
+                self.error = None
+            except asyncio.CancelledError:
+                raise
+            except PwtopError as exc:
+                self.result, self.error = None, exc.message
+            except Exception as exc:  # a probe bug must not end the loop
+                self.result, self.error = None, f"probe failed: {type(exc).__name__}: {exc}"
+            self.finished_at = time.monotonic()
+            self.windows += 1
+            self.done.set()
+            await asyncio.sleep(PROBE_PAUSE)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+
+class RealtimeComponent(AgentComponent):
+    name = "realtime"
+    section = "realtime"
+    remote_dry_run = False  # the app's realtime commands have no preview
+    METRICS = (
+        "realtime_connections", "realtime_connections_peak",
+        "realtime_messages_out_per_second", "realtime_bytes_out_per_second",
+        "realtime_messages_in_per_second", "realtime_delivery_p99_seconds",
+        "realtime_dropped_per_second", "realtime_slow_consumers",
+        "realtime_handshakes_refused",
+    )
+
+    def __init__(self, settings: Any = None, *, probe_urls: list[str] | None = None,
+                 probe_window: float = PROBE_WINDOW, **options: Any) -> None:
+        super().__init__(settings, **options)
+        self.probe_urls = list(self.settings.target.probe_urls if probe_urls is None
+                               else probe_urls)
+        if self.probe_urls:
+            from pwtop.realtime.probe import parse_target
+
+            for url in self.probe_urls:
+                parse_target(url)  # a malformed URL fails now, in one line
+        self.probe_window = probe_window
+        self._probers: list[_Prober] = []
+
+    def parse_action(self, action: str) -> tuple[str, dict[str, Any]]:
+        from pwtop.realtime.optimizer import parse_action
+
+        return parse_action(action)
+
+    async def close(self) -> None:
+        probers, self._probers = self._probers, []
+        await asyncio.gather(*(p.stop() for p in probers))
+        await super().close()
+
+    def _not_connected_reason(self, status: LinkStatus | None) -> str:
+        reason = super()._not_connected_reason(status)
+        if not self.probe_urls:
+            reason += "; or list WebSocket/SSE URLs in [target] probe_urls"
+        return reason
+
+    # ------------------------------------------------------------ probes
+
+    async def collect(self) -> Snapshot:
+        if not self._probers and self.probe_urls:
+            # The first collect reports a finished probe window; the agent link starts
+            # connecting meanwhile.
+            self._probers = [_Prober(url, self.probe_window) for url in self.probe_urls]
+            self._link()
+            await self._wait_probes()
+        return await super().collect()
+
+    async def _wait_probes(self) -> None:
+        waits = [asyncio.create_task(p.done.wait()) for p in self._probers]
+        done, pending = await asyncio.wait(waits, timeout=self.probe_window + 6.0)
+        for task in pending:
+            task.cancel()
+
+    def fill_disconnected(self, snap: Snapshot, status: LinkStatus | None) -> None:
+        if status is None and self.probe_urls:
+            reason = f"unavailable without the app's agent ({HOW_TO}); the probes below " \
+                     "measure from outside"
+            for metric in self.METRICS:
+                snap.unavailable[metric] = reason
+            snap.unavailable.pop("agent", None)
+        self._probe_metrics(snap)
+
+    def fill_extra(self, snap: Snapshot, message: dict[str, Any]) -> None:
+        self._probe_metrics(snap)
+
+    def _probe_metrics(self, snap: Snapshot) -> None:
+        detail = snap.detail if isinstance(snap.detail, dict) else {}
+        snap.detail = detail
+        if not self.probe_urls:
+            return
+        now = time.monotonic()
+        rows, failing, rate, connect, rtt, gaps = [], 0, 0.0, None, None, 0
+        measured = 0
+        for p in self._probers:
+            r = p.result
+            rows.append({"url": p.url, "ok": r is not None and p.error is None,
+                         "error": p.error,
+                         "age_seconds": None if p.finished_at is None else now - p.finished_at,
+                         "result": r.to_dict() if r is not None else None})
+            if p.error is not None:
+                failing += 1
+                snap.flags.append(Flag(Level.WARNING, "realtime_probes_failing",
+                                       f"probe of {p.url}: {p.error}"))
+            if r is None:
+                continue
+            measured += 1
+            rate += r.messages_per_second or 0.0
+            if r.connect_seconds is not None:
+                connect = r.connect_seconds if connect is None else max(connect,
+                                                                        r.connect_seconds)
+            if r.ping_rtt_p50_seconds is not None:
+                rtt = r.ping_rtt_p50_seconds if rtt is None else max(rtt, r.ping_rtt_p50_seconds)
+            gaps += r.seq_gaps
+        detail["probes"] = rows
+        m, why = snap.metrics, snap.unavailable
+        m["realtime_probes"] = len(self._probers)
+        if all(p.finished_at is None for p in self._probers):
+            why["realtime_probes_failing"] = "the first probe window has not finished yet"
+        else:
+            m["realtime_probes_failing"] = failing
+        if measured:
+            m["realtime_probe_messages_per_second"] = rate
+            m["realtime_probe_seq_gaps"] = gaps
+            if connect is not None:
+                m["realtime_probe_connect_seconds"] = connect
+            if rtt is not None:
+                m["realtime_probe_ping_rtt_seconds"] = rtt
+            else:
+                why["realtime_probe_ping_rtt_seconds"] = "no ping answered (SSE has no ping)"
+        else:
+            for metric in ("realtime_probe_messages_per_second", "realtime_probe_seq_gaps",
+                           "realtime_probe_connect_seconds", "realtime_probe_ping_rtt_seconds"):
+                why[metric] = "no probe window has succeeded yet"
+
+    # ------------------------------------------------------------ agent stats
+
+    def fill(self, snap: Snapshot, stats: dict[str, Any], detail: dict[str, Any]) -> None:
+        m, why = snap.metrics, snap.unavailable
+        totals = stats.get("totals") or {}
+        detail["totals"] = dict(totals)
+        detail["settings"] = dict(stats.get("settings") or {})
+        for metric, key, reason in (
+                ("realtime_connections", "connections", None),
+                ("realtime_connections_peak", "connections_peak", None),
+                ("realtime_messages_out_per_second", "messages_out_per_second_10s",
+                 "less than 10 s of stream history"),
+                ("realtime_bytes_out_per_second", "bytes_out_per_second_10s",
+                 "less than 10 s of stream history"),
+                ("realtime_messages_in_per_second", "messages_in_per_second_10s",
+                 "less than 10 s of stream history"),
+                ("realtime_dropped_per_second", "dropped_per_second_60s",
+                 "less than 60 s of stream history"),
+                ("realtime_slow_consumers", "slow_consumers_now", None),
+                ("realtime_handshakes_refused", "handshakes_refused", None)):
+            value = totals.get(key)
+            if isinstance(value, (int, float)):
+                m[metric] = value
+            else:
+                why[metric] = f"unavailable ({reason or 'not in the app stats'})"
+        streams, clients, p99 = [], [], None
+        for s in list(stats.get("hubs") or []) + list(stats.get("streams") or []):
+            rates = s.get("rates") or {}
+            delivery = s.get("delivery_latency") or {}
+            ping = s.get("ping_rtt") or {}
+            memory = s.get("memory") or {}
+            d99 = delivery.get("p99_seconds")
+            if isinstance(d99, (int, float)):
+                p99 = d99 if p99 is None else max(p99, d99)
+            streams.append({
+                "name": s.get("name"), "kind": s.get("kind"),
+                "connections": s.get("connections"),
+                "connections_peak": s.get("connections_peak"),
+                "messages_out_per_second": (rates.get("messages_out_per_second") or {}).get("10s"),
+                "bytes_out_per_second": (rates.get("bytes_out_per_second") or {}).get("10s"),
+                "messages_in_per_second": (rates.get("messages_in_per_second") or {}).get("10s"),
+                "dropped_per_second": (rates.get("dropped_per_second") or {}).get("60s"),
+                "dropped_total": s.get("dropped_total"),
+                "delivery_p50_seconds": delivery.get("p50_seconds"),
+                "delivery_p99_seconds": d99,
+                "ping_rtt_p50_seconds": ping.get("p50_seconds"),
+                "slow_consumers": s.get("slow_consumers_now"),
+                "queued_messages": s.get("queued_messages"),
+                "memory_estimate_bytes_per_connection":
+                    memory.get("estimate_bytes_per_connection"),
+                "memory_measured_bytes_per_connection":
+                    memory.get("measured_bytes_per_connection"),
+            })
+            for c in s.get("clients") or []:
+                clients.append({"stream": s.get("name"), **c})
+        clients.sort(key=lambda c: (c.get("dropped") or 0, c.get("queue_length") or 0),
+                     reverse=True)
+        detail["streams"] = streams
+        detail["clients"] = clients[:MAX_CLIENTS_LISTED]
+        if p99 is None:
+            why["realtime_delivery_p99_seconds"] = "no message delivered in the recent window"
+        else:
+            m["realtime_delivery_p99_seconds"] = p99
+        detail["stats"] = stats
+
+    # ------------------------------------------------------------ text
+
+    def describe(self, snapshot: Snapshot) -> list[str]:
+        d = snapshot.detail if isinstance(snapshot.detail, dict) else {}
+        agent = d.get("agent") or {}
+        lines = [f"agent: {agent.get('link', '-')}"]
+        rows = [(name, format_metric(name, v)) for name, v in snapshot.metrics.items()]
+        lines += [""] + table(rows, align="lr")
+        streams = d.get("streams") or []
+        if streams:
+            lines += ["", "streams (rates over 10 s, drops over 60 s, latency over the "
+                          "recent window):"]
+            lines += table([(s["name"], s["kind"], s["connections"],
+                             format_metric("x_per_second", s["messages_out_per_second"]),
+                             format_metric("x_bytes", s["bytes_out_per_second"]) + "/s"
+                             if s["bytes_out_per_second"] is not None else "-",
+                             format_metric("x_seconds", s["delivery_p99_seconds"]),
+                             format_metric("x_per_second", s["dropped_per_second"]),
+                             s["slow_consumers"]) for s in streams],
+                           ("stream", "kind", "conns", "msgs out", "bytes out",
+                            "delivery p99", "dropped", "slow"), "llrrrrrr")
+        clients = [c for c in d.get("clients") or [] if c.get("dropped") or c.get("slow")]
+        if clients:
+            lines += ["", "connections that are behind:"]
+            lines += table([(c.get("stream"), c.get("id"), c.get("remote"),
+                             c.get("queue_length"), c.get("dropped"),
+                             format_metric("x_seconds", c.get("ping_rtt_seconds")))
+                            for c in clients[:10]],
+                           ("stream", "id", "remote", "queued", "dropped", "ping"), "lllrrr")
+        probes = d.get("probes") or []
+        if probes:
+            lines += ["", "probes (from outside the app):"]
+            for p in probes:
+                r = p.get("result") or {}
+                if p.get("error"):
+                    lines.append(f"  {p['url']}: {p['error']}")
+                elif not r:
+                    lines.append(f"  {p['url']}: first window not finished")
+                else:
+                    lines.append(
+                        f"  {p['url']}: connect {format_metric('x_seconds', r.get('connect_seconds'))}"
+                        f", {format_metric('x_per_second', r.get('messages_per_second'))}, "
+                        f"ping {format_metric('x_seconds', r.get('ping_rtt_p50_seconds'))}, "
+                        f"{r.get('seq_gaps', 0)} seq gap(s), {r.get('reconnects', 0)} "
+                        f"reconnect(s)")
+        return lines
