@@ -18,8 +18,6 @@ from pwtop.config import RealtimeSettings
 from pwtop.realtime import stats as stats_module
 from pwtop.realtime.hub import WebSocketHub
 
-pytestmark = pytest.mark.asyncio
-
 
 async def eventually(predicate, timeout: float = 5.0, what: str = "condition") -> None:
     """Wait for a state change that has no event to await (polls every 10 ms)."""

@@ -1,12 +1,77 @@
-"""`pwtop probe`: not built yet; says so and exits 2."""
+"""`pwtop probe URL`: measure a WebSocket or SSE endpoint from the outside, then report."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 
-from pwtop.commands._pending import not_yet
 from pwtop.config import Settings
+from pwtop.units import format_metric, human_bytes, human_seconds
+
+# Longest wait for one connection attempt; a shorter --duration shortens it too.
+CONNECT_TIMEOUT = 5.0
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise not_yet("probe", "the realtime probe is still being built")
+    from pwtop.realtime.probe import parse_target, probe
+
+    parse_target(args.url)  # a bad URL fails before anything starts
+    duration = float(args.duration)
+    timeout = float(getattr(args, "timeout", None) or min(CONNECT_TIMEOUT, max(duration, 0.1)))
+    result = asyncio.run(probe(args.url, duration, timeout=timeout))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print("\n".join(render(result)))
+    return 0
+
+
+def render(r) -> list[str]:
+    """The probe result as aligned text lines."""
+    lines = [f"Probe of {r.url} ({r.kind}, {r.duration_seconds:.1f} s)"]
+
+    def row(label: str, text: str) -> None:
+        lines.append(f"  {label:<16} {text}")
+
+    extra = f", max {human_seconds(r.connect_seconds_max)}" if r.connections > 1 else ""
+    row("connect", f"{human_seconds(r.connect_seconds)}{extra}; {r.connections} connection(s), "
+        f"{r.reconnects} reconnect(s), {r.failed_reconnects} failed")
+    if r.ping_rtt_p50_seconds is not None:
+        row("ping round trip", f"p50 {human_seconds(r.ping_rtt_p50_seconds)}, min "
+            f"{human_seconds(r.ping_rtt_min_seconds)}, max "
+            f"{human_seconds(r.ping_rtt_max_seconds)} ({r.pings} pings, {r.pings_lost} lost)")
+    else:
+        row("ping round trip", r.unavailable.get("ping_rtt_seconds", "-"))
+    rate = format_metric("messages_per_second", r.messages_per_second)
+    last10 = (format_metric("messages_per_second", r.messages_per_second_last_10s)
+              if r.messages_per_second_last_10s is not None else "n/a (probe < 10 s)")
+    row("messages", f"{r.messages:,} ({human_bytes(r.bytes)}); {rate} over the probe, "
+        f"last 10 s {last10}")
+    row("content", f"{r.json_messages:,} JSON, {r.non_json_messages:,} not JSON, "
+        f"{r.binary_messages:,} binary" + (f", {r.keepalives} keep-alive comment(s)"
+                                            if r.kind == "sse" else ""))
+    if r.seq_messages:
+        row("sequence", f"{r.seq_messages:,} with seq: {r.seq_gaps} gap(s) "
+            f"({r.seq_missing} missing), {r.seq_out_of_order} out of order, "
+            f"{r.seq_duplicates} duplicate(s), {r.seq_resets} reset(s)")
+    else:
+        row("sequence", r.unavailable.get("seq_gaps", "-"))
+    if r.kind == "sse":
+        events = ", ".join(f"{k} {v}" for k, v in sorted(r.events_by_type.items())) or "none"
+        row("events", events + (f"; server retry {r.retry_ms} ms" if r.retry_ms else ""))
+    if r.closes:
+        shown = "; ".join(
+            f"{c['code'] if c['code'] is not None else '-'} by {c['by']} at {c['at_seconds']} s"
+            + (f" ({c['reason']})" if c["reason"] else "") for c in r.closes[:5])
+        more = f" (+{len(r.closes) - 5} more)" if len(r.closes) > 5 else ""
+        row("closes", shown + more)
+    if r.errors:
+        row("errors", r.errors[0])
+        for error in r.errors[1:10]:
+            row("", error)
+        if len(r.errors) > 10:
+            row("", f"... {len(r.errors) - 10} more (see --json)")
+    else:
+        row("errors", "none")
+    return lines
