@@ -138,6 +138,7 @@ class AgentClient:
         self.snapshot_received_at: float | None = None
         self.snapshots = 0
         self.attempts = 0
+        self.failed_attempts = 0
         self.reconnects = 0
         self.sessions = 0
         self.last_error: str | None = None
@@ -236,15 +237,22 @@ class AgentClient:
                 return self.connected
         return True
 
-    async def wait_snapshot(self, timeout: float, *, after: int | None = None
-                            ) -> dict[str, Any] | None:
+    async def wait_snapshot(self, timeout: float, *, after: int | None = None,
+                            until_refused: bool = False) -> dict[str, Any] | None:
         """The newest snapshot, waiting up to ``timeout`` for one; with ``after`` (a value
-        of :attr:`snapshots`), only one received after that count. None if none came."""
+        of :attr:`snapshots`), only one received after that count. None if none came.
+
+        ``until_refused`` stops waiting as soon as a connection attempt fails while the
+        link is down: nothing will arrive before the next retry anyway.
+        """
         self.start()
         deadline = self.clock() + timeout
         floor = -1 if after is None else after
+        failures = self.failed_attempts
 
         while self.snapshot is None or self.snapshots <= floor:
+            if until_refused and not self.connected and self.failed_attempts > failures:
+                break
             left = deadline - self.clock()
             if left <= 0 or not await self._wait_change(left):
                 break
@@ -320,6 +328,7 @@ class AgentClient:
                 raise
             except Exception as exc:
                 self.last_error = describe_failure(exc)
+                self.failed_attempts += 1
             else:
                 try:
                     await self._session(ws)

@@ -103,8 +103,8 @@ class AgentComponent:
         if client is None:
             return None, None
         self._collects += 1
-        if self._collects == 1 or client.snapshot is None:
-            await client.wait_snapshot(self.first_wait if self._collects == 1 else 0.0)
+        if self._collects == 1:
+            await client.wait_snapshot(self.first_wait, until_refused=True)
         status = client.status()
         return (client.snapshot if status.connected else None), status
 

@@ -344,8 +344,8 @@ class DemoApp:
                     await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
                 deadline = None if lifetime is None else time.monotonic() + \
                     self.rng.uniform(*lifetime)
-                async with connect(url, sock=sock, max_size=2**20,
-                                   ping_interval=None) as ws:
+                async with connect(url, sock=sock, max_size=2**20, ping_interval=None,
+                                   close_timeout=0.5) as ws:
                     async for raw in ws:
                         if echo and isinstance(raw, str):
                             with contextlib.suppress(ValueError):
@@ -507,15 +507,19 @@ class DemoApp:
 
     async def _shutdown(self) -> None:
         self.stop.set()
+        t0 = time.monotonic()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        log.info("shutdown: tasks ended after %.2f s", time.monotonic() - t0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.queue.stop(drain=True), 10.0)
+        log.info("shutdown: queue drained after %.2f s", time.monotonic() - t0)
         with contextlib.suppress(Exception):
             await self.pool.close()
         with contextlib.suppress(Exception):
             await self.opt.close()
+        log.info("shutdown: pool and monitor closed after %.2f s", time.monotonic() - t0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -544,13 +548,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    def read() -> None:
-        with contextlib.suppress(Exception):
-            while sys.stdin.buffer.read(4096):
-                pass
-        loop.call_soon_threadsafe(stop.set)
+    """Stop when stdin reaches EOF: the parent that holds the pipe is gone."""
+    fd = sys.stdin.fileno()
 
-    threading.Thread(target=read, name="pwtop-demo-stdin", daemon=True).start()
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            stop.set()
+
+    try:
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, readable)
+    except (OSError, NotImplementedError, ValueError):
+        # No selector for this fd: a thread on the raw fd (never the buffered sys.stdin,
+        # whose lock a daemon thread would hold at interpreter exit).
+        def read() -> None:
+            with contextlib.suppress(OSError):
+                while os.read(fd, 4096):
+                    pass
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=read, name="pwtop-demo-stdin", daemon=True).start()
 
 
 async def _main(args: argparse.Namespace) -> int:

@@ -168,9 +168,12 @@ def start_demo_app(db: str | os.PathLike[str], *, port: int = 0, host: str = "12
         if not isinstance(info, dict) or info.get("event") != "ready":
             raise ValueError("not a ready line")
     except ValueError:
-        code = proc.poll()
+        try:
+            code = proc.wait(2.0)  # stdout closed: it is exiting, let it finish
+        except subprocess.TimeoutExpired:
+            code = None
         handle.stop()
-        tail = _tail(path)
+        tail = _tail(path, 1)
         what = (f"exited with code {code}" if code is not None
                 else f"did not report ready within {timeout:g} s")
         where = f"; its log: {tail}" if tail else (f"; see {path}" if path else "")

@@ -1,0 +1,184 @@
+"""Cross-process: the live demo app as a real subprocess, watched through its agent.
+
+The app is ``python -m pwtop.demo.app`` on a copy of the demo database, started and
+stopped by pid through :mod:`pwtop.demo.run`; pwtop's components and CLI talk to it over
+127.0.0.1 exactly as they would to PiWardrive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pwtop import cli
+from pwtop.aio.component import AsyncComponent
+from pwtop.config import Settings
+from pwtop.demo.run import DemoProcess, start_demo_app
+from pwtop.errors import PwtopError
+from pwtop.realtime.component import RealtimeComponent
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> dict[str, str]:
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    values = {"XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+              "XDG_STATE_HOME": str(tmp_path / "state"),
+              "XDG_DATA_HOME": str(tmp_path / "data")}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
+    child = dict(os.environ)
+    child["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), child.get("PYTHONPATH")]))
+    return child
+
+
+@pytest.fixture
+def launch(env, tmp_path):
+    """Start demo apps; every one still running is stopped by pid afterwards."""
+    started: list[DemoProcess] = []
+
+    def start(db: Path, *args: str, port: int = 0) -> DemoProcess:
+        app = start_demo_app(db, port=port, env=env, log_path=tmp_path / "app.log",
+                             extra_args=["--speed", "4", *args], timeout=60)
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.stop()
+        assert not psutil.pid_exists(app.pid) or \
+            psutil.Process(app.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def settings_for(app: DemoProcess) -> Settings:
+    settings = Settings()
+    settings.target.agent = app.agent
+    settings.target.agent_token_file = app.token_file or ""
+    return settings
+
+
+def _wifi_rows(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT COUNT(*) FROM wifi_detections").fetchone()[0]
+
+
+async def test_watch_the_demo_app_and_command_it(demo_db, launch):
+    rows_before = _wifi_rows(demo_db)
+    app = launch(demo_db, "--pool-size", "2")
+    assert app.running() and app.agent.startswith("ws://127.0.0.1:")
+    assert set(app.streams) >= {"ws_aps", "ws_status", "sse_aps", "sse_status"}
+    component = AsyncComponent(settings_for(app))
+    realtime = RealtimeComponent(settings_for(app))
+    try:
+        first = await component.collect()
+        assert first.metrics["agent_connected"] == 1
+        assert first.detail["agent"]["pid"] == app.pid
+        client = component._client
+        # wait for the slower operations to have run at least once
+        while not {"wifi_scan", "gps_poll", "db_flush", "upload"} <= {
+                o["name"] for o in (await component.collect()).detail["operations"]}:
+            assert await client.wait_snapshot(10.0, after=client.snapshots) is not None
+        before = {o["name"]: o["count"] for o in (await component.collect()).detail["operations"]}
+        await client.wait_snapshot(10.0, after=client.snapshots)
+        await client.wait_snapshot(10.0, after=client.snapshots)
+        after_snap = await component.collect()
+        after = {o["name"]: o["count"] for o in after_snap.detail["operations"]}
+        assert after["gps_poll"] > before["gps_poll"]
+        assert sum(after.values()) > sum(before.values())
+        assert after_snap.metrics["async_operations_per_second"] > 0
+        assert after_snap.detail["agent"]["database"] == str(demo_db)
+
+        result = await component.command("resize_pool", {"name": "db", "size": 5})
+        assert result["before"]["max_size"] == 2 and result["after"]["max_size"] == 5
+        seen = await client.wait_snapshot(10.0, after=client.snapshots)
+        assert seen["async"]["pools"]["db"]["max_size"] == 5
+
+        streams = await realtime.collect()
+        assert streams.metrics["agent_connected"] == 1
+        assert streams.metrics["realtime_connections"] >= 1  # the simulated clients
+        assert {s["name"] for s in streams.detail["streams"]} == {"ws", "sse_aps",
+                                                                  "sse_status"}
+    finally:
+        await component.close()
+        await realtime.close()
+    assert app.stop() == 0  # SIGTERM: a clean shutdown flushes and exits 0
+    assert not psutil.pid_exists(app.pid)
+    assert _wifi_rows(demo_db) > rows_before  # the writer really wrote
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_app_killed_mid_session_then_restarted(demo_db, launch):
+    port = free_port()
+    app = launch(demo_db, "--no-streams", port=port)
+    component = AsyncComponent(settings_for(app))
+    try:
+        assert (await component.collect()).metrics["agent_connected"] == 1
+        client = component._client
+        app.kill()  # SIGKILL by pid: no goodbye
+        while client.connected:
+            await client.wait_snapshot(5.0, after=client.snapshots)
+        down = await component.collect()
+        assert down.metrics["agent_connected"] == 0
+        assert down.metrics["agent_disconnected_seconds"] >= 0
+        assert down.unavailable["agent"].startswith(f"not connected to {app.agent} for ")
+        assert any(f.metric == "agent_connected" for f in down.flags)
+
+        again = launch(demo_db, "--no-streams", port=port)
+        assert await client.wait_snapshot(30.0, after=client.snapshots) is not None
+        up = await component.collect()
+        assert up.metrics["agent_connected"] == 1
+        assert up.detail["agent"]["pid"] == again.pid != app.pid
+        assert up.detail["agent"]["reconnects"] == 1
+    finally:
+        await component.close()
+
+
+def test_cli_analyze_and_optimize_headless(demo_db, launch, tmp_path, capsys):
+    app = launch(demo_db, "--no-streams", "--pool-size", "1")
+    config = tmp_path / "pwtop.toml"
+    config.write_text(f'[target]\nagent = "{app.agent}"\nagent_token_file = "{app.token_file}"\n')
+
+    assert cli.main(["--config", str(config), "analyze", "--component", "async"]) == 0
+    text = capsys.readouterr().out
+    assert f"connected to the agent at {app.agent}" in text
+    assert "gps_poll" in text and "pools:" in text
+
+    assert cli.main(["--config", str(config), "analyze", "-c", "async", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["stats"]["metrics"]["agent_connected"] == 1
+    assert report["stats"]["detail"]["agent"]["pid"] == app.pid
+
+    code = cli.main(["--config", str(config), "optimize", "-c", "async", "--yes", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["dry_run"] is False
+    assert all(r["ok"] for r in out["results"]), out["results"]
+
+
+def test_cli_analyze_with_the_agent_down_says_so(env, tmp_path, capsys):
+    config = tmp_path / "pwtop.toml"
+    config.write_text(f'[target]\nagent = "ws://127.0.0.1:{free_port()}"\n')
+    assert cli.main(["--config", str(config), "analyze", "--component", "async"]) == 0
+    text = capsys.readouterr().out
+    assert "not connected to the agent at ws://127.0.0.1:" in text
+    assert "connection refused" in text
+
+
+def test_an_app_that_cannot_start_is_reported_in_one_line(env, tmp_path):
+    bad = tmp_path / "not-a-db"
+    bad.mkdir()
+    with pytest.raises(PwtopError, match="the demo app exited with code"):
+        start_demo_app(bad, env=env, log_path=tmp_path / "app.log", timeout=30)
