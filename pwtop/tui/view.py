@@ -40,14 +40,40 @@ class ComponentState:
     recommendations: list[Recommendation] | None = None
 
     @property
+    def missing(self) -> str | None:
+        """Why this component has no figures to show (None when it has some)."""
+        if self.problem:
+            return self.problem
+        if self.snapshot is not None:
+            return link_down(self.snapshot)
+        return None
+
+    @property
+    def has_data(self) -> bool:
+        return self.snapshot is not None and self.missing is None
+
+    @property
     def connection(self) -> str:
         if not self.available:
             return "off"
-        if self.problem:
+        if self.missing:
             return "down"
         if self.snapshot is None:
             return "wait"
         return "ok"
+
+
+def link_down(snapshot: Snapshot) -> str | None:
+    """An agent-fed component that answered but has no figures: its link is down.
+
+    The async and realtime components return a snapshot even without an agent (with
+    ``agent_connected`` 0 and every figure in ``unavailable``); that is "not connected",
+    not a screen of blanks.
+    """
+    metrics = snapshot.metrics
+    if metrics.get("agent_connected") == 0 and all(k.startswith("agent_") for k in metrics):
+        return snapshot.unavailable.get("agent") or "not connected to the app's agent"
+    return None
 
 
 @dataclass

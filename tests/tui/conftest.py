@@ -10,11 +10,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fakes import FakeComponent, UnreachableComponent  # noqa: E402
+from fakes import (FakeComponent, UnreachableComponent, database_snapshot_parts,  # noqa: E402
+                   system_snapshot_parts)
 
 from pwtop.config import Settings  # noqa: E402
 from pwtop.errors import NotYetAvailable  # noqa: E402
-from pwtop.model import Flag, Level  # noqa: E402
+from pwtop.model import Level, Recommendation  # noqa: E402
 
 HOST = "rig-test"
 
@@ -37,16 +38,30 @@ def not_yet(name: str):
     return factory
 
 
+def fake_database(**kw) -> FakeComponent:
+    metrics, unavailable, detail, flags = database_snapshot_parts()
+    recs = [Recommendation("db-vacuum", "database", "vacuum", "/srv/rig/app.db",
+                           "VACUUM: 37.5 % of the file is free or unused",
+                           evidence={"database_fragmentation_ratio": 0.375},
+                           impact="the file shrinks by about 18 MiB",
+                           risk="needs up to twice the file in free space",
+                           action="VACUUM", level=Level.WARNING),
+            Recommendation("db-app-settings", "database", "app_setting", "app",
+                           "Per-connection settings for the app", code="PRAGMA ...",
+                           applicable=False)]
+    return FakeComponent("database", metrics, unavailable=unavailable, detail=detail,
+                         flags=flags, recommendations=recs, **kw)
+
+
+def fake_system() -> FakeComponent:
+    metrics, unavailable, detail = system_snapshot_parts()
+    return FakeComponent("system", metrics, unavailable=unavailable, detail=detail)
+
+
 def fake_factories(**overrides) -> dict[str, Callable]:
     """Fixed-value database and system components; async/realtime not built yet."""
-    database = FakeComponent("database", {
-        "database_file_bytes": 52_428_800, "freelist_ratio": 0.31,
-        "wal_file_bytes": 4_194_304}, flags=[
-        Flag(Level.WARNING, "freelist_ratio", "free pages are 31.0 % of the file"),
-        Flag(Level.INFO, "stat_missing", "sqlite_stat1 is missing")])
-    system = FakeComponent("system", {
-        "system_cpu_percent": [12.0, 18.0, 25.0], "system_memory_percent": 41.5,
-        "system_cpu_temperature_celsius": 52.3})
+    database = fake_database()
+    system = fake_system()
     factories: dict[str, Callable] = {
         "database": lambda s: database,
         "system": lambda s: system,

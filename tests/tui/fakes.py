@@ -137,3 +137,104 @@ class SqliteOptimizeComponent(FakeComponent):
                                         message="index created"))
         self.applied.append(([r.id for r in recommendations], dry_run))
         return results
+
+
+# ---------------------------------------------------------------- fixed details
+
+def database_snapshot_parts() -> tuple[dict, dict, object, list]:
+    """Metrics, unavailable reasons, a DatabaseDetail and flags of a fragmented rig DB."""
+    from pwtop.database.model import (Activity, CacheInfo, DatabaseDetail, FileInfo,
+                                      Fragmentation, IndexColumn, IndexInfo, ObjectSpace,
+                                      QueryTiming, TableInfo)
+
+    mib = 1024 * 1024
+    file = FileInfo(path="/srv/rig/app.db", file_bytes=48 * mib, page_size_bytes=4096,
+                    page_count=12288, freelist_count=3809, freelist_ratio=0.31,
+                    journal_mode="wal", auto_vacuum="none", sqlite_version="3.40.1",
+                    filesystem_free_bytes=8 * 1024 * mib, wal_exists=True,
+                    wal_bytes=4 * mib, shm_bytes=32768, wal_frames=1000,
+                    wal_backfilled_frames=600, checkpoint_lag_frames=400,
+                    open_mode="read-only")
+    objects = [ObjectSpace("wifi_detections", "wifi_detections", "table", 6000, 24 * mib,
+                           2 * mib, 0.08, 5900, 1200, 0.2),
+               ObjectSpace("idx_wifi_ssid", "wifi_detections", "index", 500, 2 * mib,
+                           mib // 2, 0.25, 480, 100, 0.21)]
+    frag = Fragmentation(measured_at=1_700_000_000.0, age_s=12.0, scan_s=0.84,
+                         file_bytes=48 * mib, freelist_bytes=15 * mib,
+                         unused_bytes=3 * mib, unused_ratio=0.0625, nonsequential_ratio=0.2,
+                         fragmentation_ratio=0.375, objects=objects)
+    wifi = TableInfo("wifi_detections", rows_estimate=250_000,
+                     rows_estimate_source="sqlite_stat1", rows_exact=None,
+                     size_bytes=30 * mib, own_bytes=24 * mib, stats_state="stale",
+                     indexes=[
+                         IndexInfo("idx_wifi_ssid", "wifi_detections",
+                                   [IndexColumn("ssid")], False, False, "c", 2 * mib, False),
+                         IndexInfo("idx_wifi_bssid", "wifi_detections",
+                                   [IndexColumn("bssid")], False, False, "c", 4 * mib, True,
+                                   ["per_network"])])
+    health = TableInfo("health_records", rows_estimate=700, rows_estimate_source="max(rowid)",
+                       rows_exact=None, size_bytes=64 * 1024, own_bytes=64 * 1024,
+                       stats_state="missing")
+    queries = [
+        QueryTiming("per_network", "SELECT ...", runs=20, median_s=0.0042, p95_s=0.0061,
+                    badges=["index idx_wifi_bssid"]),
+        QueryTiming("evil_twins", "SELECT ...", runs=5, median_s=0.31, p95_s=0.42, slow=True,
+                    badges=["full scan wifi_detections", "temp b-tree GROUP BY"]),
+        QueryTiming("retention", "DELETE ...", writes=True, status="explained",
+                    badges=["index idx_wifi_time"]),
+    ]
+    detail = DatabaseDetail(
+        path=file.path, file=file, fragmentation=frag, tables=[wifi, health],
+        queries=queries, workload_source="default PiWardrive", workload_age_s=12.0,
+        activity=Activity(commits_per_second=3.5, commits_window_s=10.0, writer_active=False,
+                          readers=1),
+        cache=CacheInfo(hit_ratio_unavailable="unavailable (per connection, inside the app)",
+                        app_unavailable="unavailable (no process matches 'piwardrive')"),
+        features={"dbstat": True, "sqlite_stmt": True})
+    metrics = {"database_file_bytes": 48 * mib, "database_wal_bytes": 4 * mib,
+               "database_freelist_ratio": [0.29, 0.30, 0.31],
+               "database_fragmentation_ratio": 0.375,
+               "database_commits_per_second": [2.0, 5.0, 3.5],
+               "database_query_p95_seconds": 0.42}
+    unavailable = {"database_app_not_from_storage_ratio":
+                   "unavailable (no process matches 'piwardrive')"}
+    flags = [Flag(Level.WARNING, "database_freelist_ratio", "free pages are 31.0 % of the file"),
+             Flag(Level.INFO, "database_stats_stale_tables", "1 table has stale statistics")]
+    return metrics, unavailable, detail, flags
+
+
+def system_snapshot_parts() -> tuple[dict, dict, object]:
+    from pwtop.system import SystemDetail
+    from pwtop.system.host import DiskDetail
+    from pwtop.system.process import ProcessDetail
+    from pwtop.system.sensors import Temperature, Throttle
+
+    gib = 1024 ** 3
+    detail = SystemDetail(
+        hostname="rig-test", cpu_count=4, cpu_window_seconds=1.0,
+        cpu_per_core_percent=[10.0, 20.0, 30.0, 40.0], cpu_percent_windows={"1s": 25.0},
+        load=[0.5, 0.4, 0.3], memory_total_bytes=4 * gib,
+        memory_available_bytes=int(2.4 * gib), swap_total_bytes=gib, swap_used_bytes=0,
+        disk=DiskDetail(database="/srv/rig/app.db", probed_directory="/srv/rig",
+                        mountpoint="/", fstype="ext4", device="/dev/mmcblk0p2",
+                        io_device="mmcblk0"),
+        network_interfaces=["eth0", "wlan0"],
+        temperature=Temperature(52.3, source="thermal_zone0", sensor="cpu-thermal"),
+        throttle=Throttle(raw=0x50000, now=[], occurred=["under-voltage", "throttled"]),
+        process=ProcessDetail(pid=4242, name="python", cmdline=["python", "-m", "piwardrive"],
+                              username="pi", started_at=1_700_000_000.0,
+                              found_by="process_match 'piwardrive'"))
+    metrics = {"system_cpu_percent": [12.0, 18.0, 25.0, 40.0, 22.0],
+               "system_memory_used_ratio": 0.4, "system_swap_used_ratio": 0.0,
+               "system_cpu_temperature_celsius": [51.0, 51.8, 52.3],
+               "system_disk_used_ratio": 0.63, "system_disk_free_bytes": 10 * gib,
+               "system_disk_busy_ratio": 0.02, "system_uptime_seconds": 7200.0,
+               "system_disk_write_bytes_per_second": [20480.0, 40960.0, 8192.0],
+               "system_disk_read_bytes_per_second": 0.0,
+               "system_net_recv_bytes_per_second": [1024.0, 2048.0, 1536.0],
+               "system_net_sent_bytes_per_second": 512.0,
+               "process_cpu_percent": [8.0, 9.5, 7.0], "process_rss_bytes": 96 * 1024 ** 2,
+               "process_threads": 12, "process_open_files": 5,
+               "process_read_bytes_per_second": 0.0,
+               "process_write_bytes_per_second": 4096.0}
+    return metrics, {}, detail

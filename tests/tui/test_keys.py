@@ -90,8 +90,9 @@ async def test_space_collects_now_and_a_analyzes_the_current_component(make_app)
         assert db.polls == before + 1
         await pilot.press("2", "a")
         await settle(app, pilot, polls=3, names=["database"])
-        assert app.view.state("database").recommendations == []
-        assert any("database: 0 recommendation" in str(n.message)
+        recs = app.view.state("database").recommendations
+        assert [r.id for r in recs] == ["db-vacuum", "db-app-settings"]
+        assert any("database: 2 recommendation(s); press o" in str(n.message)
                    for n in app._notifications)
 
 
@@ -206,7 +207,7 @@ async def test_banner_shows_the_worst_flag_and_the_count_of_others(make_app):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         screen = text_of(app)
-        assert "WARNING database: free pages are 31.0 % of the file  (+1 more" in screen
+        assert "WARNING database: free pages are 31.0 % of the file  (+1 more" in screen, screen
         banner = app.main.query_one("#banner")
         assert banner.has_class("-warning") and banner.display
 

@@ -176,6 +176,8 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
 
     async def _apply(self, chosen: list[str]) -> None:
         self.phase = "applying"
+        self.query_one("#optimize-title", Static).update(
+            Text(f"Optimize {self.title_text}: applying the selected actions"))
         actions = self.query_one("#optimize-actions", SelectionList)
         actions.disabled = True
         progress = self.query_one("#optimize-progress", ProgressBar)
@@ -196,6 +198,8 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
             progress.advance(1)
         failed = sum(1 for r in self.results if not r.ok)
         self.phase = "done"
+        self.query_one("#optimize-title", Static).update(
+            Text(f"Optimize {self.title_text}: done"))
         self._status(f"applied {len(self.results) - failed} of {len(self.results)}"
                      + (f", {failed} FAILED" if failed else "") + ": before and after below "
                      "(Enter or Esc closes)")
@@ -214,6 +218,13 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
         if rec is not None:
             self.query_one("#optimize-detail", Static).update(
                 describe(rec, self.plans.get(rec_id)))
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
+        if self.phase == "ready":  # in words too: the checkbox colour is lost under NO_COLOR
+            chosen = len(event.selection_list.selected)
+            applicable = sum(1 for r in self.recommendations.values() if r.applicable)
+            self._status(f"{chosen} of {applicable} action(s) selected. Space selects, "
+                         "Enter applies the selection, Esc cancels.")
 
     def on_selection_list_selection_highlighted(
             self, event: SelectionList.SelectionHighlighted) -> None:

@@ -25,7 +25,7 @@ def active_flags(view: View) -> list[ActiveFlag]:
         state = view.components.get(name)
         if state is None:
             continue
-        if state.snapshot is not None and state.problem is None:
+        if state.has_data and state.snapshot is not None:
             flags += [ActiveFlag(name, f) for f in state.snapshot.flags]
         elif state.available and state.problem and state.last is not None and \
                 not state.last.unreachable:

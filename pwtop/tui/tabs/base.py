@@ -27,7 +27,7 @@ def not_connected_text(title: str, state: ComponentState) -> Text:
         return text
     text.append(f"{title}: not connected", "bold")
     text.append("\n\n")
-    text.append(state.problem or "no data yet")
+    text.append(state.missing or "no data yet")
     text.append("\n\nHow to connect: ", "bold")
     text.append(HOW_TO_CONNECT.get(state.name, ""))
     return text
@@ -51,7 +51,7 @@ class ComponentTab(Vertical):
         state = view.state(self.component)
         panel = self.query_one(NotConnected)
         content = self.query_one(f"#{self.component}-content")
-        missing = state.snapshot is None or state.problem is not None
+        missing = not state.has_data
         panel.set_class(missing, "-shown")
         content.display = not missing
         if missing:

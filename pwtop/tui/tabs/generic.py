@@ -10,22 +10,14 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from pwtop.tui.format import fmt, spark_scale
 from pwtop.tui.tabs.base import ComponentTab
 from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricRow
-from pwtop.units import format_metric
 
 
 def metric_label(name: str) -> str:
     return name.replace("_", " ")
-
-
-def percent_scale(name: str) -> tuple[float, float | None]:
-    if name.endswith("_percent"):
-        return 0.0, 100.0
-    if name.endswith("_ratio"):
-        return 0.0, 1.0
-    return 0.0, None
 
 
 class MetricsTab(ComponentTab):
@@ -44,10 +36,10 @@ class MetricsTab(ComponentTab):
             row_id = f"m-{self.component}-{name}"
             row = rows.get(row_id)
             if row is None:
-                lo, hi = percent_scale(name)
+                lo, hi = spark_scale(name)
                 row = MetricRow(metric_label(name), lo=lo, hi=hi, label_width=30, id=row_id)
                 new.append(row)
-            row.set(format_metric(name, value), view.series.values(self.component, name))
+            row.set(fmt(name, value), view.series.values(self.component, name))
         if new:
             box.mount_all(new)
         unavailable = self.query_one(f"#{self.component}-unavailable", Static)

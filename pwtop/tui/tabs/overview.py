@@ -11,20 +11,34 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
-from pwtop.tui.tabs.generic import metric_label, percent_scale
+from pwtop.tui.format import fmt, spark_scale
+from pwtop.tui.tabs.generic import metric_label
 from pwtop.tui.view import COMPONENT_ORDER, ComponentState, View
 from pwtop.tui.widgets.metric import MetricRow
-from pwtop.units import format_metric
 
 TITLES = {"database": "Database", "async": "Async", "realtime": "Realtime",
           "system": "System"}
 
 #: component -> [(metric name, label)], in display order.
 KEY_METRICS: dict[str, list[tuple[str, str]]] = {
-    "database": [],
-    "async": [],
-    "realtime": [],
-    "system": [],
+    "database": [("database_file_bytes", "file size"), ("database_wal_bytes", "WAL size"),
+                 ("database_freelist_ratio", "free pages"),
+                 ("database_fragmentation_ratio", "fragmentation"),
+                 ("database_commits_per_second", "commits"),
+                 ("database_query_p95_seconds", "slowest query p95")],
+    "async": [("async_operations_per_second", "operations"),
+              ("async_errors_per_second", "errors"),
+              ("async_operation_p99_seconds", "operation p99"),
+              ("async_loop_lag_seconds", "loop lag"),
+              ("async_pool_saturation_ratio", "pool in use")],
+    "realtime": [("realtime_connections", "connections"),
+                 ("realtime_messages_out_per_second", "messages out"),
+                 ("realtime_delivery_p99_seconds", "delivery p99"),
+                 ("realtime_dropped_per_second", "dropped")],
+    "system": [("system_cpu_percent", "CPU"), ("system_memory_used_ratio", "memory used"),
+               ("system_cpu_temperature_celsius", "CPU temperature"),
+               ("system_disk_used_ratio", "disk used"), ("process_cpu_percent", "app CPU"),
+               ("process_rss_bytes", "app memory")],
 }
 FALLBACK_COUNT = 4
 
@@ -41,11 +55,11 @@ def key_metrics(state: ComponentState) -> list[tuple[str, str]]:
 
 def section_title(state: ComponentState) -> str:
     title = TITLES.get(state.name, state.name)
-    if state.snapshot is None or state.problem:
-        return f"{title}: " + ("waiting for the first measurement…"
-                               if state.available and not state.problem and
-                               state.snapshot is None else "not connected (see its tab)")
-    return title
+    if state.has_data:
+        return title
+    if state.available and state.snapshot is None and not state.problem:
+        return f"{title}: waiting for the first measurement…"
+    return f"{title}: not connected (see its tab)"
 
 
 class OverviewTab(VerticalScroll):
@@ -59,7 +73,7 @@ class OverviewTab(VerticalScroll):
             state = view.state(name)
             box = self.query_one(f"#overview-{name}", Vertical)
             box.query_one(".section-title", Static).update(section_title(state))
-            has_data = state.snapshot is not None and not state.problem
+            has_data = state.has_data
             box.set_class(not has_data, "-no-data")
             if not has_data:
                 for row in box.query(MetricRow):
@@ -76,12 +90,12 @@ class OverviewTab(VerticalScroll):
                 wanted_ids.add(row_id)
                 row = rows.get(row_id)
                 if row is None:
-                    lo, hi = percent_scale(metric)
+                    lo, hi = spark_scale(metric)
                     row = MetricRow(label, lo=lo, hi=hi, id=row_id)
                     new.append(row)
                 row.display = True
                 if metric in snap.metrics:
-                    row.set(format_metric(metric, snap.metrics[metric]),
+                    row.set(fmt(metric, snap.metrics[metric]),
                             view.series.values(name, metric))
                 else:
                     row.set("n/a", (), label=label)

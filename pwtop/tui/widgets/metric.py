@@ -25,7 +25,7 @@ class MetricRow(Widget):
     MetricRow > .metric-row--critical { color: $error; text-style: bold; }
     """
 
-    def __init__(self, label: str, *, lo: float = 0.0, hi: float | None = None,
+    def __init__(self, label: str, *, lo: float | None = 0.0, hi: float | None = None,
                  label_width: int = 18, value_width: int = 11, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)

@@ -15,21 +15,30 @@ from textual.widget import Widget
 BARS = "▁▂▃▄▅▆▇█"
 
 
-def spark_text(values: list[float | None], width: int, lo: float = 0.0,
+def spark_text(values: list[float | None], width: int, lo: float | None = 0.0,
                hi: float | None = None) -> str:
-    """The last ``width`` values as block characters, right-aligned."""
+    """The last ``width`` values as block characters, right-aligned.
+
+    ``lo``/``hi`` fix the scale; None takes the smallest/largest value shown. A series
+    that does not move on an automatic scale is drawn at half height.
+    """
     shown = values[-width:] if width > 0 else []
     numbers = [v for v in shown if v is not None]
     if not numbers:
         return " " * max(0, width)
     top = hi if hi is not None else max(numbers)
-    span = top - lo
+    bottom = lo if lo is not None else min(numbers)
+    span = top - bottom
+    flat = span <= 0 and (lo is None or top > bottom)
     chars = []
     for v in shown:
         if v is None:
             chars.append(" ")
             continue
-        ratio = 0.0 if span <= 0 else (min(max(v, lo), top) - lo) / span
+        if flat:
+            chars.append(BARS[len(BARS) // 2 - 1])
+            continue
+        ratio = 0.0 if span <= 0 else (min(max(v, bottom), top) - bottom) / span
         chars.append(BARS[min(len(BARS) - 1, int(round(ratio * (len(BARS) - 1))))])
     return " " * (width - len(chars)) + "".join(chars)
 
@@ -45,7 +54,7 @@ class Spark(Widget):
     }
     """
 
-    def __init__(self, *, lo: float = 0.0, hi: float | None = None, id: str | None = None,
+    def __init__(self, *, lo: float | None = 0.0, hi: float | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.lo = lo

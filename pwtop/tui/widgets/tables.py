@@ -15,15 +15,19 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 
+_TEXT = object()
+
+
 class Cell:
-    """Text to show plus the value to sort by."""
+    """Text to show plus the value to sort by (the text itself unless given; None sorts
+    last, for figures that are missing)."""
 
     __slots__ = ("text", "sort", "style", "right")
 
-    def __init__(self, text: str, sort: Any = None, *, style: str = "",
+    def __init__(self, text: str, sort: Any = _TEXT, *, style: str = "",
                  right: bool = False) -> None:
         self.text = text
-        self.sort = text if sort is None else sort
+        self.sort = text if sort is _TEXT else sort
         self.style = style
         self.right = right
 

@@ -1,0 +1,26 @@
+"""How the TUI writes a metric's value: by its name's unit suffix (see pwtop.units),
+plus byte rates, which read better as "8.0 KiB/s" than as a bare count per second."""
+
+from __future__ import annotations
+
+from pwtop.units import format_metric, human_bytes
+
+
+def fmt(metric: str, value: float | int | None) -> str:
+    if value is None:
+        return "n/a"
+    if metric.endswith("_bytes_per_second"):
+        return f"{human_bytes(value)}/s"
+    return format_metric(metric, value)
+
+
+def spark_scale(metric: str) -> tuple[float | None, float | None]:
+    """Sparkline range: fixed for shares, from zero for rates and counts, and around the
+    values themselves for sizes (a 23 MiB file that grows by 4 KiB is not a full bar)."""
+    if metric.endswith("_percent"):
+        return 0.0, 100.0
+    if metric.endswith("_ratio"):
+        return 0.0, 1.0
+    if metric.endswith("_bytes"):
+        return None, None
+    return 0.0, None

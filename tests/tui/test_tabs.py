@@ -1,0 +1,130 @@
+"""What each tab shows, that hidden tabs are not rendered, and that tables update in place."""
+
+from __future__ import annotations
+
+from conftest import fake_factories, settle
+
+from pwtop.tui.tabs.database import DatabaseTab
+from pwtop.tui.tabs.overview import OverviewTab
+from pwtop.tui.widgets.tables import SyncTable
+
+
+def text_of(app) -> str:
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strip) for strip in strips)
+
+
+def cells(table: SyncTable, key: str) -> list[str]:
+    return [str(c) for c in table.get_row(key)]
+
+
+async def test_overview_shows_each_components_key_numbers(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(app, pilot)
+        screen = text_of(app)
+        for expected in ("file size", "48.0 MiB", "free pages", "29.0 %", "commits",
+                         "2.0/s", "slowest query p95", "420.0 ms", "CPU", "12.0 %",
+                         "memory used", "40.0 %", "CPU temperature", "51.0 °C",
+                         "app memory", "96.0 MiB", "Async: not connected (see its tab)",
+                         "Realtime: not connected (see its tab)"):
+            assert expected in screen, expected
+
+
+async def test_database_tab_figures_tables_queries_and_advice(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 60)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        tab = app.main.query_one(DatabaseTab)
+        space = tab.query_one("#db-space", SyncTable)
+        assert space.shown_row_keys[0] == "t:wifi_detections"  # largest first
+        assert cells(space, "t:wifi_detections")[:6] == [
+            "wifi_detections", "table", "wifi_detections", "250,000", "30.0 MiB", "62.5 %"]
+        assert cells(space, "t:health_records")[3] == "≤700"  # max(rowid): an upper bound
+        assert cells(space, "i:idx_wifi_ssid")[6:] == ["25.0 %", "", "unused"]
+        assert cells(space, "i:idx_wifi_bssid")[8] == "per_network"
+        queries = tab.query_one("#db-queries", SyncTable)
+        assert queries.shown_row_keys[0] == "q:1:evil_twins"  # slowest p95 first
+        assert cells(queries, "q:1:evil_twins")[1:] == [
+            "310.0 ms", "420.0 ms", "5", "SLOW", "full scan wifi_detections · temp b-tree "
+            "GROUP BY"]
+        assert cells(queries, "q:2:retention")[4] == "explained"
+        advice = tab.query_one("#db-advice", SyncTable)
+        assert [cells(advice, k)[2] for k in advice.shown_row_keys] == ["o applies", "app code"]
+        screen = text_of(app)
+        assert "free pages 31.0 % (3,809 pages) · fragmentation 37.5 %" in screen
+        assert "400 not checkpointed" in screen and "3.5 commits/s" in screen
+        assert "Recommendations: 2 (1 pwtop can apply: press o)" in screen
+        assert "Workload queries (default PiWardrive, 12.00 s old)" in screen
+
+
+async def test_system_tab_figures_notes_and_charts(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 60)) as pilot:
+        await settle(app, pilot)
+        assert not app.main.query("#system-charts TimeChart")  # plotext not loaded yet
+        await pilot.press("5")
+        await pilot.pause()
+        assert len(app.main.query("#system-charts TimeChart")) == 4
+        screen = text_of(app)
+        for expected in ("CPU", "12.0 %", "4 CPU(s): 10% 20% 30% 40% · load 0.50 0.40 0.30",
+                         "2.4 GiB available of 4.0 GiB", "51.0 °C",
+                         "throttling: none now (since boot: under-voltage, throttled)",
+                         "disk write", "20.0 KiB/s", "ext4 on / (/dev/mmcblk0p2)",
+                         "interfaces: eth0, wlan0",
+                         "app process: python (pid 4242, found by process_match 'piwardrive')",
+                         "12 threads", "CPU and memory, %", "CPU temperature, °C"):
+            assert expected in screen, expected
+
+
+async def test_hidden_tabs_are_not_rendered(make_app, monkeypatch):
+    calls: list[str] = []
+    for cls in (DatabaseTab, OverviewTab):
+        original = cls.render_view
+
+        def spy(self, view, _original=original, _name=cls.__name__):
+            calls.append(_name)
+            return _original(self, view)
+        monkeypatch.setattr(cls, "render_view", spy)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        calls.clear()
+        app.pollers["database"].poll_now()
+        await settle(app, pilot, polls=2, names=["database"])
+        assert calls == ["OverviewTab"]  # the Database tab is hidden: not drawn
+        await pilot.press("2")
+        assert calls[-1] == "DatabaseTab"  # drawn when shown, from the latest data
+        calls.clear()
+        await pilot.press("p")  # under a dialog nothing is drawn either
+        await pilot.press("question_mark")
+        app.pollers["database"].poll_now()
+        await settle(app, pilot, polls=3, names=["database"])
+        assert calls == []
+
+
+async def test_tables_update_cells_in_place(make_app, monkeypatch):
+    counts = {"add_row": 0, "remove_row": 0, "update_cell": 0, "clear": 0}
+    for name in counts:
+        original = getattr(SyncTable, name)
+
+        def spy(self, *args, _original=original, _name=name, **kw):
+            counts[_name] += 1
+            return _original(self, *args, **kw)
+        monkeypatch.setattr(SyncTable, name, spy)
+    app = make_app(fake_factories())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await app.workers.wait_for_complete()
+        added = counts["add_row"]
+        assert added > 0
+        detail = app.components["database"].detail
+        detail.queries[0].median_s = 0.005  # one figure changes on the next poll
+        app.pollers["database"].poll_now()
+        await settle(app, pilot, polls=2, names=["database"])
+        assert counts["add_row"] == added and counts["remove_row"] == 0
+        assert counts["clear"] == 0 and counts["update_cell"] >= 1
