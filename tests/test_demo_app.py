@@ -182,3 +182,58 @@ def test_an_app_that_cannot_start_is_reported_in_one_line(env, tmp_path):
     bad.mkdir()
     with pytest.raises(PwtopError, match="the demo app exited with code"):
         start_demo_app(bad, env=env, log_path=tmp_path / "app.log", timeout=30)
+
+
+SERVE_ONLY = ("import sys\n"
+              "from pwtop.config import Settings\n"
+              "from pwtop.demo.run import serve_only\n"
+              "sys.exit(serve_only(sys.argv[1], Settings()))\n")
+
+
+def test_serve_only_prints_the_addresses_and_ctrl_c_leaves_nothing(demo_db, env):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_ONLY, str(demo_db)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if line.startswith("Ctrl-C"):
+                break
+        text = "\n".join(lines)
+        app_pid = int(re.search(r"pid (\d+)", text).group(1))
+        metrics = re.search(r"metrics:\s+(\S+)", text).group(1)
+        assert re.search(r"agent:\s+ws://127\.0\.0\.1:\d+", text)
+        assert "token file:" in text and "stream sse_aps:" in text
+        assert metrics.startswith("http://127.0.0.1:") and metrics.endswith("/metrics")
+        with urllib.request.urlopen(metrics, timeout=10) as response:
+            assert b"pwtop_operations_total" in response.read() or response.status == 200
+        assert psutil.pid_exists(app_pid)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert not psutil.pid_exists(app_pid)
+
+
+def test_attached_points_the_settings_at_the_app_and_stops_it(demo_db, env):
+    from pwtop.demo.run import attached
+
+    settings = Settings()
+    with attached(demo_db, settings) as app:
+        assert settings.target.agent == app.agent
+        assert settings.sources["target.agent"] == "command line"  # in memory only
+        assert settings.target.agent_token_file == app.token_file
+        assert any(u.startswith("ws://") for u in settings.target.probe_urls)
+        pid = app.pid
+        assert psutil.pid_exists(pid)
+    assert not psutil.pid_exists(pid)

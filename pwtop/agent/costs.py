@@ -98,7 +98,7 @@ def measure(names: int = 100, repeat: int = 100) -> dict[str, Any]:
 
 
 def snapshot_costs(component: str = "async", names: int = 100,
-                   repeat: int = 50) -> BenchmarkResult:
+                   repeat: int = 15) -> BenchmarkResult:
     started = time.perf_counter()
     m = measure(names, repeat)
     figures = [

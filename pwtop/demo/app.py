@@ -360,6 +360,9 @@ class DemoApp:
                 raise
             except Exception as exc:
                 log.debug("simulated client of %s: %s", url, exc)
+            finally:
+                if sock is not None:  # cancelled before websockets took it over
+                    sock.close()
             await asyncio.sleep(self.rng.uniform(0.5, 2.0))
 
     async def _sse_reader(self, url: str, *, drop_every: float | None = None) -> None:
@@ -402,8 +405,8 @@ class DemoApp:
         settings = RealtimeSettings(heartbeat_interval=5.0, message_queue_size=50)
         self.hub = WebSocketHub(settings, name="ws", slow_timeout=60.0,
                                 paths=("/ws/aps", "/ws/status", "/stream/ws/detections"))
-        server = await stack.enter_async_context(self.hub.serve(self.args.host,
-                                                               self.args.streams_port))
+        server = await stack.enter_async_context(self.hub.serve(
+            self.args.host, self.args.streams_port, open_timeout=2.0))
         ws_port = server.sockets[0].getsockname()[1]
         self.streams = {"aps": SSEStream(settings, name="sse_aps"),
                         "status": SSEStream(settings, name="sse_status")}

@@ -10,6 +10,7 @@ exits by itself. It reports readiness with one JSON line on stdout; its log goes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -19,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any, Iterator, Sequence
 
 from pwtop.errors import PwtopError
 
@@ -180,3 +181,88 @@ def start_demo_app(db: str | os.PathLike[str], *, port: int = 0, host: str = "12
         raise PwtopError(f"the demo app {what}{where}") from None
     handle.info = info
     return handle
+
+
+def _port_from(settings: Any) -> int:
+    """The port of a loopback [target] agent address, so a separate pwtop finds the app."""
+    from pwtop.agent.protocol import parse_address
+
+    address = getattr(getattr(settings, "target", None), "agent", "") or ""
+    if not address:
+        return 0
+    try:
+        kind, host, port = parse_address(address)
+    except PwtopError:
+        return 0
+    return int(port or 0) if kind == "tcp" and host in ("127.0.0.1", "localhost") else 0
+
+
+def app_log_path() -> Path:
+    from pwtop.config import state_home
+
+    return state_home() / "demo-app.log"
+
+
+def start_for(db: str | os.PathLike[str], settings: Any) -> DemoProcess:
+    """Start the demo app the way ``pwtop demo`` does (port and token file from settings)."""
+    token_file = getattr(getattr(settings, "target", None), "agent_token_file", "") or None
+    return start_demo_app(db, port=_port_from(settings), token_file=token_file,
+                          log_path=app_log_path())
+
+
+@contextlib.contextmanager
+def attached(db: str | os.PathLike[str], settings: Any) -> Iterator[DemoProcess]:
+    """Run the demo app for the duration of a ``with`` block, with ``settings`` pointed at
+    it in memory (agent, token file, one WebSocket and one SSE URL to probe)."""
+    app = start_for(db, settings)
+    try:
+        settings.override("target.agent", app.agent)
+        if app.token_file:
+            settings.override("target.agent_token_file", app.token_file)
+        streams = app.streams
+        probes = [streams[k] for k in ("ws_status", "sse_aps") if k in streams]
+        if probes and not settings.target.probe_urls:
+            settings.override("target.probe_urls", probes)
+        yield app
+    finally:
+        app.stop()
+
+
+def describe_running(app: DemoProcess) -> list[str]:
+    """What ``pwtop demo --serve-only`` prints: where to point pwtop and Prometheus."""
+    lines = [f"demo app running (pid {app.pid}) on {app.info.get('db')}",
+             f"  agent:        {app.agent}",
+             f"  metrics:      {app.metrics_url}",
+             f"  health:       {app.info.get('healthz_url')}",
+             f"  token file:   {app.token_file or '(none)'}"]
+    for name, url in sorted(app.streams.items()):
+        lines.append(f"  stream {name + ':':<13} {url}")
+    if app.log_path is not None:
+        lines.append(f"  app log:      {app.log_path}")
+    lines += ["watch it from another terminal with a config holding:",
+              f'  [target]\n  agent = "{app.agent}"',
+              f'  agent_token_file = "{app.token_file}"' if app.token_file else "",
+              "Ctrl-C stops the app."]
+    return [line for line in lines if line]
+
+
+def serve_only(db: str | os.PathLike[str], settings: Any, *,
+               out: IO[str] | None = None) -> int:
+    """``pwtop demo --serve-only``: run the app, print its addresses, stop it on Ctrl-C.
+
+    The app is stopped by pid whatever ends the wait (Ctrl-C, SIGTERM turned into
+    KeyboardInterrupt by the caller, or an error); an app that dies on its own is an error.
+    """
+    out = out or sys.stdout
+    app = start_for(db, settings)
+    try:
+        print("\n".join(describe_running(app)), file=out, flush=True)
+        try:
+            code = app.process.wait()
+        except KeyboardInterrupt:
+            return 0
+        tail = _tail(app.log_path, 1)
+        raise PwtopError(f"the demo app stopped by itself (exit code {code})"
+                         + (f"; its log: {tail}" if tail else ""))
+    finally:
+        app.stop()
