@@ -48,6 +48,8 @@ def format_metric(name: str, value: float | int | None) -> str:
         return "-"
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return "-"
+    if name.endswith("_bytes_per_second"):
+        return f"{human_bytes(value)}/s"
     if name.endswith("_bytes"):
         return human_bytes(value)
     if name.endswith("_seconds"):
