@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -240,3 +241,17 @@ def test_write_detection_reads_the_bytecode():
                                        "ORDER BY 2", ())
     assert workload.null_params(conn, "SELECT * FROM t WHERE a = ? AND b = :b") == (None,
                                                                                      None)
+
+
+async def test_commits_per_second_in_rollback_mode_from_the_header_counter(tmp_path,
+                                                                         demo_db, sqlite_app):
+    rollback = tmp_path / "rollback.db"
+    shutil.copyfile(demo_db, rollback)
+    app = sqlite_app(rollback, "delete")
+    comp = DatabaseComponent(settings_for(rollback, **QUICK))
+    first = (await comp.collect()).detail
+    assert first.file.journal_mode == "delete"
+    assert first.activity.commits_unavailable == "unavailable (needs two samples)"
+    app.send("commit 7")
+    act = (await comp.collect()).detail.activity
+    assert act.commits_per_second * act.commits_window_s == pytest.approx(7)

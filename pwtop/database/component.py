@@ -108,7 +108,9 @@ class DatabaseComponent:
         deadline = s.probe_deadline
         path = self.path
         st = connect.check_path(path)
-        header = connect.read_header(path, st.st_size)
+        # The header is read outside SQLite, so only while no pwtop connection in this
+        # process has the file open (an optimize running from the same process).
+        header = None if connect.open_here(path) else connect.read_header(path, st.st_size)
         # Read before connecting: no SQLite connection of ours may have the file open
         # while the -shm file is opened and closed by other means.
         wal_index = activity.read_wal_index(path)
@@ -246,7 +248,7 @@ class DatabaseComponent:
         self._workload_errors = [f"workload {q.name}: {q.error}" for q in queries
                                  if q.status == "error"]
 
-    def _activity(self, act: Activity, file: Any, header: connect.Header,
+    def _activity(self, act: Activity, file: Any, header: connect.Header | None,
                   wal_index: activity.WalIndex | str) -> None:
         if isinstance(wal_index, activity.WalIndex):
             file.wal_frames = wal_index.max_frame
@@ -260,6 +262,11 @@ class DatabaseComponent:
             self._commits.reset()
             file.wal_unavailable = "unavailable (rollback journal: no WAL)"
             now = time.monotonic()
+            if header is None:
+                act.commits_unavailable = ("unavailable (the header was not read: a pwtop "
+                                           "connection to the file is open in this process)")
+                self._header_counter = None
+                return
             counter = header.change_counter
             last, self._header_counter = self._header_counter, (now, counter)
             if last is None or now <= last[0]:
