@@ -19,6 +19,7 @@ import os
 import select
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -100,8 +101,8 @@ def step_interval(current: float, direction: int) -> float:
 
 def target_text(settings: Settings) -> str:
     db = home_relative(settings.target.database or str(default_database_path()))
-    agent = settings.target.agent or "no agent"
-    return f"{db} · {agent}"
+    agent = settings.target.agent
+    return f"{db} · {agent}" if agent else db
 
 
 class FilterInput(Input):
@@ -173,7 +174,7 @@ class MainScreen(Screen[None]):
         """Header and banner: always visible, so always current."""
         view = self.pwtop.view
         header = self.query_one(PwtopHeader)
-        names = {"database": "db", "async": "agent", "realtime": "streams", "system": "sys"}
+        names = {"database": "db", "async": "agent", "realtime": "rt", "system": "sys"}
         header.set_connection([(names[n], view.state(n).connection) for n in COMPONENT_ORDER
                                if n in view.components])
         self.query_one(AlertBanner).show_flags(active_flags(view), COMPONENT_ORDER)
@@ -412,12 +413,17 @@ class PwtopApp(App[int]):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, self.terminal_lost, sig.name)
+                loop.add_signal_handler(sig, self.terminal_lost, sig.name, 128 + sig)
             except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
                 pass
-        try:
-            fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
-        except OSError:
+        try:  # the terminal Textual reads keys from; a dup so closing it harms nothing
+            fd = os.dup(sys.__stdin__.fileno()) if sys.__stdin__ is not None else -1
+        except (OSError, ValueError):
+            fd = -1
+        if fd >= 0 and not os.isatty(fd):
+            os.close(fd)
+            fd = -1
+        if fd < 0:
             return
 
         def wait_for_hangup() -> None:
@@ -435,16 +441,17 @@ class PwtopApp(App[int]):
 
         threading.Thread(target=wait_for_hangup, name="pwtop-hangup", daemon=True).start()
 
-    def terminal_lost(self, reason: str) -> None:
+    def terminal_lost(self, reason: str, code: int = 129) -> None:
+        """Leave now: the terminal is gone (SIGHUP, hangup) or we were told to (SIGTERM)."""
         if self._exiting:
             return
         self._exiting = True
         log.info("exiting: %s", reason)
-        timer = threading.Timer(HANGUP_GRACE_S, os._exit, args=(129,))
+        timer = threading.Timer(HANGUP_GRACE_S, os._exit, args=(code,))
         timer.daemon = True
         timer.start()
         self._save_state()  # now: the graceful path may not get that far
-        self.exit(129)
+        self.exit(code)
 
     # ------------------------------------------------------------ polls
 

@@ -21,6 +21,8 @@ def spark_scale(metric: str) -> tuple[float | None, float | None]:
         return 0.0, 100.0
     if metric.endswith("_ratio"):
         return 0.0, 1.0
+    if metric.endswith("_celsius"):
+        return 0.0, 90.0
     if metric.endswith("_bytes"):
         return None, None
     return 0.0, None

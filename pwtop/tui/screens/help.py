@@ -30,7 +30,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-dialog"):
-            yield Static("pwtop keys", id="help-title")
+            yield Static("pwtop keys (↑ ↓ PgUp PgDn scroll)", id="help-title")
             yield Static(help_renderable(), id="help-body")
         yield Footer()
 

@@ -1,0 +1,176 @@
+"""pwtop in real terminals: tmux (start, switch tabs, quit; the session killed under it)
+and a bare pseudo-terminal whose far end closes without any signal (SSH dropped).
+
+Each run gets its own XDG directories, a tmux session named with a uuid and is stopped by
+pid in a ``finally``; nothing forces TERM (tmux sets its own).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import shlex
+import signal
+import shutil
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+TIMEOUT = 20.0
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PWTOP_CONFIG")}
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
+                     ("XDG_DATA_HOME", "data")):
+        env[var] = str(tmp_path / sub)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (our own child, not yet reaped) has exited too
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until(check, what: str, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Tmux:
+    def __init__(self, tmp_path: Path, db: Path, size=(100, 30)) -> None:
+        self.name = f"pwtop-e2e-{uuid.uuid4().hex}"
+        self.pidfile = tmp_path / "pwtop.pid"
+        env = env_for(tmp_path)
+        inner = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "pwtop", "--db",
+                                                   str(db)))
+        exports = " ".join(f"{k}={shlex.quote(env[k])}" for k in (
+            "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "PYTHONPATH"))
+        script = f"echo $$ > {shlex.quote(str(self.pidfile))}; export {exports}; exec {inner}"
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]),
+                        "-y", str(size[1]), "sh", "-c", script], check=True, env=env)
+        wait_until(lambda: self.pidfile.exists() and self.pidfile.read_text().strip(),
+                   "the pid file")
+        self.pid = int(self.pidfile.read_text())
+
+    def screen(self) -> str:
+        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+                             capture_output=True, text=True)
+        return out.stdout
+
+    def send(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def wait_for(self, *texts: str) -> str:
+        seen = [""]
+
+        def shows() -> bool:
+            seen[0] = self.screen()
+            return all(t in seen[0] for t in texts)
+        try:
+            wait_until(shows, f"{texts} on screen")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; screen was:\n{seen[0]}") from None
+        return seen[0]
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        if alive(self.pid):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+TABS = "Overview  Database  Async  Realtime  System  Alerts"
+
+
+@needs_tmux
+def test_tmux_start_switch_tabs_and_quit(tmp_path, demo_db):
+    term = Tmux(tmp_path, demo_db)
+    try:
+        term.wait_for(TABS, "every 1s")
+        term.send("2")
+        term.wait_for("Tables and indexes", "wifi_detections")
+        term.send("5")
+        term.wait_for("CPU(s):", "memory used")
+        term.send("q")
+        wait_until(lambda: not alive(term.pid), "pwtop to exit after q")
+    finally:
+        term.close()
+    state = (tmp_path / "state" / "pwtop" / "ui-state.toml").read_text()
+    assert 'last_tab = "system"' in state
+
+
+@needs_tmux
+def test_killing_the_terminal_ends_pwtop(tmp_path, demo_db):
+    """tmux kill-session is an SSH drop: SIGHUP, then a dead tty. pwtop must not linger."""
+    term = Tmux(tmp_path, demo_db)
+    try:
+        term.wait_for(TABS)
+        subprocess.run(["tmux", "kill-session", "-t", term.name], check=True)
+        wait_until(lambda: not alive(term.pid), "pwtop to exit after its terminal died",
+                   timeout=10)
+    finally:
+        term.close()
+
+
+def test_a_hung_up_tty_without_sighup_ends_pwtop(tmp_path, demo_db):
+    """The far end of the pty closes and no signal comes (the tty is not the controlling
+    terminal): the input side sees EOF forever. pwtop notices the hangup and exits instead
+    of spinning."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "pwtop", "--db", str(demo_db)],
+                            stdin=slave, stdout=slave, stderr=slave, env=env_for(tmp_path),
+                            start_new_session=True, close_fds=True)
+    os.close(slave)
+    output = bytearray()
+    started = threading.Event()
+
+    def drain() -> None:  # keep reading, or pwtop blocks writing to a full pty
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            output.extend(chunk)
+            if b"Alerts" in output:
+                started.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(TIMEOUT), bytes(output[-2000:])
+        os.close(master)
+        master = -1
+        proc.wait(timeout=10)  # raises if pwtop keeps running on the dead tty
+        assert proc.returncode != 0
+    finally:
+        if master >= 0:
+            os.close(master)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -1,0 +1,71 @@
+"""Screenshots of every tab at 80x24 and 120x40 with deterministic fake components.
+
+Fixed host name, fixed target path, fixed values that step per poll (so the sparklines
+have a shape), no clock anywhere on screen. Regenerate after an intended change with
+``pytest tests/tui/test_snapshots.py --snapshot-update`` and review the SVGs.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import fake_database, fake_factories
+
+from pwtop.tui.bindings import TABS
+
+SIZES = [(80, 24), (120, 40)]
+POLLS = 3
+
+
+def before(key: str, polls: int = POLLS):
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        await app.wait_for_polls(1)
+        for n in range(2, polls + 1):  # a few samples, so sparklines and charts have a shape
+            app.refresh_now()
+            await app.wait_for_polls(n)
+        await pilot.press(key)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    return run_before
+
+
+@pytest.fixture
+def snapshot_app(make_app, settings):
+    settings.target.database = "/srv/rig/app.db"
+
+    def make(**overrides):
+        return make_app(fake_factories(**overrides))
+    return make
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("number, tab", [(n, t) for n, (t, _) in enumerate(TABS, start=1)],
+                         ids=[t for t, _ in TABS])
+def test_tab(snap_compare, snapshot_app, number, tab, size):
+    assert snap_compare(snapshot_app(), terminal_size=size, run_before=before(str(number)))
+
+
+def test_help_screen(snap_compare, snapshot_app):
+    assert snap_compare(snapshot_app(), terminal_size=(80, 24),
+                        run_before=before("question_mark", polls=1))
+
+
+def test_optimize_dialog(snap_compare, snapshot_app):
+    async def run_before(pilot) -> None:
+        await before("2", polls=1)(pilot)
+        await pilot.press("o")
+        screen = pilot.app.screen
+        for _ in range(500):
+            if screen.phase != "planning":
+                break
+            await pilot.pause(0.01)
+        await pilot.pause()
+    assert snap_compare(snapshot_app(database=lambda s: fake_database()),
+                        terminal_size=(100, 30), run_before=run_before)
+
+
+def test_too_small(snap_compare, snapshot_app):
+    assert snap_compare(snapshot_app(), terminal_size=(50, 12),
+                        run_before=before("1", polls=1))
