@@ -235,8 +235,9 @@ def describe_running(app: DemoProcess) -> list[str]:
              f"  metrics:      {app.metrics_url}",
              f"  health:       {app.info.get('healthz_url')}",
              f"  token file:   {app.token_file or '(none)'}"]
+    width = max((len(name) for name in app.streams), default=0) + 1
     for name, url in sorted(app.streams.items()):
-        lines.append(f"  stream {name + ':':<13} {url}")
+        lines.append(f"  stream {name + ':':<{width}} {url}")
     if app.log_path is not None:
         lines.append(f"  app log:      {app.log_path}")
     lines += ["watch it from another terminal with a config holding:",
