@@ -394,6 +394,10 @@ class Agent:
     def publish(self) -> int:
         """Send one fresh snapshot to every subscriber that is keeping up; returns how many."""
         text = self.encode_snapshot()
+        if len(text) > self.max_message_bytes:
+            self._warn.warning("pwtop agent: a snapshot of %d bytes exceeds the %d-byte frame "
+                               "limit pwtop reads; fewer operation names keep it smaller",
+                               len(text), self.max_message_bytes)
         ready = []
         for ws in list(self.subscribers):
             if ws.state is not State.OPEN:
