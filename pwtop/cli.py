@@ -55,6 +55,8 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH", help="config file (default: "
                         "$PWTOP_CONFIG or $XDG_CONFIG_HOME/pwtop/config.toml)", **kw)
     common.add_argument("--db", metavar="PATH", help="SQLite database to watch", **kw)
+    common.add_argument("--agent", metavar="ADDRESS",
+                        help="the app's pwtop agent (ws://127.0.0.1:PORT or unix:PATH)", **kw)
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors", **kw)
     return common
 
@@ -161,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if args.db:
             settings.override("target.database", args.db)
+        if getattr(args, "agent", None):
+            settings.override("target.agent", args.agent)
         setup_logging(settings, debug)
         log.debug("pwtop %s: %s", __version__, " ".join(sys.argv))
         return _resolve(verb)(args, settings)

@@ -12,7 +12,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from pwtop.commands._pending import not_yet
 from pwtop.config import Settings, data_home
 from pwtop.errors import PwtopError
 
@@ -80,13 +79,12 @@ def _demo_path(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if getattr(args, "serve_only", False):
-        raise not_yet("demo --serve-only", "the live demo app is still being built")
     if args.rows < 0:
         raise PwtopError(f"--rows must be 0 or more, got {args.rows}")
     if args.age_days < 0:
         raise PwtopError(f"--age-days must be 0 or more, got {args.age_days:g}")
     path = _demo_path(args)
+    serve_only = bool(getattr(args, "serve_only", False))
     reuse = not args.no_ui and not args.force and path.is_file()
     if not reuse:
         from pwtop.demo.generate import create_demo_database
@@ -102,6 +100,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(describe(summary))
             return 0
     settings.override("target.database", str(path))
+    from pwtop.demo.run import attached, serve_only as serve
+
+    if serve_only:
+        return serve(path, settings)
     from pwtop.commands import tui
 
-    return tui.run(args, settings)
+    with attached(path, settings):
+        return tui.run(args, settings)
