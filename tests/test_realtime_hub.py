@@ -350,3 +350,25 @@ async def test_close_returns_promptly_even_with_a_stalled_client():
     assert time.monotonic() - started < 3
     assert hub.connections == 0
     stalled.close()
+
+
+async def test_extra_groups_direct_sends_and_app_messages():
+    received = []
+    hub = WebSocketHub(settings(heartbeat_interval=60),
+                       on_message=lambda cid, msg: received.append((cid, msg)))
+    async with hub.serve():
+        async with connect(hub.url("/ws/aps")) as c:
+            await eventually(lambda: hub.connections == 1)
+            (cid,) = hub.client_ids()
+            hub.join(cid, "detections")
+            assert hub.groups() == {"/ws/aps": 1, "detections": 1}
+            hub.broadcast("detections", {"source": "wifi"})
+            assert json.loads(await c.recv()) == {"source": "wifi", "seq": 1,
+                                                  "ts": pytest.approx(time.time(), abs=5)}
+            hub.leave(cid, "detections")
+            assert hub.broadcast("detections", {"source": "bt"}) == 0
+            assert hub.send(cid, {"hello": cid})
+            assert "seq" not in json.loads(await c.recv())
+            assert not hub.send("c999", {"nobody": True})
+            await c.send("subscribe me")
+            await eventually(lambda: received == [(cid, "subscribe me")])

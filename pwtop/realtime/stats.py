@@ -18,7 +18,7 @@ import json
 import os
 import time
 from bisect import bisect_left
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pwtop.histogram import BOUNDS, Histogram, merged
 from pwtop.metrics import WindowedRate, window_label
@@ -69,11 +69,13 @@ class RecentHistogram:
     describe the last ``rotate``..2x``rotate`` seconds and a past spike ages out.
     """
 
-    def __init__(self, rotate: float = LATENCY_ROTATE_SECONDS) -> None:
+    def __init__(self, rotate: float = LATENCY_ROTATE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.rotate = rotate
+        self._clock = clock
         self._current = Histogram()
         self._previous = Histogram()
-        self._started = time.monotonic()
+        self._started = clock()
         self._previous_started = self._started
 
     def _maybe_rotate(self, now: float) -> None:
@@ -88,7 +90,7 @@ class RecentHistogram:
             self._started = now
 
     def record(self, seconds: float, count: int = 1, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         if now - self._started >= self.rotate:
             self._maybe_rotate(now)
         h = self._current
@@ -99,7 +101,7 @@ class RecentHistogram:
 
     def histogram(self, now: float | None = None) -> Histogram:
         """The recent observations as one (new) histogram."""
-        self._maybe_rotate(time.monotonic() if now is None else now)
+        self._maybe_rotate(self._clock() if now is None else now)
         return merged((self._previous, self._current))
 
     def to_dict(self, now: float) -> dict[str, Any]:
@@ -116,8 +118,9 @@ class RecentHistogram:
 class StreamMetrics:
     """Counters, windowed rates and latency histograms of one hub or SSE stream."""
 
-    def __init__(self) -> None:
-        self.started_at = time.monotonic()
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started_at = clock()
         self.connections_now = 0
         self.connections_peak = 0
         self.connections_total = 0
@@ -126,16 +129,16 @@ class StreamMetrics:
         self.slow_consumers_total = 0
         self.dropped_total = 0
         self.keepalives_total = 0
-        self.messages_out = WindowedRate(WINDOWS)
-        self.bytes_out = WindowedRate(WINDOWS)
-        self.messages_in = WindowedRate(WINDOWS)
-        self.bytes_in = WindowedRate(WINDOWS)
-        self.published_messages = WindowedRate(WINDOWS)
-        self.published_bytes = WindowedRate(WINDOWS)
-        self.drops = WindowedRate(WINDOWS)
-        self.delivery = RecentHistogram()
-        self.echo = RecentHistogram()
-        self.ping = RecentHistogram()
+        self.messages_out = WindowedRate(WINDOWS, clock=clock)
+        self.bytes_out = WindowedRate(WINDOWS, clock=clock)
+        self.messages_in = WindowedRate(WINDOWS, clock=clock)
+        self.bytes_in = WindowedRate(WINDOWS, clock=clock)
+        self.published_messages = WindowedRate(WINDOWS, clock=clock)
+        self.published_bytes = WindowedRate(WINDOWS, clock=clock)
+        self.drops = WindowedRate(WINDOWS, clock=clock)
+        self.delivery = RecentHistogram(clock=clock)
+        self.echo = RecentHistogram(clock=clock)
+        self.ping = RecentHistogram(clock=clock)
         self.rss_baseline_bytes = process_rss()
         for rate in (self.messages_out, self.bytes_out, self.messages_in, self.bytes_in,
                      self.published_messages, self.published_bytes, self.drops):
@@ -203,7 +206,7 @@ class StreamMetrics:
         return b.value / n.value
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         rates: dict[str, dict[str, float | None]] = {}
         for key, rate in (("messages_out_per_second", self.messages_out),
                           ("bytes_out_per_second", self.bytes_out),
