@@ -252,6 +252,10 @@ async def test_commits_per_second_in_rollback_mode_from_the_header_counter(tmp_p
     first = (await comp.collect()).detail
     assert first.file.journal_mode == "delete"
     assert first.activity.commits_unavailable == "unavailable (needs two samples)"
+    # Timing a read would hold a shared lock that blocks the app's commits: explain only.
+    (q,) = first.queries
+    assert q.status == "explained" and q.runs == 0 and "rollback-journal" in q.error
+    assert q.plan
     app.send("commit 7")
     act = (await comp.collect()).detail.activity
     assert act.commits_per_second * act.commits_window_s == pytest.approx(7)

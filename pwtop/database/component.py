@@ -157,8 +157,9 @@ class DatabaseComponent:
             file = probe("file", lambda: cx.run(
                 lambda c: inspect.file_info(c, path, header, plan), deadline), fatal=True)
             tables = probe("schema", lambda: inspect.read_tables(cx, deadline), fatal=True)
-            features = {"dbstat": bool(cx.run(inspect.has_dbstat, deadline)),
-                        "sqlite_stmt": bool(cx.run(inspect.has_sqlite_stmt, deadline))}
+            features = probe("features", lambda: {
+                "dbstat": bool(cx.run(inspect.has_dbstat, deadline)),
+                "sqlite_stmt": bool(cx.run(inspect.has_sqlite_stmt, deadline))}, fatal=True)
             if self.exact_counts:
                 for t in tables:
                     t.rows_exact = probe(f"count {t.name}",
@@ -185,7 +186,7 @@ class DatabaseComponent:
                 frag_view.age_s = now - self._frag_at
                 inspect.apply_sizes(tables, frag_view)
             if self._due(self._workload_at, now) or self._queries is None:
-                self._run_workload(cx, features, probe)
+                self._run_workload(cx, features, probe, file.journal_mode)
                 self._workload_at, self._workload_wall = now, time.time()
             else:
                 probes.append(ProbeRecord("workload", 0.0, "reused",
@@ -224,7 +225,8 @@ class DatabaseComponent:
         snap.duration_s = time.monotonic() - t0
         return snap
 
-    def _run_workload(self, cx: connect.Connection, features: dict[str, bool], probe: Any) -> None:
+    def _run_workload(self, cx: connect.Connection, features: dict[str, bool], probe: Any,
+                      journal_mode: str) -> None:
         s = self.settings.database
         statements: list[workload.Statement] = []
         sources = []
@@ -241,9 +243,15 @@ class DatabaseComponent:
             if statements:
                 sources.append("PiWardrive default workload")
         self._workload_source = " + ".join(sources)
+        # In rollback-journal mode a reader's shared lock makes the app's commits fail or
+        # wait, so there the workload is only explained (EXPLAIN takes no lock for long).
+        no_timing = None
+        if journal_mode != "wal":
+            no_timing = ("not timed: in rollback-journal mode a timed read would block the "
+                         "app's commits (see db-enable-wal)")
         queries = probe("workload", lambda: workload.analyse(
             cx, statements, deadline=s.probe_deadline, slow_threshold=s.analyze_threshold,
-            counters=features.get("sqlite_stmt", False))) or []
+            counters=features.get("sqlite_stmt", False), no_timing=no_timing)) or []
         self._queries = queries
         self._workload_errors = [f"workload {q.name}: {q.error}" for q in queries
                                  if q.status == "error"]
@@ -502,7 +510,8 @@ def describe(snapshot: Snapshot, settings: Settings) -> list[str]:
         if q.status == "interrupted":
             state = "SLOW (interrupted)"
         elif q.status == "explained":
-            state = "explained (writes)" if q.writes else "explained (no values)"
+            state = ("explained (writes)" if q.writes else "explained (no values)"
+                     if "no values" in (q.error or "") else "explained (not timed)")
         qrows.append((q.name, human_seconds(q.median_s), human_seconds(q.p95_s), q.runs or "-",
                       state, ", ".join(q.badges) or (q.error or "")))
     if qrows:

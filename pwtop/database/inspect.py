@@ -35,22 +35,24 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    try:
+        conn.execute(f"SELECT 1 FROM {name} LIMIT 1").fetchall()
+        return True
+    except sqlite3.OperationalError as exc:
+        if f"no such table: {name}" in str(exc):
+            return False
+        raise  # busy or interrupted: not an answer about the build
+
+
 def has_dbstat(conn: sqlite3.Connection) -> bool:
     """True when this SQLite was compiled with the dbstat virtual table."""
-    try:
-        conn.execute("SELECT 1 FROM dbstat LIMIT 1").fetchall()
-        return True
-    except sqlite3.Error:
-        return False
+    return _has_table(conn, "dbstat")
 
 
 def has_sqlite_stmt(conn: sqlite3.Connection) -> bool:
     """True when this SQLite was compiled with the sqlite_stmt virtual table."""
-    try:
-        conn.execute("SELECT 1 FROM sqlite_stmt LIMIT 1").fetchall()
-        return True
-    except sqlite3.Error:
-        return False
+    return _has_table(conn, "sqlite_stmt")
 
 
 def _pragma(conn: sqlite3.Connection, name: str) -> object:
@@ -159,7 +161,11 @@ def rowid_span(conn: sqlite3.Connection, table: str) -> int:
     The app's retention DELETE removes the oldest rows, so the span follows the real count
     closely on PiWardrive tables; gaps only make it larger.
     """
-    lo, hi = conn.execute(f"SELECT min(rowid), max(rowid) FROM {quote(table)}").fetchone()
+    # Two subqueries: SQLite answers a lone min() or max() from the b-tree's edge, but a
+    # query with both scans the whole table.
+    t = quote(table)
+    lo, hi = conn.execute(f"SELECT (SELECT min(rowid) FROM {t}), "
+                          f"(SELECT max(rowid) FROM {t})").fetchone()
     return 0 if lo is None else int(hi) - int(lo) + 1
 
 

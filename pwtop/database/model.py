@@ -274,4 +274,6 @@ METRICS: dict[str, str] = {
     "database_lock_holders": "processes holding a lock on the database (other than pwtop)",
     "database_busy_count": "SQLITE_BUSY met by pwtop's probes since it started",
     "database_app_not_from_storage_ratio": "app reads served without storage I/O (proxy)",
+    "database_cache_hit_ratio": "never measured: SQLite's cache counters are inside the app "
+                                "(always listed in Snapshot.unavailable with that reason)",
 }

@@ -216,8 +216,12 @@ def read_counters(conn: sqlite3.Connection) -> dict[str, StmtCounters]:
 
 
 def analyse(cx: Connection, statements: list[Statement], *, deadline: float,
-            slow_threshold: float, counters: bool) -> list[QueryTiming]:
-    """Explain every statement, time the ones that only read; errors stay per statement."""
+            slow_threshold: float, counters: bool,
+            no_timing: str | None = None) -> list[QueryTiming]:
+    """Explain every statement, time the ones that only read; errors stay per statement.
+
+    ``no_timing`` (a reason) explains every statement without running any.
+    """
     out = []
     for st in statements:
         q = QueryTiming(name=st.name, sql=st.sql, writes=st.writes)
@@ -245,6 +249,9 @@ def analyse(cx: Connection, statements: list[Statement], *, deadline: float,
         if q.writes or word not in READ_WORDS:
             q.status = "explained"
             q.error = "changes data: explained, never run" if q.writes else None
+            continue
+        if no_timing:
+            q.status, q.error = "explained", no_timing
             continue
         if not timeable:
             q.status = "explained"
