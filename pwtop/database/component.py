@@ -489,7 +489,8 @@ def describe(snapshot: Snapshot, settings: Settings) -> list[str]:
         for ix in t.indexes:
             flags = [w for w, on in (("unique", ix.unique), ("partial", ix.partial)) if on]
             use = ("" if ix.used_by_workload is None else
-                   f"used by {len(ix.used_by)} queries" if ix.used_by_workload
+                   f"used by {len(ix.used_by)} quer{'y' if len(ix.used_by) == 1 else 'ies'}"
+                   if ix.used_by_workload
                    else "unused by the workload")
             rows.append((f"  {ix.name} ({ix.column_text})", " ".join(flags),
                          human_bytes(ix.size_bytes), "", "", use))

@@ -108,14 +108,14 @@ class IndexInfo:
 class TableInfo:
     name: str
     rows_estimate: int | None           # from sqlite_stat1, else the cheap estimate below
-    rows_estimate_source: str           # "sqlite_stat1", "max(rowid)", "count(*)" or ""
+    rows_estimate_source: str           # "sqlite_stat1", "max(rowid)" (the rowid span, an upper bound) or ""
     rows_exact: int | None              # COUNT(*) only on request (--exact-counts)
     size_bytes: int | None              # the table's own b-tree plus all its indexes
     own_bytes: int | None               # the table's own b-tree only
     indexes: list[IndexInfo] = field(default_factory=list)
     stats_state: str = "missing"        # "fresh", "stale", "missing" or "empty"
     stats_rows: int | None = None       # row count recorded by the last ANALYZE
-    cheap_rows: int | None = None       # max(rowid): an upper bound, cheap on any size
+    cheap_rows: int | None = None       # max(rowid) - min(rowid) + 1: an upper bound, cheap
     stats_drift_ratio: float | None = None  # |cheap - stat1| / max(stat1, 1)
     without_rowid: bool = False
 
