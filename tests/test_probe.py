@@ -355,3 +355,62 @@ async def test_cli_probe_bad_input_is_one_line_and_exit_2():
     assert "Traceback" not in err
     code, out, err = await run_cli("probe", "gopher://127.0.0.1/", "--duration", "1")
     assert code == 2 and "unsupported scheme gopher://" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- TLS (wss://, https://)
+
+@pytest.fixture
+def tls(tmp_path):
+    """A self-signed certificate for 127.0.0.1 (openssl CLI), and contexts for both ends."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+async def test_probe_speaks_wss_and_reports_an_untrusted_certificate(tls):
+    server_ctx, client_ctx = tls
+
+    async def handler(ws):
+        await ws.send('{"seq": 1}')
+        await ws.wait_closed()
+
+    async with ws_serve(handler, "127.0.0.1", 0, ssl=server_ctx) as server:
+        url = f"wss://127.0.0.1:{port_of(server)}/ws/aps"
+        r = await probe(url, 0.3, ssl_context=client_ctx)
+        assert r.connected and r.seq_messages == 1 and r.ping_rtt_p50_seconds > 0
+        with pytest.raises(TargetError, match="TLS failed with 127.0.0.1.*certificate not "
+                                              "trusted"):
+            await probe(url, 0.3)  # the default trust store does not know this certificate
+        with pytest.raises(TargetError, match="a TLS port. try wss://"):
+            await probe(url.replace("wss://", "ws://"), 0.3)
+
+
+async def test_probe_speaks_https_sse(tls):
+    server_ctx, client_ctx = tls
+
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+                     b"id: 1\ndata: {\"seq\": 1}\n\n")
+        await writer.drain()
+        await reader.read()  # until the probe leaves
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+    try:
+        r = await probe(f"https://127.0.0.1:{port_of(server)}/sse/aps", 0.3,
+                        ssl_context=client_ctx)
+    finally:
+        server.close()
+    assert r.connected and r.seq_messages == 1 and r.last_event_id == "1"

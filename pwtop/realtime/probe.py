@@ -316,16 +316,26 @@ def _connect_failure(target: Target, exc: BaseException, timeout: float) -> _Fai
                         f"listening there?)")
     if isinstance(exc, InvalidMessage):
         return _Failure(f"did not answer the WebSocket handshake with HTTP on "
-                        f"{target.address} (not a WebSocket server, or it closed at once)")
+                        f"{target.address} (not a WebSocket server, or it closed at once"
+                        + ("; a TLS port? try wss://)" if not target.secure else ")"))
     if isinstance(exc, InvalidURI):
         return _Failure(f"invalid WebSocket URL ({exc})")
     if isinstance(exc, InvalidHandshake):
         return _Failure(f"WebSocket handshake failed: {exc}")
     if isinstance(exc, ssl.SSLError):
-        return _Failure(f"TLS failed with {target.address}: {exc.reason or exc}")
+        return _tls_failure(target, exc)
     if isinstance(exc, OSError):
         return _Failure(f"cannot connect to {target.address}: {exc.strerror or exc}")
     return _Failure(f"cannot connect: {type(exc).__name__}: {exc}")
+
+
+def _tls_failure(target: Target, exc: ssl.SSLError) -> _Failure:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _Failure(f"TLS failed with {target.address}: certificate not trusted "
+                        f"({exc.verify_message}); add its CA to the system trust store or "
+                        f"point SSL_CERT_FILE at it")
+    return _Failure(f"TLS failed with {target.address}: {exc.reason or exc} (is it a TLS "
+                    f"port?)")
 
 
 async def _websocket_session(target: Target, rec: _Recorder, *, timeout: float,
@@ -424,7 +434,7 @@ async def _sse_session(target: Target, rec: _Recorder, *, timeout: float, max_si
         raise _Failure(f"connection refused on {target.address} (is the app running and "
                        f"listening there?)") from None
     except ssl.SSLError as exc:
-        raise _Failure(f"TLS failed with {target.address}: {exc.reason or exc}") from None
+        raise _tls_failure(target, exc) from None
     except OSError as exc:
         raise _Failure(f"cannot connect to {target.address}: {exc.strerror or exc}") from None
     try:
