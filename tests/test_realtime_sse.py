@@ -310,3 +310,24 @@ async def test_asgi_lifespan_is_answered():
 
     await stream({"type": "lifespan"}, receive, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def test_an_event_published_while_the_response_starts_is_not_lost():
+    stream = SSEStream(retry_ms=None)
+    bodies: list[bytes] = []
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            stream.publish({"during": "start"})  # the app publishes while headers go out
+            await asyncio.sleep(0)
+        elif message["body"]:
+            bodies.append(message["body"])
+
+    async def receive():
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(stream({"type": "http", "method": "GET", "path": "/",
+                                       "headers": []}, receive, send))
+    await eventually(lambda: bodies)
+    assert bodies[0].startswith(b"id: 1\n")
+    task.cancel()

@@ -71,6 +71,7 @@ class _Client:
     missed_pongs: int = 0
     ping_rtt: float | None = None
     behind_since: float | None = None
+    ever_slow: bool = False
     close_local: tuple[int, str] | None = None
 
     def to_dict(self, now: float) -> dict[str, Any]:
@@ -350,7 +351,9 @@ class WebSocketHub:
             self.metrics.dropped()
             if client.behind_since is None:
                 client.behind_since = now
-                self.metrics.slow_consumer()
+                if not client.ever_slow:
+                    client.ever_slow = True
+                    self.metrics.slow_consumer()
         queue.append((data, now))
         client.wake.set()
         if (client.behind_since is not None and self.slow_timeout is not None

@@ -85,6 +85,7 @@ class _Listener:
     bytes_sent: int = 0
     dropped: int = 0
     behind_since: float | None = None
+    ever_slow: bool = False
     close_reason: str | None = None
 
     def to_dict(self, now: float) -> dict[str, Any]:
@@ -162,7 +163,9 @@ class SSEStream:
             self.metrics.dropped()
             if listener.behind_since is None:
                 listener.behind_since = now
-                self.metrics.slow_consumer()
+                if not listener.ever_slow:
+                    listener.ever_slow = True
+                    self.metrics.slow_consumer()
         queue.append((frame, now))
         listener.wake.set()
         if (listener.behind_since is not None and self.slow_timeout is not None
@@ -248,19 +251,30 @@ class SSEStream:
         self._next_listener += 1
         listener = _Listener(id=f"s{self._next_listener}", path=scope.get("path", ""),
                              remote=f"{client[0]}:{client[1]}", connected_at=time.monotonic())
-        first = self._opening_frames(headers.get(b"last-event-id"))
-        await send({"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)})
         if scope.get("method") == "HEAD":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": list(SSE_HEADERS)})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
+        # The replay is computed and the listener registered with no await in between, so
+        # an event published meanwhile is either in the replay or in the queue, never lost.
+        first = self._opening_frames(headers.get(b"last-event-id"))
         self._listeners[listener.id] = listener
         self.metrics.connected()
-        disconnected = asyncio.Event()
-        watcher = asyncio.ensure_future(_watch_disconnect(receive, disconnected, listener.wake))
+        watcher = None
         reason = "client closed"
         try:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": list(SSE_HEADERS)})
+            disconnected = asyncio.Event()
+            watcher = asyncio.ensure_future(_watch_disconnect(receive, disconnected,
+                                                              listener.wake))
             reason = await self._stream(listener, send, first, disconnected)
+        except (OSError, ConnectionError):
+            reason = "send failed"
         finally:
+            if watcher is not None:
+                watcher.cancel()
             watcher.cancel()
             self._listeners.pop(listener.id, None)
             self.metrics.disconnected(reason)

@@ -188,6 +188,7 @@ class StreamMetrics:
         self.drops.add(n)
 
     def slow_consumer(self) -> None:
+        """A connection dropped messages for the first time (counted once per connection)."""
         self.slow_consumers_total += 1
 
     def keepalive(self) -> None:
