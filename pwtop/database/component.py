@@ -23,7 +23,6 @@ from pwtop.database import activity, advise, connect, inspect, workload
 from pwtop.database.connect import ProbeBusy, ProbeInterrupted
 from pwtop.database.model import (Activity, CacheInfo, DatabaseDetail, Fragmentation,
                                   ProbeRecord, QueryTiming)
-from pwtop.errors import PwtopError, TargetError
 from pwtop.model import (ActionResult, BenchmarkResult, Flag, Level, Recommendation,
                          Snapshot)
 from pwtop.units import format_metric, human_bytes, human_count, human_seconds
@@ -118,82 +117,17 @@ class DatabaseComponent:
         plan = connect.open_plan(path, header)
         wal_existed = connect.sidecar(path, "-wal").exists()
         shm_existed = connect.sidecar(path, "-shm").exists()
-        probes: list[ProbeRecord] = []
-        errors: list[str] = []
-        warnings: list[str] = [plan.note] if plan.note else []
-        busy_timeout = min(0.5, deadline / 2)
-
-        def probe(name: str, fn: Any, *, fatal: bool = False) -> Any:
-            p0 = time.monotonic()
-            try:
-                result = fn()
-            except ProbeInterrupted as exc:
-                probes.append(ProbeRecord(name, time.monotonic() - p0, "interrupted", str(exc)))
-                if fatal:
-                    raise connect.explain_error(path, exc, holders) from None
-                warnings.append(f"{name}: {exc}")
-                return None
-            except ProbeBusy as exc:
-                probes.append(ProbeRecord(name, time.monotonic() - p0, "busy", str(exc)))
-                if fatal:
-                    raise connect.explain_error(path, exc, holders) from None
-                warnings.append(f"{name}: database busy ({exc}); tried again next collect")
-                return None
-            except sqlite3.Error as exc:
-                probes.append(ProbeRecord(name, time.monotonic() - p0, "error", str(exc)))
-                if fatal:
-                    raise connect.explain_error(path, exc, holders) from None
-                errors.append(f"{name}: {exc}")
-                return None
-            probes.append(ProbeRecord(name, time.monotonic() - p0, "ok"))
-            return result
-
+        log = _ProbeLog(path, holders)
+        if plan.note:
+            log.warnings.append(plan.note)
         try:
-            cx_cm = connect.connect(path, plan, busy_timeout=busy_timeout)
-            cx = cx_cm.__enter__()
-        except sqlite3.Error as exc:
+            with connect.connect(path, plan, busy_timeout=min(0.5, deadline / 2)) as cx:
+                file, tables, features, frag_view, frag_why = self._read(cx, log, header,
+                                                                          plan)
+                busy = cx.busy_count
+        except (sqlite3.Error, ProbeBusy, ProbeInterrupted) as exc:
             raise connect.explain_error(path, exc, holders) from None
-        try:
-            file = probe("file", lambda: cx.run(
-                lambda c: inspect.file_info(c, path, header, plan), deadline), fatal=True)
-            tables = probe("schema", lambda: inspect.read_tables(cx, deadline), fatal=True)
-            features = probe("features", lambda: {
-                "dbstat": bool(cx.run(inspect.has_dbstat, deadline)),
-                "sqlite_stmt": bool(cx.run(inspect.has_sqlite_stmt, deadline))}, fatal=True)
-            if self.exact_counts:
-                for t in tables:
-                    t.rows_exact = probe(f"count {t.name}",
-                                         lambda n=t.name: inspect.exact_count(cx, n, deadline))
-                    inspect.classify_stats(t)
-            now = time.monotonic()
-            frag_why = None
-            if not features["dbstat"]:
-                self._frag, self._frag_at, frag_why = None, None, DBSTAT_MISSING
-            elif self._due(self._frag_at, now):
-                frag = probe("dbstat", lambda: inspect.scan_dbstat(cx, file, deadline))
-                if frag is not None:
-                    self._frag, self._frag_at = frag, now
-                    if frag.interrupted:
-                        warnings.append(f"dbstat: {len(frag.interrupted)} b-tree(s) interrupted "
-                                      f"at the {deadline:.2f} s deadline: "
-                                      + ", ".join(frag.interrupted))
-            else:
-                probes.append(ProbeRecord("dbstat", 0.0, "reused",
-                                          f"from {now - self._frag_at:.0f} s ago"))
-            frag_view = None
-            if self._frag is not None and self._frag_at is not None:
-                frag_view = copy.copy(self._frag)
-                frag_view.age_s = now - self._frag_at
-                inspect.apply_sizes(tables, frag_view)
-            if self._due(self._workload_at, now) or self._queries is None:
-                self._run_workload(cx, features, probe, file.journal_mode)
-                self._workload_at, self._workload_wall = now, time.time()
-            else:
-                probes.append(ProbeRecord("workload", 0.0, "reused",
-                                          f"from {now - self._workload_at:.0f} s ago"))
-            busy = cx.busy_count
-        finally:
-            cx_cm.__exit__(None, None, None)
+        probes, errors, warnings = log.records, log.errors, log.warnings
         if plan.mode == "immutable":
             appeared = [suffix for suffix, existed in (("-wal", wal_existed),
                                                         ("-shm", shm_existed))
@@ -225,8 +159,51 @@ class DatabaseComponent:
         snap.duration_s = time.monotonic() - t0
         return snap
 
-    def _run_workload(self, cx: connect.Connection, features: dict[str, bool], probe: Any,
-                      journal_mode: str) -> None:
+    def _read(self, cx: connect.Connection, log: "_ProbeLog", header: connect.Header | None,
+              plan: connect.OpenPlan) -> tuple[Any, list, dict, Fragmentation | None,
+                                               str | None]:
+        """Every probe that needs the connection; the expensive ones when they are due."""
+        deadline = self.settings.database.probe_deadline
+        path = self.path
+        file = log.run("file", lambda: cx.run(
+            lambda c: inspect.file_info(c, path, header, plan), deadline), fatal=True)
+        tables = log.run("schema", lambda: inspect.read_tables(cx, deadline), fatal=True)
+        features = log.run("features", lambda: {
+            "dbstat": bool(cx.run(inspect.has_dbstat, deadline)),
+            "sqlite_stmt": bool(cx.run(inspect.has_sqlite_stmt, deadline))}, fatal=True)
+        if self.exact_counts:
+            for t in tables:
+                t.rows_exact = log.run(f"count {t.name}",
+                                       lambda n=t.name: inspect.exact_count(cx, n, deadline))
+                inspect.classify_stats(t)
+        now = time.monotonic()
+        frag_why = None
+        if not features["dbstat"]:
+            self._frag, self._frag_at, frag_why = None, None, DBSTAT_MISSING
+        elif self._due(self._frag_at, now):
+            frag = log.run("dbstat", lambda: inspect.scan_dbstat(cx, file, deadline))
+            if frag is not None:
+                self._frag, self._frag_at = frag, now
+                if frag.interrupted:
+                    log.warnings.append(
+                        f"dbstat: {len(frag.interrupted)} b-tree(s) interrupted at the "
+                        f"{deadline:.2f} s deadline: " + ", ".join(frag.interrupted))
+        else:
+            log.reused("dbstat", now - self._frag_at)
+        frag_view = None
+        if self._frag is not None and self._frag_at is not None:
+            frag_view = copy.copy(self._frag)
+            frag_view.age_s = now - self._frag_at
+            inspect.apply_sizes(tables, frag_view)
+        if self._due(self._workload_at, now) or self._queries is None:
+            self._run_workload(cx, features, log, file.journal_mode)
+            self._workload_at, self._workload_wall = now, time.time()
+        else:
+            log.reused("workload", now - self._workload_at)
+        return file, tables, features, frag_view, frag_why
+
+    def _run_workload(self, cx: connect.Connection, features: dict[str, bool],
+                      log: "_ProbeLog", journal_mode: str) -> None:
         s = self.settings.database
         statements: list[workload.Statement] = []
         sources = []
@@ -237,8 +214,8 @@ class DatabaseComponent:
             statements += workload.load_file(self.workload)
             sources.append(f"file {self.workload}")
         if not statements:
-            found = probe("workload: default", lambda: cx.run(workload.default_statements,
-                                                               s.probe_deadline))
+            found = log.run("workload: default", lambda: cx.run(workload.default_statements,
+                                                                 s.probe_deadline))
             statements = found or []
             if statements:
                 sources.append("PiWardrive default workload")
@@ -249,7 +226,7 @@ class DatabaseComponent:
         if journal_mode != "wal":
             no_timing = ("not timed: in rollback-journal mode a timed read would block the "
                          "app's commits (see db-enable-wal)")
-        queries = probe("workload", lambda: workload.analyse(
+        queries = log.run("workload", lambda: workload.analyse(
             cx, statements, deadline=s.probe_deadline, slow_threshold=s.analyze_threshold,
             counters=features.get("sqlite_stmt", False), no_timing=no_timing)) or []
         self._queries = queries
@@ -384,6 +361,44 @@ class DatabaseComponent:
     def describe(self, snapshot: Snapshot) -> list[str]:
         """Readable text for ``pwtop analyze``: file, space, tables, queries, activity."""
         return describe(snapshot, self.settings)
+
+
+class _ProbeLog:
+    """Runs one collect's probes and records how each ended.
+
+    A probe that is interrupted or meets SQLITE_BUSY leaves a warning and its figures
+    missing; one that fails with another SQLite error leaves an error. A ``fatal`` probe
+    (without it nothing can be shown) turns any of them into one TargetError line.
+    """
+
+    def __init__(self, path: Path, holders: list) -> None:
+        self.path, self.holders = path, holders
+        self.records: list[ProbeRecord] = []
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+
+    def run(self, name: str, fn: Any, *, fatal: bool = False) -> Any:
+        t0 = time.monotonic()
+        try:
+            result = fn()
+        except (ProbeInterrupted, ProbeBusy, sqlite3.Error) as exc:
+            status = ("interrupted" if isinstance(exc, ProbeInterrupted) else
+                      "busy" if isinstance(exc, ProbeBusy) else "error")
+            self.records.append(ProbeRecord(name, time.monotonic() - t0, status, str(exc)))
+            if fatal:
+                raise connect.explain_error(self.path, exc, self.holders) from None
+            if status == "interrupted":
+                self.warnings.append(f"{name}: {exc}")
+            elif status == "busy":
+                self.warnings.append(f"{name}: database busy ({exc}); tried again next collect")
+            else:
+                self.errors.append(f"{name}: {exc}")
+            return None
+        self.records.append(ProbeRecord(name, time.monotonic() - t0, "ok"))
+        return result
+
+    def reused(self, name: str, age: float) -> None:
+        self.records.append(ProbeRecord(name, 0.0, "reused", f"from {age:.0f} s ago"))
 
 
 def _alive(pid: int) -> bool:
