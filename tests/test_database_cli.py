@@ -244,3 +244,19 @@ def test_python_api_reports_bad_paths_plainly(tmp_path):
     with pytest.raises(TargetError, match="no such database file"):
         DatabaseOptimizer(tmp_path / "nope.db").get_stats()
     assert os.listdir(tmp_path) == []
+
+
+def test_python_api_optimize_is_a_dry_run_unless_told(demo_db):
+    from pwtop import DatabaseOptimizer
+    from pwtop.errors import PwtopError
+
+    before = state(demo_db.parent)
+    opt = DatabaseOptimizer(demo_db)
+    plan = opt.optimize(only=["db-drop-idx_wifi_detections_ssid"])
+    assert [(r["recommendation_id"], r["dry_run"]) for r in plan] == [
+        ("db-drop-idx_wifi_detections_ssid", True)]
+    assert state(demo_db.parent) == before
+    with pytest.raises(PwtopError, match="no recommendation with id db-nope"):
+        opt.optimize(only=["db-nope"])
+    with pytest.raises(PwtopError, match="advice for the app"):
+        opt.optimize(only=["db-app-settings"])

@@ -259,3 +259,27 @@ async def test_commits_per_second_in_rollback_mode_from_the_header_counter(tmp_p
     app.send("commit 7")
     act = (await comp.collect()).detail.activity
     assert act.commits_per_second * act.commits_window_s == pytest.approx(7)
+
+
+async def test_a_dbstat_scan_cut_off_by_the_deadline_is_reported_not_estimated(
+        demo_db, monkeypatch):
+    # The 20,000-row file scans in milliseconds, so the scan of one b-tree is made slow by
+    # running an endless query in its place on the same connection; the deadline that
+    # interrupts it is the real one.
+    real = inspect._scan_object
+
+    def slow_for_wifi(conn, name):
+        if name == "wifi_detections":
+            conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+                         "SELECT count(*) FROM n").fetchone()
+        return real(conn, name)
+
+    monkeypatch.setattr(inspect, "_scan_object", slow_for_wifi)
+    d, snap = await collect(demo_db, probe_deadline=0.1, **QUICK)
+    assert d.fragmentation.interrupted == ["wifi_detections"]
+    assert d.table("wifi_detections").size_bytes is None  # not a partial sum
+    assert d.table("wifi_detections").indexes[0].size_bytes > 0
+    assert "database_fragmentation_ratio" not in snap.metrics
+    assert "interrupted on wifi_detections" in snap.unavailable["database_fragmentation_ratio"]
+    assert any("dbstat: 1 b-tree(s) interrupted" in w for w in d.warnings)
+    assert snap.errors == []
