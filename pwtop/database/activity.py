@@ -185,8 +185,7 @@ def lock_holders(path: Path, locks_file: str = "/proc/locks") -> tuple[list[Lock
         parts = line.split()
         if len(parts) < 8 or parts[1] == "->":
             continue  # "->" lines are waiters, not holders
-        kind, mode, pid_s, dev_ino, start_s, end_s = parts[1], parts[3], parts[4], parts[5], \
-            parts[6], parts[7]
+        mode, pid_s, dev_ino, start_s, end_s = parts[3:8]
         try:
             maj, mnr, ino = dev_ino.split(":")
             key = (int(maj, 16), int(mnr, 16), int(ino))
@@ -207,7 +206,6 @@ def lock_holders(path: Path, locks_file: str = "/proc/locks") -> tuple[list[Lock
             real_pid = pid if pid > 0 else None  # OFD locks show pid -1
             out.append(LockHolder(pid=real_pid, process=_proc_name(pid) if real_pid else None,
                                   file=which, mode=mode, role=role, start=start, end=end))
-        del kind
     return out, None
 
 
