@@ -236,4 +236,7 @@ def test_attached_points_the_settings_at_the_app_and_stops_it(demo_db, env):
         assert any(u.startswith("ws://") for u in settings.target.probe_urls)
         pid = app.pid
         assert psutil.pid_exists(pid)
+        pid_file = Path(settings.target.pid_file)
+        assert pid_file.read_text().strip() == str(pid)  # the System tab finds the app by it
     assert not psutil.pid_exists(pid)
+    assert not pid_file.exists()

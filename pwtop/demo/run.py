@@ -215,7 +215,10 @@ def attached(db: str | os.PathLike[str], settings: Any) -> Iterator[DemoProcess]
     """Run the demo app for the duration of a ``with`` block, with ``settings`` pointed at
     it in memory (agent, token file, one WebSocket and one SSE URL to probe)."""
     app = start_for(db, settings)
+    pid_file = _write_pid_file(app)
     try:
+        if pid_file is not None:  # so the System tab shows the demo app as "the app"
+            settings.override("target.pid_file", str(pid_file))
         settings.override("target.agent", app.agent)
         if app.token_file:
             settings.override("target.agent_token_file", app.token_file)
@@ -226,6 +229,21 @@ def attached(db: str | os.PathLike[str], settings: Any) -> Iterator[DemoProcess]
         yield app
     finally:
         app.stop()
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
+
+
+def _write_pid_file(app: DemoProcess) -> Path | None:
+    """A pid file for this pwtop's demo app; None when the runtime dir is not writable."""
+    from pwtop.config import runtime_dir
+
+    path = runtime_dir() / f"demo-app-{os.getpid()}.pid"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{app.pid}\n")
+    except OSError:
+        return None
+    return path
 
 
 def describe_running(app: DemoProcess) -> list[str]:
