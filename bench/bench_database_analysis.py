@@ -46,20 +46,28 @@ def demo_db(rows: int, seed: int, *, regenerate: bool = False) -> Path:
     return path
 
 
-def build(path: Path):
+def build(path: Path, queries: list[str] | None = None):
+    """The database component as ``pwtop analyze --db PATH`` builds it (default settings);
+    ``queries`` replaces the workload, as ``[database] queries`` in the config does."""
     from pwtop import components
     from pwtop.config import Settings
 
     settings = Settings()
     settings.override("target.database", str(path))
+    if queries is not None:
+        settings.override("database.queries", queries)
     return components.build("database", settings)
 
 
-async def _analyse(comp) -> tuple[float, int]:
+async def _analyse(comp, probes: dict | None = None) -> tuple[float, int]:
     t0 = time.perf_counter()
     snap = await comp.collect()
     recs = comp.recommend(snap)
-    return time.perf_counter() - t0, len(recs)
+    elapsed = time.perf_counter() - t0
+    if probes is not None:  # where the time went, as the component itself recorded it
+        for p in getattr(snap.detail, "probes", []):
+            probes[f"{p.name} ({p.status})"] = p.duration_s
+    return elapsed, len(recs)
 
 
 def child(mode: str, path: Path) -> dict:
@@ -75,7 +83,8 @@ def child(mode: str, path: Path) -> dict:
         try:
             if mode == "baseline":
                 return
-            out["cold_s"], out["recommendations"] = await _analyse(comp)
+            out["probes"] = {}
+            out["cold_s"], out["recommendations"] = await _analyse(comp, out["probes"])
             if mode == "trace":
                 out["traced_peak_bytes"] = tracemalloc.get_traced_memory()[1]
                 return
@@ -151,6 +160,10 @@ def main() -> int:
     w1 = max(len(r[1]) for r in rows)
     for name, value, note in rows:
         print(f"{name:<{w0}}  {value:>{w1}}  {note}")
+    print("\ncold analysis by probe (median seconds, as the component records them):")
+    for name in timed[0].get("probes", {}):
+        values = [r["probes"].get(name) for r in timed if name in r.get("probes", {})]
+        print(f"  {name:<{w0 - 2}}  {med(values):>{w1 - 2}.3f} s")
     print(f"\nbenchmark took {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -94,6 +94,15 @@ _EXPECTED = {
 }
 
 
+# Said in the plan: while these run, the app's own writes wait for them.
+_HOLDS_WRITE_LOCK = {
+    kind: f"{what} holds the write lock until it finishes: the app's inserts wait meanwhile "
+          "(and fail with 'database is locked' if that outlasts their busy timeout)"
+    for kind, what in (("vacuum", "VACUUM"), ("auto_vacuum_incremental", "VACUUM"),
+                       ("analyze", "ANALYZE (it reads every index)"),
+                       ("create_index", "CREATE INDEX"))}
+
+
 def quote(name: str) -> str:
     """An SQL identifier in double quotes, safe for any name."""
     return '"' + name.replace('"', '""') + '"'
@@ -471,6 +480,8 @@ class _Job:
             notes.append(f"cannot plan it now ({exc})")
         extra = self._follow_up(plan)
         would = "; ".join(plan.statements + extra)
+        if plan.kind in _HOLDS_WRITE_LOCK:
+            notes.append(_HOLDS_WRITE_LOCK[plan.kind])
         if problem:
             ok = False
             notes.append(f"quick_check FAILED ({problem}): optimize would refuse")
@@ -704,13 +715,27 @@ class _Job:
         self.conn.execute("ROLLBACK")
 
     def _checkpoint(self, executed: list[str], mode: str = "TRUNCATE") -> tuple[int, int, int]:
+        """Checkpoint, retrying for up to ``busy_timeout`` while it is held up.
+
+        SQLite waits (busy handler) for the write lock and for readers, but not for the
+        checkpoint lock: when the app's own automatic checkpoint is running at that moment
+        the pragma reports busy at once. A busy app checkpoints every few dozen commits, so
+        try again until the busy timeout is spent, then report what was done.
+        """
         sql = f"PRAGMA wal_checkpoint({mode})"
-        try:
-            busy, log_frames, done = self.conn.execute(sql).fetchone()
-        except sqlite3.OperationalError as exc:  # another checkpointer is at work
-            if not _is_busy(exc):
-                raise
-            busy, log_frames, done = 1, -1, -1
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                busy, log_frames, done = self.conn.execute(sql).fetchone()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                busy, log_frames, done = 1, -1, -1
+            if not busy or self.interrupted or time.monotonic() + pause > deadline:
+                break
+            time.sleep(pause)  # the other checkpoint takes milliseconds; no event to await
+            pause = min(pause * 2, 0.1)
         executed.append(sql)
         return busy, log_frames, done
 
@@ -765,9 +790,9 @@ class _Job:
             busy, log_frames, done = self._checkpoint(executed, plan.checkpoint_mode)
             if busy:
                 return {"ok": False, "error": "checkpoint blocked",
-                        "note": f"only {done} of {log_frames} WAL frames copied: a reader kept "
-                                f"an older snapshot for more than {self.busy_timeout:g} s "
-                                "(nothing is lost; try again later)"}
+                        "note": f"the checkpoint could not finish within {self.busy_timeout:g} s "
+                                "(a reader kept an older snapshot, or the app's own checkpoint "
+                                "kept the checkpoint lock); nothing is lost; try again later"}
             return {"note": "the -wal was copied into the main file"
                             + (" and truncated" if plan.checkpoint_mode == "TRUNCATE" else "")}
         return {}
@@ -781,8 +806,9 @@ class _Job:
             return {}
         busy, log_frames, done = self._checkpoint(executed)
         if busy:
-            return {"note": f"the -wal still holds the new pages ({done} of {log_frames} frames "
-                            "checkpointed; a reader kept an older snapshot); the main file "
+            return {"note": "the -wal still holds the new pages (the checkpoint could not "
+                            f"finish within {self.busy_timeout:g} s: a reader kept an older "
+                            "snapshot, or the app was checkpointing); the main file "
                             "shrinks at the app's next checkpoint"}
         return {"note": "checkpointed: the main file now holds the rewritten database"}
 
