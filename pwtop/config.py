@@ -106,7 +106,17 @@ class UiSettings:
 class AlertsSettings:
     enabled: bool = setting(True, "Evaluate alert rules.")
     rules: list[dict[str, Any]] = setting(
-        [], "Extra [[alerts.rules]] tables, added to the built-in rule set.")
+        [], "Extra [[alerts.rules]] tables, added to the built-in rule set (see docs/alerts.md).")
+    responses: list[str] = setting(
+        [], "Automated responses allowed to act (opt-in): scale_pool, restart_component, "
+        "throttle, degraded_mode (see docs/alerts.md).")
+    response_interval: float = setting(
+        60.0, "Least time between two actions of one automated response.", min=1.0, unit="s")
+    scale_pool_factor: float = setting(
+        2.0, "scale_pool multiplies a pool's max_size by this (up to [async] max_pool_size).",
+        min=1.0, max=10.0)
+    throttle_factor: float = setting(
+        0.5, "throttle multiplies each rate limiter's rate by this.", min=0.05, max=1.0)
 
 
 @dataclass
@@ -117,6 +127,11 @@ class HistorySettings:
                                          unit="h")
     rollup_retention_days: float = setting(30.0, "How long 1-minute and 1-hour rollups are kept.",
                                            min=1.0, unit="d")
+    max_bytes: int = setting(200_000_000, "Size bound of the history file; the oldest samples "
+                             "go first when it is reached.", min=1_000_000, unit="B")
+    write_interval: float = setting(
+        10.0, "Samples are written in batches this often (longer: less SD card wear, more "
+        "lost on a crash).", min=1.0, max=300.0, unit="s")
 
 
 @dataclass
@@ -325,6 +340,10 @@ def settings_from_dict(data: dict[str, Any], origin: str) -> Settings:
             checked = _check_value(f"{origin}: [{group}] {key}", fields[key], value)
             setattr(target, key, checked)
             settings.sources[f"{group}.{key}"] = origin
+    if "alerts" in data:  # rule names, metrics and thresholds: pwtop/alerts/rules.py
+        from pwtop.alerts.rules import check_settings
+
+        check_settings(settings, origin)
     return settings
 
 

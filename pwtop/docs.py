@@ -51,10 +51,24 @@ def commands_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def metrics_reference() -> str:
+    from pwtop.metric_names import metrics_reference as make
+
+    return make()
+
+
+def alerts_reference() -> str:
+    from pwtop.alerts.rules import alerts_reference as make
+
+    return make()
+
+
 GENERATED = {
     "docs/configuration.md": configuration_reference,
     "docs/commands.md": commands_reference,
     "config.example.toml": cfg.example_toml,
+    "docs/metrics.md": metrics_reference,
+    "docs/alerts.md": alerts_reference,
 }
 
 

@@ -1,0 +1,801 @@
+"""pwtop's own history: every metric's samples in a SQLite file, with rollups.
+
+The file (``[history] path``, by default ``$XDG_DATA_HOME/pwtop/history.db``) holds raw
+samples for ``raw_retention_hours`` and 1-minute and 1-hour rollups (min, max, sum and
+count, so averages stay exact when rolled up again) for ``rollup_retention_days``; the
+whole file is kept under ``max_bytes`` by dropping the oldest data first. Rollups are
+accumulated in memory as samples arrive and merged into the file with an upsert, so
+nothing is ever re-read to build them, and two pwtop processes recording into the same
+file merge rather than overwrite each other's minutes.
+
+Samples are written in batches, every ``write_interval`` seconds: one transaction per
+second would rewrite each series' b-tree page every second, which an SD card pays for
+in wear (``bench/bench_history.py`` measures both). A crash loses at most that interval.
+
+History is never a reason for pwtop to stop. A file that is not a database (garbage
+bytes, a torn copy) is moved aside and a fresh one started; a file locked by another
+process or on a full disk pauses recording and keeps the samples (bounded) for the
+next attempt. :attr:`History.status` says what is going on in one line.
+
+Time here is wall-clock time (``time.time``), because history outlives a run; the clock
+is injectable so that tests and the benchmark can write a day in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+import re
+import sqlite3
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, TextIO
+
+from pwtop.config import Settings, history_path
+from pwtop.errors import PwtopError
+from pwtop.model import Snapshot
+
+log = logging.getLogger("pwtop.history")
+
+#: ``PRAGMA application_id`` of a pwtop history file ("pwtp"), so that pwtop never writes
+#: its tables into somebody else's database given by mistake as [history] path.
+APPLICATION_ID = 0x70777470
+SCHEMA_VERSION = 1
+MINUTE_MS, HOUR_MS = 60_000, 3_600_000
+RESOLUTIONS = ("raw", "1m", "1h")
+#: The chart ranges the TUI offers, in seconds.
+RANGES: dict[str, float] = {"5m": 300.0, "1h": 3600.0, "24h": 86400.0, "7d": 604800.0}
+#: Longest span ``series(resolution="auto")`` answers from raw samples, then from 1-minute
+#: rollups; anything longer comes from 1-hour rollups.
+RAW_SPAN, MINUTE_SPAN = 3600.0, 2 * 86400.0
+#: Samples (one metric at one time) kept in memory while the file cannot be written.
+MAX_PENDING = 200_000
+BUSY_TIMEOUT = 0.25
+MAINTENANCE_INTERVAL = 60.0
+RETRY_INTERVAL = 30.0
+#: Below this share of the size bound nothing is pruned; pruning goes down to PRUNE_TO.
+PRUNE_TO = 0.8
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS raw (
+    series INTEGER NOT NULL, t INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (series, t)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_1m (
+    series INTEGER NOT NULL, t INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+    total REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (series, t)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_1h (
+    series INTEGER NOT NULL, t INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+    total REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (series, t)) WITHOUT ROWID;
+"""
+
+UPSERT = ("INSERT INTO {table} (series, t, lo, hi, total, n) VALUES (?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT (series, t) DO UPDATE SET lo = min(lo, excluded.lo), "
+          "hi = max(hi, excluded.hi), total = total + excluded.total, n = n + excluded.n")
+
+TABLES = {"raw": "raw", "1m": "rollup_1m", "1h": "rollup_1h"}
+
+
+# ---------------------------------------------------------------- time arguments
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """``90`` / ``"90s"`` / ``"30m"`` / ``"1h30m"`` / ``"2d"`` -> seconds; ValueError otherwise."""
+    if isinstance(text, bool):
+        raise ValueError(f"not a duration: {text!r}")
+    if isinstance(text, (int, float)):
+        if not math.isfinite(text) or text < 0:
+            raise ValueError(f"not a duration: {text!r}")
+        return float(text)
+    value = str(text).strip()
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number) and number >= 0:
+            return number
+        raise ValueError(f"not a duration: {text!r}")
+    parts = _DURATION.findall(value)
+    if not parts or _DURATION.sub("", value).strip():
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts)
+
+
+def parse_since(text: str, now: float) -> float:
+    """``--since``: an ISO-8601 time (naive = local time) or a duration back from ``now``.
+
+    Raises PwtopError with one line saying what is accepted.
+    """
+    value = (text or "").strip()
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z")
+                                      else value)
+    except ValueError:
+        raise PwtopError(f"--since {text!r}: expected an ISO-8601 time such as "
+                         f"2024-05-01T12:00 (or 2024-05-01T12:00:00Z) or a duration back "
+                         f"from now such as 90s, 30m, 1h, 2d") from None
+    return when.timestamp()
+
+
+def iso(t: float) -> str:
+    """UTC, millisecond precision: what exports and JSON lines carry."""
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class Point:
+    """One point of a series: a raw sample (min = avg = max, count 1) or an aggregate."""
+
+    t: float          # wall-clock seconds at the start of the sample's bucket
+    avg: float
+    min: float
+    max: float
+    count: int
+
+
+@dataclass
+class Series:
+    metric: str
+    resolution: str   # "raw", "1m" or "1h": where the points were read from
+    since: float
+    until: float
+    bucket_seconds: float | None = None  # set when points were merged to max_points
+    points: list[Point] = field(default_factory=list)
+    note: str = ""    # why there are no points, when there are none
+
+    def values(self) -> list[float]:
+        return [p.avg for p in self.points]
+
+
+@dataclass
+class HistoryStatus:
+    """Where recording stands, in a form a status line can show."""
+
+    state: str        # "off", "closed", "ok", "recovered", "locked", "full", "unavailable"
+    message: str
+    path: str
+    pending_samples: int = 0
+    dropped_samples: int = 0
+    file_bytes: int | None = None
+    last_write: float | None = None  # wall time of the last successful write
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("ok", "recovered")
+
+
+class _Rollup:
+    """min/max/sum/count of one series in one bucket."""
+
+    __slots__ = ("lo", "hi", "total", "n")
+
+    def __init__(self, lo: float, hi: float, total: float, n: int) -> None:
+        self.lo, self.hi, self.total, self.n = lo, hi, total, n
+
+    def add(self, lo: float, hi: float, total: float, n: int) -> None:
+        self.lo = min(self.lo, lo)
+        self.hi = max(self.hi, hi)
+        self.total += total
+        self.n += n
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _is_full(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "disk is full" in text or "disk full" in text or \
+        getattr(exc, "sqlite_errorcode", None) == 13  # SQLITE_FULL
+
+
+def _is_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or \
+        getattr(exc, "sqlite_errorcode", None) in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+class NotHistoryFile(Exception):
+    """The path holds a SQLite database that is not a pwtop history file."""
+
+
+# ---------------------------------------------------------------- the store
+
+
+class History:
+    """Record samples, roll them up, answer chart queries and exports; see the module doc.
+
+    Every public coroutine is safe to call in any state: when the file cannot be used
+    they do nothing (record keeps the samples for later) and :attr:`status` says why.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, raw_retention: float = 6 * 3600.0,
+                 rollup_retention: float = 30 * 86400.0, max_bytes: int = 200_000_000,
+                 write_interval: float = 10.0, enabled: bool = True,
+                 clock: Callable[[], float] = time.time,
+                 maintenance_interval: float = MAINTENANCE_INTERVAL,
+                 busy_timeout: float = BUSY_TIMEOUT, max_pending: int = MAX_PENDING) -> None:
+        self.path = Path(path).expanduser()
+        self.raw_retention = float(raw_retention)
+        self.rollup_retention = float(rollup_retention)
+        self.max_bytes = int(max_bytes)
+        self.write_interval = float(write_interval)
+        self.enabled = enabled
+        self.clock = clock
+        self.maintenance_interval = maintenance_interval
+        self.busy_timeout = busy_timeout
+        self.max_pending = max_pending
+        self._db: Any = None  # aiosqlite.Connection
+        self._ids: dict[str, int] = {}
+        self._pending: deque[tuple[str, int, float]] = deque()
+        # (name, minute start in ms) -> the samples recorded since the last write.
+        self._minutes: dict[tuple[str, int], _Rollup] = {}
+        self._last_write: float | None = None
+        self._last_attempt: float | None = None
+        self._last_maintenance: float | None = None
+        self._retry_at: float | None = None
+        self._lock = asyncio.Lock()
+        self.dropped = 0
+        self.writes = 0
+        self.pruned_for_size = 0
+        self._status = HistoryStatus(
+            "closed" if enabled else "off",
+            "not opened yet" if enabled else "history is off ([history] enabled = false)",
+            str(self.path))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> "History":
+        h = settings.history
+        return cls(history_path(settings), raw_retention=h.raw_retention_hours * 3600.0,
+                   rollup_retention=h.rollup_retention_days * 86400.0,
+                   max_bytes=h.max_bytes, write_interval=h.write_interval,
+                   enabled=h.enabled, **options)
+
+    # ------------------------------------------------------------ status
+
+    @property
+    def status(self) -> HistoryStatus:
+        s = self._status
+        s.pending_samples = len(self._pending)
+        s.dropped_samples = self.dropped
+        s.last_write = self._last_write
+        return s
+
+    def _set(self, state: str, message: str) -> None:
+        changed = (state, message) != (self._status.state, self._status.message)
+        self._status.state, self._status.message = state, message
+        if changed:
+            level = logging.INFO if state in ("ok", "closed", "off") else logging.WARNING
+            log.log(level, "history %s: %s", state, message)
+
+    # ------------------------------------------------------------ opening
+
+    async def open(self) -> HistoryStatus:
+        """Open (creating, or recovering from a corrupted file); never raises."""
+        if not self.enabled:
+            return self.status
+        async with self._lock:
+            await self._open_locked()
+        return self.status
+
+    async def _open_locked(self) -> bool:
+        if self._db is not None:
+            return True
+        self._last_attempt = self.clock()
+        try:
+            await self._connect()
+            return True
+        except NotHistoryFile as exc:
+            await self._drop_connection()
+            self._set("unavailable", f"{self.path}: {exc}; set [history] path to another "
+                                     "file (history is not recorded)")
+        except sqlite3.Error as exc:
+            await self._drop_connection()
+            if _is_corrupt(exc):
+                return await self._recover(exc)
+            if _is_locked(exc):
+                self._set("locked", f"{self.path} is locked by another process; samples "
+                                    "are kept and written once it is free")
+            elif _is_full(exc):
+                self._set("full", f"the disk holding {self.path} is full; recording is "
+                                  "paused, samples are kept (bounded) until there is room")
+            else:
+                self._set("unavailable", f"{self.path}: cannot open the history file "
+                                         f"({exc}); recording is paused")
+        except OSError as exc:
+            await self._drop_connection()
+            self._set("unavailable", f"{self.path}: cannot create the history file "
+                                     f"({exc.strerror or exc}); recording is paused")
+        return False
+
+    async def _connect(self) -> None:
+        import aiosqlite
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = db = await aiosqlite.connect(str(self.path), timeout=self.busy_timeout,
+                                                isolation_level=None)
+        app_id = (await (await db.execute("PRAGMA application_id")).fetchone())[0]
+        if app_id != APPLICATION_ID:
+            tables = (await (await db.execute(
+                "SELECT count(*) FROM sqlite_schema")).fetchone())[0]
+            if app_id != 0 or tables:
+                raise NotHistoryFile("this SQLite file is not a pwtop history file")
+            # A new file: incremental auto-vacuum must be chosen before the first table.
+            await db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            await db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        await db.execute("PRAGMA journal_size_limit = 4194304")
+        await db.executescript(SCHEMA)
+        # A quick check of the first pages: a torn file fails here, not on a later write.
+        await (await db.execute("SELECT count(*) FROM series")).fetchone()
+        async with db.execute("SELECT id, name FROM series") as cur:
+            self._ids = {name: sid async for sid, name in cur}
+        self._set("ok", f"recording into {self.path}")
+
+    async def _drop_connection(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(Exception):
+                await db.close()
+
+    async def _recover(self, exc: BaseException) -> bool:
+        """Move a corrupted file (and its -wal/-shm) aside and start a fresh one."""
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    os.replace(side, aside.with_name(aside.name + suffix))
+        except OSError as err:
+            self._set("unavailable", f"{self.path} is not a readable database ({exc}) and "
+                                     f"could not be moved aside ({err.strerror or err}); "
+                                     "recording is paused")
+            return False
+        try:
+            await self._connect()
+        except (sqlite3.Error, OSError, NotHistoryFile) as err:
+            await self._drop_connection()
+            self._set("unavailable", f"{self.path}: cannot start a new history file ({err})")
+            return False
+        self._set("recovered", f"{self.path} was not a readable database ({exc}): moved "
+                               f"aside to {aside.name}; recording into a new file")
+        return True
+
+    # ------------------------------------------------------------ recording
+
+    async def record(self, source: Iterable[Snapshot] | Mapping[str, Any] | Snapshot,
+                     at: float | None = None) -> None:
+        """Add one sample of every numeric metric in ``source`` (snapshots or a name ->
+        value mapping) at wall time ``at`` (default: now); writes when a batch is due."""
+        if not self.enabled:
+            return
+        now = self.clock() if at is None else at
+        values = _values(source)
+        t_ms = int(round(now * 1000))
+        minute = t_ms - t_ms % MINUTE_MS
+        for name, value in values.items():
+            self._pending.append((name, t_ms, value))
+            self._accumulate(self._minutes, (name, minute), value, value, value, 1)
+        overflow = len(self._pending) - self.max_pending
+        if overflow > 0:
+            for _ in range(overflow):
+                self._pending.popleft()
+            self.dropped += overflow
+        if self._due(now):
+            await self.flush(now=now)
+
+    @staticmethod
+    def _accumulate(into: dict[tuple[str, int], _Rollup], key: tuple[str, int], lo: float,
+                    hi: float, total: float, n: int) -> None:
+        acc = into.get(key)
+        if acc is None:
+            into[key] = _Rollup(lo, hi, total, n)
+        else:
+            acc.add(lo, hi, total, n)
+
+    def _due(self, now: float) -> bool:
+        if self._retry_at is not None and now < self._retry_at:
+            return False
+        return self._last_attempt is None or now - self._last_attempt >= self.write_interval
+
+    async def flush(self, now: float | None = None) -> bool:
+        """Write pending samples and rollups now; True when everything was written."""
+        if not self.enabled:
+            return False
+        now = self.clock() if now is None else now
+        async with self._lock:
+            self._last_attempt = now
+            if self._db is None and not await self._open_locked():
+                if self._status.state != "locked":  # a lock is retried at the next batch
+                    self._backoff(now)
+                return False
+            raw = list(self._pending)
+            minutes = dict(self._minutes)
+            hours = self._fold_hours(minutes)
+            try:
+                await self._write(raw, minutes, hours)
+            except sqlite3.Error as exc:
+                return await self._write_failed(exc, now)
+            for _ in range(len(raw)):
+                self._pending.popleft()
+            for key in minutes:
+                self._minutes.pop(key, None)
+            self._last_write = now
+            self._retry_at = None
+            self.writes += 1
+            if self._status.state not in ("ok", "recovered"):
+                self._set("ok", f"recording into {self.path} again")
+            if self._last_maintenance is None or \
+                    now - self._last_maintenance >= self.maintenance_interval:
+                await self._maintain_locked(now)
+            return True
+
+    def _fold_hours(self, minutes: dict[tuple[str, int], _Rollup]
+                    ) -> dict[tuple[str, int], _Rollup]:
+        """The 1-hour rollups of the minute deltas about to be written. Each write merges
+        what was recorded since the previous one, so a partial minute is written more
+        than once without being counted twice."""
+        hours: dict[tuple[str, int], _Rollup] = {}
+        for (name, minute), acc in minutes.items():
+            self._accumulate(hours, (name, minute - minute % HOUR_MS), acc.lo, acc.hi,
+                             acc.total, acc.n)
+        return hours
+
+    async def _write(self, raw: list[tuple[str, int, float]],
+                     minutes: dict[tuple[str, int], _Rollup],
+                     hours: dict[tuple[str, int], _Rollup]) -> None:
+        """One transaction: new series names, raw samples, merged rollups."""
+        db = self._db
+        names = {name for name, _, _ in raw} | {name for name, _ in minutes}
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            new = [n for n in names if n not in self._ids]
+            if new:
+                await db.executemany("INSERT OR IGNORE INTO series (name) VALUES (?)",
+                                     [(n,) for n in new])
+                async with db.execute("SELECT id, name FROM series") as cur:
+                    ids = {name: sid async for sid, name in cur}
+            else:
+                ids = self._ids
+            await db.executemany("INSERT OR REPLACE INTO raw (series, t, value) VALUES (?, ?, ?)",
+                                 [(ids[n], t, v) for n, t, v in raw])
+            for table, accs in (("rollup_1m", minutes), ("rollup_1h", hours)):
+                await db.executemany(UPSERT.format(table=table),
+                                     [(ids[n], t, a.lo, a.hi, a.total, a.n)
+                                      for (n, t), a in accs.items()])
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await db.execute("ROLLBACK")
+            raise
+        self._ids = ids
+
+    async def _write_failed(self, exc: sqlite3.Error, now: float) -> bool:
+        waiting = len(self._pending)
+        if _is_full(exc):
+            self._set("full", f"the disk holding {self.path} is full; recording is paused, "
+                              f"{waiting} samples kept (at most {self.max_pending}) until "
+                              "there is room")
+            self._backoff(now)
+        elif _is_locked(exc):
+            self._set("locked", f"{self.path} is locked by another process; {waiting} "
+                                "samples kept and written once it is free")
+        elif _is_corrupt(exc):
+            await self._drop_connection()
+            await self._recover(exc)
+        else:
+            self._set("unavailable", f"{self.path}: writing failed ({exc}); {waiting} "
+                                     "samples kept, retrying")
+            self._backoff(now)
+        return False
+
+    def _backoff(self, now: float) -> None:
+        self._retry_at = now + max(self.write_interval, RETRY_INTERVAL)
+
+    # ------------------------------------------------------------ maintenance
+
+    async def maintain(self, now: float | None = None) -> None:
+        """Enforce retention and the size bound now (``flush`` does it every minute)."""
+        if self._db is None:
+            return
+        async with self._lock:
+            await self._maintain_locked(self.clock() if now is None else now)
+
+    async def _maintain_locked(self, now: float) -> None:
+        self._last_maintenance = now
+        db = self._db
+        now_ms = int(now * 1000)
+        try:
+            for table, keep in (("raw", self.raw_retention),
+                                ("rollup_1m", self.rollup_retention),
+                                ("rollup_1h", self.rollup_retention)):
+                await db.execute(f"DELETE FROM {table} WHERE series IN (SELECT id FROM "
+                                 f"series) AND t < ?", (now_ms - int(keep * 1000),))
+            await self._bound_size()
+            page, free, pages = await self._pages()
+            if pages and free > pages * 0.1:
+                await db.execute("PRAGMA incremental_vacuum")
+                await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.warning("history maintenance of %s failed: %s", self.path, exc)
+        self._status.file_bytes = self.file_bytes()
+
+    async def _pages(self) -> tuple[int, int, int]:
+        db = self._db
+        page = (await (await db.execute("PRAGMA page_size")).fetchone())[0]
+        free = (await (await db.execute("PRAGMA freelist_count")).fetchone())[0]
+        pages = (await (await db.execute("PRAGMA page_count")).fetchone())[0]
+        return page, free, pages
+
+    async def _used_bytes(self) -> int:
+        page, free, pages = await self._pages()
+        return (pages - free) * page
+
+    async def _bound_size(self) -> None:
+        """Over ``max_bytes``: drop the oldest data, finest first, down to PRUNE_TO of it."""
+        if await self._used_bytes() <= self.max_bytes:
+            return
+        target = self.max_bytes * PRUNE_TO
+        for table in ("raw", "rollup_1m", "rollup_1h"):
+            for _ in range(64):
+                if await self._used_bytes() <= target:
+                    return
+                span = await self._span(table)
+                if span is None:
+                    break
+                oldest, newest = span
+                # The oldest quarter of what the table holds (at least its oldest bucket).
+                cut = oldest + max((newest - oldest) // 4, 1)
+                await self._db.execute(f"DELETE FROM {table} WHERE series IN (SELECT id "
+                                       f"FROM series) AND t < ?", (cut,))
+                self.pruned_for_size += 1
+        if await self._used_bytes() > self.max_bytes:
+            log.warning("history %s is still above max_bytes after pruning", self.path)
+
+    async def _span(self, table: str) -> tuple[int, int] | None:
+        row = await (await self._db.execute(
+            f"SELECT min((SELECT t FROM {table} WHERE series = s.id ORDER BY t LIMIT 1)), "
+            f"max((SELECT t FROM {table} WHERE series = s.id ORDER BY t DESC LIMIT 1)) "
+            f"FROM series AS s")).fetchone()
+        return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+
+    def file_bytes(self) -> int | None:
+        """The file and its -wal, as they take room on disk now."""
+        total = None
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total = (total or 0) + os.stat(self.path.with_name(self.path.name + suffix)
+                                               ).st_size
+        return total
+
+    # ------------------------------------------------------------ reading
+
+    async def _reader(self) -> Any:
+        """The connection to read with: flushed first, so reads see every sample."""
+        if self._db is None or self._pending or self._minutes:
+            await self.flush()
+        return self._db
+
+    async def metrics(self) -> list[str]:
+        db = await self._reader()
+        if db is None:
+            return []
+        async with self._lock:
+            async with db.execute("SELECT name FROM series ORDER BY name") as cur:
+                return [name async for (name,) in cur]
+
+    def choose_resolution(self, since: float, until: float) -> str:
+        """raw up to an hour back (while raw samples are kept), 1m up to two days, else 1h."""
+        now = self.clock()
+        span = until - since
+        if span <= RAW_SPAN and since >= now - self.raw_retention:
+            return "raw"
+        if span <= MINUTE_SPAN and since >= now - self.rollup_retention:
+            return "1m"
+        return "1h"
+
+    async def series(self, metric: str, since: float, until: float | None = None,
+                     resolution: str = "auto", max_points: int | None = None) -> Series:
+        """Points of ``metric`` in [since, until) for a chart.
+
+        ``resolution="auto"`` picks raw, 1m or 1h by the span (see
+        :meth:`choose_resolution`); ``max_points`` merges neighbouring points into at most
+        that many buckets (min of mins, max of maxes, exact average).
+        """
+        until = self.clock() if until is None else until
+        if resolution == "auto":
+            resolution = self.choose_resolution(since, until)
+        if resolution not in TABLES:
+            raise ValueError(f"resolution must be auto, raw, 1m or 1h, not {resolution!r}")
+        out = Series(metric, resolution, since, until)
+        db = await self._reader()
+        if db is None:
+            out.note = f"history unavailable: {self.status.message}"
+            return out
+        sid = self._ids.get(metric)
+        if sid is None:
+            out.note = f"no samples of {metric} recorded yet"
+            return out
+        table = TABLES[resolution]
+        source = (f"SELECT t, value AS lo, value AS hi, value AS total, 1 AS n FROM {table}"
+                  if table == "raw" else f"SELECT t, lo, hi, total, n FROM {table}")
+        source += " WHERE series = ? AND t >= ? AND t < ?"
+        lo_ms, hi_ms = int(since * 1000), int(until * 1000)
+        if max_points and max_points > 0:
+            width = max(1, math.ceil((hi_ms - lo_ms) / max_points))
+            if table != "raw":
+                width = max(width, MINUTE_MS if table == "rollup_1m" else HOUR_MS)
+            sql = (f"SELECT ? + ((t - ?) / ?) * ?, min(lo), max(hi), sum(total), sum(n) "
+                   f"FROM ({source}) GROUP BY 1 ORDER BY 1")
+            params: tuple = (lo_ms, lo_ms, width, width, sid, lo_ms, hi_ms)
+            out.bucket_seconds = width / 1000.0
+        else:
+            sql = f"{source} ORDER BY t"
+            params = (sid, lo_ms, hi_ms)
+        async with self._lock:
+            try:
+                async with db.execute(sql, params) as cur:
+                    async for t, lo, hi, total, n in cur:
+                        out.points.append(Point(t / 1000.0, total / n, lo, hi, int(n)))
+            except sqlite3.Error as exc:
+                out.note = f"history could not be read: {exc}"
+        if not out.points and not out.note:
+            out.note = f"no samples of {metric} in this range at resolution {resolution}"
+        return out
+
+    async def close(self) -> None:
+        """Write what is pending (partial minutes included) and close the file."""
+        if self._db is not None or self._pending or self._minutes:
+            if self.enabled:
+                await self.flush()
+        async with self._lock:
+            await self._drop_connection()
+        if self.enabled and self._status.state in ("ok", "recovered"):
+            self._set("closed", f"{self.path} closed")
+
+    async def __aenter__(self) -> "History":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+
+def _values(source: Iterable[Snapshot] | Mapping[str, Any] | Snapshot) -> dict[str, float]:
+    """name -> number from snapshots (the first snapshot carrying a name wins: the agent
+    link metrics are in both agent-fed components) or from a mapping."""
+    out: dict[str, float] = {}
+    if isinstance(source, Snapshot):
+        source = [source]
+    if isinstance(source, Mapping):
+        items: Iterable[tuple[str, Any]] = source.items()
+    else:
+        items = ((k, v) for snap in source for k, v in snap.metrics.items())
+    for name, value in items:
+        number = _number(value)
+        if number is not None and name not in out:
+            out[name] = number
+    return out
+
+
+# ---------------------------------------------------------------- export
+
+
+EXPORT_FIELDS = ("time", "metric", "resolution", "value", "min", "max", "count")
+
+
+async def export(path: str | os.PathLike[str], out: TextIO, *, since: float | None = None,
+                 until: float | None = None, format: str = "csv",
+                 metrics: list[str] | None = None) -> int:
+    """Write the history in ``path`` to ``out`` as CSV (with a header) or JSON lines.
+
+    The file is opened read-only and never changed. Each stretch of time comes from the
+    finest data kept for it: raw samples where they are kept, 1-minute rollups before
+    that, 1-hour rollups before those (the ``resolution`` column says which). Rows are in
+    time order. Returns the number of rows; raises PwtopError with one line when the file
+    cannot be read.
+    """
+    import aiosqlite
+
+    if format not in ("csv", "json"):
+        raise PwtopError(f"--format {format!r}: expected csv or json")
+    file = Path(path).expanduser()
+    if not file.exists():
+        raise PwtopError(f"{file}: no history recorded yet (pwtop monitor and the TUI "
+                         "record it while [history] enabled = true)", exit_code=1)
+    try:
+        db = await aiosqlite.connect(f"file:{file}?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error as exc:
+        raise PwtopError(f"{file}: cannot open the history file ({exc})", exit_code=1) from None
+    try:
+        try:
+            app_id = (await (await db.execute("PRAGMA application_id")).fetchone())[0]
+            if app_id != APPLICATION_ID:
+                raise PwtopError(f"{file}: not a pwtop history file; check [history] path",
+                                 exit_code=1)
+            return await _export_rows(db, out, since, until, format, metrics)
+        except sqlite3.Error as exc:
+            what = ("is locked by another process; try again" if _is_locked(exc) else
+                    "is not a readable database (corrupted?)" if _is_corrupt(exc) else
+                    f"cannot be read ({exc})")
+            raise PwtopError(f"{file}: the history file {what}", exit_code=1) from None
+    finally:
+        await db.close()
+
+
+async def _export_rows(db: Any, out: TextIO, since: float | None, until: float | None,
+                       format: str, metrics: list[str] | None) -> int:
+    lo_ms = -(2 ** 62) if since is None else int(since * 1000)
+    hi_ms = 2 ** 62 if until is None else int(until * 1000)
+
+    async def oldest(table: str) -> int | None:
+        row = await (await db.execute(
+            f"SELECT min((SELECT t FROM {table} WHERE series = s.id ORDER BY t LIMIT 1)) "
+            f"FROM series AS s")).fetchone()
+        return row[0] if row else None
+
+    raw_from, minute_from = await oldest("raw"), await oldest("rollup_1m")
+    # Each table answers the stretch before the next finer one starts: a rollup row
+    # covering [t, t + width) is exported when it ends before the finer data begins.
+    no_end = 2 ** 62
+    plan = [("1h", "rollup_1h", HOUR_MS,
+             minute_from if minute_from is not None else
+             raw_from if raw_from is not None else no_end),
+            ("1m", "rollup_1m", MINUTE_MS, raw_from if raw_from is not None else no_end),
+            ("raw", "raw", 0, no_end)]
+    names = ""
+    if metrics:
+        names = f" AND s.name IN ({', '.join('?' * len(metrics))})"
+    writer = csv.writer(out, lineterminator="\n") if format == "csv" else None
+    if writer is not None:
+        writer.writerow(EXPORT_FIELDS)
+    rows = 0
+    for label, table, width, before in plan:
+        cols = "x.value, x.value, x.value, 1" if table == "raw" else "x.total, x.lo, x.hi, x.n"
+        sql = (f"SELECT x.t, s.name, {cols} FROM {table} AS x JOIN series AS s "
+               f"ON s.id = x.series WHERE x.t >= ? AND x.t < ? AND x.t + {width} <= ?"
+               f"{names} ORDER BY x.t, s.name")
+        async with db.execute(sql, (lo_ms, hi_ms, before, *(metrics or []))) as cur:
+            async for t, name, total, low, high, n in cur:
+                avg = total / n
+                record = (iso(t / 1000.0), name, label, avg, low, high, n)
+                if writer is not None:
+                    writer.writerow(record)
+                else:
+                    out.write(json.dumps(dict(zip(EXPORT_FIELDS, record)) | {"t": t / 1000.0})
+                              + "\n")
+                rows += 1
+    return rows
