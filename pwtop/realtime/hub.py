@@ -39,7 +39,7 @@ from websockets.protocol import State
 
 from pwtop.config import RealtimeSettings
 from pwtop.realtime.stats import (StreamMetrics, encode_message, memory_per_connection,
-                                  process_rss)
+                                  process_rss, push_drop_oldest)
 
 log = logging.getLogger("pwtop.realtime.hub")
 
@@ -344,18 +344,7 @@ class WebSocketHub:
         return True
 
     def _enqueue(self, client: _Client, data: bytes, now: float) -> None:
-        queue = client.queue
-        while len(queue) >= self.queue_size:
-            queue.popleft()
-            client.dropped += 1
-            self.metrics.dropped()
-            if client.behind_since is None:
-                client.behind_since = now
-                if not client.ever_slow:
-                    client.ever_slow = True
-                    self.metrics.slow_consumer()
-        queue.append((data, now))
-        client.wake.set()
+        push_drop_oldest(client, data, now, self.queue_size, self.metrics)
         if (client.behind_since is not None and self.slow_timeout is not None
                 and now - client.behind_since > self.slow_timeout):
             self.slow_disconnects += 1

@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import unquote
 
 from pwtop.config import RealtimeSettings
-from pwtop.realtime.stats import StreamMetrics, encode_message
+from pwtop.realtime.stats import StreamMetrics, encode_message, push_drop_oldest
 
 log = logging.getLogger("pwtop.realtime.sse")
 
@@ -156,18 +156,7 @@ class SSEStream:
         return event_id
 
     def _enqueue(self, listener: _Listener, frame: bytes, now: float) -> None:
-        queue = listener.queue
-        while len(queue) >= self.queue_size:
-            queue.popleft()
-            listener.dropped += 1
-            self.metrics.dropped()
-            if listener.behind_since is None:
-                listener.behind_since = now
-                if not listener.ever_slow:
-                    listener.ever_slow = True
-                    self.metrics.slow_consumer()
-        queue.append((frame, now))
-        listener.wake.set()
+        push_drop_oldest(listener, frame, now, self.queue_size, self.metrics)
         if (listener.behind_since is not None and self.slow_timeout is not None
                 and now - listener.behind_since > self.slow_timeout
                 and listener.close_reason is None):

@@ -286,3 +286,26 @@ def memory_per_connection(*, connections: int, queue_size: int, buffer_size: int
                                 "else the app allocated since")
     out["process_rss_bytes"] = rss_now
     return out
+
+
+def push_drop_oldest(peer: Any, item: Any, now: float, limit: int,
+                     metrics: "StreamMetrics") -> None:
+    """Queue ``item`` for one peer (a WebSocket client or an SSE listener), dropping its
+    oldest messages beyond ``limit`` so one slow reader never holds the others back.
+
+    ``peer`` has ``queue`` (a deque), ``wake`` (an asyncio.Event), ``dropped``,
+    ``behind_since`` and ``ever_slow``; the first drop marks when it fell behind, and a
+    peer is counted as a slow consumer once per connection.
+    """
+    queue = peer.queue
+    while len(queue) >= limit:
+        queue.popleft()
+        peer.dropped += 1
+        metrics.dropped()
+        if peer.behind_since is None:
+            peer.behind_since = now
+            if not peer.ever_slow:
+                peer.ever_slow = True
+                metrics.slow_consumer()
+    queue.append((item, now))
+    peer.wake.set()
