@@ -123,12 +123,15 @@ class Agent:
                  host: str = "127.0.0.1", port: int = 0, unix_path: str | None = None,
                  token: str | None = None, token_file: str | os.PathLike[str] | None = None,
                  interval: float = 1.0,
-                 max_message_bytes: int = proto.MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = proto.MAX_MESSAGE_BYTES,
+                 workload_capture: Any = None) -> None:
         if not interval > 0:
             raise PwtopError(f"pwtop agent: interval must be a positive number of seconds, "
                              f"got {interval!r}")
         self.async_optimizer = async_optimizer
         self.realtime_optimizer = realtime_optimizer
+        # pwtop.database.advisor.capture.WorkloadCapture: the app's statements, if recorded
+        self.workload_capture = workload_capture
         self.db_path = str(Path(db_path).expanduser()) if db_path else None
         self.host = host
         self.port = int(port)
@@ -353,6 +356,13 @@ class Agent:
         }
         self._section(msg, "async", self.async_optimizer)
         self._section(msg, "realtime", self.realtime_optimizer)
+        if self.workload_capture is not None:
+            try:
+                msg["database"] = {**(msg["database"] or {}),
+                                   "workload": self.workload_capture.snapshot()}
+            except Exception as exc:
+                log.exception("pwtop agent: workload capture snapshot failed")
+                msg["errors"].append(f"workload capture failed: {type(exc).__name__}: {exc}")
         msg["agent"] = self._agent_figures()
         self.last_build_seconds = time.perf_counter() - t0
         return msg

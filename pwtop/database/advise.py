@@ -352,3 +352,8 @@ def app_settings_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
              f"{human_bytes(cache_kib * 1024)}. mmap turns an I/O error of a failing card into "
              "a crash (SIGBUS) instead of an error",
         code=code, applicable=False, level=Level.INFO)
+
+
+# The workload-driven create_index advisor registers itself (after the advisors above, so
+# that the duplicate/redundant drop advice keeps its ids).
+from pwtop.database.advisor import recommend as _index_advisor  # noqa: E402,F401

@@ -1,0 +1,186 @@
+"""pwtop's index advice against sqlite3's ``.expert``, measured side by side.
+
+The quality goal of issue 8: on a demo database with PiWardrive's workload, the speed-up
+of the whole workload from pwtop's index set is at least that from ``.expert``'s
+recommendations, with no more insert cost.
+
+1. A demo database (``pwtop.demo.generate``, default 200,000 wifi rows, seed 1) is built
+   once and cached in ``--cache-dir``. It carries the real schema's indexes, several of
+   them redundant, and no ``sqlite_stat1``, as a rig's file does.
+2. The workload is ``pwtop.demo.workload.default_workload`` (PiWardrive's queries with
+   parameters read from the data), each statement counted once per workload run.
+3. pwtop: each read statement is timed on the original (read-only), then
+   ``pwtop.database.advisor.analyse`` advises (sampling, hypothetical indexes, choice);
+   its set is every CREATE and DROP it returns (the drops include the indexes that were
+   already redundant, which pwtop's ``db-drop-*`` advice also proposes).
+4. ``.expert``: the sqlite3 CLI runs ``sqlite3 COPY ".expert" "SQL;"`` for every
+   statement of the workload; every distinct CREATE INDEX it prints is its set.
+5. Three scratch copies of one snapshot (backup API): baseline, pwtop, expert. After the
+   sets are applied, every read statement is timed on the three copies interleaved
+   (rounds rotate the order; median per statement), first without statistics (as the
+   live file is), then after ANALYZE on all three copies. Then rows copied from the
+   table's own data are inserted into ``wifi_detections`` in 50-row transactions (WAL,
+   synchronous=NORMAL), interleaved across the copies.
+
+Whole-workload time = sum of the statements' medians; speed-up = baseline / set;
+insert cost = seconds per inserted row of the set / of the baseline.
+
+Run: ``PYTHONPATH=. /work/venv/bin/python bench/bench_advisor.py [--rows 200000]
+[--rounds 7] [--insert-rows 3000]``. Needs the sqlite3 CLI (``apt-get install sqlite3``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pwtop.database.advisor import WorkloadItem, analyse
+from pwtop.database.advisor.validate import insert_rates, open_copy, time_statements
+from pwtop.database.scratch import scratch_copies
+from pwtop.demo.generate import create_demo_database
+from pwtop.demo.workload import default_workload
+
+_CREATE = re.compile(r"^CREATE INDEX .*;$", re.M)
+
+
+def demo_db(cache: Path, rows: int, seed: int) -> Path:
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"advisor-demo-rows{rows}-seed{seed}.db"
+    if not path.exists():
+        t0 = time.perf_counter()
+        create_demo_database(path, rows=rows, seed=seed)
+        print(f"built {path} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return path
+
+
+def expert_set(cli: str, db: Path, statements: list) -> tuple[list[str], float]:
+    """Distinct CREATE INDEX statements .expert prints for the workload, and its time."""
+    found: list[str] = []
+    t0 = time.perf_counter()
+    for q in statements:
+        out = subprocess.run([cli, str(db), ".expert", q.sql.rstrip(";") + ";"],
+                             capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            print(f".expert failed on {q.name}: {out.stderr.strip()}", file=sys.stderr)
+            continue
+        for sql in _CREATE.findall(out.stdout):
+            if sql not in found:
+                found.append(sql)
+    return found, time.perf_counter() - t0
+
+
+def measure_reads(db: Path, reads: list, rounds: int) -> dict[str, float]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return time_statements({"orig": conn}, reads, rounds=rounds)["orig"]
+    finally:
+        conn.close()
+
+
+def index_count(conn: sqlite3.Connection, table: str) -> int:
+    return len(conn.execute("SELECT 1 FROM pragma_index_list(?)", (table,)).fetchall())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--insert-rows", type=int, default=3000)
+    ap.add_argument("--cache-dir", default="/tmp/pwtop-bench")
+    ap.add_argument("--sqlite3", default=shutil.which("sqlite3") or "sqlite3")
+    args = ap.parse_args(argv)
+    if not shutil.which(args.sqlite3):
+        print("the sqlite3 CLI is needed (apt-get install sqlite3)", file=sys.stderr)
+        return 2
+    cli_version = subprocess.run([args.sqlite3, "--version"], capture_output=True,
+                                 text=True).stdout.split()[0]
+    db = demo_db(Path(args.cache_dir), args.rows, args.seed)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    workload = default_workload(conn)
+    conn.close()
+    reads = [(q.name, q.sql, q.params) for q in workload if not q.writes]
+
+    measured = measure_reads(db, reads, 3)
+    items = [WorkloadItem(q.name, q.sql, q.params, 1.0, measured.get(q.name), q.writes)
+             for q in workload]
+    t0 = time.perf_counter()
+    report = analyse(db, items)
+    pwtop_s = time.perf_counter() - t0
+    pwtop_creates = [a.sql for a in report.creates]
+    pwtop_drops = [d.name for d in report.drops]
+    expert, expert_s = expert_set(args.sqlite3, db, workload)
+
+    print(f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, sqlite3 CLI "
+          f"{cli_version}; demo database {args.rows:,} wifi rows (seed {args.seed}), "
+          f"{db.stat().st_size / 2**20:.0f} MiB; {len(reads)} read statements timed, "
+          f"{args.rounds} interleaved rounds")
+    print(f"\npwtop advice ({pwtop_s:.2f} s; {report.candidates} candidates, "
+          f"{report.evaluations} evaluated states; sampling: {report.sampling.describe()})")
+    for a in report.creates:
+        print(f"  + {a.sql}")
+    for d in report.drops:
+        why = "made redundant by the new set" if d.made_redundant_by_new else "redundant today"
+        print(f"  - DROP INDEX {d.name} ({d.columns}; {why}, kept {d.kept})")
+    print(f"\n.expert advice ({expert_s:.2f} s for {len(workload)} CLI runs)")
+    for sql in expert:
+        print(f"  + {sql}")
+
+    results: dict[str, dict] = {}
+    with scratch_copies(db, ["baseline", "pwtop", "expert"], directory=args.cache_dir,
+                        extra_bytes=db.stat().st_size) as copies:
+        conns = {lab: open_copy(p) for lab, p in copies.items()}
+        try:
+            build = {}
+            for lab, stmts in (("pwtop", [f'DROP INDEX "{n}"' for n in pwtop_drops]
+                                + pwtop_creates), ("expert", expert)):
+                t1 = time.perf_counter()
+                for sql in stmts:
+                    conns[lab].execute(sql)
+                build[lab] = time.perf_counter() - t1
+            counts = {lab: index_count(c, "wifi_detections") for lab, c in conns.items()}
+            results["no stats"] = time_statements(conns, reads, rounds=args.rounds)
+            for c in conns.values():
+                c.execute("ANALYZE")
+            results["after ANALYZE"] = time_statements(conns, reads, rounds=args.rounds)
+            inserts = insert_rates(conns, "wifi_detections", rows=args.insert_rows, rounds=6)
+        finally:
+            for c in conns.values():
+                c.close()
+
+    labels = ["baseline", "pwtop", "expert"]
+    for variant, res in results.items():
+        print(f"\nper statement, median ms ({variant} on every copy)")
+        print(f"{'statement':<22}" + "".join(f"{lab:>11}" for lab in labels)
+              + f"{'pwtop x':>9}{'expert x':>9}")
+        for name, _, _ in reads:
+            b = res["baseline"][name]
+            row = "".join(f"{res[lab][name] * 1000:11.3f}" for lab in labels)
+            print(f"{name:<22}{row}{b / res['pwtop'][name]:9.2f}{b / res['expert'][name]:9.2f}")
+        tot = {lab: sum(res[lab].values()) for lab in labels}
+        print(f"{'whole workload':<22}" + "".join(f"{tot[lab] * 1000:11.1f}" for lab in labels)
+              + f"{tot['baseline'] / tot['pwtop']:9.2f}{tot['baseline'] / tot['expert']:9.2f}")
+        sp_p, sp_e = tot["baseline"] / tot["pwtop"], tot["baseline"] / tot["expert"]
+        print(f"speed-up: pwtop {sp_p:.2f}x, .expert {sp_e:.2f}x; pwtop / .expert = "
+              f"{sp_p / sp_e:.2f} (goal >= 1: {'met' if sp_p >= sp_e else 'MISSED'})")
+    cost = {lab: inserts["baseline"] / inserts[lab] for lab in labels}
+    print(f"\ninserts into wifi_detections ({args.insert_rows:,} rows in 50-row transactions, "
+          "WAL + synchronous=NORMAL, interleaved)")
+    print(f"{'copy':<10}{'indexes':>9}{'rows/s':>11}{'cost/row vs baseline':>22}{'build s':>9}")
+    for lab in labels:
+        print(f"{lab:<10}{counts[lab]:>9}{inserts[lab]:11,.0f}{cost[lab]:22.2f}"
+              f"{build.get(lab, 0.0):9.2f}")
+    print(f"insert cost: pwtop / .expert = {cost['pwtop'] / cost['expert']:.2f} "
+          f"(goal <= 1: {'met' if cost['pwtop'] <= cost['expert'] else 'MISSED'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

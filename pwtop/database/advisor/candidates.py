@@ -1,0 +1,212 @@
+"""Index candidates in the manner of sqlite3's ``.expert``, plus covering variants.
+
+For each table a statement reads (see :mod:`pwtop.database.advisor.shape`):
+
+* the equality columns first (``a = ?``, ``a IN (...)``, ``a IS NULL``), most widely
+  shared across the workload first, so that one index can serve several statements;
+* then at most one more column: a range (``b > ?``), or the ORDER BY columns with their
+  directions (an index read backwards serves an all-DESC order, so that case is stored
+  ascending), or the GROUP BY columns;
+* for the statements that weigh most in the workload, a covering variant: the same key
+  followed by every other column the statement reads, so that SQLite never visits the
+  table row (on a 37-column PiWardrive row that is most of the I/O); and for scans that
+  have no usable filter at all, a covering index over just the columns they read.
+
+Candidates are cheap guesses; :mod:`~pwtop.database.advisor.whatif` asks SQLite's planner
+which of them it would actually use, with statistics measured from the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from pwtop.database.advisor.shape import Shape, TableUse
+
+# A key longer than this is rarely worth its write cost on an insert-heavy table.
+MAX_KEY_COLUMNS = 6
+# Statements weighing at least this share of the workload get covering variants.
+HOT_SHARE = 0.01
+ROWID_NAMES = ("rowid", "oid", "_rowid_")
+
+
+@dataclass(frozen=True)
+class IndexKey:
+    """An index's table and key columns, each with its direction."""
+
+    table: str
+    columns: tuple[tuple[str, bool], ...]   # (column, desc)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+    def text(self) -> str:
+        return ", ".join(f"{c} DESC" if d else c for c, d in self.columns)
+
+    def column_sql(self) -> str:
+        return ", ".join(quote(c) + (" DESC" if d else "") for c, d in self.columns)
+
+    def sql(self, name: str) -> str:
+        """The CREATE INDEX statement (the shape ``apply`` accepts for kind create_index)."""
+        return f"CREATE INDEX {quote(name)} ON {quote(self.table)} ({self.column_sql()})"
+
+    def default_name(self) -> str:
+        """A readable, stable name: ``pwtop_<table>_<columns>`` (hashed when long)."""
+        base = f"pwtop_{self.table}_" + "_".join(
+            c + ("_desc" if d else "") for c, d in self.columns)
+        base = re.sub(r"[^A-Za-z0-9_]", "_", base)
+        if len(base) <= 60:
+            return base
+        digest = hashlib.sha1(f"{self.table}:{self.text()}".encode()).hexdigest()[:8]
+        return f"{base[:51]}_{digest}"
+
+    def normalised(self) -> "IndexKey":
+        """All-DESC keys stored ascending: SQLite reads an index backwards for free."""
+        if self.columns and all(d for _, d in self.columns):
+            return IndexKey(self.table, tuple((c, False) for c, _ in self.columns))
+        return self
+
+    def is_prefix_of(self, other: "IndexKey") -> bool:
+        """Same table and ``other`` starts with these columns (directions equal or all
+        flipped)."""
+        if self.table.lower() != other.table.lower() or len(self.columns) > len(other.columns):
+            return False
+        mine = [(c.lower(), d) for c, d in self.columns]
+        theirs = [(c.lower(), d) for c, d in other.columns[:len(self.columns)]]
+        same = mine == theirs
+        flipped = [(c, not d) for c, d in mine] == theirs
+        return same or flipped
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class Candidate:
+    key: IndexKey
+    queries: list[str] = field(default_factory=list)   # statements it was made for
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.key.default_name()
+
+
+@dataclass
+class Workload:
+    """What candidates are made from: each statement's shape and weight."""
+
+    shapes: dict[str, Shape]
+    weights: dict[str, float]
+    columns: Mapping[str, list[str]]           # table -> columns, in schema order
+    rowid_alias: Mapping[str, str | None]      # table -> its INTEGER PRIMARY KEY column
+
+
+def _eq_order(workload: Workload) -> dict[tuple[str, str], float]:
+    """How much workload weight filters each (table, column) by equality."""
+    score: dict[tuple[str, str], float] = {}
+    for name, shape in workload.shapes.items():
+        for use in shape.uses:
+            for col in use.eq_columns:
+                key = (use.table, col)
+                score[key] = score.get(key, 0.0) + workload.weights.get(name, 0.0) + 1e-9
+    return score
+
+
+def _plain(col: str, table: str, workload: Workload) -> bool:
+    alias = workload.rowid_alias.get(table)
+    return col.lower() not in ROWID_NAMES and (alias is None or col.lower() != alias.lower())
+
+
+def for_use(use: TableUse, name: str, workload: Workload, eq_score: Mapping,
+            hot: bool) -> list[Candidate]:
+    """Candidates for one table use of one statement."""
+    table = use.table
+    ok = [c for c in use.eq_columns if _plain(c, table, workload)]
+    if len(ok) < len(use.eq_columns):
+        return []  # the rowid is bound: the table's own b-tree answers it
+    eq = sorted(ok, key=lambda c: (-eq_score.get((table, c), 0.0), ok.index(c)))
+    eq = eq[:MAX_KEY_COLUMNS]
+    eq_key = tuple((c, False) for c in eq)
+    keys: list[tuple[tuple[tuple[str, bool], ...], str]] = []
+    if eq_key:
+        keys.append((eq_key, "equality on " + ", ".join(eq)))
+    for col in use.range_columns:
+        if _plain(col, table, workload):
+            keys.append((eq_key + ((col, False),), _why(eq, f"range on {col}")))
+    if use.order and use.outer:
+        order = tuple((c, d) for c, d in use.order if c not in eq)
+        if order and all(_plain(c, table, workload) for c, _ in order):
+            if all(d for _, d in order):
+                order = tuple((c, False) for c, _ in order)  # read backwards
+            if use.order_complete:
+                keys.append((eq_key + order, _why(eq, "ORDER BY " + ", ".join(
+                    f"{c}{' DESC' if d else ''}" for c, d in use.order))))
+    if use.group and use.group_complete and use.outer:
+        group = tuple((c, False) for c in use.group if c not in eq)
+        if group and all(_plain(c, table, workload) for c, _ in group):
+            keys.append((eq_key + group, _why(eq, "GROUP BY " + ", ".join(use.group))))
+    out = [Candidate(IndexKey(table, k[:MAX_KEY_COLUMNS]), [name], [why])
+           for k, why in keys if k]
+    if hot and use.columns is not None:
+        wanted = [c for c in workload.columns.get(table, []) if c in use.columns
+                  and _plain(c, table, workload)]
+        bases = [(k, why) for k, why in keys if k] or [((), "")]
+        if not keys:
+            lead = [c for c in use.group if c in wanted] + [c for c, _ in use.order
+                                                            if c in wanted]
+            lead = list(dict.fromkeys(lead))
+            bases = [(tuple((c, False) for c in lead), "")]
+        for key, why in bases:
+            have = {c for c, _ in key}
+            extra = tuple((c, False) for c in wanted if c not in have)
+            total = len(key) + len(extra)
+            if not extra or total > MAX_KEY_COLUMNS:
+                continue
+            if total >= len(workload.columns.get(table, [])):
+                continue  # a copy of the table
+            reason = (why + "; " if why else "") + ("covering: also holds "
+                                                     + ", ".join(c for c, _ in extra))
+            out.append(Candidate(IndexKey(table, key + extra), [name], [reason]))
+    return out
+
+
+def _why(eq: list[str], more: str) -> str:
+    return (f"equality on {', '.join(eq)}, then " + more) if eq else more
+
+
+def generate(workload: Workload) -> list[Candidate]:
+    """Every candidate of the workload, duplicates merged (their queries and reasons kept)."""
+    total = sum(workload.weights.values()) or 1.0
+    eq_score = _eq_order(workload)
+    found: dict[IndexKey, Candidate] = {}
+    for name, shape in workload.shapes.items():
+        hot = workload.weights.get(name, 0.0) / total >= HOT_SHARE
+        for use in shape.uses:
+            for cand in for_use(use, name, workload, eq_score, hot):
+                key = cand.key.normalised()
+                have = found.get(key)
+                if have is None:
+                    found[key] = Candidate(key, list(cand.queries), list(cand.reasons))
+                else:
+                    have.queries += [q for q in cand.queries if q not in have.queries]
+                    have.reasons += [r for r in cand.reasons if r not in have.reasons]
+    return list(found.values())
+
+
+def merged(a: IndexKey, b: IndexKey) -> Iterable[IndexKey]:
+    """Keys serving what both serve: one's columns followed by the other's missing ones."""
+    if a.table != b.table:
+        return []
+    out = []
+    for first, second in ((a, b), (b, a)):
+        have = {c for c, _ in first.columns}
+        extra = tuple(cd for cd in second.columns if cd[0] not in have)
+        cols = first.columns + extra
+        if extra and len(cols) <= MAX_KEY_COLUMNS:
+            out.append(IndexKey(a.table, cols).normalised())
+    return out

@@ -1,0 +1,342 @@
+"""The statements the app really runs: a small hook for its sqlite3/aiosqlite connections.
+
+pwtop's own workload (config, ``--workload``, PiWardrive's default queries) is a guess at
+what the app does. The hook records what it does: every statement run on a wrapped
+connection, fingerprinted with its literals taken out (``WHERE id = 7`` and ``WHERE id =
+8`` are one statement), with how many times it ran, the time spent in it (inside
+``execute`` and the fetches that drain it, not the app's own work between fetches) and
+the rows it wrote. Two lines in the app::
+
+    capture = WorkloadCapture()
+    conn = capture.wrap(sqlite3.connect(DB_PATH))          # or: capture.wrap_aiosqlite(db)
+    pwtop.agent.start(..., workload_capture=capture)        # published in every snapshot
+
+The agent publishes :meth:`WorkloadCapture.snapshot` under ``database.workload``; the
+advisor reads it (:func:`fetch_from_agent`) and weighs each statement by count x mean
+time, with inserts per table from the captured INSERTs.
+
+Bounded: at most ``max_statements`` fingerprints are kept (later new ones are counted as
+dropped); a fingerprint is computed once per distinct SQL text (a bounded cache). Values
+are never kept, only the text with ``?`` in place of literals. Counts and totals run
+since the capture started (or :meth:`reset`); the snapshot says since when. They are
+totals, never presented as rates.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from pwtop.database.advisor.sqltext import first_keyword, fingerprint, fingerprint_id, tokenize
+
+SCHEMA = 1
+MAX_STATEMENTS = 500
+TEXT_CACHE = 2000
+WRITE_WORDS = ("INSERT", "REPLACE", "UPDATE", "DELETE")
+
+
+@dataclass
+class _Entry:
+    fingerprint: str
+    kind: str
+    table: str | None
+    count: int = 0
+    total_seconds: float = 0.0
+    max_seconds: float = 0.0
+    rows_written: int = 0
+
+
+def _target_table(sql: str) -> tuple[str, str | None]:
+    """(first keyword, table written by an INSERT/REPLACE/UPDATE/DELETE)."""
+    toks = tokenize(sql)
+    word = first_keyword(toks)
+    table = None
+    if word in WRITE_WORDS:
+        words = [t.upper if t.kind == "word" else t.text for t in toks]
+        for marker in ("INTO", "FROM", "UPDATE"):
+            if marker in words:
+                k = words.index(marker) + 1
+                while k < len(toks) and toks[k].kind == "word" and toks[k].upper in (
+                        "OR", "ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE"):
+                    k += 1
+                if k < len(toks):
+                    table = toks[k].name
+                    if k + 2 < len(toks) and toks[k + 1].text == ".":
+                        table = toks[k + 2].name
+                break
+    return word, table
+
+
+class WorkloadCapture:
+    """Counts, times and fingerprints the statements of wrapped connections (thread-safe)."""
+
+    def __init__(self, max_statements: int = MAX_STATEMENTS, *,
+                 clock: Any = time.perf_counter) -> None:
+        self.max_statements = max_statements
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._texts: OrderedDict[str, tuple[str, str, str | None]] = OrderedDict()
+        self.dropped = 0
+        self.started_at = time.time()
+        self._started = time.monotonic()
+
+    # ------------------------------------------------------------ wrapping
+
+    def wrap(self, conn: Any) -> "CapturedConnection":
+        """A drop-in proxy of a ``sqlite3.Connection`` that records its statements."""
+        return CapturedConnection(conn, self)
+
+    def wrap_aiosqlite(self, conn: Any) -> Any:
+        """Record the statements of an open ``aiosqlite.Connection`` (returned as is).
+
+        aiosqlite runs every call on its ``sqlite3.Connection`` in its own thread; the
+        proxy takes that connection's place, so the times are those of the thread.
+        """
+        inner = getattr(conn, "_connection", None)
+        if inner is None:
+            raise ValueError("wrap_aiosqlite() needs a connected aiosqlite.Connection "
+                             "(await aiosqlite.connect(...) first)")
+        if not isinstance(inner, CapturedConnection):
+            conn._connection = CapturedConnection(inner, self)
+        return conn
+
+    # ------------------------------------------------------------ recording
+
+    def _classify(self, sql: str) -> tuple[str, str, str | None]:
+        found = self._texts.get(sql)
+        if found is not None:
+            self._texts.move_to_end(sql)
+            return found
+        fp = fingerprint(sql)
+        word, table = _target_table(sql)
+        found = (fp, word, table)
+        self._texts[sql] = found
+        if len(self._texts) > TEXT_CACHE:
+            self._texts.popitem(last=False)
+        return found
+
+    def record(self, sql: str, seconds: float, runs: int = 1, rows_written: int = 0) -> None:
+        """Count ``runs`` executions of ``sql`` that took ``seconds`` in total."""
+        if not isinstance(sql, str) or not sql.strip():
+            return
+        with self._lock:
+            fp, word, table = self._classify(sql)
+            entry = self._entries.get(fp)
+            if entry is None:
+                if len(self._entries) >= self.max_statements:
+                    self.dropped += runs
+                    return
+                entry = self._entries[fp] = _Entry(fp, word.lower(), table)
+            entry.count += runs
+            entry.total_seconds += seconds
+            entry.max_seconds = max(entry.max_seconds, seconds / max(runs, 1))
+            if rows_written > 0:
+                entry.rows_written += rows_written
+
+    def reset(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.dropped = 0
+            self.started_at = time.time()
+            self._started = time.monotonic()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for the agent: every fingerprint with its totals since ``since``."""
+        with self._lock:
+            entries = sorted(self._entries.values(), key=lambda e: -e.total_seconds)
+            return {
+                "schema": SCHEMA,
+                "since": self.started_at,
+                "captured_seconds": time.monotonic() - self._started,
+                "dropped_statements": self.dropped,
+                "statements": [{
+                    "id": fingerprint_id(e.fingerprint), "sql": e.fingerprint,
+                    "kind": e.kind, "table": e.table, "count": e.count,
+                    "total_seconds": e.total_seconds, "max_seconds": e.max_seconds,
+                    "rows_written": e.rows_written} for e in entries],
+            }
+
+
+class _TimedCursor:
+    """Wraps a ``sqlite3.Cursor``: the time of execute and of the fetches that drain it."""
+
+    __slots__ = ("_cur", "_cap", "_sql", "_spent", "_runs", "_open", "_write")
+
+    def __init__(self, cur: Any, capture: WorkloadCapture) -> None:
+        self._cur = cur
+        self._cap = capture
+        self._sql: str | None = None
+        self._spent = 0.0
+        self._runs = 0
+        self._open = False
+        self._write = False
+
+    def _start(self, sql: str, runs: int, spent: float) -> None:
+        self._finish()
+        self._sql, self._runs, self._spent, self._open = sql, runs, spent, True
+        self._write = sql.lstrip()[:7].upper().startswith(WRITE_WORDS)
+        if self._cur.description is None:  # no rows to fetch: done now
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._open and self._sql is not None:
+            self._open = False
+            rows = self._cur.rowcount if self._write else 0
+            self._cap.record(self._sql, self._spent, self._runs,
+                             rows if rows and rows > 0 else 0)
+
+    def execute(self, sql: str, parameters: Any = ()) -> "_TimedCursor":
+        t0 = self._cap.clock()
+        self._cur.execute(sql, parameters)
+        self._start(sql, 1, self._cap.clock() - t0)
+        return self
+
+    def executemany(self, sql: str, seq: Iterable[Any]) -> "_TimedCursor":
+        t0 = self._cap.clock()
+        self._cur.executemany(sql, seq)
+        self._start(sql, 1, self._cap.clock() - t0)
+        return self
+
+    def executescript(self, script: str) -> "_TimedCursor":
+        t0 = self._cap.clock()
+        self._cur.executescript(script)
+        self._start(script, 1, self._cap.clock() - t0)
+        return self
+
+    def _timed_fetch(self, fn: Any, *args: Any) -> Any:
+        t0 = self._cap.clock()
+        try:
+            out = fn(*args)
+        finally:
+            self._spent += self._cap.clock() - t0
+        return out
+
+    def fetchone(self) -> Any:
+        row = self._timed_fetch(self._cur.fetchone)
+        if row is None:
+            self._finish()
+        return row
+
+    def fetchmany(self, size: int | None = None) -> list:
+        rows = self._timed_fetch(self._cur.fetchmany, *(() if size is None else (size,)))
+        if not rows or (size is not None and len(rows) < size):
+            self._finish()
+        return rows
+
+    def fetchall(self) -> list:
+        rows = self._timed_fetch(self._cur.fetchall)
+        self._finish()
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row
+
+    def close(self) -> None:
+        self._finish()
+        self._cur.close()
+
+    def __del__(self) -> None:
+        try:
+            self._finish()
+        except Exception:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _TimedCursor.__slots__:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._cur, name, value)
+
+
+class CapturedConnection:
+    """A ``sqlite3.Connection`` proxy: statements go through :class:`_TimedCursor`."""
+
+    def __init__(self, conn: Any, capture: WorkloadCapture) -> None:
+        object.__setattr__(self, "_conn", conn)
+        object.__setattr__(self, "_cap", capture)
+
+    def cursor(self, *args: Any) -> _TimedCursor:
+        return _TimedCursor(self._conn.cursor(*args), self._cap)
+
+    def execute(self, sql: str, parameters: Any = ()) -> _TimedCursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq: Iterable[Any]) -> _TimedCursor:
+        return self.cursor().executemany(sql, seq)
+
+    def executescript(self, script: str) -> _TimedCursor:
+        return self.cursor().executescript(script)
+
+    def __enter__(self) -> "CapturedConnection":
+        self._conn.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._conn.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._conn, name, value)
+
+
+# ---------------------------------------------------------------- pwtop's side
+
+
+def items_from_snapshot(section: dict[str, Any] | None) -> tuple[list[Any], dict[str, float]]:
+    """Workload items (count x mean time) and rows inserted per table, from the
+    ``database.workload`` part of an agent snapshot."""
+    from pwtop.database.advisor.analysis import WorkloadItem
+
+    items: list[WorkloadItem] = []
+    inserts: dict[str, float] = {}
+    if not isinstance(section, dict) or section.get("schema") != SCHEMA:
+        return items, inserts
+    for st in section.get("statements") or []:
+        try:
+            sql, count = str(st["sql"]), int(st["count"])
+            total = float(st["total_seconds"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        kind = str(st.get("kind") or "")
+        if kind in ("insert", "replace") and st.get("table"):
+            rows = float(st.get("rows_written") or count)
+            inserts[st["table"]] = inserts.get(st["table"], 0.0) + rows
+        if count <= 0 or kind.upper() not in ("SELECT", "WITH", "VALUES", "UPDATE", "DELETE"):
+            continue
+        items.append(WorkloadItem(
+            name=f"captured:{st.get('id') or fingerprint_id(sql)}", sql=sql, params=None,
+            frequency=float(count), seconds=total / count,
+            writes=kind.upper() in WRITE_WORDS, source="captured by the app's hook"))
+    return items, inserts
+
+
+async def fetch_from_agent(address: str, *, token_file: str | None = None,
+                           timeout: float = 2.0) -> dict[str, Any] | None:
+    """The ``database.workload`` section of the agent's next snapshot (None: no capture)."""
+    from pwtop.agent.client import AgentClient
+
+    client = AgentClient(address, token_file=token_file or None).start()
+    try:
+        snap = await client.wait_snapshot(timeout, until_refused=True)
+    finally:
+        await client.close()
+    if not snap:
+        return None
+    db = snap.get("database") or {}
+    section = db.get("workload") if isinstance(db, dict) else None
+    return section if isinstance(section, dict) else None

@@ -1,0 +1,207 @@
+"""The ``create_index`` advisor of ``pwtop analyze`` / ``optimize`` and the Database tab.
+
+Registered with :func:`pwtop.database.advise.register`, it turns the snapshot's workload
+(statements with their measured times, plans and parameters) plus, when pwtop is
+connected to the app's agent, the statements the app's capture hook recorded, into
+:func:`~pwtop.database.advisor.analysis.analyse` and the result into recommendations:
+
+* ``create_index`` (id ``db-create-<index>``): the exact ``CREATE INDEX``; evidence
+  names every statement it helps with its plan before and after, its measured time and
+  the predicted one, the predicted saving per workload run, the write cost and the
+  indexes it makes redundant;
+* ``drop_index`` (id ``db-drop-<index>``, the id the duplicate/redundant advice uses, so
+  the two never list one drop twice) for each index the new ones make redundant.
+
+Unlike the other advisors, this one reads the database (read-only, deadline-bounded, the
+way every probe does) to sample statistics; the result is cached per file, schema and
+workload for :data:`CACHE_TTL_S`, so the TUI's repeated calls cost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from typing import Any, Iterable
+
+from pwtop.database.advise import AdviceContext, register
+from pwtop.database.advisor.analysis import AdvisorReport, WorkloadItem, analyse
+from pwtop.database.advisor.capture import fetch_from_agent, items_from_snapshot
+from pwtop.database.model import DatabaseDetail
+from pwtop.errors import PwtopError
+from pwtop.model import Level, Recommendation
+from pwtop.units import human_seconds
+
+log = logging.getLogger("pwtop.database.advisor")
+
+CACHE_TTL_S = 600.0
+AGENT_TIMEOUT_S = 1.5
+
+_cache: dict[tuple, tuple[float, AdvisorReport]] = {}
+_cache_lock = threading.Lock()
+
+
+def items_from_detail(d: DatabaseDetail, deadline: float) -> tuple[list[WorkloadItem],
+                                                                    list[str]]:
+    """Workload items from the snapshot's analysed statements (errors left out, named)."""
+    items, skipped = [], []
+    for q in d.queries:
+        if q.status == "error":
+            skipped.append(q.name)
+            continue
+        no_values = q.status == "explained" and "no values" in (q.error or "")
+        params: Any = None if no_values else tuple(q.params)
+        seconds = q.median_s
+        if q.status == "interrupted":
+            seconds = deadline  # slower than the deadline: at least that
+        items.append(WorkloadItem(q.name, q.sql, params, 1.0, seconds, q.writes,
+                                  source=d.workload_source))
+    return items, skipped
+
+
+def _captured(settings: Any) -> tuple[list[WorkloadItem], dict[str, float]]:
+    address = getattr(settings.target, "agent", "")
+    if not address:
+        return [], {}
+
+    def fetch() -> Any:
+        return asyncio.run(fetch_from_agent(
+            address, token_file=settings.target.agent_token_file or None,
+            timeout=AGENT_TIMEOUT_S))
+
+    # recommend() may run inside an event loop (pwtop analyze): ask from a thread of its own
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            section = pool.submit(fetch).result(timeout=AGENT_TIMEOUT_S + 3)
+        except Exception as exc:  # the agent is optional here: say why in the log only
+            log.info("captured workload not read from %s: %s", address, exc)
+            return [], {}
+    return items_from_snapshot(section)
+
+
+def _key(d: DatabaseDetail, items: list[WorkloadItem]) -> tuple:
+    try:
+        st = os.stat(d.path)
+        ident: tuple = (st.st_dev, st.st_ino)
+    except OSError:
+        ident = ()
+    schema = tuple((t.name, tuple((ix.name, ix.column_text) for ix in t.indexes))
+                   for t in d.tables)
+    sizes = tuple((t.name, round((t.rows_estimate or 0) ** 0.25)) for t in d.tables)
+    work = tuple((i.name, i.sql, repr(i.params), round(i.frequency)) for i in items)
+    return (d.path, ident, schema, sizes, work)
+
+
+def cached_report(d: DatabaseDetail, items: list[WorkloadItem], *, probe_deadline: float,
+                  insert_counts: dict[str, float] | None) -> AdvisorReport:
+    key = _key(d, items)
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and now - hit[0] < CACHE_TTL_S:
+            return hit[1]
+    report = analyse(d.path, items, probe_deadline=probe_deadline, insert_counts=insert_counts)
+    with _cache_lock:
+        for k in [k for k, (t, _) in _cache.items() if now - t >= CACHE_TTL_S]:
+            del _cache[k]
+        _cache[key] = (now, report)
+    return report
+
+
+def _ms(seconds: float | None) -> str:
+    return human_seconds(seconds) if seconds is not None else "-"
+
+
+@register
+def create_index_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
+    d = ctx.detail
+    s = ctx.settings.database
+    items, skipped = items_from_detail(d, s.probe_deadline)
+    captured, inserts = _captured(ctx.settings)
+    items += captured
+    if not items:
+        return
+    try:
+        report = cached_report(d, items, probe_deadline=s.probe_deadline,
+                               insert_counts=inserts or None)
+    except PwtopError as exc:
+        log.warning("index advice for %s: %s", d.path, exc.message)
+        return
+    yield from recommendations(report, analyze_threshold=s.analyze_threshold,
+                               skipped=skipped)
+
+
+def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
+                    skipped: Iterable[str] = ()) -> list[Recommendation]:
+    """The report as ``create_index`` and ``drop_index`` recommendations."""
+    out: list[Recommendation] = []
+    queries = {q.name: q for q in report.queries}
+    total = report.workload_seconds or 1e-12
+    stats_note = ("" if report.live_stats else
+                  " The file has no sqlite_stat1: the prediction assumes the statistics "
+                  "ANALYZE gives it, so apply db-analyze too (it runs after the index).")
+    sampling = report.sampling.describe() if report.sampling else "not sampled"
+    skipped = list(skipped)
+    for a in report.creates:
+        rec_id = f"db-create-{a.name}"
+        evidence: dict[str, Any] = {
+            "table": a.key.table, "index_columns": a.key.text(),
+            "queries_helped": ", ".join(a.helps) or "none directly (it replaces others)",
+            "predicted_saving_seconds": a.saving_seconds,
+            "predicted_saving_ratio": a.saving_seconds / total,
+            "workload_seconds": report.workload_seconds,
+            "predicted_workload_seconds": report.predicted_seconds,
+            "write_units_per_insert": round(a.write_units, 3),
+            "insert_share_ratio": round(a.insert_share, 4),
+        }
+        if a.replaces:
+            evidence["replaces"] = ", ".join(a.replaces)
+        for name in a.helps:
+            q = queries[name]
+            measured = _ms(q.weight_seconds) + ("" if q.measured else " (estimated)")
+            evidence[f"query {name}"] = (
+                f"{measured} -> {_ms(q.predicted_seconds)} predicted; plan "
+                f"{' / '.join(q.plan_before)} => {' / '.join(q.plan_after)}")
+        evidence["statistics"] = sampling
+        if skipped:
+            evidence["statements_not_analysed"] = ", ".join(skipped)
+        slow = any(queries[n].weight_seconds > analyze_threshold for n in a.helps)
+        helped = "; ".join(f"{n} {_ms(queries[n].weight_seconds)} -> "
+                           f"{_ms(queries[n].predicted_seconds)}" for n in a.helps[:4])
+        drops = (f"; it makes {', '.join(a.replaces)} redundant (dropped by "
+                 f"{', '.join('db-drop-' + r for r in a.replaces)})") if a.replaces else ""
+        out.append(Recommendation(
+            id=rec_id, component="database", kind="create_index", target=a.key.table,
+            title=(f"Create index on {a.key.table}({a.key.text()}): "
+                   f"{len(a.helps)} quer{'y' if len(a.helps) == 1 else 'ies'} faster"),
+            evidence=evidence,
+            impact=(f"predicted: {helped or 'see the queries'}; the whole workload "
+                    f"{_ms(report.workload_seconds)} -> {_ms(report.predicted_seconds)} per run "
+                    f"with the full set of {len(report.creates)} index(es){drops}"),
+            risk=(f"every INSERT into {a.key.table} updates one more b-tree "
+                  f"({a.write_units:.2f} write units per row; the set as a whole takes "
+                  f"{report.write_units_before:.2f} -> {report.write_units_after:.2f} units per "
+                  "insert across tables); building it reads the whole table. Predicted from "
+                  "sampled statistics, never built on the live file: optimize builds it on a "
+                  "scratch copy first and checks the plans change as predicted." + stats_note),
+            action=a.sql, level=Level.WARNING if slow else Level.INFO))
+    for drop in report.drops:
+        if not drop.made_redundant_by_new:
+            continue  # redundant today: the duplicate/redundant advice proposes it
+        creator = next((f"db-create-{a.name}" for a in report.creates
+                        if a.name == drop.kept), "")
+        out.append(Recommendation(
+            id=f"db-drop-{drop.name}", component="database", kind="drop_index",
+            target=drop.name,
+            title=f"Drop index {drop.name}: the new index {drop.kept} makes it {drop.reason}",
+            evidence={"index_columns": drop.columns, "kept_index": drop.kept,
+                      "requires": creator, "table": drop.table},
+            impact=f"every INSERT into {drop.table} updates one b-tree fewer",
+            risk=f"only together with {creator}: without the new index the queries that use "
+                 f"{drop.name} lose it. optimize runs drops before creates; a statement "
+                 "naming it in INDEXED BY would fail",
+            action=f'DROP INDEX "{drop.name}"', level=Level.INFO))
+    return out

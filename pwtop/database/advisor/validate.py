@@ -1,0 +1,309 @@
+"""Check index advice on a scratch copy before it touches the live database.
+
+The advisor predicts plans from sampled statistics; building the indexes for real is
+the only proof. :func:`validate` does it where nothing can go wrong: on a copy made with
+the backup API in a scratch directory whose free space is checked first
+(:mod:`pwtop.database.scratch`). On the copy it
+
+1. times the workload's read statements and an insert batch as the schema is now,
+2. drops and creates the advised indexes (and, when the live file has no
+   ``sqlite_stat1``, runs the ANALYZE the predictions assumed),
+3. explains every statement again and compares the indexes its plan uses with the
+   prediction,
+4. times the workload and the inserts again.
+
+The speed-up and the insert cost are ratios of measurements made on the same copy, a
+few seconds apart, with the same warm cache. The copy is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from pwtop.database import plans, workload as workload_mod
+from pwtop.database.inspect import quote
+from pwtop.database.scratch import scratch_copies
+
+ROUNDS = 5
+INSERT_ROWS = 2000
+INSERT_BATCH = 50          # rows per transaction, as PiWardrive's writers commit
+STATEMENT_BUDGET_S = 2.0   # no statement is timed for longer than this per state
+
+
+@dataclass
+class PlanCheck:
+    name: str
+    predicted: list[str]            # indexes the advisor predicted the plan would use
+    actual: list[str]               # indexes the plan on the copy uses
+    plan: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return set(self.predicted) == set(self.actual)
+
+
+@dataclass
+class Validation:
+    ok: bool
+    checks: list[PlanCheck] = field(default_factory=list)
+    before_s: dict[str, float] = field(default_factory=dict)    # statement -> median seconds
+    after_s: dict[str, float] = field(default_factory=dict)
+    workload_before_s: float = 0.0
+    workload_after_s: float = 0.0
+    insert_table: str | None = None
+    insert_before_per_s: float | None = None
+    insert_after_per_s: float | None = None
+    analyzed: bool = False
+    executed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def speedup_ratio(self) -> float | None:
+        if not self.workload_after_s:
+            return None
+        return self.workload_before_s / self.workload_after_s
+
+    @property
+    def insert_cost_ratio(self) -> float | None:
+        """Seconds per inserted row after / before (above 1: inserts got slower)."""
+        if not self.insert_before_per_s or not self.insert_after_per_s:
+            return None
+        return self.insert_before_per_s / self.insert_after_per_s
+
+    def summary(self) -> str:
+        bad = [c.name for c in self.checks if not c.ok]
+        plan = ("every plan changed as predicted" if not bad else
+                f"plans differ from the prediction for {', '.join(bad)}")
+        parts = [plan]
+        if self.speedup_ratio is not None:
+            parts.append(f"workload {self.workload_before_s * 1000:.1f} ms -> "
+                         f"{self.workload_after_s * 1000:.1f} ms per run "
+                         f"({self.speedup_ratio:.2f}x faster)")
+        if self.insert_cost_ratio is not None:
+            parts.append(f"inserts into {self.insert_table}: {self.insert_before_per_s:,.0f} -> "
+                         f"{self.insert_after_per_s:,.0f} rows/s "
+                         f"(cost per row x{self.insert_cost_ratio:.2f})")
+        return "; ".join(parts)
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def open_copy(path: Path) -> sqlite3.Connection:
+    """A connection to a scratch copy with the app's settings (WAL, synchronous=NORMAL)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _drain(cur: sqlite3.Cursor) -> None:
+    while cur.fetchmany(1000):
+        pass
+
+
+def time_statements(conns: Mapping[str, sqlite3.Connection],
+                    statements: Sequence[tuple[str, str, Any]], *, rounds: int = ROUNDS,
+                    budget_s: float = STATEMENT_BUDGET_S) -> dict[str, dict[str, float]]:
+    """Median seconds of each read statement on each connection, interleaved.
+
+    Every round runs each statement once on every connection, the order of the
+    connections rotating, so that a cache warmed by one helps the next equally. A
+    statement stops being repeated once it has used ``budget_s`` on a connection.
+    """
+    labels = list(conns)
+    times: dict[str, dict[str, list[float]]] = {lab: {} for lab in labels}
+    for name, sql, params in statements:  # warm-up: first reads of the pages
+        for lab in labels:
+            _drain(conns[lab].execute(sql, params))
+    for r in range(rounds):
+        order = labels[r % len(labels):] + labels[:r % len(labels)]
+        for name, sql, params in statements:
+            for lab in order:
+                spent = sum(times[lab].get(name, []))
+                if spent > budget_s and len(times[lab].get(name, [])) >= 1:
+                    continue
+                t0 = time.perf_counter()
+                _drain(conns[lab].execute(sql, params))
+                times[lab].setdefault(name, []).append(time.perf_counter() - t0)
+    return {lab: {n: statistics.median(v) for n, v in per.items()}
+            for lab, per in times.items()}
+
+
+def fresh_rows(conn: sqlite3.Connection, table: str, count: int, seed: int = 7
+               ) -> tuple[str, list[tuple]]:
+    """(INSERT statement, rows): ``count`` rows like the table's own, never conflicting.
+
+    Rows are copies of random existing rows; the INTEGER PRIMARY KEY is left to SQLite,
+    and values of columns under a UNIQUE index are made new, so every row is inserted.
+    """
+    info = conn.execute(f"SELECT name, type, pk, hidden FROM pragma_table_xinfo("
+                        f"{_lit(table)})").fetchall()
+    cols = [r[0] for r in info if not r[3]]
+    pks = [r for r in info if r[2]]
+    ipk = pks[0][0] if len(pks) == 1 and (pks[0][1] or "").upper() == "INTEGER" else None
+    unique: set[str] = set()
+    for _seq, name, uniq, _origin, _partial in conn.execute(
+            "SELECT seq, name, \"unique\", origin, partial FROM pragma_index_list(?)",
+            (table,)).fetchall():
+        if uniq:
+            unique.update(r[0] for r in conn.execute(
+                "SELECT name FROM pragma_index_xinfo(?) WHERE key AND name IS NOT NULL",
+                (name,)))
+    keep = [c for c in cols if c != ipk]
+    lo, hi = conn.execute(f"SELECT min(rowid), max(rowid) FROM {quote(table)}").fetchone()
+    rng = random.Random(seed)
+    rows: list[tuple] = []
+    if lo is not None:
+        select = ", ".join(quote(c) for c in keep)
+        ids = [rng.randint(lo, hi) for _ in range(count * 2)]
+        for first in range(0, len(ids), 500):
+            chunk = ",".join(map(str, ids[first:first + 500]))
+            rows += conn.execute(f"SELECT {select} FROM {quote(table)} WHERE rowid IN "
+                                 f"({chunk})").fetchall()
+            if len(rows) >= count:
+                break
+    rows = rows[:count]
+    if unique and rows:
+        stamp = int(time.time() * 1000)
+        at = [keep.index(c) for c in unique if c in keep]
+        fixed = []
+        for i, row in enumerate(rows):
+            row = list(row)
+            for k in at:
+                v = row[k]
+                if isinstance(v, str):
+                    row[k] = f"{v}~{stamp}-{i}"
+                elif isinstance(v, (int, float)):
+                    row[k] = v + stamp * 1000 + i
+                else:
+                    row[k] = f"pwtop-{stamp}-{i}"
+            fixed.append(tuple(row))
+        rows = fixed
+    sql = (f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in keep)}) "
+           f"VALUES ({', '.join('?' * len(keep))})")
+    return sql, rows
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def insert_rates(conns: Mapping[str, sqlite3.Connection], table: str, *,
+                 rows: int = INSERT_ROWS, batch: int = INSERT_BATCH,
+                 rounds: int = 3) -> dict[str, float]:
+    """Rows per second inserted in ``batch``-row transactions, interleaved across copies."""
+    labels = list(conns)
+    first = conns[labels[0]]
+    sql, data = fresh_rows(first, table, rows)
+    if not data:
+        return {}
+    per_round = max(batch, len(data) // rounds)
+    spent = {lab: 0.0 for lab in labels}
+    done = {lab: 0 for lab in labels}
+    for r in range(rounds):
+        chunk = data[r * per_round:(r + 1) * per_round]
+        order = labels[r % len(labels):] + labels[:r % len(labels)]
+        for lab in order:
+            conn = conns[lab]
+            t0 = time.perf_counter()
+            for k in range(0, len(chunk), batch):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(sql, chunk[k:k + batch])
+                conn.execute("COMMIT")
+            spent[lab] += time.perf_counter() - t0
+            done[lab] += len(chunk)
+    return {lab: done[lab] / spent[lab] for lab in labels if spent[lab] > 0}
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate(path: str | Path, *, creates: Sequence[tuple[str, str]],
+             drops: Sequence[str] = (),
+             statements: Sequence[tuple[str, str, Any, Sequence[str]]],
+             analyze: bool = False, insert_table: str | None = None,
+             rounds: int = ROUNDS, insert_rows: int = INSERT_ROWS,
+             scratch: str | Path | None = None, extra_bytes: int = 0) -> Validation:
+    """Validate index changes on a scratch copy of ``path``.
+
+    ``creates`` are (name, CREATE INDEX sql); ``drops`` index names; ``statements``
+    (name, sql, params, predicted indexes) — writes among them are only explained.
+    ``analyze``: run ANALYZE after the changes (the predictions assumed statistics).
+    """
+    t0 = time.monotonic()
+    out = Validation(ok=False, insert_table=insert_table)
+    with scratch_copies(path, ["validate"], directory=scratch,
+                        extra_bytes=extra_bytes) as copies:
+        conn = open_copy(copies["validate"])
+        try:
+            reads, writes = _split(conn, statements)
+            before = time_statements({"v": conn}, [(n, s, p) for n, s, p in reads],
+                                     rounds=rounds)["v"]
+            if insert_table:
+                out.insert_before_per_s = insert_rates({"v": conn}, insert_table,
+                                                       rows=insert_rows).get("v")
+            for name in drops:
+                sql = f"DROP INDEX IF EXISTS {quote(name)}"
+                conn.execute(sql)
+                out.executed.append(sql)
+            for _name, sql in creates:
+                conn.execute(sql)
+                out.executed.append(sql)
+            if analyze:
+                conn.execute("ANALYZE")
+                out.executed.append("ANALYZE")
+                out.analyzed = True
+            for name, sql, params, predicted in statements:
+                try:
+                    if params is None:
+                        params = workload_mod.null_params(conn, sql)
+                    roots = plans.explain(conn, sql, params)
+                except sqlite3.Error as exc:
+                    out.notes.append(f"{name}: cannot explain on the copy ({exc})")
+                    continue
+                out.checks.append(PlanCheck(name, list(predicted), plans.indexes_used(roots),
+                                            plans.render(roots)))
+            after = time_statements({"v": conn}, [(n, s, p) for n, s, p in reads],
+                                    rounds=rounds)["v"]
+            if insert_table:
+                out.insert_after_per_s = insert_rates({"v": conn}, insert_table,
+                                                      rows=insert_rows).get("v")
+        finally:
+            conn.close()
+    out.before_s, out.after_s = before, after
+    out.workload_before_s = sum(before.values())
+    out.workload_after_s = sum(after.values())
+    if writes:
+        out.notes.append(f"not timed (they change data): {', '.join(writes)}")
+    out.ok = all(c.ok for c in out.checks)
+    out.seconds = time.monotonic() - t0
+    return out
+
+
+def _split(conn: sqlite3.Connection, statements: Sequence[tuple[str, str, Any, Sequence[str]]]
+           ) -> tuple[list[tuple[str, str, Any]], list[str]]:
+    reads, writes = [], []
+    for name, sql, params, _ in statements:
+        word = workload_mod.first_word(sql)
+        try:
+            if params is None:
+                params = workload_mod.null_params(conn, sql)
+                if params:
+                    writes.append(name)  # no values: explained, not timed
+                    continue
+            if word not in workload_mod.READ_WORDS or workload_mod.is_write(conn, sql, params):
+                writes.append(name)
+                continue
+        except sqlite3.Error:
+            writes.append(name)
+            continue
+        reads.append((name, sql, params))
+    return reads, writes
