@@ -265,6 +265,7 @@ class _Job:
         self.backup_arg = backup
         self.conn: sqlite3.Connection | None = None
         self.interrupted = False
+        self.rebuilt_by: str | None = None  # the action of this run that already ran VACUUM
 
     def interrupt(self) -> None:
         self.interrupted = True
@@ -362,7 +363,6 @@ class _Job:
                 raise TargetError(f"{self.path}: cannot read the database ({exc})") from exc
             results: list[ActionResult] = []
             stopped = False
-            self.rebuilt_by: str | None = None  # the action that already ran VACUUM
             if backup is not None:
                 copy = self._backup(backup, problem)
                 results.append(copy)
