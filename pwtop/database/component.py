@@ -80,11 +80,14 @@ class DatabaseComponent:
 
     async def apply(self, recommendations: Sequence[Recommendation], dry_run: bool = True
                     ) -> list[ActionResult]:
+        from pwtop.database.advisor.validate import guard
         from pwtop.database.apply import apply_recommendations
 
         async with self._lock():
-            return await apply_recommendations(
-                self.path, list(recommendations), dry_run=dry_run,
+            # new indexes are first built and timed on a scratch copy (advisor.validate)
+            checked, chosen = await guard(self.path, list(recommendations), dry_run=dry_run)
+            return checked + await apply_recommendations(
+                self.path, chosen, dry_run=dry_run,
                 busy_timeout=self.settings.database.busy_timeout, backup=self.backup)
 
     async def benchmark(self) -> BenchmarkResult:

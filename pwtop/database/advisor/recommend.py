@@ -42,6 +42,14 @@ AGENT_TIMEOUT_S = 1.5
 
 _cache: dict[tuple, tuple[float, AdvisorReport]] = {}
 _cache_lock = threading.Lock()
+# recommendation id -> the report and workload it came from, for validate.guard()
+_origin: dict[str, tuple[AdvisorReport, list[WorkloadItem]]] = {}
+
+
+def origin(rec_id: str) -> tuple[AdvisorReport, list[WorkloadItem]] | None:
+    """The advisor report (and its workload) behind a recommendation made in this process."""
+    with _cache_lock:
+        return _origin.get(rec_id)
 
 
 def items_from_detail(d: DatabaseDetail, deadline: float) -> tuple[list[WorkloadItem],
@@ -130,8 +138,13 @@ def create_index_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     except PwtopError as exc:
         log.warning("index advice for %s: %s", d.path, exc.message)
         return
-    yield from recommendations(report, analyze_threshold=s.analyze_threshold,
-                               skipped=skipped)
+    recs = recommendations(report, analyze_threshold=s.analyze_threshold, skipped=skipped)
+    with _cache_lock:
+        for old in [k for k, (r, _) in _origin.items() if r.path == report.path]:
+            del _origin[old]
+        for rec in recs:
+            _origin[rec.id] = (report, items)
+    yield from recs
 
 
 def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,

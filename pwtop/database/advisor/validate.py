@@ -19,6 +19,7 @@ few seconds apart, with the same warm cache. The copy is deleted afterwards.
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import statistics
 import time
@@ -307,3 +308,127 @@ def _split(conn: sqlite3.Connection, statements: Sequence[tuple[str, str, Any, S
             continue
         reads.append((name, sql, params))
     return reads, writes
+
+
+# ---------------------------------------------------------------- before optimize applies
+
+
+GUARD_ID = "validate-indexes"
+MIN_SPEEDUP = 0.98   # below this the new indexes made the workload slower on the copy
+
+
+async def guard(path: str | Path, recs: Sequence[Any], *, dry_run: bool,
+                scratch: str | Path | None = None) -> tuple[list[Any], list[Any]]:
+    """Validate the chosen ``create_index`` recommendations before they are applied.
+
+    Returns (results to report first, recommendations still to apply). In a dry run the
+    plan only says that a validation will run. When the copy cannot be made (no space)
+    or the indexes made the workload slower, or are used by no statement, the
+    ``create_index`` recommendations, and the drops that depend on them, are withheld.
+    """
+    import asyncio
+
+    from pwtop.errors import PwtopError
+    from pwtop.model import ActionResult
+
+    creates = [r for r in recs if r.kind == "create_index"]
+    if not creates:
+        return [], list(recs)
+    if dry_run:
+        return [ActionResult(GUARD_ID, ok=True, dry_run=True, message=(
+            f"would first build {len(creates)} index(es) on a scratch copy (backup API, "
+            "free space checked), check that the plans change as predicted and measure the "
+            "workload's speed-up and the insert cost; the indexes are applied only if the "
+            "workload is not slower"))], list(recs)
+    t0 = time.monotonic()
+    try:
+        result = await asyncio.to_thread(_guard_sync, Path(path), list(recs), creates, scratch)
+    except PwtopError as exc:
+        result = None
+        why = exc.message
+    if result is None:
+        withheld = _dependent(recs, creates)
+        res = ActionResult(GUARD_ID, ok=False, dry_run=False, error="not validated",
+                           message=f"index changes not applied: cannot validate them on a "
+                                   f"scratch copy: {why}", duration_s=time.monotonic() - t0)
+        return [res], [r for r in recs if r.id not in withheld]
+    v, ok, why = result
+    before = {"workload_seconds": v.workload_before_s}
+    after = {"workload_seconds": v.workload_after_s}
+    if v.insert_before_per_s and v.insert_after_per_s:
+        before["insert_rows_per_second"] = v.insert_before_per_s
+        after["insert_rows_per_second"] = v.insert_after_per_s
+    message = f"validated on a scratch copy: {v.summary()}"
+    if not ok:
+        message = f"index changes not applied: {why}; {message}"
+    res = ActionResult(GUARD_ID, ok=ok, dry_run=False, executed=[f"on the copy: {s}"
+                                                                 for s in v.executed],
+                       before=before, after=after, message=message,
+                       error=None if ok else why, duration_s=time.monotonic() - t0)
+    if ok:
+        return [res], list(recs)
+    withheld = _dependent(recs, creates)
+    return [res], [r for r in recs if r.id not in withheld]
+
+
+def _dependent(recs: Sequence[Any], creates: Sequence[Any]) -> set[str]:
+    ids = {r.id for r in creates}
+    return ids | {r.id for r in recs if r.kind == "drop_index"
+                  and (r.evidence or {}).get("requires") in ids}
+
+
+def _index_bytes(report: Any) -> int:
+    """Bytes the new indexes will take (rows x entry bytes, from the sample), doubled for
+    the sort that builds them."""
+    total = 0.0
+    sampling = report.sampling
+    for a in report.creates:
+        s = sampling.tables.get(a.key.table) if sampling else None
+        if s is None or not s.rows_total:
+            continue
+        entry = sum(s.widths.get(c, 9.0) for c in a.key.names) + 12.0
+        total += s.rows_total * entry * 2
+    return int(total)
+
+
+def _guard_sync(path: Path, recs: list[Any], creates: list[Any],
+                scratch: str | Path | None) -> tuple[Validation, bool, str]:
+    from pwtop.database.advisor.recommend import origin
+
+    drops = [r for r in recs if r.kind == "drop_index"]
+    names = []
+    creates_sql = []
+    for r in creates:
+        m = re.match(r'\s*CREATE\s+INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?"((?:[^"]|"")+)"', r.action,
+                     re.I)
+        names.append(m.group(1).replace('""', '"') if m else r.id)
+        creates_sql.append((names[-1], r.action))
+    drop_names = [r.target for r in drops]
+    found = origin(creates[0].id)
+    statements: list[tuple[str, str, Any, Sequence[str]]] = []
+    table = None
+    if found is not None:
+        report, items = found
+        params = {it.name: it.params for it in items}
+        statements = [(q.name, q.sql, params.get(q.name), q.indexes_after)
+                      for q in report.queries]
+        shares = {a.key.table: a.insert_share for a in report.creates}
+        table = max(shares, key=lambda t: shares[t]) if shares else None
+        size = _index_bytes(report)
+    else:
+        size = path.stat().st_size  # unknown index sizes: room for a second copy
+    analyze = any(r.kind == "analyze" for r in recs)
+    v = validate(path, creates=creates_sql, drops=drop_names, statements=statements,
+                 analyze=analyze, insert_table=table or creates[0].target, scratch=scratch,
+                 extra_bytes=size)
+    used = {ix for c in v.checks for ix in c.actual}
+    unused = [n for n in names if n not in used]
+    if statements and unused:
+        return v, False, f"no statement uses {', '.join(unused)} on the copy"
+    if v.speedup_ratio is not None and v.speedup_ratio < MIN_SPEEDUP:
+        return v, False, (f"the workload got slower on the copy "
+                          f"({v.speedup_ratio:.2f}x)")
+    if not found:
+        v.notes.append("no prediction to compare with (recommendations made elsewhere): "
+                       "the indexes were built and timed only")
+    return v, True, ""
