@@ -305,6 +305,26 @@ async def test_unique_index_is_not_dropped(db):
     assert "only_unique" in index_names(db)
 
 
+async def test_a_drop_waits_for_the_index_that_replaces_it(db):
+    """A drop whose evidence names the index that covers it runs only while that index
+    exists; a new one is created first, and in a dry run counts as planned."""
+    new = rec("create_index", 'CREATE INDEX "ix_new" ON "wifi_detections" ("ssid", "bssid", '
+              '"channel")', rid="db-create-new")
+    drop = rec("drop_index", 'DROP INDEX "idx_wifi_ssid_bssid"', rid="db-drop-old",
+               evidence={"kept_index": "ix_new", "requires": "db-create-new"})
+    [alone] = await apply_recommendations(db, [drop], dry_run=False)
+    assert not alone.ok and "select db-create-new too" in alone.message
+    assert "idx_wifi_ssid_bssid" in index_names(db)
+    plan = await apply_recommendations(db, [drop, new], dry_run=True)
+    assert [(r.recommendation_id, r.ok) for r in plan] == [("db-create-new", True),
+                                                           ("db-drop-old", True)]
+    done = await apply_recommendations(db, [drop, new], dry_run=False)
+    assert [(r.recommendation_id, r.ok) for r in done] == [("db-create-new", True),
+                                                           ("db-drop-old", True)]
+    assert "ix_new" in index_names(db) and "idx_wifi_ssid_bssid" not in index_names(db)
+    assert done[0].after["table_index_count"] == done[0].before["table_index_count"] + 1
+
+
 async def test_missing_index_is_reported(db):
     [res] = await apply_recommendations(db, [rec("drop_index", "DROP INDEX nope")],
                                         dry_run=False)

@@ -41,13 +41,15 @@ from pwtop.units import human_bytes
 
 log = logging.getLogger("pwtop.database.apply")
 
-# Execution order when several actions are chosen: structural changes first, so that
-# VACUUM reclaims the pages of dropped indexes and ANALYZE sees the final set of
-# indexes; the checkpoint last, so that the main file holds everything at the end.
+# Execution order when several actions are chosen: new indexes before drops, so that a
+# drop whose queries move to a new index never leaves them without one (and a failed
+# CREATE stops the run before any drop); structural changes before VACUUM, so it reclaims
+# the dropped pages, and before ANALYZE, so it sees the final indexes; the checkpoint
+# last, so that the main file holds everything at the end.
 ORDER = {
     "enable_wal": 0,
-    "drop_index": 1,
-    "create_index": 2,
+    "create_index": 1,
+    "drop_index": 2,
     "incremental_vacuum": 3,
     "auto_vacuum_incremental": 4,
     "vacuum": 5,
@@ -266,6 +268,7 @@ class _Job:
         self.conn: sqlite3.Connection | None = None
         self.interrupted = False
         self.rebuilt_by: str | None = None  # the action of this run that already ran VACUUM
+        self.planned_indexes: set[str] = set()  # created earlier in this dry run
 
     def interrupt(self) -> None:
         self.interrupted = True
@@ -372,6 +375,8 @@ class _Job:
                     results.append(self._skip_vacuum(plan))
                 elif self.dry_run:
                     results.append(self._dry(plan, problem, backup))
+                    if plan.kind == "create_index" and results[-1].ok and plan.name:
+                        self.planned_indexes.add(plan.name)
                     if plan.kind == "auto_vacuum_incremental" and results[-1].ok:
                         self.rebuilt_by = plan.rec.id
                 elif stopped:
@@ -534,6 +539,16 @@ class _Job:
         if sql is None:
             raise _Stop(f"refused: {plan.name} is SQLite's own index for a PRIMARY KEY or "
                         "UNIQUE constraint; it cannot be dropped", "refused")
+        # The index is redundant only while the one that covers it exists (a new index
+        # from this run counts in a dry run, where it has not been built yet).
+        kept = (plan.rec.evidence or {}).get("kept_index")
+        if isinstance(kept, str) and kept and kept not in self.planned_indexes and \
+                not conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND "
+                                 "name = ?", (kept,)).fetchone():
+            requires = (plan.rec.evidence or {}).get("requires")
+            hint = f" (select {requires} too)" if requires else ""
+            raise _Stop(f"refused: {plan.name} is redundant only while {kept} exists, and "
+                        f"{kept} does not{hint}; nothing was run", "refused")
         info = {r[1]: r for r in conn.execute(f"PRAGMA index_list({quote(table)})")}
         mine = info.get(plan.name)
         if mine is not None and mine[2]:  # UNIQUE: dropping it may remove a constraint
