@@ -25,88 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import platform
 import statistics
 import sys
-import time
 
-from prometheus_client import CollectorRegistry, Histogram
-
-from pwtop.aio import AsyncOptimizer
-
-
-async def trivial() -> None:
-    return None
-
-
-async def run(ops: int, rounds: int) -> dict[str, list[float]]:
-    opt = AsyncOptimizer()
-    monitor = opt.monitor_operation
-    decorated = opt.operation("bench_deco")(trivial)
-    hist = Histogram("bench_op_seconds", "bench", registry=CollectorRegistry())
-    timer = hist.time
-
-    async def bare() -> None:
-        for _ in range(ops):
-            await trivial()
-
-    async def pwtop() -> None:
-        for _ in range(ops):
-            async with monitor("bench_op"):
-                await trivial()
-
-    async def pwtop_deco() -> None:
-        for _ in range(ops):
-            await decorated()
-
-    async def prometheus() -> None:
-        for _ in range(ops):
-            with timer():
-                await trivial()
-
-    variants = {"bare": bare, "pwtop": pwtop, "pwtop_deco": pwtop_deco,
-                "prometheus": prometheus}
-    for fn in variants.values():  # warm up (and create the per-name state)
-        await fn()
-    results: dict[str, list[float]] = {name: [] for name in variants}
-    names = list(variants)
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            gc.collect()
-            t0 = time.perf_counter_ns()
-            await variants[name]()
-            results[name].append((time.perf_counter_ns() - t0) / ops)
-    stats = opt.get_stats()["operations"]
-    assert stats["bench_op"]["count"] == ops * (rounds + 1), "every operation was counted"
-    await opt.close()
-    return results
-
-
-async def run_loop(iterations: int, rounds: int) -> dict[str, list[float]]:
-    from pwtop.aio import LoopMonitor
-
-    async def spin() -> None:
-        for _ in range(iterations):
-            await asyncio.sleep(0)
-
-    results: dict[str, list[float]] = {"loop, no monitor": [], "loop, monitor on": []}
-    for r in range(rounds):
-        order = list(results) if r % 2 else list(reversed(results))
-        for name in order:
-            monitor = None
-            if name.endswith("on"):
-                monitor = LoopMonitor(interval=0.25, block_threshold=0.1).start()
-                while monitor.started_at is None:
-                    await asyncio.sleep(0)
-            gc.collect()
-            t0 = time.perf_counter_ns()
-            await spin()
-            results[name].append((time.perf_counter_ns() - t0) / iterations)
-            if monitor is not None:
-                await monitor.stop()
-    return results
+from pwtop.aio.bench import paired as _paired, run, run_loop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def paired(name: str) -> float:
         """Median over rounds of (name - bare) / (prometheus - bare) within the round."""
-        return statistics.median(
-            (v - b) / (p - b) for v, b, p in zip(results[name], results["bare"],
-                                                  results["prometheus"]))
+        return _paired(results, name)
 
     print(f"python {platform.python_version()} on {platform.machine()} "
           f"({platform.processor() or platform.platform()}); {args.rounds} interleaved rounds "
