@@ -291,7 +291,7 @@ class History:
         return s
 
     def _set(self, state: str, message: str) -> None:
-        changed = (state, message) != (self._status.state, self._status.message)
+        changed = state != self._status.state  # not every new backlog count
         self._status.state, self._status.message = state, message
         if changed:
             level = logging.INFO if state in ("ok", "closed", "off") else logging.WARNING

@@ -153,13 +153,17 @@ class _Components:
         self.problems.pop(name, None)
         if message is not None:
             self.problems[name] = message
-        before = self._reported.get(name)
-        if message != before:
-            if message is not None:
-                print(f"pwtop: {name} unavailable: {message}", file=self.err, flush=True)
-            elif before is not None:
-                print(f"pwtop: {name} available again", file=self.err, flush=True)
-            self._reported[name] = message
+
+    def report(self) -> None:
+        """Say on stderr what became unavailable, or available again, since last time."""
+        for name in self.names:
+            message, before = self.problems.get(name), self._reported.get(name)
+            if message != before:
+                if message is not None:
+                    print(f"pwtop: {name} unavailable: {message}", file=self.err, flush=True)
+                elif before is not None:
+                    print(f"pwtop: {name} available again", file=self.err, flush=True)
+                self._reported[name] = message
 
     async def _one(self, name: str, component: Any) -> Snapshot | None:
         try:
@@ -284,6 +288,7 @@ async def _monitor(args: argparse.Namespace, settings: Settings, out: TextIO,
             if seq == 0 and comps.all_down():
                 raise PwtopError("nothing to monitor: " + "; ".join(
                     f"{n}: {comps.problems[n]}" for n in names))
+            comps.report()
             result = await watch.round(snaps)
             history_state = _report_history(result.history, history_state, err)
             output.row(_record(seq, wall, snaps, comps, result, watch))

@@ -1,0 +1,387 @@
+"""pwtop's history file: rollups, retention, size bound, chart queries, export, bad files.
+
+Every test writes a real SQLite file in tmp_path through the real code; time is a fake
+wall clock the test moves, so hours of samples take a moment. Only the full disk is
+simulated (see that test for why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pwtop import history as hist
+from pwtop.errors import PwtopError
+from pwtop.history import History, export, parse_duration, parse_since
+from pwtop.model import Snapshot
+
+T0 = 1_700_000_000 - 1_700_000_000 % 3600  # on the hour, so buckets are easy to check
+
+
+class WallClock:
+    def __init__(self, start: float = T0) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rows(path: Path, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture
+def clock() -> WallClock:
+    return WallClock()
+
+
+async def fill(h: History, clock: WallClock, seconds: int, every: float,
+               value=lambda t: t) -> None:
+    """Record ``x_seconds`` = value(t since T0) every ``every`` s for ``seconds`` s."""
+    n = int(seconds / every)
+    for i in range(n):
+        clock.now = T0 + i * every
+        await h.record({"x_seconds": value(i * every), "y_ratio": 0.5})
+
+
+async def test_rollups_hold_exact_min_avg_max_count_and_retention_drops_old_data(tmp_path,
+                                                                              clock):
+    path = tmp_path / "history.db"
+    h = History(path, raw_retention=3600, rollup_retention=2 * 86400, write_interval=60,
+                clock=clock)
+    assert (await h.open()).state == "ok"
+    await fill(h, clock, 3 * 3600, 10)  # 3 h, a sample every 10 s, value = seconds since T0
+    await h.flush()
+    # raw: only the last hour is kept (retention runs with the minute's write)
+    oldest_raw = rows(path, "SELECT min(t) FROM raw")[0][0] / 1000
+    assert T0 + 3 * 3600 - 3600 - 60 <= oldest_raw <= T0 + 2 * 3600
+    # 1-minute rollups: six samples each, exact figures
+    minutes = rows(path, "SELECT t, lo, hi, total, n FROM rollup_1m JOIN series s "
+                         "ON s.id = series WHERE s.name = 'x_seconds' ORDER BY t")
+    assert len(minutes) == 180
+    t, lo, hi, total, n = minutes[1]
+    assert (t, lo, hi, total / n, n) == ((T0 + 60) * 1000, 60, 110, 85, 6)
+    hours = rows(path, "SELECT t, lo, hi, total, n FROM rollup_1h JOIN series s "
+                       "ON s.id = series WHERE s.name = 'x_seconds' ORDER BY t")
+    assert [(t // 1000 - T0, lo, hi, n) for t, lo, hi, total, n in hours] == [
+        (0, 0, 3590, 360), (3600, 3600, 7190, 360), (7200, 7200, 10790, 360)]
+    assert hours[0][3] / hours[0][4] == sum(range(0, 3600, 10)) / 360
+    # three days later the rollups older than two days are gone, the new sample is kept
+    clock.now = T0 + 3 * 86400
+    await h.record({"x_seconds": 1.0})
+    await h.flush()
+    await h.maintain()
+    left = rows(path, "SELECT count(*) FROM rollup_1m")[0][0]
+    assert left == 1 and rows(path, "SELECT count(*) FROM rollup_1h")[0][0] == 1
+    await h.close()
+
+
+async def test_minutes_written_in_pieces_are_not_counted_twice(tmp_path, clock):
+    path = tmp_path / "history.db"
+    h = History(path, write_interval=1, clock=clock)
+    await fill(h, clock, 120, 0.5, value=lambda t: 1.0)  # a write every second
+    await h.close()
+    assert h.writes >= 100
+    assert rows(path, "SELECT n, total FROM rollup_1m JOIN series s ON s.id = series "
+                      "WHERE s.name = 'x_seconds'") == [(120, 120.0), (120, 120.0)]
+    assert rows(path, "SELECT n FROM rollup_1h JOIN series s ON s.id = series "
+                      "WHERE s.name = 'x_seconds'") == [(240,)]
+
+
+async def test_two_writers_merge_their_rollups(tmp_path, clock):
+    path = tmp_path / "history.db"
+    a, b = History(path, clock=clock), History(path, clock=clock)
+    for i in range(30):
+        clock.now = T0 + i
+        await a.record({"x_seconds": 1.0})
+        await b.record({"x_seconds": 3.0})
+    await a.close()
+    await b.close()
+    assert rows(path, "SELECT lo, hi, total / n, n FROM rollup_1m") == [(1.0, 3.0, 2.0, 60)]
+
+
+async def test_series_picks_the_resolution_by_range_and_merges_to_max_points(tmp_path, clock):
+    h = History(tmp_path / "history.db", raw_retention=6 * 3600, rollup_retention=30 * 86400,
+                clock=clock)
+    await fill(h, clock, 2 * 3600, 5)
+    now = clock.now
+    assert h.choose_resolution(now - hist.RANGES["5m"], now) == "raw"
+    assert h.choose_resolution(now - hist.RANGES["1h"], now) == "raw"
+    assert h.choose_resolution(now - hist.RANGES["24h"], now) == "1m"
+    assert h.choose_resolution(now - hist.RANGES["7d"], now) == "1h"
+    assert h.choose_resolution(now - 7 * 3600, now - 6 * 3600) == "1m"  # raw is gone there
+
+    five = await h.series("x_seconds", now - 300, now + 1)
+    assert five.resolution == "raw" and len(five.points) == 61
+    assert five.points[-1].t == now and five.points[-1].avg == now - T0
+    day = await h.series("x_seconds", now - 86400, now + 1)
+    assert day.resolution == "1m" and len(day.points) == 120
+    assert day.points[0].min == 0 and day.points[0].max == 55 and day.points[0].count == 12
+    week = await h.series("x_seconds", now - 7 * 86400, now + 1)
+    assert week.resolution == "1h" and [p.count for p in week.points] == [720, 720]
+
+    merged = await h.series("x_seconds", now + 1 - 3600, now + 1, max_points=10)
+    assert merged.resolution == "raw" and len(merged.points) == 10
+    assert merged.bucket_seconds == 360.0
+    assert [p.count for p in merged.points] == [72] * 10
+    assert merged.points[0].min == 3600 and merged.points[-1].max == now - T0
+    assert merged.points[0].avg == sum(range(3600, 3960, 5)) / 72
+    assert (await h.series("nope", now - 60, now)).note == "no samples of nope recorded yet"
+    assert sorted(await h.metrics()) == ["x_seconds", "y_ratio"]
+    with pytest.raises(ValueError):
+        await h.series("x_seconds", now - 60, now, resolution="5s")
+    await h.close()
+
+
+async def test_snapshots_are_recorded_by_metric_name(tmp_path, clock):
+    h = History(tmp_path / "history.db", clock=clock)
+    link = {"agent_connected": 1, "agent_disconnected_seconds": 0.0}
+    await h.record([Snapshot("async", metrics={**link, "async_loop_tasks": 12,
+                                                "async_operation_p99_seconds": None}),
+                    Snapshot("realtime", metrics={**link, "realtime_connections": 3})])
+    assert sorted(await h.metrics()) == ["agent_connected", "agent_disconnected_seconds",
+                                         "async_loop_tasks", "realtime_connections"]
+    points = (await h.series("agent_connected", T0 - 1, T0 + 1)).points
+    assert [(p.avg, p.count) for p in points] == [(1.0, 1)]  # once, not once per component
+    await h.close()
+
+
+async def test_the_file_stays_under_its_size_bound(tmp_path, clock):
+    path = tmp_path / "history.db"
+    h = History(path, raw_retention=86400, max_bytes=400_000, write_interval=60, clock=clock)
+    names = [f"m{i}_seconds" for i in range(20)]
+    for i in range(0, 4 * 3600, 2):
+        clock.now = T0 + i
+        await h.record({name: float(i) for name in names})
+    await h.close()
+    assert h.pruned_for_size > 0
+    with sqlite3.connect(path) as conn:
+        used = (conn.execute("PRAGMA page_count").fetchone()[0] -
+                conn.execute("PRAGMA freelist_count").fetchone()[0]) * \
+            conn.execute("PRAGMA page_size").fetchone()[0]
+        assert used <= 400_000
+        newest = conn.execute("SELECT max(t) FROM raw").fetchone()[0]
+        oldest = conn.execute("SELECT min(t) FROM raw").fetchone()[0]
+    assert newest == (T0 + 4 * 3600 - 2) * 1000  # the newest samples are never the ones cut
+    assert oldest > T0 * 1000
+    assert os.path.getsize(path) < 2 * 400_000  # free pages were given back
+
+
+# ---------------------------------------------------------------- bad files
+
+
+async def test_a_corrupted_file_is_moved_aside_and_recording_goes_on(tmp_path, clock):
+    path = tmp_path / "history.db"
+    garbage = os.urandom(8192)
+    path.write_bytes(garbage)
+    h = History(path, clock=clock)
+    status = await h.open()
+    assert status.state == "recovered" and status.ok
+    assert "was not a readable database" in status.message and "moved aside" in status.message
+    (aside,) = tmp_path.glob("history.db.corrupt-*")
+    assert aside.read_bytes() == garbage  # nothing of the person's data is destroyed
+    await h.record({"x_seconds": 1.0})
+    await h.close()
+    assert rows(path, "SELECT count(*) FROM raw") == [(1,)]
+
+
+async def test_a_file_that_is_another_database_is_left_alone(tmp_path, clock):
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE wifi_detections (id INTEGER PRIMARY KEY)")
+    before = path.read_bytes()
+    h = History(path, clock=clock)
+    status = await h.open()
+    assert status.state == "unavailable" and "not a pwtop history file" in status.message
+    await h.record({"x_seconds": 1.0})  # no error, nothing written
+    await h.close()
+    assert path.read_bytes() == before
+    with pytest.raises(PwtopError, match="not a pwtop history file"):
+        await export(path, io.StringIO())
+
+
+LOCKER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+conn.execute("BEGIN EXCLUSIVE")
+conn.execute("INSERT INTO series (name) VALUES ('held')")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_a_file_locked_by_another_process_pauses_recording_without_losing_samples(
+        tmp_path, clock):
+    path = tmp_path / "history.db"
+    async with History(path, clock=clock) as h:
+        await h.record({"x_seconds": 0.0})
+    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        h = History(path, write_interval=1, clock=clock)
+        status = await h.open()
+        assert status.state == "locked" and "locked by another process" in status.message
+        for i in range(1, 6):
+            clock.now = T0 + i
+            await h.record({"x_seconds": float(i)})  # never raises, never blocks for long
+        assert h.status.state == "locked" and h.status.pending_samples == 5
+    finally:
+        os.kill(locker.pid, signal.SIGKILL)
+        locker.wait(10)
+        locker.stdin.close()
+        locker.stdout.close()
+    clock.now = T0 + 10
+    await h.record({"x_seconds": 10.0})
+    assert h.status.state == "ok" and h.status.pending_samples == 0
+    await h.close()
+    assert [v for (v,) in rows(path, "SELECT value FROM raw ORDER BY t")] == [
+        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0]
+
+
+async def test_a_full_disk_pauses_recording_and_keeps_a_bounded_backlog(tmp_path, clock,
+                                                                      monkeypatch):
+    # A full disk cannot be produced safely here (no root to mount a small tmpfs, and
+    # filling the real disk would hurt everything else running), so the write is replaced
+    # by one that fails exactly as SQLite does on ENOSPC: OperationalError("database or
+    # disk is full") from inside the transaction.
+    path = tmp_path / "history.db"
+    h = History(path, write_interval=1, max_pending=50, clock=clock)
+    await h.open()
+    real_write = History._write
+
+    async def disk_full(self, *args):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(History, "_write", disk_full)
+    for i in range(40):
+        clock.now = T0 + i
+        await h.record({"x_seconds": float(i), "y_ratio": 0.5})
+    status = h.status
+    assert status.state == "full" and "is full" in status.message and not status.ok
+    assert status.pending_samples == 50 and status.dropped_samples == 30  # oldest dropped
+    monkeypatch.setattr(History, "_write", real_write)
+    clock.now = T0 + 41  # before the retry time: still paused, no write attempted
+    await h.record({"x_seconds": 41.0})
+    assert h.status.state == "full"
+    clock.now = T0 + 40 + hist.RETRY_INTERVAL
+    await h.record({"x_seconds": 99.0})
+    assert h.status.state == "ok" and h.status.pending_samples == 0
+    await h.close()
+    kept = [v for (v,) in rows(path, "SELECT value FROM raw JOIN series s ON s.id = series "
+                                     "WHERE s.name = 'x_seconds' ORDER BY t")]
+    # 41.0 and 99.0 each pushed one more of the oldest out (x at 15 s, then y at 15 s)
+    assert kept[-2:] == [41.0, 99.0] and kept[0] == 16.0
+    assert h.status.dropped_samples == 32
+    # the rollups missed nothing: they are accumulated in memory, not from the backlog
+    assert rows(path, "SELECT sum(n) FROM rollup_1m JOIN series s ON s.id = series "
+                      "WHERE s.name = 'x_seconds'") == [(42,)]
+
+
+async def test_an_unwritable_location_is_reported_not_raised(tmp_path, clock):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    h = History(blocker / "history.db", clock=clock)  # a file where a directory is needed
+    status = await h.open()
+    assert status.state == "unavailable" and "cannot create the history file" in status.message
+    await h.record({"x_seconds": 1.0})
+    assert (await h.series("x_seconds", T0 - 1, T0 + 1)).note.startswith("history unavailable")
+    await h.close()
+
+
+async def test_history_off_records_nothing(tmp_path, clock):
+    h = History(tmp_path / "history.db", enabled=False, clock=clock)
+    assert (await h.open()).state == "off"
+    await h.record({"x_seconds": 1.0})
+    await h.close()
+    assert not (tmp_path / "history.db").exists()
+
+
+# ---------------------------------------------------------------- export
+
+
+async def test_export_uses_the_finest_data_kept_for_each_stretch(tmp_path, clock):
+    path = tmp_path / "history.db"
+    h = History(path, raw_retention=600, write_interval=60, clock=clock)
+    await fill(h, clock, 1800, 30)  # 30 min every 30 s; raw kept for the last 10 min
+    await h.close()
+    before = path.read_bytes()
+    out = io.StringIO()
+    n = await export(path, out)
+    table = list(csv.reader(io.StringIO(out.getvalue())))
+    assert table[0] == list(hist.EXPORT_FIELDS)
+    assert len(table) == n + 1
+    data = [r for r in table[1:] if r[1] == "x_seconds"]
+    kinds = [r[2] for r in data]
+    assert kinds == sorted(kinds, key=["1m", "raw"].index)  # minutes first, then samples
+    minute_rows = [r for r in data if r[2] == "1m"]
+    assert minute_rows[0][:2] == [hist.iso(T0), "x_seconds"]
+    assert [float(x) for x in minute_rows[0][3:6]] == [15.0, 0.0, 30.0]
+    assert minute_rows[0][6] == "2"
+    raw = [r for r in data if r[2] == "raw"]
+    assert float(raw[-1][3]) == 1770.0
+    times = [r[0] for r in data]
+    assert times == sorted(times)
+    assert path.read_bytes() == before  # read-only
+
+    out = io.StringIO()
+    await export(path, out, since=T0 + 1740, format="json")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {(x["metric"], x["value"]) for x in lines} == {
+        ("x_seconds", 1740.0), ("x_seconds", 1770.0), ("y_ratio", 0.5)}
+    assert all(x["resolution"] == "raw" and x["count"] == 1 for x in lines)
+    assert lines[0]["time"] == hist.iso(T0 + 1740) and lines[0]["t"] == T0 + 1740
+
+
+async def test_export_of_a_missing_or_corrupted_file_is_one_line(tmp_path):
+    with pytest.raises(PwtopError, match="no history recorded yet") as missing:
+        await export(tmp_path / "none.db", io.StringIO())
+    assert missing.value.exit_code == 1
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"\x00garbage" * 1000)
+    with pytest.raises(PwtopError, match="not a readable database"):
+        await export(bad, io.StringIO())
+
+
+# ---------------------------------------------------------------- time arguments
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("90", 90), ("90s", 90), ("30m", 1800), ("1h", 3600), ("2d", 172800), ("1w", 604800),
+    ("1h30m", 5400), ("1.5h", 5400), ("250ms", 0.25), (45, 45.0)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "1x", "-5", "h", "1h then", "nan"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_since_takes_iso_times_and_durations():
+    now = 1_700_000_000.0
+    assert parse_since("1h", now) == now - 3600
+    assert parse_since("2023-11-14T22:13:20Z", now) == 1_700_000_000.0
+    assert parse_since("2023-11-14T22:13:20+00:00", now) == 1_700_000_000.0
+    assert parse_since("2023-11-14", now) < now
+    with pytest.raises(PwtopError) as bad:
+        parse_since("yesterday", now)
+    assert "\n" not in bad.value.message
+    assert bad.value.message.startswith("--since 'yesterday': expected an ISO-8601 time")
+
+
+def test_asyncio_is_not_needed_to_parse(tmp_path):
+    assert asyncio.iscoroutinefunction(History.record)

@@ -1,0 +1,209 @@
+"""`pwtop monitor` and `pwtop history export` through the real command line.
+
+The formats are checked through ``pwtop.cli.main`` in-process; Ctrl-C and SIGTERM go to a
+real ``python -m pwtop monitor`` subprocess, by pid, as a terminal or systemd would send
+them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pwtop.cli import main
+from pwtop.metric_names import names_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> dict[str, str]:
+    values = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state"),
+              "XDG_DATA_HOME": str(tmp_path / "data"), "PW_DB_PATH": str(tmp_path / "absent.db")}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
+    child = dict(os.environ)
+    child["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), child.get("PYTHONPATH")]))
+    return child
+
+
+def history_file(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "pwtop" / "history.db"
+
+
+def config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "pwtop.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_table_prints_a_header_and_one_row_per_interval(env, tmp_path, capsys):
+    code = main(["monitor", "-c", "system", "--duration", "0.5", "--interval", "0.2"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["time", "cpu", "mem", "temp", "disk.free", "alerts"]
+    assert len(lines) == 1 + 3  # rounds at 0, 0.2 and 0.4 s
+    for line in lines[1:]:
+        assert line[2] == ":" and "%" in line and ("GiB" in line or "MiB" in line)
+    series = sqlite3.connect(history_file(tmp_path)).execute(
+        "SELECT name FROM series").fetchall()
+    assert ("system_memory_used_ratio",) in series  # recorded into the history
+
+
+def test_json_lines_hold_every_metric_alerts_and_history_state(env, tmp_path, capsys):
+    assert main(["monitor", "-c", "system", "--duration", "0.3", "--interval", "0.1",
+                 "--format", "json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["seq"] for r in records] == [0, 1, 2]
+    first = records[0]
+    assert first["metrics"]["system_memory_total_bytes"] > 0
+    assert set(first["metrics"]) | set(first["unavailable"]) <= set(names_for(["system"]))
+    assert first["components"] == {"system": {"ok": True, "problem": None}}
+    assert first["events"] == [] and first["active"] == [] and first["responses"] == []
+    assert first["history"] == "ok"
+    assert first["time"].endswith("Z") and records[1]["t"] > first["t"]
+
+
+def test_csv_has_a_header_of_every_metric_name_and_one_row_per_round(env, tmp_path, capsys,
+                                                                     demo_db):
+    assert main(["--db", str(demo_db), "monitor", "-c", "database", "-c", "system",
+                 "--duration", "0", "--format", "csv"]) == 0
+    table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    header = table[0]
+    assert header == ["time", *names_for(["database", "system"]), "alerts"]
+    assert len(table) == 2  # --duration 0: one round
+    row = dict(zip(header, table[1]))
+    assert int(row["database_tables"]) > 5 and float(row["system_memory_used_ratio"]) > 0
+    assert row["database_cache_hit_ratio"] == ""  # never measured: empty, not a number
+    assert "database_stale_statistics" in row["alerts"]  # the demo file has no sqlite_stat1
+
+
+def test_a_critical_alert_makes_the_exit_status_3(env, tmp_path, capsys):
+    path = config(tmp_path, """
+[[alerts.rules]]
+name = "always"
+metric = "system_memory_total_bytes"
+op = ">"
+critical = 0
+title = "memory exists"
+""")
+    code = main(["--config", path, "monitor", "-c", "system", "--duration", "0"])
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "FIRED critical always: memory exists: system_memory_total_bytes" in out
+    warn = config(tmp_path, '[[alerts.rules]]\nname = "w"\nmetric = '
+                            '"system_memory_total_bytes"\nwarning = 0\n')
+    assert main(["--config", warn, "monitor", "-c", "system", "--duration", "0"]) == 0
+
+
+def test_an_unavailable_component_is_reported_once_and_not_fatal(env, tmp_path, capsys):
+    code = main(["--db", str(tmp_path / "missing.db"), "monitor", "-c", "system", "-c",
+                 "database", "--duration", "0.4", "--interval", "0.1"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err.count("database unavailable") == 1 and err.count("\n") == 1
+    assert "missing.db: no such database file" in err
+    rows = out.splitlines()[1:]
+    assert len(rows) == 4 and all(row.split()[-4:] == ["n/a"] * 4 for row in rows)
+
+
+def test_nothing_to_monitor_is_one_line_and_exit_2(env, tmp_path, capsys):
+    code = main(["--db", str(tmp_path / "missing.db"), "monitor", "-c", "database",
+                 "--duration", "5"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("pwtop: nothing to monitor: database: ") and err.count("\n") == 1
+    assert "missing.db: no such database file" in err
+
+
+def test_history_off_records_nothing(env, tmp_path, capsys):
+    path = config(tmp_path, "[history]\nenabled = false\n")
+    assert main(["--config", path, "monitor", "-c", "system", "--duration", "0",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["history"] == "off"
+    assert not history_file(tmp_path).exists()
+
+
+def test_a_corrupted_history_file_is_reported_and_monitoring_goes_on(env, tmp_path, capsys):
+    file = history_file(tmp_path)
+    file.parent.mkdir(parents=True)
+    file.write_bytes(b"not a database" * 100)
+    assert main(["monitor", "-c", "system", "--duration", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert "pwtop: history recovered: " in err and "moved aside" in err
+    assert len(out.splitlines()) == 2
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--interval", "0"], "--interval 0: must be more than 0 seconds"),
+    (["--duration", "-1"], "--duration -1: must be 0 seconds or more"),
+])
+def test_bad_intervals_are_one_line(env, capsys, argv, expected):
+    assert main(["monitor", "-c", "system", *argv]) == 2
+    assert capsys.readouterr().err == f"pwtop: {expected}\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_cleanly_with_a_whole_last_line(env, tmp_path, sig):
+    proc = subprocess.Popen([sys.executable, "-m", "pwtop", "monitor", "-c", "system",
+                             "--interval", "0.2", "--format", "json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = [proc.stdout.readline(), proc.stdout.readline()]
+        assert all(json.loads(line)["metrics"] for line in seen)
+        os.kill(proc.pid, sig)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert err == ""
+    assert rest == "" or rest.endswith("\n")
+    records = [json.loads(line) for line in seen + rest.splitlines()]  # every line whole
+    # Every round printed was recorded, the last ones on the way out: the batch interval
+    # (10 s) had not come round again since the first write.
+    with sqlite3.connect(history_file(tmp_path)) as conn:
+        rounds = conn.execute("SELECT count(DISTINCT t) FROM raw").fetchone()[0]
+    assert rounds == len(records) >= 2
+
+
+def test_history_export_after_monitor(env, tmp_path, capsys):
+    assert main(["monitor", "-c", "system", "--duration", "0"]) == 0
+    capsys.readouterr()
+    assert main(["history", "export", "--since", "1h"]) == 0
+    table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert table[0] == ["time", "metric", "resolution", "value", "min", "max", "count"]
+    assert any(r[1] == "system_memory_total_bytes" and r[2] == "raw" for r in table[1:])
+    assert main(["history", "export", "--format", "json", "--since",
+                 "2000-01-01T00:00:00Z"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines and all(x["resolution"] == "raw" for x in lines)
+    assert main(["history", "export", "--since", "2999-01-01"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "time,metric,resolution,value,min,max,count"]
+
+
+@pytest.mark.parametrize("since", ["yesterday", "10 parsecs", "2024-13-45", "1h ago"])
+def test_since_in_a_wrong_format_is_one_line_exit_2(env, capsys, since):
+    assert main(["history", "export", "--since", since]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"pwtop: --since {since!r}: expected an ISO-8601 time")
+
+
+def test_history_export_without_a_history_file(env, tmp_path, capsys):
+    assert main(["history", "export"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no history recorded yet" in err
