@@ -8,9 +8,13 @@ accumulated in memory as samples arrive and merged into the file with an upsert,
 nothing is ever re-read to build them, and two pwtop processes recording into the same
 file merge rather than overwrite each other's minutes.
 
-Samples are written in batches, every ``write_interval`` seconds: one transaction per
-second would rewrite each series' b-tree page every second, which an SD card pays for
-in wear (``bench/bench_history.py`` measures both). A crash loses at most that interval.
+Rows are keyed by (time, series), so a write appends at the end of each b-tree and
+touches a few pages whatever the number of series; a chart reads one time range and
+keeps its series. Samples are written in batches, every ``write_interval`` seconds:
+each commit rewrites the last, partly filled pages (in the WAL, then again at the
+checkpoint), which an SD card pays for in wear. ``bench/bench_history.py`` measures the
+bytes written per interval and the file size per series per day. A crash loses at most
+one interval of raw samples and of the current minute's rollup.
 
 History is never a reason for pwtop to stop. A file that is not a database (garbage
 bytes, a torn copy) is moved aside and a fresh one started; a file locked by another
@@ -54,8 +58,10 @@ RESOLUTIONS = ("raw", "1m", "1h")
 #: The chart ranges the TUI offers, in seconds.
 RANGES: dict[str, float] = {"5m": 300.0, "1h": 3600.0, "24h": 86400.0, "7d": 604800.0}
 #: Longest span ``series(resolution="auto")`` answers from raw samples, then from 1-minute
-#: rollups; anything longer comes from 1-hour rollups.
-RAW_SPAN, MINUTE_SPAN = 3600.0, 2 * 86400.0
+#: rollups; anything longer comes from 1-hour rollups. An hour of raw samples of 100
+#: series is 360,000 rows to read for one chart (60 ms here, several times that on a
+#: Pi); an hour of minutes is 60 points, enough for a terminal-wide chart.
+RAW_SPAN, MINUTE_SPAN = 900.0, 2 * 86400.0
 #: Samples (one metric at one time) kept in memory while the file cannot be written.
 MAX_PENDING = 200_000
 BUSY_TIMEOUT = 0.25
@@ -67,18 +73,18 @@ PRUNE_TO = 0.8
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS raw (
-    series INTEGER NOT NULL, t INTEGER NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (series, t)) WITHOUT ROWID;
+    t INTEGER NOT NULL, series INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (t, series)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_1m (
-    series INTEGER NOT NULL, t INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
-    total REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (series, t)) WITHOUT ROWID;
+    t INTEGER NOT NULL, series INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+    total REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (t, series)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_1h (
-    series INTEGER NOT NULL, t INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
-    total REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (series, t)) WITHOUT ROWID;
+    t INTEGER NOT NULL, series INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+    total REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (t, series)) WITHOUT ROWID;
 """
 
-UPSERT = ("INSERT INTO {table} (series, t, lo, hi, total, n) VALUES (?, ?, ?, ?, ?, ?) "
-          "ON CONFLICT (series, t) DO UPDATE SET lo = min(lo, excluded.lo), "
+UPSERT = ("INSERT INTO {table} (t, series, lo, hi, total, n) VALUES (?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT (t, series) DO UPDATE SET lo = min(lo, excluded.lo), "
           "hi = max(hi, excluded.hi), total = total + excluded.total, n = n + excluded.n")
 
 TABLES = {"raw": "raw", "1m": "rollup_1m", "1h": "rollup_1h"}
@@ -490,12 +496,13 @@ class History:
                     ids = {name: sid async for sid, name in cur}
             else:
                 ids = self._ids
-            await db.executemany("INSERT OR REPLACE INTO raw (series, t, value) VALUES (?, ?, ?)",
-                                 [(ids[n], t, v) for n, t, v in raw])
+            await db.executemany("INSERT OR REPLACE INTO raw (t, series, value) VALUES (?, ?, ?)",
+                                 [(t, ids[n], v) for n, t, v in raw])
             for table, accs in (("rollup_1m", minutes), ("rollup_1h", hours)):
                 await db.executemany(UPSERT.format(table=table),
-                                     [(ids[n], t, a.lo, a.hi, a.total, a.n)
-                                      for (n, t), a in accs.items()])
+                                     [(t, ids[n], a.lo, a.hi, a.total, a.n)
+                                      for (n, t), a in sorted(accs.items(),
+                                                              key=lambda kv: kv[0][1])])
             await db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):
@@ -542,8 +549,8 @@ class History:
             for table, keep in (("raw", self.raw_retention),
                                 ("rollup_1m", self.rollup_retention),
                                 ("rollup_1h", self.rollup_retention)):
-                await db.execute(f"DELETE FROM {table} WHERE series IN (SELECT id FROM "
-                                 f"series) AND t < ?", (now_ms - int(keep * 1000),))
+                await db.execute(f"DELETE FROM {table} WHERE t < ?",
+                                 (now_ms - int(keep * 1000),))
             await self._bound_size()
             page, free, pages = await self._pages()
             if pages and free > pages * 0.1:
@@ -579,17 +586,14 @@ class History:
                 oldest, newest = span
                 # The oldest quarter of what the table holds (at least its oldest bucket).
                 cut = oldest + max((newest - oldest) // 4, 1)
-                await self._db.execute(f"DELETE FROM {table} WHERE series IN (SELECT id "
-                                       f"FROM series) AND t < ?", (cut,))
+                await self._db.execute(f"DELETE FROM {table} WHERE t < ?", (cut,))
                 self.pruned_for_size += 1
         if await self._used_bytes() > self.max_bytes:
             log.warning("history %s is still above max_bytes after pruning", self.path)
 
     async def _span(self, table: str) -> tuple[int, int] | None:
         row = await (await self._db.execute(
-            f"SELECT min((SELECT t FROM {table} WHERE series = s.id ORDER BY t LIMIT 1)), "
-            f"max((SELECT t FROM {table} WHERE series = s.id ORDER BY t DESC LIMIT 1)) "
-            f"FROM series AS s")).fetchone()
+            f"SELECT (SELECT min(t) FROM {table}), (SELECT max(t) FROM {table})")).fetchone()
         return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
     def file_bytes(self) -> int | None:
@@ -618,7 +622,7 @@ class History:
                 return [name async for (name,) in cur]
 
     def choose_resolution(self, since: float, until: float) -> str:
-        """raw up to an hour back (while raw samples are kept), 1m up to two days, else 1h."""
+        """raw up to 15 minutes (while raw samples are kept), 1m up to two days, else 1h."""
         now = self.clock()
         span = until - since
         if span <= RAW_SPAN and since >= now - self.raw_retention:
@@ -762,9 +766,7 @@ async def _export_rows(db: Any, out: TextIO, since: float | None, until: float |
     hi_ms = 2 ** 62 if until is None else int(until * 1000)
 
     async def oldest(table: str) -> int | None:
-        row = await (await db.execute(
-            f"SELECT min((SELECT t FROM {table} WHERE series = s.id ORDER BY t LIMIT 1)) "
-            f"FROM series AS s")).fetchone()
+        row = await (await db.execute(f"SELECT min(t) FROM {table}")).fetchone()
         return row[0] if row else None
 
     raw_from, minute_from = await oldest("raw"), await oldest("rollup_1m")
@@ -787,7 +789,7 @@ async def _export_rows(db: Any, out: TextIO, since: float | None, until: float |
         cols = "x.value, x.value, x.value, 1" if table == "raw" else "x.total, x.lo, x.hi, x.n"
         sql = (f"SELECT x.t, s.name, {cols} FROM {table} AS x JOIN series AS s "
                f"ON s.id = x.series WHERE x.t >= ? AND x.t < ? AND x.t + {width} <= ?"
-               f"{names} ORDER BY x.t, s.name")
+               f"{names} ORDER BY x.t, x.series")
         async with db.execute(sql, (lo_ms, hi_ms, before, *(metrics or []))) as cur:
             async for t, name, total, low, high, n in cur:
                 avg = total / n

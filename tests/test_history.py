@@ -117,7 +117,8 @@ async def test_series_picks_the_resolution_by_range_and_merges_to_max_points(tmp
     await fill(h, clock, 2 * 3600, 5)
     now = clock.now
     assert h.choose_resolution(now - hist.RANGES["5m"], now) == "raw"
-    assert h.choose_resolution(now - hist.RANGES["1h"], now) == "raw"
+    assert h.choose_resolution(now - hist.RANGES["1h"], now) == "1m"
+    assert h.choose_resolution(now - 900, now) == "raw"
     assert h.choose_resolution(now - hist.RANGES["24h"], now) == "1m"
     assert h.choose_resolution(now - hist.RANGES["7d"], now) == "1h"
     assert h.choose_resolution(now - 7 * 3600, now - 6 * 3600) == "1m"  # raw is gone there
@@ -131,7 +132,8 @@ async def test_series_picks_the_resolution_by_range_and_merges_to_max_points(tmp
     week = await h.series("x_seconds", now - 7 * 86400, now + 1)
     assert week.resolution == "1h" and [p.count for p in week.points] == [720, 720]
 
-    merged = await h.series("x_seconds", now + 1 - 3600, now + 1, max_points=10)
+    merged = await h.series("x_seconds", now + 1 - 3600, now + 1, resolution="raw",
+                            max_points=10)
     assert merged.resolution == "raw" and len(merged.points) == 10
     assert merged.bucket_seconds == 360.0
     assert [p.count for p in merged.points] == [72] * 10
