@@ -307,10 +307,7 @@ async def test_the_metric_names_are_the_ones_the_components_and_metrics_endpoint
     families |= {f + "_total" for f in families} | {f + "_bucket" for f in families}
     wanted = {name for expr in PROMETHEUS.values()
               for name in re.findall(r"pwtop_[a-z0-9_]+", expr)}
-    # Families that only exist once something happened (an error, a drop, 10 s of loop
-    # history, an SSE client in a given state) may be absent from one scrape; the rest
-    # must be there.
-    optional = {"pwtop_operation_errors_total", "pwtop_loop_busy_ratio", "pwtop_sse_messages_dropped_total",
-                "pwtop_sse_slow_consumers", "pwtop_sse_sent_bytes_total",
-                "pwtop_sse_messages_sent_total", "pwtop_sse_connections"}
+    # Families that only exist once something happened (an operation failed, the loop
+    # has 10 s of history) may be absent from one scrape; the rest must be there.
+    optional = {"pwtop_operation_errors_total", "pwtop_loop_busy_ratio"}
     assert sorted(wanted - families - optional) == []

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def env(tmp_path, monkeypatch) -> dict[str, str]:
-    values = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state"),
+    values = {"XDG_CONFIG_HOME": str(tmp_path / "config"),
+              "XDG_STATE_HOME": str(tmp_path / "state"),
               "XDG_DATA_HOME": str(tmp_path / "data"), "PW_DB_PATH": str(tmp_path / "absent.db")}
     for key, value in values.items():
         monkeypatch.setenv(key, value)

@@ -269,7 +269,8 @@ class ResponseManager:
         try:
             results: list[ActionResult] = await component.apply([rec], dry_run=False)
         except Exception as exc:  # whatever a component raises, pwtop keeps watching
-            results = [ActionResult(rec.id, ok=False, dry_run=False, error=f"{type(exc).__name__}: {exc}")]
+            results = [ActionResult(rec.id, ok=False, dry_run=False,
+                                    error=f"{type(exc).__name__}: {exc}")]
         result = results[0] if results else ActionResult(rec.id, ok=False, dry_run=False,
                                                          error="no result")
         message = result.message if result.ok else (result.error or "failed")
