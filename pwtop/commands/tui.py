@@ -27,14 +27,14 @@ def apply_overrides(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    apply_overrides(args, settings)
     import sys
 
+    apply_overrides(args, settings)
+    from pwtop.tui.app import PwtopApp
+
+    app = PwtopApp(settings)  # checks the theme before the terminal is taken over
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise PwtopError("the full-screen monitor needs a terminal (stdin and stdout are not "
                          "a tty); for scripts use 'pwtop monitor' or 'pwtop analyze'")
-    from pwtop.tui.app import PwtopApp
-
-    app = PwtopApp(settings)
     result = app.run()
     return int(result or app.return_code or 0)

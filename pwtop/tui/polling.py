@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
@@ -44,8 +45,13 @@ class Poller:
 
     def __init__(self, name: str, component: Any, interval: float,
                  on_result: Callable[[PollResult], None], *, min_gap: float = 0.05,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 epoch: float | None = None) -> None:
         self.name = name
+        # Pollers that share an epoch start their polls on one grid (multiples of their
+        # intervals from it), so polls of different components finish together and the
+        # screen is drawn once for all of them.
+        self.epoch = epoch
         self.component = component
         self._interval = float(interval)
         self.on_result = on_result
@@ -143,6 +149,10 @@ class Poller:
         if self.failures:
             return min(self._interval * 2 ** min(self.failures, 10), max(MAX_BACKOFF_S,
                                                                          self._interval))
+        if self.epoch is not None and self._interval > 0:
+            now = self.clock()
+            ticks = math.floor((now + self.min_gap - self.epoch) / self._interval) + 1
+            return self.epoch + ticks * self._interval - now
         return max(self.min_gap, self._interval - elapsed)
 
     def _cancel_timer(self) -> None:

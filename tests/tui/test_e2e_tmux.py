@@ -1,8 +1,10 @@
 """pwtop in real terminals: tmux (start, switch tabs, quit; the session killed under it)
 and a bare pseudo-terminal whose far end closes without any signal (SSH dropped).
 
-Each run gets its own XDG directories, a tmux session named with a uuid and is stopped by
-pid in a ``finally``; nothing forces TERM (tmux sets its own).
+Each run gets its own XDG directories and its own tmux server (a private socket, so that
+other tmux users on the machine neither disturb it nor are disturbed), a session named
+with a uuid, and is stopped by pid in a ``finally``; nothing forces TERM (tmux sets its
+own).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def wait_until(check, what: str, timeout: float = TIMEOUT) -> None:
 class Tmux:
     def __init__(self, tmp_path: Path, db: Path, size=(100, 30)) -> None:
         self.name = f"pwtop-e2e-{uuid.uuid4().hex}"
+        self.tmux = ["tmux", "-L", self.name]
         self.pidfile = tmp_path / "pwtop.pid"
         env = env_for(tmp_path)
         inner = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "pwtop", "--db",
@@ -70,19 +73,19 @@ class Tmux:
         exports = " ".join(f"{k}={shlex.quote(env[k])}" for k in (
             "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "PYTHONPATH"))
         script = f"echo $$ > {shlex.quote(str(self.pidfile))}; export {exports}; exec {inner}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]),
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", self.name, "-x", str(size[0]),
                         "-y", str(size[1]), "sh", "-c", script], check=True, env=env)
         wait_until(lambda: self.pidfile.exists() and self.pidfile.read_text().strip(),
                    "the pid file")
         self.pid = int(self.pidfile.read_text())
 
     def screen(self) -> str:
-        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+        out = subprocess.run([*self.tmux, "capture-pane", "-p", "-t", self.name],
                              capture_output=True, text=True)
         return out.stdout
 
     def send(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def wait_for(self, *texts: str) -> str:
         seen = [""]
@@ -97,9 +100,11 @@ class Tmux:
         return seen[0]
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-session", "-t", self.name], capture_output=True)
         if alive(self.pid):
             os.kill(self.pid, signal.SIGKILL)
+        # the private server of this test only (its socket is named after the session)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
 TABS = "Overview  Database  Async  Realtime  System  Alerts"
@@ -128,7 +133,7 @@ def test_killing_the_terminal_ends_pwtop(tmp_path, demo_db):
     term = Tmux(tmp_path, demo_db)
     try:
         term.wait_for(TABS)
-        subprocess.run(["tmux", "kill-session", "-t", term.name], check=True)
+        subprocess.run([*term.tmux, "kill-session", "-t", term.name], check=True)
         wait_until(lambda: not alive(term.pid), "pwtop to exit after its terminal died",
                    timeout=10)
     finally:

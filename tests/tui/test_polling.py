@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from pwtop.errors import TargetError
 from pwtop.model import Snapshot
 from pwtop.tui.polling import Poller, PollResult
@@ -173,3 +175,17 @@ async def test_interval_change_rearms_a_waiting_poller():
     await gate.entered.wait()
     await results.next()
     await poller.stop()
+
+
+def test_pollers_sharing_an_epoch_start_on_one_grid():
+    now = [100.0]
+    fast = Poller("a", None, interval=1.0, on_result=lambda r: None, clock=lambda: now[0],
+                  epoch=100.0)
+    slow = Poller("b", None, interval=2.0, on_result=lambda r: None, clock=lambda: now[0],
+                  epoch=100.0)
+    now[0] = 100.3  # each finished its first poll at a different moment
+    assert fast._next_delay(0.3) == pytest.approx(0.7)  # next at 101
+    now[0] = 100.45
+    assert slow._next_delay(0.45) == pytest.approx(1.55)  # next at 102, with the fast one
+    now[0] = 101.98  # finished just before a tick: the next one, not a back-to-back poll
+    assert fast._next_delay(0.98) == pytest.approx(1.02)

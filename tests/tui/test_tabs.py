@@ -70,12 +70,12 @@ async def test_system_tab_figures_notes_and_charts(make_app):
         await pilot.pause()
         assert len(app.main.query("#system-charts TimeChart")) == 4
         screen = text_of(app)
-        for expected in ("CPU", "12.0 %", "4 CPU(s): 10% 20% 30% 40% · load 0.50 0.40 0.30",
-                         "2.4 GiB available of 4.0 GiB", "51.0 °C",
+        for expected in ("CPU", "12.0 %", "cpu: 4 CPU(s): 10% 20% 30% 40% · load 0.50 0.40 0.30",
+                         "memory: 2.4 GiB available of 4.0 GiB", "51.0 °C",
                          "throttling: none now (since boot: under-voltage, throttled)",
                          "disk write", "20.0 KiB/s", "ext4 on / (/dev/mmcblk0p2)",
-                         "interfaces: eth0, wlan0",
-                         "app process: python (pid 4242, found by process_match 'piwardrive')",
+                         "network: interfaces eth0, wlan0",
+                         "app: python (pid 4242, found by process_match 'piwardrive')",
                          "12 threads", "CPU and memory, %", "CPU temperature, °C"):
             assert expected in screen, expected
 
@@ -128,3 +128,41 @@ async def test_tables_update_cells_in_place(make_app, monkeypatch):
         await settle(app, pilot, polls=2, names=["database"])
         assert counts["add_row"] == added and counts["remove_row"] == 0
         assert counts["clear"] == 0 and counts["update_cell"] >= 1
+
+
+async def test_an_agent_link_that_is_down_reads_not_connected_and_polls_slower(make_app):
+    from conftest import FakeComponent
+
+    from pwtop.tui.app import LINK_DOWN_INTERVAL_S
+
+    down = FakeComponent("async", {"agent_connected": 0}, unavailable={
+        "agent": "not connected: agent ws://127.0.0.1:9 refused the connection",
+        "async_operations_per_second": "not connected to the agent"})
+    app = make_app(fake_factories(**{"async": lambda s: down}))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        screen = text_of(app)
+        assert "Async: not connected" in screen
+        assert "agent ws://127.0.0.1:9 refused the connection" in screen
+        assert "agent:down" in screen
+        assert app.pollers["async"].interval == max(LINK_DOWN_INTERVAL_S, app.view.interval)
+
+
+async def test_agent_components_are_not_loaded_without_anything_to_reach(make_app, settings,
+                                                                          tmp_path):
+    from pwtop.tui.app import default_factories
+
+    settings.target.database = str(tmp_path / "missing.db")
+    app = make_app(None)
+    app.factories = default_factories()
+    app._real_components = True
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot, names=["system"])
+        assert "async" not in app.components and "realtime" not in app.components
+        await pilot.press("3")
+        await pilot.pause()
+        screen = text_of(app)
+        assert "no agent configured ([target] agent is empty)" in screen
+        assert "pwtop.agent.start(...)" in screen

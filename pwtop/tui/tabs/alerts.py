@@ -14,6 +14,7 @@ from pwtop.model import Flag, Level
 from pwtop.tui.view import COMPONENT_ORDER, View
 from pwtop.tui.widgets.banner import ActiveFlag, worst_first
 from pwtop.tui.widgets.tables import Cell, Column, SyncTable
+from pwtop.tui.widgets.text import set_text
 
 LEVEL_STYLE = {Level.INFO: "", Level.WARNING: "bold", Level.CRITICAL: "bold reverse",
                Level.EMERGENCY: "bold reverse"}
@@ -55,7 +56,7 @@ class AlertsTab(Vertical):
         self.query_one("#alerts-table", SyncTable).set_rows(rows)
         summary = (f"{len(flags)} active" if flags else
                    "Nothing is flagged. Conditions the components notice appear here.")
-        self.query_one("#alerts-summary", Static).update(summary)
+        set_text(self.query_one("#alerts-summary", Static), summary)
 
     def tables(self) -> list[SyncTable]:
         return [self.query_one("#alerts-table", SyncTable)]

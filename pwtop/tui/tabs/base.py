@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from pwtop.tui.view import HOW_TO_CONNECT, ComponentState, View
 from pwtop.tui.widgets.tables import SyncTable
+from pwtop.tui.widgets.text import set_text, show
 
 
 class NotConnected(Static):
@@ -53,9 +54,9 @@ class ComponentTab(Vertical):
         content = self.query_one(f"#{self.component}-content")
         missing = not state.has_data
         panel.set_class(missing, "-shown")
-        content.display = not missing
+        show(content, not missing)
         if missing:
-            panel.update(not_connected_text(self.title, state))
+            set_text(panel, not_connected_text(self.title, state))
             return
         self.render_snapshot(view, state)
 

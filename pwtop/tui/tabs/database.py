@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.widgets import Static
 
 from pwtop.model import Recommendation
 from pwtop.tui.format import fmt
 from pwtop.tui.tabs.base import ComponentTab
 from pwtop.tui.view import ComponentState, View
-from pwtop.tui.widgets.metric import MetricRow
+from pwtop.tui.widgets.metric import MetricLine, MetricLines
 from pwtop.tui.widgets.tables import Cell, Column, SyncTable, num
+from pwtop.tui.widgets.text import set_text
 from pwtop.units import human_bytes, human_count, human_seconds
 
 #: (metric, label, sparkline low, high)
@@ -174,9 +173,7 @@ class DatabaseTab(ComponentTab):
     title = "Database"
 
     def compose_content(self) -> ComposeResult:
-        with Vertical(classes="figures"):
-            for metric, label, lo, hi in ROWS:
-                yield MetricRow(label, lo=lo, hi=hi, id=f"db-{metric}")
+        yield MetricLines(id="db-figures")
         yield Static("", id="db-file", classes="note", markup=False)
         yield Static("Tables and indexes", classes="section-title")
         yield SyncTable(SPACE_COLUMNS, id="db-space", default_sort="size")
@@ -189,33 +186,31 @@ class DatabaseTab(ComponentTab):
     def render_snapshot(self, view: View, state: ComponentState) -> None:
         snap = state.snapshot
         assert snap is not None
-        for metric, label, lo, hi in ROWS:
-            row = self.query_one(f"#db-{metric}", MetricRow)
-            value = snap.metrics.get(metric)
-            row.set(fmt(metric, value),
-                    view.series.values("database", metric))
-            row.tooltip = snap.unavailable.get(metric)
+        self.query_one("#db-figures", MetricLines).set_lines([
+            MetricLine(label, fmt(metric, snap.metrics.get(metric)),
+                       view.series.values("database", metric), lo=lo, hi=hi)
+            for metric, label, lo, hi in ROWS])
         detail = snap.detail
         if detail is None:
             return
         lines = file_lines(detail, snap) + [f"error: {e}" for e in snap.errors]
-        self.query_one("#db-file", Static).update(Text("\n".join(lines)))
+        set_text(self.query_one("#db-file", Static), "\n".join(lines))
         self.query_one("#db-space", SyncTable).set_rows(space_rows(detail))
         source = f" ({detail.workload_source}{_age(detail.workload_age_s)})" \
             if detail.workload_source else ""
         title = f"Workload queries{source}"
         if detail.workload_errors:
             title += " · " + "; ".join(detail.workload_errors)
-        self.query_one("#db-workload-title", Static).update(Text(title))
+        set_text(self.query_one("#db-workload-title", Static), title)
         self.query_one("#db-queries", SyncTable).set_rows(query_rows(detail))
         recs = state.recommendations
         advice = self.query_one("#db-advice", SyncTable)
         heading = self.query_one("#db-advice-title", Static)
         if recs is None:
-            heading.update(Text("Recommendations: analysing… (a: analyze now)"))
+            set_text(heading, "Recommendations: analysing… (a: analyze now)")
             advice.set_rows({})
         else:
             can = sum(1 for r in recs if r.applicable)
-            heading.update(Text(f"Recommendations: {len(recs)} ({can} pwtop can apply: "
-                                "press o)" if recs else "Recommendations: none"))
+            set_text(heading, f"Recommendations: {len(recs)} ({can} pwtop can apply: press o)"
+                     if recs else "Recommendations: none")
             advice.set_rows(advice_rows(recs))

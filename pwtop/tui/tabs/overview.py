@@ -8,13 +8,15 @@ line (and its own tab says how to connect).
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from pwtop.tui.format import fmt, spark_scale
 from pwtop.tui.tabs.generic import metric_label
+from pwtop.tui.tabs.system import level_of
 from pwtop.tui.view import COMPONENT_ORDER, ComponentState, View
-from pwtop.tui.widgets.metric import MetricRow
+from pwtop.tui.widgets.metric import MetricLine, MetricLines
+from pwtop.tui.widgets.text import set_text
 
 TITLES = {"database": "Database", "async": "Async", "realtime": "Realtime",
           "system": "System"}
@@ -63,45 +65,34 @@ def section_title(state: ComponentState) -> str:
 
 
 class OverviewTab(VerticalScroll):
+    """Titles and metric blocks directly in the scroll view: every container level under
+    a changed line costs a re-composition of its whole height at every refresh."""
+
     def compose(self) -> ComposeResult:
         for name in COMPONENT_ORDER:
-            with Vertical(id=f"overview-{name}", classes="overview-section"):
-                yield Static(TITLES[name], classes="section-title", markup=False)
+            yield Static(TITLES[name], id=f"overview-{name}-title", classes="section-title",
+                         markup=False)
+            yield MetricLines(id=f"overview-{name}-lines")
 
     def render_view(self, view: View) -> None:
         for name in COMPONENT_ORDER:
             state = view.state(name)
-            box = self.query_one(f"#overview-{name}", Vertical)
-            box.query_one(".section-title", Static).update(section_title(state))
-            has_data = state.has_data
-            box.set_class(not has_data, "-no-data")
-            if not has_data:
-                for row in box.query(MetricRow):
-                    row.display = False
-                continue
+            title = self.query_one(f"#overview-{name}-title", Static)
+            set_text(title, section_title(state))
+            title.set_class(not state.has_data, "-no-data")
+            lines = self.query_one(f"#overview-{name}-lines", MetricLines)
             snap = state.snapshot
-            assert snap is not None
-            rows = {row.id: row for row in box.query(MetricRow)}
-            wanted = key_metrics(state)
-            wanted_ids = set()
-            new = []
-            for metric, label in wanted:
-                row_id = f"ov-{name}-{metric}"
-                wanted_ids.add(row_id)
-                row = rows.get(row_id)
-                if row is None:
-                    lo, hi = spark_scale(metric)
-                    row = MetricRow(label, lo=lo, hi=hi, id=row_id)
-                    new.append(row)
-                row.display = True
+            if not state.has_data or snap is None:
+                lines.set_lines([])
+                continue
+            rows = []
+            for metric, label in key_metrics(state):
+                lo, hi = spark_scale(metric)
                 if metric in snap.metrics:
-                    row.set(fmt(metric, snap.metrics[metric]),
-                            view.series.values(name, metric))
-                else:
-                    row.set("n/a", (), label=label)
-                    row.tooltip = f"unavailable: {snap.unavailable.get(metric, '')}"
-            for row_id, row in rows.items():
-                if row_id not in wanted_ids:
-                    row.display = False
-            if new:
-                box.mount_all(new)
+                    value = snap.metrics[metric]
+                    rows.append(MetricLine(label, fmt(metric, value),
+                                           view.series.values(name, metric),
+                                           level=level_of(metric, value), lo=lo, hi=hi))
+                else:  # the reason is on the component's own tab
+                    rows.append(MetricLine(label, "n/a", lo=lo, hi=hi))
+            lines.set_lines(rows)

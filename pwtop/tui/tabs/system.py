@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid
 from textual.widgets import Static
 
 from pwtop.tui.format import fmt
 from pwtop.tui.tabs.base import ComponentTab
 from pwtop.tui.view import ComponentState, View
-from pwtop.tui.widgets.metric import MetricRow
+from pwtop.tui.widgets.metric import MetricLine, MetricLines
+from pwtop.tui.widgets.text import set_text
 from pwtop.units import human_bytes, human_seconds
 
 #: (metric, label, sparkline low, high (None: the largest value shown), the note after it)
@@ -35,6 +35,9 @@ ROWS: tuple[tuple[str, str, float | None, float | None, str | None], ...] = (
     ("process_cpu_percent", "app CPU", 0.0, None, None),
     ("process_rss_bytes", "app memory", None, None, "process"),
 )
+
+NOTE_TITLES = {"cpu": "cpu", "memory": "memory", "heat": "heat", "disk": "disk",
+               "network": "network", "process": "app"}
 
 #: Warning and critical thresholds for colouring, as the component flags them.
 LEVELS = {"system_cpu_percent": (90.0, 98.0), "system_memory_used_ratio": (0.90, 0.95),
@@ -87,7 +90,7 @@ def notes(snapshot: Any) -> dict[str, str]:
         where += f" ({disk.device})"
     busy = m.get("system_disk_busy_ratio")
     free = m.get("system_disk_free_bytes")
-    parts = [f"database's disk: {where}"]
+    parts = [f"the database's filesystem is {where}"]
     if free is not None:
         parts.append(f"{human_bytes(free)} free")
     if busy is not None:
@@ -95,10 +98,10 @@ def notes(snapshot: Any) -> dict[str, str]:
     if disk.io_unavailable:
         parts.append(f"I/O: {disk.io_unavailable}")
     out["disk"] = " · ".join(parts) + (f"\n{disk.note}" if disk.note else "")
-    out["network"] = "interfaces: " + (", ".join(d.network_interfaces) or "none counted")
+    out["network"] = "interfaces " + (", ".join(d.network_interfaces) or "none counted")
     p = d.process
     if p is None:
-        out["process"] = f"app process: {gone.get('process_cpu_percent', 'not found')}"
+        out["process"] = gone.get("process_cpu_percent", "not found")
     else:
         more = []
         for metric, label in (("process_threads", "threads"),
@@ -109,7 +112,7 @@ def notes(snapshot: Any) -> dict[str, str]:
                               ("process_write_bytes_per_second", "write")):
             if metric in m:
                 more.append(f"{label} {fmt(metric, m[metric])}")
-        out["process"] = (f"app process: {p.name} (pid {p.pid}, found by {p.found_by})"
+        out["process"] = (f"{p.name} (pid {p.pid}, found by {p.found_by})"
                           + (" · " + " · ".join(more) if more else ""))
     return out
 
@@ -128,11 +131,8 @@ class SystemTab(ComponentTab):
     title = "System"
 
     def compose_content(self) -> ComposeResult:
-        with Vertical(classes="figures"):
-            for metric, label, lo, hi, note in ROWS:
-                yield MetricRow(label, lo=lo, hi=hi, id=f"sys-{metric}")
-                if note:
-                    yield Static("", id=f"sys-note-{note}", classes="note", markup=False)
+        yield MetricLines(id="sys-figures")
+        yield Static("", id="sys-notes", classes="note", markup=False)
         yield Grid(id="system-charts")
 
     def _charts(self) -> dict[str, Any]:
@@ -153,14 +153,16 @@ class SystemTab(ComponentTab):
         snap = state.snapshot
         assert snap is not None
         series = view.series
-        for metric, label, lo, hi, note in ROWS:
-            row = self.query_one(f"#sys-{metric}", MetricRow)
+        lines = []
+        for metric, label, lo, hi, _ in ROWS:
             value = snap.metrics.get(metric)
-            row.set(fmt(metric, value),
-                    series.values("system", metric), level=level_of(metric, value))
-            row.tooltip = snap.unavailable.get(metric)
-        for key, text in notes(snap).items():
-            self.query_one(f"#sys-note-{key}", Static).update(Text(text))
+            lines.append(MetricLine(label, fmt(metric, value), series.values("system", metric),
+                                    level=level_of(metric, value), lo=lo, hi=hi))
+        self.query_one("#sys-figures", MetricLines).set_lines(lines)
+        texts = notes(snap)
+        set_text(self.query_one("#sys-notes", Static),
+                 "\n".join(f"{NOTE_TITLES[key]}: {texts[key]}" for key in NOTE_TITLES
+                           if texts.get(key)))
         charts = self._charts()
 
         def pct(metric: str, factor: float = 1.0) -> list[float | None]:

@@ -40,8 +40,14 @@ class AlertBanner(Static):
     AlertBanner.-shown { display: block; }
     """
 
+    _shown: tuple = ()
+
     def show_flags(self, flags: list[ActiveFlag], order: tuple[str, ...] = ()) -> None:
         ranked = worst_first(flags, order)
+        key = tuple((f.component, f.flag.level, f.flag.message) for f in ranked)
+        if key == self._shown:  # unchanged: no update, no re-layout
+            return
+        self._shown = key
         for level in Level:
             self.set_class(bool(ranked) and ranked[0].flag.level == level, f"-{level.label}")
         self.set_class(bool(ranked), "-shown")

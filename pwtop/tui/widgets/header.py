@@ -15,6 +15,13 @@ def format_interval(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def interval_text(seconds: float, factors: dict[str, float] | None = None) -> str:
+    """"every 1s (db 2s)": the refresh interval, and the components polled slower."""
+    slower = [f"{'db' if name == 'database' else name} {format_interval(seconds * f)}"
+              for name, f in (factors or {}).items() if f != 1.0]
+    return f"every {format_interval(seconds)}" + (f" ({', '.join(slower)})" if slower else "")
+
+
 def home_relative(path: str) -> str:
     home = os.path.expanduser("~")
     if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
@@ -52,18 +59,21 @@ class PwtopHeader(Horizontal):
     PwtopHeader.-paused #header-paused { display: block; }
     """
 
-    def __init__(self, host: str, target: str, interval: float) -> None:
+    def __init__(self, host: str, target: str, interval: float,
+                 factors: dict[str, float] | None = None) -> None:
         super().__init__()
+        self._factors = factors or {}
         self._host = host
         self._target = target
         self._interval = interval
+        self._connection = ""
 
     def compose(self) -> ComposeResult:
         yield Label("pwtop", id="header-title")
         yield Label(self._host, id="header-host", markup=False)
         yield TailText(self._target, id="header-target")
         yield Label("", id="header-connection", markup=False)
-        yield Label(f"every {format_interval(self._interval)}", id="header-interval")
+        yield Label(interval_text(self._interval, self._factors), id="header-interval")
         yield Label("PAUSED", id="header-paused")
 
     def set_connection(self, parts: list[tuple[str, str]]) -> None:
@@ -71,14 +81,16 @@ class PwtopHeader(Horizontal):
 
         Words rather than coloured dots, so the state reads the same under NO_COLOR.
         """
-        label = self.query_one("#header-connection", Label)
         text = " ".join(f"{name}:{state}" for name, state in parts)
+        if text == self._connection:  # an unchanged label costs nothing, not a re-layout
+            return
+        self._connection = text
+        label = self.query_one("#header-connection", Label)
         label.update(text)
         label.set_class(any(s == "down" for _, s in parts), "-down")
-        label.tooltip = "\n".join(f"{name}: {state}" for name, state in parts)
 
     def set_interval(self, seconds: float) -> None:
-        self.query_one("#header-interval", Label).update(f"every {format_interval(seconds)}")
+        self.query_one("#header-interval", Label).update(interval_text(seconds, self._factors))
 
     def set_paused(self, paused: bool) -> None:
         self.set_class(paused, "-paused")

@@ -1,65 +1,109 @@
-"""One metric on one line: name, current value, and its sparkline.
+"""Metrics, one per line: name, current value, and its sparkline.
 
-Drawn as a single renderable so a new sample costs one repaint of one line and no layout.
+Drawn with Textual's line API (three segments per line, no Rich layout pass), a block of
+metrics per widget, and only the lines that changed are repainted: at a 1 s refresh this
+is most of what pwtop draws, so it is kept cheap.
 """
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from rich.text import Text
+from rich.segment import Segment
+from textual.geometry import Region, Size
+from textual.strip import Strip
 from textual.widget import Widget
 
 from pwtop.tui.widgets.sparkline import spark_text
 
 
-class MetricRow(Widget):
+class MetricLine:
+    """One line of a :class:`MetricLines` block."""
+
+    __slots__ = ("label", "value_text", "values", "level", "lo", "hi")
+
+    def __init__(self, label: str, value_text: str, values: Iterable[float | None] = (), *,
+                 level: str = "", lo: float | None = 0.0, hi: float | None = None) -> None:
+        self.label = label
+        self.value_text = value_text
+        self.values = tuple(values)
+        self.level = level
+        self.lo = lo
+        self.hi = hi
+
+    def key(self) -> tuple:
+        return (self.label, self.value_text, self.values, self.level, self.lo, self.hi)
+
+
+class MetricLines(Widget):
+    """Several metrics as one widget, one line each.
+
+    One widget per block rather than one per metric: a poll then repaints one region
+    instead of a dozen, and only the lines whose content changed.
+    """
+
     COMPONENT_CLASSES = {"metric-row--label", "metric-row--value", "metric-row--spark",
                          "metric-row--warning", "metric-row--critical"}
     DEFAULT_CSS = """
-    MetricRow { height: 1; width: 1fr; }
-    MetricRow > .metric-row--label { color: $foreground 80%; }
-    MetricRow > .metric-row--value { text-style: bold; }
-    MetricRow > .metric-row--spark { color: $primary; }
-    MetricRow > .metric-row--warning { color: $warning; text-style: bold; }
-    MetricRow > .metric-row--critical { color: $error; text-style: bold; }
+    MetricLines { height: auto; width: 1fr; }
+    MetricLines > .metric-row--label { color: $foreground 80%; }
+    MetricLines > .metric-row--value { text-style: bold; }
+    MetricLines > .metric-row--spark { color: $primary; }
+    MetricLines > .metric-row--warning { color: $warning; text-style: bold; }
+    MetricLines > .metric-row--critical { color: $error; text-style: bold; }
     """
 
-    def __init__(self, label: str, *, lo: float | None = 0.0, hi: float | None = None,
-                 label_width: int = 18, value_width: int = 11, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(self, *, label_width: int = 18, value_width: int = 11,
+                 id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.label = label
-        self.lo = lo
-        self.hi = hi
         self.label_width = label_width
         self.value_width = value_width
-        self.value_text = "…"
-        self.level = ""
-        self._values: tuple[float | None, ...] = ()
+        self.lines: list[MetricLine] = []
 
-    def set(self, value_text: str, values: Iterable[float | None] = (), *,
-            level: str = "", label: str | None = None) -> None:
-        """Show a new value; ``level`` is "", "warning" or "critical"."""
-        values = tuple(values)
-        label = self.label if label is None else label
-        if (value_text, values, level, label) == (self.value_text, self._values, self.level,
-                                                  self.label):
+    def set_lines(self, lines: list[MetricLine]) -> None:
+        old = self.lines
+        self.lines = lines
+        if len(old) != len(lines):
+            self.refresh(layout=True)
             return
-        self.value_text, self._values, self.level, self.label = value_text, values, level, label
-        self.refresh()
-
-    def render(self) -> Text:
         width = self.size.width
-        label = self.label[: self.label_width - 1].ljust(self.label_width)
-        value = self.value_text[: self.value_width].rjust(self.value_width)
+        for y, (before, after) in enumerate(zip(old, lines)):
+            if before.key() != after.key():
+                self.refresh(Region(0, y, width, 1))
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.lines)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Styles looked up once per theme, not once per line: the widget's own style walks
+        # the DOM, and this is drawn every second.
+        key = (self.app.theme, self.app.ansi_color)
+        if getattr(self, "_styles_key", None) != key:
+            get = self.get_component_rich_style
+            self._styles = (self.rich_style, get("metric-row--label"),
+                            get("metric-row--value"), get("metric-row--spark"),
+                            {"warning": get("metric-row--warning"),
+                             "critical": get("metric-row--critical")})
+            self._styles_key = key
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        styles = getattr(self, "_styles", None)
+        if styles is None:
+            self.render_lines(Region(0, 0, width, 0))
+            styles = self._styles
+        base, label_style, value_style, spark_style, levels = styles
+        if y >= len(self.lines):
+            return Strip.blank(width, base)
+        line = self.lines[y]
+        label = line.label[: self.label_width - 1].ljust(self.label_width)
+        value = line.value_text[: self.value_width].rjust(self.value_width)
         spark_width = max(0, width - self.label_width - self.value_width - 1)
-        value_style = self.get_component_rich_style(
-            f"metric-row--{self.level}" if self.level else "metric-row--value")
-        text = Text(no_wrap=True, overflow="crop")
-        text.append(label, self.get_component_rich_style("metric-row--label"))
-        text.append(value, value_style)
-        text.append(" ")
-        text.append(spark_text(list(self._values), spark_width, self.lo, self.hi),
-                    self.get_component_rich_style("metric-row--spark"))
-        return text
+        segments = [
+            Segment(label, label_style),
+            Segment(value, levels.get(line.level, value_style)),
+            Segment(" " + spark_text(list(line.values), spark_width, line.lo, line.hi),
+                    spark_style),
+        ]
+        return Strip(segments).adjust_cell_length(width, base)
