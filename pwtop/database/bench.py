@@ -102,9 +102,10 @@ def _inserts(path: Path, table: str, journal: str, sync: str, batch: int,
     return done / elapsed, done
 
 
-def fsync_latency(directory: Path, seconds: float = STEP_S, max_runs: int = 200
+def fsync_latency(directory: Path, seconds: float | None = None, max_runs: int = 200
                   ) -> list[float]:
     """Durations of ``os.fsync`` after a 4 KiB write, in ``directory``'s filesystem."""
+    seconds = STEP_S if seconds is None else seconds
     fd, name = tempfile.mkstemp(prefix=".pwtop-fsync-", dir=directory)
     block = os.urandom(4096)
     out: list[float] = []
@@ -245,8 +246,9 @@ def _scratch_near(db: Path, directory: str | Path | None) -> tuple[Path | None, 
 
 
 def run(path: str | Path | None, *, scratch: str | Path | None = None,
-        step_s: float = STEP_S, progress: Progress = _noop) -> BenchmarkResult:
+        step_s: float | None = None, progress: Progress = _noop) -> BenchmarkResult:
     """Benchmark the database at ``path`` (a demo database when None) on a scratch copy."""
+    step_s = STEP_S if step_s is None else step_s
     began = time.perf_counter()
     notes: list[str] = []
     demo_dir = None

@@ -84,9 +84,6 @@ def literal_value(tok: Token) -> object:
     return None
 
 
-_KEYWORD_SPACING = re.compile(r"\s+")
-
-
 def fingerprint(sql: str) -> str:
     """``sql`` with every literal replaced by ``?`` and lists of them collapsed.
 
@@ -95,6 +92,8 @@ def fingerprint(sql: str) -> str:
     identifiers keep their spelling. Comments are dropped.
     """
     parts: list[str] = []
+    glued: list[bool] = []  # written against the previous token (a call: "count(")
+    prev_end = -1
     for tok in tokenize(sql):
         if tok.kind in ("str", "num", "blob", "param"):
             text = "?"
@@ -110,14 +109,22 @@ def fingerprint(sql: str) -> str:
                                                 "WHEN", "THEN", "ELSE", "SELECT",
                                                 "LIMIT", "OFFSET", "VALUES", "IN", "IS")):
             parts.pop()  # a negative number is one literal
+            glued.pop()
+        call = (text == "(" and tok.pos == prev_end and parts
+                and parts[-1] not in _KEYWORDS and parts[-1] not in ("?", ",", "(", ")"))
         parts.append(text)
+        glued.append(bool(call))
+        prev_end = tok.pos + len(tok.text)
+    out = ""
+    for i, text in enumerate(parts):
+        if i == 0 or glued[i] or text in (",", ")") or parts[i - 1] == "(":
+            out += text
+        else:
+            out += " " + text
     # collapse "(?, ?, ?)" and repeated "(?, ?), (?, ?)" value lists
-    text = " ".join(parts)
-    text = re.sub(r"\(\s*\?(?:\s*,\s*\?)*\s*\)", "(?)", text)
-    text = re.sub(r"\(\?\)(?:\s*,\s*\(\?\))+", "(?)", text)
-    text = text.replace(" ,", ",").replace("( ", "(").replace(" )", ")")
-    text = text.rstrip(" ;")
-    return _KEYWORD_SPACING.sub(" ", text).strip()
+    out = re.sub(r"\(\?(?:, \?)*\)", "(?)", out)
+    out = re.sub(r"\(\?\)(?:, \(\?\))+", "(?)", out)
+    return out.rstrip(" ;").strip()
 
 
 def fingerprint_id(fp: str) -> str:

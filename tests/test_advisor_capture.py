@@ -1,0 +1,120 @@
+"""The app-side capture hook: real sqlite3 and aiosqlite connections, a real agent on
+127.0.0.1, and the advisor fed with what was captured."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import aiosqlite
+import pytest
+
+import pwtop.agent
+from pwtop.database.advisor import analyse
+from pwtop.database.advisor.capture import (WorkloadCapture, fetch_from_agent,
+                                            items_from_snapshot)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
+
+
+def by_sql(snap: dict) -> dict[str, dict]:
+    return {s["sql"]: s for s in snap["statements"]}
+
+
+def test_sqlite3_statements_are_counted_timed_and_fingerprinted(tmp_path):
+    cap = WorkloadCapture()
+    conn = cap.wrap(sqlite3.connect(tmp_path / "a.db", isolation_level=None))
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, v INTEGER)")
+    with conn:  # the proxy is a context manager like the connection
+        conn.executemany("INSERT INTO t (name, v) VALUES (?, ?)",
+                         [(f"n{i}", i) for i in range(100)])
+    for v in (1, 2, 3):
+        assert conn.execute(f"SELECT name FROM t WHERE v = {v}").fetchall()
+    rows = list(conn.execute("SELECT * FROM t WHERE v < ?", (10,)))  # iterated
+    assert len(rows) == 10
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 100  # not drained
+    conn.row_factory = sqlite3.Row  # attributes reach the real connection
+    assert conn.execute("SELECT name FROM t WHERE id = 1").fetchone()["name"] == "n0"
+    conn.close()
+    snap = cap.snapshot()
+    got = by_sql(snap)
+    sel = got["SELECT name FROM t WHERE v = ?"]
+    assert sel["count"] == 3 and sel["kind"] == "select" and sel["total_seconds"] > 0
+    ins = got["INSERT INTO t (name, v) VALUES (?)"]
+    assert ins["count"] == 1 and ins["rows_written"] == 100 and ins["table"] == "t"
+    assert got["SELECT * FROM t WHERE v < ?"]["count"] == 1
+    assert got["SELECT count(*) FROM t"]["count"] == 1
+    assert snap["schema"] == 1 and snap["captured_seconds"] >= 0
+    assert "'n" not in str(snap)  # values are never kept
+
+
+def test_the_capture_is_bounded(tmp_path):
+    cap = WorkloadCapture(max_statements=2)
+    conn = cap.wrap(sqlite3.connect(":memory:"))
+    for sql in ("SELECT 1", "SELECT 2 + 2", "SELECT 'a' || 'b'", "VALUES (1)"):
+        conn.execute(sql).fetchall()
+    snap = cap.snapshot()
+    assert len(snap["statements"]) == 2 and snap["dropped_statements"] == 2
+    cap.reset()
+    assert cap.snapshot()["statements"] == []
+
+
+async def test_aiosqlite_statements_are_captured(tmp_path):
+    cap = WorkloadCapture()
+    async with aiosqlite.connect(tmp_path / "b.db") as db:
+        cap.wrap_aiosqlite(db)
+        await db.execute("CREATE TABLE t (a, b)")
+        await db.executemany("INSERT INTO t VALUES (?, ?)", [(i, i) for i in range(20)])
+        await db.commit()
+        for a in (3, 4):
+            async with db.execute(f"SELECT b FROM t WHERE a = {a}") as cur:
+                assert len(await cur.fetchall()) == 1
+    got = by_sql(cap.snapshot())
+    assert got["SELECT b FROM t WHERE a = ?"]["count"] == 2
+    assert got["INSERT INTO t VALUES (?)"]["rows_written"] == 20
+
+
+async def test_the_agent_publishes_the_capture_and_the_advisor_uses_it(demo_db):
+    cap = WorkloadCapture()
+    conn = cap.wrap(sqlite3.connect(demo_db, isolation_level=None))
+    bssid = conn.execute("SELECT bssid FROM wifi_detections ORDER BY rowid DESC LIMIT 1"
+                         ).fetchone()[0]
+    for _ in range(5):
+        conn.execute("SELECT detection_timestamp, signal_strength_dbm FROM wifi_detections "
+                     f"WHERE bssid = '{bssid}' ORDER BY detection_timestamp DESC LIMIT 50"
+                     ).fetchall()
+    conn.executemany("INSERT INTO health_records VALUES (?, 50.0, 10.0, 20.0, 30.0)",
+                     [(f"2030-01-01T00:00:{i:02d}",) for i in range(10)])
+    conn.close()
+    agent = await pwtop.agent.serve(db_path=str(demo_db), interval=0.1, workload_capture=cap)
+    try:
+        section = await fetch_from_agent(agent.address, token_file=str(agent.token_file),
+                                         timeout=5)
+    finally:
+        await agent.stop()
+    assert section is not None and section["statements"]
+    items, inserts = items_from_snapshot(section)
+    assert inserts == {"health_records": 10.0}
+    [item] = [i for i in items if "bssid = ?" in i.sql]
+    assert item.params is None and item.frequency == 5 and item.seconds > 0
+    report = analyse(demo_db, items, insert_counts=inserts)
+    assert report.errors == []
+    [q] = [q for q in report.queries if q.name == item.name]
+    assert q.weight_seconds == pytest.approx(item.seconds * 5)
+
+
+async def test_no_capture_in_the_snapshot_means_none(demo_db):
+    agent = await pwtop.agent.serve(db_path=str(demo_db), interval=0.1)
+    try:
+        assert await fetch_from_agent(agent.address, token_file=str(agent.token_file),
+                                      timeout=5) is None
+    finally:
+        await agent.stop()
+    assert items_from_snapshot(None) == ([], {})
