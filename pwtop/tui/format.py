@@ -9,7 +9,7 @@ from pwtop.units import format_metric, human_bytes
 def fmt(metric: str, value: float | int | None) -> str:
     if value is None:
         return "n/a"
-    if metric.endswith("_bytes_per_second"):
+    if metric.endswith("_per_second") and "_bytes" in metric:
         return f"{human_bytes(value)}/s"
     return format_metric(metric, value)
 

@@ -10,8 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fakes import (FakeComponent, UnreachableComponent, database_snapshot_parts,  # noqa: E402
-                   system_snapshot_parts)
+from fakes import (FakeComponent, UnreachableComponent, async_snapshot_parts,  # noqa: E402
+                   database_snapshot_parts, realtime_snapshot_parts, system_snapshot_parts)
 
 from pwtop.config import Settings  # noqa: E402
 from pwtop.errors import NotYetAvailable  # noqa: E402
@@ -56,6 +56,12 @@ def fake_database(**kw) -> FakeComponent:
 def fake_system() -> FakeComponent:
     metrics, unavailable, detail = system_snapshot_parts()
     return FakeComponent("system", metrics, unavailable=unavailable, detail=detail)
+
+
+def fake_agent(name: str) -> FakeComponent:
+    parts = async_snapshot_parts() if name == "async" else realtime_snapshot_parts()
+    metrics, unavailable, detail = parts
+    return FakeComponent(name, metrics, unavailable=unavailable, detail=detail)
 
 
 def fake_factories(**overrides) -> dict[str, Callable]:

@@ -8,7 +8,7 @@ have a shape), no clock anywhere on screen. Regenerate after an intended change 
 from __future__ import annotations
 
 import pytest
-from conftest import fake_database, fake_factories
+from conftest import fake_agent, fake_database, fake_factories
 
 from pwtop.tui.bindings import TABS
 
@@ -45,6 +45,14 @@ def snapshot_app(make_app, settings):
                          ids=[t for t, _ in TABS])
 def test_tab(snap_compare, snapshot_app, number, tab, size):
     assert snap_compare(snapshot_app(), terminal_size=size, run_before=before(str(number)))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("number, tab", [(3, "async"), (4, "realtime")],
+                         ids=["async", "realtime"])
+def test_agent_tab_connected(snap_compare, snapshot_app, number, tab, size):
+    app = snapshot_app(**{tab: lambda s: fake_agent(tab)})
+    assert snap_compare(app, terminal_size=size, run_before=before(str(number)))
 
 
 def test_help_screen(snap_compare, snapshot_app):

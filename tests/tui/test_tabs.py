@@ -166,3 +166,32 @@ async def test_agent_components_are_not_loaded_without_anything_to_reach(make_ap
         screen = text_of(app)
         assert "no agent configured ([target] agent is empty)" in screen
         assert "pwtop.agent.start(...)" in screen
+
+
+async def test_async_and_realtime_tabs_with_an_agent(make_app):
+    from conftest import fake_agent
+
+    app = make_app(fake_factories(**{"async": lambda s: fake_agent("async"),
+                                     "realtime": lambda s: fake_agent("realtime")}))
+    async with app.run_test(size=(120, 50)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        tab = app.main.query_one("#tab-async")
+        ops = tab.query_one("#async-operations", SyncTable)
+        assert ops.shown_row_keys == ["operations:upload", "operations:wifi_scan"]
+        assert cells(ops, "operations:upload") == [
+            "upload", "80", "2.0/s", "115.5 ms", "383.1 ms", "473.1 ms", "1", "0"]
+        assert not tab.query_one("#async-limiters", SyncTable).display  # none in this app
+        screen = text_of(app)
+        assert "loop blocked 1 time(s), worst" in screen
+        assert "290.0 ms by lookup_vendor_blocking at app.py:94" in screen
+        assert "Circuit breakers" in screen and "open" in screen
+        assert "agent:ok" in screen
+        await pilot.press("4")
+        await pilot.pause()
+        tab = app.main.query_one("#tab-realtime")
+        clients = tab.query_one("#realtime-clients", SyncTable)
+        assert cells(clients, "clients:c1")[3:7] == ["3", "2", "450 µs", "yes"]
+        screen = text_of(app)
+        assert "bytes out" in screen and "22.4 KiB/s" in screen

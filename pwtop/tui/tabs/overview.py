@@ -12,7 +12,6 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from pwtop.tui.format import fmt, spark_scale
-from pwtop.tui.tabs.generic import metric_label
 from pwtop.tui.tabs.system import level_of
 from pwtop.tui.view import COMPONENT_ORDER, ComponentState, View
 from pwtop.tui.widgets.metric import MetricLine, MetricLines
@@ -43,6 +42,10 @@ KEY_METRICS: dict[str, list[tuple[str, str]]] = {
                ("process_rss_bytes", "app memory")],
 }
 FALLBACK_COUNT = 4
+
+
+def metric_label(name: str) -> str:
+    return name.replace("_", " ")
 
 
 def key_metrics(state: ComponentState) -> list[tuple[str, str]]:

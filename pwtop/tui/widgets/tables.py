@@ -132,7 +132,7 @@ class SyncTable(DataTable):
                 elif old != cells:
                     for col, before, after in zip(keys, old, cells):
                         if before != after:
-                            self.update_cell(key, col, after)
+                            self.update_cell(key, col, after, update_width=True)
                             if col == self.sort_column:
                                 changed_order = True
                 self._shown[key] = cells
