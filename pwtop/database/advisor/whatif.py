@@ -58,7 +58,7 @@ DEFAULT_ROWS = 1_000_000   # what SQLite assumes of a table it has no statistics
 # index sets, the samples whose real plan matched the predicted one (58); median
 # |log(predicted/measured)| 0.30 on a loaded 2-CPU VM, whose timing noise (up to 2x
 # between runs) limits it. row, lookup and distinct came out near zero and were given
-# small floors (a lookup is a real b-tree descent).
+# small floors (a lookup is a real b-tree descent). Refit: bench/bench_advisor.py --calibrate.
 COSTS: dict[str, float] = {
     "row": 0.02,       # stepping to the next entry and testing the WHERE clause on it
     "byte": 0.0025,    # per byte of that entry (page reads and record decoding)
