@@ -118,3 +118,36 @@ async def test_no_capture_in_the_snapshot_means_none(demo_db):
     finally:
         await agent.stop()
     assert items_from_snapshot(None) == ([], {})
+
+
+async def test_the_component_advises_for_what_the_app_ran(demo_db, monkeypatch):
+    import asyncio
+
+    from pwtop.config import Settings
+    from pwtop.database.component import DatabaseComponent
+
+    cap = WorkloadCapture()
+    conn = cap.wrap(sqlite3.connect(demo_db, isolation_level=None))
+    for power in range(20):  # a hot statement no index serves
+        conn.execute("SELECT bssid, ssid FROM wifi_detections WHERE country_code = 'US' "
+                     f"AND tx_power_dbm > {power}").fetchall()
+    conn.close()
+    agent = await pwtop.agent.serve(db_path=str(demo_db), interval=0.1, workload_capture=cap)
+    try:
+        s = Settings()
+        s.target.database = str(demo_db)
+        s.target.process_match = ""
+        s.target.agent = agent.address
+        s.target.agent_token_file = str(agent.token_file)
+        s.database.queries = ["SELECT count(*) FROM ap_cache"]
+        comp = DatabaseComponent(s)
+        snap = await comp.collect()
+        # recommend() asks the agent from a thread of its own: keep this loop serving it
+        recs = await asyncio.to_thread(comp.recommend, snap)
+    finally:
+        await agent.stop()
+    creates = [r for r in recs if r.kind == "create_index"]
+    hot = [r for r in creates if "captured:" in r.evidence["queries_helped"]]
+    assert hot and "country_code" in hot[0].evidence["index_columns"]
+    line = next(v for k, v in hot[0].evidence.items() if k.startswith("query captured:"))
+    assert "SCAN wifi_detections" in line.split("=>")[0]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import os
 import threading
 import time
@@ -39,6 +40,7 @@ log = logging.getLogger("pwtop.database.advisor")
 
 CACHE_TTL_S = 600.0
 AGENT_TIMEOUT_S = 1.5
+CAPTURE_TTL_S = 60.0   # the captured workload is read from the agent at most this often
 
 _cache: dict[tuple, tuple[float, AdvisorReport]] = {}
 _cache_lock = threading.Lock()
@@ -70,10 +72,26 @@ def items_from_detail(d: DatabaseDetail, deadline: float) -> tuple[list[Workload
     return items, skipped
 
 
+_captured_at: dict[str, tuple[float, tuple[list[WorkloadItem], dict[str, float]]]] = {}
+
+
 def _captured(settings: Any) -> tuple[list[WorkloadItem], dict[str, float]]:
     address = getattr(settings.target, "agent", "")
     if not address:
         return [], {}
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _captured_at.get(address)
+    if hit is not None and now - hit[0] < CAPTURE_TTL_S:
+        return hit[1]
+    found = _fetch_captured(settings, address)
+    with _cache_lock:
+        _captured_at[address] = (now, found)
+    return found
+
+
+def _fetch_captured(settings: Any, address: str
+                    ) -> tuple[list[WorkloadItem], dict[str, float]]:
 
     def fetch() -> Any:
         return asyncio.run(fetch_from_agent(
@@ -99,7 +117,9 @@ def _key(d: DatabaseDetail, items: list[WorkloadItem]) -> tuple:
     schema = tuple((t.name, tuple((ix.name, ix.column_text) for ix in t.indexes))
                    for t in d.tables)
     sizes = tuple((t.name, round((t.rows_estimate or 0) ** 0.25)) for t in d.tables)
-    work = tuple((i.name, i.sql, repr(i.params), round(i.frequency)) for i in items)
+    # frequencies by order of magnitude: captured counts keep growing, advice need not
+    work = tuple((i.name, i.sql, repr(i.params), round(math.log2(i.frequency + 1)))
+                 for i in items)
     return (d.path, ident, schema, sizes, work)
 
 
