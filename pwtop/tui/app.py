@@ -178,6 +178,9 @@ class MainScreen(Screen[None]):
         self.query_one("#filter").display = False
         self.ready = True
         self.render_active()
+        target = self.tab_widget(self.active_tab).focus_target()
+        if target is not None and target.focusable:
+            target.focus(scroll_visible=False)
 
     def on_resize(self) -> None:
         self.pwtop.check_size()
@@ -230,7 +233,10 @@ class MainScreen(Screen[None]):
         self._active = tab
         for pane in self.query(".tab-pane"):
             show(pane, pane is widget)
-        self.tab_widget(tab).render_view(self.pwtop.view)
+        widget.render_view(self.pwtop.view)
+        target = widget.focus_target()
+        if target is not None and target.focusable:
+            target.focus(scroll_visible=False)
         self.pwtop.remember(last_tab=tab)
         name = TAB_COMPONENT.get(tab)
         if name is not None:

@@ -195,3 +195,20 @@ async def test_async_and_realtime_tabs_with_an_agent(make_app):
         assert cells(clients, "clients:c1")[3:7] == ["3", "2", "450 µs", "yes"]
         screen = text_of(app)
         assert "bytes out" in screen and "22.4 KiB/s" in screen
+
+
+async def test_everything_is_reachable_from_the_keyboard_at_80x24(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "Recommendations" not in text_of(app)  # below the fold at first
+        await pilot.press("end")
+        await pilot.pause()
+        screen = text_of(app)
+        assert "Recommendations: 2" in screen and "app code" in screen
+        await pilot.press("home", "5", "pagedown", "pagedown", "pagedown")
+        await pilot.pause()
+        assert "network" in text_of(app)  # the charts at the bottom of System

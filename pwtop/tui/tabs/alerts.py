@@ -58,5 +58,8 @@ class AlertsTab(Vertical):
                    "Nothing is flagged. Conditions the components notice appear here.")
         set_text(self.query_one("#alerts-summary", Static), summary)
 
+    def focus_target(self) -> SyncTable:
+        return self.query_one("#alerts-table", SyncTable)
+
     def tables(self) -> list[SyncTable]:
         return [self.query_one("#alerts-table", SyncTable)]

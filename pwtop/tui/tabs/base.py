@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
@@ -62,6 +64,11 @@ class ComponentTab(Vertical):
 
     def render_snapshot(self, view: View, state: ComponentState) -> None:
         raise NotImplementedError
+
+    def focus_target(self) -> Any:
+        """What gets the keyboard when the tab is shown: the scrolling content, so that the
+        arrow and page keys reach everything below the fold."""
+        return self.query_one(f"#{self.component}-content")
 
     def tables(self) -> list[SyncTable]:
         """Tables that ``/`` and ``s`` act on, the main one first."""

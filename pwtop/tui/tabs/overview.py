@@ -71,6 +71,12 @@ class OverviewTab(VerticalScroll):
     """Titles and metric blocks directly in the scroll view: every container level under
     a changed line costs a re-composition of its whole height at every refresh."""
 
+    def focus_target(self) -> "OverviewTab":
+        return self
+
+    def tables(self) -> list:
+        return []
+
     def compose(self) -> ComposeResult:
         for name in COMPONENT_ORDER:
             yield Static(TITLES[name], id=f"overview-{name}-title", classes="section-title",
