@@ -36,6 +36,7 @@ import math
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -347,8 +348,9 @@ class History:
         import aiosqlite
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = db = await aiosqlite.connect(str(self.path), timeout=self.busy_timeout,
-                                                isolation_level=None)
+        self._db = db = await _daemon(aiosqlite.connect(str(self.path),
+                                                        timeout=self.busy_timeout,
+                                                        isolation_level=None))
         app_id = (await (await db.execute("PRAGMA application_id")).fetchone())[0]
         if app_id != APPLICATION_ID:
             tables = (await (await db.execute(
@@ -680,6 +682,13 @@ class History:
             out.note = f"no samples of {metric} in this range at resolution {resolution}"
         return out
 
+    async def export(self, out: TextIO, since: float | None = None, format: str = "csv",
+                     until: float | None = None, metrics: list[str] | None = None) -> int:
+        """:func:`export` of this file, after writing what is pending."""
+        await self._reader()
+        return await export(self.path, out, since=since, until=until, format=format,
+                            metrics=metrics)
+
     async def close(self) -> None:
         """Write what is pending (partial minutes included) and close the file."""
         if self._db is not None or self._pending or self._minutes:
@@ -696,6 +705,16 @@ class History:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
+
+
+async def _daemon(connection: Any) -> Any:
+    """Start an aiosqlite connection whose worker thread does not keep the process alive:
+    a pwtop that stops without closing its history (a crash, a second Ctrl-C) must still
+    exit. SQLite rolls back a transaction cut short that way (WAL is crash-safe)."""
+    thread = getattr(connection, "_thread", None)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
+    return await connection
 
 
 def _values(source: Iterable[Snapshot] | Mapping[str, Any] | Snapshot) -> dict[str, float]:
@@ -741,7 +760,7 @@ async def export(path: str | os.PathLike[str], out: TextIO, *, since: float | No
         raise PwtopError(f"{file}: no history recorded yet (pwtop monitor and the TUI "
                          "record it while [history] enabled = true)", exit_code=1)
     try:
-        db = await aiosqlite.connect(f"file:{file}?mode=ro", uri=True, timeout=2.0)
+        db = await _daemon(aiosqlite.connect(f"file:{file}?mode=ro", uri=True, timeout=2.0))
     except sqlite3.Error as exc:
         raise PwtopError(f"{file}: cannot open the history file ({exc})", exit_code=1) from None
     try:

@@ -172,6 +172,22 @@ def test_the_value_coming_back_cancels_the_no_data_timer(clock):
     assert engine.active()
 
 
+def test_a_round_without_a_component_leaves_its_rules_alone(clock):
+    """The TUI's components report at different times: a system snapshot alone must not
+    count as the async metrics going missing (nor restart their for-timers)."""
+    engine = engine_for(clock, **{"for": 10})
+    clock.now = 0
+    engine.evaluate([Snapshot("async", metrics={METRIC: 0.6})])
+    clock.now = 5
+    engine.evaluate([Snapshot("system", metrics={"system_load1": 0.1})])
+    clock.now = 10
+    (fired,) = engine.evaluate([Snapshot("async", metrics={METRIC: 0.6})])
+    assert fired.kind == FIRED
+    clock.now = 100
+    assert engine.evaluate([Snapshot("system", metrics={})]) == []
+    assert engine.active()  # no data timer: the async component simply did not report
+
+
 def test_events_carry_evidence_and_are_logged(clock):
     records: list[logging.LogRecord] = []
     handler = logging.Handler()

@@ -338,6 +338,9 @@ async def test_export_uses_the_finest_data_kept_for_each_stretch(tmp_path, clock
     assert times == sorted(times)
     assert path.read_bytes() == before  # read-only
 
+    async with History(path, clock=clock) as reopened:
+        out = io.StringIO()
+        assert await reopened.export(out, since=T0 + 1740) == 4  # x and y at 1740 and 1770
     out = io.StringIO()
     await export(path, out, since=T0 + 1740, format="json")
     lines = [json.loads(line) for line in out.getvalue().splitlines()]

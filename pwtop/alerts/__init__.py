@@ -64,6 +64,8 @@ class Watch:
         return await self.history.open()
 
     async def round(self, snapshots: Sequence[Snapshot]) -> RoundResult:
+        """Judge, respond, record. ``snapshots`` may be every component's newest or only
+        those that just arrived: rules of components not in the round are left alone."""
         out = RoundResult()
         if self.settings.alerts.enabled:
             out.events = self.engine.evaluate(snapshots)

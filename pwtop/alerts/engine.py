@@ -113,8 +113,9 @@ Values = dict[str, tuple[float, str]]
 
 
 def gather(source: Iterable[Snapshot] | Snapshot | Mapping[str, Any]
-           ) -> tuple[Values, dict[str, str]]:
-    """(name -> (value, component), name -> why unavailable) from snapshots or a mapping.
+           ) -> tuple[Values, dict[str, str], set[str] | None]:
+    """(name -> (value, component), name -> why unavailable, components seen) from
+    snapshots or a mapping (for a mapping every component counts as seen: None).
 
     A name in several snapshots (the agent link metrics, in both agent-fed components)
     takes the first measured value.
@@ -127,14 +128,18 @@ def gather(source: Iterable[Snapshot] | Snapshot | Mapping[str, Any]
         for name, value in source.items():
             if isinstance(value, (int, float)) and value == value:
                 values[name] = (float(value), "")
-        return values, gone
+        return values, gone, None
+    seen: set[str] = set()
     for snap in source:
+        seen.add(snap.component)
+        if snap.component in ("async", "realtime"):
+            seen.add("agent")
         for name, value in snap.metrics.items():
             if name not in values and isinstance(value, (int, float)) and value == value:
                 values[name] = (float(value), snap.component)
         for name, why in snap.unavailable.items():
             gone.setdefault(name, why)
-    return values, gone
+    return values, gone, seen
 
 
 class AlertEngine:
@@ -189,13 +194,20 @@ class AlertEngine:
 
     def evaluate(self, source: Iterable[Snapshot] | Snapshot | Mapping[str, Any]
                  ) -> list[AlertEvent]:
-        """Judge every rule against the newest values; return what changed."""
-        values, gone = gather(source)
+        """Judge the rules against the newest values; return what changed.
+
+        Only rules of the components whose snapshots are given are judged, so a caller
+        whose components report at different times (the TUI) may pass what just arrived;
+        a metric missing from its own component's snapshot counts as not measured.
+        """
+        values, gone, seen = gather(source)
         now = self.clock()
         events: list[AlertEvent] = []
         for name, rule in self._rules.items():
             state = self._state[name]
             measured = values.get(rule.metric)
+            if measured is None and seen is not None and rule.component not in seen:
+                continue  # that component did not report this time
             if measured is None:
                 self._missing(state, rule, now, gone.get(rule.metric), events)
                 continue
