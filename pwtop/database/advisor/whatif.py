@@ -54,7 +54,7 @@ DEFAULT_ROWS = 1_000_000   # what SQLite assumes of a table it has no statistics
 # rowid lookups, b-tree descent levels, temp b-tree work, result rows, columns decoded),
 # priced by COSTS in microseconds of the machine they were fitted on. Only ratios of two
 # estimates are used. Fitted (least squares on relative error, non-negative) on the
-# 200k-row demo database: every read statement of the default workload timed under 19
+# 200k-row demo database: every read statement of the default workload timed under 27
 # index sets, the samples whose real plan matched the predicted one (58); median
 # |log(predicted/measured)| 0.30 on a loaded 2-CPU VM, whose timing noise (up to 2x
 # between runs) limits it. row, lookup and distinct came out near zero and were given
