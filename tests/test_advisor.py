@@ -17,7 +17,7 @@ from pwtop.database.advisor import WorkloadItem, analyse
 from pwtop.database.advisor.candidates import IndexKey
 from pwtop.database.advisor.shape import UNKNOWN, analyse as shape_of
 from pwtop.database.advisor.sqltext import fingerprint
-from pwtop.database.advisor.whatif import (SchemaObject, Stats, WhatIf, sample_tables)
+from pwtop.database.advisor.whatif import SchemaObject, WhatIf, sample_tables
 from pwtop.database.apply import parse_action
 from pwtop.database.component import DatabaseComponent
 from pwtop.database.scratch import open_readonly

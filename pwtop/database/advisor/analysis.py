@@ -14,7 +14,6 @@ that were read, and :attr:`AdvisorReport.sampling` says so.
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import statistics
 import time
@@ -31,7 +30,6 @@ from pwtop.database.advisor.whatif import (SAMPLE_DEADLINE_S, SAMPLE_ROWS, Sampl
                                            read_schema, sample_tables)
 from pwtop.database.connect import ProbeBusy, ProbeInterrupted
 from pwtop.database.scratch import open_readonly
-from pwtop.errors import TargetError
 
 
 @dataclass
@@ -281,7 +279,7 @@ def _fill(report: AdvisorReport, choice: Choice, chooser: Chooser,
     report.candidates = choice.candidates
     report.evaluations = choice.evaluations
     report.steps = choice.steps
-    report.write_units_before = base.write and sum(base.write.values()) or 0.0
+    report.write_units_before = sum(base.write.values())
     report.write_units_after = final.write_total
     for name, why in final.errors.items():
         if name not in base.errors:
