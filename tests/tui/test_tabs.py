@@ -212,3 +212,19 @@ async def test_everything_is_reachable_from_the_keyboard_at_80x24(make_app):
         await pilot.press("home", "5", "pagedown", "pagedown", "pagedown")
         await pilot.pause()
         assert "network" in text_of(app)  # the charts at the bottom of System
+
+
+async def test_every_theme_draws_the_charts(make_app):
+    from pwtop.tui.theming import CYCLE
+
+    app = make_app()
+    async with app.run_test(size=(120, 50)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        seen = []
+        for _ in CYCLE:
+            await pilot.press("t")
+            await pilot.pause()
+            seen.append(app.theme)
+            assert "CPU and memory, %" in text_of(app)
+        assert sorted(seen) == sorted(CYCLE)
