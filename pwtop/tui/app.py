@@ -27,7 +27,6 @@ from typing import Any, Callable, Iterable, Mapping
 
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Tab, Tabs
@@ -134,7 +133,7 @@ def target_text(settings: Settings) -> str:
 
 
 class FilterInput(Input):
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
+    BINDINGS = bindings.textual_bindings("filter")
 
     class Cleared(Message):
         pass

@@ -89,6 +89,12 @@ KEYS: tuple[Key, ...] = (
     # The help screen
     Key("escape,q,question_mark,f1", "close", "Close", "Close the help screen.", "Help screen",
         "Esc / q / ?", footer=True, screen="help", palette=False),
+    # The filter box under a table
+    Key("escape", "clear_filter", "Clear filter", "Clear the filter and close the box (Enter "
+        "keeps the filter).", "Tables", "Esc", screen="filter", palette=False),
+    # The "terminal too small" notice
+    Key("q", "app.quit", "Quit", "Quit pwtop from the too-small notice.", "View", "q",
+        screen="too_small", palette=False),
 )
 
 

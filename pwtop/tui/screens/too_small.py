@@ -6,6 +6,8 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Static
 
+from pwtop.tui.bindings import textual_bindings
+
 MIN_WIDTH = 60
 MIN_HEIGHT = 16
 
@@ -20,7 +22,7 @@ def notice(width: int, height: int) -> str:
 
 
 class TooSmallScreen(Screen[None]):
-    BINDINGS = [("q", "app.quit", "Quit")]
+    BINDINGS = textual_bindings("too_small")
 
     def compose(self) -> ComposeResult:
         size = self.app.size
