@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fakes import (FakeComponent, UnreachableComponent, async_snapshot_parts,  # noqa: E402
-                   database_snapshot_parts, realtime_snapshot_parts, system_snapshot_parts)
+from tui_helpers import HOST, fake_factories  # noqa: E402
 
 from pwtop.config import Settings  # noqa: E402
-from pwtop.errors import NotYetAvailable  # noqa: E402
-from pwtop.model import Level, Recommendation  # noqa: E402
-
-HOST = "rig-test"
 
 
 @pytest.fixture(autouse=True)
@@ -30,52 +24,6 @@ def isolated_xdg(tmp_path, monkeypatch):
     monkeypatch.delenv("PWTOP_CONFIG", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm-256color")
-
-
-def not_yet(name: str):
-    def factory(settings):
-        raise NotYetAvailable(f"the {name} component is not available in this version yet")
-    return factory
-
-
-def fake_database(**kw) -> FakeComponent:
-    metrics, unavailable, detail, flags = database_snapshot_parts()
-    recs = [Recommendation("db-vacuum", "database", "vacuum", "/srv/rig/app.db",
-                           "VACUUM: 37.5 % of the file is free or unused",
-                           evidence={"database_fragmentation_ratio": 0.375},
-                           impact="the file shrinks by about 18 MiB",
-                           risk="needs up to twice the file in free space",
-                           action="VACUUM", level=Level.WARNING),
-            Recommendation("db-app-settings", "database", "app_setting", "app",
-                           "Per-connection settings for the app", code="PRAGMA ...",
-                           applicable=False)]
-    return FakeComponent("database", metrics, unavailable=unavailable, detail=detail,
-                         flags=flags, recommendations=recs, **kw)
-
-
-def fake_system() -> FakeComponent:
-    metrics, unavailable, detail = system_snapshot_parts()
-    return FakeComponent("system", metrics, unavailable=unavailable, detail=detail)
-
-
-def fake_agent(name: str) -> FakeComponent:
-    parts = async_snapshot_parts() if name == "async" else realtime_snapshot_parts()
-    metrics, unavailable, detail = parts
-    return FakeComponent(name, metrics, unavailable=unavailable, detail=detail)
-
-
-def fake_factories(**overrides) -> dict[str, Callable]:
-    """Fixed-value database and system components; async/realtime not built yet."""
-    database = fake_database()
-    system = fake_system()
-    factories: dict[str, Callable] = {
-        "database": lambda s: database,
-        "system": lambda s: system,
-        "async": not_yet("async"),
-        "realtime": not_yet("realtime"),
-    }
-    factories.update(overrides)
-    return factories
 
 
 @pytest.fixture
@@ -96,17 +44,3 @@ def make_app(tmp_path, settings):
         return PwtopApp(kw.pop("settings", settings),
                         fake_factories() if factories is None else factories, **kw)
     return make
-
-
-async def settle(app, pilot, polls: int = 1, names=None) -> None:
-    """Wait until the components' ``polls``-th poll was handled and the screen caught up."""
-    import asyncio
-
-    await pilot.pause()
-    await asyncio.wait_for(app.wait_for_polls(polls, names), timeout=20)
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-__all__ = ["FakeComponent", "UnreachableComponent", "fake_factories", "settle", "HOST"]

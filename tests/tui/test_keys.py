@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from conftest import HOST, FakeComponent, fake_factories, settle
+from tui_helpers import HOST, FakeComponent, fake_factories, settle
 
 from pwtop.model import Flag, Level
 from pwtop.tui import bindings

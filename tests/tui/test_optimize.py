@@ -6,7 +6,7 @@ import hashlib
 import sqlite3
 
 import pytest
-from conftest import fake_factories, settle
+from tui_helpers import fake_factories, settle
 from fakes import SqliteOptimizeComponent
 
 from pwtop.tui.app import MainScreen

@@ -10,7 +10,7 @@ import hashlib
 import sqlite3
 
 import pytest
-from conftest import settle
+from tui_helpers import settle
 
 from pwtop.tui.app import MainScreen, default_factories
 from pwtop.tui.screens.optimize import OptimizeScreen

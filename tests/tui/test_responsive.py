@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import fake_factories
+from tui_helpers import fake_factories
 from fakes import SlowComponent
 
 from pwtop.tui.app import MainScreen

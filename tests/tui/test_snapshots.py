@@ -8,7 +8,7 @@ have a shape), no clock anywhere on screen. Regenerate after an intended change 
 from __future__ import annotations
 
 import pytest
-from conftest import fake_agent, fake_database, fake_factories
+from tui_helpers import fake_agent, fake_database, fake_factories
 
 from pwtop.tui.bindings import TABS
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import fake_factories, settle
+from tui_helpers import fake_factories, settle
 
 from pwtop.tui.tabs.database import DatabaseTab
 from pwtop.tui.tabs.overview import OverviewTab
@@ -131,7 +131,7 @@ async def test_tables_update_cells_in_place(make_app, monkeypatch):
 
 
 async def test_an_agent_link_that_is_down_reads_not_connected_and_polls_slower(make_app):
-    from conftest import FakeComponent
+    from tui_helpers import FakeComponent
 
     from pwtop.tui.app import LINK_DOWN_INTERVAL_S
 
@@ -169,7 +169,7 @@ async def test_agent_components_are_not_loaded_without_anything_to_reach(make_ap
 
 
 async def test_async_and_realtime_tabs_with_an_agent(make_app):
-    from conftest import fake_agent
+    from tui_helpers import fake_agent
 
     app = make_app(fake_factories(**{"async": lambda s: fake_agent("async"),
                                      "realtime": lambda s: fake_agent("realtime")}))
