@@ -51,6 +51,20 @@ def test_truncated_copy_is_reported(demo_db, tmp_path):
         header_of(half)
 
 
+def test_wal_file_shorter_than_its_header_mid_checkpoint_is_not_truncation(demo_db, tmp_path):
+    """A checkpoint may write page 1 (new page count) before the last pages, which then
+    still sit in the -wal: the file is shorter than its header says, and that is healthy."""
+    half = tmp_path / "live.db"
+    data = demo_db.read_bytes()
+    pages = len(data) // 4096
+    half.write_bytes(data[:4096 * (pages - 2)])
+    assert data[18] == 2  # the demo database is in WAL mode
+    with pytest.raises(TargetError, match="truncated"):
+        header_of(half)  # no -wal: really truncated
+    Path(f"{half}-wal").write_bytes(b"\0" * 4096)
+    assert header_of(half).page_size == 4096
+
+
 def test_cut_mid_page_is_reported(demo_db, tmp_path):
     cut = tmp_path / "cut.db"
     cut.write_bytes(demo_db.read_bytes()[:4096 * 3 + 100])

@@ -133,7 +133,11 @@ def read_header(path: Path, size: int) -> Header:
     valid_for = int.from_bytes(raw[92:96], "big")
     pages = int.from_bytes(raw[28:32], "big")
     header_pages = pages if pages and counter == valid_for else None
-    if header_pages is not None and size < header_pages * page_size:
+    # In WAL mode a checkpoint copies pages in any order: page 1 (with the new page count)
+    # can reach the file before the last pages, which are still in the -wal. A file shorter
+    # than its header says is then normal, not truncation.
+    wal_pending = raw[18] == 2 and _nonempty(sidecar(path, "-wal"))
+    if header_pages is not None and size < header_pages * page_size and not wal_pending:
         raise TargetError(
             f"{path}: truncated database: its header says {header_pages * page_size} bytes "
             f"but the file has {size}; restore it from a backup")
@@ -141,6 +145,13 @@ def read_header(path: Path, size: int) -> Header:
         raise TargetError(f"{path}: truncated or damaged database: {size} bytes is not a "
                           f"whole number of {page_size}-byte pages; restore it from a backup")
     return Header(page_size, raw[18], raw[19], header_pages, counter)
+
+
+def _nonempty(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def sidecar(path: Path, suffix: str) -> Path:
