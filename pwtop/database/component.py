@@ -48,6 +48,7 @@ class DatabaseComponent:
         self._frag: Fragmentation | None = None
         self._frag_at: float | None = None
         self._queries: list[QueryTiming] | None = None
+        self._timed_at: dict[str, float] = {}  # statement name -> monotonic time timed
         self._workload_at: float | None = None
         self._workload_wall: float | None = None
         self._workload_source = ""
@@ -141,6 +142,10 @@ class DatabaseComponent:
                                 "analysis: its newest commits may be missing from these figures")
         self._busy_total += busy
         queries = copy.deepcopy(self._queries or [])
+        now = time.monotonic()
+        for q in queries:
+            at = self._timed_at.get(q.name)
+            q.age_s = None if at is None else now - at
         _mark_index_use(tables, queries)
         act = Activity(lock_holders=holders, locks_unavailable=locks_why,
                        busy_count=self._busy_total, busy_this_collect=busy)
@@ -154,7 +159,7 @@ class DatabaseComponent:
             fragmentation_unavailable=frag_why, tables=tables, queries=queries,
             workload_source=self._workload_source,
             workload_measured_at=self._workload_wall,
-            workload_age_s=(time.monotonic() - self._workload_at) if self._workload_at else None,
+            workload_age_s=_oldest(queries, self._workload_at, now),
             workload_errors=list(self._workload_errors), activity=act, cache=cache,
             features=features, probes=probes, warnings=warnings)
         snap = Snapshot(component=self.name, detail=detail)
@@ -200,14 +205,17 @@ class DatabaseComponent:
             frag_view.age_s = now - self._frag_at
             inspect.apply_sizes(tables, frag_view)
         if self._due(self._workload_at, now) or self._queries is None:
-            self._run_workload(cx, features, log, file.journal_mode)
+            self._run_workload(cx, features, log, file.journal_mode, now)
             self._workload_at, self._workload_wall = now, time.time()
         else:
             log.reused("workload", now - self._workload_at)
         return file, tables, features, frag_view, frag_why
 
     def _run_workload(self, cx: connect.Connection, features: dict[str, bool],
-                      log: "_ProbeLog", journal_mode: str) -> None:
+                      log: "_ProbeLog", journal_mode: str, now: float) -> None:
+        """Explain every statement; time them, after the first run in turn (see
+        ``workload.analyse``): a monitor refreshing every ``slow_probe_interval`` must not
+        re-run a file's heavy analysis queries back to back each time."""
         s = self.settings.database
         statements: list[workload.Statement] = []
         sources = []
@@ -230,10 +238,20 @@ class DatabaseComponent:
         if journal_mode != "wal":
             no_timing = ("not timed: in rollback-journal mode a timed read would block the "
                          "app's commits (see db-enable-wal)")
+        previous = {}
+        for q in self._queries or []:
+            at = self._timed_at.get(q.name)
+            if at is not None:
+                previous[q.name] = copy.copy(q)
+                previous[q.name].age_s = now - at
         queries = log.run("workload", lambda: workload.analyse(
             cx, statements, deadline=s.probe_deadline, slow_threshold=s.analyze_threshold,
-            counters=features.get("sqlite_stmt", False), no_timing=no_timing)) or []
+            counters=features.get("sqlite_stmt", False), no_timing=no_timing,
+            previous=previous, budget=workload.ROTATION_BUDGET_S)) or []
         self._queries = queries
+        end = time.monotonic()  # a statement timed now: its figures are this fresh
+        self._timed_at = {q.name: end if q.age_s == 0.0 else now - q.age_s for q in queries
+                          if q.status in workload.TIMED and q.age_s is not None}
         self._workload_errors = [f"workload {q.name}: {q.error}" for q in queries
                                  if q.status == "error"]
 
@@ -414,6 +432,14 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _oldest(queries: list[QueryTiming], run_at: float | None, now: float) -> float | None:
+    """Age of the oldest figures shown: the workload run's, or an older reused timing's."""
+    ages = [q.age_s for q in queries if q.age_s is not None]
+    if run_at is not None:
+        ages.append(now - run_at)
+    return max(ages) if ages else None
+
+
 def _mark_index_use(tables: list, queries: list[QueryTiming]) -> None:
     if not queries or not any(q.plan for q in queries):
         return
@@ -519,7 +545,8 @@ def describe(snapshot: Snapshot, settings: Settings) -> list[str]:
         lines.append(f"sizes: {d.fragmentation_unavailable}")
 
     source = d.workload_source or "none"
-    age = f", timed {d.workload_age_s:.0f} s ago" if d.workload_age_s is not None else ""
+    age = (f", oldest timing {d.workload_age_s:.0f} s old; heavy statements are re-timed "
+           "in turn" if d.workload_age_s is not None and d.workload_age_s >= 1.0 else "")
     lines += ["", f"workload ({source}{age}; timed on pwtop's own read-only connection, "
                   f"slow above {human_seconds(settings.database.analyze_threshold)})"]
     if not d.queries:
@@ -532,6 +559,8 @@ def describe(snapshot: Snapshot, settings: Settings) -> list[str]:
         elif q.status == "explained":
             state = ("explained (writes)" if q.writes else "explained (no values)"
                      if "no values" in (q.error or "") else "explained (not timed)")
+        if q.age_s is not None and q.age_s >= 1.0 and q.status in workload.TIMED:
+            state += f" ({q.age_s:.0f} s ago)"
         qrows.append((q.name, human_seconds(q.median_s), human_seconds(q.p95_s), q.runs or "-",
                       state, ", ".join(q.badges) or (q.error or "")))
     if qrows:

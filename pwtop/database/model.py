@@ -166,6 +166,10 @@ class QueryTiming:
     indexes_used: list[str] = field(default_factory=list)
     counters: StmtCounters | None = None
     error: str | None = None
+    # Seconds since these figures were measured: the monitor re-times heavy statements in
+    # turn (workload.analyse), so some rows are older than the collect. None: never timed.
+    age_s: float | None = None
+    timing_s: float = 0.0               # seconds spent running it for these figures
 
 
 @dataclass

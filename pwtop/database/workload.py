@@ -23,19 +23,27 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 from pwtop.database import plans
 from pwtop.database.connect import Connection, ProbeBusy, ProbeInterrupted
 from pwtop.database.model import QueryTiming, StmtCounters
 from pwtop.errors import TargetError
 
-# Each read query runs until it has MAX_RUNS timings, or MIN_RUNS and TARGET_S seconds of
-# them, and never past the probe deadline in total: enough for a median and a p95 of a
-# fast query without an analysis of a big file taking minutes.
+# Each read query runs until it has MAX_RUNS timings or TARGET_S seconds of them, and
+# never past the probe deadline in total: a median and a p95 of a fast query, while a
+# query slower than TARGET_S (or HEAVY_S) runs once (each run of a heavy query holds a read snapshot
+# that keeps the app's checkpoints from finishing, and costs the rig its CPU).
 MAX_RUNS = 15
-MIN_RUNS = 3
-TARGET_S = 0.25
+TARGET_S = 0.05
+# A statement whose run takes longer than HEAVY_S is heavy: after it the timing pauses
+# PAUSE_S so that the app's checkpoint can run while no snapshot of pwtop's is open, and
+# a rotating run (see ``analyse``) times at most one heavy statement.
+HEAVY_S = 0.1
+PAUSE_S = 0.05
+# Seconds of timing a rotating run may spend before it keeps the remaining statements'
+# last timings (at least one statement is always timed, so every one gets its turn).
+ROTATION_BUDGET_S = 0.15
 READ_WORDS = ("SELECT", "WITH", "VALUES")
 # Opcodes that change the database or its schema. Insert/IdxInsert/Delete are not among
 # them: sorts, DISTINCT and GROUP BY use them on ephemeral (in-memory) tables, while any
@@ -179,18 +187,16 @@ def _drain(cur: sqlite3.Cursor) -> None:
 def time_statement(cx: Connection, sql: str, params: Sequence, deadline: float,
                    max_runs: int = MAX_RUNS) -> list[float]:
     """Run times of ``sql``: repeated while the next run fits in ``deadline`` in total
-    (see MAX_RUNS).
+    (see MAX_RUNS and TARGET_S).
 
     The first run has the whole deadline and raises ProbeInterrupted when it does not
     finish; later runs stop the series quietly when they would overrun it.
     """
     times: list[float] = []
     used = 0.0
-    while len(times) < max_runs:
+    while len(times) < max_runs and used < TARGET_S:
         remaining = deadline - used
         if times and times[-1] > remaining:
-            break
-        if len(times) >= MIN_RUNS and used >= TARGET_S:
             break
         t0 = time.perf_counter()
         try:
@@ -202,6 +208,8 @@ def time_statement(cx: Connection, sql: str, params: Sequence, deadline: float,
         dt = time.perf_counter() - t0
         times.append(dt)
         used += dt
+        if dt > HEAVY_S:
+            break
     return times
 
 
@@ -216,13 +224,22 @@ def read_counters(conn: sqlite3.Connection) -> dict[str, StmtCounters]:
 
 
 def analyse(cx: Connection, statements: list[Statement], *, deadline: float,
-            slow_threshold: float, counters: bool,
-            no_timing: str | None = None) -> list[QueryTiming]:
+            slow_threshold: float, counters: bool, no_timing: str | None = None,
+            previous: Mapping[str, QueryTiming] | None = None, budget: float | None = None,
+            pause: Callable[[float], None] = time.sleep) -> list[QueryTiming]:
     """Explain every statement, time the ones that only read; errors stay per statement.
 
     ``no_timing`` (a reason) explains every statement without running any.
+
+    With ``previous`` (last results by name, each with its ``age_s``) and a ``budget`` the
+    run rotates: statements are timed new ones first, then oldest timing first, and one
+    timed before is timed again only while the run has spent less than ``budget`` seconds
+    on timing and, if it is heavy (HEAVY_S), no other heavy one was timed in this run. The
+    others keep their previous timing with its age. At least one statement is timed, so
+    every one gets its turn. Without them every statement is timed (``pwtop analyze``).
     """
     out = []
+    todo: list[tuple[QueryTiming, Statement, Sequence]] = []
     for st in statements:
         q = QueryTiming(name=st.name, sql=st.sql, writes=st.writes)
         out.append(q)
@@ -257,32 +274,81 @@ def analyse(cx: Connection, statements: list[Statement], *, deadline: float,
             q.status = "explained"
             q.error = f"has {len(params)} parameter(s) and no values: explained, not timed"
             continue
-        try:
-            times = time_statement(cx, st.sql, params, deadline)
-        except ProbeInterrupted as exc:
-            q.status, q.error = "interrupted", f"{exc}; slower than {deadline:.2f} s"
-            q.slow = deadline >= slow_threshold
+        todo.append((q, st, params))
+
+    before = previous or {}
+
+    def last(q: QueryTiming) -> QueryTiming | None:
+        p = before.get(q.name)
+        return p if p is not None and p.sql == q.sql and p.status in TIMED else None
+
+    def turn(item: tuple[QueryTiming, Statement, Sequence]) -> tuple[int, float]:
+        p = last(item[0])
+        return (0, 0.0) if p is None else (1, -(p.age_s or 0.0))
+
+    spent, heavy_done, timed_any = 0.0, False, False
+    for q, st, params in sorted(todo, key=turn):
+        p = last(q)
+        if p is not None and budget is not None and timed_any and (
+                spent + p.timing_s > budget or (heavy_done and is_heavy(p))):
+            _reuse(q, p, slow_threshold)
             continue
-        except ProbeBusy as exc:
-            q.status, q.error = "error", f"database busy: {exc}"
-            continue
-        except sqlite3.Error as exc:
-            q.status, q.error = "error", _one_line(exc)
-            continue
-        q.runs = len(times)
-        q.median_s = statistics.median(times)
-        q.p95_s = percentile(times, 0.95)
-        q.min_s = min(times)
-        q.slow = q.median_s > slow_threshold
+        _time_one(cx, q, params, deadline, slow_threshold)
+        spent += q.timing_s
+        timed_any = True
+        if is_heavy(q):
+            heavy_done = True
+            pause(PAUSE_S)
     if counters:
         try:
             found = cx.run(read_counters, deadline)
         except (sqlite3.Error, ProbeInterrupted, ProbeBusy):
             found = {}
         for q in out:
-            if q.runs:
+            if q.runs and q.age_s == 0.0:
                 q.counters = found.get(q.sql)
     return out
+
+
+TIMED = ("timed", "interrupted")
+
+
+def is_heavy(q: QueryTiming) -> bool:
+    """Cut at the deadline, or a median run over HEAVY_S."""
+    return q.status == "interrupted" or (q.median_s or 0.0) > HEAVY_S
+
+
+def _time_one(cx: Connection, q: QueryTiming, params: Sequence, deadline: float,
+              slow_threshold: float) -> None:
+    t0 = time.perf_counter()
+    try:
+        times = time_statement(cx, q.sql, params, deadline)
+    except ProbeInterrupted as exc:
+        q.status, q.error = "interrupted", f"{exc}; slower than {deadline:.2f} s"
+        q.slow = deadline >= slow_threshold
+        times = None
+    except ProbeBusy as exc:
+        q.status, q.error = "error", f"database busy: {exc}"
+        times = None
+    except sqlite3.Error as exc:
+        q.status, q.error = "error", _one_line(exc)
+        times = None
+    q.timing_s = time.perf_counter() - t0
+    q.age_s = 0.0
+    if times:
+        q.runs = len(times)
+        q.median_s = statistics.median(times)
+        q.p95_s = percentile(times, 0.95)
+        q.min_s = min(times)
+        q.slow = q.median_s > slow_threshold
+
+
+def _reuse(q: QueryTiming, p: QueryTiming, slow_threshold: float) -> None:
+    """``q`` (explained now) takes ``p``'s timing, which keeps its age."""
+    q.status, q.error = p.status, p.error
+    q.runs, q.median_s, q.p95_s, q.min_s = p.runs, p.median_s, p.p95_s, p.min_s
+    q.slow = p.slow if p.status == "interrupted" else (p.median_s or 0.0) > slow_threshold
+    q.counters, q.timing_s, q.age_s = p.counters, p.timing_s, p.age_s
 
 
 def _one_line(exc: BaseException) -> str:
