@@ -23,6 +23,8 @@ def human_bytes(n: float | int | None) -> str:
 def human_seconds(s: float | None) -> str:
     if s is None:
         return "-"
+    if s == 0:
+        return "0 s"
     if s < 0.001:
         return f"{s * 1e6:.0f} µs"
     if s < 1:

@@ -12,4 +12,5 @@ def test_units_by_suffix():
     assert format_metric("x_celsius", 51.25) == "51.2 °C"
     assert format_metric("x_total", 1234567) == "1,234,567"
     assert format_metric("x_seconds", None) == "-"
+    assert format_metric("x_seconds", 0) == "0 s"
     assert format_metric("x_ratio", float("nan")) == "-"
