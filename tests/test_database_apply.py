@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pwtop.database import preflight
+from pwtop.database import activity, preflight
 from pwtop.database.apply import Refused, apply_recommendations, parse_action
 from pwtop.demo.generate import create_demo_database
 from pwtop.errors import TargetError
@@ -483,8 +483,8 @@ def test_lock_holders_reads_proc_locks(tmp_path):
         f"3: -> POSIX  ADVISORY  WRITE 4444 {key(shm)} 120 120\n"
         f"4: POSIX  ADVISORY  READ 4545 {key(db)} 1073741826 1073742335\n"
         f"5: FLOCK  ADVISORY  WRITE 4646 {key(db)} 0 EOF\n")
-    found = {(h.pid, h.role) for h in preflight.lock_holders(db, locks_file=str(locks))}
-    assert found == {(4242, "writer"), (4343, "writer")}
+    found = {(h.pid, h.role) for h in activity.write_lock_holders(db, locks_file=str(locks))}
+    assert found == {(4242, "writer"), (4343, "writer (reserved)")}
 
 
 async def test_apply_registers_its_connection_with_the_analysis(db, monkeypatch):

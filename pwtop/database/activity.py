@@ -183,8 +183,8 @@ def lock_holders(path: Path, locks_file: str = "/proc/locks") -> tuple[list[Lock
     seen = set()
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) < 8 or parts[1] == "->":
-            continue  # "->" lines are waiters, not holders
+        if len(parts) < 8 or parts[1] not in ("POSIX", "OFDLCK"):
+            continue  # "->" lines are waiters, not holders; SQLite takes no FLOCK/LEASE
         mode, pid_s, dev_ino, start_s, end_s = parts[3:8]
         try:
             maj, mnr, ino = dev_ino.split(":")
@@ -207,6 +207,22 @@ def lock_holders(path: Path, locks_file: str = "/proc/locks") -> tuple[list[Lock
             out.append(LockHolder(pid=real_pid, process=_proc_name(pid) if real_pid else None,
                                   file=which, mode=mode, role=role, start=start, end=end))
     return out, None
+
+
+WRITE_ROLES = ("writer", "pending", "checkpointer", "recovery")
+
+
+def write_lock_holders(path: Path, locks_file: str = "/proc/locks") -> list[LockHolder]:
+    """Other processes holding SQLite's write-side locks on ``path`` (writer, checkpointer,
+    recovery; rollback mode: RESERVED, PENDING, EXCLUSIVE): whom optimize names when it
+    meets SQLITE_BUSY. Only tells who to blame; whether the lock can be had is decided by
+    SQLite itself. Empty when /proc/locks is unreadable."""
+    holders, _ = lock_holders(path, locks_file)
+    return [h for h in holders if h.role.startswith(WRITE_ROLES)]
+
+
+def describe_holder(h: LockHolder) -> str:
+    return f"pid {h.pid} ({h.process or '?'}) as {h.role}"
 
 
 def summarise_locks(activity: Activity) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pwtop.database import connect, preflight
+from pwtop.database import activity, connect, preflight
 from pwtop.database.preflight import SpaceNeed
 from pwtop.errors import TargetError
 from pwtop.model import ActionResult, Recommendation
@@ -323,8 +323,8 @@ class _Job:
         return conn
 
     def _holders(self) -> str:
-        holders = preflight.lock_holders(self.path)
-        return ", ".join(str(h) for h in holders)
+        holders = activity.write_lock_holders(self.path)
+        return ", ".join(activity.describe_holder(h) for h in holders)
 
     def _busy(self, what: str) -> _Stop:
         holders = self._holders()

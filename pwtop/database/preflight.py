@@ -24,12 +24,6 @@ disk_usage = shutil.disk_usage
 # pages of WAL frames or journal, plus the -shm file.
 MARGIN_PAGES = 64
 
-# Byte offsets of SQLite's locks. WAL mode: the write lock is byte 120 of the -shm file,
-# the checkpoint lock 121, recovery 122, reader slots 123..127. Rollback mode: the
-# RESERVED lock (a writer has begun) is byte 0x40000001 of the database file, PENDING
-# 0x40000000 and EXCLUSIVE the shared range after them.
-_WAL_LOCKS = {120: "writer", 121: "checkpointer", 122: "recovery"}
-_PENDING_BYTE = 0x40000000
 
 
 @dataclass
@@ -104,70 +98,6 @@ def file_size(path: Path) -> int:
         return os.stat(path).st_size
     except FileNotFoundError:
         return 0
-
-
-@dataclass
-class LockHolder:
-    pid: int
-    role: str  # writer, checkpointer, recovery, reader
-    name: str
-
-    def __str__(self) -> str:
-        return f"pid {self.pid} ({self.name}) as {self.role}"
-
-
-def _proc_name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() or "?"
-    except OSError:
-        return "?"
-
-
-def _file_key(path: Path) -> str | None:
-    """The ``major:minor:inode`` form in which /proc/locks names a file."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-
-
-def lock_holders(path: Path, *, locks_file: str = "/proc/locks") -> list[LockHolder]:
-    """Other processes holding SQLite write-side locks on ``path`` (from /proc/locks).
-
-    Only tells who to blame: whether the lock can be had is decided by SQLite itself
-    (``BEGIN IMMEDIATE`` under a busy timeout). Empty when /proc/locks is unreadable.
-    """
-    db_key, shm_key = _file_key(path), _file_key(sidecar(path, "-shm"))
-    try:
-        text = Path(locks_file).read_text()
-    except OSError:
-        return []
-    me = os.getpid()
-    found: dict[tuple[int, str], LockHolder] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if parts and parts[1] == "->":  # a blocked request, not a held lock
-            continue
-        if len(parts) < 8 or parts[1] not in ("POSIX", "OFDLCK"):
-            continue
-        try:
-            pid, start = int(parts[4]), int(parts[6])
-        except ValueError:
-            continue
-        if pid == me:
-            continue
-        key, mode = parts[5], parts[3]
-        role = None
-        if shm_key and key == shm_key and mode == "WRITE":
-            role = _WAL_LOCKS.get(start)
-        elif db_key and key == db_key and mode == "WRITE":
-            # RESERVED, PENDING or EXCLUSIVE on the database file: a rollback-mode writer.
-            if start in (_PENDING_BYTE, _PENDING_BYTE + 1, _PENDING_BYTE + 2):
-                role = "writer"
-        if role:
-            found.setdefault((pid, role), LockHolder(pid, role, _proc_name(pid)))
-    return list(found.values())
 
 
 def has_dbstat(conn: sqlite3.Connection) -> bool:
