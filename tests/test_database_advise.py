@@ -195,3 +195,17 @@ def test_levels_are_ordered_worst_first():
     recs = advise.recommend(_wal_snapshot(6000, 5000), Settings())
     levels = [int(r.level) for r in recs]
     assert levels == sorted(levels, reverse=True)
+
+
+async def test_a_drop_that_needs_a_new_index_states_the_order_optimize_keeps(demo_db):
+    from pwtop.database.apply import ORDER
+
+    recs, _ = await recommend(demo_db, None)  # the default workload: the advisor proposes
+    needs_new = [r for r in recs.values() if r.kind == "drop_index"
+                 and r.evidence.get("requires", "").startswith("db-create-")]
+    assert needs_new
+    assert ORDER["create_index"] < ORDER["drop_index"]
+    for r in needs_new:
+        assert r.evidence["requires"] in recs
+        assert "builds new indexes before it drops any" in r.risk
+        assert "drops before creates" not in r.risk
