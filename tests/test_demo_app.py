@@ -115,6 +115,46 @@ async def test_watch_the_demo_app_and_command_it(demo_db, launch):
     assert _wifi_rows(demo_db) > rows_before  # the writer really wrote
 
 
+async def test_the_apps_own_statements_reach_pwtop_counted_and_fingerprinted(demo_db, launch):
+    """The demo app wraps its pool's connections with the advisor's capture hook and hands
+    it to the agent: the snapshot's database.workload lists what the app really ran."""
+    from pwtop.agent.client import AgentClient
+    from pwtop.database.advisor.capture import items_from_snapshot
+
+    app = launch(demo_db, "--no-streams")
+    client = AgentClient(app.agent, token_file=app.token_file or None).start()
+
+    def by_table(section: dict, kind: str) -> dict[str, dict]:
+        return {st["table"]: st for st in section["statements"] if st["kind"] == kind}
+
+    try:
+        section: dict = {}
+        for _ in range(40):  # until the writer has flushed and the readers have run
+            snap = await client.wait_snapshot(10.0, after=client.snapshots)
+            assert snap is not None
+            section = (snap.get("database") or {}).get("workload") or {}
+            texts = " ".join(st["sql"] for st in section.get("statements", []))
+            if "wifi_detections" in by_table(section, "insert") and "ap_cache" in texts \
+                    and "health_records" in texts:
+                break
+        else:
+            pytest.fail(f"the app's statements never showed up: {section}")
+    finally:
+        await client.close()
+    wifi = by_table(section, "insert")["wifi_detections"]
+    assert wifi["count"] >= 1 and wifi["rows_written"] >= wifi["count"]
+    reads = [st for st in section["statements"] if st["kind"] == "select"]
+    ap = next(st for st in reads if "ap_cache" in st["sql"])
+    assert ap["count"] >= 1 and ap["total_seconds"] > 0
+    assert "?" in ap["sql"]  # fingerprinted: values are never kept
+    # Only the app's work: its connection-setup PRAGMAs ran before the hook was on.
+    assert all(st["kind"] != "pragma" for st in section["statements"])
+    assert len({st["id"] for st in section["statements"]}) == len(section["statements"])
+    items, inserts = items_from_snapshot(section)  # what the advisor weighs
+    assert inserts["wifi_detections"] >= wifi["rows_written"]
+    assert any("ap_cache" in item.sql and item.frequency >= 1 for item in items)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

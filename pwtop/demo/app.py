@@ -18,7 +18,10 @@ pwtop has something true to show:
   ``/sse/status``, and simulated clients: steady readers that echo ``seq``, one on a tiny
   receive buffer that falls behind and loses messages, one that keeps disconnecting,
   and SSE readers that resume with ``Last-Event-ID``;
-* the **agent**, started in two lines like any app would.
+* the **agent**, started in two lines like any app would, with the advisor's capture hook
+  (:class:`~pwtop.database.advisor.capture.WorkloadCapture`) on every database
+  connection of the pool, so the statements the app really runs, counted and timed,
+  reach pwtop in the agent's snapshot (``database.workload``).
 
 When ready it prints one JSON line on stdout (``{"event": "ready", "agent": ...,
 "metrics_url": ..., "token_file": ..., "streams": {...}}``) and logs only to stderr.
@@ -134,8 +137,10 @@ class DemoApp:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from pwtop.aio import AsyncOptimizer, CircuitBreaker, RateLimiter, ResourcePool, TaskQueue
+        from pwtop.database.advisor.capture import WorkloadCapture
 
         self.args = args
+        self.capture = WorkloadCapture()
         self.db = Path(args.db).expanduser()
         self.speed = max(0.1, float(args.speed))
         self.rng = random.Random(args.seed)
@@ -164,14 +169,15 @@ class DemoApp:
     def _connect(self) -> Any:
         return asyncio.to_thread(self._open_connection)
 
-    def _open_connection(self) -> sqlite3.Connection:
+    def _open_connection(self) -> Any:
+        """A pool connection; its statements after the setup PRAGMAs are captured."""
         conn = sqlite3.connect(self.db, isolation_level=None, check_same_thread=False,
                                timeout=2.0)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA cache_size=10000")
-        return conn
+        return self.capture.wrap(conn)
 
     async def _flush(self, items: list[tuple[str, tuple]]) -> None:
         """The queue's handler: one transaction per batch, like PiWardrive's db_flush."""
@@ -180,7 +186,7 @@ class DemoApp:
                 await asyncio.to_thread(self._write, conn, items)
 
     @staticmethod
-    def _write(conn: sqlite3.Connection, items: list[tuple[str, tuple]]) -> None:
+    def _write(conn: Any, items: list[tuple[str, tuple]]) -> None:
         by_kind: dict[str, list[tuple]] = {}
         for kind, row in items:
             by_kind.setdefault(kind, []).append(row)
@@ -442,7 +448,8 @@ class DemoApp:
             self.agent = pwtop.agent.start(
                 async_optimizer=self.opt, realtime_optimizer=self.rt, db_path=self.db,
                 host=self.args.host, port=self.args.port, unix_path=self.args.unix_socket,
-                token_file=self.args.token_file, interval=self.args.interval)
+                token_file=self.args.token_file, interval=self.args.interval,
+                workload_capture=self.capture)
             await self.agent.wait_started()
             stack.push_async_callback(self.agent.stop)
             await self._record_session()
