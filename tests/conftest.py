@@ -8,6 +8,7 @@ are closed cleanly, so no -wal or -shm file exists beside them.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -19,6 +20,22 @@ from typing import Callable, Iterator
 import pytest
 
 DEMO_ROWS = 20_000
+
+
+@pytest.fixture(autouse=True)
+def _pwtop_logger_restored() -> Iterator[None]:
+    """Put the "pwtop" logger back as the test found it: a test that runs pwtop.cli.main
+    in-process gets setup_logging's file handler and propagate=False, which would keep
+    later tests' records from reaching caplog (its handler sits on the root logger)."""
+    logger = logging.getLogger("pwtop")
+    handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
+    yield
+    for handler in logger.handlers:
+        if handler not in handlers:
+            handler.close()
+    logger.handlers[:] = handlers
+    logger.propagate = propagate
+    logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")
