@@ -6,6 +6,8 @@ not flatter the next:
 
 * time: a cold analysis (the first, with the expensive probes: dbstat scan, workload
   timing) and a warm one right after it in the same process (as the TUI's next refresh);
+  then ROUNDS slow rounds (what the TUI runs once per ``slow_probe_interval``: dbstat scan,
+  the workload re-timed in turn), with their wall time and the process's CPU time;
 * memory: the child's peak RSS (``ru_maxrss``) next to a baseline child that imports and
   builds the component without analysing, and tracemalloc's peak of Python allocations
   during one analysis (measured in a separate child: tracemalloc slows Python down).
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 CACHE = Path("/tmp/pwtop-bench")
+ROUNDS = 6
 
 
 def demo_db(rows: int, seed: int, *, regenerate: bool = False) -> Path:
@@ -89,6 +92,15 @@ def child(mode: str, path: Path) -> dict:
                 out["traced_peak_bytes"] = tracemalloc.get_traced_memory()[1]
                 return
             out["warm_s"], _ = await _analyse(comp)
+            # every collect from here is a slow round, as one per minute in the TUI
+            comp.settings.database.slow_probe_interval = 0.0
+            out["rounds"] = []
+            for _ in range(ROUNDS):
+                probes: dict = {}
+                c0 = time.process_time()
+                wall, _ = await _analyse(comp, probes)
+                out["rounds"].append({"wall_s": wall, "cpu_s": time.process_time() - c0,
+                                      "workload_s": probes.get("workload (ok)", 0.0)})
         finally:
             await comp.close()
 
@@ -143,12 +155,24 @@ def main() -> int:
     rss_base = med(r["maxrss_bytes"] for r in base)
     rss = med(r["maxrss_bytes"] for r in timed)
     traced_peak = med(r["traced_peak_bytes"] for r in traced)
+    rounds = [x for r in timed for x in r["rounds"]]
+    slow_wall = med(r["wall_s"] for r in rounds)
+    slow_wl = med(r["workload_s"] for r in rounds)
+    slow_cpu = med(r["cpu_s"] for r in rounds)
     all_cold = ", ".join(f"{r['cold_s']:.3f}" for r in timed)
     rows = [
         ("analysis, first (cold) collect+recommend", f"{cold:.3f} s",
          f"all cold runs: {all_cold} s"),
         ("analysis, next (warm) collect+recommend", f"{warm:.3f} s",
          f"warm/cold = {warm / cold:.2f}"),
+        ("slow round (dbstat + workload in turn)", f"{slow_wall:.3f} s",
+         f"range {min(r['wall_s'] for r in rounds):.3f} - "
+         f"{max(r['wall_s'] for r in rounds):.3f} s over {len(rounds)} rounds"),
+        ("  of which workload timing", f"{slow_wl:.3f} s",
+         f"range {min(r['workload_s'] for r in rounds):.3f} - "
+         f"{max(r['workload_s'] for r in rounds):.3f} s"),
+        ("  CPU time of a slow round", f"{slow_cpu:.3f} s",
+         f"{slow_cpu / 60 * 100:.2f} % of a core at the default 60 s interval"),
         ("peak RSS of a child that analyses", mib(rss), ""),
         ("peak RSS of a child that only builds", mib(rss_base),
          f"analysis adds {mib(rss - rss_base)} ({rss / rss_base:.2f}x)"),

@@ -12,6 +12,10 @@ cache, WAL growth) spread over all of them:
   runs the expensive probes (dbstat scan, workload timing);
 * ``tui``: one component collecting back to back, as the TUI does (expensive probes only
   every ``slow_probe_interval``);
+* ``rotating`` (on request, ``--modes``): one component for the whole run, its first full
+  pass done before the phases, then collecting back to back with ``slow_probe_interval``
+  at its 1 s minimum: every collect is a slow round that re-times the workload in turn
+  (at most one heavy statement), as the TUI does once a minute, here without the minute;
 * ``cli-cheap``, ``tui-cheap`` (on request, ``--modes``): the same with the workload
   replaced by one indexed lookup, to separate the workload timing's cost from the rest.
 
@@ -143,12 +147,22 @@ def percentile(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+def rotating(path: Path):
+    """The ``rotating`` phases' component: every collect is a slow round."""
+    comp = build(path)
+    comp.settings.database.slow_probe_interval = 1.0
+    return comp
+
+
 async def analysis_phase(mode: str, path: Path, seconds: float,
-                         stats: dict[str, list[float]], errors: list[str]) -> None:
+                         stats: dict[str, list[float]], errors: list[str],
+                         kept: dict | None = None) -> None:
     """Analyse back to back for ``seconds``; the last analysis may run past the end."""
     end = time.monotonic() + seconds
     queries = CHEAP_WORKLOAD if mode.endswith("-cheap") else None
     comp = build(path, queries) if mode.startswith("tui") else None
+    if kept is not None and mode in kept:
+        comp = kept[mode]
     try:
         while time.monotonic() < end:
             c = comp or build(path, queries)
@@ -162,7 +176,7 @@ async def analysis_phase(mode: str, path: Path, seconds: float,
             if comp is None:
                 await c.close()
     finally:
-        if comp is not None:
+        if comp is not None and comp is not (kept or {}).get(mode):
             await comp.close()
 
 
@@ -189,6 +203,11 @@ async def run_phases(path: Path, order: list[str], seconds: float, settle: float
                 pass
             await asyncio.sleep(0.25)
 
+    kept = {}
+    if "rotating" in order:  # its first (full) pass is not part of any phase
+        kept["rotating"] = rotating(path)
+        await kept["rotating"].collect()
+        await asyncio.sleep(settle)
     sampler = asyncio.create_task(sample())
     try:
         for mode in order:
@@ -196,7 +215,7 @@ async def run_phases(path: Path, order: list[str], seconds: float, settle: float
             if mode == "off":
                 await asyncio.sleep(seconds)  # the measurement window itself: pwtop idle
             else:
-                await analysis_phase(mode, path, seconds, stats, errors)
+                await analysis_phase(mode, path, seconds, stats, errors, kept)
                 await asyncio.sleep(settle)
             spans.append((mode, t0, time.monotonic()))
     finally:
@@ -214,7 +233,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="rotations of off/cli/tui")
     p.add_argument("--rate", type=float, default=200.0, help="writer inserts per second")
     p.add_argument("--modes", default="off,cli,tui",
-                   help="phase kinds to rotate: off, cli, tui, cli-cheap, tui-cheap")
+                   help="phase kinds to rotate: off, cli, tui, rotating, cli-cheap, "
+                        "tui-cheap")
     p.add_argument("--writer", nargs=3, metavar=("DB", "SECONDS", "OUT"),
                    help=argparse.SUPPRESS)
     args = p.parse_args()
