@@ -5,6 +5,11 @@ touch widgets; a finished poll posts :class:`PollDone` and the handler, on the U
 updates the :class:`View` and re-renders only what is visible (the active tab, header and
 banner). Nothing is rendered for hidden tabs or under a dialog; a tab catches up when shown.
 
+Each snapshot also goes to the alert engine and the history (:class:`pwtop.alerts.Watch`),
+whose rounds run one at a time in their own task (:mod:`pwtop.tui.watching`); the banner,
+the Alerts tab and the charts' longer ranges read from it. Quitting (q, SIGHUP, SIGTERM)
+closes it, so automated responses still held are reverted and the history is written.
+
 Components are reached only through factories (``pwtop.components.build`` by default), so
 the app works with whatever components exist: one that cannot be built or reached shows a
 "not connected - how to connect" panel on its tab, never zeros.
@@ -35,10 +40,11 @@ from pwtop import components
 from pwtop.config import Settings, default_database_path, ui_state_path
 from pwtop.errors import PwtopError
 from pwtop.tui import bindings
+from pwtop.tui.alerting import alert_items
 from pwtop.tui.polling import Poller, PollResult
 from pwtop.tui.screens.too_small import TooSmallScreen, too_small
 from pwtop.tui.state import UiState, load_state, save_state
-from pwtop.tui.tabs.alerts import AlertsTab, active_flags
+from pwtop.tui.tabs.alerts import AlertsTab, history_trouble
 from pwtop.tui.tabs.async_ import AsyncTab
 from pwtop.tui.tabs.database import DatabaseTab
 from pwtop.tui.tabs.overview import OverviewTab
@@ -50,6 +56,7 @@ from pwtop.tui.widgets.banner import AlertBanner
 from pwtop.tui.widgets.header import PwtopHeader, home_relative
 from pwtop.tui.widgets.tables import SyncTable
 from pwtop.tui.widgets.text import show
+from pwtop.tui.watching import RANGE_AXES, RangeHistory, WatchRunner
 
 log = logging.getLogger("pwtop.tui")
 
@@ -80,6 +87,21 @@ RENDER_DELAY_S = 0.05
 
 #: How long a graceful exit may take once the terminal is gone before pwtop just stops.
 HANGUP_GRACE_S = 2.0
+#: The longest closing the alerts and history may take on the way out (reverting automated
+#: responses through the agent, writing the history's last batch): pwtop.alerts waits up to
+#: CLOSE_TIMEOUT for each.
+WATCH_CLOSE_S = 21.0
+
+#: The charts' ranges, in the order ``r`` steps through them.
+CHART_RANGES = ("5m", "1h", "24h", "7d")
+
+WatchFactory = Callable[[Settings, Mapping[str, Any]], Any]
+
+
+def default_watch(settings: Settings, components: Mapping[str, Any]) -> Any:
+    from pwtop.alerts import Watch
+
+    return Watch(settings, components)
 
 
 class PollDone(Message):
@@ -214,7 +236,9 @@ class MainScreen(Screen[None]):
         names = {"database": "db", "async": "agent", "realtime": "rt", "system": "sys"}
         header.set_connection([(names[n], view.state(n).connection) for n in COMPONENT_ORDER
                                if n in view.components])
-        self.query_one(AlertBanner).show_flags(active_flags(view), COMPONENT_ORDER)
+        trouble = history_trouble(view.history)
+        header.set_history(trouble.split(" (", 1)[0] if trouble else "", trouble or "")
+        self.query_one(AlertBanner).show_items(alert_items(view))
 
     def data_changed(self, names: set[str]) -> None:
         self.render_chrome()
@@ -282,6 +306,15 @@ class MainScreen(Screen[None]):
 
     def action_cycle_theme(self) -> None:
         self.pwtop.cycle_theme()
+
+    def action_acknowledge(self) -> None:
+        selected = None
+        if self.active_tab == "alerts":
+            selected = self.tab_widget("alerts").selected_alert_id()
+        self.pwtop.acknowledge(selected)
+
+    def action_cycle_range(self) -> None:
+        self.pwtop.cycle_range()
 
     def action_help(self) -> None:
         from pwtop.tui.screens.help import HelpScreen  # loaded when first asked for
@@ -356,7 +389,7 @@ class PwtopApp(App[int]):
     def __init__(self, settings: Settings, factories: Mapping[str, Factory] | None = None, *,
                  host: str | None = None, state_path: Path | None = None,
                  theme_dirs: list[Path] | None = None,
-                 watch_terminal: bool = True) -> None:
+                 watch_terminal: bool = True, watch: WatchFactory | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.factories = dict(default_factories() if factories is None else factories)
@@ -379,6 +412,12 @@ class PwtopApp(App[int]):
         self._dirty: set[str] = set()
         self._render_timer: Any = None
         self._poll_event = asyncio.Event()
+        self.watch_factory = watch or default_watch
+        self.watch: Any = None  # pwtop.alerts.Watch
+        self.watch_runner: WatchRunner | None = None
+        self._history_write_seen: float | None = None
+        self._charts_reloaded = False
+        self._leaving: asyncio.Task[None] | None = None
         themes = load_themes(theme_dirs)
         for theme in themes.values():
             self.register_theme(theme)
@@ -429,10 +468,80 @@ class PwtopApp(App[int]):
                             lambda result: self.post_message(PollDone(result)), epoch=epoch)
             self.pollers[name] = poller
             poller.start()
+        self._start_watch()
         self._started = True
         self._wake_poll_waiters()
         if self._main_ready():
             self.main.render_active()
+
+    def _start_watch(self) -> None:
+        """One Watch for the whole run: alerts when [alerts] enabled, history when
+        [history] enabled (the Watch's history records nothing otherwise)."""
+        s = self.settings
+        if not (s.alerts.enabled or s.history.enabled):
+            return
+        try:
+            watch = self.watch_factory(s, self.components)
+        except Exception as exc:
+            log.exception("starting the alerts and history failed")
+            self.notify(f"alerts and history are off: {exc}", severity="error",
+                        markup=False)
+            return
+        self.watch = watch
+        self.view.alerts = watch.engine if s.alerts.enabled else None
+        self.view.history = watch.history.status
+        from pwtop.tui.tabs.system import CHART_METRICS
+
+        self.view.range_history = RangeHistory(CHART_METRICS,
+                                               write_interval=s.history.write_interval,
+                                               range=self.view.chart_range)
+        self.watch_runner = WatchRunner(watch, self._watch_round_done,
+                                        after_round=self._after_watch_round)
+        self.watch_runner.start()
+
+    def _watch_round_done(self, result: Any) -> None:
+        """A round of alerts and history ended (on the loop): redraw what it changed."""
+        watch = self.watch
+        if watch is not None:
+            self.view.history = watch.history.status
+        for record in getattr(result, "responses", None) or ():
+            self.notify(record.line(), severity="information" if record.ok else "error",
+                        timeout=8, markup=False)
+        self._dirty.add("alerts")
+        if self._charts_reloaded:
+            self._charts_reloaded = False
+            self._dirty.add("system")
+        if self._render_timer is None:
+            self._render_timer = self.set_timer(RENDER_DELAY_S, self._render_dirty)
+        self._wake_poll_waiters()
+
+    async def _after_watch_round(self, result: Any) -> None:
+        """Read the charts' older points from the history when they are due (in the
+        watch task, right after the history wrote: see pwtop.tui.watching)."""
+        ranged, watch = self.view.range_history, self.watch
+        if ranged is None or watch is None:
+            return
+        status = watch.history.status
+        wrote = status.last_write is not None and status.last_write != self._history_write_seen
+        self._history_write_seen = status.last_write
+        span = self.view.series.span("system")
+        if ranged.due(time.monotonic(), wrote, span, self.interval_for("system")):
+            await ranged.load(watch.history)
+            self._charts_reloaded = True
+
+    async def close_watch(self) -> None:
+        """Stop feeding the Watch and close it: held automated responses are reverted,
+        the history's last batch written. Safe to call more than once."""
+        runner = self.watch_runner
+        if runner is None:
+            return
+        try:
+            records = await asyncio.wait_for(runner.close(), WATCH_CLOSE_S)
+        except (asyncio.TimeoutError, TimeoutError):
+            log.warning("closing the alerts and history took over %.0f s", WATCH_CLOSE_S)
+            return
+        for record in records:
+            log.info("on exit: %s", record.line())
 
     def _main_ready(self) -> bool:
         return self.main is not None and self.main.ready and self.main.is_attached
@@ -444,6 +553,7 @@ class PwtopApp(App[int]):
     async def shutdown_components(self) -> None:
         pollers, self.pollers = self.pollers, {}
         await asyncio.gather(*(p.stop() for p in pollers.values()), return_exceptions=True)
+        await self.close_watch()  # before the components: reverting goes through them
         comps, self.components = self.components, {}
         for name, comp in comps.items():
             close = getattr(comp, "close", None)
@@ -504,11 +614,24 @@ class PwtopApp(App[int]):
             return
         self._exiting = True
         log.info("exiting: %s", reason)
-        timer = threading.Timer(HANGUP_GRACE_S, os._exit, args=(code,))
+        # The last resort, should the loop itself be stuck on the dead terminal.
+        self._hard_exit(HANGUP_GRACE_S + (WATCH_CLOSE_S if self.watch_runner else 0.0), code)
+        self._save_state()  # now: the graceful path may not get that far
+
+        async def leave() -> None:
+            # Automated responses are reverted first: the app must not stay throttled or
+            # degraded because the SSH session that ran pwtop dropped.
+            await self.close_watch()
+            self._hard_exit(HANGUP_GRACE_S, code)
+            self.exit(code)
+
+        self._leaving = asyncio.get_running_loop().create_task(leave())
+
+    @staticmethod
+    def _hard_exit(after: float, code: int) -> None:
+        timer = threading.Timer(after, os._exit, args=(code,))
         timer.daemon = True
         timer.start()
-        self._save_state()  # now: the graceful path may not get that far
-        self.exit(code)
 
     # ------------------------------------------------------------ polls
 
@@ -520,6 +643,7 @@ class PwtopApp(App[int]):
         """Wait until the ``count``-th poll of each component (or of ``names``) has been
         handled: an event for tests and benchmarks to await instead of a sleep."""
         while not (self._started and self._render_timer is None and
+                   (self.watch_runner is None or self.watch_runner.idle) and
                    all(self.polls_handled.get(n, 0) >= count
                        for n in (self.pollers if names is None else names))):
             await self._poll_event.wait()
@@ -540,6 +664,8 @@ class PwtopApp(App[int]):
             state.snapshot = result.snapshot
             state.problem = None
             self.view.series.add(result.snapshot)
+            if self.watch_runner is not None:
+                self.watch_runner.feed(result.snapshot)
         else:
             state.problem = result.error
         if result.name in self._analyze_requested:
@@ -660,6 +786,48 @@ class PwtopApp(App[int]):
         self.theme = next_theme(self.theme, self.pwtop_themes)
         self.notify(f"theme: {self.theme}", timeout=2, markup=False)
         self.remember(theme=self.theme)
+
+    def acknowledge(self, alert_id: int | None = None) -> None:
+        """``k``: the given alert if it is unacknowledged, else the worst unacknowledged."""
+        engine = self.view.alerts
+        if engine is None:
+            self.notify("alert rules are off ([alerts] enabled = false): nothing to "
+                        "acknowledge", severity="warning", markup=False)
+            return
+        event = engine.acknowledge(alert_id) if alert_id is not None else None
+        if event is None:
+            event = engine.acknowledge()
+        if event is None:
+            self.notify("no unacknowledged alert", timeout=3, markup=False)
+            return
+        alert = engine.get(event.alert_id)
+        title = alert.title if alert is not None else event.rule
+        self.notify(f"acknowledged: {title} (it stops repeating until it escalates)",
+                    timeout=3, markup=False)
+        if self._main_ready():
+            self.main.data_changed({"alerts"})
+
+    def cycle_range(self) -> None:
+        """``r``: the charts' next range; older points are read from the history."""
+        view = self.view
+        index = CHART_RANGES.index(view.chart_range) if view.chart_range in CHART_RANGES \
+            else -1
+        view.chart_range = CHART_RANGES[(index + 1) % len(CHART_RANGES)]
+        ranged = view.range_history
+        note = ""
+        if ranged is not None:
+            ranged.range = view.chart_range
+            if ranged.wanted(view.series.span("system"), self.interval_for("system")):
+                ranged.forced = True
+                if self.watch_runner is not None:
+                    self.watch_runner.poke()
+        history = view.history
+        if ranged is None or (history is not None and history.state == "off"):
+            note = " (what this run holds in memory: the history is off)"
+        self.notify(f"charts: last {RANGE_AXES[view.chart_range][2]}{note}", timeout=2,
+                    markup=False)
+        if self._main_ready() and self.screen is self.main:
+            self.main.data_changed({"system"})
 
     def remember(self, *, last_tab: str | None = None, theme: str | None = None) -> None:
         if last_tab is not None:

@@ -65,10 +65,15 @@ KEYS: tuple[Key, ...] = (
         "Actions", "+", footer=True),
     Key("minus", "slower", "Slower", "Lengthen the refresh interval.", "Actions", "-",
         footer=True),
+    Key("k", "acknowledge", "Acknowledge", "Acknowledge an alert: the selected one on the "
+        "Alerts tab, else the worst unacknowledged one. It stays listed and stops "
+        "repeating until it escalates.", "Alerts", "k"),
     Key("slash", "filter", "Filter", "Filter the rows of the current table; Esc clears it.",
         "Tables", "/"),
     Key("s", "sort", "Sort", "Sort the current table by its next column (press again to "
         "move on); clicking a column header sorts too.", "Tables", "s"),
+    Key("r", "cycle_range", "Chart range", "Show the charts over the next range: 5 min, "
+        "1 h, 24 h, 7 d (older points come from pwtop's history file).", "View", "r"),
     Key("t", "cycle_theme", "Theme", "Switch to the next colour theme (remembered).",
         "View", "t"),
     Key("question_mark,f1", "help", "Help", "Show this list of keys.", "View", "? / F1",

@@ -26,3 +26,25 @@ def spark_scale(metric: str) -> tuple[float | None, float | None]:
     if metric.endswith("_bytes"):
         return None, None
     return 0.0, None
+
+
+def age(seconds: float | None) -> str:
+    """A duration as people read a clock: "12s", "3m 12s", "2h 05m", "3d 04h"."""
+    if seconds is None:
+        return ""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def clock_time(wall: float, now: float) -> str:
+    """Local time of day, with the date when it was not today-ish (over 20 h ago)."""
+    import time
+
+    stamp = time.localtime(wall)
+    return time.strftime("%H:%M:%S" if now - wall < 72_000 else "%m-%d %H:%M", stamp)

@@ -7,6 +7,7 @@ when new data arrives while it is shown), so hidden tabs cost nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pwtop.model import Recommendation, Snapshot
 from pwtop.tui.polling import PollResult
@@ -81,6 +82,14 @@ class View:
     components: dict[str, ComponentState] = field(default_factory=dict)
     series: SeriesStore = field(default_factory=SeriesStore)
     interval: float = 1.0
+    #: The alert engine (pwtop.alerts.AlertEngine) when alerts are on, else None.
+    alerts: Any = None
+    #: Where the history stands (pwtop.history.HistoryStatus), None before it is opened.
+    history: Any = None
+    #: The charts' range, a key of pwtop.history.RANGES, and their older points from the
+    #: history (pwtop.tui.watching.RangeHistory), None without a history.
+    chart_range: str = "5m"
+    range_history: Any = None
 
     def state(self, name: str) -> ComponentState:
         if name not in self.components:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -18,13 +19,17 @@ from pwtop.model import ActionResult, Flag, Level, Recommendation, Snapshot
 
 
 class FakeComponent:
-    """Returns ``metrics`` (each value may be a list, stepped through per poll)."""
+    """Returns ``metrics`` (each value may be a list, stepped through per poll; a test may
+    change them between polls). Snapshots carry fixed times (1 s apart) unless
+    ``live_times``: then the real clocks, for tests that line samples up with history."""
 
     def __init__(self, name: str, metrics: dict[str, object] | None = None, *,
                  flags: Sequence[Flag] = (), detail: object = None,
                  unavailable: dict[str, str] | None = None,
-                 recommendations: Sequence[Recommendation] = ()) -> None:
+                 recommendations: Sequence[Recommendation] = (),
+                 live_times: bool = False) -> None:
         self.name = name
+        self.live_times = live_times
         self.metrics = dict(metrics or {})
         self.flags = list(flags)
         self.detail = detail
@@ -40,8 +45,11 @@ class FakeComponent:
         return value
 
     async def collect(self) -> Snapshot:
-        snap = Snapshot(self.name, taken_at=1_700_000_000.0, monotonic=float(self.polls),
-                        duration_s=0.01,
+        if self.live_times:
+            taken_at, monotonic = time.time(), time.monotonic()
+        else:
+            taken_at, monotonic = 1_700_000_000.0, float(self.polls)
+        snap = Snapshot(self.name, taken_at=taken_at, monotonic=monotonic, duration_s=0.01,
                         metrics={k: self._value(v) for k, v in self.metrics.items()},
                         unavailable=dict(self.unavailable), detail=self.detail,
                         flags=list(self.flags))

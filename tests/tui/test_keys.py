@@ -203,14 +203,27 @@ async def test_not_yet_available_components_say_how_to_connect(make_app):
         assert any("not connected" in str(n.message) for n in app._notifications)
 
 
-async def test_banner_shows_the_worst_flag_and_the_count_of_others(make_app):
+async def test_banner_shows_the_worst_alert_and_the_count_of_others(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        screen = text_of(app)
+        # The fragmentation rule fired (37.5 % > 30 %); the free-pages flag, which no rule
+        # watches, is one of the others.
+        assert ("WARNING database file fragmented: database_fragmentation_ratio 37.5 % > "
+                "30.0 %  (+1 more: 6 Alerts)") in screen, screen
+        banner = app.main.query_one("#banner")
+        assert banner.has_class("-warning") and banner.display
+
+
+async def test_banner_shows_the_components_flags_with_alerts_off(make_app, settings):
+    settings.alerts.enabled = False
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         screen = text_of(app)
         assert "WARNING database: free pages are 31.0 % of the file  (+1 more" in screen, screen
-        banner = app.main.query_one("#banner")
-        assert banner.has_class("-warning") and banner.display
+        assert app.main.query_one("#banner").has_class("-warning")
 
 
 async def test_banner_hidden_without_flags(make_app):
@@ -234,21 +247,21 @@ async def test_filter_and_sort_the_current_table(make_app):
         table = app.main.query_one("#alerts-table", SyncTable)
         assert table.row_count == 3
         await pilot.press("slash", *"wal")
-        assert table.shown_row_keys == ["database:wal_file_bytes"]
+        assert table.shown_row_keys == ["flag:database:wal_file_bytes"]
         await pilot.press("enter")
         assert table.filter_text == "wal" and table.has_focus
         await pilot.press("slash")
         await pilot.press("escape")
         assert table.filter_text == "" and table.row_count == 3
         assert table.sort_column == "level"  # worst first by default
-        assert table.shown_row_keys[0] == "database:wal_file_bytes"
+        assert table.shown_row_keys[0] == "flag:database:wal_file_bytes"
         await pilot.press("s")
-        assert table.sort_column == "component"
-        await pilot.press("s", "s")
+        assert table.sort_column == "since"
+        await pilot.press("s", "s", "s", "s")
         assert table.sort_column == "message"
-        assert table.shown_row_keys[0] == "database:freelist_ratio"  # "free pages ..."
-        await pilot.press("s")  # back to level, worst first
-        assert table.shown_row_keys[0] == "database:wal_file_bytes"
+        assert table.shown_row_keys[0] == "flag:database:freelist_ratio"  # "free pages ..."
+        await pilot.press("s", "s")  # back to level, worst first
+        assert table.shown_row_keys[0] == "flag:database:wal_file_bytes"
 
 
 async def test_q_types_into_the_filter_box_instead_of_quitting(make_app):

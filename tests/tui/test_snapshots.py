@@ -1,14 +1,19 @@
 """Screenshots of every tab at 80x24 and 120x40 with deterministic fake components.
 
 Fixed host name, fixed target path, fixed values that step per poll (so the sparklines
-have a shape), no clock anywhere on screen. Regenerate after an intended change with
+have a shape), no clock anywhere on screen: the alert engine's wall clock is fixed and
+times of day are shown in UTC. Regenerate after an intended change with
 ``pytest tests/tui/test_snapshots.py --snapshot-update`` and review the SVGs.
 """
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from tui_helpers import fake_agent, fake_database, fake_factories
+
+from pwtop.alerts import Watch
 
 from pwtop.tui.bindings import TABS
 
@@ -31,12 +36,25 @@ def before(key: str, polls: int = POLLS):
     return run_before
 
 
+WALL = 1_700_000_000.0
+
+
 @pytest.fixture
-def snapshot_app(make_app, settings):
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def snapshot_app(make_app, settings, utc):
     settings.target.database = "/srv/rig/app.db"
 
     def make(**overrides):
-        return make_app(fake_factories(**overrides))
+        return make_app(fake_factories(**overrides),
+                        watch=lambda s, comps: Watch(s, comps, wall=lambda: WALL))
     return make
 
 

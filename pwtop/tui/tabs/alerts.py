@@ -1,65 +1,147 @@
-"""The Alerts tab: every active flag from every component, worst first, and failing polls.
+"""The Alerts tab: active alerts (the alert engine's, and the components' own flags that
+no rule watches), past alerts, and the events of their lives, newest first.
 
-The full alert engine (rules, durations, hysteresis) arrives with its own issue; until then
-this lists the conditions the components flag in their snapshots.
+Rows are keyed (``alert:ID``, ``flag:...``, ``past:ID``, events by alert, kind and time),
+so a refresh updates cells in place. Times of day are local; "for" is how long an active
+alert has stood, by the engine's own wall clock. ``k`` acknowledges (see
+:meth:`AlertsTab.selected_alert_id`). When the history cannot record, the summary line
+says why.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from pwtop.model import Flag, Level
-from pwtop.tui.view import COMPONENT_ORDER, View
-from pwtop.tui.widgets.banner import ActiveFlag, worst_first
+from pwtop.model import Level
+from pwtop.tui.alerting import active_flags, alert_items
+from pwtop.tui.format import age, clock_time
+from pwtop.tui.view import View
 from pwtop.tui.widgets.tables import Cell, Column, SyncTable
 from pwtop.tui.widgets.text import set_text
+from pwtop.units import format_metric
+
+__all__ = ["AlertsTab", "active_flags", "history_trouble"]
 
 LEVEL_STYLE = {Level.INFO: "", Level.WARNING: "bold", Level.CRITICAL: "bold reverse",
                Level.EMERGENCY: "bold reverse"}
 
 
-def active_flags(view: View) -> list[ActiveFlag]:
-    flags = []
-    for name in COMPONENT_ORDER:
-        state = view.components.get(name)
-        if state is None:
-            continue
-        if state.has_data and state.snapshot is not None:
-            flags += [ActiveFlag(name, f) for f in state.snapshot.flags]
-        elif state.available and state.problem and state.last is not None and \
-                not state.last.unreachable:
-            flags.append(ActiveFlag(name, Flag(Level.WARNING, "collector", state.problem)))
-    return worst_first(flags, COMPONENT_ORDER)
+def level_cell(level: Level, acknowledged: bool = False) -> Cell:
+    text = level.label + (" ack" if acknowledged else "")
+    return Cell(text, int(level), style="" if acknowledged else LEVEL_STYLE.get(level, ""))
 
 
-class AlertsTab(Vertical):
+def _value(metric: str, value: float | None) -> str:
+    return "" if value is None else format_metric(metric, value)
+
+
+def history_trouble(status: Any) -> str | None:
+    """One line when the history cannot record (None while it works or is turned off)."""
+    if status is None or status.ok or status.state in ("off", "closed"):
+        return None
+    what = {"full": "history paused: disk full", "locked": "history paused: file locked",
+            "unavailable": "history unavailable"}.get(status.state, f"history {status.state}")
+    return f"{what} ({status.message})"
+
+
+class AlertsTab(VerticalScroll):
+    """Three tables in one scrolling tab (every row reachable at 80x24)."""
+
     def compose(self) -> ComposeResult:
         yield Static("", id="alerts-summary", markup=False)
-        yield SyncTable([Column("level", "Level", numeric=True), Column("component", "Component"),
-                         Column("metric", "Metric"), Column("message", "Message")],
+        yield Static("Active", classes="section-title", markup=False)
+        yield SyncTable([Column("level", "Level", numeric=True), Column("since", "For"),
+                         Column("metric", "Metric"), Column("value", "Value"),
+                         Column("threshold", "Threshold"), Column("message", "Message"),
+                         Column("advice", "Advice")],
                         id="alerts-table", default_sort="level")
+        yield Static("Past", classes="section-title", markup=False)
+        yield SyncTable([Column("resolved", "Resolved", numeric=True),
+                         Column("level", "Peak", numeric=True), Column("lasted", "Lasted"),
+                         Column("metric", "Metric"), Column("title", "Alert"),
+                         Column("resolution", "Why it resolved")],
+                        id="alerts-past", default_sort="resolved")
+        yield Static("Events", classes="section-title", markup=False)
+        yield SyncTable([Column("at", "Time", numeric=True), Column("kind", "Event"),
+                         Column("level", "Level", numeric=True),
+                         Column("message", "Message")],
+                        id="alerts-events", default_sort="at")
 
     def render_view(self, view: View) -> None:
-        flags = active_flags(view)
+        engine = view.alerts
+        now = engine.wall() if engine is not None else 0.0
+        items = alert_items(view)
         rows = {}
-        for f in flags:
-            key = base = f"{f.component}:{f.flag.metric}"
-            n = 1
-            while key in rows:  # the same metric flagged twice
-                n += 1
-                key = f"{base}:{n}"
-            rows[key] = (Cell(f.flag.level.label, int(f.flag.level),
-                              style=LEVEL_STYLE.get(f.flag.level, "")),
-                         Cell(f.component), Cell(f.flag.metric), Cell(f.flag.message))
+        for item in items:
+            alert = item.alert
+            if alert is None:
+                rows[item.key] = (level_cell(item.level), Cell(""), Cell(item.metric),
+                                  Cell(""), Cell(""), Cell(item.text),
+                                  Cell("(the component's own flag)"))
+                continue
+            rows[item.key] = (
+                level_cell(alert.level, alert.acknowledged),
+                Cell(age(now - alert.started_at), now - alert.started_at),
+                Cell(alert.metric), Cell(_value(alert.metric, alert.value)),
+                Cell("" if alert.threshold is None else
+                     f"{alert.op} {_value(alert.metric, alert.threshold)}"),
+                Cell(alert.message), Cell(alert.advice))
         self.query_one("#alerts-table", SyncTable).set_rows(rows)
-        summary = (f"{len(flags)} active" if flags else
-                   "Nothing is flagged. Conditions the components notice appear here.")
-        set_text(self.query_one("#alerts-summary", Static), summary)
+        past = engine.past() if engine is not None else []
+        self.query_one("#alerts-past", SyncTable).set_rows({
+            f"past:{a.id}": (
+                Cell(clock_time(a.resolved_at, now), a.resolved_at), level_cell(a.peak),
+                Cell(age(a.resolved_at - a.started_at)), Cell(a.metric), Cell(a.title),
+                Cell(a.resolution))
+            for a in past if a.resolved_at is not None})
+        events: dict[str, tuple] = {}
+        for n, e in enumerate(engine.events() if engine is not None else []):
+            key = f"ev:{e.alert_id}:{e.kind}:{e.at!r}"
+            if key in events:
+                key = f"{key}:{n}"
+            events[key] = (Cell(clock_time(e.at, now), e.at + n * 1e-6), Cell(e.kind),
+                           level_cell(e.level), Cell(e.message))
+        self.query_one("#alerts-events", SyncTable).set_rows(events)
+        alerts = [i for i in items if i.alert is not None]
+        acked = sum(1 for i in alerts if i.acknowledged)
+        if engine is None:
+            parts = ["alert rules are off ([alerts] enabled = false); the components' own "
+                     "flags are listed"]
+        elif items:
+            parts = [f"{len(alerts)} active alert(s)" + (f", {acked} acknowledged" if acked
+                                                         else ""),
+                     "k acknowledges the selected (or worst) one"]
+            flags = len(items) - len(alerts)
+            if flags:
+                parts.insert(1, f"{flags} flag(s) from the components")
+        else:
+            parts = ["nothing is active"]
+        if engine is not None:
+            parts.append(f"{len(past)} past")
+        trouble = history_trouble(view.history)
+        if trouble:
+            parts.append(trouble)
+        set_text(self.query_one("#alerts-summary", Static), " · ".join(parts))
+
+    def selected_alert_id(self) -> int | None:
+        """The alert on the active table's highlighted row, when that row is an alert."""
+        table = self.query_one("#alerts-table", SyncTable)
+        if not table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+        if key and key.startswith("alert:"):
+            return int(key.split(":", 1)[1])
+        return None
 
     def focus_target(self) -> SyncTable:
         return self.query_one("#alerts-table", SyncTable)
 
     def tables(self) -> list[SyncTable]:
-        return [self.query_one("#alerts-table", SyncTable)]
+        return [t for t in self.query(SyncTable) if t.display]

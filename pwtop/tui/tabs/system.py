@@ -126,6 +126,31 @@ def scaled(values: list[float | None]) -> tuple[list[float | None], str]:
     return values, "B/s"
 
 
+#: The metrics the charts draw (read from the history for ranges longer than memory).
+CHART_METRICS = ("system_cpu_percent", "system_memory_used_ratio",
+                 "system_cpu_temperature_celsius", "system_disk_write_bytes_per_second",
+                 "system_disk_read_bytes_per_second", "system_net_recv_bytes_per_second",
+                 "system_net_sent_bytes_per_second")
+
+
+def chart_points(view: View, component: str, metric: str) -> list[tuple[float, float]]:
+    """(seconds before the newest sample, value) over the charts' range: the samples in
+    memory, and before the oldest of them the history's points (when it was read)."""
+    from pwtop.history import RANGES
+
+    span = RANGES[view.chart_range]
+    memory = view.series.timed(component, metric)
+    older: list[tuple[float, float]] = []
+    history = view.range_history
+    newest = view.series.newest_wall(component)
+    if history is not None and history.loaded_range == view.chart_range and \
+            newest is not None:
+        first = memory[0][0] if memory else 0.0
+        older = [(p.t - newest, p.avg) for p in history.points.get(metric, ())
+                 if -span <= p.t - newest < first]
+    return older + [(x, v) for x, v in memory if x >= -span]
+
+
 class SystemTab(ComponentTab):
     component = "system"
     title = "System"
@@ -164,24 +189,29 @@ class SystemTab(ComponentTab):
                  "\n".join(f"{NOTE_TITLES[key]}: {texts[key]}" for key in NOTE_TITLES
                            if texts.get(key)))
         charts = self._charts()
+        rng = view.chart_range
 
-        def pct(metric: str, factor: float = 1.0) -> list[float | None]:
-            return [None if v is None else v * factor for v in series.values("system", metric)]
+        def pts(metric: str, factor: float = 1.0) -> list[tuple[float, float]]:
+            return [(x, v * factor) for x, v in chart_points(view, "system", metric)]
 
-        charts["chart-cpu"].set_series([("CPU", pct("system_cpu_percent")),
-                                        ("memory", pct("system_memory_used_ratio", 100.0))])
-        heat = series.values("system", "system_cpu_temperature_celsius")
+        charts["chart-cpu"].set_series([("CPU", pts("system_cpu_percent")),
+                                        ("memory", pts("system_memory_used_ratio", 100.0))],
+                                       range=rng)
+        heat = pts("system_cpu_temperature_celsius")
+        measured = "system_cpu_temperature_celsius" in snap.metrics or bool(heat)
         charts["chart-heat"].set_series(
-            [("°C", heat)], title="CPU temperature, °C" if any(v is not None for v in heat)
-            else "CPU temperature: unavailable")
+            [("°C", heat)], title="CPU temperature, °C" if measured
+            else "CPU temperature: unavailable", range=rng)
         for chart, pair, name in (
                 ("chart-disk", ("system_disk_write_bytes_per_second",
                                 "system_disk_read_bytes_per_second"), "database's disk"),
                 ("chart-net", ("system_net_recv_bytes_per_second",
                                "system_net_sent_bytes_per_second"), "network")):
-            first, unit = scaled(series.values("system", pair[0]) +
-                                 series.values("system", pair[1]))
-            n = len(series.values("system", pair[0]))
+            first, second = pts(pair[0]), pts(pair[1])
+            ys, unit = scaled([v for _, v in first] + [v for _, v in second])
+            n = len(first)
             labels = ("write", "read") if chart == "chart-disk" else ("in", "out")
-            charts[chart].set_series([(labels[0], first[:n]), (labels[1], first[n:])],
-                                     title=f"{name}, {unit}")
+            charts[chart].set_series(
+                [(labels[0], [(x, y) for (x, _), y in zip(first, ys[:n])]),
+                 (labels[1], [(x, y) for (x, _), y in zip(second, ys[n:])])],
+                title=f"{name}, {unit}", range=rng)

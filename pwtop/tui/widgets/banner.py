@@ -1,30 +1,30 @@
-"""The alert banner under the header: the worst active flag, coloured by its level.
+"""The alert banner under the header: the worst active alert, coloured by its level.
 
-Hidden when nothing is flagged. The full alert rules arrive with the alerts issue; until then
-the banner shows the conditions the components flag in their snapshots.
+It shows the first of :func:`pwtop.tui.alerting.alert_items`: the alert engine's worst
+unacknowledged alert, or a component's own flag that no rule watches, with the count of
+the others. An acknowledged alert is shown only when nothing else is active, marked as
+such. Hidden when nothing is active. Colours come from the theme (pwtop.tcss).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.text import Text
 from textual.widgets import Static
 
-from pwtop.model import Flag, Level
+from pwtop.model import Level
+from pwtop.tui.alerting import AlertItem
 
 
-@dataclass
-class ActiveFlag:
-    component: str
-    flag: Flag
-
-
-def worst_first(flags: list[ActiveFlag], order: tuple[str, ...] = ()) -> list[ActiveFlag]:
-    """Most severe first; ties keep the component order of the tabs."""
-    rank = {name: i for i, name in enumerate(order)}
-    return sorted((f for f in flags if f.flag.level > Level.OK),
-                  key=lambda f: (-int(f.flag.level), rank.get(f.component, len(rank))))
+def banner_text(items: list[AlertItem]) -> str:
+    top = items[0]
+    mark = " (acknowledged)" if top.acknowledged else ""
+    others = len(items) - 1
+    acked = sum(1 for i in items[1:] if i.acknowledged)
+    more = ""
+    if others:
+        more = f"  (+{others} more" + (f", {acked} acknowledged" if acked else "") + \
+            ": 6 Alerts)"
+    return f"{top.level.label.upper()}{mark} {top.text}{more}"
 
 
 class AlertBanner(Static):
@@ -42,22 +42,21 @@ class AlertBanner(Static):
 
     _shown: tuple = ()
 
-    def show_flags(self, flags: list[ActiveFlag], order: tuple[str, ...] = ()) -> None:
-        ranked = worst_first(flags, order)
-        key = tuple((f.component, f.flag.level, f.flag.message) for f in ranked)
+    def show_items(self, items: list[AlertItem]) -> None:
+        key = tuple((i.key, i.level, i.text, i.acknowledged) for i in items)
         if key == self._shown:  # unchanged: no update, no re-layout
             return
         self._shown = key
+        top = items[0] if items else None
         for level in Level:
-            self.set_class(bool(ranked) and ranked[0].flag.level == level, f"-{level.label}")
-        self.set_class(bool(ranked), "-shown")
-        if not ranked:
+            self.set_class(top is not None and top.level == level, f"-{level.label}")
+        self.set_class(top is not None and top.acknowledged, "-acknowledged")
+        self.set_class(top is not None, "-shown")
+        if top is None:
             self.update("")
+            self.tooltip = None
             return
-        top = ranked[0]
-        others = len(ranked) - 1
-        more = f"  (+{others} more: 6 Alerts)" if others else ""
-        self.update(Text(f"{top.flag.level.label.upper()} {top.component}: "
-                         f"{top.flag.message}{more}"))
-        self.tooltip = "\n".join(f"{f.flag.level.label} {f.component}: {f.flag.message}"
-                                 for f in ranked)
+        self.update(Text(banner_text(items)))
+        self.tooltip = "\n".join(
+            f"{i.level.label}{' (acknowledged)' if i.acknowledged else ''}: {i.text}"
+            for i in items)

@@ -1,4 +1,5 @@
-"""The one-line header: host, target, connection state, refresh interval, paused."""
+"""The one-line header: host, target, connection state, refresh interval, paused, and
+the history's trouble when it cannot record (disk full, file locked)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ class PwtopHeader(Horizontal):
     PwtopHeader #header-target { margin-right: 1; }
     PwtopHeader #header-paused { display: none; }
     PwtopHeader.-paused #header-paused { display: block; }
+    PwtopHeader #header-history { display: none; }
+    PwtopHeader.-history #header-history { display: block; }
     """
 
     def __init__(self, host: str, target: str, interval: float,
@@ -67,6 +70,7 @@ class PwtopHeader(Horizontal):
         self._target = target
         self._interval = interval
         self._connection = ""
+        self._history = ""
 
     def compose(self) -> ComposeResult:
         yield Label("pwtop", id="header-title")
@@ -74,6 +78,7 @@ class PwtopHeader(Horizontal):
         yield TailText(self._target, id="header-target")
         yield Label("", id="header-connection", markup=False)
         yield Label(interval_text(self._interval, self._factors), id="header-interval")
+        yield Label("", id="header-history", markup=False)
         yield Label("PAUSED", id="header-paused")
 
     def set_connection(self, parts: list[tuple[str, str]]) -> None:
@@ -94,3 +99,14 @@ class PwtopHeader(Horizontal):
 
     def set_paused(self, paused: bool) -> None:
         self.set_class(paused, "-paused")
+
+    def set_history(self, text: str, detail: str = "") -> None:
+        """A short word on the history when it cannot record ("" hides it); the whole
+        message is the tooltip and on the Alerts tab."""
+        if text == self._history:
+            return
+        self._history = text
+        label = self.query_one("#header-history", Label)
+        label.update(text)
+        label.tooltip = detail or None
+        self.set_class(bool(text), "-history")
