@@ -11,15 +11,16 @@ seconds. Measured from outside, the same way for every tool:
 - CPU while idle: utime+stime deltas of the process (all its threads) from
   ``/proc/PID/stat``, as % of one core: the mean over the whole window, and the median
   of the 5-second slices in it. The mean includes pwtop's periodic expensive probes (the
-  database's dbstat scan and workload timing run every ``slow_probe_interval``, 60 s by
-  default), so the default window is longer than that; the median is the steady cost
-  of one refresh per second;
+  database's dbstat scan and workload timing run every ``slow_probe_interval``, 300 s by
+  default), so the default window is a little longer than that interval and holds one
+  slow round; the median is the steady cost of one refresh per second;
 - memory: VmRSS at the end and VmHWM (peak RSS) from ``/proc/PID/status``.
 
 A tool that is not installed is skipped and said so. Goals for pwtop (issue 4): idle CPU
 <= 1 % of one core and well under glances', first full frame <= 1.0 s, RSS <= 70 MB.
 
-    python bench/bench_tui.py [--duration 70] [--warmup 5] [--rows 50000]
+    python bench/bench_tui.py [--duration S] [--warmup 5] [--rows 50000]
+        [--slow-probe-interval S]
 """
 
 from __future__ import annotations
@@ -145,16 +146,23 @@ def stop(tool: Tool) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=70.0,
-                        help="measuring window (s); >= 60 covers one slow-probe cycle")
+    parser.add_argument("--duration", type=float,
+                        help="measuring window (s); default: the slow-probe interval + 10 s, "
+                        "so that the window holds one slow round")
     parser.add_argument("--warmup", type=float, default=5.0, help="settling time first (s)")
     parser.add_argument("--rows", type=int, default=50_000, help="demo database rows")
     parser.add_argument("--starts", type=int, default=5,
                         help="separate starts per tool for the first-frame time")
     parser.add_argument("--slow-probe-interval", type=float, metavar="S",
                         help="run pwtop with [database] slow_probe_interval = S (default: "
-                        "the config default, 60 s)")
+                        "the config default)")
     args = parser.parse_args()
+    from pwtop.config import Settings
+
+    slow = (args.slow_probe_interval if args.slow_probe_interval is not None
+            else Settings().database.slow_probe_interval)
+    if args.duration is None:
+        args.duration = slow + 10.0
     if shutil.which("tmux") is None:
         print("tmux is not installed: nothing can be measured")
         return 2
@@ -189,7 +197,7 @@ def main() -> int:
           f"Python {platform.python_version()}; terminal {SIZE[0]}x{SIZE[1]} (tmux), "
           f"refresh 1 s, window {args.duration:g} s after {args.warmup:g} s; pwtop on a "
           f"{args.rows:,}-row demo database, slow probes every "
-          f"{args.slow_probe_interval or 60:g} s")
+          f"{slow:g} s")
     try:
         for _ in range(max(0, args.starts - 1)):  # first frames, one tool at a time
             for tool in tools:

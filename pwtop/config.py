@@ -51,8 +51,9 @@ class DatabaseSettings:
     probe_deadline: float = setting(
         2.0, "Longest any single probe may run before it is interrupted.", min=0.05, unit="s")
     slow_probe_interval: float = setting(
-        60.0, "Interval of the expensive probes (dbstat scan, workload timing).", min=1.0,
-        unit="s")
+        300.0, "Interval of the expensive probes (dbstat scan, workload timing): each reads "
+        "much of the file, a lot for a Pi's SD card; the figures show their age between runs.",
+        min=1.0, unit="s")
     busy_timeout: float = setting(
         2.0, "How long optimize waits for a lock before it gives up cleanly.", min=0.0,
         max=60.0, unit="s")

@@ -122,3 +122,17 @@ async def test_the_report_says_how_old_a_kept_timing_is(demo_db):
     snap.detail.workload_age_s = 65.0
     text = "\n".join(describe(snap, comp.settings))
     assert "ok (65 s ago)" in text and "oldest timing 65 s old" in text
+
+
+async def test_each_snapshot_keeps_its_own_query_ages(demo_db):
+    """Between slow rounds a collect reuses the stored timings; each snapshot gets its own
+    rows, so a later collect's ages do not change an earlier snapshot's."""
+    comp = component(demo_db, LIGHT)
+    comp.settings.database.slow_probe_interval = 3600.0  # only the first collect times
+    await comp.collect()
+    earlier = await comp.collect()
+    ages = [q.age_s for q in earlier.detail.queries]
+    later = await comp.collect()
+    assert [q.age_s for q in earlier.detail.queries] == ages
+    assert all(b.age_s > a for a, b in zip(ages, later.detail.queries))
+    assert all(q is not p for q, p in zip(earlier.detail.queries, later.detail.queries))
