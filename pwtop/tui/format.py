@@ -14,6 +14,17 @@ def fmt(metric: str, value: float | int | None) -> str:
     return format_metric(metric, value)
 
 
+def reason(text: str | None) -> str:
+    """A component's reason for a missing figure, without the "unavailable (...)" wrapper
+    (the value column already says n/a)."""
+    text = (text or "").strip()
+    if text.startswith("unavailable (") and text.endswith(")"):
+        text = text[len("unavailable ("):-1]
+    elif text.startswith("unavailable: "):
+        text = text[len("unavailable: "):]
+    return text
+
+
 def spark_scale(metric: str) -> tuple[float | None, float | None]:
     """Sparkline range: fixed for shares, from zero for rates and counts, and around the
     values themselves for sizes (a 23 MiB file that grows by 4 KiB is not a full bar)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tui_helpers import fake_factories, settle
+from tui_helpers import fake_factories, fake_system, settle
 
 from pwtop.tui.tabs.database import DatabaseTab
 from pwtop.tui.tabs.overview import OverviewTab
@@ -29,6 +29,20 @@ async def test_overview_shows_each_components_key_numbers(make_app):
                          "app memory", "96.0 MiB", "Async: not connected (see its tab)",
                          "Realtime: not connected (see its tab)"):
             assert expected in screen, expected
+
+
+async def test_overview_says_why_a_figure_is_missing(make_app):
+    system = fake_system()
+    del system.metrics["system_cpu_temperature_celsius"]
+    system.unavailable["system_cpu_temperature_celsius"] = (
+        "unavailable (no thermal zone reports a CPU temperature)")
+    app = make_app(fake_factories(system=lambda s: system))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(app, pilot)
+        line = next(row for row in text_of(app).splitlines() if "CPU temperature" in row)
+        assert "n/a" in line
+        assert "no thermal zone reports a CPU temperature" in line
+        assert "unavailable (" not in line  # the value column already says n/a
 
 
 async def test_database_tab_figures_tables_queries_and_advice(make_app):

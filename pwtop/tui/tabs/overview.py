@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from pwtop.tui.format import fmt, spark_scale
+from pwtop.tui.format import fmt, reason, spark_scale
 from pwtop.tui.tabs.system import level_of
 from pwtop.tui.view import COMPONENT_ORDER, ComponentState, View
 from pwtop.tui.widgets.metric import MetricLine, MetricLines
@@ -102,6 +102,7 @@ class OverviewTab(VerticalScroll):
                     rows.append(MetricLine(label, fmt(metric, value),
                                            view.series.values(name, metric),
                                            level=level_of(metric, value), lo=lo, hi=hi))
-                else:  # the reason is on the component's own tab
-                    rows.append(MetricLine(label, "n/a", lo=lo, hi=hi))
+                else:
+                    rows.append(MetricLine(label, "n/a", lo=lo, hi=hi,
+                                           note=reason(snap.unavailable.get(metric))))
             lines.set_lines(rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from pwtop.tui.format import fmt, spark_scale
+from pwtop.tui.format import fmt, reason, spark_scale
 from pwtop.tui.tabs.base import ComponentTab
 from pwtop.tui.tabs.sections import Col, Section, compose_sections, render_sections
 from pwtop.tui.view import ComponentState, View
@@ -69,7 +69,8 @@ class RealtimeTab(ComponentTab):
             if metric in snap.metrics or metric in snap.unavailable:
                 lo, hi = spark_scale(metric)
                 lines.append(MetricLine(label, fmt(metric, snap.metrics.get(metric)),
-                                        view.series.values("realtime", metric), lo=lo, hi=hi))
+                                        view.series.values("realtime", metric), lo=lo, hi=hi,
+                                        note=reason(snap.unavailable.get(metric))))
         self.query_one("#realtime-figures", MetricLines).set_lines(lines)
         detail = snap.detail if isinstance(snap.detail, dict) else {}
         agent = detail.get("agent") or {}

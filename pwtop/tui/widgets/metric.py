@@ -20,19 +20,23 @@ from pwtop.tui.widgets.sparkline import spark_text
 class MetricLine:
     """One line of a :class:`MetricLines` block."""
 
-    __slots__ = ("label", "value_text", "values", "level", "lo", "hi")
+    __slots__ = ("label", "value_text", "values", "level", "lo", "hi", "note")
 
     def __init__(self, label: str, value_text: str, values: Iterable[float | None] = (), *,
-                 level: str = "", lo: float | None = 0.0, hi: float | None = None) -> None:
+                 level: str = "", lo: float | None = 0.0, hi: float | None = None,
+                 note: str = "") -> None:
         self.label = label
         self.value_text = value_text
         self.values = tuple(values)
         self.level = level
         self.lo = lo
         self.hi = hi
+        # Drawn where the sparkline would be when there is none: why a figure is missing.
+        self.note = note
 
     def key(self) -> tuple:
-        return (self.label, self.value_text, self.values, self.level, self.lo, self.hi)
+        return (self.label, self.value_text, self.values, self.level, self.lo, self.hi,
+                self.note)
 
 
 class MetricLines(Widget):
@@ -43,12 +47,13 @@ class MetricLines(Widget):
     """
 
     COMPONENT_CLASSES = {"metric-row--label", "metric-row--value", "metric-row--spark",
-                         "metric-row--warning", "metric-row--critical"}
+                         "metric-row--note", "metric-row--warning", "metric-row--critical"}
     DEFAULT_CSS = """
     MetricLines { height: auto; width: 1fr; }
     MetricLines > .metric-row--label { color: $foreground 80%; }
     MetricLines > .metric-row--value { text-style: bold; }
     MetricLines > .metric-row--spark { color: $primary; }
+    MetricLines > .metric-row--note { color: $foreground 60%; text-style: italic; }
     MetricLines > .metric-row--warning { color: $warning; text-style: bold; }
     MetricLines > .metric-row--critical { color: $error; text-style: bold; }
     """
@@ -82,6 +87,7 @@ class MetricLines(Widget):
             get = self.get_component_rich_style
             self._styles = (self.rich_style, get("metric-row--label"),
                             get("metric-row--value"), get("metric-row--spark"),
+                            get("metric-row--note"),
                             {"warning": get("metric-row--warning"),
                              "critical": get("metric-row--critical")})
             self._styles_key = key
@@ -93,17 +99,18 @@ class MetricLines(Widget):
         if styles is None:
             self.render_lines(Region(0, 0, width, 0))
             styles = self._styles
-        base, label_style, value_style, spark_style, levels = styles
+        base, label_style, value_style, spark_style, note_style, levels = styles
         if y >= len(self.lines):
             return Strip.blank(width, base)
         line = self.lines[y]
         label = line.label[: self.label_width - 1].ljust(self.label_width)
         value = line.value_text[: self.value_width].rjust(self.value_width)
         spark_width = max(0, width - self.label_width - self.value_width - 1)
-        segments = [
-            Segment(label, label_style),
-            Segment(value, levels.get(line.level, value_style)),
-            Segment(" " + spark_text(list(line.values), spark_width, line.lo, line.hi),
-                    spark_style),
-        ]
+        if line.note and not any(v is not None for v in line.values):
+            tail = Segment(" " + line.note[: max(0, spark_width - 1)], note_style)
+        else:
+            tail = Segment(" " + spark_text(list(line.values), spark_width, line.lo, line.hi),
+                           spark_style)
+        segments = [Segment(label, label_style),
+                    Segment(value, levels.get(line.level, value_style)), tail]
         return Strip(segments).adjust_cell_length(width, base)
