@@ -20,7 +20,7 @@ from pwtop.tui.widgets.sparkline import spark_text
 class MetricLine:
     """One line of a :class:`MetricLines` block."""
 
-    __slots__ = ("label", "value_text", "values", "level", "lo", "hi", "note")
+    __slots__ = ("label", "value_text", "values", "level", "lo", "hi", "note", "_drawn")
 
     def __init__(self, label: str, value_text: str, values: Iterable[float | None] = (), *,
                  level: str = "", lo: float | None = 0.0, hi: float | None = None,
@@ -33,10 +33,25 @@ class MetricLine:
         self.hi = hi
         # Drawn where the sparkline would be when there is none: why a figure is missing.
         self.note = note
+        self._drawn: tuple[int, str, bool] | None = None
 
-    def key(self) -> tuple:
-        return (self.label, self.value_text, self.values, self.level, self.lo, self.hi,
-                self.note)
+    def tail(self, width: int) -> tuple[str, bool]:
+        """What follows the value at ``width`` cells: the sparkline, or the note (True)
+        when there is nothing to draw. Kept for the width it was made for."""
+        drawn = self._drawn
+        if drawn is None or drawn[0] != width:
+            if self.note and not any(v is not None for v in self.values):
+                drawn = (width, " " + self.note[: max(0, width - 1)], True)
+            else:
+                drawn = (width, " " + spark_text(list(self.values), width, self.lo, self.hi),
+                         False)
+            self._drawn = drawn
+        return drawn[1], drawn[2]
+
+    def key(self, width: int) -> tuple:
+        """What the line looks like at ``width`` sparkline cells: equal keys draw the same
+        cells, so a sample that moves no bar (a flat memory figure) repaints nothing."""
+        return (self.label, self.value_text, self.level, self.tail(width))
 
 
 class MetricLines(Widget):
@@ -72,9 +87,13 @@ class MetricLines(Widget):
             self.refresh(layout=True)
             return
         width = self.size.width
+        spark_width = self._spark_width(width)
         for y, (before, after) in enumerate(zip(old, lines)):
-            if before.key() != after.key():
+            if before.key(spark_width) != after.key(spark_width):
                 self.refresh(Region(0, y, width, 1))
+
+    def _spark_width(self, width: int) -> int:
+        return max(0, width - self.label_width - self.value_width - 1)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self.lines)
@@ -105,12 +124,8 @@ class MetricLines(Widget):
         line = self.lines[y]
         label = line.label[: self.label_width - 1].ljust(self.label_width)
         value = line.value_text[: self.value_width].rjust(self.value_width)
-        spark_width = max(0, width - self.label_width - self.value_width - 1)
-        if line.note and not any(v is not None for v in line.values):
-            tail = Segment(" " + line.note[: max(0, spark_width - 1)], note_style)
-        else:
-            tail = Segment(" " + spark_text(list(line.values), spark_width, line.lo, line.hi),
-                           spark_style)
+        text, is_note = line.tail(self._spark_width(width))
+        tail = Segment(text, note_style if is_note else spark_style)
         segments = [Segment(label, label_style),
                     Segment(value, levels.get(line.level, value_style)), tail]
         return Strip(segments).adjust_cell_length(width, base)
