@@ -141,14 +141,8 @@ class DatabaseComponent:
                 warnings.append("another process opened the database in WAL mode during the "
                                 "analysis: its newest commits may be missing from these figures")
         self._busy_total += busy
-        # Shallow copies: analyse() builds new QueryTiming objects each round, so the
-        # stored ones are never changed after the fact; only age_s differs per collect.
-        # (A deep copy was half of a warm collect's CPU.)
-        queries = [copy.copy(q) for q in self._queries or []]
         now = time.monotonic()
-        for q in queries:
-            at = self._timed_at.get(q.name)
-            q.age_s = None if at is None else now - at
+        queries = self._aged_queries(now)
         _mark_index_use(tables, queries)
         act = Activity(lock_holders=holders, locks_unavailable=locks_why,
                        busy_count=self._busy_total, busy_this_collect=busy)
@@ -214,6 +208,18 @@ class DatabaseComponent:
             log.reused("workload", now - self._workload_at)
         return file, tables, features, frag_view, frag_why
 
+    def _aged_queries(self, now: float) -> list[QueryTiming]:
+        """The stored timings, each with its age at ``now`` (None: never timed).
+
+        Shallow copies: analyse() builds new QueryTiming objects each round, so the stored
+        ones are never changed after the fact; only age_s differs. (A deep copy was half
+        of a warm collect's CPU.)"""
+        queries = [copy.copy(q) for q in self._queries or []]
+        for q in queries:
+            at = self._timed_at.get(q.name)
+            q.age_s = None if at is None else now - at
+        return queries
+
     def _run_workload(self, cx: connect.Connection, features: dict[str, bool],
                       log: "_ProbeLog", journal_mode: str, now: float) -> None:
         """Explain every statement; time them, after the first run in turn (see
@@ -241,12 +247,7 @@ class DatabaseComponent:
         if journal_mode != "wal":
             no_timing = ("not timed: in rollback-journal mode a timed read would block the "
                          "app's commits (see db-enable-wal)")
-        previous = {}
-        for q in self._queries or []:
-            at = self._timed_at.get(q.name)
-            if at is not None:
-                previous[q.name] = copy.copy(q)
-                previous[q.name].age_s = now - at
+        previous = {q.name: q for q in self._aged_queries(now) if q.age_s is not None}
         queries = log.run("workload", lambda: workload.analyse(
             cx, statements, deadline=s.probe_deadline, slow_threshold=s.analyze_threshold,
             counters=features.get("sqlite_stmt", False), no_timing=no_timing,

@@ -25,7 +25,6 @@ disk_usage = shutil.disk_usage
 MARGIN_PAGES = 64
 
 
-
 @dataclass
 class SpaceNeed:
     """Bytes an action may write into one directory, and why."""

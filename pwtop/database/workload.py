@@ -32,8 +32,8 @@ from pwtop.errors import TargetError
 
 # Each read query runs until it has MAX_RUNS timings or TARGET_S seconds of them, and
 # never past the probe deadline in total: a median and a p95 of a fast query, while a
-# query slower than TARGET_S (or HEAVY_S) runs once (each run of a heavy query holds a read snapshot
-# that keeps the app's checkpoints from finishing, and costs the rig its CPU).
+# query slower than TARGET_S (or HEAVY_S) runs once (each run of a heavy query holds a
+# read snapshot that keeps the app's checkpoints from finishing, and costs the rig CPU).
 MAX_RUNS = 15
 TARGET_S = 0.05
 # A statement whose run takes longer than HEAVY_S is heavy: after it the timing pauses

@@ -36,15 +36,9 @@ class AlertItem:
     order: float = 0.0        # started_at of an alert; flags after alerts of their level
 
 
-def worst_first(flags: list[ActiveFlag], order: tuple[str, ...] = ()) -> list[ActiveFlag]:
-    """Most severe first; ties keep the component order of the tabs."""
-    rank = {name: i for i, name in enumerate(order)}
-    return sorted((f for f in flags if f.flag.level > Level.OK),
-                  key=lambda f: (-int(f.flag.level), rank.get(f.component, len(rank))))
-
-
 def active_flags(view: View) -> list[ActiveFlag]:
-    """Every flag of every component with data, and failing collectors, worst first."""
+    """Every flag above OK of every component with data, and failing collectors, in the
+    tabs' component order (alert_items ranks them)."""
     flags = []
     for name in COMPONENT_ORDER:
         state = view.components.get(name)
@@ -55,7 +49,7 @@ def active_flags(view: View) -> list[ActiveFlag]:
         elif state.available and state.problem and state.last is not None and \
                 not state.last.unreachable:
             flags.append(ActiveFlag(name, Flag(Level.WARNING, "collector", state.problem)))
-    return worst_first(flags, COMPONENT_ORDER)
+    return [f for f in flags if f.flag.level > Level.OK]
 
 
 def covered_metrics(engine: Any) -> set[str]:

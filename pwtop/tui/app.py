@@ -236,8 +236,7 @@ class MainScreen(Screen[None]):
         names = {"database": "db", "async": "agent", "realtime": "rt", "system": "sys"}
         header.set_connection([(names[n], view.state(n).connection) for n in COMPONENT_ORDER
                                if n in view.components])
-        trouble = history_trouble(view.history)
-        header.set_history(trouble.split(" (", 1)[0] if trouble else "", trouble or "")
+        header.set_history(*(history_trouble(view.history) or ("", "")))
         self.query_one(AlertBanner).show_items(alert_items(view))
 
     def data_changed(self, names: set[str]) -> None:

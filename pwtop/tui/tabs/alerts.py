@@ -17,14 +17,14 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from pwtop.model import Level
-from pwtop.tui.alerting import active_flags, alert_items
+from pwtop.tui.alerting import alert_items
 from pwtop.tui.format import age, clock_time
 from pwtop.tui.view import View
 from pwtop.tui.widgets.tables import Cell, Column, SyncTable
 from pwtop.tui.widgets.text import set_text
 from pwtop.units import format_metric
 
-__all__ = ["AlertsTab", "active_flags", "history_trouble"]
+__all__ = ["AlertsTab", "history_trouble"]
 
 LEVEL_STYLE = {Level.INFO: "", Level.WARNING: "bold", Level.CRITICAL: "bold reverse",
                Level.EMERGENCY: "bold reverse"}
@@ -39,13 +39,14 @@ def _value(metric: str, value: float | None) -> str:
     return "" if value is None else format_metric(metric, value)
 
 
-def history_trouble(status: Any) -> str | None:
-    """One line when the history cannot record (None while it works or is turned off)."""
+def history_trouble(status: Any) -> tuple[str, str] | None:
+    """When the history cannot record: a few words for the header, and the line with the
+    reason (None while it works or is turned off)."""
     if status is None or status.ok or status.state in ("off", "closed"):
         return None
     what = {"full": "history paused: disk full", "locked": "history paused: file locked",
             "unavailable": "history unavailable"}.get(status.state, f"history {status.state}")
-    return f"{what} ({status.message})"
+    return what, f"{what} ({status.message})"
 
 
 class AlertsTab(VerticalScroll):
@@ -124,7 +125,7 @@ class AlertsTab(VerticalScroll):
             parts.append(f"{len(past)} past")
         trouble = history_trouble(view.history)
         if trouble:
-            parts.append(trouble)
+            parts.append(trouble[1])
         set_text(self.query_one("#alerts-summary", Static), " · ".join(parts))
 
     def selected_alert_id(self) -> int | None:
