@@ -159,6 +159,9 @@ def main() -> int:
     slow_wall = med(r["wall_s"] for r in rounds)
     slow_wl = med(r["workload_s"] for r in rounds)
     slow_cpu = med(r["cpu_s"] for r in rounds)
+    from pwtop.config import Settings
+
+    slow_every = Settings().database.slow_probe_interval
     all_cold = ", ".join(f"{r['cold_s']:.3f}" for r in timed)
     rows = [
         ("analysis, first (cold) collect+recommend", f"{cold:.3f} s",
@@ -172,7 +175,8 @@ def main() -> int:
          f"range {min(r['workload_s'] for r in rounds):.3f} - "
          f"{max(r['workload_s'] for r in rounds):.3f} s"),
         ("  CPU time of a slow round", f"{slow_cpu:.3f} s",
-         f"{slow_cpu / 60 * 100:.2f} % of a core at the default 60 s interval"),
+         f"{slow_cpu / slow_every * 100:.2f} % of a core at the default "
+         f"{slow_every:g} s interval"),
         ("peak RSS of a child that analyses", mib(rss), ""),
         ("peak RSS of a child that only builds", mib(rss_base),
          f"analysis adds {mib(rss - rss_base)} ({rss / rss_base:.2f}x)"),
