@@ -429,6 +429,17 @@ class PwtopApp(App[int]):
 
     # ------------------------------------------------------------ start and stop
 
+    def get_driver_class(self) -> type[Any]:
+        """Textual's Linux driver with an input thread that sleeps while nothing is typed
+        (driver.py); any other choice (TEXTUAL_DRIVER, another platform) is left alone."""
+        chosen = super().get_driver_class()
+        from textual import constants
+        from textual.drivers.linux_driver import LinuxDriver
+        if chosen is LinuxDriver and constants.DRIVER is None:
+            from pwtop.tui.driver import QuietLinuxDriver
+            return QuietLinuxDriver
+        return chosen
+
     def on_mount(self) -> None:
         self.main = MainScreen(self)
         self.push_screen(self.main)

@@ -179,3 +179,49 @@ def test_a_hung_up_tty_without_sighup_ends_pwtop(tmp_path, demo_db):
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def voluntary_switches(pid: int, tid: int) -> int:
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no context switch count for thread {tid}")
+
+
+def thread_named(pid: int, name: str) -> int | None:
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() == name:
+                    return int(tid)
+        except OSError:
+            continue
+    return None
+
+
+@needs_tmux
+def test_the_input_thread_sleeps_while_nothing_is_typed(tmp_path, demo_db):
+    """Textual's own driver wakes its input thread every 0.1 s; pwtop's (tui/driver.py)
+    sleeps until a key arrives, yet still lets a lone Escape through after the delay."""
+    term = Tmux(tmp_path, demo_db)
+    try:
+        term.wait_for(TABS)
+        found: list[int] = []
+        wait_until(lambda: found.append(thread_named(term.pid, "pwtop-input") or 0)
+                   or found[-1] > 0, "the pwtop-input thread")
+        tid = found[-1]
+        before = voluntary_switches(term.pid, tid)
+        time.sleep(1.0)  # a second in which nothing is typed: no event marks its end
+        woke = voluntary_switches(term.pid, tid) - before
+        assert woke <= 1, f"the input thread woke {woke} times in an idle second"
+        term.send("?")
+        term.wait_for("pwtop keys")
+        term.send("Escape")  # a lone ESC: only the escape delay tells it from a sequence
+        wait_until(lambda: "pwtop keys" not in term.screen(), "Escape to close the help")
+        term.send("BTab")  # Shift+Tab is an escape sequence: one key, not ESC and letters
+        term.wait_for("Past", "Events")  # the Alerts tab, the one before Overview
+        term.send("q")
+        wait_until(lambda: not alive(term.pid), "pwtop to exit after q")
+    finally:
+        term.close()

@@ -1,0 +1,56 @@
+"""The quiet input driver's wake-up event (tui/driver.py): setting it must wake a thread
+blocked in poll() on its pipe, and clearing it must make that pipe quiet again."""
+
+from __future__ import annotations
+
+import select
+import threading
+
+from pwtop.tui.driver import WakingEvent
+
+
+def readable(event: WakingEvent, timeout_ms: int = 0) -> bool:
+    poller = select.poll()
+    poller.register(event.fileno(), select.POLLIN)
+    return bool(poller.poll(timeout_ms))
+
+
+def test_set_makes_the_pipe_readable_and_clear_empties_it():
+    event = WakingEvent()
+    try:
+        assert not readable(event)
+        event.set()
+        event.set()  # twice: still one wake-up's worth, emptied by one clear
+        assert event.is_set() and readable(event)
+        event.clear()
+        assert not event.is_set() and not readable(event)
+    finally:
+        event.close()
+
+
+def test_a_thread_blocked_in_poll_wakes_when_the_event_is_set():
+    event = WakingEvent()
+    woke = threading.Event()
+
+    def wait() -> None:
+        if readable(event, timeout_ms=10_000) and event.is_set():
+            woke.set()
+    thread = threading.Thread(target=wait)
+    thread.start()
+    try:
+        event.set()
+        thread.join(timeout=10)
+        assert woke.is_set()
+    finally:
+        event.set()
+        thread.join(timeout=10)
+        event.close()
+
+
+def test_after_close_it_is_a_plain_event():
+    event = WakingEvent()
+    event.close()
+    event.set()
+    assert event.is_set()
+    event.clear()
+    assert not event.is_set()
