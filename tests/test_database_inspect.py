@@ -283,3 +283,33 @@ async def test_a_dbstat_scan_cut_off_by_the_deadline_is_reported_not_estimated(
     assert "interrupted on wifi_detections" in snap.unavailable["database_fragmentation_ratio"]
     assert any("dbstat: 1 b-tree(s) interrupted" in w for w in d.warnings)
     assert snap.errors == []
+
+
+async def test_the_table_and_index_listing_is_reread_only_when_the_schema_changes(demo_db):
+    path = demo_db  # a private copy
+    comp = DatabaseComponent(settings_for(path, **QUICK))
+    first = (await comp.collect()).detail
+    first.table("wifi_detections").indexes[0].size_bytes = -1  # a caller's change...
+    again = (await comp.collect()).detail
+    assert comp._schema.hits == 1
+    names = [ix.name for ix in again.table("wifi_detections").indexes]
+    assert names == [ix.name for ix in first.table("wifi_detections").indexes]
+    assert again.table("wifi_detections").indexes[0].size_bytes != -1  # ...is not kept
+
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("CREATE INDEX idx_pwtop_test ON ap_cache (bssid DESC)")
+        conn.commit()
+        created = (await comp.collect()).detail
+        assert comp._schema.hits == 1  # re-read: the schema changed
+        index = next(ix for ix in created.table("ap_cache").indexes
+                     if ix.name == "idx_pwtop_test")
+        assert [(c.name, c.desc) for c in index.columns] == [("bssid", True)]
+        conn.execute("DROP INDEX idx_pwtop_test")
+        conn.commit()
+    finally:
+        conn.close()
+    dropped = (await comp.collect()).detail
+    assert "idx_pwtop_test" not in [ix.name for ix in dropped.table("ap_cache").indexes]
+    assert (await comp.collect()).detail.table("ap_cache").indexes == \
+        dropped.table("ap_cache").indexes and comp._schema.hits == 2

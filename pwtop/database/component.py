@@ -60,6 +60,8 @@ class DatabaseComponent:
         self._app_reason: str | None = None
         self._app_at: float | None = None
         self._busy_total = 0
+        self._schema = inspect.SchemaCache()
+        self._features: dict[str, bool] | None = None
 
     # ------------------------------------------------------------ protocol
 
@@ -173,10 +175,13 @@ class DatabaseComponent:
         path = self.path
         file = log.run("file", lambda: cx.run(
             lambda c: inspect.file_info(c, path, header, plan), deadline), fatal=True)
-        tables = log.run("schema", lambda: inspect.read_tables(cx, deadline), fatal=True)
-        features = log.run("features", lambda: {
-            "dbstat": bool(cx.run(inspect.has_dbstat, deadline)),
-            "sqlite_stmt": bool(cx.run(inspect.has_sqlite_stmt, deadline))}, fatal=True)
+        tables = log.run("schema", lambda: inspect.read_tables(cx, deadline, self._schema),
+                         fatal=True)
+        if self._features is None:  # compiled into the SQLite library: asked once
+            self._features = log.run("features", lambda: {
+                "dbstat": bool(cx.run(inspect.has_dbstat, deadline)),
+                "sqlite_stmt": bool(cx.run(inspect.has_sqlite_stmt, deadline))}, fatal=True)
+        features = dict(self._features)
         if self.exact_counts:
             for t in tables:
                 t.rows_exact = log.run(f"count {t.name}",

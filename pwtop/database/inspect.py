@@ -13,9 +13,11 @@ collection) and only on the slow interval.
 
 from __future__ import annotations
 
+import copy
 import os
 import sqlite3
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pwtop.database.connect import Connection, Header, OpenPlan, ProbeInterrupted
@@ -169,18 +171,48 @@ def rowid_span(conn: sqlite3.Connection, table: str) -> int:
     return 0 if lo is None else int(hi) - int(lo) + 1
 
 
-def read_tables(cx: Connection, deadline: float) -> list[TableInfo]:
-    """Tables with their indexes, statistics state and cheap row estimates."""
+@dataclass
+class SchemaCache:
+    """The table and index listing of one file, reused while its schema is unchanged.
+
+    Listing the indexes takes two PRAGMA queries per index (about 60 statements on
+    PiWardrive's schema), which was most of a refresh's database collect. The listing
+    follows from the schema text alone, so it is kept while ``sqlite_schema`` reads
+    back exactly the same rows (one query: any CREATE, DROP or ALTER changes them).
+    """
+
+    rows: list[tuple] | None = None
+    listing: list[tuple[str, bool, list[IndexInfo]]] = field(default_factory=list)
+    hits: int = 0
+
+
+def read_tables(cx: Connection, deadline: float,
+                cache: SchemaCache | None = None) -> list[TableInfo]:
+    """Tables with their indexes, statistics state and cheap row estimates.
+
+    With a ``cache`` the table and index listing is read only when the schema changed
+    (see :class:`SchemaCache`); row estimates and statistics are read every time.
+    """
     def schema(conn: sqlite3.Connection) -> list[TableInfo]:
+        rows = None
+        if cache is not None:
+            rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_schema"
+                                ).fetchall()
+        if cache is not None and cache.rows == rows:
+            listing = cache.listing
+            cache.hits += 1
+        else:
+            listing = [(name, without_rowid, read_indexes(conn, name))
+                       for name, without_rowid in _table_list(conn)]
+            if cache is not None:
+                cache.rows, cache.listing = rows, listing
         stat1 = read_stat1(conn)
-        tables = []
-        for name, without_rowid in _table_list(conn):
-            t = TableInfo(name=name, rows_estimate=None, rows_estimate_source="",
+        # Copies: the caller fills in sizes and workload use on the indexes it gets.
+        return [TableInfo(name=name, rows_estimate=None, rows_estimate_source="",
                           rows_exact=None, size_bytes=None, own_bytes=None,
-                          indexes=read_indexes(conn, name), without_rowid=without_rowid,
-                          stats_rows=stat1.get(name))
-            tables.append(t)
-        return tables
+                          indexes=[copy.copy(ix) for ix in indexes],
+                          without_rowid=without_rowid, stats_rows=stat1.get(name))
+                for name, without_rowid, indexes in listing]
 
     tables = cx.run(schema, deadline)
     for t in tables:
