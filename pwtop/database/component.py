@@ -12,7 +12,6 @@ a slow probe delays only this component.
 from __future__ import annotations
 
 import asyncio
-import copy
 import sqlite3
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pwtop.database.connect import ProbeBusy, ProbeInterrupted
 from pwtop.database.model import (Activity, CacheInfo, DatabaseDetail, Fragmentation,
                                   ProbeRecord, QueryTiming)
 from pwtop.model import (ActionResult, BenchmarkResult, Flag, Level, Recommendation,
-                         Snapshot)
+                         Snapshot, shallow_copy)
 from pwtop.units import format_metric, human_bytes, human_count, human_seconds
 
 DBSTAT_MISSING = "unavailable (dbstat not compiled in)"
@@ -203,7 +202,7 @@ class DatabaseComponent:
             log.reused("dbstat", now - self._frag_at)
         frag_view = None
         if self._frag is not None and self._frag_at is not None:
-            frag_view = copy.copy(self._frag)
+            frag_view = shallow_copy(self._frag)
             frag_view.age_s = now - self._frag_at
             inspect.apply_sizes(tables, frag_view)
         if self._due(self._workload_at, now) or self._queries is None:
@@ -219,7 +218,7 @@ class DatabaseComponent:
         Shallow copies: analyse() builds new QueryTiming objects each round, so the stored
         ones are never changed after the fact; only age_s differs. (A deep copy was half
         of a warm collect's CPU.)"""
-        queries = [copy.copy(q) for q in self._queries or []]
+        queries = [shallow_copy(q) for q in self._queries or []]
         for q in queries:
             at = self._timed_at.get(q.name)
             q.age_s = None if at is None else now - at

@@ -13,7 +13,6 @@ collection) and only on the slow interval.
 
 from __future__ import annotations
 
-import copy
 import os
 import sqlite3
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from pwtop.database.connect import Connection, Header, OpenPlan, ProbeInterrupted
 from pwtop.database.model import (FileInfo, Fragmentation, IndexColumn, IndexInfo,
                                   ObjectSpace, TableInfo)
+from pwtop.model import shallow_copy
 
 # A table's statistics are stale when its row count moved this much since ANALYZE.
 STALE_DRIFT = 0.25
@@ -210,7 +210,7 @@ def read_tables(cx: Connection, deadline: float,
         # Copies: the caller fills in sizes and workload use on the indexes it gets.
         return [TableInfo(name=name, rows_estimate=None, rows_estimate_source="",
                           rows_exact=None, size_bytes=None, own_bytes=None,
-                          indexes=[copy.copy(ix) for ix in indexes],
+                          indexes=[shallow_copy(ix) for ix in indexes],
                           without_rowid=without_rowid, stats_rows=stat1.get(name))
                 for name, without_rowid, indexes in listing]
 

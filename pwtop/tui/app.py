@@ -242,7 +242,9 @@ class MainScreen(Screen[None]):
     def data_changed(self, names: set[str]) -> None:
         self.render_chrome()
         tab = self.active_tab
-        if tab in ("overview", "alerts") or TAB_COMPONENT.get(tab) in names:
+        if tab == "overview":
+            self.tab_widget(tab).render_view(self.pwtop.view, names)
+        elif tab == "alerts" or TAB_COMPONENT.get(tab) in names:
             self.tab_widget(tab).render_view(self.pwtop.view)
 
     @on(Tabs.TabActivated, "#tabs")

@@ -6,6 +6,7 @@ from tui_helpers import fake_factories, fake_system, settle
 
 from pwtop.tui.tabs.database import DatabaseTab
 from pwtop.tui.tabs.overview import OverviewTab
+from pwtop.tui.widgets.metric import MetricLines
 from pwtop.tui.widgets.tables import SyncTable
 
 
@@ -99,9 +100,9 @@ async def test_hidden_tabs_are_not_rendered(make_app, monkeypatch):
     for cls in (DatabaseTab, OverviewTab):
         original = cls.render_view
 
-        def spy(self, view, _original=original, _name=cls.__name__):
+        def spy(self, view, *rest, _original=original, _name=cls.__name__):
             calls.append(_name)
-            return _original(self, view)
+            return _original(self, view, *rest)
         monkeypatch.setattr(cls, "render_view", spy)
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -118,6 +119,29 @@ async def test_hidden_tabs_are_not_rendered(make_app, monkeypatch):
         app.pollers["database"].poll_now()
         await settle(app, pilot, polls=3, names=["database"])
         assert calls == []
+
+
+async def test_the_overview_redraws_only_the_blocks_of_components_that_polled(
+        make_app, monkeypatch):
+    drawn: list[str] = []
+    original = MetricLines.set_lines
+
+    def spy(self, lines):
+        drawn.append(str(self.id))
+        return original(self, lines)
+    monkeypatch.setattr(MetricLines, "set_lines", spy)
+    app = make_app(fake_factories())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert "overview-system-lines" in drawn  # the first frame draws every block
+        drawn.clear()
+        app.pollers["database"].poll_now()
+        await settle(app, pilot, polls=1, names=["database"])
+        assert drawn and set(drawn) == {"overview-database-lines"}
+        drawn.clear()
+        app.pollers["system"].poll_now()
+        await settle(app, pilot, polls=1, names=["system"])
+        assert drawn and set(drawn) == {"overview-system-lines"}
 
 
 async def test_tables_update_cells_in_place(make_app, monkeypatch):

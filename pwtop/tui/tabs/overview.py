@@ -78,18 +78,27 @@ class OverviewTab(VerticalScroll):
         return []
 
     def compose(self) -> ComposeResult:
+        self._blocks: dict[str, tuple[Static, MetricLines]] = {}
         for name in COMPONENT_ORDER:
             yield Static(TITLES[name], id=f"overview-{name}-title", classes="section-title",
                          markup=False)
             yield MetricLines(id=f"overview-{name}-lines")
 
-    def render_view(self, view: View) -> None:
+    def render_view(self, view: View, changed: set[str] | None = None) -> None:
+        """Redraw the blocks of the ``changed`` components (None: all): a block shows
+        only its own component's figures, so the others have nothing new to draw."""
         for name in COMPONENT_ORDER:
+            if changed is not None and name not in changed:
+                continue
             state = view.state(name)
-            title = self.query_one(f"#overview-{name}-title", Static)
+            blocks = self._blocks.get(name)
+            if blocks is None:  # looked up once: a DOM query per block per second adds up
+                blocks = self._blocks[name] = (
+                    self.query_one(f"#overview-{name}-title", Static),
+                    self.query_one(f"#overview-{name}-lines", MetricLines))
+            title, lines = blocks
             set_text(title, section_title(state))
             title.set_class(not state.has_data, "-no-data")
-            lines = self.query_one(f"#overview-{name}-lines", MetricLines)
             snap = state.snapshot
             if not state.has_data or snap is None:
                 lines.set_lines([])
