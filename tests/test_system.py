@@ -26,7 +26,8 @@ from pwtop.config import Settings
 from pwtop.model import Level, Snapshot
 from pwtop.system import SystemComponent, SystemDetail
 from pwtop.system.host import CpuMeter, counted_interfaces
-from pwtop.system.process import is_pwtop_command, program_of
+from pwtop.system.process import (CommandLines, find_by_match, is_pwtop_command,
+                                  parse_cmdline, program_of)
 from pwtop.system.sensors import decode_throttled, parse_get_throttled, read_thermal_zones
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -412,6 +413,70 @@ async def test_an_exited_app_is_noticed_and_searched_for_again(tmp_path, marker,
     comp._process.rescan_interval = 0
     snap = await comp.collect()
     assert detail(snap).process.pid == replacement.pid
+
+
+# Prints "ready", then on "exec" replaces itself (same pid) with a program whose command
+# line carries its two arguments as one (MARKER -app -> MARKER-app): a wrapper that execs
+# the app.
+EXECS = r"""
+import os, sys
+print("ready", flush=True)
+sys.stdin.readline()
+os.execv(sys.executable, [sys.executable, "-c", "import sys; sys.stdin.read()",
+                          sys.argv[1] + sys.argv[2]])
+"""
+
+
+def test_command_lines_are_read_again_only_for_new_processes(marker, start_app):
+    lines = CommandLines(full_every=3)
+    before = dict(lines.scan())  # scan 1: everything read
+    assert lines.reads >= len(before) > 0 and os.getpid() in before
+    assert before[os.getpid()] == psutil.Process().cmdline()
+    app = start_app(marker)
+    reads = lines.reads
+    after = dict(lines.scan())  # scan 2: only what was not there before
+    new = set(after) - set(before)
+    assert app.pid in new and marker in after[app.pid]
+    assert lines.reads - reads <= len(new)
+    reads = lines.reads
+    lines.scan()  # scan 3: nothing new
+    assert lines.reads - reads <= len(new)  # (processes started meanwhile by others)
+    reads = lines.reads
+    assert len(lines.scan()) <= lines.reads - reads + len(new)  # scan 4: a full one again
+
+
+def test_a_process_that_execs_in_place_is_found_at_the_next_full_scan(marker):
+    proc = subprocess.Popen([sys.executable, "-c", EXECS, marker, "-app"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        lines = CommandLines(full_every=3)
+        assert marker in dict(lines.scan())[proc.pid]  # "MARKER -app": not yet the app
+        with pytest.raises(Exception, match="no process matches"):
+            find_by_match(marker + "-app", lines)  # scan 2
+        proc.stdin.write("exec\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 10
+        while (marker + "-app") not in Path(f"/proc/{proc.pid}/cmdline").read_text():
+            assert time.monotonic() < deadline, "the child did not exec"
+            time.sleep(0.01)
+        with pytest.raises(Exception, match="no process matches"):
+            find_by_match(marker + "-app", lines)  # scan 3: same pid, same inode: cached
+        found, _ = find_by_match(marker + "-app", lines)  # scan 4: full, read again
+        assert found.pid == proc.pid
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stdin.close()
+        proc.stdout.close()
+
+
+def test_parse_cmdline():
+    assert parse_cmdline(b"python3\0-m\0piwardrive\0") == ["python3", "-m", "piwardrive"]
+    assert parse_cmdline(b"") == []
+    assert parse_cmdline(b"a\0\0b\0") == ["a", "", "b"]  # an empty argument is kept
+    # setproctitle-style: one string, spaces between the words, no trailing NUL
+    assert parse_cmdline(b"piwardrive: worker 1") == ["piwardrive:", "worker", "1"]
 
 
 def test_program_and_pwtop_detection():

@@ -115,22 +115,90 @@ def find_by_pid_file(path: Path) -> tuple[psutil.Process, list[int]]:
     return proc, [pid]
 
 
-def find_by_match(text: str) -> tuple[psutil.Process, list[int]]:
+PROC = Path("/proc")
+
+
+def parse_cmdline(data: bytes) -> list[str]:
+    """A ``/proc/PID/cmdline`` as arguments: NUL-separated, with a trailing NUL. A process
+    that rewrote its title (setproctitle) may leave one space-separated string instead."""
+    text = data.decode("utf-8", "replace")
+    args = text.split("\0")
+    if args and args[-1] == "":
+        args.pop()
+    if len(args) == 1 and " " in args[0] and not data.endswith(b"\0"):
+        args = args[0].split(" ")
+    return args
+
+
+class CommandLines:
+    """Every process's command line, read again only for processes not seen last time.
+
+    Matching ``[target] process_match`` needs every command line, and while the app is
+    not running the scan repeats every ``rescan_interval``: reading ~100-200 small files
+    each time is most of the system component's cost on an idle rig. A process is known
+    by its pid and the inode of its ``/proc/PID`` entry (a new process behind a reused
+    pid gets a new one); a process that replaces its command line in place (a wrapper
+    that execs the app) is caught by re-reading everything every ``full_every`` scans.
+    Without ``/proc`` (not Linux) every scan reads every process through psutil.
+    """
+
+    def __init__(self, full_every: int = 6, root: Path = PROC) -> None:
+        self.full_every = max(1, full_every)
+        self.root = root
+        self.scans = 0
+        self.reads = 0  # command lines read from /proc, all scans together
+        self._known: dict[tuple[int, int], list[str]] = {}
+
+    def scan(self) -> list[tuple[int, list[str]]]:
+        """(pid, command line) of every process now running (empty lines: kernel threads)."""
+        full = self.scans % self.full_every == 0
+        self.scans += 1
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError:
+            return [(p.pid, p.info.get("cmdline") or [])
+                    for p in psutil.process_iter(["cmdline"])]
+        known, fresh = self._known, {}
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                key = (int(entry.name), entry.inode())
+            except OSError:
+                continue
+            cmdline = None if full else known.get(key)
+            if cmdline is None:
+                try:
+                    with open(f"{entry.path}/cmdline", "rb") as f:
+                        cmdline = parse_cmdline(f.read())
+                except OSError:  # exited since the listing, or not ours to read
+                    continue
+                self.reads += 1
+            fresh[key] = cmdline
+        self._known = fresh
+        return [(pid, cmdline) for (pid, _), cmdline in fresh.items()]
+
+
+def find_by_match(text: str, lines: CommandLines | None = None
+                  ) -> tuple[psutil.Process, list[int]]:
     """The process whose command line contains ``text`` (one scan of every process).
 
     Several may match (a shell wrapper, ``tail -f piwardrive.log``, uvicorn workers): the
     best is the one running the match as its program, then one run by a Python app runner;
-    wrappers whose child also matches are dropped; the oldest of the rest wins.
+    wrappers whose child also matches are dropped; the oldest of the rest wins. ``lines``
+    keeps command lines between scans (see :class:`CommandLines`).
     """
     me = os.getpid()
     found: list[tuple[psutil.Process, list[str]]] = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if proc.pid == me:
+    for pid, cmdline in (lines or CommandLines()).scan():
+        if pid == me:
             continue
-        cmdline = proc.info.get("cmdline") or []
         if not cmdline or text not in " ".join(cmdline) or is_pwtop_command(cmdline):
             continue
-        found.append((proc, cmdline))
+        try:
+            found.append((psutil.Process(pid), cmdline))
+        except psutil.Error:  # gone since the scan
+            continue
     if not found:
         raise ProcessNotFound(f"no process matches {text!r}; set [target] pid_file or "
                               "process_match")
@@ -186,6 +254,7 @@ class ProcessTracker:
         self.detail: ProcessDetail | None = None
         self.reason = ""
         self.scanned_at: float | None = None  # last full scan (process_match only)
+        self.lines = CommandLines()
         self.baseline_at: float | None = None
         self._new_rates()
 
@@ -223,7 +292,7 @@ class ProcessTracker:
             return False  # not found last time; keep the cached reason until the next scan
         self.scanned_at = now
         try:
-            proc, matches = find_by_match(self.match)
+            proc, matches = find_by_match(self.match, self.lines)
         except ProcessNotFound as exc:
             self._lose(str(exc))
             return False
