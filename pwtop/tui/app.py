@@ -438,8 +438,12 @@ class PwtopApp(App[int]):
         from textual import constants
         from textual.drivers.linux_driver import LinuxDriver
         if chosen is LinuxDriver and constants.DRIVER is None:
-            from pwtop.tui.driver import QuietLinuxDriver
-            return QuietLinuxDriver
+            try:
+                from pwtop.tui import driver
+            except ImportError:  # a Textual without the parser module it builds on
+                return chosen
+            if driver.compatible():
+                return driver.QuietLinuxDriver
         return chosen
 
     def on_mount(self) -> None:

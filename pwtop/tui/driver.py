@@ -89,6 +89,22 @@ def name_os_thread(name: str) -> None:
         pass
 
 
+def compatible() -> bool:
+    """True when this Textual has what the quiet input thread relies on: a parser built
+    with only ``debug`` that is fed text and ticked for timeouts, and a LinuxDriver with
+    ``exit_event``, ``fileno`` and ``process_message``. Otherwise Textual's own driver is
+    used (app.py), which costs a few wake-ups a second and nothing else."""
+    try:
+        parser = XTermParser(False)
+    except TypeError:
+        return False
+    return (callable(getattr(parser, "feed", None)) and callable(getattr(parser, "tick", None))
+            and all(hasattr(LinuxDriver, name) for name in ("process_message",
+                                                            "run_input_thread"))
+            and "exit_event" in LinuxDriver.__init__.__code__.co_names
+            and "fileno" in LinuxDriver.__init__.__code__.co_names)
+
+
 class QuietLinuxDriver(LinuxDriver):
     """Textual's LinuxDriver with an input thread that does not wake while idle."""
 

@@ -54,3 +54,19 @@ def test_after_close_it_is_a_plain_event():
     assert event.is_set()
     event.clear()
     assert not event.is_set()
+
+
+def test_this_textual_gets_the_quiet_driver(make_app, monkeypatch):
+    """If a Textual upgrade changed what the quiet driver builds on, pwtop would fall back
+    to Textual's own driver silently; this says so instead."""
+    from textual import constants
+    from textual.drivers.linux_driver import LinuxDriver
+
+    from pwtop.tui import driver
+
+    assert driver.compatible()
+    monkeypatch.setattr(constants, "DRIVER", None)
+    assert make_app().get_driver_class() is driver.QuietLinuxDriver
+    # a driver chosen through TEXTUAL_DRIVER is left alone, even Textual's own
+    monkeypatch.setattr(constants, "DRIVER", "textual.drivers.linux_driver:LinuxDriver")
+    assert make_app().get_driver_class() is LinuxDriver
