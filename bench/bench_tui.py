@@ -20,7 +20,12 @@ A tool that is not installed is skipped and said so. Goals for pwtop (issue 4): 
 <= 1 % of one core and well under glances', first full frame <= 1.0 s, RSS <= 70 MB.
 
     python bench/bench_tui.py [--duration S] [--warmup 5] [--rows 50000]
-        [--slow-probe-interval S]
+        [--slow-probe-interval S] [--against REV] [--only-pwtop]
+
+``--against REV`` adds a second pwtop, checked out at git revision REV (a temporary
+worktree), to the same run: an A/B of a change, side by side on the same database in the
+same window, so the machine's load hits both alike (``--only-pwtop`` leaves htop and
+glances out, and ``--starts 1`` skips the extra first-frame starts).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class Tool:
     argv: list[str]
     marker: tuple[str, ...]  # all on screen = the first full frame
     env: dict[str, str] = field(default_factory=dict)
+    cwd: str = ""  # run from here (python -m puts the working directory first on sys.path)
     session: str = ""
     pid: int = 0
     first_frame_s: float | None = None
@@ -109,6 +115,7 @@ def launch(tool: Tool, workdir: Path) -> None:
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in tool.env.items())
     command = " ".join(shlex.quote(a) for a in tool.argv)
     script = (f"echo $$ > {shlex.quote(str(pidfile))}; "
+              + (f"cd {shlex.quote(tool.cwd)}; " if tool.cwd else "")
               + (f"export {exports}; " if exports else "") + f"exec {command}")
     subprocess.run([*TMUX, "new-session", "-d", "-s", tool.session, "-x", str(SIZE[0]),
                     "-y", str(SIZE[1]), "sh", "-c", script], check=True)
@@ -156,6 +163,10 @@ def main() -> int:
     parser.add_argument("--slow-probe-interval", type=float, metavar="S",
                         help="run pwtop with [database] slow_probe_interval = S (default: "
                         "the config default)")
+    parser.add_argument("--against", metavar="REV",
+                        help="also run pwtop at git revision REV, side by side (an A/B)")
+    parser.add_argument("--only-pwtop", action="store_true",
+                        help="leave htop and glances out")
     args = parser.parse_args()
     from pwtop.config import Settings
 
@@ -180,12 +191,26 @@ def main() -> int:
         config = workdir / "pwtop.toml"
         config.write_text(f"[database]\nslow_probe_interval = {args.slow_probe_interval}\n")
         pwtop_argv[3:3] = ["--config", str(config)]
-    candidates = [
-        Tool("pwtop", pwtop_argv,
-             ("Overview  Database  Async", "Quit"), env=xdg),
-        Tool("htop", ["htop", "-d", "10"], ("Load average", "PID")),
-        Tool("glances", ["glances", "-t", "1"], ("LOAD", "MEM")),
-    ]
+    candidates = [Tool("pwtop", pwtop_argv, ("Overview  Database  Async", "Quit"), env=xdg,
+                       cwd=str(ROOT))]
+    worktree = None
+    if args.against:
+        worktree = workdir / "against"
+        made = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach",
+                               str(worktree), args.against], capture_output=True, text=True)
+        if made.returncode != 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+            print(f"cannot check out {args.against!r}: {made.stderr.strip()}")
+            return 2
+        other = {var: str(workdir / "against-xdg" / var)
+                 for var in xdg if var.startswith("XDG")}
+        other["PYTHONPATH"] = str(worktree)
+        candidates.append(Tool(f"pwtop@{args.against}"[:20], pwtop_argv,
+                               ("Overview  Database  Async", "Quit"), env=other,
+                               cwd=str(worktree)))
+    if not args.only_pwtop:
+        candidates += [Tool("htop", ["htop", "-d", "10"], ("Load average", "PID")),
+                       Tool("glances", ["glances", "-t", "1"], ("LOAD", "MEM"))]
     tools = []
     for tool in candidates:
         if shutil.which(tool.argv[0]) is None:
@@ -235,6 +260,9 @@ def main() -> int:
         for tool in tools:
             stop(tool)
         subprocess.run([*TMUX, "kill-server"], capture_output=True)  # our private server
+        if worktree is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(worktree)], capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
 
     def pct(tool: Tool) -> float:
@@ -245,11 +273,11 @@ def main() -> int:
 
     print()
     print("idle CPU in % of one core (mean over the window; median of 5 s slices)")
-    print(f"{'tool':<9} {'mean':>6} {'median':>7} {'1st frame':>12} {'RSS':>9} "
+    print(f"{'tool':<20} {'mean':>6} {'median':>7} {'1st frame':>12} {'RSS':>9} "
           f"{'peak RSS':>9}")
     for tool in tools:
         frame = "-" if not tool.frames else f"{statistics.median(tool.frames):.2f} s"
-        print(f"{tool.name:<9} {pct(tool):>6.2f} {median(tool):>7.2f} {frame:>12} "
+        print(f"{tool.name:<20} {pct(tool):>6.2f} {median(tool):>7.2f} {frame:>12} "
               f"{tool.rss_bytes / 1e6:>7.1f} MB {tool.hwm_bytes / 1e6:>6.1f} MB")
     print()
     for tool in tools:

@@ -428,55 +428,84 @@ os.execv(sys.executable, [sys.executable, "-c", "import sys; sys.stdin.read()",
 
 
 def test_command_lines_are_read_again_only_for_new_processes(marker, start_app):
-    lines = CommandLines(full_every=3)
-    before = dict(lines.scan())  # scan 1: everything read
-    assert lines.reads >= len(before) > 0 and os.getpid() in before
+    lines = CommandLines(full_every=4)
+    before = dict(lines.scan())  # scan 0: a full one, everything read
+    assert lines.reads == len(before) > 0 and os.getpid() in before
     assert before[os.getpid()] == psutil.Process().cmdline()
     app = start_app(marker)
     reads = lines.reads
-    after = dict(lines.scan())  # scan 2: only what was not there before
-    new = set(after) - set(before)
-    assert app.pid in new and marker in after[app.pid]
-    assert lines.reads - reads <= len(new)
+    after = dict(lines.scan())  # scan 1: everything read again, to be sure of it
+    assert marker in after[app.pid] and lines.reads - reads == len(after)
+    for scan in (2, 3):  # only what was read once (the app, at scan 2) and what is new
+        once = {pid for (pid, _), (_, twice) in lines._known.items() if not twice}
+        assert (app.pid in once) == (scan == 2)
+        reads, known = lines.reads, dict(lines.scan())
+        new = known.keys() - after.keys()
+        assert lines.reads - reads == len(once & known.keys()) + len(new)
+        assert known[app.pid] == after[app.pid]
+        after = known
     reads = lines.reads
-    lines.scan()  # scan 3: nothing new
-    assert lines.reads - reads <= len(new)  # (processes started meanwhile by others)
-    reads = lines.reads
-    assert len(lines.scan()) <= lines.reads - reads + len(new)  # scan 4: a full one again
+    assert len(lines.scan()) == lines.reads - reads  # scan 4: a full one again
 
 
-def test_a_process_that_execs_in_place_is_found_at_the_next_full_scan(marker):
+def _exec_child(marker: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", EXECS, marker, "-app"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def _exec_now(proc: subprocess.Popen, marker: str) -> None:
+    proc.stdin.write("exec\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 10
+    while (marker + "-app") not in Path(f"/proc/{proc.pid}/cmdline").read_text():
+        assert time.monotonic() < deadline, "the child did not exec"
+        time.sleep(0.01)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(timeout=10)
+    proc.stdin.close()
+    proc.stdout.close()
+
+
+def test_a_process_caught_before_it_execs_is_read_again_at_the_next_scan(marker):
+    proc = _exec_child(marker)
     try:
-        assert proc.stdout.readline().strip() == "ready"
-        lines = CommandLines(full_every=3)
+        lines = CommandLines(full_every=100)
         assert marker in dict(lines.scan())[proc.pid]  # "MARKER -app": not yet the app
-        with pytest.raises(Exception, match="no process matches"):
-            find_by_match(marker + "-app", lines)  # scan 2
-        proc.stdin.write("exec\n")
-        proc.stdin.flush()
-        deadline = time.monotonic() + 10
-        while (marker + "-app") not in Path(f"/proc/{proc.pid}/cmdline").read_text():
-            assert time.monotonic() < deadline, "the child did not exec"
-            time.sleep(0.01)
-        with pytest.raises(Exception, match="no process matches"):
-            find_by_match(marker + "-app", lines)  # scan 3: same pid, same inode: cached
-        found, _ = find_by_match(marker + "-app", lines)  # scan 4: full, read again
+        _exec_now(proc, marker)  # between fork and exec, as seen by that scan
+        found, _ = find_by_match(marker + "-app", lines)  # read once only: read again
         assert found.pid == proc.pid
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdin.close()
-        proc.stdout.close()
+        _stop(proc)
+
+
+def test_a_process_that_execs_in_place_later_is_found_at_the_next_full_scan(marker):
+    proc = _exec_child(marker)
+    try:
+        lines = CommandLines(full_every=3)
+        assert marker in dict(lines.scan())[proc.pid]  # scan 0 (full): "MARKER -app"
+        with pytest.raises(Exception, match="no process matches"):
+            find_by_match(marker + "-app", lines)  # scan 1: read again, the same: kept
+        _exec_now(proc, marker)
+        with pytest.raises(Exception, match="no process matches"):
+            find_by_match(marker + "-app", lines)  # scan 2: same pid and inode: cached
+        found, _ = find_by_match(marker + "-app", lines)  # scan 3: full, read again
+        assert found.pid == proc.pid
+    finally:
+        _stop(proc)
 
 
 def test_parse_cmdline():
     assert parse_cmdline(b"python3\0-m\0piwardrive\0") == ["python3", "-m", "piwardrive"]
     assert parse_cmdline(b"") == []
     assert parse_cmdline(b"a\0\0b\0") == ["a", "", "b"]  # an empty argument is kept
-    # setproctitle-style: one string, spaces between the words, no trailing NUL
+    # setproctitle-style: one string with spaces between the words, NUL-ended or not
     assert parse_cmdline(b"piwardrive: worker 1") == ["piwardrive:", "worker", "1"]
+    assert parse_cmdline(b"piwardrive: worker 1\0") == ["piwardrive:", "worker", "1"]
 
 
 def test_program_and_pwtop_detection():

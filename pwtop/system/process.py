@@ -125,7 +125,7 @@ def parse_cmdline(data: bytes) -> list[str]:
     args = text.split("\0")
     if args and args[-1] == "":
         args.pop()
-    if len(args) == 1 and " " in args[0] and not data.endswith(b"\0"):
+    if len(args) == 1 and " " in args[0]:
         args = args[0].split(" ")
     return args
 
@@ -137,8 +137,10 @@ class CommandLines:
     not running the scan repeats every ``rescan_interval``: reading ~100-200 small files
     each time is most of the system component's cost on an idle rig. A process is known
     by its pid and the inode of its ``/proc/PID`` entry (a new process behind a reused
-    pid gets a new one); a process that replaces its command line in place (a wrapper
-    that execs the app) is caught by re-reading everything every ``full_every`` scans.
+    pid gets a new one). A command line is kept only once two scans in a row read the
+    same one (a child caught between fork and exec still shows its parent's); a process
+    that replaces its command line later (a wrapper that execs the app after a while) is
+    caught by re-reading everything every ``full_every`` scans.
     Without ``/proc`` (not Linux) every scan reads every process through psutil.
     """
 
@@ -147,7 +149,8 @@ class CommandLines:
         self.root = root
         self.scans = 0
         self.reads = 0  # command lines read from /proc, all scans together
-        self._known: dict[tuple[int, int], list[str]] = {}
+        # (pid, inode) -> (command line, read the same twice in a row)
+        self._known: dict[tuple[int, int], tuple[list[str], bool]] = {}
 
     def scan(self) -> list[tuple[int, list[str]]]:
         """(pid, command line) of every process now running (empty lines: kernel threads)."""
@@ -158,7 +161,7 @@ class CommandLines:
         except OSError:
             return [(p.pid, p.info.get("cmdline") or [])
                     for p in psutil.process_iter(["cmdline"])]
-        known, fresh = self._known, {}
+        known: dict[tuple[int, int], tuple[list[str], bool]] = {}
         for entry in entries:
             if not entry.name.isdigit():
                 continue
@@ -166,17 +169,19 @@ class CommandLines:
                 key = (int(entry.name), entry.inode())
             except OSError:
                 continue
-            cmdline = None if full else known.get(key)
-            if cmdline is None:
-                try:
-                    with open(f"{entry.path}/cmdline", "rb") as f:
-                        cmdline = parse_cmdline(f.read())
-                except OSError:  # exited since the listing, or not ours to read
-                    continue
-                self.reads += 1
-            fresh[key] = cmdline
-        self._known = fresh
-        return [(pid, cmdline) for (pid, _), cmdline in fresh.items()]
+            seen = self._known.get(key)
+            if seen is not None and seen[1] and not full:
+                known[key] = seen
+                continue
+            try:
+                with open(f"{entry.path}/cmdline", "rb") as f:
+                    cmdline = parse_cmdline(f.read())
+            except OSError:  # exited since the listing, or not ours to read
+                continue
+            self.reads += 1
+            known[key] = (cmdline, seen is not None and seen[0] == cmdline)
+        self._known = known
+        return [(pid, cmdline) for (pid, _), (cmdline, _) in known.items()]
 
 
 def find_by_match(text: str, lines: CommandLines | None = None

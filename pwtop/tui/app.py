@@ -225,6 +225,12 @@ class MainScreen(Screen[None]):
         await self.mount(widget, before=self.query_one("#filter"))
         return widget
 
+    def on_screen_resume(self) -> None:
+        """Back from a dialog (help, palette, too-small): polls that ended meanwhile drew
+        only the chrome, so the tab catches up now rather than at its component's next poll."""
+        if getattr(self, "ready", False):
+            self.render_active()
+
     def render_active(self) -> None:
         self.render_chrome()
         self.tab_widget(self.active_tab).render_view(self.pwtop.view)

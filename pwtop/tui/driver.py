@@ -27,6 +27,7 @@ import os
 import select
 import threading
 import time
+import weakref
 from codecs import getincrementaldecoder
 from typing import Any
 
@@ -51,6 +52,9 @@ class WakingEvent(threading.Event):
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
+        # Open for the event's whole life: the driver's close() is also called when the
+        # app is suspended (Ctrl+Z), and the input thread comes back after that.
+        self._finalizer = weakref.finalize(self, _close_fds, self._read_fd, self._write_fd)
 
     def fileno(self) -> int:
         return self._read_fd
@@ -73,10 +77,18 @@ class WakingEvent(threading.Event):
                 pass
 
     def close(self) -> None:
-        """Close the pipe (set() and clear() still work as a plain Event's after this)."""
-        for fd in (self._read_fd, self._write_fd):
-            os.close(fd)
+        """Close the pipe (set() and clear() still work as a plain Event's after this);
+        safe to call again."""
         self._read_fd = self._write_fd = -1
+        self._finalizer()
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def name_os_thread(name: str) -> None:
@@ -140,6 +152,8 @@ class QuietLinuxDriver(LinuxDriver):
                     continue
                 try:
                     data = os.read(fileno, 4096) if mask & select.POLLIN else b""
+                except BlockingIOError:  # the tty was made non-blocking by someone else
+                    continue
                 except OSError:  # EIO: the terminal is gone
                     data = b""
                 if data:
@@ -149,10 +163,10 @@ class QuietLinuxDriver(LinuxDriver):
                     # EOF or a hung-up terminal: stop listening rather than spin on it.
                     poller.unregister(fileno)
                     listening = False
+            # The time is taken before the tick: when it is past the window, that tick is
+            # surely past the parser's own deadline, and no ESC can be left held.
+            now = time.monotonic()
             deliver(parser.tick())
-            if pending_until is not None and time.monotonic() >= pending_until:
+            if pending_until is not None and now >= pending_until:
                 pending_until = None
 
-    def close(self) -> None:
-        super().close()
-        self.exit_event.close()

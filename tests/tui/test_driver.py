@@ -3,8 +3,20 @@ blocked in poll() on its pipe, and clearing it must make that pipe quiet again."
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
 import threading
+from pathlib import Path
+
+import pytest
+from tui_helpers import PtyReader
 
 from pwtop.tui.driver import WakingEvent
 
@@ -70,3 +82,31 @@ def test_this_textual_gets_the_quiet_driver(make_app, monkeypatch):
     # a driver chosen through TEXTUAL_DRIVER is left alone, even Textual's own
     monkeypatch.setattr(constants, "DRIVER", "textual.drivers.linux_driver:LinuxDriver")
     assert make_app().get_driver_class() is LinuxDriver
+
+
+DRIVER_APP = Path(__file__).with_name("driver_app.py")
+
+
+@pytest.mark.parametrize("mode", ["plain", "suspend", "stall"])
+def test_a_lone_escape_arrives(mode, tmp_path):
+    """In a real pseudo-terminal: a lone Escape reaches the app after the escape delay,
+    also after a suspend and resume (the driver is closed and started again in between)
+    and when the input thread stalls right after the tick that follows the key."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_DRIVER"}
+    proc = subprocess.Popen([sys.executable, str(DRIVER_APP), mode], stdin=slave,
+                            stdout=slave, stderr=slave, env=env, cwd=tmp_path,
+                            start_new_session=True, close_fds=True)
+    os.close(slave)
+    reader = PtyReader(master, b"READY")
+    try:
+        assert reader.seen.wait(20), reader.tail(500)
+        os.write(master, b"\x1b")
+        assert proc.wait(timeout=20) == 0, "the Escape never reached the app"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        os.close(master)
+        reader.thread.join(timeout=10)

@@ -19,12 +19,12 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from tui_helpers import PtyReader
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,25 +150,9 @@ def test_a_hung_up_tty_without_sighup_ends_pwtop(tmp_path, demo_db):
                             stdin=slave, stdout=slave, stderr=slave, env=env_for(tmp_path),
                             start_new_session=True, close_fds=True)
     os.close(slave)
-    output = bytearray()
-    started = threading.Event()
-
-    def drain() -> None:  # keep reading, or pwtop blocks writing to a full pty
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            output.extend(chunk)
-            if b"Alerts" in output:
-                started.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
+    reader = PtyReader(master, b"Alerts")
     try:
-        assert started.wait(TIMEOUT), bytes(output[-2000:])
+        assert reader.seen.wait(TIMEOUT), reader.tail()
         os.close(master)
         master = -1
         proc.wait(timeout=10)  # raises if pwtop keeps running on the dead tty

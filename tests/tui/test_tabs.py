@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from tui_helpers import fake_factories, fake_system, settle
 
 from pwtop.tui.tabs.database import DatabaseTab
@@ -121,15 +122,21 @@ async def test_hidden_tabs_are_not_rendered(make_app, monkeypatch):
         assert calls == []
 
 
-async def test_the_overview_redraws_only_the_blocks_of_components_that_polled(
-        make_app, monkeypatch):
-    drawn: list[str] = []
+@pytest.fixture
+def drawn(monkeypatch) -> list[str]:
+    """The ids of the Overview blocks (MetricLines) drawn, in order."""
+    seen: list[str] = []
     original = MetricLines.set_lines
 
     def spy(self, lines):
-        drawn.append(str(self.id))
+        seen.append(str(self.id))
         return original(self, lines)
     monkeypatch.setattr(MetricLines, "set_lines", spy)
+    return seen
+
+
+async def test_the_overview_redraws_only_the_blocks_of_components_that_polled(make_app,
+                                                                              drawn):
     app = make_app(fake_factories())
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
@@ -142,6 +149,24 @@ async def test_the_overview_redraws_only_the_blocks_of_components_that_polled(
         app.pollers["system"].poll_now()
         await settle(app, pilot, polls=1, names=["system"])
         assert drawn and set(drawn) == {"overview-system-lines"}
+
+
+async def test_closing_a_dialog_redraws_the_tab_from_the_latest_data(make_app, drawn):
+    """Polls that end under a dialog draw only the header and banner; the tab must catch
+    up when the dialog closes, not at its component's next poll (3 s later, or never
+    while paused)."""
+    app = make_app(fake_factories())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")  # paused: no poll will redraw it afterwards
+        await pilot.press("question_mark")
+        drawn.clear()
+        app.pollers["database"].poll_now()
+        await settle(app, pilot, polls=2, names=["database"])
+        assert drawn == []  # nothing drawn under the dialog
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "overview-database-lines" in drawn
 
 
 async def test_tables_update_cells_in_place(make_app, monkeypatch):

@@ -78,3 +78,34 @@ async def settle(app, pilot, polls: int = 1, names=None) -> None:
 
 __all__ = ["FakeComponent", "UnreachableComponent", "fake_agent", "fake_database",
            "fake_factories", "fake_system", "settle", "HOST"]
+
+
+class PtyReader:
+    """Keeps reading the master side of a pseudo-terminal in a thread (or the program on
+    the other side blocks writing to a full pty); ``seen`` is set once ``marker`` shows."""
+
+    def __init__(self, master: int, marker: bytes) -> None:
+        import threading
+
+        self.master, self.marker = master, marker
+        self.output = bytearray()
+        self.seen = threading.Event()
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        import os
+
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.output.extend(chunk)
+            if self.marker in self.output:
+                self.seen.set()
+
+    def tail(self, n: int = 2000) -> bytes:
+        return bytes(self.output[-n:])
