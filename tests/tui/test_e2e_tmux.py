@@ -128,6 +128,24 @@ def test_tmux_start_switch_tabs_and_quit(tmp_path, demo_db):
 
 
 @needs_tmux
+def test_a_mouse_click_switches_tabs(tmp_path, demo_db):
+    """Mouse reports (SGR) come through pwtop's own input loop like keys do: a click on
+    the System tab's label shows it."""
+    term = Tmux(tmp_path, demo_db)
+    try:
+        screen = term.wait_for(TABS)
+        row = next(y for y, line in enumerate(screen.splitlines()) if TABS in line)
+        col = screen.splitlines()[row].index("System")
+        x, y = col + 2, row + 1  # 1-based, inside the label
+        click = f"\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m".encode()
+        subprocess.run([*term.tmux, "send-keys", "-t", term.name, "-H",
+                        *(f"{b:02x}" for b in click)], check=True)
+        term.wait_for("CPU(s):", "memory used")
+    finally:
+        term.close()
+
+
+@needs_tmux
 def test_killing_the_terminal_ends_pwtop(tmp_path, demo_db):
     """tmux kill-session is an SSH drop: SIGHUP, then a dead tty. pwtop must not linger."""
     term = Tmux(tmp_path, demo_db)
