@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("probe")
     p.add_argument("url", help="ws://, wss://, http:// or https:// (SSE) endpoint")
     p.add_argument("--duration", type=float, default=10.0, metavar="S")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="longest wait for one connection attempt or ping (default: 5 s, "
+                   "or --duration when shorter)")
     _add_json(p)
 
     p = verb("config")

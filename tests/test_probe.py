@@ -355,6 +355,23 @@ async def test_cli_probe_bad_input_is_one_line_and_exit_2():
     assert "Traceback" not in err
     code, out, err = await run_cli("probe", "gopher://127.0.0.1/", "--duration", "1")
     assert code == 2 and "unsupported scheme gopher://" in err and "Traceback" not in err
+    for flag, value in (("--timeout", "0"), ("--timeout", "-1"), ("--timeout", "nan"),
+                        ("--duration", "nan")):
+        code, out, err = await run_cli("probe", f"ws://127.0.0.1:{port}/", flag, value)
+        assert code == 2 and out == "" and "Traceback" not in err
+        assert f"{flag} must be a positive number of seconds" in err, err
+    code, out, err = await run_cli("probe", f"ws://127.0.0.1:{port}/", "--timeout", "soon")
+    assert code == 2 and "--timeout" in err and "Traceback" not in err
+
+
+async def test_cli_probe_timeout_bounds_each_connection_attempt():
+    with socket.socket() as listener:  # accepts TCP connections (backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        code, out, err = await run_cli("probe", f"ws://127.0.0.1:{port}/", "--duration",
+                                       "20", "--timeout", "0.3")
+    assert code == 2 and "timed out after 0.3 s" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------- TLS (wss://, https://)

@@ -14,11 +14,16 @@ CONNECT_TIMEOUT = 5.0
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from pwtop.realtime.probe import parse_target, probe
+    from pwtop.realtime.probe import TargetError, parse_target, probe
 
     parse_target(args.url)  # a bad URL fails before anything starts
     duration = float(args.duration)
-    timeout = float(getattr(args, "timeout", None) or min(CONNECT_TIMEOUT, max(duration, 0.1)))
+    for flag, value in (("--duration", duration), ("--timeout", args.timeout)):
+        if value is not None and not value > 0:  # also NaN
+            raise TargetError(f"probe {args.url}: {flag} must be a positive number of "
+                              f"seconds (got {value:g})")
+    timeout = (float(args.timeout) if args.timeout is not None
+               else min(CONNECT_TIMEOUT, max(duration, 0.1)))
     result = asyncio.run(probe(args.url, duration, timeout=timeout))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
