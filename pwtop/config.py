@@ -38,6 +38,11 @@ class DatabaseSettings:
     vacuum_threshold: float = setting(
         0.3, "Recommend VACUUM when free pages plus unused bytes exceed this share of the file.",
         min=0.0, max=1.0)
+    vacuum_min_bytes: int = setting(
+        1048576, "Recommend VACUUM (and alert on fragmentation) only when free pages plus "
+        "unused bytes add up to at least this much: rewriting a small file (a fresh "
+        "install's few pages are mostly unused space) returns nothing worth the writes.",
+        min=0, unit="B")
     cache_size: int = setting(
         10000, "cache_size (pages) recommended to the app for each of its connections.", min=0)
     temp_store: str = setting(

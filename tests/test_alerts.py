@@ -16,7 +16,7 @@ import pytest
 from pwtop import config as cfg
 from pwtop.alerts import (ACKNOWLEDGED, DEESCALATED, ESCALATED, FIRED, REPEATED, RESOLVED,
                           AlertEngine, Rule, build_rules, default_rules)
-from pwtop.alerts.rules import rule_from_table
+from pwtop.alerts.rules import check_rule, rule_from_table
 from pwtop.errors import ConfigError
 from pwtop.metric_names import catalog, names_for
 from pwtop.model import Level, Snapshot
@@ -411,3 +411,33 @@ def test_a_rule_round_trips_through_its_table():
         again = rule_from_table({k: v for k, v in rule.to_dict().items()})
         assert again == rule
     assert isinstance(default_rules()[0], Rule)
+
+
+def test_a_rule_stands_down_while_its_unless_condition_holds():
+    rule = Rule("frag", "database_fragmentation_ratio", ((Level.WARNING, 0.3),),
+                unless=("database_reclaimable_bytes", "<", 1024.0 * 1024))
+    engine = AlertEngine([rule], clock=lambda: 0.0)
+    tiny = {"database_fragmentation_ratio": 0.97, "database_reclaimable_bytes": 4000}
+    assert engine.evaluate(tiny) == [] and not engine.active()
+    big = {"database_fragmentation_ratio": 0.97, "database_reclaimable_bytes": 50e6}
+    assert [e.kind for e in engine.evaluate(big)] == ["fired"]
+    assert [e.kind for e in engine.evaluate(tiny)] == ["resolved"]  # shrank: stands down
+    # without the other metric the rule judges its own value as before
+    assert [e.kind for e in engine.evaluate({"database_fragmentation_ratio": 0.97})] == \
+        ["fired"]
+
+
+def test_unless_in_a_rule_table():
+    rule = rule_from_table({"name": "x", "metric": "database_fragmentation_ratio",
+                            "warning": 0.5, "unless": ["database_file_bytes", "<", 1e6]})
+    assert rule.unless == ("database_file_bytes", "<", 1e6)
+    assert rule_from_table({"unless": []}, base=rule).unless is None
+    for bad, message in ((["database_file_bytes", "<"], "unless must be"),
+                         (["database_file_bytes", "~", 1], "op must be one of"),
+                         (["database_file_bytes", "<", "big"], "must be a number")):
+        with pytest.raises(ValueError, match=message):
+            rule_from_table({"name": "x", "metric": "database_file_bytes", "unless": bad})
+    problem = check_rule(rule_from_table({"name": "x", "metric": "database_file_bytes",
+                                          "warning": 1, "unless": ["database_file_byte", "<",
+                                                                   1]}))
+    assert problem is not None and "unless names unknown metric" in problem

@@ -111,6 +111,29 @@ async def test_incremental_vacuum_when_auto_vacuum_is_incremental(tmp_path):
     assert "db-auto-vacuum-incremental" not in recs
 
 
+async def test_a_fresh_small_file_is_not_told_to_vacuum(tmp_path):
+    """A new install's file is a few pages, mostly unused space: a fragmentation ratio
+    near 100 % that no VACUUM is worth. Measured and shown, not advised or flagged."""
+    path = tmp_path / "fresh.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    recs, snap = await recommend(path, queries=["SELECT count(*) FROM t"])
+    assert snap.metrics["database_fragmentation_ratio"] > 0.9
+    assert 0 < snap.metrics["database_reclaimable_bytes"] < 1024 * 1024
+    assert "db-vacuum" not in recs
+    assert "database_fragmentation_ratio" not in {f.metric for f in snap.flags}
+    settings = settings_for(path, ["SELECT count(*) FROM t"])
+    settings.database.vacuum_min_bytes = 0  # a user who wants it anyway
+    comp = DatabaseComponent(settings)
+    snap = await comp.collect()
+    assert "db-vacuum" in {r.id for r in comp.recommend(snap)}
+    assert "database_fragmentation_ratio" in {f.metric for f in snap.flags}
+
+
 async def test_rollback_journal_gets_enable_wal(tmp_path):
     path = tmp_path / "rollback.db"
     conn = sqlite3.connect(path)

@@ -213,7 +213,7 @@ class AlertEngine:
                 continue
             value, component = measured
             event = self._judge(state, rule, value, component or rule.component, values,
-                                gone, now)
+                                gone, now, rule.stands_down(values))
             if event is not None:
                 events.append(event)
         return events
@@ -231,10 +231,11 @@ class AlertEngine:
             events.append(self._resolve(state, rule, None, reason))
 
     def _judge(self, state: _RuleState, rule: Rule, value: float, component: str,
-               values: Values, gone: dict[str, str], now: float) -> AlertEvent | None:
+               values: Values, gone: dict[str, str], now: float,
+               stand_down: bool = False) -> AlertEvent | None:
         alert = state.alert
         current = alert.level if alert is not None else Level.OK
-        raw = rule.level_for(value, current)
+        raw = Level.OK if stand_down else rule.level_for(value, current)
         for level, _ in rule.thresholds:
             if raw >= level:
                 state.pending.setdefault(level, now)

@@ -21,7 +21,7 @@ import dataclasses
 import math
 import operator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from pwtop.errors import ConfigError
 from pwtop.history import parse_duration
@@ -34,7 +34,8 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 #: Keys a ``[[alerts.rules]]`` table may hold.
 RULE_KEYS = ("name", "metric", "op", "info", "warning", "critical", "emergency", "for",
-             "hysteresis", "repeat", "title", "advice", "responses", "evidence", "enabled")
+             "hysteresis", "repeat", "title", "advice", "responses", "evidence", "enabled",
+             "unless")
 DEFAULT_REPEAT = 600.0
 MIB, GIB = 1024 ** 2, 1024 ** 3
 
@@ -53,6 +54,17 @@ class Rule:
     responses: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()                # related metrics logged with the alert
     enabled: bool = True
+    # (metric, op, value): the rule stands down while this other metric of the same
+    # component meets it, e.g. fragmentation of a file too small to be worth a VACUUM.
+    unless: tuple[str, str, float] | None = None
+
+    def stands_down(self, values: Mapping[str, tuple[float, str]]) -> bool:
+        """True when the ``unless`` condition holds on the values measured now."""
+        if self.unless is None:
+            return False
+        metric, op, limit = self.unless
+        measured = values.get(metric)
+        return measured is not None and OPS[op](measured[0], limit)
 
     @property
     def component(self) -> str:
@@ -90,6 +102,8 @@ class Rule:
                     "repeat": self.repeat_seconds, "title": self.title, "advice": self.advice,
                     "responses": list(self.responses), "evidence": list(self.evidence),
                     "enabled": self.enabled})
+        if self.unless is not None:
+            out["unless"] = list(self.unless)
         return out
 
 
@@ -113,6 +127,8 @@ def default_rules(settings: Any = None) -> list[Rule]:
         _rule("database_fragmentation", "database_fragmentation_ratio", ">",
               warning=vacuum, critical=vacuum + 0.2 if vacuum + 0.2 < 1.0 else None,
               hysteresis=0.02, repeat_seconds=3600.0,
+              unless=("database_reclaimable_bytes", "<",
+                      float(settings.database.vacuum_min_bytes)),
               title="database file fragmented",
               advice="pwtop optimize --component database (VACUUM needs up to twice the "
                      "file's size free)",
@@ -264,6 +280,9 @@ def check_rule(rule: Rule) -> str | None:
     for name in rule.evidence:
         if not is_known(name):
             return f"evidence names unknown metric {name!r}{suggest(name)}"
+    if rule.unless is not None and not is_known(rule.unless[0]):
+        name = rule.unless[0]
+        return f"unless names unknown metric {name!r}{suggest(name)}"
     return None
 
 
@@ -285,6 +304,19 @@ def _names(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{key} must be an array of strings, got {value!r}")
     return tuple(value)
+
+
+def _unless(value: Any) -> tuple[str, str, float] | None:
+    """``unless = [metric, op, value]`` (or ``[]``: never stand down)."""
+    if value == []:
+        return None
+    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+            and isinstance(value[1], str)):
+        raise ValueError(f"unless must be [metric, op, value], got {value!r}")
+    metric, op, limit = value
+    if op not in OPS:
+        raise ValueError(f"unless: op must be one of {', '.join(OPS)}, got {op!r}")
+    return metric, op, _number("unless value", limit)
 
 
 def rule_from_table(table: dict[str, Any], base: Rule | None = None) -> Rule:
@@ -317,6 +349,8 @@ def rule_from_table(table: dict[str, Any], base: Rule | None = None) -> Rule:
     for key in ("responses", "evidence"):
         if key in table:
             changes[key] = _names(key, table[key])
+    if "unless" in table:
+        changes["unless"] = _unless(table["unless"])
     if "enabled" in table:
         if not isinstance(table["enabled"], bool):
             raise ValueError(f"enabled must be true or false, got {table['enabled']!r}")
@@ -413,7 +447,12 @@ def alerts_reference() -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "What each means and what to do:", ""]
     for r in default_rules():
-        lines.append(f"- `{r.name}`: {r.title}. What to do: {r.advice}.")
+        unless = ""
+        if r.unless is not None:
+            metric, op, limit = r.unless
+            unless = (f" Stands down while `{metric}` {op} "
+                      f"{format_metric(metric, limit)}.")
+        lines.append(f"- `{r.name}`: {r.title}. What to do: {r.advice}.{unless}")
     lines += [
         "",
         "## Changing and adding rules",
@@ -446,7 +485,8 @@ def alerts_reference() -> str:
         "```",
         "",
         f"Keys: {', '.join(f'`{k}`' for k in RULE_KEYS)}. `op` is one of "
-        f"{', '.join(f'`{o}`' for o in OPS)}.",
+        f"{', '.join(f'`{o}`' for o in OPS)}. `unless = [metric, op, value]` makes a rule "
+        "stand down while another metric meets that condition (`unless = []` removes it).",
         "",
         "## Automated responses",
         "",

@@ -148,6 +148,8 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     if measure <= threshold:
         return
     reclaim = freelist_bytes + unused
+    if reclaim < ctx.settings.database.vacuum_min_bytes:
+        return  # a small file: nothing worth rewriting it for
     wal_note = (" In WAL mode the rewritten pages pass through the -wal file: the file "
                 "shrinks at the next checkpoint." if f.journal_mode == "wal" else "")
     if f.auto_vacuum == "incremental" and f.freelist_ratio > threshold * INCREMENTAL_SHARE:

@@ -332,13 +332,14 @@ class DatabaseComponent:
         if frag is not None and not frag.interrupted:
             m["database_fragmentation_ratio"] = frag.fragmentation_ratio
             m["database_unused_ratio"] = frag.unused_ratio
+            m["database_reclaimable_bytes"] = frag.freelist_bytes + frag.unused_bytes
             m["database_nonsequential_ratio"] = frag.nonsequential_ratio
         else:
             why = d.fragmentation_unavailable or (
                 f"unavailable (dbstat scan interrupted on {', '.join(frag.interrupted)})"
                 if frag is not None else "unavailable (dbstat scan failed)")
             for k in ("database_fragmentation_ratio", "database_unused_ratio",
-                      "database_nonsequential_ratio"):
+                      "database_nonsequential_ratio", "database_reclaimable_bytes"):
                 un[k] = why
         m["database_tables"] = len(d.tables)
         m["database_indexes"] = sum(len(t.indexes) for t in d.tables)
@@ -378,7 +379,9 @@ class DatabaseComponent:
                                    f"{m['database_slow_queries']} workload queries slower than "
                                    f"{human_seconds(self.settings.database.analyze_threshold)}"))
         ratio = m.get("database_fragmentation_ratio")
-        if ratio is not None and ratio > threshold:
+        reclaim = m.get("database_reclaimable_bytes")
+        if (ratio is not None and ratio > threshold and reclaim is not None
+                and reclaim >= self.settings.database.vacuum_min_bytes):
             snap.flags.append(Flag(Level.WARNING, "database_fragmentation_ratio",
                                    f"{ratio * 100:.0f} % of the file is free or unused space"))
         lag = f.checkpoint_lag_frames

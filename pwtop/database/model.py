@@ -267,6 +267,8 @@ METRICS: dict[str, str] = {
     "database_checkpoint_lag_frames": "WAL frames not yet copied into the main file",
     "database_fragmentation_ratio": "(free pages + unused bytes in pages) / file size (dbstat)",
     "database_unused_ratio": "unused bytes inside used pages / file size (dbstat)",
+    "database_reclaimable_bytes": "free pages + unused bytes inside pages: what VACUUM "
+                                  "could return at most (dbstat)",
     "database_nonsequential_ratio": "leaf pages out of order / all leaf pages (dbstat)",
     "database_tables": "user tables",
     "database_indexes": "user indexes",
