@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -313,3 +317,25 @@ async def test_the_table_and_index_listing_is_reread_only_when_the_schema_change
     assert "idx_pwtop_test" not in [ix.name for ix in dropped.table("ap_cache").indexes]
     assert (await comp.collect()).detail.table("ap_cache").indexes == \
         dropped.table("ap_cache").indexes and comp._schema.hits == 2
+
+
+async def test_an_app_in_exclusive_locking_mode_is_named_not_taken_for_a_crash(demo_db):
+    """WAL with locking_mode=EXCLUSIVE keeps the WAL index in the app's memory: a -wal
+    file and no -shm, like after a crash, but with the app's locks on the file."""
+    writer = subprocess.Popen([sys.executable, str(Path(__file__).with_name(
+        "writer_process.py")), "exclusive", str(demo_db)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "exclusive"
+        assert Path(f"{demo_db}-wal").exists() and not Path(f"{demo_db}-shm").exists()
+        d, snap = await collect(demo_db, **QUICK)
+        assert d.file.open_mode == "immutable"
+        assert "locking_mode=EXCLUSIVE" in snap.unavailable["database_wal_frames"]
+        assert any("locking_mode=EXCLUSIVE" in w and "crash" not in w for w in d.warnings)
+        assert not Path(f"{demo_db}-shm").exists()  # and pwtop created nothing
+    finally:
+        if writer.poll() is None:
+            os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(timeout=10)
+        writer.stdin.close()
+        writer.stdout.close()

@@ -8,7 +8,11 @@ so the database must hold exactly rows 1..N. It prints ``ready`` after its first
 ``hold`` mode opens a write transaction, inserts one row, prints ``holding`` and keeps the
 transaction open until its stdin closes or it is killed: a writer that never lets go.
 
-Usage: python writer_process.py insert|hold DB [--busy-timeout-ms N] [--interval S]
+``exclusive`` mode opens the database with ``locking_mode=EXCLUSIVE`` (in WAL mode its
+WAL index then lives in its own memory: no -shm file), commits one row, prints
+``exclusive`` and keeps the file until its stdin closes or it is killed.
+
+Usage: python writer_process.py insert|hold|exclusive DB [--busy-timeout-ms N] [--interval S]
 """
 
 from __future__ import annotations
@@ -77,15 +81,28 @@ def hold(path: str, busy_ms: int) -> int:
     return 0
 
 
+def exclusive(path: str) -> int:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA locking_mode=EXCLUSIVE")  # before the first access to the WAL
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(INSERT, _row(0))
+    print("exclusive", flush=True)
+    sys.stdin.read()
+    conn.close()
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=("insert", "hold"))
+    p.add_argument("mode", choices=("insert", "hold", "exclusive"))
     p.add_argument("db")
     p.add_argument("--busy-timeout-ms", type=int, default=5000)
     p.add_argument("--interval", type=float, default=0.0005)
     args = p.parse_args()
     if args.mode == "insert":
         return insert(args.db, args.busy_timeout_ms, args.interval)
+    if args.mode == "exclusive":
+        return exclusive(args.db)
     return hold(args.db, args.busy_timeout_ms)
 
 

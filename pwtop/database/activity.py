@@ -57,14 +57,22 @@ class WalIndex:
     inode: int
 
 
-def read_wal_index(path: Path) -> WalIndex | str:
-    """The WAL-index header, or a reason it cannot be read now."""
+EXCLUSIVE_WAL = ("the app holds the file with locking_mode=EXCLUSIVE: its WAL index is in "
+                 "its own memory, not in a -shm file")
+
+
+def read_wal_index(path: Path, locked: bool = False) -> WalIndex | str:
+    """The WAL-index header, or a reason it cannot be read now. ``locked``: another
+    process holds locks on the database file (with no -shm file, that is a connection in
+    ``locking_mode=EXCLUSIVE``)."""
     shm = sidecar(path, "-shm")
     if open_here(path):
         return "unavailable (a pwtop connection to this database is open in this process)"
     try:
         fd = os.open(shm, os.O_RDONLY)
     except FileNotFoundError:
+        if locked:
+            return f"unavailable (no -shm file: {EXCLUSIVE_WAL})"
         return "unavailable (no -shm file: no process has the database open in WAL mode)"
     except OSError as exc:
         return f"unavailable (cannot read {shm.name}: {exc.strerror})"

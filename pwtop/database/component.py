@@ -118,9 +118,10 @@ class DatabaseComponent:
         header = None if connect.open_here(path) else connect.read_header(path, st.st_size)
         # Read before connecting: no SQLite connection of ours may have the file open
         # while the -shm file is opened and closed by other means.
-        wal_index = activity.read_wal_index(path)
         holders, locks_why = activity.lock_holders(path)
-        plan = connect.open_plan(path, header)
+        locked = any(h.file == "db" for h in holders)
+        wal_index = activity.read_wal_index(path, locked)
+        plan = connect.open_plan(path, header, locked)
         wal_existed = connect.sidecar(path, "-wal").exists()
         shm_existed = connect.sidecar(path, "-shm").exists()
         log = _ProbeLog(path, holders)

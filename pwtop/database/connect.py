@@ -167,8 +167,11 @@ class OpenPlan:
     note: str = ""
 
 
-def open_plan(path: Path, header: Header | None) -> OpenPlan:
-    """Choose ``mode=ro`` or ``immutable=1`` so that no -wal/-shm file is created."""
+def open_plan(path: Path, header: Header | None, locked: bool = False) -> OpenPlan:
+    """Choose ``mode=ro`` or ``immutable=1`` so that no -wal/-shm file is created.
+
+    ``locked``: another process holds locks on the database file, which with a -wal file
+    and no -shm means a connection in ``locking_mode=EXCLUSIVE``, not a crash."""
     quoted = urllib.parse.quote(str(path.resolve()))
     ro = f"file:{quoted}?mode=ro"
     if header is None or not header.wal:
@@ -179,6 +182,10 @@ def open_plan(path: Path, header: Header | None) -> OpenPlan:
     if not wal and not shm:
         note = ("immutable: a WAL database with no -wal/-shm file (no process has it open); "
                 "opened without locks so that no -wal/-shm file is created")
+    elif wal and locked:
+        note = ("immutable: the app holds the file with locking_mode=EXCLUSIVE (a -wal file "
+                "and no -shm); the commits still in its WAL are not included, because "
+                "reading them needs the lock it holds")
     elif wal:
         note = ("immutable: a -wal file exists without its -shm (left by a crash?); its "
                 "commits are not included, because reading them would create the -shm file")
