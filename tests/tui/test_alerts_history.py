@@ -132,7 +132,10 @@ async def test_r_cycles_the_chart_range_and_the_charts_read_the_history(make_app
         cpu = dict(chart.series)["CPU"]
         older = [(x, v) for x, v in cpu if v == 77.0]
         assert len(older) == 3
-        assert all(-41 * 60 <= x <= -19 * 60 for x, _ in older), older
+        # A point sits at the start of its bucket: the sample's minute (1-minute rollup),
+        # then a one-minute chart bucket aligned to the range's start, so up to 2 minutes
+        # before the sample (the samples were 40, 30 and 20 minutes ago).
+        assert all(-42 * 60 - 1 <= x <= -19 * 60 for x, _ in older), older
         assert cpu[-1] == (0.0, 12.0)  # the newest sample, from memory
         assert "minutes ago" in text_of(app) and "· 1 h" in text_of(app)
 
