@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pwtop.database.connect import open_here, sidecar
+from pwtop.database.connect import EXCLUSIVE_WAL, open_here, sidecar
 from pwtop.database.model import Activity, CacheInfo, LockHolder
 
 WALINDEX_VERSION = 3007000
@@ -55,10 +55,6 @@ class WalIndex:
     backfilled: int
     page_size: int
     inode: int
-
-
-EXCLUSIVE_WAL = ("the app holds the file with locking_mode=EXCLUSIVE: its WAL index is in "
-                 "its own memory, not in a -shm file")
 
 
 def read_wal_index(path: Path, locked: bool = False) -> WalIndex | str:

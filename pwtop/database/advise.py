@@ -64,6 +64,14 @@ def recommend(snapshot: Snapshot, settings: Settings) -> list[Recommendation]:
     return sorted(recs, key=lambda r: (-int(r.level), order[id(r)]))
 
 
+def worth_vacuum(ratio: float, reclaimable_bytes: float, settings: Settings) -> bool:
+    """Free and unused space over ``vacuum_threshold`` of the file and at least
+    ``vacuum_min_bytes`` of it: a small file (a fresh install's few pages are mostly unused
+    space) returns nothing worth rewriting it for."""
+    s = settings.database
+    return ratio > s.vacuum_threshold and reclaimable_bytes >= s.vacuum_min_bytes
+
+
 def unavailable(reason: str) -> str:
     """``reason`` as "unavailable (...)", whether or not it already says so."""
     if reason.startswith("unavailable ("):
@@ -145,11 +153,9 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         evidence["fragmentation_ratio"] = unavailable(why)
         basis = "free pages only (unused space inside pages was not measured)"
     evidence["vacuum_threshold_ratio"] = threshold
-    if measure <= threshold:
-        return
     reclaim = freelist_bytes + unused
-    if reclaim < ctx.settings.database.vacuum_min_bytes:
-        return  # a small file: nothing worth rewriting it for
+    if not worth_vacuum(measure, reclaim, ctx.settings):
+        return
     wal_note = (" In WAL mode the rewritten pages pass through the -wal file: the file "
                 "shrinks at the next checkpoint." if f.journal_mode == "wal" else "")
     if f.auto_vacuum == "incremental" and f.freelist_ratio > threshold * INCREMENTAL_SHARE:

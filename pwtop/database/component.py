@@ -374,15 +374,14 @@ class DatabaseComponent:
             m["database_app_not_from_storage_ratio"] = c.not_from_storage_ratio
         else:
             un["database_app_not_from_storage_ratio"] = c.app_unavailable or "unavailable"
-        threshold = self.settings.database.vacuum_threshold
         if m["database_slow_queries"]:
             snap.flags.append(Flag(Level.WARNING, "database_slow_queries",
                                    f"{m['database_slow_queries']} workload queries slower than "
                                    f"{human_seconds(self.settings.database.analyze_threshold)}"))
         ratio = m.get("database_fragmentation_ratio")
         reclaim = m.get("database_reclaimable_bytes")
-        if (ratio is not None and ratio > threshold and reclaim is not None
-                and reclaim >= self.settings.database.vacuum_min_bytes):
+        if (ratio is not None and reclaim is not None
+                and advise.worth_vacuum(ratio, reclaim, self.settings)):
             snap.flags.append(Flag(Level.WARNING, "database_fragmentation_ratio",
                                    f"{ratio * 100:.0f} % of the file is free or unused space"))
         lag = f.checkpoint_lag_frames

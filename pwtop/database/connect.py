@@ -158,6 +158,11 @@ def sidecar(path: Path, suffix: str) -> Path:
     return Path(f"{path}{suffix}")
 
 
+# A WAL file with no -shm while another process holds locks on the database file.
+EXCLUSIVE_WAL = ("the app holds the file with locking_mode=EXCLUSIVE: its WAL index is in "
+                 "its own memory, not in a -shm file")
+
+
 @dataclass
 class OpenPlan:
     """How to open a database without creating or changing any file."""
@@ -183,9 +188,8 @@ def open_plan(path: Path, header: Header | None, locked: bool = False) -> OpenPl
         note = ("immutable: a WAL database with no -wal/-shm file (no process has it open); "
                 "opened without locks so that no -wal/-shm file is created")
     elif wal and locked:
-        note = ("immutable: the app holds the file with locking_mode=EXCLUSIVE (a -wal file "
-                "and no -shm); the commits still in its WAL are not included, because "
-                "reading them needs the lock it holds")
+        note = (f"immutable: {EXCLUSIVE_WAL}; the commits still in its -wal file are not "
+                "included, because reading them needs the lock it holds")
     elif wal:
         note = ("immutable: a -wal file exists without its -shm (left by a crash?); its "
                 "commits are not included, because reading them would create the -shm file")

@@ -78,11 +78,15 @@ class OverviewTab(VerticalScroll):
         return []
 
     def compose(self) -> ComposeResult:
+        # Kept, not queried at each render: a DOM query per block per second adds up.
         self._blocks: dict[str, tuple[Static, MetricLines]] = {}
         for name in COMPONENT_ORDER:
-            yield Static(TITLES[name], id=f"overview-{name}-title", classes="section-title",
-                         markup=False)
-            yield MetricLines(id=f"overview-{name}-lines")
+            title = Static(TITLES[name], id=f"overview-{name}-title",
+                           classes="section-title", markup=False)
+            lines = MetricLines(id=f"overview-{name}-lines")
+            self._blocks[name] = (title, lines)
+            yield title
+            yield lines
 
     def render_view(self, view: View, changed: set[str] | None = None) -> None:
         """Redraw the blocks of the ``changed`` components (None: all): a block shows
@@ -91,12 +95,7 @@ class OverviewTab(VerticalScroll):
             if changed is not None and name not in changed:
                 continue
             state = view.state(name)
-            blocks = self._blocks.get(name)
-            if blocks is None:  # looked up once: a DOM query per block per second adds up
-                blocks = self._blocks[name] = (
-                    self.query_one(f"#overview-{name}-title", Static),
-                    self.query_one(f"#overview-{name}-lines", MetricLines))
-            title, lines = blocks
+            title, lines = self._blocks[name]
             set_text(title, section_title(state))
             title.set_class(not state.has_data, "-no-data")
             snap = state.snapshot
