@@ -70,7 +70,9 @@ def test_json_lines_hold_every_metric_alerts_and_history_state(env, tmp_path, ca
     first = records[0]
     assert first["metrics"]["system_memory_total_bytes"] > 0
     assert set(first["metrics"]) | set(first["unavailable"]) <= set(names_for(["system"]))
-    assert first["components"] == {"system": {"ok": True, "problem": None}}
+    system = first["components"]["system"]
+    assert system["ok"] is True and system["problem"] is None and system["stale"] is False
+    assert 0 <= system["age_s"] < 5 and system["measured"].endswith("Z")
     assert first["events"] == [] and first["active"] == [] and first["responses"] == []
     assert first["history"] == "ok"
     assert first["time"].endswith("Z") and records[1]["t"] > first["t"]
@@ -82,7 +84,8 @@ def test_csv_has_a_header_of_every_metric_name_and_one_row_per_round(env, tmp_pa
                  "--duration", "0", "--format", "csv"]) == 0
     table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     header = table[0]
-    assert header == ["time", *names_for(["database", "system"]), "alerts"]
+    assert header == ["time", *names_for(["database", "system"]), "database.age_s",
+                      "system.age_s", "alerts"]
     assert len(table) == 2  # --duration 0: one round
     row = dict(zip(header, table[1]))
     assert int(row["database_tables"]) > 5 and float(row["system_memory_used_ratio"]) > 0
@@ -177,7 +180,8 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_a_whole_last_line(env, tmp_path, s
     # (10 s) had not come round again since the first write.
     with sqlite3.connect(history_file(tmp_path)) as conn:
         rounds = conn.execute("SELECT count(DISTINCT t) FROM raw").fetchone()[0]
-    assert rounds == len(records) >= 2
+    # (a poll may have ended between the last line and the signal: recorded, not printed)
+    assert len(records) <= rounds <= len(records) + 1 and len(records) >= 2
 
 
 def test_history_export_after_monitor(env, tmp_path, capsys):

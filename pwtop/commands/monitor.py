@@ -1,19 +1,26 @@
-"""`pwtop monitor`: measure every interval and print one line (or record) per round.
+"""`pwtop monitor`: one line (or record) every interval, exactly, for as long as asked.
 
-Headless (no Textual), for a terminal, a pipe, cron or a systemd unit. Each round
-collects the chosen components concurrently, judges the alert rules, lets the opt-in
-automated responses act, records into the history file and prints one line: a table row
-(key figures), one JSON object (JSON lines) or one CSV row (with a header). Alerts that
-fired, escalated or resolved in the round are on the same line.
+Headless (no Textual), for a terminal, a pipe, cron or a systemd unit. It drives a
+:class:`pwtop.session.Session` like the TUI does: the session polls each chosen component
+on the interval's time grid (never two collects of one component at once), judges the
+alert rules, lets the opt-in automated responses act and records into the history file.
+Monitor prints a row at every tick: a table row (key figures), one JSON object (JSON
+lines) or one CSV row (with a header). Alerts that fired, escalated or resolved since the
+last row are on it.
 
-It stops after ``--duration`` seconds (rounds start at 0, interval, 2 x interval... while
-before the duration; ``--duration 0`` is one round) or on Ctrl-C / SIGTERM, after
-finishing the line it is printing. The exit status is 3 when a critical or emergency
-alert fired during the run (so cron and systemd can act), 0 otherwise. A component that
-cannot be measured is reported once on stderr (and again when it recovers); only when
-none of them can be measured at the first round does monitor give up.
+Rows never go missing: a component slower than the interval is shown with its last value
+and that value's age (``components.NAME.age_s`` and ``stale`` in JSON, ``NAME.age_s`` in
+CSV, "NAME measured 2.1 s ago" in the table), and its new figures go into a later row.
+The first row waits for every component's first poll (a cold database read can take
+seconds); the ticks are counted from it.
+
+It stops after ``--duration`` seconds (rows at 0, interval, 2 x interval... while before
+the duration; ``--duration 0`` is one row) or on Ctrl-C / SIGTERM, after finishing the
+line it is printing. The exit status is 3 when a critical or emergency alert fired during
+the run (so cron and systemd can act), 0 otherwise. A component that cannot be measured
+is reported once on stderr (and again when it recovers); only when none of them can be
+measured at the first row does monitor give up, before printing anything.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -25,13 +32,15 @@ import logging
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from pwtop import components as registry
 from pwtop.config import Settings
 from pwtop.errors import PwtopError
-from pwtop.model import Level, Snapshot, to_jsonable
-from pwtop.units import format_metric
+from pwtop.model import Level, to_jsonable
+from pwtop.session import ComponentState, Session
+from pwtop.units import format_metric, human_seconds
 
 log = logging.getLogger("pwtop.monitor")
 
@@ -83,6 +92,8 @@ def _alert_text(record: dict[str, Any]) -> str:
     if active and not record["events"]:
         worst = record["active"][0]
         parts.append(f"{active} active (worst {worst['level']} {worst['rule']})")
+    parts += [f"{name} measured {human_seconds(c['age_s'])} ago"
+              for name, c in record["components"].items() if c["stale"]]
     return "; ".join(parts)
 
 
@@ -116,7 +127,9 @@ class CsvOutput(Output):
 
         self.columns = names_for(self.names)
         self._csv = csv.writer(self.out, lineterminator="\n")
-        self._csv.writerow(["time", *self.columns, "alerts"])
+        # How old each component's figures in the row are (seconds; empty without any).
+        self._csv.writerow(["time", *self.columns, *(f"{n}.age_s" for n in self.names),
+                            "alerts"])
         self.out.flush()
 
     def row(self, record: dict[str, Any]) -> None:
@@ -124,7 +137,9 @@ class CsvOutput(Output):
         values = ["" if metrics.get(name) is None else repr(metrics[name])
                   if isinstance(metrics[name], float) else str(metrics[name])
                   for name in self.columns]
-        self._csv.writerow([record["time"], *values, _alert_text(record)])
+        ages = [record["components"].get(n, {}).get("age_s") for n in self.names]
+        self._csv.writerow([record["time"], *values, *("" if a is None else a for a in ages),
+                            _alert_text(record)])
         self.out.flush()
 
 
@@ -133,31 +148,22 @@ OUTPUTS = {"table": TableOutput, "json": JsonOutput, "csv": CsvOutput}
 
 # ---------------------------------------------------------------- the loop
 
+#: A row waits at most this share of the interval after its tick for the polls that started
+#: at the tick (and the alert round over them); a component slower than that is reported
+#: with its last value and that value's age, and its new figures go into a later row.
+ROW_GRACE = 0.9
 
-class _Components:
-    """The chosen components; each one's trouble is reported once, and its recovery."""
 
-    def __init__(self, names: list[str], settings: Settings, err: TextIO) -> None:
-        self.names = names
+class _Problems:
+    """Each component's trouble is said once on stderr, and its recovery."""
+
+    def __init__(self, err: TextIO) -> None:
         self.err = err
-        self.built: dict[str, Any] = {}
-        self.problems: dict[str, str] = {}
         self._reported: dict[str, str | None] = {}
-        for name in names:
-            try:
-                self.built[name] = registry.build(name, settings)
-            except PwtopError as exc:
-                self._problem(name, exc.message)
 
-    def _problem(self, name: str, message: str | None) -> None:
-        self.problems.pop(name, None)
-        if message is not None:
-            self.problems[name] = message
-
-    def report(self) -> None:
-        """Say on stderr what became unavailable, or available again, since last time."""
-        for name in self.names:
-            message, before = self.problems.get(name), self._reported.get(name)
+    def report(self, states: dict[str, ComponentState]) -> None:
+        for name, state in states.items():
+            message, before = state.missing, self._reported.get(name)
             if message != before:
                 if message is not None:
                     print(f"pwtop: {name} unavailable: {message}", file=self.err, flush=True)
@@ -165,63 +171,68 @@ class _Components:
                     print(f"pwtop: {name} available again", file=self.err, flush=True)
                 self._reported[name] = message
 
-    async def _one(self, name: str, component: Any) -> Snapshot | None:
-        try:
-            snap = await component.collect()
-        except PwtopError as exc:
-            self._problem(name, exc.message)
-            return None
-        except Exception as exc:  # a collector bug: logged with its traceback, pwtop goes on
-            log.exception("collecting %s failed", name)
-            self._problem(name, f"collector failed: {type(exc).__name__}: {exc}")
-            return None
-        self._problem(name, _not_configured(snap))
-        return snap
 
-    async def collect(self) -> list[Snapshot]:
-        names = list(self.built)
-        got = await asyncio.gather(*(self._one(n, self.built[n]) for n in names))
-        return [s for s in got if s is not None]
+@dataclass
+class _Round:
+    """What the alert rounds said since the last row."""
 
-    def all_down(self) -> bool:
-        return all(name in self.problems for name in self.names)
-
-    async def close(self) -> None:
-        for component in self.built.values():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(component.close(), 5.0)
+    events: list[Any] = field(default_factory=list)
+    responses: list[Any] = field(default_factory=list)
+    history: Any = None
 
 
-def _not_configured(snap: Snapshot) -> str | None:
-    """An agent-fed component with no agent (nor probes) configured has nothing to watch."""
-    if all(k.startswith("agent_") for k in snap.metrics) and \
-            "agent_disconnected_seconds" in snap.unavailable and "agent" in snap.unavailable:
-        return snap.unavailable["agent"]
-    return None
+def _fresh(session: Session, tick: float) -> bool:
+    """Every component has delivered the poll that started at (or after) ``tick``, or is
+    failing and waiting out its back-off, and the Watch has judged what arrived."""
+    for name, state in session.states.items():
+        poller = session.pollers.get(name)
+        if poller is None:
+            continue
+        if poller.in_flight:
+            return False
+        if state.last is None:
+            return False
+        if state.last.started < tick - 1e-3 and not poller.failures:
+            return False
+    runner = session.watch_runner
+    return runner is None or runner.idle
 
 
-def _record(seq: int, wall: float, snaps: list[Snapshot], comps: _Components, result: Any,
-            watch: Any) -> dict[str, Any]:
+def _record(seq: int, wall: float, session: Session, tick: float, said: _Round,
+            ) -> dict[str, Any]:
     from pwtop.history import iso
 
+    now = time.monotonic()
     metrics: dict[str, Any] = {}
     gone: dict[str, str] = {}
-    for snap in snaps:
-        for name, value in snap.metrics.items():
-            metrics.setdefault(name, value)
-        for name, why in snap.unavailable.items():
-            gone.setdefault(name, why)
-    for name in metrics:
-        gone.pop(name, None)
+    comps: dict[str, Any] = {}
+    for name, state in session.states.items():
+        snap = state.snapshot if state.missing is None else None
+        if snap is not None:
+            for metric, value in snap.metrics.items():
+                metrics.setdefault(metric, value)
+            for metric, why in snap.unavailable.items():
+                gone.setdefault(metric, why)
+        comps[name] = {
+            "ok": state.missing is None, "problem": state.missing,
+            "measured": iso(snap.taken_at) if snap is not None else None,
+            "age_s": round(now - snap.monotonic, 3) if snap is not None else None,
+            # From a poll that started before this row's tick: the component is slower
+            # than the interval, and this is its last value.
+            "stale": snap is not None and state.last is not None
+            and state.last.started < tick - 1e-3}
+    for metric in metrics:
+        gone.pop(metric, None)
+    engine = session.alerts
     return {
         "time": iso(wall), "t": wall, "seq": seq, "metrics": metrics, "unavailable": gone,
-        "components": {name: {"ok": name not in comps.problems,
-                              "problem": comps.problems.get(name)} for name in comps.names},
-        "events": [e.to_dict() for e in result.events],
+        "components": comps,
+        "events": [e.to_dict() for e in said.events],
         "active": [{"id": a.id, "rule": a.rule, "level": a.level.label, "message": a.message,
-                    "acknowledged": a.acknowledged} for a in watch.engine.active()],
-        "responses": [r.to_dict() for r in result.responses],
-        "history": result.history.state if result.history is not None else None,
+                    "acknowledged": a.acknowledged} for a in engine.active()]
+        if engine is not None else [],
+        "responses": [r.to_dict() for r in said.responses],
+        "history": said.history.state if said.history is not None else None,
     }
 
 
@@ -237,10 +248,25 @@ def _report_history(status: Any, before: str | None, err: TextIO) -> str | None:
     return status.state
 
 
+async def _until(stop: asyncio.Event, condition: Any, session: Session,
+                 deadline: float | None = None) -> None:
+    """Wait for ``condition`` (re-checked whenever the session changes), Ctrl-C, or the
+    deadline (loop time), whichever comes first."""
+    loop = asyncio.get_running_loop()
+    waiter = asyncio.ensure_future(session.wait_until(condition))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        timeout = None if deadline is None else max(0.0, deadline - loop.time())
+        await asyncio.wait({waiter, stopper}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiter, stopper):
+            task.cancel()
+        await asyncio.gather(waiter, stopper, return_exceptions=True)
+
+
 async def _monitor(args: argparse.Namespace, settings: Settings, out: TextIO,
                    err: TextIO) -> int:
-    from pwtop.alerts import Watch
-
     interval = args.interval if args.interval is not None else settings.ui.interval
     if not interval > 0:
         raise PwtopError(f"--interval {interval:g}: must be more than 0 seconds")
@@ -264,51 +290,63 @@ async def _monitor(args: argparse.Namespace, settings: Settings, out: TextIO,
             loop.add_signal_handler(sig, on_signal, sig)
             installed.append(sig)
 
-    comps = _Components(names, settings, err)
-    watch = Watch(settings, comps.built)
+    session = Session(settings, names, interval=interval)
+    said = _Round()
+    history_state: list[str | None] = [None]
+
+    def on_round(result: Any) -> None:
+        if result is None:
+            return
+        said.events.extend(result.events)
+        said.responses.extend(result.responses)
+        said.history = result.history
+        history_state[0] = _report_history(result.history, history_state[0], err)
+
+    session.on_round = on_round
     output = OUTPUTS[args.format](out, names)
-    history_state = None
+    problems = _Problems(err)
     try:
-        await watch.start()
-        started = loop.time()
-        seq = 0
+        session.start()
+        # The first row waits for every component's first poll, however long a cold
+        # database read takes; the rows after it keep the interval exactly.
+        await _until(stop, lambda: _fresh(session, session.epoch or 0.0), session)
+        if stop.is_set():
+            return 0
+        if all(state.missing is not None for state in session.states.values()):
+            raise PwtopError("nothing to monitor: " + "; ".join(
+                f"{n}: {session.states[n].missing}" for n in names))
         output.start()
-        while not stop.is_set():
-            wall = time.time()
-            round_task = asyncio.ensure_future(comps.collect())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({round_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if not round_task.done():  # Ctrl-C while collecting: drop the round
-                round_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await round_task
-                break
-            snaps = round_task.result()
-            if seq == 0 and comps.all_down():
-                raise PwtopError("nothing to monitor: " + "; ".join(
-                    f"{n}: {comps.problems[n]}" for n in names))
-            comps.report()
-            result = await watch.round(snaps)
-            history_state = _report_history(result.history, history_state, err)
-            output.row(_record(seq, wall, snaps, comps, result, watch))
+        first_tick = session.epoch or 0.0  # when the first polls started
+        started, wall0 = loop.time(), time.time()
+        session.realign(started)
+        seq = 0
+        while True:
+            # Row 0 shows the first polls (they started at the session's start); row N
+            # the polls that started at its tick, or the last values and their ages.
+            tick = started + seq * interval if seq else first_tick
+            if seq:
+                await _until(stop, lambda: _fresh(session, tick), session,
+                             deadline=tick + ROW_GRACE * interval)
+                if stop.is_set():
+                    break
+            problems.report(session.states)
+            output.row(_record(seq, wall0 + seq * interval, session, tick, said))
+            said.events.clear()
+            said.responses.clear()
             seq += 1
-            next_at = started + seq * interval
-            now = loop.time()
-            if next_at <= now:  # the round overran: skip the missed slots, never overlap
-                next_at = started + (int((now - started) / interval) + 1) * interval
-            if duration is not None and next_at - started >= duration - 1e-9:
+            if duration is not None and seq * interval >= duration - 1e-9:
                 break
-            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-                await asyncio.wait_for(stop.wait(), next_at - loop.time())
+            await _until(stop, lambda: False, session, deadline=started + seq * interval)
+            if stop.is_set():
+                break
     finally:
-        for record in await watch.close():
+        for record in await session.close():
             print(f"pwtop: {record.line()}", file=err, flush=True)
-        await comps.close()
         for sig in installed:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
-    if watch.engine.worst_fired >= Level.CRITICAL:
+    engine = session.alerts
+    if engine is not None and engine.worst_fired >= Level.CRITICAL:
         return EXIT_ALERT
     return 0
 

@@ -1,18 +1,17 @@
-"""The pwtop full-screen app: header, alert banner, six tabs, footer, keys, polling.
+"""The pwtop full-screen app: header, alert banner, six tabs, footer, keys.
 
-Threading rule: components are polled by :class:`pwtop.tui.polling.Poller` tasks that never
-touch widgets; a finished poll posts :class:`PollDone` and the handler, on the UI side,
-updates the :class:`View` and re-renders only what is visible (the active tab, header and
+The app is a face of one :class:`pwtop.session.Session`, which owns the components, their
+polls, the alerts and history, and the advice; the app draws. Threading rule: the
+session's poll tasks never touch widgets; a finished poll posts :class:`PollDone` and the
+handler, on the UI side, re-renders only what is visible (the active tab, header and
 banner). Nothing is rendered for hidden tabs or under a dialog; a tab catches up when shown.
 
-Each snapshot also goes to the alert engine and the history (:class:`pwtop.alerts.Watch`),
-whose rounds run one at a time in their own task (:mod:`pwtop.tui.watching`); the banner,
-the Alerts tab and the charts' longer ranges read from it. Quitting (q, SIGHUP, SIGTERM)
-closes it, so automated responses still held are reverted and the history is written.
+The banner, the Alerts tab and the charts' longer ranges read the session's Watch (alert
+engine and history). Quitting (q, SIGHUP, SIGTERM) closes the session, so automated
+responses still held are reverted and the history is written.
 
-Components are reached only through factories (``pwtop.components.build`` by default), so
-the app works with whatever components exist: one that cannot be built or reached shows a
-"not connected - how to connect" panel on its tab, never zeros.
+A component that cannot be built or reached shows a "not connected - how to connect" panel
+on its tab, never zeros.
 """
 
 from __future__ import annotations
@@ -36,12 +35,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Tab, Tabs
 
-from pwtop import components
 from pwtop.config import Settings, default_database_path, ui_state_path
-from pwtop.errors import PwtopError
+from pwtop.schedule import PollResult
+from pwtop.session import WATCH_CLOSE_S, Session, WatchFactory, default_watch
 from pwtop.tui import bindings
 from pwtop.tui.alerting import alert_items
-from pwtop.tui.polling import Poller, PollResult
 from pwtop.tui.screens.too_small import TooSmallScreen, too_small
 from pwtop.tui.state import UiState, load_state, save_state
 from pwtop.tui.tabs.alerts import AlertsTab, history_trouble
@@ -56,7 +54,7 @@ from pwtop.tui.widgets.banner import AlertBanner
 from pwtop.tui.widgets.header import PwtopHeader, home_relative
 from pwtop.tui.widgets.tables import SyncTable
 from pwtop.tui.widgets.text import show
-from pwtop.tui.watching import RANGE_AXES, RangeHistory, WatchRunner
+from pwtop.tui.watching import RANGE_AXES, RangeHistory
 
 log = logging.getLogger("pwtop.tui")
 
@@ -78,30 +76,15 @@ INTERVALS = (0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 #: figures move slowly and reading them costs more than psutil's (the header, the WAL
 #: index, a connection); its expensive probes (dbstat, workload) have their own interval.
 INTERVAL_FACTOR = {"database": 3.0}
-#: A component whose agent link is down is asked again at most this often (seconds); the
-#: agent client reconnects on its own meanwhile.
-LINK_DOWN_INTERVAL_S = 5.0
 
 #: Polls that finish within this long of each other are drawn together, in one pass.
 RENDER_DELAY_S = 0.05
 
 #: How long a graceful exit may take once the terminal is gone before pwtop just stops.
 HANGUP_GRACE_S = 2.0
-#: The longest closing the alerts and history may take on the way out (reverting automated
-#: responses through the agent, writing the history's last batch): pwtop.alerts waits up to
-#: CLOSE_TIMEOUT for each.
-WATCH_CLOSE_S = 21.0
 
 #: The charts' ranges, in the order ``r`` steps through them.
 CHART_RANGES = ("5m", "1h", "24h", "7d")
-
-WatchFactory = Callable[[Settings, Mapping[str, Any]], Any]
-
-
-def default_watch(settings: Settings, components: Mapping[str, Any]) -> Any:
-    from pwtop.alerts import Watch
-
-    return Watch(settings, components)
 
 
 class PollDone(Message):
@@ -113,30 +96,21 @@ class PollDone(Message):
 
 
 class RecommendationsDone(Message):
-    def __init__(self, name: str, recommendations: list, analyzed: bool) -> None:
+    def __init__(self, name: str, recommendations: list, analyzed: bool,
+                 error: str | None = None) -> None:
         super().__init__()
         self.name = name
         self.recommendations = recommendations
         self.analyzed = analyzed
+        self.error = error
 
 
-def default_factories() -> dict[str, Factory]:
-    return {name: functools.partial(components.build, name) for name in COMPONENT_ORDER}
+class RoundDone(Message):
+    """A round of alerts and history ended (posted from the session's Watch task)."""
 
-
-def nothing_to_reach(name: str, settings: Settings) -> str | None:
-    """Why an agent-fed component would have nothing to report, from the config alone.
-
-    Without an agent address (or, for realtime, URLs to probe) these components can only
-    ever say "not connected", so the app does not load them: on a Pi that saves their
-    modules (about 5 MB) and their polls. Their tabs say how to connect.
-    """
-    target = settings.target
-    if name == "async" and not target.agent:
-        return "no agent configured ([target] agent is empty)"
-    if name == "realtime" and not target.agent and not target.probe_urls:
-        return "no agent and no WebSocket/SSE URLs configured ([target] agent, probe_urls)"
-    return None
+    def __init__(self, result: Any) -> None:
+        super().__init__()
+        self.result = result
 
 
 def step_interval(current: float, direction: int) -> float:
@@ -270,7 +244,9 @@ class MainScreen(Screen[None]):
         self.pwtop.remember(last_tab=tab)
         name = TAB_COMPONENT.get(tab)
         if name is not None:
-            self.pwtop.maybe_recommend(name)
+            self.pwtop.session.advise([name])
+        else:
+            self.pwtop.session.advise([])
 
     # ------------------------------------------------------------ actions (see bindings.py)
 
@@ -306,10 +282,10 @@ class MainScreen(Screen[None]):
         self.pwtop.toggle_pause()
 
     def action_faster(self) -> None:
-        self.pwtop.set_interval(step_interval(self.pwtop.view.interval, -1))
+        self.pwtop.set_refresh(step_interval(self.pwtop.view.interval, -1))
 
     def action_slower(self) -> None:
-        self.pwtop.set_interval(step_interval(self.pwtop.view.interval, +1))
+        self.pwtop.set_refresh(step_interval(self.pwtop.view.interval, +1))
 
     def action_cycle_theme(self) -> None:
         self.pwtop.cycle_theme()
@@ -399,29 +375,21 @@ class PwtopApp(App[int]):
                  watch_terminal: bool = True, watch: WatchFactory | None = None) -> None:
         super().__init__()
         self.settings = settings
-        self.factories = dict(default_factories() if factories is None else factories)
-        self._real_components = factories is None
         self.host = host or socket.gethostname()
         self.state_path = state_path or ui_state_path()
         self.ui_state: UiState = load_state(self.state_path)
-        self.view = View(interval=settings.ui.interval)
-        self.components: dict[str, Any] = {}
-        self.pollers: dict[str, Poller] = {}
-        self.paused = False
+        self.session = Session(settings, COMPONENT_ORDER, factories=factories,
+                               factors=INTERVAL_FACTOR, watch=watch or default_watch)
+        self.session.on_poll = lambda result: self.post_message(PollDone(result))
+        self.session.on_round = lambda result: self.post_message(RoundDone(result))
+        self.session.on_recommendations = self._recommendations_ready
+        self.session.after_round = self._after_watch_round
+        self.view = View(components=self.session.states, interval=settings.ui.interval)
         self.watch_terminal = watch_terminal
-        self._recommending: set[str] = set()
-        self._recommend_again: set[str] = set()
-        self._analyze_requested: set[str] = set()
-        self._last_recommend: dict[str, float] = {}
         self._exiting = False
-        self._started = False
         self.polls_handled: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._render_timer: Any = None
-        self._poll_event = asyncio.Event()
-        self.watch_factory = watch or default_watch
-        self.watch: Any = None  # pwtop.alerts.Watch
-        self.watch_runner: WatchRunner | None = None
         self._history_write_seen: float | None = None
         self._charts_reloaded = False
         self._leaving: asyncio.Task[None] | None = None
@@ -460,73 +428,45 @@ class PwtopApp(App[int]):
         self.call_after_refresh(self._start_components)
         self.check_size()
 
+    # The session's parts, for the keys, the tabs and tests.
+
+    @property
+    def components(self) -> dict[str, Any]:
+        return self.session.components
+
+    @property
+    def pollers(self) -> dict[str, Any]:
+        return self.session.pollers
+
+    @property
+    def paused(self) -> bool:
+        return self.session.paused
+
     def _start_components(self) -> None:
-        epoch = time.monotonic()
-        for name in COMPONENT_ORDER:
-            factory = self.factories.get(name)
-            state = self.view.state(name)
-            if factory is None:
-                state.available = False
-                state.problem = f"the {name} component is not available in this version yet"
-                continue
-            why = nothing_to_reach(name, self.settings) if self._real_components else None
-            if why is not None:
-                state.available = False
-                state.problem = why
-                continue
-            try:
-                component = factory(self.settings)
-            except PwtopError as exc:
-                state.available = False
-                state.problem = exc.message
-                continue
-            except Exception as exc:
-                log.exception("building the %s component failed", name)
-                state.available = False
-                state.problem = f"could not start: {type(exc).__name__}: {exc}"
-                continue
-            self.components[name] = component
-            poller = Poller(name, component, self.interval_for(name),
-                            lambda result: self.post_message(PollDone(result)), epoch=epoch)
-            self.pollers[name] = poller
-            poller.start()
-        self._start_watch()
-        self._started = True
-        self._wake_poll_waiters()
+        session = self.session
+        session.start()
+        if self._main_ready():
+            shown = TAB_COMPONENT.get(self.main.active_tab)
+            session.advise([shown] if shown else [])
+        if session.watch_problem:
+            self.notify(session.watch_problem, severity="error", markup=False)
+        if session.watch is not None:
+            s = self.settings
+            self.view.alerts = session.alerts
+            self.view.history = session.history
+            from pwtop.tui.tabs.system import CHART_METRICS
+
+            self.view.range_history = RangeHistory(CHART_METRICS,
+                                                   write_interval=s.history.write_interval,
+                                                   range=self.view.chart_range)
         if self._main_ready():
             self.main.render_active()
 
-    def _start_watch(self) -> None:
-        """One Watch for the whole run: alerts when [alerts] enabled, history when
-        [history] enabled (the Watch's history records nothing otherwise)."""
-        s = self.settings
-        if not (s.alerts.enabled or s.history.enabled):
-            return
-        try:
-            watch = self.watch_factory(s, self.components)
-        except Exception as exc:
-            log.exception("starting the alerts and history failed")
-            self.notify(f"alerts and history are off: {exc}", severity="error",
-                        markup=False)
-            return
-        self.watch = watch
-        self.view.alerts = watch.engine if s.alerts.enabled else None
-        self.view.history = watch.history.status
-        from pwtop.tui.tabs.system import CHART_METRICS
-
-        self.view.range_history = RangeHistory(CHART_METRICS,
-                                               write_interval=s.history.write_interval,
-                                               range=self.view.chart_range)
-        self.watch_runner = WatchRunner(watch, self._watch_round_done,
-                                        after_round=self._after_watch_round)
-        self.watch_runner.start()
-
-    def _watch_round_done(self, result: Any) -> None:
-        """A round of alerts and history ended (on the loop): redraw what it changed."""
-        watch = self.watch
-        if watch is not None:
-            self.view.history = watch.history.status
-        for record in getattr(result, "responses", None) or ():
+    @on(RoundDone)
+    def _watch_round_done(self, message: RoundDone) -> None:
+        """A round of alerts and history ended: redraw what it changed."""
+        self.view.history = self.session.history
+        for record in getattr(message.result, "responses", None) or ():
             self.notify(record.line(), severity="information" if record.ok else "error",
                         timeout=8, markup=False)
         self._dirty.add("alerts")
@@ -535,34 +475,26 @@ class PwtopApp(App[int]):
             self._dirty.add("system")
         if self._render_timer is None:
             self._render_timer = self.set_timer(RENDER_DELAY_S, self._render_dirty)
-        self._wake_poll_waiters()
+        self.session.changed()
 
     async def _after_watch_round(self, result: Any) -> None:
         """Read the charts' older points from the history when they are due (in the
         watch task, right after the history wrote: see pwtop.tui.watching)."""
-        ranged, watch = self.view.range_history, self.watch
+        ranged, watch = self.view.range_history, self.session.watch
         if ranged is None or watch is None:
             return
         status = watch.history.status
         wrote = status.last_write is not None and status.last_write != self._history_write_seen
         self._history_write_seen = status.last_write
         span = self.view.series.span("system")
-        if ranged.due(time.monotonic(), wrote, span, self.interval_for("system")):
+        if ranged.due(time.monotonic(), wrote, span, self.session.interval_for("system")):
             await ranged.load(watch.history)
             self._charts_reloaded = True
 
     async def close_watch(self) -> None:
-        """Stop feeding the Watch and close it: held automated responses are reverted,
-        the history's last batch written. Safe to call more than once."""
-        runner = self.watch_runner
-        if runner is None:
-            return
-        try:
-            records = await asyncio.wait_for(runner.close(), WATCH_CLOSE_S)
-        except (asyncio.TimeoutError, TimeoutError):
-            log.warning("closing the alerts and history took over %.0f s", WATCH_CLOSE_S)
-            return
-        for record in records:
+        """Close the session's Watch: held automated responses are reverted, the
+        history's last batch written. Safe to call more than once."""
+        for record in await self.session.close_watch():
             log.info("on exit: %s", record.line())
 
     def _main_ready(self) -> bool:
@@ -573,18 +505,8 @@ class PwtopApp(App[int]):
         await self.shutdown_components()
 
     async def shutdown_components(self) -> None:
-        pollers, self.pollers = self.pollers, {}
-        await asyncio.gather(*(p.stop() for p in pollers.values()), return_exceptions=True)
-        await self.close_watch()  # before the components: reverting goes through them
-        comps, self.components = self.components, {}
-        for name, comp in comps.items():
-            close = getattr(comp, "close", None)
-            if close is None:
-                continue
-            try:
-                await asyncio.wait_for(close(), timeout=2.0)
-            except Exception:
-                log.exception("closing the %s component failed", name)
+        for record in await self.session.close():
+            log.info("on exit: %s", record.line())
 
     async def action_quit(self) -> None:
         self.exit(0)
@@ -637,7 +559,8 @@ class PwtopApp(App[int]):
         self._exiting = True
         log.info("exiting: %s", reason)
         # The last resort, should the loop itself be stuck on the dead terminal.
-        self._hard_exit(HANGUP_GRACE_S + (WATCH_CLOSE_S if self.watch_runner else 0.0), code)
+        self._hard_exit(HANGUP_GRACE_S + (WATCH_CLOSE_S if self.session.watch_runner
+                                          else 0.0), code)
         self._save_state()  # now: the graceful path may not get that far
 
         async def leave() -> None:
@@ -657,50 +580,27 @@ class PwtopApp(App[int]):
 
     # ------------------------------------------------------------ polls
 
-    def _wake_poll_waiters(self) -> None:
-        event, self._poll_event = self._poll_event, asyncio.Event()
-        event.set()
-
     async def wait_for_polls(self, count: int = 1, names: Iterable[str] | None = None) -> None:
         """Wait until the ``count``-th poll of each component (or of ``names``) has been
-        handled: an event for tests and benchmarks to await instead of a sleep."""
-        while not (self._started and self._render_timer is None and
-                   (self.watch_runner is None or self.watch_runner.idle) and
-                   all(self.polls_handled.get(n, 0) >= count
-                       for n in (self.pollers if names is None else names))):
-            await self._poll_event.wait()
+        handled and drawn: an event for tests and benchmarks to await instead of a sleep."""
+        session = self.session
+        await session.wait_until(lambda: session.started and self._render_timer is None and (
+            session.watch_runner is None or session.watch_runner.idle) and all(
+            self.polls_handled.get(n, 0) >= count
+            for n in (session.pollers if names is None else names)))
 
     @on(PollDone)
     def _poll_done(self, message: PollDone) -> None:
         result = message.result
         self.polls_handled[result.name] = self.polls_handled.get(result.name, 0) + 1
         try:
-            self._handle_poll(result)
+            if result.snapshot is not None:
+                self.view.series.add(result.snapshot)
+            self._dirty.add(result.name)
+            if self._render_timer is None:
+                self._render_timer = self.set_timer(RENDER_DELAY_S, self._render_dirty)
         finally:
-            self._wake_poll_waiters()
-
-    def _handle_poll(self, result: PollResult) -> None:
-        state = self.view.state(result.name)
-        state.last = result
-        if result.snapshot is not None:
-            state.snapshot = result.snapshot
-            state.problem = None
-            self.view.series.add(result.snapshot)
-            if self.watch_runner is not None:
-                self.watch_runner.feed(result.snapshot)
-        else:
-            state.problem = result.error
-        if result.name in self._analyze_requested:
-            self._analyze_requested.discard(result.name)
-            self.maybe_recommend(result.name, force=True)
-        elif self._main_ready() and TAB_COMPONENT.get(self.main.active_tab) == result.name:
-            self.maybe_recommend(result.name)
-        poller = self.pollers.get(result.name)
-        if poller is not None and poller.interval != self.interval_for(result.name):
-            poller.interval = self.interval_for(result.name)
-        self._dirty.add(result.name)
-        if self._render_timer is None:
-            self._render_timer = self.set_timer(RENDER_DELAY_S, self._render_dirty)
+            self.session.changed()
 
     def _render_dirty(self) -> None:
         """Draw what the polls of the last moment changed, once for all of them."""
@@ -714,46 +614,18 @@ class PwtopApp(App[int]):
             else:  # under a dialog only the chrome, which stays visible at the edges
                 self.main.render_chrome()
         finally:
-            self._wake_poll_waiters()
+            self.session.changed()
 
-    def maybe_recommend(self, name: str, force: bool = False) -> None:
-        """Recompute a component's advice (in a thread), at most every 5 s unless forced."""
-        state = self.view.state(name)
-        component = self.components.get(name)
-        if component is None or state.snapshot is None:
-            return
-        if name in self._recommending:
-            if force:  # run again, forced, when the one in flight ends
-                self._recommend_again.add(name)
-            return
-        now = time.monotonic()
-        if not force and now - self._last_recommend.get(name, -1e9) < 5.0:
-            return
-        self._last_recommend[name] = now
-        self._recommending.add(name)
-        snapshot = state.snapshot
-
-        async def work() -> None:
-            try:
-                recs = await asyncio.to_thread(component.recommend, snapshot)
-            except Exception as exc:
-                log.exception("recommend failed for %s", name)
-                self.notify(f"{name}: recommendations failed: {exc}", severity="error",
-                            markup=False)
-                recs = []
-            finally:
-                self._recommending.discard(name)
-            self.post_message(RecommendationsDone(name, recs, force))
-
-        self.run_worker(work(), group=f"recommend-{name}", exit_on_error=False)
+    def _recommendations_ready(self, name: str, recommendations: list, analyzed: bool,
+                               error: str | None) -> None:
+        self.post_message(RecommendationsDone(name, recommendations, analyzed, error))
 
     @on(RecommendationsDone)
     def _recommendations_done(self, message: RecommendationsDone) -> None:
-        self.view.state(message.name).recommendations = message.recommendations
-        if message.name in self._recommend_again:
-            self._recommend_again.discard(message.name)
-            self.maybe_recommend(message.name, force=True)
-        if message.analyzed:
+        if message.error is not None:
+            self.notify(f"{message.name}: recommendations failed: {message.error}",
+                        severity="error", markup=False)
+        elif message.analyzed:
             n = len(message.recommendations)
             self.notify(f"{message.name}: {n} recommendation(s)"
                         + ("; press o to review and apply" if n else ""), timeout=4,
@@ -764,14 +636,7 @@ class PwtopApp(App[int]):
     # ------------------------------------------------------------ what the keys do
 
     def analyze(self, names: Iterable[str]) -> None:
-        started = []
-        for name in names:
-            poller = self.pollers.get(name)
-            if poller is None:
-                continue
-            self._analyze_requested.add(name)
-            poller.poll_now()
-            started.append(name)
+        started = self.session.analyze(names)
         if started:
             self.notify(f"analyzing {', '.join(started)}…", timeout=2, markup=False)
         else:
@@ -779,28 +644,22 @@ class PwtopApp(App[int]):
                         severity="warning")
 
     def refresh_now(self) -> None:
-        for poller in self.pollers.values():  # while paused: one poll, as top does
-            poller.poll_now()
+        self.session.poll_now()  # while paused: one poll, as top does
 
     def toggle_pause(self) -> None:
-        self.paused = not self.paused
-        for poller in self.pollers.values():
-            poller.pause() if self.paused else poller.resume()
+        session = self.session
+        session.resume() if session.paused else session.pause()
         if self._main_ready():
-            self.main.query_one(PwtopHeader).set_paused(self.paused)
+            self.main.query_one(PwtopHeader).set_paused(session.paused)
 
     def interval_for(self, name: str) -> float:
-        """This component's poll interval: the refresh interval times its factor, slower
-        while its link is down."""
-        interval = self.view.interval * INTERVAL_FACTOR.get(name, 1.0)
-        if self.view.state(name).connection == "down":
-            interval = max(interval, LINK_DOWN_INTERVAL_S)
-        return interval
+        return self.session.interval_for(name)
 
-    def set_interval(self, seconds: float) -> None:
+    def set_refresh(self, seconds: float) -> None:
+        """``+``/``-``: a new refresh interval. (Not ``set_interval``: that is Textual's
+        timer API, which Textual itself calls, e.g. with TEXTUAL=debug.)"""
         self.view.interval = seconds
-        for name, poller in self.pollers.items():
-            poller.interval = self.interval_for(name)
+        self.session.set_refresh(seconds)
         if self._main_ready():
             self.main.query_one(PwtopHeader).set_interval(seconds)
 
@@ -841,8 +700,8 @@ class PwtopApp(App[int]):
             ranged.range = view.chart_range
             if ranged.wanted(view.series.span("system"), self.interval_for("system")):
                 ranged.forced = True
-                if self.watch_runner is not None:
-                    self.watch_runner.poke()
+                if self.session.watch_runner is not None:
+                    self.session.watch_runner.poke()
         history = view.history
         if ranged is None or (history is not None and history.state == "off"):
             note = " (what this run holds in memory: the history is off)"
@@ -870,19 +729,16 @@ class PwtopApp(App[int]):
             self.notify(f"{TAB_TITLES[name]} is not connected ({why}); nothing to optimize.",
                         severity="warning", markup=False)
             return
-        poller = self.pollers.get(name)
         from pwtop.tui.screens.optimize import OptimizeScreen  # loaded when first asked for
 
         def done(results: list | None) -> None:
             if results:  # measure again and recompute the advice after a change
-                self._analyze_requested.add(name)
-                if poller is not None:
-                    poller.poll_now()
+                self.session.analyze([name])
             if self._main_ready():
                 self.main.render_active()
 
         self.push_screen(OptimizeScreen(name, TAB_TITLES[name], component,
-                                        poller.hold if poller is not None else None), done)
+                                        functools.partial(self.session.hold, name)), done)
 
     # ------------------------------------------------------------ terminal size
 

@@ -1,7 +1,9 @@
-"""What the tabs render from: the latest poll of each component, its history, its advice.
+"""What the tabs render from: the session's component states, the samples kept for the
+sparklines and charts, the alert engine and the history's status.
 
-The app owns one View and updates it as polls finish; a tab reads it when it is shown (or
-when new data arrives while it is shown), so hidden tabs cost nothing.
+The app owns one View over its :class:`pwtop.session.Session` (whose states it shares) and
+updates it as polls finish; a tab reads it when it is shown (or when new data arrives while
+it is shown), so hidden tabs cost nothing.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pwtop.model import Recommendation, Snapshot
-from pwtop.tui.polling import PollResult
+from pwtop.session import ComponentState, link_down
 from pwtop.tui.series import SeriesStore
+
+__all__ = ["COMPONENT_ORDER", "HOW_TO_CONNECT", "ComponentState", "View", "link_down"]
 
 #: Components in tab order.
 COMPONENT_ORDER = ("database", "async", "realtime", "system")
@@ -26,55 +29,6 @@ HOW_TO_CONNECT = {
                 "`pwtop demo`; or list WebSocket/SSE URLs in [target] probe_urls",
     "system": "psutil could not read this machine's figures; see the log for details",
 }
-
-
-@dataclass
-class ComponentState:
-    """Where one component stands: not built, waiting for its first poll, ok, or failing."""
-
-    name: str
-    available: bool = True
-    # Why there is no data (component not built, target unreachable, collector failed).
-    problem: str | None = None
-    last: PollResult | None = None
-    snapshot: Snapshot | None = None
-    recommendations: list[Recommendation] | None = None
-
-    @property
-    def missing(self) -> str | None:
-        """Why this component has no figures to show (None when it has some)."""
-        if self.problem:
-            return self.problem
-        if self.snapshot is not None:
-            return link_down(self.snapshot)
-        return None
-
-    @property
-    def has_data(self) -> bool:
-        return self.snapshot is not None and self.missing is None
-
-    @property
-    def connection(self) -> str:
-        if not self.available:
-            return "off"
-        if self.missing:
-            return "down"
-        if self.snapshot is None:
-            return "wait"
-        return "ok"
-
-
-def link_down(snapshot: Snapshot) -> str | None:
-    """An agent-fed component that answered but has no figures: its link is down.
-
-    The async and realtime components return a snapshot even without an agent (with
-    ``agent_connected`` 0 and every figure in ``unavailable``); that is "not connected",
-    not a screen of blanks.
-    """
-    metrics = snapshot.metrics
-    if metrics.get("agent_connected") == 0 and all(k.startswith("agent_") for k in metrics):
-        return snapshot.unavailable.get("agent") or "not connected to the app's agent"
-    return None
 
 
 @dataclass

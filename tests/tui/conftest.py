@@ -37,10 +37,14 @@ def settings() -> Settings:
 def make_app(tmp_path, settings):
     from pwtop.tui.app import PwtopApp
 
-    def make(factories=None, **kw):
+    def make(factories=None, *, registry=False, **kw):
+        """``registry=True``: the real components, built as ``pwtop`` builds them."""
         kw.setdefault("host", HOST)
         kw.setdefault("state_path", tmp_path / "state" / "ui-state.toml")
         kw.setdefault("theme_dirs", [])
-        return PwtopApp(kw.pop("settings", settings),
-                        fake_factories() if factories is None else factories, **kw)
+        if registry:
+            factories = None
+        elif factories is None:
+            factories = fake_factories()
+        return PwtopApp(kw.pop("settings", settings), factories, **kw)
     return make

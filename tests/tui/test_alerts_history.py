@@ -40,7 +40,7 @@ async def test_an_alert_fires_is_acknowledged_with_k_and_resolves_into_the_past(
         await settle(app, pilot)
         banner = app.main.query_one("#banner")
         assert not banner.has_class("-shown")
-        assert app.watch_runner is not None and app.watch_runner.rounds >= 1
+        assert app.session.watch_runner is not None and app.session.watch_runner.rounds >= 1
 
         db.metrics["database_fragmentation_ratio"] = 0.45  # > 30 %: warning, no for-time
         await poll_again(app, pilot, 2)
@@ -57,7 +57,7 @@ async def test_an_alert_fires_is_acknowledged_with_k_and_resolves_into_the_past(
 
         await pilot.press("k")
         await pilot.pause()
-        alert = app.watch.engine.get(1)
+        alert = app.session.watch.engine.get(1)
         assert alert.acknowledged
         assert banner.has_class("-acknowledged")
         screen = text_of(app)
@@ -85,7 +85,7 @@ async def test_k_acknowledges_the_selected_row_on_the_alerts_tab(make_app):
     app = make_app(fake_factories(database=lambda s: db, system=lambda s: system))
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        engine = app.watch.engine
+        engine = app.session.watch.engine
         assert [a.rule for a in engine.active()] == ["system_disk_free",
                                                       "database_fragmentation"]
         assert "CRITICAL little free space" in text_of(app)
@@ -183,7 +183,7 @@ async def test_quitting_closes_the_watch(make_app):
         await pilot.press("q")
         await pilot.pause()
     assert closed[:2] == ["watch", "database"]  # responses are reverted through components
-    assert app.watch.history.status.state == "closed"
+    assert app.session.watch.history.status.state == "closed"
 
 
 async def test_sigterm_closes_the_watch_before_exiting(make_app, monkeypatch):
@@ -215,7 +215,7 @@ async def test_without_alerts_and_history_there_is_no_watch(make_app, settings):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
-        assert app.watch is None and app.view.alerts is None
+        assert app.session.watch is None and app.view.alerts is None
         await pilot.press("k", "r")
         messages = [str(n.message) for n in app._notifications]
         assert any("alert rules are off" in m for m in messages)

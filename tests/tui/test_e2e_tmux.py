@@ -63,15 +63,18 @@ def wait_until(check, what: str, timeout: float = TIMEOUT) -> None:
 
 
 class Tmux:
-    def __init__(self, tmp_path: Path, db: Path, size=(100, 30)) -> None:
+    def __init__(self, tmp_path: Path, db: Path, size=(100, 30),
+                 extra_env: dict[str, str] | None = None) -> None:
         self.name = f"pwtop-e2e-{uuid.uuid4().hex}"
         self.tmux = ["tmux", "-L", self.name]
         self.pidfile = tmp_path / "pwtop.pid"
         env = env_for(tmp_path)
+        env.update(extra_env or {})
         inner = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "pwtop", "--db",
                                                    str(db)))
         exports = " ".join(f"{k}={shlex.quote(env[k])}" for k in (
-            "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "PYTHONPATH"))
+            "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "PYTHONPATH",
+            *(extra_env or {})))
         script = f"echo $$ > {shlex.quote(str(self.pidfile))}; export {exports}; exec {inner}"
         subprocess.run([*self.tmux, "new-session", "-d", "-s", self.name, "-x", str(size[0]),
                         "-y", str(size[1]), "sh", "-c", script], check=True, env=env)
@@ -125,6 +128,25 @@ def test_tmux_start_switch_tabs_and_quit(tmp_path, demo_db):
         term.close()
     state = (tmp_path / "state" / "pwtop" / "ui-state.toml").read_text()
     assert 'last_tab = "system"' in state
+
+
+@needs_tmux
+def test_starts_and_works_with_textual_debug_on(tmp_path, demo_db):
+    """TEXTUAL=debug turns on Textual's CSS watching, which calls App.set_interval with
+    keywords: pwtop must not shadow Textual's API (it did, and crashed at start)."""
+    term = Tmux(tmp_path, demo_db, extra_env={"TEXTUAL": "debug"})
+    try:
+        term.wait_for(TABS, "every 1s")
+        term.send("-")
+        term.wait_for("every 2s")
+        term.send("2")
+        term.wait_for("Tables and indexes", "wifi_detections")
+        term.send("q")
+        wait_until(lambda: not alive(term.pid), "pwtop to exit after q")
+    finally:
+        term.close()
+    log = tmp_path / "state" / "pwtop" / "pwtop.log"
+    assert "Traceback" not in (log.read_text() if log.exists() else "")
 
 
 @needs_tmux

@@ -12,7 +12,8 @@ import sqlite3
 import pytest
 from tui_helpers import settle
 
-from pwtop.tui.app import MainScreen, default_factories
+from pwtop.session import registry_factories
+from pwtop.tui.app import MainScreen
 from pwtop.tui.screens.optimize import OptimizeScreen
 from pwtop.tui.tabs.database import DatabaseTab
 from pwtop.tui.widgets.tables import SyncTable
@@ -65,7 +66,7 @@ async def select(pilot, screen: OptimizeScreen, rec_id: str) -> None:
 
 async def test_real_database_and_system_fill_their_tabs(make_app, settings, demo_db):
     settings.target.database = str(demo_db)
-    app = make_app(default_factories())
+    app = make_app(registry_factories())
     async with app.run_test(size=(120, 50)) as pilot:
         await settle(app, pilot, names=["database", "system"])
         await pilot.press("2")
@@ -84,7 +85,7 @@ async def test_real_optimize_cancel_leaves_the_file_byte_for_byte(make_app, sett
                                                                    demo_db):
     settings.target.database = str(demo_db)
     before, names = digest(demo_db), files(demo_db)
-    app = make_app(default_factories())
+    app = make_app(registry_factories())
     async with app.run_test(size=(120, 50)) as pilot:
         screen = await open_optimize(app, pilot)
         assert "db-analyze" in screen.plans  # planned by a real dry run
@@ -97,7 +98,7 @@ async def test_real_optimize_cancel_leaves_the_file_byte_for_byte(make_app, sett
 
 async def test_real_optimize_enter_applies_analyze(make_app, settings, demo_db):
     settings.target.database = str(demo_db)
-    app = make_app(default_factories())
+    app = make_app(registry_factories())
     async with app.run_test(size=(120, 50)) as pilot:
         screen = await open_optimize(app, pilot)
         await select(pilot, screen, "db-analyze")

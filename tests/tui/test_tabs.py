@@ -196,7 +196,7 @@ async def test_tables_update_cells_in_place(make_app, monkeypatch):
 async def test_an_agent_link_that_is_down_reads_not_connected_and_polls_slower(make_app):
     from tui_helpers import FakeComponent
 
-    from pwtop.tui.app import LINK_DOWN_INTERVAL_S
+    from pwtop.session import LINK_DOWN_INTERVAL_S
 
     down = FakeComponent("async", {"agent_connected": 0}, unavailable={
         "agent": "not connected: agent ws://127.0.0.1:9 refused the connection",
@@ -215,12 +215,8 @@ async def test_an_agent_link_that_is_down_reads_not_connected_and_polls_slower(m
 
 async def test_agent_components_are_not_loaded_without_anything_to_reach(make_app, settings,
                                                                           tmp_path):
-    from pwtop.tui.app import default_factories
-
     settings.target.database = str(tmp_path / "missing.db")
-    app = make_app(None)
-    app.factories = default_factories()
-    app._real_components = True
+    app = make_app(registry=True)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot, names=["system"])
         assert "async" not in app.components and "realtime" not in app.components

@@ -8,7 +8,7 @@ import pytest
 
 from pwtop.errors import TargetError
 from pwtop.model import Snapshot
-from pwtop.tui.polling import Poller, PollResult
+from pwtop.schedule import Poller, PollResult
 
 
 class Gate:

@@ -1,10 +1,9 @@
-"""Non-overlapping polling of one component.
+"""Non-overlapping polling of one component: the session's scheduler.
 
 A poll starts only after the previous one has finished; when it finishes, a one-shot timer
 is re-armed for the next (dolphie's pattern). A slow collector (a multi-second dbstat scan)
-therefore delays only itself and never piles up tasks, and the UI thread stays free: the
-poll is an asyncio task on the app's loop and ``collect()`` does its blocking work in
-threads. Nothing here imports Textual, so the scheduler is tested on its own.
+therefore delays only itself and never piles up tasks, and the face's event loop stays
+free: the poll is an asyncio task and ``collect()`` does its blocking work in threads.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import Any, AsyncIterator, Callable
 from pwtop.errors import PwtopError
 from pwtop.model import Snapshot
 
-log = logging.getLogger("pwtop.tui")
+log = logging.getLogger("pwtop.session")
 
 #: Longest wait between retries of a component that keeps failing.
 MAX_BACKOFF_S = 30.0
@@ -88,6 +87,13 @@ class Poller:
     @property
     def scheduled(self) -> bool:
         return self._timer is not None
+
+    def realign(self, epoch: float) -> None:
+        """Put the polls on a new time grid (multiples of the interval from ``epoch``);
+        a waiting poller re-arms at once, one in flight keeps its poll."""
+        self.epoch = epoch
+        if self._timer is not None and not self.paused:
+            self._arm(self._next_delay(0.0))
 
     def start(self, delay: float = 0.0) -> None:
         self._loop = asyncio.get_running_loop()
