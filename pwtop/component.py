@@ -1,32 +1,83 @@
-"""The protocol every component speaks.
+"""The contract every component keeps, enforced when one is built.
 
 ``collect`` measures, ``recommend`` reads a snapshot and proposes changes (it never
 touches the target), ``apply`` carries out selected recommendations (dry run unless told
 otherwise) and ``benchmark`` measures on scratch data, never on the live system. The TUI,
-the CLI verbs and the Python API all drive components through these four calls.
+the CLI verbs and the Python API drive every component through these calls alone, so a
+component that lacks one, or spells one differently, must fail at once rather than when a
+key is pressed: :class:`Component` is an abstract base class, building a subclass that
+misses a method raises ``TypeError``, and ``tests/test_component_contract.py`` compares
+every registered component's signatures with the ones declared here.
+
+Options a component takes (a database path, a probe window, the runs of a benchmark) go
+to its constructor as keyword arguments, or come from the settings; the methods below
+take nothing more, so any face can call any component the same way.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from pwtop.model import ActionResult, BenchmarkResult, Recommendation, Snapshot
+
+if TYPE_CHECKING:
+    from pwtop.config import Settings
 
 COMPONENTS = ("database", "async", "realtime", "system")
 
 
-@runtime_checkable
-class Component(Protocol):
-    name: str
+class Component(abc.ABC):
+    """Base of the database, system, async and realtime components."""
 
-    async def collect(self) -> Snapshot: ...
+    #: The component's name in the registry, metric names and the UI ("database", ...).
+    name: ClassVar[str] = ""
 
-    def recommend(self, snapshot: Snapshot) -> list[Recommendation]: ...
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Component":
+        self = super().__new__(cls)  # raises TypeError for a missing abstract method
+        if not isinstance(cls.name, str) or not cls.name:
+            raise TypeError(f"component class {cls.__name__} has no name")
+        return self
 
-    async def apply(
-        self, recommendations: Sequence[Recommendation], *, dry_run: bool = True
-    ) -> list[ActionResult]: ...
+    @classmethod
+    @abc.abstractmethod
+    def not_configured(cls, settings: "Settings") -> str | None:
+        """Why this component would have nothing to watch, judged from the config alone
+        (e.g. the async component without ``[target] agent``), as one line ending in what
+        to set; None when it is configured.
 
-    async def benchmark(self) -> BenchmarkResult: ...
+        The one answer to "is it configured?": faces call it before building the
+        component (the TUI then does not load its modules; ``monitor`` reports it once).
+        A configured component may still be unreachable: that is ``collect``'s to say.
+        """
 
-    async def close(self) -> None: ...
+    @abc.abstractmethod
+    async def collect(self) -> Snapshot:
+        """Measure now. Never raises for an unreachable target: the snapshot lists what
+        could not be measured in ``unavailable``, with the reason."""
+
+    @abc.abstractmethod
+    def recommend(self, snapshot: Snapshot) -> list[Recommendation]:
+        """Proposed changes read from ``snapshot``; touches nothing."""
+
+    @abc.abstractmethod
+    async def apply(self, recommendations: Sequence[Recommendation], *,
+                    dry_run: bool = True) -> list[ActionResult]:
+        """Carry out ``recommendations`` (only plan them while ``dry_run``), one result each."""
+
+    @abc.abstractmethod
+    async def benchmark(self) -> BenchmarkResult:
+        """Measure what the component can do, on scratch data, never on the live system.
+        Options (sizes, runs) come from the constructor or the settings."""
+
+    @abc.abstractmethod
+    def describe(self, snapshot: Snapshot) -> Any:
+        """The snapshot for a person: what the CLI prints for ``analyze``.
+
+        Today a list of text lines; the presenters (issue 13, item 2) make this the
+        component's labelled rows, which every face renders.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release what the component holds (connections, tasks); safe to call twice."""

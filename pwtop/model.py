@@ -138,6 +138,12 @@ class BenchmarkResult:
         return to_jsonable(self)
 
 
+#: ``field(metadata=INTERNAL)`` marks a dataclass field that :func:`to_jsonable` leaves
+#: out: working data a component keeps next to what it reports (a histogram to diff on
+#: the next collect, a reason read from the agent), not part of the JSON output.
+INTERNAL = {"json": False}
+
+
 def to_jsonable(value: Any) -> Any:
     """Convert dataclasses, enums and containers into JSON-ready plain data."""
     if isinstance(value, Level):
@@ -145,7 +151,9 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if is_dataclass(value) and not isinstance(value, type):
-        return {f: to_jsonable(getattr(value, f)) for f in value.__dataclass_fields__}
+        return {name: to_jsonable(getattr(value, name))
+                for name, f in value.__dataclass_fields__.items()
+                if f.metadata.get("json", True)}
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -129,11 +129,11 @@ async def test_a_blocked_app_loop_is_flagged_as_stale():
         flag = next(f for f in snap.flags if f.metric == "agent_snapshot_age_seconds")
         assert flag.level == Level.WARNING and "event loop blocked" in flag.message
         assert snap.metrics["agent_snapshot_age_seconds"] > 0.3
-        assert snap.detail["agent"]["stale"] is True
+        assert snap.detail.agent.stale is True
         # once the loop runs again, snapshots resume and the flag clears
         assert await client.wait_snapshot(3.0, after=client.snapshots) is not None
         snap = await component.collect()
-        assert not snap.flags and snap.detail["agent"]["stale"] is False
+        assert not snap.flags and snap.detail.agent.stale is False
     finally:
         await component.close()
         app.stop()

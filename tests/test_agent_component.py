@@ -73,14 +73,14 @@ async def test_async_component_reads_operations_and_applies_through_the_agent():
         client = component._client
         await client.wait_snapshot(2.0, after=client.snapshots)
         second = await component.collect()
-        assert first.detail["window"] == "lifetime" and second.detail["window"] == "interval"
-        ops = {o["name"]: o for o in second.detail["operations"]}
+        assert first.detail.window == "lifetime" and second.detail.window == "interval"
+        ops = {o.name: o for o in second.detail.operations}
         assert set(ops) == {"wifi_scan", "gps_poll"}
-        assert ops["wifi_scan"]["count"] > ops["gps_poll"]["count"] > 0
+        assert ops["wifi_scan"].count > ops["gps_poll"].count > 0
         assert second.metrics["async_operations_completed"] > \
             first.metrics["async_operations_completed"]
         assert 0.0 <= second.metrics["async_pool_saturation_ratio"] <= 1.0
-        assert second.detail["pools"][0]["waited_60s"] > 0  # three workers, one resource
+        assert second.detail.pools[0].waited_60s > 0  # three workers, one resource
         assert 0 < second.metrics["async_operation_p99_seconds"] < 1.0
 
         recs = component.recommend(second)
@@ -174,8 +174,8 @@ async def test_realtime_component_reads_the_hub_and_probes_urls():
                 assert snap.metrics["realtime_probes"] == 2
                 assert snap.metrics["realtime_probes_failing"] == 1
                 assert snap.metrics["realtime_probe_messages_per_second"] > 0
-                probes = {p["url"]: p for p in snap.detail["probes"]}
-                assert probes[url]["ok"] and "refused" in probes[refused]["error"]
+                probes = {p.url: p for p in snap.detail.probes}
+                assert probes[url].ok and "refused" in probes[refused].error
                 assert any(f.metric == "realtime_probes_failing" for f in snap.flags)
                 result = await component.command("set_queue_size", {"size": 64})
                 assert result["after"] == {"message_queue_size": 64} and hub.queue_size == 64

@@ -81,21 +81,21 @@ async def test_watch_the_demo_app_and_command_it(demo_db, launch):
     try:
         first = await component.collect()
         assert first.metrics["agent_connected"] == 1
-        assert first.detail["agent"]["pid"] == app.pid
+        assert first.detail.agent.pid == app.pid
         client = component._client
         # wait for the slower operations to have run at least once
         while not {"wifi_scan", "gps_poll", "db_flush", "upload"} <= {
-                o["name"] for o in (await component.collect()).detail["operations"]}:
+                o.name for o in (await component.collect()).detail.operations}:
             assert await client.wait_snapshot(10.0, after=client.snapshots) is not None
-        before = {o["name"]: o["count"] for o in (await component.collect()).detail["operations"]}
+        before = {o.name: o.count for o in (await component.collect()).detail.operations}
         await client.wait_snapshot(10.0, after=client.snapshots)
         await client.wait_snapshot(10.0, after=client.snapshots)
         after_snap = await component.collect()
-        after = {o["name"]: o["count"] for o in after_snap.detail["operations"]}
+        after = {o.name: o.count for o in after_snap.detail.operations}
         assert after["gps_poll"] > before["gps_poll"]
         assert sum(after.values()) > sum(before.values())
         assert after_snap.metrics["async_operations_per_second"] > 0
-        assert after_snap.detail["agent"]["database"] == str(demo_db)
+        assert after_snap.detail.agent.database == str(demo_db)
 
         result = await component.command("resize_pool", {"name": "db", "size": 5})
         assert result["before"]["max_size"] == 2 and result["after"]["max_size"] == 5
@@ -105,7 +105,7 @@ async def test_watch_the_demo_app_and_command_it(demo_db, launch):
         streams = await realtime.collect()
         assert streams.metrics["agent_connected"] == 1
         assert streams.metrics["realtime_connections"] >= 1  # the simulated clients
-        assert {s["name"] for s in streams.detail["streams"]} == {"ws", "sse_aps",
+        assert {s.name for s in streams.detail.streams} == {"ws", "sse_aps",
                                                                   "sse_status"}
     finally:
         await component.close()
@@ -181,8 +181,8 @@ async def test_app_killed_mid_session_then_restarted(demo_db, launch):
         assert await client.wait_snapshot(30.0, after=client.snapshots) is not None
         up = await component.collect()
         assert up.metrics["agent_connected"] == 1
-        assert up.detail["agent"]["pid"] == again.pid != app.pid
-        assert up.detail["agent"]["reconnects"] == 1
+        assert up.detail.agent.pid == again.pid != app.pid
+        assert up.detail.agent.reconnects == 1
     finally:
         await component.close()
 

@@ -658,7 +658,7 @@ async def test_advice_for_short_memory_and_a_full_disk(tmp_path):
 
 
 async def test_benchmark_measures_collect_cost_against_bare_psutil(tmp_path):
-    result = await SystemComponent(settings_for(tmp_path)).benchmark(runs=3)
+    result = await SystemComponent(settings_for(tmp_path), benchmark_runs=3).benchmark()
     figures = {f.name: f for f in result.figures}
     steady = figures["collect_wall_seconds"]
     assert steady.value > 0 and steady.ratio == pytest.approx(

@@ -12,20 +12,32 @@ Every snapshot of these components carries, whatever the link's state:
 ``agent_connected``             1 or 0
 ``agent_disconnected_seconds``  0 while connected, else how long the link has been down
 ``agent_snapshot_age_seconds``  age of the newest agent snapshot (pwtop's clock)
+
+and a typed ``detail`` (:class:`pwtop.agent.details.AgentFed`): the agent's message is
+read once, by :mod:`pwtop.agent.details`, and nothing downstream reads its JSON by key.
 """
 
 from __future__ import annotations
 
+import abc
+import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from pwtop.agent import client as agent_client
+from pwtop.agent import details
+from pwtop.agent.details import AgentFed, AgentLink, AgentMessage
 from pwtop.agent.token import token_path
+from pwtop.component import Component
 from pwtop.config import Settings
 from pwtop.errors import PwtopError
 from pwtop.model import ActionResult, BenchmarkResult, Flag, Level, Recommendation, Snapshot
 from pwtop.units import human_seconds
+
+if TYPE_CHECKING:  # the client (websockets) is loaded when a link is first opened
+    from pwtop.agent.client import AgentClient, LinkStatus
+
+log = logging.getLogger("pwtop.agent.component")
 
 #: How long the first collect waits for the agent's first snapshot.
 FIRST_WAIT = 3.0
@@ -34,35 +46,15 @@ HOW_TO = ("start your app with pwtop.agent.start(...) or run `pwtop demo`; set [
 NOT_CONFIGURED = f"not connected: {HOW_TO}"
 
 
-def recommendations_from(data: Any, component: str) -> list[Recommendation]:
-    """Rebuild Recommendation objects from their JSON form (as the agent sends them)."""
-    out = []
-    for item in data or []:
-        if not isinstance(item, dict) or not item.get("id"):
-            continue
-        try:
-            level = Level.parse(str(item.get("level", "info")))
-        except ValueError:
-            level = Level.INFO
-        out.append(Recommendation(
-            id=str(item["id"]), component=component, kind=str(item.get("kind", "")),
-            target=str(item.get("target", "")), title=str(item.get("title", "")),
-            evidence=dict(item.get("evidence") or {}), impact=str(item.get("impact") or ""),
-            risk=str(item.get("risk") or ""), action=str(item.get("action") or ""),
-            code=str(item.get("code") or ""), applicable=bool(item.get("applicable", True)),
-            level=level))
-    return out
-
-
-class AgentComponent:
+class AgentComponent(Component):
     """Base of :class:`pwtop.aio.component.AsyncComponent` and the realtime component.
 
-    Subclasses set ``name``/``section``, fill metrics from the section's stats in
-    :meth:`fill`, and say how a recommendation's action becomes a command in
-    :meth:`parse_action`.
+    Subclasses set ``name``/``section``, read the section's stats into their typed
+    detail in :meth:`parse` (a function of :mod:`pwtop.agent.details`), fill metrics from
+    that detail in :meth:`fill`, and say how a recommendation's action becomes a command
+    in :meth:`parse_action`.
     """
 
-    name = ""
     section = ""
     #: Metrics listed as unavailable while there is no agent data.
     METRICS: tuple[str, ...] = ()
@@ -76,8 +68,9 @@ class AgentComponent:
         self.token_file = token_path(configured)
         self.first_wait = first_wait
         self.options = options
-        self._client: agent_client.AgentClient | None = None
+        self._client: AgentClient | None = None
         self._collects = 0
+        self._problems = details.ProblemLog(self.name)
         if self.address:
             from pwtop.agent.protocol import parse_address
 
@@ -85,20 +78,23 @@ class AgentComponent:
 
     # ------------------------------------------------------------ link
 
-    def _link(self) -> agent_client.AgentClient | None:
+    def _link(self) -> AgentClient | None:
         if not self.address:
             return None
         if self._client is None or self._client._closed:
+            from pwtop.agent import client as agent_client
+
             self._client = agent_client.shared(self.address, self.token_file)
         return self._client
 
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
+            from pwtop.agent import client as agent_client
+
             await agent_client.release(client)
 
-    async def _agent_snapshot(self) -> tuple[dict[str, Any] | None,
-                                             agent_client.LinkStatus | None]:
+    async def _agent_snapshot(self) -> tuple[dict[str, Any] | None, LinkStatus | None]:
         client = self._link()
         if client is None:
             return None, None
@@ -114,38 +110,42 @@ class AgentComponent:
         started = time.perf_counter()
         snap = Snapshot(component=self.name)
         message, status = await self._agent_snapshot()
-        self._link_metrics(snap, status, message)
+        self._link_metrics(snap, status)
         if message is None:
             snap.unavailable["agent"] = self._not_connected_reason(status)
             for metric in self.METRICS:
                 snap.unavailable.setdefault(metric, "not connected to the agent")
-            snap.detail = {"agent": self._agent_detail(status, message), "recommendations": []}
+            detail = self.empty_detail()
+            detail.agent = self._agent_link(status, None)
+            snap.detail = detail
             self.fill_disconnected(snap, status)
         else:
-            stats = message.get(self.section)
-            detail: dict[str, Any] = {
-                "agent": self._agent_detail(status, message),
-                "recommendations": list((message.get("recommendations") or {})
-                                        .get(self.section) or []),
-            }
-            snap.detail = detail
-            if stats is None:
-                why = (message.get("unavailable") or {}).get(self.section) or \
-                    f"the agent publishes no {self.section} stats"
+            msg = details.read_message(message, self.section)
+            if msg.stats is None:
+                detail = self.empty_detail()
                 for metric in self.METRICS:
-                    snap.unavailable.setdefault(metric, f"unavailable ({why})")
+                    snap.unavailable.setdefault(metric, f"unavailable ({msg.missing})")
             else:
+                detail = self.parse(msg)
+            detail.agent = self._agent_link(status, msg)
+            detail.recommendations = msg.recommendations
+            detail.problems = msg.problems + detail.problems
+            snap.detail = detail
+            if msg.stats is not None:
                 try:
-                    self.fill(snap, stats, detail)
-                except Exception as exc:  # an agent of another version: say so, keep going
+                    self.fill(snap, detail)
+                except Exception as exc:  # a bug of pwtop's: say so, keep watching
+                    log.exception("%s: filling the metrics failed", self.name)
                     snap.errors.append(f"cannot read the agent's {self.section} stats: "
                                        f"{type(exc).__name__}: {exc}")
-            snap.errors.extend(str(e) for e in message.get("errors") or [])
-            self.fill_extra(snap, message)
+            self._problems.report(detail.problems)
+            snap.errors.extend(f"cannot read the agent's data: {p}" for p in detail.problems)
+            snap.errors.extend(msg.errors)
+            self.fill_extra(snap)
         snap.duration_s = time.perf_counter() - started
         return snap
 
-    def _not_connected_reason(self, status: agent_client.LinkStatus | None) -> str:
+    def _not_connected_reason(self, status: LinkStatus | None) -> str:
         if status is None:
             return NOT_CONFIGURED
         since = (f" for {human_seconds(status.disconnected_seconds)}"
@@ -153,8 +153,7 @@ class AgentComponent:
         why = f" ({status.last_error})" if status.last_error else ""
         return f"not connected to {status.address}{since}{why}: {HOW_TO}"
 
-    def _link_metrics(self, snap: Snapshot, status: agent_client.LinkStatus | None,
-                      message: dict[str, Any] | None) -> None:
+    def _link_metrics(self, snap: Snapshot, status: LinkStatus | None) -> None:
         if status is None:
             snap.metrics["agent_connected"] = 0
             snap.unavailable["agent_disconnected_seconds"] = NOT_CONFIGURED
@@ -173,41 +172,46 @@ class AgentComponent:
         elif not status.connected:
             snap.flags.append(Flag(Level.WARNING, "agent_connected", status.describe()))
 
-    def _agent_detail(self, status: agent_client.LinkStatus | None,
-                      message: dict[str, Any] | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"address": self.address or None,
-                               "token_file": str(self.token_file),
-                               "link": status.describe() if status else NOT_CONFIGURED}
+    def _agent_link(self, status: LinkStatus | None, msg: AgentMessage | None) -> AgentLink:
+        out = AgentLink(address=self.address or None, token_file=str(self.token_file),
+                        link=status.describe() if status else NOT_CONFIGURED)
         if status is not None:
-            out.update(connected=status.connected, stale=status.stale,
-                       disconnected_seconds=status.disconnected_seconds,
-                       snapshot_age_seconds=status.snapshot_age_seconds,
-                       interval_seconds=status.interval_seconds, last_error=status.last_error,
-                       reconnects=status.reconnects, attempts=status.attempts)
-        else:
-            out["connected"] = False
-        if message is not None:
-            agent = message.get("agent") or {}
-            out.update(pid=agent.get("pid"), version=agent.get("version"),
-                       seq=message.get("seq"), taken_at=message.get("taken_at"),
-                       database=(message.get("database") or {}).get("path"),
-                       snapshot_build_seconds=agent.get("snapshot_build_seconds"),
-                       snapshot_bytes=agent.get("snapshot_bytes"))
+            out.connected, out.stale = status.connected, status.stale
+            out.disconnected_seconds = status.disconnected_seconds
+            out.snapshot_age_seconds = status.snapshot_age_seconds
+            out.interval_seconds = status.interval_seconds
+            out.last_error = status.last_error
+            out.reconnects, out.attempts = status.reconnects, status.attempts
+        if msg is not None:
+            out.pid, out.version, out.seq = msg.pid, msg.agent_version, msg.seq
+            out.taken_at, out.database = msg.taken_at, msg.database
+            out.snapshot_build_seconds = msg.snapshot_build_seconds
+            out.snapshot_bytes = msg.snapshot_bytes
         return out
 
     # ------------------------------------------------------------ hooks
 
-    def fill(self, snap: Snapshot, stats: dict[str, Any], detail: dict[str, Any]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def empty_detail(self) -> AgentFed:
+        """The detail of a snapshot without the section's stats."""
 
-    def fill_disconnected(self, snap: Snapshot, status: agent_client.LinkStatus | None) -> None:
+    @abc.abstractmethod
+    def parse(self, msg: AgentMessage) -> AgentFed:
+        """The section's stats (``msg.stats``, never None here) read into the typed detail."""
+
+    @abc.abstractmethod
+    def fill(self, snap: Snapshot, detail: Any) -> None:
+        """Put the metrics read from ``detail`` (what :meth:`parse` returned) in ``snap``."""
+
+    def fill_disconnected(self, snap: Snapshot, status: LinkStatus | None) -> None:
         """Add what can be measured without the agent (the realtime probes)."""
 
-    def fill_extra(self, snap: Snapshot, message: dict[str, Any]) -> None:
+    def fill_extra(self, snap: Snapshot) -> None:
         """Add what is measured besides the agent's section (the realtime probes)."""
 
+    @abc.abstractmethod
     def parse_action(self, action: str) -> tuple[str, dict[str, Any]]:
-        raise NotImplementedError
+        """(command, params) that carry out a recommendation's ``action`` text."""
 
     #: Whether the app's optimizer can preview a command (dry run) itself.
     remote_dry_run = True
@@ -216,8 +220,8 @@ class AgentComponent:
 
     def recommend(self, snapshot: Snapshot) -> list[Recommendation]:
         """The agent's recommendations, computed in the app from the same stats."""
-        detail = snapshot.detail if isinstance(snapshot.detail, dict) else {}
-        return recommendations_from(detail.get("recommendations"), self.name)
+        detail = snapshot.detail
+        return list(detail.recommendations) if isinstance(detail, AgentFed) else []
 
     async def apply(self, recommendations: Sequence[Recommendation], *,
                     dry_run: bool = True) -> list[ActionResult]:

@@ -23,9 +23,12 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from pwtop.model import ActionResult, Level, Recommendation, Snapshot, to_jsonable
+
+if TYPE_CHECKING:  # not imported at run time: loading pwtop.agent loads the in-app server
+    from pwtop.agent.details import AsyncDetail
 
 log = logging.getLogger("pwtop.alerts.responses")
 
@@ -114,10 +117,12 @@ class _Hold:
     holders: set[tuple[int, str]] = field(default_factory=set)
 
 
-def _async_detail(snapshots: Iterable[Snapshot]) -> dict[str, Any] | None:
+def _async_detail(snapshots: Iterable[Snapshot]) -> AsyncDetail | None:
+    """The async figures of this round (the async component's detail is always an
+    :class:`~pwtop.agent.details.AsyncDetail`), if the app's agent sent any."""
     for snap in snapshots:
-        if snap.component == "async" and isinstance(snap.detail, dict) and \
-                snap.detail.get("stats") is not None:
+        if snap.component == "async" and snap.detail is not None and \
+                snap.detail.stats is not None:
             return snap.detail
     return None
 
@@ -322,13 +327,12 @@ class ResponseManager:
         detail = _async_detail(snapshots)
         if detail is None:
             return [], "no async figures from the app's agent (is it connected?)"
-        stats = detail.get("stats") or {}
         if name == "scale_pool":
             return self._plan_pool(detail)
         if name == "throttle":
             return self._plan_throttle(detail)
         if name == "degraded_mode":
-            if stats.get("degraded"):
+            if detail.degraded:
                 return [], "the app is already in degraded mode (left alone)"
             return [Step("app:degraded", "async", "set_degraded",
                          {"value": True, "reason": f"pwtop alert {alert.rule} "
@@ -336,60 +340,57 @@ class ResponseManager:
                          "set_degraded", {"value": False},
                          description="degraded mode on")], ""
         if name == "restart_component":
-            return self._plan_restart(alert, detail, stats)
+            return self._plan_restart(alert, detail)
         return [], f"unknown response {name}"
 
-    def _plan_pool(self, detail: dict[str, Any]) -> tuple[list[Step], str]:
-        pools = [p for p in detail.get("pools") or [] if p.get("max_size")]
+    def _plan_pool(self, detail: AsyncDetail) -> tuple[list[Step], str]:
+        pools = [p for p in detail.pools if p.max_size]
         if not pools:
             return [], "the app registered no pool"
-        pool = max(pools, key=lambda p: (p.get("saturation_ratio") or 0.0,
-                                          p.get("waiters") or 0))
-        size = int(pool["max_size"])
+        pool = max(pools, key=lambda p: (p.saturation_ratio or 0.0, p.waiters or 0))
+        size = int(pool.max_size or 0)
         bound = int(self.max_pool_size)
         new = min(bound, max(size + 1, math.ceil(size * self.pool_factor)))
         if new <= size:
-            return [], f"pool {pool['name']} is at the bound ({size}, [async] max_pool_size)"
-        return [Step(f"pool:{pool['name']}", "async", "resize_pool",
-                     {"name": pool["name"], "size": new}, "resize_pool",
-                     {"name": pool["name"], "size": size},
-                     description=f"pool {pool['name']} max_size {size} -> {new}")], ""
+            return [], f"pool {pool.name} is at the bound ({size}, [async] max_pool_size)"
+        return [Step(f"pool:{pool.name}", "async", "resize_pool",
+                     {"name": pool.name, "size": new}, "resize_pool",
+                     {"name": pool.name, "size": size},
+                     description=f"pool {pool.name} max_size {size} -> {new}")], ""
 
-    def _plan_throttle(self, detail: dict[str, Any]) -> tuple[list[Step], str]:
+    def _plan_throttle(self, detail: AsyncDetail) -> tuple[list[Step], str]:
         steps = []
-        for lim in detail.get("limiters") or []:
-            rate = lim.get("rate_per_second")
-            if not isinstance(rate, (int, float)) or rate <= MIN_RATE:
+        for lim in detail.limiters:
+            rate = lim.rate_per_second
+            if rate is None or rate <= MIN_RATE:
                 continue
             new = max(MIN_RATE, rate * self.throttle_factor)
             if new >= rate:
                 continue
-            steps.append(Step(f"limiter:{lim['name']}", "async", "set_rate",
-                              {"name": lim["name"], "rate": round(new, 6)}, "set_rate",
-                              {"name": lim["name"], "rate": rate},
-                              description=f"limiter {lim['name']} {rate:g}/s -> {new:g}/s"))
+            steps.append(Step(f"limiter:{lim.name}", "async", "set_rate",
+                              {"name": lim.name, "rate": round(new, 6)}, "set_rate",
+                              {"name": lim.name, "rate": rate},
+                              description=f"limiter {lim.name} {rate:g}/s -> {new:g}/s"))
         return steps, "" if steps else "the app registered no rate limiter above the floor"
 
-    def _plan_restart(self, alert: Any, detail: dict[str, Any], stats: dict[str, Any]
-                      ) -> tuple[list[Step], str]:
+    def _plan_restart(self, alert: Any, detail: AsyncDetail) -> tuple[list[Step], str]:
         if alert.metric == "async_breakers_open":
-            steps = [Step(f"breaker:{b['name']}", "async", "reset_breaker", {"name": b["name"]},
-                          description=f"reset breaker {b['name']}")
-                     for b in detail.get("breakers") or [] if b.get("state") == "open"]
+            steps = [Step(f"breaker:{b.name}", "async", "reset_breaker", {"name": b.name},
+                          description=f"reset breaker {b.name}")
+                     for b in detail.breakers if b.state == "open"]
             return steps, "" if steps else "no circuit breaker is open now"
         if alert.metric.startswith("async_queue_"):
             from pwtop.aio.queue import MAX_WORKERS
 
-            queues = stats.get("queues") or {}
-            if not queues:
+            if not detail.queues:
                 return [], "the app registered no task queue"
-            name, q = max(queues.items(), key=lambda kv: (kv[1].get("fill_ratio") or 0.0))
-            target = int(q.get("target_workers") or q.get("workers") or 1)
+            q = max(detail.queues, key=lambda q: q.fill_ratio or 0.0)
+            target = q.target_workers or q.workers or 1
             new = min(MAX_WORKERS, target + EXTRA_WORKERS)
             if new <= target:
-                return [], f"queue {name} already runs the most workers ({target})"
-            return [Step(f"queue:{name}", "async", "set_queue_workers",
-                         {"name": name, "workers": new}, "set_queue_workers",
-                         {"name": name, "workers": target},
-                         description=f"queue {name}: restart workers, {target} -> {new}")], ""
+                return [], f"queue {q.name} already runs the most workers ({target})"
+            return [Step(f"queue:{q.name}", "async", "set_queue_workers",
+                         {"name": q.name, "workers": new}, "set_queue_workers",
+                         {"name": q.name, "workers": target},
+                         description=f"queue {q.name}: restart workers, {target} -> {new}")], ""
         return [], f"nothing to restart for {alert.metric}"

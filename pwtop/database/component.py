@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from pwtop.component import Component
 from pwtop.config import Settings, default_database_path
 from pwtop.database import activity, advise, connect, inspect, workload
 from pwtop.database.connect import ProbeBusy, ProbeInterrupted
@@ -29,10 +30,17 @@ from pwtop.units import format_metric, human_bytes, human_count, human_seconds
 DBSTAT_MISSING = "unavailable (dbstat not compiled in)"
 
 
-class DatabaseComponent:
+class DatabaseComponent(Component):
     """Measures one SQLite file read-only; recommends; applies through ``apply.py``."""
 
     name = "database"
+
+    @classmethod
+    def not_configured(cls, settings: Settings) -> str | None:
+        """Always configured: without ``[target] database`` pwtop watches the app's default
+        file (``$PW_DB_PATH``, then ~/.config/piwardrive/app.db); a file that is missing
+        is ``collect``'s to report."""
+        return None
 
     def __init__(self, settings: Settings, *, path: str | Path | None = None,
                  workload: str | Path | None = None, exact_counts: bool = False,
@@ -80,8 +88,8 @@ class DatabaseComponent:
     def recommend(self, snapshot: Snapshot) -> list[Recommendation]:
         return advise.recommend(snapshot, self.settings)
 
-    async def apply(self, recommendations: Sequence[Recommendation], dry_run: bool = True
-                    ) -> list[ActionResult]:
+    async def apply(self, recommendations: Sequence[Recommendation], *,
+                    dry_run: bool = True) -> list[ActionResult]:
         from pwtop.database.advisor.validate import guard
         from pwtop.database.apply import apply_recommendations
 

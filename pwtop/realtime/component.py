@@ -6,23 +6,9 @@ well, every URL in ``[target] probe_urls`` is probed from the outside in the bac
 (:func:`pwtop.realtime.probe.probe`, one window of ``probe_window`` seconds after another),
 and each collect reports the latest finished window of each URL.
 
-``Snapshot.detail`` (plain data)::
-
-    {"agent": {...as for the async component...},
-     "recommendations": [Recommendation as dict, ...],
-     "totals": {connections, connections_peak, messages_out_per_second_10s, ...},
-     "settings": {max_connections, heartbeat_interval, message_queue_size, compression,
-                  buffer_size},
-     "streams": [{name, kind ("websocket"|"sse"), connections, connections_peak,
-                  messages_out_per_second, bytes_out_per_second, messages_in_per_second,
-                  dropped_per_second, dropped_total, delivery_p50_seconds,
-                  delivery_p99_seconds, ping_rtt_p50_seconds, slow_consumers,
-                  queued_messages, memory_estimate_bytes_per_connection,
-                  memory_measured_bytes_per_connection}],
-     "clients": [worst connections first: {stream, id, path, remote, queue_length,
-                 dropped, ping_rtt_seconds, slow, messages_sent, connected_seconds}],
-     "probes": [{url, ok, error, age_seconds, result (ProbeResult.to_dict() or None)}],
-     "stats": the agent's full realtime stats or None}
+``Snapshot.detail`` is a :class:`pwtop.agent.details.RealtimeDetail`: the app's totals,
+settings, streams and worst connections read from the agent's JSON by
+:func:`pwtop.agent.details.parse_realtime`, and the probes measured here.
 """
 
 from __future__ import annotations
@@ -30,20 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pwtop.agent.client import LinkStatus
 from pwtop.agent.component import HOW_TO, AgentComponent
+from pwtop.agent.details import (AgentMessage, Probe, RealtimeDetail, RealtimeTotals,
+                                 parse_realtime)
+from pwtop.config import Settings
 from pwtop.errors import PwtopError
 from pwtop.model import Flag, Level, Snapshot
 from pwtop.report import table
 from pwtop.units import format_metric
 
+if TYPE_CHECKING:
+    from pwtop.agent.client import LinkStatus
+
 #: Seconds of one probe window.
 PROBE_WINDOW = 3.0
 #: Pause between two windows of one URL, and after a failed one.
 PROBE_PAUSE = 1.0
-MAX_CLIENTS_LISTED = 20
 
 
 class _Prober:
@@ -89,6 +79,15 @@ class RealtimeComponent(AgentComponent):
     name = "realtime"
     section = "realtime"
     remote_dry_run = False  # the app's realtime commands have no preview
+
+    @classmethod
+    def not_configured(cls, settings: Settings) -> str | None:
+        """Nothing to watch without an agent and without URLs to probe from outside."""
+        target = settings.target
+        if not target.agent.strip() and not target.probe_urls:
+            return ("no agent and no WebSocket/SSE URLs configured ([target] agent, "
+                    f"probe_urls): {HOW_TO}, or list URLs in [target] probe_urls")
+        return None
     METRICS = (
         "realtime_connections", "realtime_connections_peak",
         "realtime_messages_out_per_second", "realtime_bytes_out_per_second",
@@ -152,12 +151,12 @@ class RealtimeComponent(AgentComponent):
             snap.unavailable.pop("agent", None)
         self._probe_metrics(snap)
 
-    def fill_extra(self, snap: Snapshot, message: dict[str, Any]) -> None:
+    def fill_extra(self, snap: Snapshot) -> None:
         self._probe_metrics(snap)
 
     def _probe_metrics(self, snap: Snapshot) -> None:
-        detail = snap.detail if isinstance(snap.detail, dict) else {}
-        snap.detail = detail
+        detail = snap.detail
+        assert isinstance(detail, RealtimeDetail)
         if not self.probe_urls:
             return
         now = time.monotonic()
@@ -165,10 +164,9 @@ class RealtimeComponent(AgentComponent):
         measured = 0
         for p in self._probers:
             r = p.result
-            rows.append({"url": p.url, "ok": r is not None and p.error is None,
-                         "error": p.error,
-                         "age_seconds": None if p.finished_at is None else now - p.finished_at,
-                         "result": r.to_dict() if r is not None else None})
+            rows.append(Probe(url=p.url, ok=r is not None and p.error is None, error=p.error,
+                              age_seconds=None if p.finished_at is None else
+                              now - p.finished_at, result=r))
             if p.error is not None:
                 failing += 1
                 snap.flags.append(Flag(Level.WARNING, "realtime_probes_failing",
@@ -183,7 +181,7 @@ class RealtimeComponent(AgentComponent):
             if r.ping_rtt_p50_seconds is not None:
                 rtt = r.ping_rtt_p50_seconds if rtt is None else max(rtt, r.ping_rtt_p50_seconds)
             gaps += r.seq_gaps
-        detail["probes"] = rows
+        detail.probes = rows
         m, why = snap.metrics, snap.unavailable
         m["realtime_probes"] = len(self._probers)
         if all(p.finished_at is None for p in self._probers):
@@ -206,112 +204,75 @@ class RealtimeComponent(AgentComponent):
 
     # ------------------------------------------------------------ agent stats
 
-    def fill(self, snap: Snapshot, stats: dict[str, Any], detail: dict[str, Any]) -> None:
+    def empty_detail(self) -> RealtimeDetail:
+        return RealtimeDetail()
+
+    def parse(self, msg: AgentMessage) -> RealtimeDetail:
+        assert msg.stats is not None
+        return parse_realtime(msg.stats)
+
+    def fill(self, snap: Snapshot, detail: RealtimeDetail) -> None:
         m, why = snap.metrics, snap.unavailable
-        totals = stats.get("totals") or {}
-        detail["totals"] = dict(totals)
-        detail["settings"] = dict(stats.get("settings") or {})
-        for metric, key, reason in (
-                ("realtime_connections", "connections", None),
-                ("realtime_connections_peak", "connections_peak", None),
-                ("realtime_messages_out_per_second", "messages_out_per_second_10s",
-                 "less than 10 s of stream history"),
-                ("realtime_bytes_out_per_second", "bytes_out_per_second_10s",
-                 "less than 10 s of stream history"),
-                ("realtime_messages_in_per_second", "messages_in_per_second_10s",
-                 "less than 10 s of stream history"),
-                ("realtime_dropped_per_second", "dropped_per_second_60s",
-                 "less than 60 s of stream history"),
-                ("realtime_slow_consumers", "slow_consumers_now", None),
-                ("realtime_handshakes_refused", "handshakes_refused", None)):
-            value = totals.get(key)
-            if isinstance(value, (int, float)):
+        t = detail.totals or RealtimeTotals()
+        recent, minute = "less than 10 s of stream history", "less than 60 s of stream history"
+        for metric, value, reason in (
+                ("realtime_connections", t.connections, None),
+                ("realtime_connections_peak", t.connections_peak, None),
+                ("realtime_messages_out_per_second", t.messages_out_per_second_10s, recent),
+                ("realtime_bytes_out_per_second", t.bytes_out_per_second_10s, recent),
+                ("realtime_messages_in_per_second", t.messages_in_per_second_10s, recent),
+                ("realtime_dropped_per_second", t.dropped_per_second_60s, minute),
+                ("realtime_slow_consumers", t.slow_consumers_now, None),
+                ("realtime_handshakes_refused", t.handshakes_refused, None)):
+            if value is not None:
                 m[metric] = value
             else:
                 why[metric] = f"unavailable ({reason or 'not in the app stats'})"
-        streams, clients, p99 = [], [], None
-        for s in list(stats.get("hubs") or []) + list(stats.get("streams") or []):
-            rates = s.get("rates") or {}
-            delivery = s.get("delivery_latency") or {}
-            ping = s.get("ping_rtt") or {}
-            memory = s.get("memory") or {}
-            d99 = delivery.get("p99_seconds")
-            if isinstance(d99, (int, float)):
-                p99 = d99 if p99 is None else max(p99, d99)
-            streams.append({
-                "name": s.get("name"), "kind": s.get("kind"),
-                "connections": s.get("connections"),
-                "connections_peak": s.get("connections_peak"),
-                "messages_out_per_second": (rates.get("messages_out_per_second") or {}).get("10s"),
-                "bytes_out_per_second": (rates.get("bytes_out_per_second") or {}).get("10s"),
-                "messages_in_per_second": (rates.get("messages_in_per_second") or {}).get("10s"),
-                "dropped_per_second": (rates.get("dropped_per_second") or {}).get("60s"),
-                "dropped_total": s.get("dropped_total"),
-                "delivery_p50_seconds": delivery.get("p50_seconds"),
-                "delivery_p99_seconds": d99,
-                "ping_rtt_p50_seconds": ping.get("p50_seconds"),
-                "slow_consumers": s.get("slow_consumers_now"),
-                "queued_messages": s.get("queued_messages"),
-                "memory_estimate_bytes_per_connection":
-                    memory.get("estimate_bytes_per_connection"),
-                "memory_measured_bytes_per_connection":
-                    memory.get("measured_bytes_per_connection"),
-            })
-            for c in s.get("clients") or []:
-                clients.append({"stream": s.get("name"), **c})
-        clients.sort(key=lambda c: (c.get("dropped") or 0, c.get("queue_length") or 0),
-                     reverse=True)
-        detail["streams"] = streams
-        detail["clients"] = clients[:MAX_CLIENTS_LISTED]
-        if p99 is None:
+        p99s = [s.delivery_p99_seconds for s in detail.streams
+                if s.delivery_p99_seconds is not None]
+        if not p99s:
             why["realtime_delivery_p99_seconds"] = "no message delivered in the recent window"
         else:
-            m["realtime_delivery_p99_seconds"] = p99
-        detail["stats"] = stats
+            m["realtime_delivery_p99_seconds"] = max(p99s)
 
     # ------------------------------------------------------------ text
 
     def describe(self, snapshot: Snapshot) -> list[str]:
-        d = snapshot.detail if isinstance(snapshot.detail, dict) else {}
-        agent = d.get("agent") or {}
-        lines = [f"agent: {agent.get('link', '-')}"]
+        d = snapshot.detail if isinstance(snapshot.detail, RealtimeDetail) else RealtimeDetail()
+        lines = [f"agent: {d.agent.link or '-'}"]
         rows = [(name, format_metric(name, v)) for name, v in snapshot.metrics.items()]
         lines += [""] + table(rows, align="lr")
-        streams = d.get("streams") or []
-        if streams:
+        if d.streams:
             lines += ["", "streams (rates over 10 s, drops over 60 s, latency over the "
                           "recent window):"]
-            lines += table([(s["name"], s["kind"], s["connections"],
-                             format_metric("x_per_second", s["messages_out_per_second"]),
-                             format_metric("x_bytes", s["bytes_out_per_second"]) + "/s"
-                             if s["bytes_out_per_second"] is not None else "-",
-                             format_metric("x_seconds", s["delivery_p99_seconds"]),
-                             format_metric("x_per_second", s["dropped_per_second"]),
-                             s["slow_consumers"]) for s in streams],
+            lines += table([(s.name, s.kind, s.connections,
+                             format_metric("x_per_second", s.messages_out_per_second),
+                             format_metric("x_bytes", s.bytes_out_per_second) + "/s"
+                             if s.bytes_out_per_second is not None else "-",
+                             format_metric("x_seconds", s.delivery_p99_seconds),
+                             format_metric("x_per_second", s.dropped_per_second),
+                             s.slow_consumers) for s in d.streams],
                            ("stream", "kind", "conns", "msgs out", "bytes out",
                             "delivery p99", "dropped", "slow"), "llrrrrrr")
-        clients = [c for c in d.get("clients") or [] if c.get("dropped") or c.get("slow")]
+        clients = [c for c in d.clients if c.dropped or c.slow]
         if clients:
             lines += ["", "connections that are behind:"]
-            lines += table([(c.get("stream"), c.get("id"), c.get("remote"),
-                             c.get("queue_length"), c.get("dropped"),
-                             format_metric("x_seconds", c.get("ping_rtt_seconds")))
+            lines += table([(c.stream, c.id, c.remote, c.queue_length, c.dropped,
+                             format_metric("x_seconds", c.ping_rtt_seconds))
                             for c in clients[:10]],
                            ("stream", "id", "remote", "queued", "dropped", "ping"), "lllrrr")
-        probes = d.get("probes") or []
-        if probes:
+        if d.probes:
             lines += ["", "probes (from outside the app):"]
-            for p in probes:
-                r = p.get("result") or {}
-                if p.get("error"):
-                    lines.append(f"  {p['url']}: {p['error']}")
-                elif not r:
-                    lines.append(f"  {p['url']}: first window not finished")
+            for p in d.probes:
+                r = p.result
+                if p.error:
+                    lines.append(f"  {p.url}: {p.error}")
+                elif r is None:
+                    lines.append(f"  {p.url}: first window not finished")
                 else:
                     lines.append(
-                        f"  {p['url']}: connect {format_metric('x_seconds', r.get('connect_seconds'))}"
-                        f", {format_metric('x_per_second', r.get('messages_per_second'))}, "
-                        f"ping {format_metric('x_seconds', r.get('ping_rtt_p50_seconds'))}, "
-                        f"{r.get('seq_gaps', 0)} seq gap(s), {r.get('reconnects', 0)} "
-                        f"reconnect(s)")
+                        f"  {p.url}: connect {format_metric('x_seconds', r.connect_seconds)}"
+                        f", {format_metric('x_per_second', r.messages_per_second)}, "
+                        f"ping {format_metric('x_seconds', r.ping_rtt_p50_seconds)}, "
+                        f"{r.seq_gaps} seq gap(s), {r.reconnects} reconnect(s)")
         return lines

@@ -99,11 +99,11 @@ class ProbeResult:
     closes: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
+    #: Version of this document's shape (kept last, as readers of ``--json`` know it).
+    schema: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        data = to_jsonable(self)
-        data["schema"] = 1
-        return data
+        return to_jsonable(self)
 
 
 class _Failure(Exception):

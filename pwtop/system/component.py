@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import psutil
 
+from pwtop.component import Component
 from pwtop.config import Settings, default_database_path
 from pwtop.metrics import DEFAULT_WINDOWS, CounterSum, WindowedRate, window_label
 from pwtop.model import (ActionResult, BenchmarkResult, Figure, Flag, Level, Recommendation,
@@ -152,24 +153,33 @@ _SWAP = {"system_swap_in_bytes_per_second": "sin", "system_swap_out_bytes_per_se
 _BUSY = "system_disk_busy_ratio"
 
 
-class SystemComponent:
+class SystemComponent(Component):
     """Host CPU, load, memory, temperature, throttling, the database's disk, network, and
     the app's process.
 
     Options (for tests and benchmarks; the defaults suit a Pi): ``windows`` of the rates,
     ``min_window`` (shortest span a rate or CPU share is computed over), ``slow_interval``
     (sensors, vcgencmd, the filesystem lookup), ``rescan_interval`` (process scan),
-    ``thermal_root`` and ``use_psutil_sensors`` (where the temperature is read).
+    ``thermal_root`` and ``use_psutil_sensors`` (where the temperature is read),
+    ``benchmark_runs`` (collects timed by :meth:`benchmark`).
     """
 
     name = "system"
     METRICS = METRICS
 
+    @classmethod
+    def not_configured(cls, settings: Settings) -> str | None:
+        """Always configured: the host is always there; without ``[target] pid_file`` the
+        app's process is found by ``process_match``, and not finding it is ``collect``'s
+        to report."""
+        return None
+
     def __init__(self, settings: Settings, *, windows: Sequence[float] = DEFAULT_WINDOWS,
                  min_window: float = 0.1, slow_interval: float = 5.0,
                  rescan_interval: float = 10.0, thermal_root: str | Path = THERMAL_ROOT,
-                 use_psutil_sensors: bool = True) -> None:
+                 use_psutil_sensors: bool = True, benchmark_runs: int = 50) -> None:
         self.settings = settings
+        self.benchmark_runs = benchmark_runs
         target = settings.target
         self.database = Path(target.database).expanduser() if target.database else (
             default_database_path())
@@ -224,9 +234,10 @@ class SystemComponent:
             message="advice only: pwtop does not change the host; follow the advice by hand",
             error="advice only") for rec in recommendations]
 
-    async def benchmark(self, runs: int = 50) -> BenchmarkResult:
-        """Cost of one collect (wall and CPU), against a bare psutil baseline, in one run."""
-        return await asyncio.to_thread(measure_cost, self.settings, runs)
+    async def benchmark(self) -> BenchmarkResult:
+        """Cost of one collect (wall and CPU), against a bare psutil baseline, in one run
+        (``benchmark_runs`` collects of each)."""
+        return await asyncio.to_thread(measure_cost, self.settings, self.benchmark_runs)
 
     def describe(self, snapshot: Snapshot) -> list[str]:
         return describe(snapshot)

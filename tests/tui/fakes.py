@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from pwtop.agent.details import (AgentLink, AsyncDetail, BlockedCallback, Breaker, Connection,
+                                 Loop, Operation, Pool, RealtimeDetail, Stream)
 from pwtop.errors import TargetError
 from pwtop.model import ActionResult, Flag, Level, Recommendation, Snapshot
 
@@ -248,29 +250,24 @@ def system_snapshot_parts() -> tuple[dict, dict, object]:
     return metrics, {}, detail
 
 
-def async_snapshot_parts() -> tuple[dict, dict, dict]:
+def async_snapshot_parts() -> tuple[dict, dict, AsyncDetail]:
     """An app's async figures as its agent reports them (shape of pwtop.aio.component)."""
-    detail = {
-        "agent": {"address": "ws://127.0.0.1:8765", "connected": True,
-                  "link": "connected to the agent at ws://127.0.0.1:8765"},
-        "recommendations": [], "window": "interval",
-        "operations": [
-            {"name": "upload", "count": 80, "in_flight": 0, "error_count": 1,
-             "rate_per_second": 2.0, "p50_seconds": 0.1155, "p95_seconds": 0.3831,
-             "p99_seconds": 0.4731},
-            {"name": "wifi_scan", "count": 21, "in_flight": 1, "error_count": 0,
-             "rate_per_second": 0.5, "p50_seconds": 1.2, "p95_seconds": 1.9,
-             "p99_seconds": 2.1}],
-        "loop": {"lag_seconds": 0.0009, "busy_ratio": 0.05, "tasks": 47,
-                 "blocked": [{"name": "lookup_vendor_blocking", "where": "app.py:94",
-                              "duration_seconds": 0.29}]},
-        "pools": [{"name": "db", "size": 2, "max_size": 4, "in_use": 1, "waiters": 0,
-                   "saturation_ratio": 0.25, "wait_p99_seconds": 0.002, "timeouts_60s": 0}],
-        "limiters": [], "breakers": [
-            {"name": "upload", "state": "open", "consecutive_failures": 5, "threshold": 5,
-             "opens_300s": 1, "retry_after_seconds": 3.9}],
-        "queues": [],
-    }
+    detail = AsyncDetail(
+        agent=AgentLink(address="ws://127.0.0.1:8765", connected=True,
+                        link="connected to the agent at ws://127.0.0.1:8765"),
+        window="interval",
+        operations=[
+            Operation(name="upload", count=80, in_flight=0, error_count=1, rate_per_second=2.0,
+                      p50_seconds=0.1155, p95_seconds=0.3831, p99_seconds=0.4731),
+            Operation(name="wifi_scan", count=21, in_flight=1, error_count=0,
+                      rate_per_second=0.5, p50_seconds=1.2, p95_seconds=1.9, p99_seconds=2.1)],
+        loop=Loop(lag_seconds=0.0009, busy_ratio=0.05, tasks=47, blocked=[
+            BlockedCallback(name="lookup_vendor_blocking", where="app.py:94",
+                            duration_seconds=0.29)]),
+        pools=[Pool(name="db", size=2, max_size=4, in_use=1, waiters=0, saturation_ratio=0.25,
+                    wait_p99_seconds=0.002, timeouts_60s=0)],
+        breakers=[Breaker(name="upload", state="open", consecutive_failures=5, threshold=5,
+                          opens_300s=1, retry_after_seconds=3.9)])
     metrics = {"agent_connected": 1, "async_operations_per_second": [2.4, 2.6, 2.5],
                "async_errors_per_second": 0.0, "async_operation_p99_seconds": 0.4731,
                "async_operations_in_flight": 1, "async_loop_lag_seconds": 0.0009,
@@ -280,23 +277,19 @@ def async_snapshot_parts() -> tuple[dict, dict, dict]:
     return metrics, unavailable, detail
 
 
-def realtime_snapshot_parts() -> tuple[dict, dict, dict]:
-    detail = {
-        "agent": {"connected": True, "link": "connected to the agent at ws://127.0.0.1:8765"},
-        "recommendations": [],
-        "streams": [{"name": "ws", "kind": "websocket", "connections": 7,
-                     "messages_out_per_second": 12.8, "bytes_out_per_second": 20105.0,
-                     "messages_in_per_second": 12.0, "delivery_p99_seconds": 0.003,
-                     "dropped_total": 0, "slow_consumers": 0},
-                    {"name": "sse_aps", "kind": "sse", "connections": 2,
-                     "messages_out_per_second": 0.8, "bytes_out_per_second": 2880.0,
-                     "messages_in_per_second": 0.0, "delivery_p99_seconds": 0.0036,
-                     "dropped_total": 0, "slow_consumers": 0}],
-        "clients": [{"stream": "ws", "id": "c1", "path": "/ws/aps", "queue_length": 3,
-                     "dropped": 2, "ping_rtt_seconds": 0.00045, "slow": True,
-                     "messages_sent": 19, "connected_seconds": 38.6}],
-        "probes": None,
-    }
+def realtime_snapshot_parts() -> tuple[dict, dict, RealtimeDetail]:
+    detail = RealtimeDetail(
+        agent=AgentLink(connected=True, link="connected to the agent at ws://127.0.0.1:8765"),
+        streams=[Stream(name="ws", kind="websocket", connections=7,
+                        messages_out_per_second=12.8, bytes_out_per_second=20105.0,
+                        messages_in_per_second=12.0, delivery_p99_seconds=0.003,
+                        dropped_total=0, slow_consumers=0),
+                 Stream(name="sse_aps", kind="sse", connections=2, messages_out_per_second=0.8,
+                        bytes_out_per_second=2880.0, messages_in_per_second=0.0,
+                        delivery_p99_seconds=0.0036, dropped_total=0, slow_consumers=0)],
+        clients=[Connection(stream="ws", id="c1", path="/ws/aps", queue_length=3, dropped=2,
+                            ping_rtt_seconds=0.00045, slow=True, messages_sent=19,
+                            connected_seconds=38.6)])
     metrics = {"agent_connected": 1, "realtime_connections": [8, 9, 9],
                "realtime_messages_out_per_second": 13.6,
                "realtime_bytes_out_per_second": 22985.0,

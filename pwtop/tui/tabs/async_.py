@@ -7,6 +7,8 @@ the key figures with sparklines, then one table per kind of primitive the app us
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.widgets import Static
 
@@ -16,6 +18,9 @@ from pwtop.tui.tabs.sections import Col, Section, compose_sections, render_secti
 from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricLine, MetricLines
 from pwtop.tui.widgets.text import set_text
+
+if TYPE_CHECKING:  # not imported: loading pwtop.agent would load the in-app server too
+    from pwtop.agent.details import AsyncDetail
 
 FIGURES = (
     ("async_operations_per_second", "operations"),
@@ -63,21 +68,17 @@ SECTIONS = (
 )
 
 
-def link_text(detail: dict) -> str:
-    agent = detail.get("agent") or {}
-    parts = [str(agent.get("link") or "")]
-    window = detail.get("window")
-    if window == "lifetime":
+def link_text(detail: AsyncDetail) -> str:
+    parts = [detail.agent.link]
+    if detail.window == "lifetime":
         parts.append("percentiles over the app's lifetime until a second sample arrives")
-    elif window == "interval":
+    elif detail.window == "interval":
         parts.append("percentiles over the last interval")
-    loop = detail.get("loop") or {}
-    blocked = loop.get("blocked") or []
+    blocked = detail.loop.blocked if detail.loop else []
     if blocked:
-        worst = max(blocked, key=lambda b: b.get("duration_seconds") or 0)
+        worst = max(blocked, key=lambda b: b.duration_seconds or 0)
         parts.append(f"loop blocked {len(blocked)} time(s), worst "
-                     f"{human(worst.get('duration_seconds'))} by {worst.get('name')} at "
-                     f"{worst.get('where')}")
+                     f"{human(worst.duration_seconds)} by {worst.name} at {worst.where}")
     return " · ".join(p for p in parts if p)
 
 
@@ -104,6 +105,7 @@ class AsyncTab(ComponentTab):
                 lines.append(MetricLine(label, fmt(metric, snap.metrics.get(metric)),
                                         view.series.values("async", metric), lo=lo, hi=hi))
         self.query_one("#async-figures", MetricLines).set_lines(lines)
-        detail = snap.detail if isinstance(snap.detail, dict) else {}
-        set_text(self.query_one("#async-link", Static), link_text(detail))
+        detail: AsyncDetail | None = snap.detail
+        set_text(self.query_one("#async-link", Static),
+                 link_text(detail) if detail is not None else "")
         render_sections(self, "async", SECTIONS, detail)

@@ -8,6 +8,8 @@ probes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.widgets import Static
 
@@ -17,6 +19,9 @@ from pwtop.tui.tabs.sections import Col, Section, compose_sections, render_secti
 from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricLine, MetricLines
 from pwtop.tui.widgets.text import set_text
+
+if TYPE_CHECKING:  # not imported: loading pwtop.agent would load the in-app server too
+    from pwtop.agent.details import RealtimeDetail
 
 FIGURES = (
     ("realtime_connections", "connections"),
@@ -72,7 +77,7 @@ class RealtimeTab(ComponentTab):
                                         view.series.values("realtime", metric), lo=lo, hi=hi,
                                         note=reason(snap.unavailable.get(metric))))
         self.query_one("#realtime-figures", MetricLines).set_lines(lines)
-        detail = snap.detail if isinstance(snap.detail, dict) else {}
-        agent = detail.get("agent") or {}
-        set_text(self.query_one("#realtime-link", Static), str(agent.get("link") or ""))
+        detail: RealtimeDetail | None = snap.detail
+        set_text(self.query_one("#realtime-link", Static),
+                 detail.agent.link if detail is not None else "")
         render_sections(self, "realtime", SECTIONS, detail)

@@ -1,9 +1,9 @@
-"""Tables built from lists of plain dicts, for the tabs of agent-fed components.
+"""Tables built from lists of dataclasses, for the tabs of agent-fed components.
 
-The async and realtime components hand over their structured view as plain data (lists
-of dicts, see their module docstrings). A :class:`Section` names the list, its row key and
-its columns with the kind of each value, and renders it as a titled, filterable table that
-is hidden while the list is empty.
+The async and realtime components hand over their structured view as typed dataclasses
+(:mod:`pwtop.agent.details`). A :class:`Section` names the list, its row key and its
+columns (attributes) with the kind of each value, and renders it as a titled, filterable
+table that is hidden while the list is empty.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ class Col:
 
 @dataclass(frozen=True)
 class Section:
-    name: str           # key of the list in the component's detail
+    name: str           # attribute of the component's detail holding the list
     title: str
     cols: tuple[Col, ...]
-    key: str = "name"   # field that identifies a row
+    key: str = "name"   # attribute that identifies a row
     sort: str | None = None
 
 
@@ -55,15 +55,13 @@ def cell(kind: str, value: Any) -> Cell:
     return num(text, value)
 
 
-def rows_of(items: Iterable[dict], section: Section) -> dict[str, tuple[Cell, ...]]:
+def rows_of(items: Iterable[Any], section: Section) -> dict[str, tuple[Cell, ...]]:
     rows: dict[str, tuple[Cell, ...]] = {}
     for n, item in enumerate(items):
-        if not isinstance(item, dict):
-            continue
-        key = f"{section.name}:{item.get(section.key, n)}"
+        key = f"{section.name}:{getattr(item, section.key, n)}"
         while key in rows:
             key += "'"
-        rows[key] = tuple(cell(c.kind, item.get(c.key)) for c in section.cols)
+        rows[key] = tuple(cell(c.kind, getattr(item, c.key)) for c in section.cols)
     return rows
 
 
@@ -76,9 +74,9 @@ def compose_sections(prefix: str, sections: tuple[Section, ...]) -> ComposeResul
 
 
 def render_sections(widget: Any, prefix: str, sections: tuple[Section, ...],
-                    detail: dict, titles: dict[str, str] | None = None) -> None:
+                    detail: Any, titles: dict[str, str] | None = None) -> None:
     for s in sections:
-        items = detail.get(s.name) or []
+        items = getattr(detail, s.name, None) or []
         title = widget.query_one(f"#{prefix}-{s.name}-title", Static)
         table = widget.query_one(f"#{prefix}-{s.name}", SyncTable)
         show(title, bool(items))
