@@ -528,7 +528,8 @@ def _loop(r: _Reader, loop: dict[str, Any]) -> Loop:
         lag_p99_seconds=r.num(lag, "p99", f"{where}.lag_seconds"),
         lag_max_seconds=r.num(lag, "max", f"{where}.lag_seconds"),
         busy_ratio=r.rate(busy, f"{where}.busy_ratio") if busy else None,
-        tasks=r.integer(loop, "tasks", where), blocked_count=r.integer(loop, "blocked_count", where),
+        tasks=r.integer(loop, "tasks", where),
+        blocked_count=r.integer(loop, "blocked_count", where),
         blocked=blocked[-MAX_BLOCKED_LISTED:], unavailable=r.texts(loop, "unavailable", where))
 
 
@@ -563,7 +564,8 @@ def _breaker(r: _Reader, name: str, b: dict[str, Any], where: str) -> Breaker:
         name=name, state=r.text(b, "state", where), threshold=r.integer(b, "threshold", where),
         consecutive_failures=r.integer(b, "consecutive_failures", where),
         failures=r.integer(b, "failures", where), rejections=r.integer(b, "rejections", where),
-        opened_count=r.integer(b, "opened_count", where), opens_300s=r.integer(b, "opens_300s", where),
+        opened_count=r.integer(b, "opened_count", where),
+        opens_300s=r.integer(b, "opens_300s", where),
         retry_after_seconds=r.num(b, "retry_after_seconds", where))
 
 
@@ -751,7 +753,8 @@ def _connection(r: _Reader, stream: str | None, c: dict[str, Any], where: str) -
         connected_seconds=r.num(c, "connected_seconds", where),
         compressed=r.flag(c, "compressed", where), window_bits=r.integer(c, "window_bits", where),
         queue_length=r.integer(c, "queue_length", where),
-        messages_sent=r.integer(c, "messages_sent", where), bytes_sent=r.integer(c, "bytes_sent", where),
+        messages_sent=r.integer(c, "messages_sent", where),
+        bytes_sent=r.integer(c, "bytes_sent", where),
         messages_received=r.integer(c, "messages_received", where),
         dropped=r.integer(c, "dropped", where), missed_pongs=r.integer(c, "missed_pongs", where),
         ping_rtt_seconds=r.num(c, "ping_rtt_seconds", where), slow=r.flag(c, "slow", where),
