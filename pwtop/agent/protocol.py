@@ -19,6 +19,11 @@ Five message types, each a JSON object with ``"type"`` and the protocol version 
 Snapshots are readable without the token (as is ``GET /metrics``); anything that changes
 the app needs it. Frames larger than :data:`MAX_MESSAGE_BYTES` are refused by websockets
 itself (close code 1009) before any parsing.
+
+pwtop reads a snapshot's sections in one place, :mod:`pwtop.agent.details`, into typed
+dataclasses; it lists the versions it reads (``PROTOCOL_VERSIONS``, and the stats'
+``STATS_SCHEMAS``). A change to what a snapshot carries bumps :data:`VERSION` here and
+that list there, together (importing ``details`` fails while they disagree).
 """
 
 from __future__ import annotations
