@@ -43,8 +43,9 @@ class Component(abc.ABC):
     @abc.abstractmethod
     def not_configured(cls, settings: "Settings") -> str | None:
         """Why this component would have nothing to watch, judged from the config alone
-        (e.g. the async component without ``[target] agent``), as one line ending in what
-        to set; None when it is configured.
+        (e.g. the async component without ``[target] agent``), as one line naming the
+        settings to fill; None when it is configured. Faces add how to get there (the
+        TUI's tab text, ``monitor``'s stderr line).
 
         The one answer to "is it configured?": faces call it before building the
         component (the TUI then does not load its modules; ``monitor`` reports it once).

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pwtop.agent.component import HOW_TO, AgentComponent
+from pwtop.agent.component import AgentComponent
 from pwtop.agent.details import AgentMessage, AsyncDetail, parse_async
 from pwtop.config import Settings
 from pwtop.histogram import Histogram
@@ -44,7 +44,7 @@ class AsyncComponent(AgentComponent):
         """Nothing to watch without an agent: pwtop never measures another process's event
         loop from outside."""
         if not settings.target.agent.strip():
-            return f"no agent configured ([target] agent is empty): {HOW_TO}"
+            return "no agent configured ([target] agent is empty)"
         return None
 
     def __init__(self, settings: Any = None, **options: Any) -> None:

@@ -86,7 +86,7 @@ class RealtimeComponent(AgentComponent):
         target = settings.target
         if not target.agent.strip() and not target.probe_urls:
             return ("no agent and no WebSocket/SSE URLs configured ([target] agent, "
-                    f"probe_urls): {HOW_TO}, or list URLs in [target] probe_urls")
+                    "probe_urls)")
         return None
     METRICS = (
         "realtime_connections", "realtime_connections_peak",
