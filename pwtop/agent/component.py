@@ -71,6 +71,7 @@ class AgentComponent(Component):
         self._client: AgentClient | None = None
         self._collects = 0
         self._problems = details.ProblemLog(self.name)
+        self._bug_logged = False
         if self.address:
             from pwtop.agent.protocol import parse_address
 
@@ -121,23 +122,24 @@ class AgentComponent(Component):
             self.fill_disconnected(snap, status)
         else:
             msg = details.read_message(message, self.section)
+            detail = self.empty_detail()
             if msg.stats is None:
-                detail = self.empty_detail()
                 for metric in self.METRICS:
                     snap.unavailable.setdefault(metric, f"unavailable ({msg.missing})")
             else:
-                detail = self.parse(msg)
+                try:
+                    detail = self.parse(msg)
+                    self.fill(snap, detail)
+                except Exception as exc:  # a bug of pwtop's: say so once, keep watching
+                    if not self._bug_logged:
+                        self._bug_logged = True
+                        log.exception("%s: reading the agent's stats failed", self.name)
+                    snap.errors.append(f"cannot read the agent's {self.section} stats: "
+                                       f"{type(exc).__name__}: {exc}")
             detail.agent = self._agent_link(status, msg)
             detail.recommendations = msg.recommendations
             detail.problems = msg.problems + detail.problems
             snap.detail = detail
-            if msg.stats is not None:
-                try:
-                    self.fill(snap, detail)
-                except Exception as exc:  # a bug of pwtop's: say so, keep watching
-                    log.exception("%s: filling the metrics failed", self.name)
-                    snap.errors.append(f"cannot read the agent's {self.section} stats: "
-                                       f"{type(exc).__name__}: {exc}")
             self._problems.report(detail.problems)
             snap.errors.extend(f"cannot read the agent's data: {p}" for p in detail.problems)
             snap.errors.extend(msg.errors)

@@ -68,7 +68,7 @@ class _Reader:
         if text not in self.problems:
             self.problems.append(text)
 
-    def _wrong(self, where: str, expected: str, value: Any) -> None:
+    def wrong(self, where: str, expected: str, value: Any) -> None:
         self.problem(f"{where}: expected {expected}, got {type(value).__name__}")
 
     def num(self, d: Mapping[str, Any], key: str, where: str) -> float | int | None:
@@ -76,7 +76,7 @@ class _Reader:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self._wrong(f"{where}.{key}", "a number", value)
+            self.wrong(f"{where}.{key}", "a number", value)
             return None
         return value
 
@@ -88,14 +88,14 @@ class _Reader:
         value = d.get(key)
         if value is None or isinstance(value, str):
             return value
-        self._wrong(f"{where}.{key}", "text", value)
+        self.wrong(f"{where}.{key}", "text", value)
         return None
 
     def flag(self, d: Mapping[str, Any], key: str, where: str) -> bool | None:
         value = d.get(key)
         if value is None or isinstance(value, bool):
             return value
-        self._wrong(f"{where}.{key}", "true or false", value)
+        self.wrong(f"{where}.{key}", "true or false", value)
         return None
 
     def obj(self, d: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -103,7 +103,7 @@ class _Reader:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self._wrong(f"{where}.{key}", "an object", value)
+            self.wrong(f"{where}.{key}", "an object", value)
             return {}
         return value
 
@@ -112,7 +112,7 @@ class _Reader:
         if value is None:
             return []
         if not isinstance(value, list):
-            self._wrong(f"{where}.{key}", "a list", value)
+            self.wrong(f"{where}.{key}", "a list", value)
             return []
         return value
 
@@ -121,7 +121,7 @@ class _Reader:
             if isinstance(item, dict):
                 yield n, item
             else:
-                self._wrong(f"{where}[{n}]", "an object", item)
+                self.wrong(f"{where}[{n}]", "an object", item)
 
     def named(self, d: Mapping[str, Any], key: str, where: str
               ) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -130,7 +130,7 @@ class _Reader:
             if isinstance(item, dict):
                 yield str(name), item
             else:
-                self._wrong(f"{where}.{key}.{name}", "an object", item)
+                self.wrong(f"{where}.{key}.{name}", "an object", item)
 
     def texts(self, d: Mapping[str, Any], key: str, where: str) -> dict[str, str]:
         return {str(k): str(v) for k, v in self.obj(d, key, where).items()}
@@ -139,7 +139,7 @@ class _Reader:
         out = {}
         for k, v in self.obj(d, key, where).items():
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                self._wrong(f"{where}.{key}.{k}", "a number", v)
+                self.wrong(f"{where}.{key}.{k}", "a number", v)
             else:
                 out[str(k)] = int(v)
         return out
@@ -214,7 +214,7 @@ def read_message(message: Any, section: str) -> AgentMessage:
     """The parts of an agent snapshot ``message`` one component needs."""
     r = _Reader()
     if not isinstance(message, dict):
-        r._wrong("snapshot", "an object", message)
+        r.wrong("snapshot", "an object", message)
         return AgentMessage(version=0, missing="the agent sent a snapshot pwtop cannot read",
                             problems=r.problems)
     version = message.get("v", VERSION)
@@ -240,11 +240,11 @@ def read_message(message: Any, section: str) -> AgentMessage:
         out.missing = str(r.obj(message, "unavailable", "snapshot").get(section)
                           or f"the agent publishes no {section} stats")
     elif not isinstance(stats, dict):
-        r._wrong(f"snapshot.{section}", "an object", stats)
+        r.wrong(f"snapshot.{section}", "an object", stats)
         out.missing = f"the agent's {section} stats are not readable"
     else:
         schema = stats.get("schema", STATS_SCHEMAS[0])
-        if schema not in STATS_SCHEMAS:
+        if isinstance(schema, bool) or schema not in STATS_SCHEMAS:
             out.missing = (f"the app's {section} stats have schema {str(schema)[:20]}; this "
                            f"pwtop reads {', '.join(map(str, STATS_SCHEMAS))}: upgrade pwtop")
             r.problem(out.missing)
@@ -263,7 +263,7 @@ def recommendations_from(data: Any, component: str, reader: _Reader | None = Non
     out = []
     items = data if isinstance(data, list) else []
     if data is not None and not isinstance(data, list):
-        r._wrong(f"recommendations.{component}", "a list", data)
+        r.wrong(f"recommendations.{component}", "a list", data)
     for _, item in r.objects(items, f"recommendations.{component}"):
         if not item.get("id"):
             continue
@@ -510,7 +510,7 @@ def _loop(r: _Reader, loop: dict[str, Any]) -> Loop:
     lag = r.obj(loop, "lag_seconds", where)
     busy = loop.get("busy_ratio")
     if busy is not None and not isinstance(busy, dict):
-        r._wrong(f"{where}.busy_ratio", "an object", busy)
+        r.wrong(f"{where}.busy_ratio", "an object", busy)
         busy = None
     blocked = [BlockedCallback(
         duration_seconds=r.num(b, "duration_seconds", f"{where}.blocked"),
@@ -743,7 +743,7 @@ def _stream(r: _Reader, s: dict[str, Any], where: str) -> Stream:
 def _connection(r: _Reader, stream: str | None, c: dict[str, Any], where: str) -> Connection:
     groups = c.get("groups")
     if groups is not None and not isinstance(groups, list):
-        r._wrong(f"{where}.groups", "a list", groups)
+        r.wrong(f"{where}.groups", "a list", groups)
         groups = None
     ident = c.get("id")
     return Connection(
