@@ -80,6 +80,14 @@ class RealtimeComponent(AgentComponent):
     section = "realtime"
     remote_dry_run = False  # the app's realtime commands have no preview
 
+    METRICS = (
+        "realtime_connections", "realtime_connections_peak",
+        "realtime_messages_out_per_second", "realtime_bytes_out_per_second",
+        "realtime_messages_in_per_second", "realtime_delivery_p99_seconds",
+        "realtime_dropped_per_second", "realtime_slow_consumers",
+        "realtime_handshakes_refused",
+    )
+
     @classmethod
     def not_configured(cls, settings: Settings) -> str | None:
         """Nothing to watch without an agent and without URLs to probe from outside."""
@@ -88,13 +96,6 @@ class RealtimeComponent(AgentComponent):
             return ("no agent and no WebSocket/SSE URLs configured ([target] agent, "
                     "probe_urls)")
         return None
-    METRICS = (
-        "realtime_connections", "realtime_connections_peak",
-        "realtime_messages_out_per_second", "realtime_bytes_out_per_second",
-        "realtime_messages_in_per_second", "realtime_delivery_p99_seconds",
-        "realtime_dropped_per_second", "realtime_slow_consumers",
-        "realtime_handshakes_refused",
-    )
 
     def __init__(self, settings: Any = None, *, probe_urls: list[str] | None = None,
                  probe_window: float = PROBE_WINDOW, **options: Any) -> None:
