@@ -17,6 +17,7 @@ import functools
 from dataclasses import dataclass
 
 from pwtop.component import COMPONENTS
+from pwtop.units import UNITS, unit_of
 
 #: Metrics of the link to the app's agent, carried by both agent-fed components.
 AGENT: dict[str, str] = {
@@ -108,29 +109,144 @@ PROMETHEUS: dict[str, str] = {
     "realtime_handshakes_refused": "sum(pwtop_websocket_handshakes_refused_total)",
 }
 
-#: Unit suffixes, longest first (a name ends in its unit; see pwtop.units).
-UNITS: tuple[tuple[str, str], ...] = (
-    ("_bytes_per_second", "bytes/s"), ("_packets_per_second", "packets/s"),
-    ("_ops_per_second", "operations/s"), ("_per_second", "1/s"), ("_bytes", "bytes"),
-    ("_seconds", "seconds"), ("_ratio", "ratio 0..1"), ("_percent", "percent"),
-    ("_celsius", "°C"),
-)
+#: How screens name a figure (the TUI's tabs and Overview, the CLI's text, the web
+#: dashboard). A metric not listed here is named after itself (see :func:`default_label`).
+LABELS: dict[str, str] = {
+    "database_file_bytes": "file size", "database_wal_bytes": "WAL size",
+    "database_freelist_ratio": "free pages", "database_fragmentation_ratio": "fragmentation",
+    "database_unused_ratio": "unused in pages", "database_nonsequential_ratio":
+    "leaves out of order", "database_reclaimable_bytes": "reclaimable",
+    "database_commits_per_second": "commits", "database_query_p95_seconds": "slowest query p95",
+    "database_slow_queries": "slow queries", "database_cache_hit_ratio": "cache hit ratio",
+    "database_app_not_from_storage_ratio": "app reads not from storage",
+    "database_busy_count": "SQLITE_BUSY met by pwtop",
+    "system_cpu_percent": "CPU", "system_memory_used_ratio": "memory used",
+    "system_cpu_temperature_celsius": "CPU temperature", "system_disk_used_ratio": "disk used",
+    "system_disk_free_bytes": "disk free",
+    "system_disk_write_bytes_per_second": "disk write",
+    "system_disk_read_bytes_per_second": "disk read", "system_disk_busy_ratio": "disk busy",
+    "system_net_recv_bytes_per_second": "network in",
+    "system_net_sent_bytes_per_second": "network out", "system_swap_used_ratio": "swap used",
+    "system_uptime_seconds": "uptime", "system_swap_used_bytes": "swap in use",
+    "system_disk_read_ops_per_second": "disk read ops",
+    "system_disk_write_ops_per_second": "disk write ops",
+    "system_net_recv_packets_per_second": "packets in",
+    "system_net_sent_packets_per_second": "packets out", "process_cpu_percent": "app CPU",
+    "process_rss_bytes": "app memory", "process_threads": "threads",
+    "process_open_files": "open files", "process_read_bytes_per_second": "app read",
+    "process_write_bytes_per_second": "app write",
+    "async_operations_per_second": "operations", "async_errors_per_second": "errors",
+    "async_operation_p99_seconds": "operation p99", "async_operations_in_flight": "in flight",
+    "async_loop_lag_seconds": "loop lag", "async_loop_lag_p99_seconds": "loop lag p99",
+    "async_loop_busy_ratio": "loop busy", "async_loop_tasks": "tasks",
+    "async_pool_saturation_ratio": "pool in use",
+    "async_limiter_rejected_per_second": "limiter rejects",
+    "async_queue_fill_ratio": "queue fill", "async_app_cpu_percent": "app CPU",
+    "realtime_connections": "connections", "realtime_messages_out_per_second": "messages out",
+    "realtime_bytes_out_per_second": "bytes out",
+    "realtime_messages_in_per_second": "messages in",
+    "realtime_delivery_p99_seconds": "delivery p99", "realtime_dropped_per_second": "dropped",
+    "realtime_slow_consumers": "slow consumers", "realtime_handshakes_refused": "refused",
+    "realtime_probe_messages_per_second": "probe messages",
+    "realtime_probe_ping_rtt_seconds": "probe ping RTT",
+}
+
+#: The key figures of each component, in display order: the Overview shows these.
+KEY_FIGURES: dict[str, tuple[str, ...]] = {
+    "database": ("database_file_bytes", "database_wal_bytes", "database_freelist_ratio",
+                 "database_fragmentation_ratio", "database_commits_per_second",
+                 "database_query_p95_seconds"),
+    "async": ("async_operations_per_second", "async_errors_per_second",
+              "async_operation_p99_seconds", "async_loop_lag_seconds",
+              "async_pool_saturation_ratio"),
+    "realtime": ("realtime_connections", "realtime_messages_out_per_second",
+                 "realtime_delivery_p99_seconds", "realtime_dropped_per_second"),
+    "system": ("system_cpu_percent", "system_memory_used_ratio",
+               "system_cpu_temperature_celsius", "system_disk_used_ratio",
+               "process_cpu_percent", "process_rss_bytes"),
+}
+
+#: Where each figure is computed, as "module:qualname" (one jump from a figure's catalog
+#: entry to its code). A component's default, then the figures computed elsewhere.
+SOURCE_DEFAULTS: dict[str, str] = {
+    "database": "pwtop.database.component:DatabaseComponent._metrics",
+    "system": "pwtop.system.component:SystemComponent._collect_sync",
+    "async": "pwtop.aio.component:AsyncComponent.fill",
+    "realtime": "pwtop.realtime.component:RealtimeComponent.fill",
+    "agent": "pwtop.agent.component:AgentComponent._link_metrics",
+}
+SOURCES: dict[str, str] = {
+    "database_freelist_ratio": "pwtop.database.space:freelist_ratio",
+    "database_fragmentation_ratio": "pwtop.database.space:fragmentation_ratio",
+    "database_reclaimable_bytes": "pwtop.database.space:reclaimable_bytes",
+    "database_unused_ratio": "pwtop.database.inspect:scan_dbstat",
+    "database_nonsequential_ratio": "pwtop.database.inspect:scan_dbstat",
+    "database_commits_per_second": "pwtop.database.activity:CommitRate",
+    **{name: "pwtop.system.component:_Rates.reading" for name in (
+        "system_swap_in_bytes_per_second", "system_swap_out_bytes_per_second",
+        "system_disk_read_bytes_per_second", "system_disk_write_bytes_per_second",
+        "system_disk_read_ops_per_second", "system_disk_write_ops_per_second",
+        "system_disk_busy_ratio", "system_net_recv_bytes_per_second",
+        "system_net_sent_bytes_per_second", "system_net_recv_packets_per_second",
+        "system_net_sent_packets_per_second")},
+    **{name: "pwtop.system.process:ProcessTracker.sample" for name in (
+        "process_cpu_percent", "process_rss_bytes", "process_threads", "process_open_files",
+        "process_read_bytes_per_second", "process_write_bytes_per_second")},
+    **{name: "pwtop.aio.component:AsyncComponent._loop" for name in (
+        "async_loop_lag_seconds", "async_loop_lag_p99_seconds", "async_loop_busy_ratio",
+        "async_loop_tasks", "async_loop_blocked_callbacks")},
+    "async_pool_saturation_ratio": "pwtop.aio.component:AsyncComponent._pools",
+    "async_pool_waiters": "pwtop.aio.component:AsyncComponent._pools",
+    "async_limiter_rejected_per_second": "pwtop.aio.component:AsyncComponent._limiters",
+    "async_breakers_open": "pwtop.aio.component:AsyncComponent._breakers",
+    "async_queue_fill_ratio": "pwtop.aio.component:AsyncComponent._queues",
+    "async_queue_dropped_per_second": "pwtop.aio.component:AsyncComponent._queues",
+    **{name: "pwtop.realtime.component:RealtimeComponent._probe_metrics" for name in (
+        "realtime_probes", "realtime_probes_failing", "realtime_probe_messages_per_second",
+        "realtime_probe_seq_gaps", "realtime_probe_connect_seconds",
+        "realtime_probe_ping_rtt_seconds")},
+}
+
+#: Sparkline ranges that differ from their unit's (see :func:`spark_range`): a process's
+#: CPU is a % of one core, over 100 on a busy multi-core app.
+SPARK_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "process_cpu_percent": (0.0, None), "async_app_cpu_percent": (0.0, None),
+}
 
 
 @dataclass(frozen=True)
 class MetricInfo:
+    """One metric's facts: what it measures and how every face shows it."""
+
     name: str
     component: str           # "database", "system", "async", "realtime", or "agent"
     help: str
-    unit: str                # from the name's suffix; "" for counts and flags
+    unit: str                # from the name's suffix (pwtop.units.unit_of); "" for counts
     prometheus: str | None = None
+    label: str = ""          # how screens name it
+    source: str = ""         # "module:qualname" of the code that computes it
+    spark: tuple[float | None, float | None] = (0.0, None)  # sparkline low, high (None: data)
+    key: bool = False        # a key figure (the Overview)
 
 
-def unit_of(name: str) -> str:
-    for suffix, unit in UNITS:
-        if name.endswith(suffix):
-            return unit
-    return ""
+def default_label(name: str) -> str:
+    """A readable name for a metric without a label: its words, without the component
+    prefix and the unit suffix ("database_page_count" -> "page count")."""
+    for suffix, _ in UNITS:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    head, _, rest = name.partition("_")
+    return (rest if head in (*COMPONENTS, "process") and rest else name).replace("_", " ")
+
+
+def spark_range(name: str, unit: str) -> tuple[float | None, float | None]:
+    """Sparkline range: fixed for shares, from zero for rates and counts, and around the
+    values themselves for sizes (a 23 MiB file that grows by 4 KiB is not a full bar)."""
+    if name in SPARK_RANGES:
+        return SPARK_RANGES[name]
+    return {"percent": (0.0, 100.0), "ratio 0..1": (0.0, 1.0), "°C": (0.0, 90.0),
+            "bytes": (None, None)}.get(unit, (0.0, None))
 
 
 @functools.cache
@@ -145,8 +261,29 @@ def catalog() -> dict[str, MetricInfo]:
         for name, text in names.items():
             if name in out:  # one definition per name, whatever the source
                 raise RuntimeError(f"metric {name} is defined twice")
-            out[name] = MetricInfo(name, component, text, unit_of(name), PROMETHEUS.get(name))
+            unit = unit_of(name)
+            out[name] = MetricInfo(
+                name, component, text, unit, PROMETHEUS.get(name),
+                label=LABELS.get(name) or default_label(name),
+                source=SOURCES.get(name, SOURCE_DEFAULTS[component]),
+                spark=spark_range(name, unit), key=name in KEY_FIGURES.get(component, ()))
     return out
+
+
+def info(name: str) -> MetricInfo:
+    """The catalog entry of ``name``; a name outside the catalog (a detail field) gets one
+    made from its suffix, so every figure is labelled and formatted the same way."""
+    found = catalog().get(name)
+    if found is not None:
+        return found
+    unit = unit_of(name)
+    return MetricInfo(name, "", "", unit, label=default_label(name),
+                      spark=spark_range(name, unit))
+
+
+def key_figures(component: str) -> tuple[str, ...]:
+    """The component's key figures, in display order."""
+    return KEY_FIGURES.get(component, ())
 
 
 def is_known(name: str) -> bool:

@@ -1,7 +1,8 @@
 """Plain-text rendering of snapshots, recommendations and action results for the CLI.
 
-A component may add its own detail section by defining ``describe(snapshot) -> list[str]``;
-everything else is rendered here the same way for every component.
+A component's ``describe(snapshot)`` returns its presenter's
+:class:`~pwtop.presentation.Presentation`; :func:`presentation_lines` is the one place that
+turns one into text, the same way for every component (the TUI draws the same rows).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from pwtop.model import ActionResult, Recommendation, Snapshot
-from pwtop.units import format_metric
+from pwtop.presentation import Presentation, Row, Table
+from pwtop.units import format_metric, human_age
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None,
@@ -30,21 +32,65 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None,
     return out
 
 
+def row_text(row: Row) -> str:
+    """A figure's value as the CLI writes it: the value (with its age when it was not
+    just measured), or "unavailable (why)"."""
+    if not row.available:
+        return f"unavailable ({row.reason})"
+    if row.age is not None and row.age >= 1.0:
+        return f"{row.text} ({human_age(row.age)} old)"
+    return row.text
+
+
+def table_lines(t: Table) -> list[str]:
+    """A presenter's table with its title: columns aligned, numbers to the right."""
+    lines = [t.title] if t.title else []
+    if not t.rows:
+        return lines + ([f"  {t.empty}"] if t.empty else [])
+    align = "".join("r" if c.numeric else "l" for c in t.columns)
+    rows = list(t.rows.values())
+    keys = [c.key for c in t.columns]
+    if t.sort in keys:  # as the TUI first shows it: numbers largest first, missing last
+        n = keys.index(t.sort)
+        if t.columns[n].numeric:
+            rows.sort(key=lambda cells: (cells[n].value is None, -(cells[n].value or 0)))
+        else:
+            rows.sort(key=lambda cells: cells[n].text.lower())
+    return lines + table([[c.text for c in cells] for cells in rows],
+                         [c.label for c in t.columns], align)
+
+
+def presentation_lines(p: Presentation) -> list[str]:
+    """A presentation as text: each section's figures, lines and table, a blank line
+    between sections."""
+    lines: list[str] = []
+    for section in p.sections:
+        block: list[str] = []
+        if section.title:
+            block.append(section.title)
+        if section.rows:
+            block += table([(row.label, row_text(row)) for row in section.rows], align="ll")
+        block += section.lines
+        if section.table is not None:
+            block += table_lines(section.table)
+        if block:
+            lines += ([""] if lines else []) + block
+    return lines
+
+
 def snapshot_lines(snapshot: Snapshot, component: Any = None) -> list[str]:
     lines = [f"== {snapshot.component} ({format_metric('x_seconds', snapshot.duration_s)} "
              "to collect) =="]
-    describe = getattr(component, "describe", None)
-    if describe is not None:
-        lines += describe(snapshot)
+    if component is not None:
+        lines += presentation_lines(component.describe(snapshot))
     else:
         rows = [(name, format_metric(name, value)) for name, value in snapshot.metrics.items()]
         lines += table(rows, align="lr")
+        lines += [f"error: {err}" for err in snapshot.errors]
     if snapshot.unavailable:
         lines.append("")
         lines.append("unavailable:")
         lines += [f"  {name}: {why}" for name, why in snapshot.unavailable.items()]
-    for err in snapshot.errors:
-        lines.append(f"error: {err}")
     return lines
 
 

@@ -208,7 +208,7 @@ def test_readable_text(demo_db, capsys, quick_config):
     assert rc == 0, err
     assert "== database (" in out
     assert "file      " in out and "MiB" in out
-    assert "wifi_detections" in out and "idx_wifi_ssid (ssid)" in out
+    assert "wifi_detections" in out and "idx_wifi_ssid" in out
     assert "[db-drop-idx_wifi_detections_ssid] warning: Drop duplicate index" in out
     assert "hit ratio unavailable (SQLite's page cache counters are per connection" in out
 

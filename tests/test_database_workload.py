@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from pwtop.config import Settings
+from pwtop import report
 from pwtop.database import connect, workload
-from pwtop.database.component import DatabaseComponent, describe
+from pwtop.database.component import DatabaseComponent
 
 
 def counting(n: int) -> str:
@@ -120,8 +121,8 @@ async def test_the_report_says_how_old_a_kept_timing_is(demo_db):
     snap = await comp.collect()
     snap.detail.queries[0].age_s = 65.0
     snap.detail.workload_age_s = 65.0
-    text = "\n".join(describe(snap, comp.settings))
-    assert "ok (65 s ago)" in text and "oldest timing 65 s old" in text
+    text = "\n".join(report.presentation_lines(comp.describe(snap)))
+    assert "ok (1m 05s ago)" in text and "oldest timing 1m 05s old" in text
 
 
 async def test_each_snapshot_keeps_its_own_query_ages(demo_db):

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 from pwtop.config import Settings
 from pwtop.database import indexes as index_rules
+from pwtop.database import space
 from pwtop.database.activity import STARVED_LAG_FRAMES
 from pwtop.database.inspect import needs_stats, quote
 from pwtop.database.model import DatabaseDetail
@@ -135,7 +136,7 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     f = ctx.detail.file
     frag = ctx.detail.fragmentation
     threshold = ctx.settings.database.vacuum_threshold
-    freelist_bytes = f.freelist_count * f.page_size_bytes
+    freelist_bytes = space.freelist_bytes(f.freelist_count, f.page_size_bytes)
     evidence: dict[str, object] = {"file_bytes": f.file_bytes, "freelist_bytes": freelist_bytes,
                                    "freelist_ratio": f.freelist_ratio}
     if frag is not None and not frag.interrupted:
@@ -153,7 +154,7 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         evidence["fragmentation_ratio"] = unavailable(why)
         basis = "free pages only (unused space inside pages was not measured)"
     evidence["vacuum_threshold_ratio"] = threshold
-    reclaim = freelist_bytes + unused
+    reclaim = space.reclaimable_bytes(freelist_bytes, unused)
     if not worth_vacuum(measure, reclaim, ctx.settings):
         return
     wal_note = (" In WAL mode the rewritten pages pass through the -wal file: the file "
@@ -172,7 +173,7 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
             return
     need = 2 * f.file_bytes
     free = f.filesystem_free_bytes
-    space = (f"needs up to {human_bytes(need)} free on its filesystem "
+    room = (f"needs up to {human_bytes(need)} free on its filesystem "
              f"({human_bytes(free) if free is not None else 'unknown'} free now)")
     yield _rec(
         "vacuum", "db-vacuum", ctx.detail.path,
@@ -181,7 +182,7 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
                   "filesystem_free_bytes": free if free is not None else "unavailable"},
         impact=f"the file shrinks by up to {human_bytes(reclaim)} and its pages are laid out "
                f"in order again (basis: {basis}).{wal_note}",
-        risk=f"rewrites the whole file: {space}; the app's writes wait until it finishes, "
+        risk=f"rewrites the whole file: {room}; the app's writes wait until it finishes, "
              f"and about {human_bytes(need)} is written to the card (wear)",
         action="VACUUM", level=Level.WARNING)
     if f.auto_vacuum == "none" and f.freelist_ratio > threshold * INCREMENTAL_SHARE:
@@ -192,7 +193,7 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
             impact="after this one VACUUM, the free pages left by the retention DELETEs can "
                    "be returned with a cheap 'PRAGMA incremental_vacuum' instead of a full "
                    "rewrite",
-            risk=f"the same full rewrite as VACUUM ({space}); adds pointer-map pages (a few "
+            risk=f"the same full rewrite as VACUUM ({room}); adds pointer-map pages (a few "
                  "KiB per MiB) and a little work per write",
             action="PRAGMA auto_vacuum=INCREMENTAL;\nVACUUM", level=Level.INFO)
 

@@ -19,13 +19,15 @@ from typing import Any, Sequence
 
 from pwtop.component import Component
 from pwtop.config import Settings, default_database_path
-from pwtop.database import activity, advise, connect, inspect, workload
+from pwtop.database import activity, advise, connect, inspect, space, workload
 from pwtop.database.connect import ProbeBusy, ProbeInterrupted
+from pwtop.database.present import present
 from pwtop.database.model import (Activity, CacheInfo, DatabaseDetail, Fragmentation,
                                   ProbeRecord, QueryTiming)
 from pwtop.model import (ActionResult, BenchmarkResult, Flag, Level, Recommendation,
                          Snapshot, shallow_copy)
-from pwtop.units import format_metric, human_bytes, human_count, human_seconds
+from pwtop.presentation import Presentation
+from pwtop.units import human_seconds
 
 DBSTAT_MISSING = "unavailable (dbstat not compiled in)"
 
@@ -341,7 +343,8 @@ class DatabaseComponent(Component):
         if frag is not None and not frag.interrupted:
             m["database_fragmentation_ratio"] = frag.fragmentation_ratio
             m["database_unused_ratio"] = frag.unused_ratio
-            m["database_reclaimable_bytes"] = frag.freelist_bytes + frag.unused_bytes
+            m["database_reclaimable_bytes"] = space.reclaimable_bytes(frag.freelist_bytes,
+                                                                     frag.unused_bytes)
             m["database_nonsequential_ratio"] = frag.nonsequential_ratio
         else:
             why = d.fragmentation_unavailable or (
@@ -399,9 +402,9 @@ class DatabaseComponent(Component):
 
     # ------------------------------------------------------------ text
 
-    def describe(self, snapshot: Snapshot) -> list[str]:
-        """Readable text for ``pwtop analyze``: file, space, tables, queries, activity."""
-        return describe(snapshot, self.settings)
+    def describe(self, snapshot: Snapshot) -> Presentation:
+        """The snapshot as labelled rows and tables (``pwtop analyze`` prints them)."""
+        return present(snapshot, slow_threshold=self.settings.database.analyze_threshold)
 
 
 class _ProbeLog:
@@ -470,128 +473,3 @@ def _mark_index_use(tables: list, queries: list[QueryTiming]) -> None:
         for ix in t.indexes:
             ix.used_by = users.get(ix.name, [])
             ix.used_by_workload = bool(ix.used_by)
-
-def _ratio(x: float | None) -> str:
-    return format_metric("x_ratio", x)
-
-
-def describe(snapshot: Snapshot, settings: Settings) -> list[str]:
-    """The snapshot as readable lines (human units), for ``pwtop analyze``."""
-    from pwtop.database import plans
-    from pwtop.report import table
-
-    d = snapshot.detail
-    if not isinstance(d, DatabaseDetail):
-        return []
-    f = d.file
-    lines = [f"database  {d.path}  (SQLite {f.sqlite_version}, opened {f.open_mode})"]
-    free = (f"{human_bytes(f.filesystem_free_bytes)} free on its filesystem"
-            if f.filesystem_free_bytes is not None else "filesystem free space unknown")
-    lines.append(f"file      {human_bytes(f.file_bytes)} = {f.page_count:,} pages of "
-                 f"{human_bytes(f.page_size_bytes)}; {f.freelist_count:,} free pages "
-                 f"({_ratio(f.freelist_ratio)}); {free}")
-    wal = f"journal   {f.journal_mode}, auto_vacuum {f.auto_vacuum}"
-    if f.journal_mode == "wal":
-        wal += f"; WAL {human_bytes(f.wal_bytes or 0)}"
-        if f.wal_frames is not None:
-            wal += (f", {f.wal_frames:,} frames, {f.checkpoint_lag_frames:,} not yet "
-                    "checkpointed")
-        elif f.wal_unavailable:
-            wal += f"; frames {f.wal_unavailable}"
-    lines.append(wal)
-    frag = d.fragmentation
-    if frag is None:
-        lines.append(f"space     fragmentation {d.fragmentation_unavailable or 'unavailable'}")
-    else:
-        part = " (partial: " + ", ".join(frag.interrupted) + " interrupted)" \
-            if frag.interrupted else ""
-        lines.append(
-            f"space     fragmentation {_ratio(frag.fragmentation_ratio)} = free pages "
-            f"{human_bytes(frag.freelist_bytes)} + unused inside pages "
-            f"{human_bytes(frag.unused_bytes)}; leaf pages out of order "
-            f"{_ratio(frag.nonsequential_ratio)}{part} (dbstat scan of "
-            f"{human_seconds(frag.scan_s)}, {frag.age_s:.0f} s ago)")
-    a = d.activity
-    if a.commits_per_second is not None:
-        commits = f"{a.commits_per_second:,.1f} commits/s over {a.commits_window_s:.1f} s"
-    else:
-        commits = f"commits/s {a.commits_unavailable}"
-    if a.locks_unavailable:
-        locks = f"locks {a.locks_unavailable}"
-    elif not a.lock_holders:
-        locks = "no other process holds a lock"
-    else:
-        who = sorted({f"{h.role} pid {h.pid} ({h.process or '?'})" for h in a.lock_holders})
-        locks = "locks: " + "; ".join(who)
-    lines.append(f"activity  {commits}; {locks}; SQLITE_BUSY met by pwtop: {a.busy_count}")
-    c = d.cache
-    lines.append(f"cache     hit ratio {c.hit_ratio_unavailable}")
-    if c.not_from_storage_ratio is not None:
-        lines.append(
-            f"          app pid {c.app_pid}: {_ratio(c.not_from_storage_ratio)} of its reads "
-            f"did not reach storage over {c.window_s:.1f} s "
-            f"({human_bytes(c.logical_read_bytes_per_second)}/s read, "
-            f"{human_bytes(c.storage_read_bytes_per_second)}/s from storage) - {c.proxy_label}")
-    else:
-        lines.append(f"          app reads proxy: {c.app_unavailable}")
-    for w in d.warnings:
-        lines.append(f"note      {w}")
-
-    lines += ["", "tables (size includes every index of the table)"]
-    rows = []
-    for t in sorted(d.tables, key=lambda t: -(t.size_bytes or 0)):
-        rows_text = "-" if t.rows_estimate is None else human_count(t.rows_estimate)
-        if t.rows_exact is not None:
-            rows_text = f"{human_count(t.rows_exact)} exact"
-        elif t.rows_estimate_source:
-            rows_text += f" ({t.rows_estimate_source})"
-        stats = t.stats_state
-        if t.stats_drift_ratio is not None and t.stats_state == "stale":
-            stats += f" (drift {_ratio(t.stats_drift_ratio)})"
-        rows.append((t.name, rows_text, human_bytes(t.size_bytes), human_bytes(t.own_bytes),
-                     len(t.indexes), stats))
-        for ix in t.indexes:
-            flags = [w for w, on in (("unique", ix.unique), ("partial", ix.partial)) if on]
-            use = ("" if ix.used_by_workload is None else
-                   f"used by {len(ix.used_by)} quer{'y' if len(ix.used_by) == 1 else 'ies'}"
-                   if ix.used_by_workload
-                   else "unused by the workload")
-            rows.append((f"  {ix.name} ({ix.column_text})", " ".join(flags),
-                         human_bytes(ix.size_bytes), "", "", use))
-    lines += table(rows, ("table / index (key columns)", "rows", "size", "own", "indexes",
-                          "stats / use"), "lrrrrl")
-    if d.fragmentation is None:
-        lines.append(f"sizes: {d.fragmentation_unavailable}")
-
-    source = d.workload_source or "none"
-    age = (f", oldest timing {d.workload_age_s:.0f} s old; heavy statements are re-timed "
-           "in turn" if d.workload_age_s is not None and d.workload_age_s >= 1.0 else "")
-    lines += ["", f"workload ({source}{age}; timed on pwtop's own read-only connection, "
-                  f"slow above {human_seconds(settings.database.analyze_threshold)})"]
-    if not d.queries:
-        lines.append("  no workload: set [database] queries or pass --workload FILE")
-    qrows = []
-    for q in d.queries:
-        state = q.status if q.status != "timed" else ("SLOW" if q.slow else "ok")
-        if q.status == "interrupted":
-            state = "SLOW (interrupted)"
-        elif q.status == "explained":
-            state = ("explained (writes)" if q.writes else "explained (no values)"
-                     if "no values" in (q.error or "") else "explained (not timed)")
-        if q.age_s is not None and q.age_s >= 1.0 and q.status in workload.TIMED:
-            state += f" ({q.age_s:.0f} s ago)"
-        qrows.append((q.name, human_seconds(q.median_s), human_seconds(q.p95_s), q.runs or "-",
-                      state, ", ".join(q.badges) or (q.error or "")))
-    if qrows:
-        lines += table(qrows, ("query", "median", "p95", "runs", "state", "plan"), "lrrrll")
-    for q in d.queries:
-        if q.slow or q.status in ("error", "interrupted"):
-            lines.append("")
-            lines.append(f"  {q.name}: {q.error or 'slow'}")
-            lines += [f"    {line}" for line in plans.render(q.plan)]
-            if q.counters is not None:
-                k = q.counters
-                lines.append(f"    sqlite_stmt over {k.runs} runs: {k.fullscan_steps:,} "
-                             f"full-scan steps, {k.sorts:,} sorts, {k.autoindexes:,} "
-                             f"automatic-index rows, {k.vm_steps:,} VM steps")
-    return lines

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pwtop.database import space
 from pwtop.database.connect import Connection, Header, OpenPlan, ProbeInterrupted
 from pwtop.database.model import (FileInfo, Fragmentation, IndexColumn, IndexInfo,
                                   ObjectSpace, TableInfo)
@@ -85,7 +86,7 @@ def file_info(conn: sqlite3.Connection, path: Path, header: Header | None,
         free = None
     info = FileInfo(
         path=str(path), file_bytes=size, page_size_bytes=page_size, page_count=page_count,
-        freelist_count=freelist, freelist_ratio=freelist / page_count if page_count else 0.0,
+        freelist_count=freelist, freelist_ratio=space.freelist_ratio(freelist, page_count),
         journal_mode=journal, auto_vacuum=auto_vacuum, sqlite_version=version,
         filesystem_free_bytes=free, open_mode=plan.mode)
     for suffix, attr in (("-wal", "wal_bytes"), ("-shm", "shm_bytes")):
@@ -299,16 +300,16 @@ def scan_dbstat(cx: Connection, file: FileInfo, deadline: float) -> Fragmentatio
             leaf_pages=leaves, nonsequential_leaf_pages=jumps,
             nonsequential_ratio=jumps / leaves if leaves else 0.0))
     file_bytes = file.page_count * file.page_size_bytes
-    freelist_bytes = file.freelist_count * file.page_size_bytes
+    free = space.freelist_bytes(file.freelist_count, file.page_size_bytes)
     unused = sum(o.unused_bytes for o in out)
     leaves = sum(o.leaf_pages for o in out)
     jumps = sum(o.nonsequential_leaf_pages for o in out)
     return Fragmentation(
         measured_at=started, age_s=0.0, scan_s=time.monotonic() - t0, file_bytes=file_bytes,
-        freelist_bytes=freelist_bytes, unused_bytes=unused,
+        freelist_bytes=free, unused_bytes=unused,
         unused_ratio=unused / file_bytes if file_bytes else 0.0,
         nonsequential_ratio=jumps / leaves if leaves else 0.0,
-        fragmentation_ratio=(freelist_bytes + unused) / file_bytes if file_bytes else 0.0,
+        fragmentation_ratio=space.fragmentation_ratio(free, unused, file_bytes),
         objects=out, interrupted=interrupted)
 
 

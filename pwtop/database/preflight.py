@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pwtop.database import space
 from pwtop.units import human_bytes
 
 # Tests replace this to simulate a full disk (a real one cannot be filled in a test run).
@@ -133,7 +134,7 @@ def measure(conn: sqlite3.Connection, path: Path, *, dbstat: bool = False,
         "database_bytes": page_count * page_size,
         "page_count": page_count,
         "freelist_count": freelist,
-        "freelist_ratio": freelist / page_count if page_count else 0.0,
+        "freelist_ratio": space.freelist_ratio(freelist, page_count),
     }
     if dbstat and has_dbstat(conn):
         used, unused = conn.execute(
@@ -141,8 +142,8 @@ def measure(conn: sqlite3.Connection, path: Path, *, dbstat: bool = False,
         used, unused = int(used or 0), int(unused or 0)
         out["unused_bytes"] = unused
         total = page_count * page_size
-        # free pages plus unused bytes inside used pages, the vacuum_threshold measure
-        out["fragmentation_ratio"] = (freelist * page_size + unused) / total if total else 0.0
+        out["fragmentation_ratio"] = space.fragmentation_ratio(
+            space.freelist_bytes(freelist, page_size), unused, total)
     if stat1:
         exists = conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND "
                               "name = 'sqlite_stat1'").fetchone()

@@ -18,11 +18,10 @@ from textual.widgets import Static
 
 from pwtop.model import Level
 from pwtop.tui.alerting import alert_items
-from pwtop.tui.format import age, clock_time
 from pwtop.tui.view import View
 from pwtop.tui.widgets.tables import Cell, Column, SyncTable
 from pwtop.tui.widgets.text import set_text
-from pwtop.units import format_metric
+from pwtop.units import clock_time, format_metric, human_age
 
 __all__ = ["AlertsTab", "history_trouble"]
 
@@ -86,7 +85,7 @@ class AlertsTab(VerticalScroll):
                 continue
             rows[item.key] = (
                 level_cell(alert.level, alert.acknowledged),
-                Cell(age(now - alert.started_at), now - alert.started_at),
+                Cell(human_age(now - alert.started_at), now - alert.started_at),
                 Cell(alert.metric), Cell(_value(alert.metric, alert.value)),
                 Cell("" if alert.threshold is None else
                      f"{alert.op} {_value(alert.metric, alert.threshold)}"),
@@ -96,7 +95,7 @@ class AlertsTab(VerticalScroll):
         self.query_one("#alerts-past", SyncTable).set_rows({
             f"past:{a.id}": (
                 Cell(clock_time(a.resolved_at, now), a.resolved_at), level_cell(a.peak),
-                Cell(age(a.resolved_at - a.started_at)), Cell(a.metric), Cell(a.title),
+                Cell(human_age(a.resolved_at - a.started_at)), Cell(a.metric), Cell(a.title),
                 Cell(a.resolution))
             for a in past if a.resolved_at is not None})
         events: dict[str, tuple] = {}

@@ -1,0 +1,223 @@
+"""The database component's presenter: a snapshot as figures, the file's lines, the
+tables and indexes, the workload's queries (with the plans of the slow ones) and,
+where shown, the recommendations.
+
+``pwtop analyze`` prints it (:func:`pwtop.report.presentation_lines`) and the TUI's
+Database tab draws it; neither formats a database snapshot itself.
+"""
+
+from __future__ import annotations
+
+from pwtop import metric_names
+from pwtop.database import plans, workload
+from pwtop.database.model import DatabaseDetail, QueryTiming
+from pwtop.model import Recommendation, Snapshot
+from pwtop.presentation import (Cell, Column, Presentation, Row, Section, Table,
+                                advice_table, errors_section, metric_rows, number, text)
+from pwtop.units import human_age, human_bytes, human_count, human_ratio, human_seconds
+
+NO_WORKLOAD = "no workload: set [database] queries or pass --workload FILE"
+
+
+def present(snapshot: Snapshot, recommendations: list[Recommendation] | None = None, *,
+            advice: bool = False, slow_threshold: float | None = None) -> Presentation:
+    """The snapshot as sections: ``figures``, ``file``, ``space``, ``queries``, ``plans``,
+    ``errors`` and, with ``advice``, ``advice`` (``recommendations`` None: still
+    analysing). ``slow_threshold`` is [database] analyze_threshold, said in the workload's
+    title when known."""
+    out = Presentation("database", [Section("figures", rows=figure_rows(snapshot))])
+    d = snapshot.detail
+    if isinstance(d, DatabaseDetail):
+        out.sections += [Section("file", lines=file_lines(d)),
+                         Section("space", table=space_table(d),
+                                 lines=[f"sizes: {d.fragmentation_unavailable}"]
+                                 if d.fragmentation is None and d.fragmentation_unavailable
+                                 else []),
+                         Section("queries", table=query_table(d, slow_threshold)),
+                         Section("plans", lines=plan_lines(d))]
+    out.sections.append(errors_section(snapshot))
+    if advice:
+        out.sections.append(Section("advice", table=advice_table(recommendations)))
+    return out
+
+
+def figure_rows(snapshot: Snapshot) -> list[Row]:
+    """The key figures, each with the age of the slow probe that measured it."""
+    rows = metric_rows(snapshot, metric_names.key_figures("database"))
+    d = snapshot.detail
+    if isinstance(d, DatabaseDetail):
+        ages = {"database_fragmentation_ratio":
+                d.fragmentation.age_s if d.fragmentation else None,
+                "database_query_p95_seconds": d.workload_age_s}
+        for row in rows:
+            if row.available and ages.get(row.metric or "") is not None:
+                row.age = ages[row.metric or ""]
+    return rows
+
+
+def file_lines(d: DatabaseDetail) -> list[str]:
+    """The file, its journal, its free space, the app's activity and the cache."""
+    f = d.file
+    opened = f", opened {f.open_mode}" if f.open_mode else ""
+    lines = [f"database  {d.path}  (SQLite {f.sqlite_version}{opened})"]
+    free = (f"{human_bytes(f.filesystem_free_bytes)} free on its filesystem"
+            if f.filesystem_free_bytes is not None else "filesystem free space unknown")
+    lines.append(f"file      {human_bytes(f.file_bytes)} = {human_count(f.page_count)} pages "
+                 f"of {human_bytes(f.page_size_bytes)}; {human_count(f.freelist_count)} free "
+                 f"pages ({human_ratio(f.freelist_ratio)}); {free}")
+    journal = f"journal   {f.journal_mode}, auto_vacuum {f.auto_vacuum}"
+    if f.wal_exists or f.journal_mode == "wal":
+        journal += f"; WAL {human_bytes(f.wal_bytes or 0)}"
+        if f.wal_frames is not None:
+            journal += (f", {human_count(f.wal_frames)} frames, "
+                        f"{human_count(f.checkpoint_lag_frames)} not checkpointed")
+        elif f.wal_unavailable:
+            journal += f"; frames {f.wal_unavailable}"
+    lines.append(journal)
+    frag = d.fragmentation
+    if frag is None:
+        lines.append(f"space     fragmentation {d.fragmentation_unavailable or 'not measured yet'}")
+    else:
+        part = (" (partial: " + ", ".join(frag.interrupted) + " interrupted)"
+                if frag.interrupted else "")
+        lines.append(
+            f"space     fragmentation {human_ratio(frag.fragmentation_ratio)} = free pages "
+            f"{human_bytes(frag.freelist_bytes)} + unused inside pages "
+            f"{human_bytes(frag.unused_bytes)}; leaf pages out of order "
+            f"{human_ratio(frag.nonsequential_ratio)}{part} (dbstat scan of "
+            f"{human_seconds(frag.scan_s)}, {human_age(frag.age_s)} old)")
+    a = d.activity
+    if a.commits_per_second is not None:
+        commits = (f"{a.commits_per_second:,.1f} commits/s over "
+                   f"{human_seconds(a.commits_window_s)}")
+    else:
+        commits = f"commits/s {a.commits_unavailable or 'not measured'}"
+    if a.locks_unavailable:
+        locks = f"locks {a.locks_unavailable}"
+    elif not a.lock_holders:
+        locks = "no other process holds a lock"
+    else:
+        who = sorted({f"{h.role} pid {h.pid} ({h.process or '?'})" for h in a.lock_holders})
+        locks = "locks: " + "; ".join(who)
+    lines.append(f"activity  {commits}; {locks}; SQLITE_BUSY met by pwtop: {a.busy_count}")
+    c = d.cache
+    lines.append(f"cache     hit ratio {c.hit_ratio_unavailable or human_ratio(c.hit_ratio)}")
+    if c.not_from_storage_ratio is not None:
+        lines.append(
+            f"          app pid {c.app_pid}: {human_ratio(c.not_from_storage_ratio)} of its "
+            f"reads did not reach storage over {human_seconds(c.window_s)} "
+            f"({human_bytes(c.logical_read_bytes_per_second)}/s read, "
+            f"{human_bytes(c.storage_read_bytes_per_second)}/s from storage) - "
+            f"{c.proxy_label}")
+    elif c.app_unavailable:
+        lines.append(f"          app reads proxy: {c.app_unavailable}")
+    lines += [f"note      {w}" for w in d.warnings]
+    return lines
+
+
+SPACE_COLUMNS = [Column("name", "name"), Column("kind", "kind"), Column("table", "table"),
+                 Column("rows", "rows", numeric=True), Column("size", "size", numeric=True),
+                 Column("share", "of file", numeric=True),
+                 Column("unused", "unused", numeric=True), Column("stats", "stats"),
+                 Column("used", "workload")]
+
+
+def space_table(d: DatabaseDetail) -> Table:
+    """One row per table (its size includes its indexes) and one per index."""
+    file_bytes = d.file.file_bytes or 0
+    objects = {o.name: o for o in (d.fragmentation.objects if d.fragmentation else [])}
+
+    def share(size: int | None) -> Cell:
+        return number(None if size is None or not file_bytes else size / file_bytes,
+                      "ratio 0..1")
+
+    def unused(name: str) -> Cell:
+        obj = objects.get(name)
+        return number(None if obj is None else obj.unused_ratio, "ratio 0..1")
+
+    rows: dict[str, tuple[Cell, ...]] = {}
+    for t in d.tables:
+        count = t.rows_exact if t.rows_exact is not None else t.rows_estimate
+        count_cell = number(count)
+        if t.rows_exact is None and count is not None and \
+                t.rows_estimate_source == "max(rowid)":
+            count_cell.text = f"≤{count_cell.text}"  # the rowid span: an upper bound
+        stats = t.stats_state
+        if t.stats_drift_ratio is not None and t.stats_state == "stale":
+            stats += f" (drift {human_ratio(t.stats_drift_ratio)})"
+        rows[f"t:{t.name}"] = (
+            Cell(t.name, strong=True), text("table"), text(t.name), count_cell,
+            number(t.size_bytes, "bytes"), share(t.size_bytes), unused(t.name),
+            text(stats), text(""))
+        for ix in t.indexes:
+            used = "-" if ix.used_by_workload is None else (
+                ", ".join(ix.used_by) if ix.used_by else "unused")
+            rows[f"i:{ix.name}"] = (
+                text(ix.name), text("index"), text(t.name), Cell(""),
+                number(ix.size_bytes, "bytes"), share(ix.size_bytes), unused(ix.name),
+                text(""), text(used))
+    return Table("space", "Tables and indexes (a table's size includes its indexes)",
+                 SPACE_COLUMNS, rows, sort="size")
+
+
+QUERY_COLUMNS = [Column("name", "query"), Column("median", "median", numeric=True),
+                 Column("p95", "p95", numeric=True), Column("runs", "runs", numeric=True),
+                 Column("status", "status"), Column("plan", "plan")]
+
+
+def query_status(q: QueryTiming) -> str:
+    """How a workload query was measured: "ok", "SLOW", "SLOW (interrupted)", "explained
+    (writes)"... with the age of figures kept from an earlier round."""
+    if q.status == "timed":
+        state = "SLOW" if q.slow else "ok"
+    elif q.status == "interrupted":
+        state = "SLOW (interrupted)"
+    elif q.status == "explained":
+        state = ("explained (writes)" if q.writes else "explained (no values)"
+                 if "no values" in (q.error or "") else "explained (not timed)")
+    else:
+        state = q.status
+    if q.age_s is not None and q.age_s >= 1.0 and q.status in workload.TIMED:
+        state += f" ({human_age(q.age_s)} ago)"
+    return state
+
+
+def workload_title(d: DatabaseDetail, slow_threshold: float | None = None) -> str:
+    parts = [d.workload_source or "none"]
+    if d.workload_age_s is not None and d.workload_age_s >= 1.0:
+        parts.append(f"oldest timing {human_age(d.workload_age_s)} old")
+    if slow_threshold is not None:
+        parts.append(f"slow above {human_seconds(slow_threshold)}")
+    title = f"Workload queries ({', '.join(parts)})"
+    if d.workload_errors:
+        title += " · " + "; ".join(d.workload_errors)
+    return title
+
+
+def query_table(d: DatabaseDetail, slow_threshold: float | None = None) -> Table:
+    rows: dict[str, tuple[Cell, ...]] = {}
+    for n, q in enumerate(d.queries):
+        strong = q.slow or q.status in ("error", "interrupted")
+        rows[f"q:{n}:{q.name}"] = (
+            Cell(q.name, strong=strong), number(q.median_s, "seconds", strong=strong),
+            number(q.p95_s, "seconds", strong=strong), number(q.runs or None),
+            Cell(query_status(q), strong=strong),
+            text(" · ".join(q.badges) or q.error or "-"))
+    return Table("queries", workload_title(d, slow_threshold), QUERY_COLUMNS, rows,
+                 sort="p95", empty=NO_WORKLOAD)
+
+
+def plan_lines(d: DatabaseDetail) -> list[str]:
+    """The plan and statement counters of every slow, interrupted or failed query."""
+    lines: list[str] = []
+    for q in d.queries:
+        if not (q.slow or q.status in ("error", "interrupted")):
+            continue
+        lines.append(f"{q.name}: {q.error or 'slow'}")
+        lines += [f"  {line}" for line in plans.render(q.plan)]
+        if q.counters is not None:
+            k = q.counters
+            lines.append(f"  sqlite_stmt over {k.runs} runs: {k.fullscan_steps:,} "
+                         f"full-scan steps, {k.sorts:,} sorts, {k.autoindexes:,} "
+                         f"automatic-index rows, {k.vm_steps:,} VM steps")
+    return lines

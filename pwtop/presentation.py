@@ -1,0 +1,173 @@
+"""What a presenter hands to every face: labelled rows, text lines and tables, plain data.
+
+A component's presenter (``pwtop/<component>/present.py``) turns one snapshot (and its
+recommendations, where they are shown) into a :class:`Presentation`. The CLI's text
+(:func:`pwtop.report.presentation_lines`), the TUI's tabs and the web dashboard draw it;
+none of them formats a snapshot itself, so one figure reads the same everywhere. A row's
+``metric`` names its catalog entry (:mod:`pwtop.metric_names`), which says where the figure
+is computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from pwtop import metric_names
+from pwtop.model import Recommendation, Snapshot
+from pwtop.units import format_value
+
+#: What a figure's value reads when it was not measured (its reason says why).
+NOT_MEASURED = "n/a"
+
+
+@dataclass
+class Row:
+    """One labelled figure."""
+
+    label: str
+    text: str                      # the value as every face shows it
+    value: Any = None              # the raw measurement (None: not measured)
+    unit: str = ""                 # pwtop.units unit of ``value``; "" for counts
+    level: str = ""                # "", "warning" or "critical"
+    age: float | None = None       # seconds since it was measured, when not just now
+    reason: str | None = None      # why it is missing (without "unavailable (...)")
+    metric: str | None = None      # the catalog name it shows, if any
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
+
+
+@dataclass
+class Cell:
+    """A table cell: its text and the value it sorts by (None: the text, or missing last
+    for a numeric column)."""
+
+    text: str
+    value: Any = None
+    strong: bool = False           # worth the eye: a slow query, a warning
+
+
+@dataclass
+class Column:
+    key: str
+    label: str
+    numeric: bool = False
+
+
+@dataclass
+class Table:
+    """Rows with columns; ``rows`` maps a stable row key to its cells, in column order."""
+
+    name: str
+    title: str
+    columns: list[Column]
+    rows: dict[str, tuple[Cell, ...]] = field(default_factory=dict)
+    sort: str | None = None        # the column to sort by (numbers largest first)
+    empty: str = ""                # what to say when there are no rows ("": say nothing)
+
+
+@dataclass
+class Section:
+    """A titled group: figures, free lines of text, and at most one table."""
+
+    name: str
+    title: str = ""
+    rows: list[Row] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    table: Table | None = None
+
+
+@dataclass
+class Presentation:
+    component: str
+    sections: list[Section] = field(default_factory=list)
+
+    def section(self, name: str) -> Section | None:
+        return next((s for s in self.sections if s.name == name), None)
+
+    def rows(self) -> list[Row]:
+        """Every labelled figure, in order."""
+        return [row for s in self.sections for row in s.rows]
+
+
+# ---------------------------------------------------------------- helpers
+
+Levels = Callable[[str, Any], str]
+
+
+def reason(text: str | None) -> str:
+    """A component's reason for a missing figure, without the "unavailable (...)" wrapper
+    (the value already says it is missing)."""
+    text = (text or "").strip()
+    if text.startswith("unavailable (") and text.endswith(")"):
+        text = text[len("unavailable ("):-1]
+    elif text.startswith("unavailable: "):
+        text = text[len("unavailable: "):]
+    return text
+
+
+def metric_row(snapshot: Snapshot, name: str, *, levels: Levels | None = None,
+               age: float | None = None) -> Row:
+    """The row of one catalog metric: its label and unit from the catalog, its value from
+    the snapshot, or the reason it gave for not measuring it."""
+    info = metric_names.info(name)
+    value = snapshot.metrics.get(name)
+    if value is None:
+        why = reason(snapshot.unavailable.get(name)) or "not measured"
+        return Row(info.label, NOT_MEASURED, None, info.unit, reason=why, metric=name)
+    return Row(info.label, format_value(value, info.unit), value, info.unit,
+               level=levels(name, value) if levels else "", age=age, metric=name)
+
+
+def metric_rows(snapshot: Snapshot, names: Iterable[str], *, levels: Levels | None = None,
+                reported_only: bool = False) -> list[Row]:
+    """Rows of ``names``; with ``reported_only``, only those the snapshot has a value or
+    a reason for (an agent-fed component leaves out what the app does not use)."""
+    return [metric_row(snapshot, n, levels=levels) for n in names
+            if not reported_only or n in snapshot.metrics or n in snapshot.unavailable]
+
+
+def key_rows(snapshot: Snapshot, *, levels: Levels | None = None,
+             fallback: int = 4) -> list[Row]:
+    """The component's key figures (the catalog's ``key``), those it reported; a
+    component without listed key figures shows its first ``fallback`` metrics."""
+    names = [n for n in metric_names.key_figures(snapshot.component)
+             if n in snapshot.metrics or n in snapshot.unavailable]
+    if not names:
+        names = list(snapshot.metrics)[:fallback]
+    return metric_rows(snapshot, names, levels=levels)
+
+
+def errors_section(snapshot: Snapshot) -> Section:
+    """What went wrong while collecting, one line each."""
+    return Section("errors", lines=[f"error: {e}" for e in snapshot.errors])
+
+
+def number(value: Any, unit: str = "", *, strong: bool = False) -> Cell:
+    """A numeric cell written in ``unit`` (see :func:`pwtop.units.format_value`)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return Cell("-" if value is None else str(value), None, strong)
+    return Cell(format_value(value, unit), value, strong)
+
+
+def text(value: Any, *, strong: bool = False) -> Cell:
+    return Cell("-" if value is None else str(value), None, strong)
+
+
+def advice_table(recs: list[Recommendation] | None, name: str = "advice") -> Table:
+    """The recommendations as a table: level, title, how it is applied, id."""
+    if recs is None:
+        title = "Recommendations: analysing… (a: analyze now)"
+    elif recs:
+        can = sum(1 for r in recs if r.applicable)
+        title = f"Recommendations: {len(recs)} ({can} pwtop can apply: press o)"
+    else:
+        title = "Recommendations: none"
+    rows = {r.id: (Cell(r.level.label, int(r.level), strong=r.level >= 2), Cell(r.title),
+                   Cell("o applies" if r.applicable else "app code"), Cell(r.id))
+            for r in recs or []}
+    return Table(name, title, [Column("level", "level", numeric=True),
+                               Column("title", "recommendation"), Column("how", "how"),
+                               Column("id", "id")], rows, sort="level")
