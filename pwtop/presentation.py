@@ -156,6 +156,10 @@ def text(value: Any, *, strong: bool = False) -> Cell:
     return Cell("-" if value is None else str(value), None, strong)
 
 
+ADVICE_COLUMNS = [Column("level", "level", numeric=True), Column("title", "recommendation"),
+                  Column("how", "how"), Column("id", "id")]
+
+
 def advice_table(recs: list[Recommendation] | None, name: str = "advice") -> Table:
     """The recommendations as a table: level, title, how it is applied, id."""
     if recs is None:
@@ -168,6 +172,4 @@ def advice_table(recs: list[Recommendation] | None, name: str = "advice") -> Tab
     rows = {r.id: (Cell(r.level.label, int(r.level), strong=r.level >= 2), Cell(r.title),
                    Cell("o applies" if r.applicable else "app code"), Cell(r.id))
             for r in recs or []}
-    return Table(name, title, [Column("level", "level", numeric=True),
-                               Column("title", "recommendation"), Column("how", "how"),
-                               Column("id", "id")], rows, sort="level")
+    return Table(name, title, ADVICE_COLUMNS, rows, sort="level")

@@ -674,8 +674,8 @@ def test_analyze_system_as_text(tmp_path, capsys):
     assert main(["analyze", "--component", "system", "--db", str(tmp_path / "app.db")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("== system (")
-    for word in ("cpu ", "load ", "memory ", "cpu temp ", "throttling ", "disk ", "network ",
-                 "process "):
+    for word in ("CPU ", "memory used ", "CPU temperature ", "cpu: ", "memory: ", "heat: ",
+                 "disk: ", "network: ", "app: "):
         assert f"\n{word}" in out, word
     assert str(tmp_path / "app.db") in out
 

@@ -92,14 +92,20 @@ def file_lines(d: DatabaseDetail) -> list[str]:
                    f"{human_seconds(a.commits_window_s)}")
     else:
         commits = f"commits/s {a.commits_unavailable or 'not measured'}"
+    parts = [commits]
+    if a.writer_active is not None:
+        parts.append("a writer holds the lock" if a.writer_active else "no writer now")
+    if a.readers is not None:
+        parts.append(f"{a.readers} reader(s)")
     if a.locks_unavailable:
-        locks = f"locks {a.locks_unavailable}"
-    elif not a.lock_holders:
-        locks = "no other process holds a lock"
-    else:
+        parts.append(f"locks {a.locks_unavailable}")
+    elif a.lock_holders:
         who = sorted({f"{h.role} pid {h.pid} ({h.process or '?'})" for h in a.lock_holders})
-        locks = "locks: " + "; ".join(who)
-    lines.append(f"activity  {commits}; {locks}; SQLITE_BUSY met by pwtop: {a.busy_count}")
+        parts.append("locks: " + "; ".join(who))
+    elif a.writer_active is None and a.readers is None:
+        parts.append("no other process holds a lock")
+    parts.append(f"SQLITE_BUSY met by pwtop: {a.busy_count}")
+    lines.append("activity  " + "; ".join(parts))
     c = d.cache
     lines.append(f"cache     hit ratio {c.hit_ratio_unavailable or human_ratio(c.hit_ratio)}")
     if c.not_from_storage_ratio is not None:

@@ -24,21 +24,19 @@ from pwtop.config import Settings, default_database_path
 from pwtop.metrics import DEFAULT_WINDOWS, CounterSum, WindowedRate, window_label
 from pwtop.model import (ActionResult, BenchmarkResult, Figure, Flag, Level, Recommendation,
                          Snapshot)
+from pwtop.system.limits import (CPU_BUSY_PERCENT, DISK_CRITICAL_FREE_BYTES,
+                                 DISK_CRITICAL_RATIO, DISK_WARNING_FREE_BYTES,
+                                 DISK_WARNING_RATIO, MEMORY_CRITICAL_RATIO,
+                                 MEMORY_WARNING_RATIO, TEMPERATURE_CRITICAL_CELSIUS,
+                                 TEMPERATURE_WARNING_CELSIUS)
 from pwtop.system.host import CpuMeter, DiskDetail, counted_interfaces, locate_filesystem
 from pwtop.system.process import ProcessDetail, ProcessTracker, find_by_match
 from pwtop.system.sensors import (THERMAL_ROOT, Temperature, Throttle, read_cpu_temperature,
                                   read_throttled)
+from pwtop.presentation import Presentation
+from pwtop.system.present import present
 from pwtop.units import format_metric, human_bytes
 
-GIB = 1024 ** 3
-
-# Thresholds of the conditions flagged for the alert banner, and of the advice.
-MEMORY_WARNING_RATIO, MEMORY_CRITICAL_RATIO = 0.90, 0.95
-DISK_WARNING_RATIO, DISK_CRITICAL_RATIO = 0.90, 0.95
-DISK_WARNING_FREE_BYTES, DISK_CRITICAL_FREE_BYTES = 1 * GIB, 256 * 1024 ** 2
-# A Pi starts soft-throttling at 80 °C and hard-throttles at 85 °C.
-TEMPERATURE_WARNING_CELSIUS, TEMPERATURE_CRITICAL_CELSIUS = 80.0, 85.0
-CPU_BUSY_PERCENT = 90.0
 
 
 # Flat metrics of a system snapshot, one definition each. Every one of them is, on every
@@ -239,8 +237,9 @@ class SystemComponent(Component):
         (``benchmark_runs`` collects of each)."""
         return await asyncio.to_thread(measure_cost, self.settings, self.benchmark_runs)
 
-    def describe(self, snapshot: Snapshot) -> list[str]:
-        return describe(snapshot)
+    def describe(self, snapshot: Snapshot) -> Presentation:
+        """The snapshot as labelled rows (``pwtop analyze`` prints them)."""
+        return present(snapshot)
 
     async def close(self) -> None:
         """Nothing is held open; a tick still running in its thread is waited for."""
@@ -578,78 +577,6 @@ def recommendations(snapshot: Snapshot) -> list[Recommendation]:
                "the busy process (process_cpu_percent shows the app's share)",
                Level.WARNING)
     return out
-
-
-# ---------------------------------------------------------------- text
-
-
-def describe(snapshot: Snapshot) -> list[str]:
-    """The readable section of ``pwtop analyze --component system``."""
-    m, gone = snapshot.metrics, snapshot.unavailable
-    d = _detail(snapshot)
-
-    def f(name: str) -> str:
-        if name not in m:
-            return f"unavailable ({gone.get(name)})"
-        value = m[name]
-        if value is not None and name.endswith("_bytes_per_second"):
-            return f"{human_bytes(value)}/s"
-        if value is not None and name.endswith("_packets_per_second"):
-            return f"{value:,.1f} packets/s"
-        return format_metric(name, value)
-
-    lines = []
-    if d is not None:
-        lines.append(f"host       {d.hostname}, {d.cpu_count} CPU(s), up "
-                     f"{format_metric('x_seconds', m.get('system_uptime_seconds'))}")
-        cores = " ".join("-" if c is None else f"{c:.0f}%" for c in d.cpu_per_core_percent)
-        windows = ", ".join(f"{k}: {'-' if v is None else f'{v:.1f} %'}"
-                            for k, v in d.cpu_percent_windows.items())
-        span = format_metric("x_seconds", d.cpu_window_seconds)
-        lines.append(f"cpu        {f('system_cpu_percent')} over {span} ({windows}); "
-                     f"cores {cores}")
-        lines.append(f"load       {d.load[0]:.2f} {d.load[1]:.2f} {d.load[2]:.2f}")
-    lines.append(f"memory     {f('system_memory_used_ratio')} used, "
-                 f"{f('system_memory_available_bytes')} available of "
-                 f"{f('system_memory_total_bytes')}; swap {f('system_swap_used_ratio')}")
-    lines.append(f"cpu temp   {f('system_cpu_temperature_celsius')}"
-                 + (f" ({d.temperature.sensor})" if d and d.temperature and
-                    d.temperature.celsius is not None else ""))
-    if d is not None and d.throttle is not None:
-        lines.append(f"throttling {d.throttle.hex}: now: {', '.join(d.throttle.now) or 'none'}; "
-                     f"since boot: {', '.join(d.throttle.occurred) or 'none'}")
-    else:
-        lines.append(f"throttling {f('system_throttled')}")
-    if d is not None:
-        disk = d.disk
-        lines.append(f"disk       {disk.database}: {disk.fstype or '?'} on "
-                     f"{disk.mountpoint or '?'} ({disk.device or '?'}, io device "
-                     f"{disk.io_device or 'none'})")
-        if disk.note:
-            lines.append(f"           {disk.note}")
-    lines.append(f"           {f('system_disk_used_ratio')} used, "
-                 f"{f('system_disk_free_bytes')} free; read "
-                 f"{f('system_disk_read_bytes_per_second')}, write "
-                 f"{f('system_disk_write_bytes_per_second')}, busy {f('system_disk_busy_ratio')}")
-    lines.append(f"network    in {f('system_net_recv_bytes_per_second')} "
-                 f"({f('system_net_recv_packets_per_second')}), out "
-                 f"{f('system_net_sent_bytes_per_second')} "
-                 f"({f('system_net_sent_packets_per_second')})")
-    if d is not None and d.process is not None:
-        p = d.process
-        lines.append(f"process    pid {p.pid} {' '.join(p.cmdline)[:70]} ({p.found_by})")
-        lines.append(f"           cpu {f('process_cpu_percent')}, rss {f('process_rss_bytes')}, "
-                     f"threads {f('process_threads')}, open files {f('process_open_files')}, "
-                     f"read {f('process_read_bytes_per_second')}, write "
-                     f"{f('process_write_bytes_per_second')}")
-        if len(p.matches) > 1:
-            lines.append(f"           {len(p.matches)} processes matched ({p.matches}); set "
-                         "[target] pid_file to choose one")
-    else:
-        lines.append(f"process    unavailable ({gone.get('process_cpu_percent')})")
-    for flag in snapshot.flags:
-        lines.append(f"{flag.level.label.upper():<10} {flag.message}")
-    return lines
 
 
 # ---------------------------------------------------------------- cost
