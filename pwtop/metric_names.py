@@ -323,16 +323,20 @@ def metrics_reference() -> str:
         "(`[[alerts.rules]] metric = ...`), `pwtop monitor` (JSON and CSV columns), the history",
         "file and `pwtop history export`. A name ends in its unit. A figure that cannot be",
         "measured is absent from a snapshot's `metrics` and listed in its `unavailable` with",
-        "the reason; it is never shown as a number. The last column writes the same measurement",
-        "in PromQL over the families the app's agent serves on `GET /metrics` (labelled there",
-        "per pool, queue, stream...).",
+        "the reason; it is never shown as a number. \"shown as\" is the figure's label on every",
+        "screen (the TUI, `pwtop analyze`); \"computed in\" is the function that measures it",
+        "(`module:function`). The last column writes the same measurement in PromQL over the",
+        "families the app's agent serves on `GET /metrics` (labelled there per pool, queue,",
+        "stream...).",
     ]
     for component in (*COMPONENTS, "agent"):
         rows = [info for info in catalog().values() if info.component == component]
         title = "agent link (async and realtime)" if component == "agent" else component
-        lines += ["", f"## {title}", "", "| metric | unit | meaning | on /metrics |",
-                  "| --- | --- | --- | --- |"]
+        lines += ["", f"## {title}", "", "| metric | shown as | unit | meaning | computed in | "
+                  "on /metrics |", "| --- | --- | --- | --- | --- | --- |"]
         for info in rows:
-            lines.append(f"| `{info.name}` | {info.unit or 'count'} | {info.help} | "
+            key = " (key figure)" if info.key else ""
+            lines.append(f"| `{info.name}` | {info.label}{key} | {info.unit or 'count'} | "
+                         f"{info.help} | `{info.source}` | "
                          f"{f'`{info.prometheus}`' if info.prometheus else ''} |")
     return "\n".join(lines) + "\n"

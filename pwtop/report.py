@@ -1,7 +1,7 @@
 """Plain-text rendering of snapshots, recommendations and action results for the CLI.
 
 A component's ``describe(snapshot)`` returns its presenter's
-:class:`~pwtop.presentation.Presentation`; :func:`presentation_lines` is the one place that
+:class:`~pwtop.present.rows.Presentation`; :func:`presentation_lines` is the one place that
 turns one into text, the same way for every component (the TUI draws the same rows).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from pwtop.model import ActionResult, Recommendation, Snapshot
-from pwtop.presentation import Presentation, Row, Table
+from pwtop.present.rows import Presentation, Row, Table
 from pwtop.units import format_metric, human_age
 
 

@@ -94,7 +94,7 @@ async def test_async_component_reads_operations_and_applies_through_the_agent():
         after = await client.wait_snapshot(2.0, after=client.snapshots)
         assert after["async"]["pools"]["db"]["max_size"] == pool.max_size
         text = "\n".join(report.snapshot_lines(second, component))
-        assert "wifi_scan" in text and "pools:" in text
+        assert "wifi_scan" in text and "\nPools\n" in text
     finally:
         for w in workers:
             w.cancel()
@@ -180,7 +180,7 @@ async def test_realtime_component_reads_the_hub_and_probes_urls():
                 result = await component.command("set_queue_size", {"size": 64})
                 assert result["after"] == {"message_queue_size": 64} and hub.queue_size == 64
                 text = "\n".join(report.snapshot_lines(snap, component))
-                assert "probes (from outside the app):" in text
+                assert "\nProbes (from outside the app)\n" in text
                 json.dumps(snap.to_dict())  # the detail is plain data
                 publisher.cancel()  # an idle reader closes without a backlog to wade through
         finally:

@@ -195,7 +195,7 @@ def test_cli_analyze_and_optimize_headless(demo_db, launch, tmp_path, capsys):
     assert cli.main(["--config", str(config), "analyze", "--component", "async"]) == 0
     text = capsys.readouterr().out
     assert f"connected to the agent at {app.agent}" in text
-    assert "gps_poll" in text and "pools:" in text
+    assert "gps_poll" in text and "\nPools\n" in text
 
     assert cli.main(["--config", str(config), "analyze", "-c", "async", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

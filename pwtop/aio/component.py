@@ -23,8 +23,8 @@ from pwtop.agent.details import AgentMessage, AsyncDetail, parse_async
 from pwtop.config import Settings
 from pwtop.histogram import Histogram
 from pwtop.model import Snapshot
-from pwtop.report import table
-from pwtop.units import format_metric
+from pwtop.present.aio import present
+from pwtop.present.rows import Presentation
 
 
 class AsyncComponent(AgentComponent):
@@ -170,51 +170,6 @@ class AsyncComponent(AgentComponent):
 
     # ------------------------------------------------------------ text
 
-    def describe(self, snapshot: Snapshot) -> list[str]:
-        """The report for ``pwtop analyze --component async``."""
-        d = snapshot.detail if isinstance(snapshot.detail, AsyncDetail) else AsyncDetail()
-        agent = d.agent
-        lines = [f"agent: {agent.link or '-'}"]
-        if agent.pid:
-            lines.append(f"app pid {agent.pid}, pwtop {agent.version} agent, "
-                         f"snapshot #{agent.seq}, "
-                         f"{format_metric('x_seconds', agent.snapshot_age_seconds)} old")
-        rows = [(name, format_metric(name, v)) for name, v in snapshot.metrics.items()]
-        lines += [""] + table(rows, align="lr")
-        ops = d.operations
-        if ops:
-            window = "since the previous collect" if d.window == "interval" \
-                else "over the app's lifetime"
-            lines += ["", f"operations (latency percentiles {window}; rates over 10 s):"]
-            lines += table([(o.name, o.count, format_metric("r_per_second", o.rate_per_second),
-                             format_metric("s_seconds", o.p50_seconds),
-                             format_metric("s_seconds", o.p95_seconds),
-                             format_metric("s_seconds", o.p99_seconds),
-                             o.error_count, o.in_flight) for o in ops[:30]],
-                           ("operation", "count", "rate", "p50", "p95", "p99", "errors",
-                            "in flight"), "lrrrrrrr")
-            if len(ops) > 30:
-                lines.append(f"... {len(ops) - 30} more (see --json)")
-        for block in (d.loop.blocked if d.loop else [])[-3:]:
-            lines.append(f"loop blocked {format_metric('x_seconds', block.duration_seconds)}"
-                         f" by {block.name} at {block.where}")
-        for title, rows, cols in (
-                ("pools", d.pools, ("name", "in_use", "size", "max_size", "waiters",
-                                    "timeouts_60s")),
-                ("rate limiters", d.limiters, ("name", "rate_per_second", "tokens",
-                                               "admitted_60s", "delayed_60s", "rejected_60s")),
-                ("circuit breakers", d.breakers, ("name", "state", "consecutive_failures",
-                                                  "failures", "opens_300s")),
-                ("task queues", d.queues, ("name", "depth", "maxsize", "workers", "batch_size",
-                                           "dropped_60s"))):
-            if rows:
-                lines += ["", f"{title}:"]
-                lines += table([[_cell(c, getattr(r, c)) for c in cols] for r in rows], cols,
-                               "l" + "r" * (len(cols) - 1))
-        return lines
-
-
-def _cell(name: str, value: Any) -> Any:
-    if value is None:
-        return "-"
-    return format_metric(name, value) if isinstance(value, float) else value
+    def describe(self, snapshot: Snapshot) -> Presentation:
+        """The snapshot as labelled rows and tables (``pwtop analyze`` prints them)."""
+        return present(snapshot)

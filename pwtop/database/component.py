@@ -21,12 +21,12 @@ from pwtop.component import Component
 from pwtop.config import Settings, default_database_path
 from pwtop.database import activity, advise, connect, inspect, space, workload
 from pwtop.database.connect import ProbeBusy, ProbeInterrupted
-from pwtop.database.present import present
 from pwtop.database.model import (Activity, CacheInfo, DatabaseDetail, Fragmentation,
                                   ProbeRecord, QueryTiming)
 from pwtop.model import (ActionResult, BenchmarkResult, Flag, Level, Recommendation,
                          Snapshot, shallow_copy)
-from pwtop.presentation import Presentation
+from pwtop.present.database import present
+from pwtop.present.rows import Presentation
 from pwtop.units import human_seconds
 
 DBSTAT_MISSING = "unavailable (dbstat not compiled in)"

@@ -24,8 +24,8 @@ from pwtop.agent.details import (AgentMessage, Probe, RealtimeDetail, RealtimeTo
 from pwtop.config import Settings
 from pwtop.errors import PwtopError
 from pwtop.model import Flag, Level, Snapshot
-from pwtop.report import table
-from pwtop.units import format_metric
+from pwtop.present.realtime import present
+from pwtop.present.rows import Presentation
 
 if TYPE_CHECKING:
     from pwtop.agent.client import LinkStatus
@@ -238,42 +238,6 @@ class RealtimeComponent(AgentComponent):
 
     # ------------------------------------------------------------ text
 
-    def describe(self, snapshot: Snapshot) -> list[str]:
-        d = snapshot.detail if isinstance(snapshot.detail, RealtimeDetail) else RealtimeDetail()
-        lines = [f"agent: {d.agent.link or '-'}"]
-        rows = [(name, format_metric(name, v)) for name, v in snapshot.metrics.items()]
-        lines += [""] + table(rows, align="lr")
-        if d.streams:
-            lines += ["", "streams (rates over 10 s, drops over 60 s, latency over the "
-                          "recent window):"]
-            lines += table([(s.name, s.kind, s.connections,
-                             format_metric("x_per_second", s.messages_out_per_second),
-                             format_metric("x_bytes", s.bytes_out_per_second) + "/s"
-                             if s.bytes_out_per_second is not None else "-",
-                             format_metric("x_seconds", s.delivery_p99_seconds),
-                             format_metric("x_per_second", s.dropped_per_second),
-                             s.slow_consumers) for s in d.streams],
-                           ("stream", "kind", "conns", "msgs out", "bytes out",
-                            "delivery p99", "dropped", "slow"), "llrrrrrr")
-        clients = [c for c in d.clients if c.dropped or c.slow]
-        if clients:
-            lines += ["", "connections that are behind:"]
-            lines += table([(c.stream, c.id, c.remote, c.queue_length, c.dropped,
-                             format_metric("x_seconds", c.ping_rtt_seconds))
-                            for c in clients[:10]],
-                           ("stream", "id", "remote", "queued", "dropped", "ping"), "lllrrr")
-        if d.probes:
-            lines += ["", "probes (from outside the app):"]
-            for p in d.probes:
-                r = p.result
-                if p.error:
-                    lines.append(f"  {p.url}: {p.error}")
-                elif r is None:
-                    lines.append(f"  {p.url}: first window not finished")
-                else:
-                    lines.append(
-                        f"  {p.url}: connect {format_metric('x_seconds', r.connect_seconds)}"
-                        f", {format_metric('x_per_second', r.messages_per_second)}, "
-                        f"ping {format_metric('x_seconds', r.ping_rtt_p50_seconds)}, "
-                        f"{r.seq_gaps} seq gap(s), {r.reconnects} reconnect(s)")
-        return lines
+    def describe(self, snapshot: Snapshot) -> Presentation:
+        """The snapshot as labelled rows and tables (``pwtop analyze`` prints them)."""
+        return present(snapshot)

@@ -24,6 +24,8 @@ from pwtop.config import Settings, default_database_path
 from pwtop.metrics import DEFAULT_WINDOWS, CounterSum, WindowedRate, window_label
 from pwtop.model import (ActionResult, BenchmarkResult, Figure, Flag, Level, Recommendation,
                          Snapshot)
+from pwtop.present.rows import Presentation
+from pwtop.present.system import present
 from pwtop.system.limits import (CPU_BUSY_PERCENT, DISK_CRITICAL_FREE_BYTES,
                                  DISK_CRITICAL_RATIO, DISK_WARNING_FREE_BYTES,
                                  DISK_WARNING_RATIO, MEMORY_CRITICAL_RATIO,
@@ -33,8 +35,6 @@ from pwtop.system.host import CpuMeter, DiskDetail, counted_interfaces, locate_f
 from pwtop.system.process import ProcessDetail, ProcessTracker, find_by_match
 from pwtop.system.sensors import (THERMAL_ROOT, Temperature, Throttle, read_cpu_temperature,
                                   read_throttled)
-from pwtop.presentation import Presentation
-from pwtop.system.present import present
 from pwtop.units import format_metric, human_bytes
 
 

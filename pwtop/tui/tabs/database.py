@@ -1,4 +1,4 @@
-"""The Database tab: draws the database presenter (:mod:`pwtop.database.present`): the key
+"""The Database tab: draws the database presenter (:mod:`pwtop.present.database`): the key
 figures with sparklines, the file's lines, tables and indexes, the workload's queries and
 the recommendations. Where the component could not measure something the presenter's
 reason is shown instead of a number, as ``pwtop analyze`` prints it.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from pwtop.database.present import QUERY_COLUMNS, SPACE_COLUMNS, present
-from pwtop.presentation import ADVICE_COLUMNS
+from pwtop.present.database import QUERY_COLUMNS, SPACE_COLUMNS, present
+from pwtop.present.rows import ADVICE_COLUMNS
 from pwtop.tui.tabs.base import ComponentTab
 from pwtop.tui.tabs.draw import compose_table, metric_lines, render_table
 from pwtop.tui.view import ComponentState, View

@@ -1,4 +1,4 @@
-"""How a tab draws a presenter's output (:mod:`pwtop.presentation`).
+"""How a tab draws a presenter's output (:mod:`pwtop.present.rows`).
 
 Rows become :class:`MetricLine` s (with the figure's sparkline, its range from the metric
 catalog), tables become :class:`SyncTable` rows. Nothing here formats a value: the text
@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from pwtop import metric_names
-from pwtop.presentation import Column, Row, Table
+from pwtop.present.rows import Column, Row, Table
 from pwtop.tui.view import View
 from pwtop.tui.widgets.metric import MetricLine
 from pwtop.tui.widgets.tables import Cell, SyncTable

@@ -1,6 +1,6 @@
 """The Overview tab: each component's key figures with sparklines, on one screen.
 
-The figures are :func:`pwtop.overview.overview_rows` (the metric catalog says which are
+The figures are :func:`pwtop.present.overview.overview_rows` (the metric catalog says which are
 key and how each is labelled); a component without data says so in one line (and its own
 tab says how to connect).
 """
@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from pwtop.overview import overview_rows
+from pwtop.present.overview import overview_rows
 from pwtop.tui.tabs.draw import metric_lines
 from pwtop.tui.view import COMPONENT_ORDER, ComponentState, View
 from pwtop.tui.widgets.metric import MetricLines

@@ -1,6 +1,6 @@
 """The System tab: host CPU, memory, temperature, disk and network, and the app's process.
 
-It draws the system presenter (:mod:`pwtop.system.present`): each figure with its
+It draws the system presenter (:mod:`pwtop.present.system`): each figure with its
 sparkline, or "n/a" and the reason it gave, and the lines under them. The charts
 (textual-plotext) are created the first time the tab is shown, so pwtop starts without
 loading plotext.
@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.widgets import Static
 
-from pwtop.system.present import present
+from pwtop.present.system import present
 from pwtop.tui.tabs.base import ComponentTab
 from pwtop.tui.tabs.draw import metric_lines
 from pwtop.tui.view import ComponentState, View

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pwtop.model import Snapshot
-from pwtop.presentation import Presentation, Section, errors_section, metric_rows
+from pwtop.present.rows import Presentation, Section, errors_section, metric_rows
 from pwtop.system.limits import LEVELS
 
 if TYPE_CHECKING:  # the component imports this module to describe its snapshots

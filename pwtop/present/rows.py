@@ -1,6 +1,6 @@
 """What a presenter hands to every face: labelled rows, text lines and tables, plain data.
 
-A component's presenter (``pwtop/<component>/present.py``) turns one snapshot (and its
+A component's presenter (a module of :mod:`pwtop.present`) turns one snapshot (and its
 recommendations, where they are shown) into a :class:`Presentation`. The CLI's text
 (:func:`pwtop.report.presentation_lines`), the TUI's tabs and the web dashboard draw it;
 none of them formats a snapshot itself, so one figure reads the same everywhere. A row's
@@ -173,3 +173,56 @@ def advice_table(recs: list[Recommendation] | None, name: str = "advice") -> Tab
                    Cell("o applies" if r.applicable else "app code"), Cell(r.id))
             for r in recs or []}
     return Table(name, title, ADVICE_COLUMNS, rows, sort="level")
+
+
+# ---------------------------------------------------------------- agent-fed details
+
+
+def get(item: Any, name: str) -> Any:
+    """``item``'s field ``name`` (None when absent): the one place the async and realtime
+    presenters read the agent's details. Those are plain dicts today and become typed
+    dataclasses at the agent boundary (pwtop.agent.details); either reads here."""
+    if item is None:
+        return None
+    if isinstance(item, dict):
+        return item.get(name)
+    return getattr(item, name, None)
+
+
+#: A field table's column: (field, label, unit). The unit is a pwtop.units unit ("" for a
+#: count), None for text, "flag" for yes/no.
+FieldColumn = tuple[str, str, "str | None"]
+
+
+def _field_cell(value: Any, unit: str | None) -> Cell:
+    if unit is None:
+        return text(value)
+    if unit == "flag":
+        return Cell("-" if value is None else "yes" if value else "no",
+                    None if value is None else int(bool(value)))
+    return number(value, unit)
+
+
+def field_columns(columns: Iterable[FieldColumn]) -> list[Column]:
+    return [Column(f, label, numeric=unit is not None) for f, label, unit in columns]
+
+
+def field_table(name: str, title: str, columns: Iterable[FieldColumn], items: Any, *,
+                key: str = "name", sort: str | None = None) -> Table:
+    """A table of ``items`` (dicts or dataclasses), one row each, keyed by their ``key``
+    field; a flag column is numeric so that "yes" sorts before "no"."""
+    cols = list(columns)
+    rows: dict[str, tuple[Cell, ...]] = {}
+    for n, item in enumerate(items or []):
+        row_key = f"{name}:{get(item, key) if get(item, key) is not None else n}"
+        while row_key in rows:
+            row_key += "'"
+        rows[row_key] = tuple(_field_cell(get(item, f), unit) for f, _, unit in cols)
+    return Table(name, title, field_columns(cols), rows, sort=sort)
+
+
+def other_rows(snapshot: Snapshot, shown: Iterable[str]) -> list[Row]:
+    """Rows of the metrics the snapshot measured that ``shown`` leaves out (the CLI
+    prints every measured figure; a tab shows the ones it has room for)."""
+    skip = set(shown)
+    return metric_rows(snapshot, [n for n in snapshot.metrics if n not in skip])

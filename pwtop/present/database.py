@@ -12,7 +12,7 @@ from pwtop import metric_names
 from pwtop.database import plans, workload
 from pwtop.database.model import DatabaseDetail, QueryTiming
 from pwtop.model import Recommendation, Snapshot
-from pwtop.presentation import (Cell, Column, Presentation, Row, Section, Table,
+from pwtop.present.rows import (Cell, Column, Presentation, Row, Section, Table,
                                 advice_table, errors_section, metric_rows, number, text)
 from pwtop.units import human_age, human_bytes, human_count, human_ratio, human_seconds
 

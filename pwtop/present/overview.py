@@ -5,8 +5,8 @@ so the Overview and a component's tab cannot disagree about one figure."""
 from __future__ import annotations
 
 from pwtop.model import Snapshot
-from pwtop.presentation import Levels, Row, key_rows
-from pwtop.system.present import level_of as system_level
+from pwtop.present.rows import Levels, Row, key_rows
+from pwtop.present.system import level_of as system_level
 
 #: Components whose figures are coloured by limits: their level function.
 LEVELS: dict[str, Levels] = {"system": system_level}

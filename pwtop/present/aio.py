@@ -1,0 +1,89 @@
+"""The async component's presenter: the app's operations, event loop, pools, limiters,
+breakers and queues as its agent reports them (``pwtop/aio/component.py``).
+
+``pwtop analyze --component async`` prints it and the TUI's Async tab draws it. The
+agent's details are read through :func:`pwtop.present.rows.get` only.
+"""
+
+from __future__ import annotations
+
+from pwtop.model import Snapshot
+from pwtop.present.rows import (Presentation, Section, errors_section, field_table, get,
+                                metric_rows, other_rows)
+from pwtop.units import format_metric, human_seconds
+
+FIGURES = ("async_operations_per_second", "async_errors_per_second",
+           "async_operation_p99_seconds", "async_operations_in_flight",
+           "async_loop_lag_seconds", "async_loop_busy_ratio", "async_loop_tasks",
+           "async_pool_saturation_ratio", "async_limiter_rejected_per_second",
+           "async_queue_fill_ratio", "async_app_cpu_percent")
+
+#: name -> (title, columns, sort, row key field): one table per kind of primitive the app
+#: registers.
+TABLES = {
+    "operations": ("Operations", (
+        ("name", "operation", None), ("count", "count", ""),
+        ("rate_per_second", "rate", "1/s"), ("p50_seconds", "p50", "seconds"),
+        ("p95_seconds", "p95", "seconds"), ("p99_seconds", "p99", "seconds"),
+        ("error_count", "errors", ""), ("in_flight", "in flight", "")), "rate_per_second", "name"),
+    "pools": ("Pools", (
+        ("name", "pool", None), ("size", "size", ""), ("max_size", "max", ""),
+        ("in_use", "in use", ""), ("waiters", "waiters", ""),
+        ("saturation_ratio", "saturation", "ratio 0..1"),
+        ("wait_p99_seconds", "wait p99", "seconds"),
+        ("timeouts_60s", "timeouts 60s", "")), None, "name"),
+    "limiters": ("Rate limiters", (
+        ("name", "limiter", None), ("rate_per_second", "rate", "1/s"),
+        ("burst", "burst", ""), ("tokens", "tokens", ""),
+        ("admitted_60s", "admitted 60s", ""), ("delayed_60s", "delayed 60s", ""),
+        ("rejected_60s", "rejected 60s", "")), None, "name"),
+    "breakers": ("Circuit breakers", (
+        ("name", "breaker", None), ("state", "state", None),
+        ("consecutive_failures", "failures in a row", ""), ("threshold", "threshold", ""),
+        ("opens_300s", "opens 5 min", ""),
+        ("retry_after_seconds", "retry in", "seconds")), None, "name"),
+    "queues": ("Task queues", (
+        ("name", "queue", None), ("depth", "depth", ""), ("maxsize", "max", ""),
+        ("fill_ratio", "fill", "ratio 0..1"), ("high_water", "high water", ""),
+        ("workers", "workers", ""), ("dropped_60s", "dropped 60s", ""),
+        ("batch_p99_seconds", "batch p99", "seconds")), None, "name"),
+}
+
+
+def present(snapshot: Snapshot) -> Presentation:
+    """Sections ``figures``, ``link`` (the agent link, the percentiles' window, the worst
+    blocked callback), one per table of :data:`TABLES`, ``other`` (the remaining measured
+    figures) and ``errors``."""
+    d = snapshot.detail
+    out = Presentation("async", [
+        Section("figures", rows=metric_rows(snapshot, FIGURES, reported_only=True)),
+        Section("link", lines=link_lines(d))])
+    for name, (title, columns, sort, key) in TABLES.items():
+        out.sections.append(Section(name, table=field_table(name, title, columns,
+                                                            get(d, name), key=key, sort=sort)))
+    out.sections += [Section("other", title="other figures",
+                             rows=other_rows(snapshot, FIGURES)),
+                     errors_section(snapshot)]
+    return out
+
+
+def link_lines(d: object) -> list[str]:
+    agent = get(d, "agent")
+    parts = [str(get(agent, "link") or "")]
+    window = get(d, "window")
+    if window == "lifetime":
+        parts.append("percentiles over the app's lifetime until a second sample arrives")
+    elif window == "interval":
+        parts.append("percentiles over the last interval")
+    blocked = get(get(d, "loop"), "blocked") or []
+    if blocked:
+        worst = max(blocked, key=lambda b: get(b, "duration_seconds") or 0)
+        parts.append(f"loop blocked {len(blocked)} time(s), worst "
+                     f"{human_seconds(get(worst, 'duration_seconds'))} by {get(worst, 'name')}"
+                     f" at {get(worst, 'where')}")
+    lines = [" · ".join(p for p in parts if p)]
+    if get(agent, "pid"):
+        lines.append(f"app pid {get(agent, 'pid')}, pwtop {get(agent, 'version')} agent, "
+                     f"snapshot #{get(agent, 'seq')}, "
+                     f"{format_metric('x_seconds', get(agent, 'snapshot_age_seconds'))} old")
+    return [line for line in lines if line]

@@ -1,0 +1,78 @@
+"""The realtime component's presenter: the app's WebSocket and SSE streams through its
+agent, the connections that are behind, and the outside probes of configured URLs.
+
+``pwtop analyze --component realtime`` prints it and the TUI's Realtime tab draws it. The
+agent's details are read through :func:`pwtop.present.rows.get` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pwtop.model import Snapshot
+from pwtop.present.rows import (Presentation, Section, errors_section, field_table, get,
+                                metric_rows, other_rows)
+
+FIGURES = ("realtime_connections", "realtime_messages_out_per_second",
+           "realtime_bytes_out_per_second", "realtime_messages_in_per_second",
+           "realtime_delivery_p99_seconds", "realtime_dropped_per_second",
+           "realtime_slow_consumers", "realtime_handshakes_refused",
+           "realtime_probe_messages_per_second", "realtime_probe_ping_rtt_seconds")
+
+STREAM_COLUMNS = (
+    ("name", "stream", None), ("kind", "kind", None), ("connections", "conns", ""),
+    ("messages_out_per_second", "out", "1/s"), ("bytes_out_per_second", "bytes out", "bytes/s"),
+    ("messages_in_per_second", "in", "1/s"), ("delivery_p99_seconds", "delivery p99", "seconds"),
+    ("dropped_total", "dropped", ""), ("slow_consumers", "slow", ""))
+CLIENT_COLUMNS = (
+    ("stream", "stream", None), ("id", "id", None), ("path", "path", None),
+    ("queue_length", "queue", ""), ("dropped", "dropped", ""),
+    ("ping_rtt_seconds", "ping RTT", "seconds"), ("slow", "slow", "flag"),
+    ("messages_sent", "sent", ""), ("connected_seconds", "connected", "seconds"))
+PROBE_COLUMNS = (
+    ("url", "url", None), ("ok", "ok", "flag"), ("connect_seconds", "connect", "seconds"),
+    ("messages_per_second", "messages", "1/s"), ("ping_rtt_p50_seconds", "ping", "seconds"),
+    ("seq_gaps", "seq gaps", ""), ("reconnects", "reconnects", ""), ("error", "error", None),
+    ("age_seconds", "age", "seconds"))
+
+
+#: name -> (title, columns, sort, row key field)
+TABLES = {
+    "streams": ("Streams (rates over 10 s, latency over the recent window)", STREAM_COLUMNS,
+                "connections", "name"),
+    "clients": ("Connections, worst first", CLIENT_COLUMNS, None, "id"),
+    "probes": ("Probes (from outside the app)", PROBE_COLUMNS, None, "url"),
+}
+
+
+def present(snapshot: Snapshot) -> Presentation:
+    """Sections ``figures``, ``link``, ``streams``, ``clients`` (worst first), ``probes``,
+    ``other`` (the remaining measured figures) and ``errors``."""
+    d = snapshot.detail
+    link = get(get(d, "agent"), "link")
+    out = Presentation("realtime", [
+        Section("figures", rows=metric_rows(snapshot, FIGURES, reported_only=True)),
+        Section("link", lines=[str(link)] if link else [])])
+    for name, (title, columns, sort, key) in TABLES.items():
+        items = probe_rows(get(d, name)) if name == "probes" else get(d, name)
+        out.sections.append(Section(name, table=field_table(name, title, columns, items,
+                                                            key=key, sort=sort)))
+    out.sections += [Section("other", title="other figures",
+                             rows=other_rows(snapshot, FIGURES)),
+                     errors_section(snapshot)]
+    return out
+
+
+def probe_rows(probes: Any) -> list[dict[str, Any]]:
+    """Each probe with its latest window's figures beside its state; a probe whose first
+    window has not finished says so in its error column."""
+    out = []
+    for p in probes or []:
+        r = get(p, "result")
+        error = get(p, "error") or (None if r else "first window not finished")
+        out.append({"url": get(p, "url"), "ok": get(p, "ok"), "error": error,
+                    "age_seconds": get(p, "age_seconds"),
+                    **{f: get(r, f) for f in ("connect_seconds", "messages_per_second",
+                                              "ping_rtt_p50_seconds", "seq_gaps",
+                                              "reconnects")}})
+    return out
