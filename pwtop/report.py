@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from pwtop.model import ActionResult, Recommendation, Snapshot
 from pwtop.present.rows import Presentation, Row, Table
-from pwtop.units import format_metric, human_age
+from pwtop.units import format_metric, human_age, human_seconds
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None,
@@ -43,10 +43,11 @@ def row_text(row: Row) -> str:
 
 
 def table_lines(t: Table) -> list[str]:
-    """A presenter's table with its title: columns aligned, numbers to the right."""
+    """A presenter's table under its title: columns aligned, numbers to the right, rows in
+    the order the TUI first shows them."""
+    if not t.rows:  # as on the TUI: an empty table is left out unless its absence says something
+        return [t.title, f"  {t.empty}"] if t.empty else []
     lines = [t.title] if t.title else []
-    if not t.rows:
-        return lines + ([f"  {t.empty}"] if t.empty else [])
     align = "".join("r" if c.numeric else "l" for c in t.columns)
     rows = list(t.rows.values())
     keys = [c.key for c in t.columns]
@@ -79,7 +80,7 @@ def presentation_lines(p: Presentation) -> list[str]:
 
 
 def snapshot_lines(snapshot: Snapshot, component: Any = None) -> list[str]:
-    lines = [f"== {snapshot.component} ({format_metric('x_seconds', snapshot.duration_s)} "
+    lines = [f"== {snapshot.component} ({human_seconds(snapshot.duration_s)} "
              "to collect) =="]
     if component is not None:
         lines += presentation_lines(component.describe(snapshot))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pwtop.model import Snapshot
 from pwtop.present.rows import (Presentation, Section, errors_section, field_table, get,
                                 metric_rows, other_rows)
-from pwtop.units import format_metric, human_seconds
+from pwtop.units import human_seconds
 
 FIGURES = ("async_operations_per_second", "async_errors_per_second",
            "async_operation_p99_seconds", "async_operations_in_flight",
@@ -85,5 +85,5 @@ def link_lines(d: object) -> list[str]:
     if get(agent, "pid"):
         lines.append(f"app pid {get(agent, 'pid')}, pwtop {get(agent, 'version')} agent, "
                      f"snapshot #{get(agent, 'seq')}, "
-                     f"{format_metric('x_seconds', get(agent, 'snapshot_age_seconds'))} old")
+                     f"{human_seconds(get(agent, 'snapshot_age_seconds'))} old")
     return [line for line in lines if line]

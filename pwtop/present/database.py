@@ -14,7 +14,8 @@ from pwtop.database.model import DatabaseDetail, QueryTiming
 from pwtop.model import Recommendation, Snapshot
 from pwtop.present.rows import (Cell, Column, Presentation, Row, Section, Table,
                                 advice_table, errors_section, metric_rows, number, text)
-from pwtop.units import human_age, human_bytes, human_count, human_ratio, human_seconds
+from pwtop.units import (format_value, human_age, human_bytes, human_count, human_ratio,
+                         human_seconds)
 
 NO_WORKLOAD = "no workload: set [database] queries or pass --workload FILE"
 
@@ -112,8 +113,8 @@ def file_lines(d: DatabaseDetail) -> list[str]:
         lines.append(
             f"          app pid {c.app_pid}: {human_ratio(c.not_from_storage_ratio)} of its "
             f"reads did not reach storage over {human_seconds(c.window_s)} "
-            f"({human_bytes(c.logical_read_bytes_per_second)}/s read, "
-            f"{human_bytes(c.storage_read_bytes_per_second)}/s from storage) - "
+            f"({format_value(c.logical_read_bytes_per_second, 'bytes/s')} read, "
+            f"{format_value(c.storage_read_bytes_per_second, 'bytes/s')} from storage) - "
             f"{c.proxy_label}")
     elif c.app_unavailable:
         lines.append(f"          app reads proxy: {c.app_unavailable}")

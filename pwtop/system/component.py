@@ -35,7 +35,7 @@ from pwtop.system.host import CpuMeter, DiskDetail, counted_interfaces, locate_f
 from pwtop.system.process import ProcessDetail, ProcessTracker, find_by_match
 from pwtop.system.sensors import (THERMAL_ROOT, Temperature, Throttle, read_cpu_temperature,
                                   read_throttled)
-from pwtop.units import format_metric, human_bytes
+from pwtop.units import human_bytes, human_ratio
 
 
 
@@ -467,7 +467,7 @@ def flags(snapshot: Snapshot) -> list[Flag]:
     if mem is not None and mem > MEMORY_WARNING_RATIO:
         level = Level.CRITICAL if mem > MEMORY_CRITICAL_RATIO else Level.WARNING
         out.append(Flag(level, "system_memory_used_ratio",
-                        f"memory {mem * 100:.1f} % used "
+                        f"memory {human_ratio(mem)} used "
                         f"({human_bytes(m.get('system_memory_available_bytes'))} available)"))
     used, free = m.get("system_disk_used_ratio"), m.get("system_disk_free_bytes")
     if used is not None and free is not None and (
@@ -477,7 +477,7 @@ def flags(snapshot: Snapshot) -> list[Flag]:
         detail = _detail(snapshot)
         where = detail.disk.mountpoint if detail and detail.disk.mountpoint else "?"
         out.append(Flag(level, "system_disk_used_ratio",
-                        f"database disk {where} {used * 100:.1f} % full "
+                        f"database disk {where} {human_ratio(used)} full "
                         f"({human_bytes(free)} free)"))
     temp = m.get("system_cpu_temperature_celsius")
     if temp is not None and temp >= TEMPERATURE_WARNING_CELSIUS:
@@ -510,7 +510,7 @@ def recommendations(snapshot: Snapshot) -> list[Recommendation]:
     mem, swap = m.get("system_memory_used_ratio"), m.get("system_swap_used_ratio")
     if (mem is not None and mem > MEMORY_WARNING_RATIO) or (swap is not None and swap > 0.5):
         advice("system-memory", "memory", "host",
-               f"Memory is short: {format_metric('x_ratio', mem)} used, "
+               f"Memory is short: {human_ratio(mem)} used, "
                f"{human_bytes(m.get('system_memory_available_bytes'))} available",
                {k: m.get(k) for k in ("system_memory_used_ratio",
                                       "system_memory_available_bytes",
@@ -530,7 +530,7 @@ def recommendations(snapshot: Snapshot) -> list[Recommendation]:
             used > DISK_WARNING_RATIO or free < DISK_WARNING_FREE_BYTES):
         where = detail.disk.mountpoint if detail and detail.disk.mountpoint else "?"
         advice("system-disk-space", "disk", where,
-               f"The database's filesystem {where} is {format_metric('x_ratio', used)} full "
+               f"The database's filesystem {where} is {human_ratio(used)} full "
                f"({human_bytes(free)} free)",
                {"system_disk_used_ratio": used, "system_disk_free_bytes": free,
                 "database": detail.disk.database if detail else None},
