@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from pwtop.model import ActionResult, BenchmarkResult, Recommendation, Snapshot
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pwtop.present reads the metric catalog, which reads this module
     from pwtop.config import Settings
+    from pwtop.present.rows import Presentation
 
 COMPONENTS = ("database", "async", "realtime", "system")
 
@@ -72,11 +73,10 @@ class Component(abc.ABC):
         Options (sizes, runs) come from the constructor or the settings."""
 
     @abc.abstractmethod
-    def describe(self, snapshot: Snapshot) -> Any:
-        """The snapshot for a person: what the CLI prints for ``analyze``.
-
-        Today a list of text lines; the presenters (issue 13, item 2) make this the
-        component's labelled rows, which every face renders.
+    def describe(self, snapshot: Snapshot) -> "Presentation":
+        """The snapshot for a person: its presenter's labelled rows, text lines and tables
+        (:mod:`pwtop.present`), which the CLI (``analyze``), the TUI's tabs and the web
+        dashboard all draw, so a figure reads the same on each.
         """
 
     @abc.abstractmethod

@@ -208,16 +208,22 @@ async def test_a_bad_agent_is_reported_in_the_snapshot_and_pwtop_goes_on():
     assert again.errors == snap.errors  # still said in each snapshot (logged once)
 
 
-def test_the_tabs_columns_are_fields_of_the_typed_rows():
-    """The Async and Realtime tabs read rows by attribute: every column must be a field."""
+def test_the_presenters_columns_are_fields_of_the_typed_rows():
+    """The async and realtime presenters (which the CLI and the tabs draw) read rows by
+    attribute: every column must be a field."""
     import typing
 
-    from pwtop.tui.tabs import async_, realtime
+    from pwtop.present import aio, realtime
+    from pwtop.realtime.probe import ProbeResult
 
-    for module, detail_cls in ((async_, AsyncDetail), (realtime, RealtimeDetail)):
+    for module, detail_cls in ((aio, AsyncDetail), (realtime, RealtimeDetail)):
         hints = typing.get_type_hints(detail_cls)
-        for section in module.SECTIONS:
-            (row_cls,) = typing.get_args(hints[section.name])
-            names = set(json_fields(row_cls))
-            missing = {c.key for c in section.cols} - names
-            assert not missing and section.key in names, (section.name, missing)
+        for name, (_title, columns, _sort, key) in module.TABLES.items():
+            if name == "probes":  # a probe beside its latest window's figures
+                names = {f.name for f in dataclasses.fields(realtime.ProbeRow)}
+                assert set(realtime.PROBE_FIGURES) <= set(json_fields(ProbeResult))
+            else:
+                (row_cls,) = typing.get_args(hints[name])
+                names = set(json_fields(row_cls))
+            missing = {field for field, _label, _unit in columns} - names
+            assert not missing and key in names, (name, missing)

@@ -2,15 +2,22 @@
 breakers and queues as its agent reports them (``pwtop/aio/component.py``).
 
 ``pwtop analyze --component async`` prints it and the TUI's Async tab draws it. The
-agent's details are read through :func:`pwtop.present.rows.get` only.
+detail is a :class:`pwtop.agent.details.AsyncDetail`; that module is named for the type
+checker only (importing it loads the agent's server, which a face showing this tab does
+not need).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pwtop.model import Snapshot
-from pwtop.present.rows import (Presentation, Section, errors_section, field_table, get,
+from pwtop.present.rows import (Presentation, Section, errors_section, field_table,
                                 metric_rows, other_rows)
 from pwtop.units import human_seconds
+
+if TYPE_CHECKING:
+    from pwtop.agent.details import AsyncDetail
 
 FIGURES = ("async_operations_per_second", "async_errors_per_second",
            "async_operation_p99_seconds", "async_operations_in_flight",
@@ -54,36 +61,37 @@ def present(snapshot: Snapshot) -> Presentation:
     """Sections ``figures``, ``link`` (the agent link, the percentiles' window, the worst
     blocked callback), one per table of :data:`TABLES`, ``other`` (the remaining measured
     figures) and ``errors``."""
-    d = snapshot.detail
+    d: AsyncDetail | None = snapshot.detail
     out = Presentation("async", [
         Section("figures", rows=metric_rows(snapshot, FIGURES, reported_only=True)),
         Section("link", lines=link_lines(d))])
     for name, (title, columns, sort, key) in TABLES.items():
-        out.sections.append(Section(name, table=field_table(name, title, columns,
-                                                            get(d, name), key=key, sort=sort)))
+        items = getattr(d, name) if d is not None else []
+        out.sections.append(Section(name, table=field_table(name, title, columns, items,
+                                                            key=key, sort=sort)))
     out.sections += [Section("other", title="other figures",
                              rows=other_rows(snapshot, FIGURES)),
                      errors_section(snapshot)]
     return out
 
 
-def link_lines(d: object) -> list[str]:
-    agent = get(d, "agent")
-    parts = [str(get(agent, "link") or "")]
-    window = get(d, "window")
-    if window == "lifetime":
+def link_lines(d: AsyncDetail | None) -> list[str]:
+    if d is None:
+        return []
+    agent = d.agent
+    parts = [agent.link]
+    if d.window == "lifetime":
         parts.append("percentiles over the app's lifetime until a second sample arrives")
-    elif window == "interval":
+    elif d.window == "interval":
         parts.append("percentiles over the last interval")
-    blocked = get(get(d, "loop"), "blocked") or []
+    blocked = d.loop.blocked if d.loop is not None else []
     if blocked:
-        worst = max(blocked, key=lambda b: get(b, "duration_seconds") or 0)
+        worst = max(blocked, key=lambda b: b.duration_seconds or 0)
         parts.append(f"loop blocked {len(blocked)} time(s), worst "
-                     f"{human_seconds(get(worst, 'duration_seconds'))} by {get(worst, 'name')}"
-                     f" at {get(worst, 'where')}")
+                     f"{human_seconds(worst.duration_seconds)} by {worst.name} at "
+                     f"{worst.where}")
     lines = [" · ".join(p for p in parts if p)]
-    if get(agent, "pid"):
-        lines.append(f"app pid {get(agent, 'pid')}, pwtop {get(agent, 'version')} agent, "
-                     f"snapshot #{get(agent, 'seq')}, "
-                     f"{human_seconds(get(agent, 'snapshot_age_seconds'))} old")
+    if agent.pid:
+        lines.append(f"app pid {agent.pid}, pwtop {agent.version} agent, snapshot "
+                     f"#{agent.seq}, {human_seconds(agent.snapshot_age_seconds)} old")
     return [line for line in lines if line]

@@ -1,17 +1,22 @@
 """The realtime component's presenter: the app's WebSocket and SSE streams through its
 agent, the connections that are behind, and the outside probes of configured URLs.
 
-``pwtop analyze --component realtime`` prints it and the TUI's Realtime tab draws it. The
-agent's details are read through :func:`pwtop.present.rows.get` only.
+``pwtop analyze --component realtime`` prints it and the TUI's Realtime tab draws it.
+The detail is a :class:`pwtop.agent.details.RealtimeDetail` (named for the type checker
+only: importing it loads the agent's server).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pwtop.model import Snapshot
-from pwtop.present.rows import (Presentation, Section, errors_section, field_table, get,
+from pwtop.present.rows import (Presentation, Section, errors_section, field_table,
                                 metric_rows, other_rows)
+
+if TYPE_CHECKING:
+    from pwtop.agent.details import Probe, RealtimeDetail
 
 FIGURES = ("realtime_connections", "realtime_messages_out_per_second",
            "realtime_bytes_out_per_second", "realtime_messages_in_per_second",
@@ -48,13 +53,14 @@ TABLES = {
 def present(snapshot: Snapshot) -> Presentation:
     """Sections ``figures``, ``link``, ``streams``, ``clients`` (worst first), ``probes``,
     ``other`` (the remaining measured figures) and ``errors``."""
-    d = snapshot.detail
-    link = get(get(d, "agent"), "link")
+    d: RealtimeDetail | None = snapshot.detail
+    link = d.agent.link if d is not None else ""
     out = Presentation("realtime", [
         Section("figures", rows=metric_rows(snapshot, FIGURES, reported_only=True)),
         Section("link", lines=[str(link)] if link else [])])
     for name, (title, columns, sort, key) in TABLES.items():
-        items = probe_rows(get(d, name)) if name == "probes" else get(d, name)
+        items = [] if d is None else probe_rows(d.probes) if name == "probes" \
+            else getattr(d, name)
         out.sections.append(Section(name, table=field_table(name, title, columns, items,
                                                             key=key, sort=sort)))
     out.sections += [Section("other", title="other figures",
@@ -63,16 +69,33 @@ def present(snapshot: Snapshot) -> Presentation:
     return out
 
 
-def probe_rows(probes: Any) -> list[dict[str, Any]]:
-    """Each probe with its latest window's figures beside its state; a probe whose first
-    window has not finished says so in its error column."""
+@dataclass
+class ProbeRow:
+    """A probe beside its latest window's figures: one row of the probes table."""
+
+    url: str
+    ok: bool
+    error: str | None
+    age_seconds: float | None
+    connect_seconds: float | None = None
+    messages_per_second: float | None = None
+    ping_rtt_p50_seconds: float | None = None
+    seq_gaps: int | None = None
+    reconnects: int | None = None
+
+
+#: The figures of a probe's latest window shown in its row.
+PROBE_FIGURES = ("connect_seconds", "messages_per_second", "ping_rtt_p50_seconds",
+                 "seq_gaps", "reconnects")
+
+
+def probe_rows(probes: list[Probe]) -> list[ProbeRow]:
+    """Each probe with its latest window's figures; a probe whose first window has not
+    finished says so in its error column."""
     out = []
-    for p in probes or []:
-        r = get(p, "result")
-        error = get(p, "error") or (None if r else "first window not finished")
-        out.append({"url": get(p, "url"), "ok": get(p, "ok"), "error": error,
-                    "age_seconds": get(p, "age_seconds"),
-                    **{f: get(r, f) for f in ("connect_seconds", "messages_per_second",
-                                              "ping_rtt_p50_seconds", "seq_gaps",
-                                              "reconnects")}})
+    for p in probes:
+        r = p.result
+        figures = {} if r is None else {f: getattr(r, f) for f in PROBE_FIGURES}
+        out.append(ProbeRow(p.url, p.ok, p.error or (None if r else "first window not finished"),
+                            p.age_seconds, **figures))
     return out

@@ -175,18 +175,7 @@ def advice_table(recs: list[Recommendation] | None, name: str = "advice") -> Tab
     return Table(name, title, ADVICE_COLUMNS, rows, sort="level")
 
 
-# ---------------------------------------------------------------- agent-fed details
-
-
-def get(item: Any, name: str) -> Any:
-    """``item``'s field ``name`` (None when absent): the one place the async and realtime
-    presenters read the agent's details. Those are plain dicts today and become typed
-    dataclasses at the agent boundary (pwtop.agent.details); either reads here."""
-    if item is None:
-        return None
-    if isinstance(item, dict):
-        return item.get(name)
-    return getattr(item, name, None)
+# ---------------------------------------------------------------- tables of records
 
 
 #: A field table's column: (field, label, unit). The unit is a pwtop.units unit ("" for a
@@ -209,15 +198,17 @@ def field_columns(columns: Iterable[FieldColumn]) -> list[Column]:
 
 def field_table(name: str, title: str, columns: Iterable[FieldColumn], items: Any, *,
                 key: str = "name", sort: str | None = None) -> Table:
-    """A table of ``items`` (dicts or dataclasses), one row each, keyed by their ``key``
-    field; a flag column is numeric so that "yes" sorts before "no"."""
+    """A table of ``items`` (dataclasses, such as the agent's typed details), one row each,
+    keyed by their ``key`` field; a flag column is numeric so that "yes" sorts before
+    "no". A column that is not a field of the items raises (a typo shows at once)."""
     cols = list(columns)
     rows: dict[str, tuple[Cell, ...]] = {}
     for n, item in enumerate(items or []):
-        row_key = f"{name}:{get(item, key) if get(item, key) is not None else n}"
+        ident = getattr(item, key)
+        row_key = f"{name}:{n if ident is None else ident}"
         while row_key in rows:
             row_key += "'"
-        rows[row_key] = tuple(_field_cell(get(item, f), unit) for f, _, unit in cols)
+        rows[row_key] = tuple(_field_cell(getattr(item, f), unit) for f, _, unit in cols)
     return Table(name, title, field_columns(cols), rows, sort=sort)
 
 
