@@ -166,6 +166,24 @@ KEY_FIGURES: dict[str, tuple[str, ...]] = {
                "process_cpu_percent", "process_rss_bytes"),
 }
 
+#: The figures a row of ``pwtop monitor``'s table shows per component, with the short
+#: column heading a table has room for: (heading, metric).
+MONITOR_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "database": (("db.wal", "database_wal_bytes"), ("db.frag", "database_fragmentation_ratio"),
+                 ("db.slow", "database_slow_queries"),
+                 ("db.commit/s", "database_commits_per_second")),
+    "async": (("ops/s", "async_operations_per_second"),
+              ("lag.p99", "async_loop_lag_p99_seconds"),
+              ("pool", "async_pool_saturation_ratio"), ("queue", "async_queue_fill_ratio")),
+    "realtime": (("conns", "realtime_connections"),
+                 ("msg/s", "realtime_messages_out_per_second"),
+                 ("drop/s", "realtime_dropped_per_second"),
+                 ("deliv.p99", "realtime_delivery_p99_seconds")),
+    "system": (("cpu", "system_cpu_percent"), ("mem", "system_memory_used_ratio"),
+               ("temp", "system_cpu_temperature_celsius"),
+               ("disk.free", "system_disk_free_bytes")),
+}
+
 #: Where each figure is computed, as "module:qualname" (one jump from a figure's catalog
 #: entry to its code). A component's default, then the figures computed elsewhere.
 SOURCE_DEFAULTS: dict[str, str] = {

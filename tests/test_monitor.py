@@ -212,3 +212,12 @@ def test_history_export_without_a_history_file(env, tmp_path, capsys):
     assert main(["history", "export"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no history recorded yet" in err
+
+
+def test_the_table_columns_are_catalog_metrics_of_their_component():
+    from pwtop.components import COMPONENTS
+    from pwtop.metric_names import MONITOR_COLUMNS, component_of
+
+    assert set(MONITOR_COLUMNS) == set(COMPONENTS)
+    for component, columns in MONITOR_COLUMNS.items():
+        assert [component_of(metric) for _, metric in columns] == [component] * len(columns)

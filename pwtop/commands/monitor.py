@@ -46,22 +46,6 @@ log = logging.getLogger("pwtop.monitor")
 
 EXIT_ALERT = 3
 
-#: The figures a table row shows per component: (column label, metric).
-KEY_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
-    "database": (("db.wal", "database_wal_bytes"), ("db.frag", "database_fragmentation_ratio"),
-                 ("db.slow", "database_slow_queries"),
-                 ("db.commit/s", "database_commits_per_second")),
-    "async": (("ops/s", "async_operations_per_second"),
-              ("lag.p99", "async_loop_lag_p99_seconds"),
-              ("pool", "async_pool_saturation_ratio"), ("queue", "async_queue_fill_ratio")),
-    "realtime": (("conns", "realtime_connections"), ("msg/s", "realtime_messages_out_per_second"),
-                 ("drop/s", "realtime_dropped_per_second"),
-                 ("deliv.p99", "realtime_delivery_p99_seconds")),
-    "system": (("cpu", "system_cpu_percent"), ("mem", "system_memory_used_ratio"),
-               ("temp", "system_cpu_temperature_celsius"), ("disk.free", "system_disk_free_bytes")),
-}
-
-
 # ---------------------------------------------------------------- output
 
 
@@ -99,8 +83,10 @@ def _alert_text(record: dict[str, Any]) -> str:
 
 class TableOutput(Output):
     def start(self) -> None:
+        from pwtop.metric_names import MONITOR_COLUMNS
+
         self.columns = [(label, metric, name) for name in self.names
-                        for label, metric in KEY_METRICS.get(name, ())]
+                        for label, metric in MONITOR_COLUMNS.get(name, ())]
         self.widths = [max(len(label), 9) for label, _, _ in self.columns]
         head = ["time    "] + [label.rjust(w) for (label, _, _), w in
                                zip(self.columns, self.widths)]
