@@ -13,9 +13,10 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-from pwtop import __version__
-from pwtop.component import COMPONENTS
+from pwtop import __version__, components
+from pwtop.config import Settings, load_settings
 from pwtop.errors import PwtopError
+from pwtop.logs import current_log_path, setup_logging
 
 log = logging.getLogger("pwtop")
 
@@ -35,7 +36,7 @@ VERBS: dict[str, tuple[str, str]] = {
 
 def _add_component_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--component", "-c", choices=COMPONENTS, action="append",
+    group.add_argument("--component", "-c", choices=components.NAMES, action="append",
                        help="component to work on (repeatable)")
     group.add_argument("--all", action="store_true", help="every component")
 
@@ -149,25 +150,31 @@ def _resolve(verb: str) -> Callable[..., int]:
     return module.run
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """The config file's settings, checked, with the command line's overrides."""
+    settings = load_settings(args.config)
+    if settings.from_file("alerts"):
+        from pwtop.alerts.rules import validate  # the metric catalog: only when needed
+
+        validate(settings)
+    if args.db:
+        settings.override("target.database", args.db)
+    if getattr(args, "agent", None):
+        settings.override("target.agent", args.agent)
+    return settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     verb = args.verb or "tui"
     debug = bool(getattr(args, "debug", False))
-    from pwtop.logs import setup_logging
-
     try:
-        from pwtop.config import load_settings
-
         try:
-            settings = load_settings(args.config)
+            settings = _settings(args)
         except PwtopError:
             setup_logging(None, debug)
             raise
-        if args.db:
-            settings.override("target.database", args.db)
-        if getattr(args, "agent", None):
-            settings.override("target.agent", args.agent)
         setup_logging(settings, debug)
         log.debug("pwtop %s: %s", __version__, " ".join(sys.argv))
         return _resolve(verb)(args, settings)
@@ -187,8 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.exception("internal error")
         if debug:
             raise
-        from pwtop.logs import current_log_path
-
         where = current_log_path()
         hint = f"details in {where}" if where else "run with --debug for details"
         print(f"pwtop: internal error: {type(exc).__name__}: {exc} ({hint})", file=sys.stderr)

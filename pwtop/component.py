@@ -25,8 +25,6 @@ if TYPE_CHECKING:  # pwtop.present reads the metric catalog, which reads this mo
     from pwtop.config import Settings
     from pwtop.present.rows import Presentation
 
-COMPONENTS = ("database", "async", "realtime", "system")
-
 
 class Component(abc.ABC):
     """Base of the database, system, async and realtime components."""

@@ -1,56 +1,63 @@
-"""Where each component lives, and how to build one from the settings.
+"""The component registry: every list of components derives from :data:`REGISTRY`.
 
-Components are imported only when asked for, so ``pwtop analyze --component database``
-never loads the websocket or TUI code. A component whose module has not been built yet is
-reported plainly instead of pretending.
+One entry per component, in the order the TUI's tabs, ``--all``, the docs and the Overview
+show them: its name (``--component NAME``, snapshot ``component``, metric prefix), where
+its class lives, the short name the TUI's header uses for its connection, and its tab
+title. Components are imported only when built, so ``pwtop analyze --component database``
+never loads the websocket or TUI code, and this module stays plain data.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from pwtop.component import COMPONENTS, Component
 from pwtop.config import Settings
-from pwtop.errors import NotYetAvailable, PwtopError
+from pwtop.errors import PwtopError
 
-# component name -> "module:factory"; the factory takes (settings, **options).
-FACTORIES: dict[str, str] = {
-    "database": "pwtop.database.component:DatabaseComponent",
-    "system": "pwtop.system:SystemComponent",
-    "async": "pwtop.aio.component:AsyncComponent",
-    "realtime": "pwtop.realtime.component:RealtimeComponent",
-}
+if TYPE_CHECKING:
+    from pwtop.component import Component
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    name: str      # "database": --component, Snapshot.component, the metric names' prefix
+    factory: str   # "module:Class"; the class takes (settings, **options)
+    short: str     # the TUI header's connection label, e.g. "db"
+    title: str     # the TUI tab's title
+
+
+REGISTRY: tuple[ComponentInfo, ...] = (
+    ComponentInfo("database", "pwtop.database.component:DatabaseComponent", "db", "Database"),
+    ComponentInfo("async", "pwtop.aio.component:AsyncComponent", "agent", "Async"),
+    ComponentInfo("realtime", "pwtop.realtime.component:RealtimeComponent", "rt", "Realtime"),
+    ComponentInfo("system", "pwtop.system.component:SystemComponent", "sys", "System"),
+)
+
+#: Component names in display order.
+NAMES: tuple[str, ...] = tuple(c.name for c in REGISTRY)
+BY_NAME: dict[str, ComponentInfo] = {c.name: c for c in REGISTRY}
+
+
+def info(name: str) -> ComponentInfo:
+    """The registry entry of ``name``; an unknown name is one clear error line."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise PwtopError(f"unknown component {name!r} (expected one of {', '.join(NAMES)})"
+                         ) from None
 
 
 def build(name: str, settings: Settings, **options: Any) -> Component:
     """Create the component ``name`` configured from ``settings``."""
-    if name not in FACTORIES:
-        raise PwtopError(f"unknown component {name!r} (expected one of {', '.join(COMPONENTS)})")
-    module_name, _, attr = FACTORIES[name].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise NotYetAvailable(
-                f"the {name} component is not available in this version yet") from exc
-        raise
-    return getattr(module, attr)(settings, **options)
+    module_name, _, attr = info(name).factory.partition(":")
+    return getattr(importlib.import_module(module_name), attr)(settings, **options)
 
 
 def selected(args: Any) -> list[str]:
     """Component names chosen by ``--component``/``--all`` (default: database)."""
     if getattr(args, "all", False):
-        return list(COMPONENTS)
+        return list(NAMES)
     chosen = getattr(args, "component", None) or ["database"]
     return list(dict.fromkeys(chosen))
-
-
-def available(name: str) -> bool:
-    """True when the component's module exists in this installation."""
-    module_name = FACTORIES[name].partition(":")[0]
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except ModuleNotFoundError:
-        return False

@@ -184,6 +184,13 @@ class Settings:
         setattr(self.group(group), key, value)
         self.sources[dotted] = "command line"
 
+    def from_file(self, group: str) -> bool:
+        """True when the config file set a key of ``[group]``. The alert rules are checked
+        against the metric catalog only then (:func:`pwtop.alerts.rules.validate`, run by
+        the CLI after loading), so reading a config never loads the alert engine."""
+        return any(name.startswith(f"{group}.") and source not in ("default", "command line")
+                   for name, source in self.sources.items())
+
     def to_toml_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(self.group(name)) for name in GROUPS}
 
@@ -346,10 +353,6 @@ def settings_from_dict(data: dict[str, Any], origin: str) -> Settings:
             checked = _check_value(f"{origin}: [{group}] {key}", fields[key], value)
             setattr(target, key, checked)
             settings.sources[f"{group}.{key}"] = origin
-    if "alerts" in data:  # rule names, metrics and thresholds: pwtop/alerts/rules.py
-        from pwtop.alerts.rules import check_settings
-
-        check_settings(settings, origin)
     return settings
 
 

@@ -29,7 +29,3 @@ class ConfigError(PwtopError):
 
 class TargetError(PwtopError):
     """The monitored target (database file, agent, URL) cannot be used."""
-
-
-class NotYetAvailable(PwtopError):
-    """A verb or component whose implementation has not landed yet."""

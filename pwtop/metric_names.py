@@ -16,7 +16,7 @@ import difflib
 import functools
 from dataclasses import dataclass
 
-from pwtop.component import COMPONENTS
+from pwtop.components import NAMES as COMPONENTS
 from pwtop.units import UNITS, unit_of
 
 #: Metrics of the link to the app's agent, carried by both agent-fed components.

@@ -11,7 +11,9 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field, is_dataclass
-from typing import Any
+from typing import Any, Sequence
+
+from pwtop.errors import PwtopError
 
 
 class Level(enum.IntEnum):
@@ -95,6 +97,27 @@ class Recommendation:
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
+
+
+def select_recommendations(recs: Sequence[Recommendation],
+                           only: Sequence[str] | None = None) -> list[Recommendation]:
+    """What an optimize applies: every applicable recommendation, or exactly the ids in
+    ``only`` (an unknown id, or advice pwtop cannot apply, is one clear error line).
+
+    Shared by ``pwtop optimize`` and :meth:`pwtop.DatabaseOptimizer.optimize`."""
+    if not only:
+        return [r for r in recs if r.applicable]
+    by_id = {r.id: r for r in recs}
+    unknown = [i for i in only if i not in by_id]
+    if unknown:
+        known = ", ".join(by_id) or "none"
+        raise PwtopError(f"no recommendation with id {', '.join(unknown)} (current ids: {known})")
+    chosen = [by_id[i] for i in only]
+    advice = [r.id for r in chosen if not r.applicable]
+    if advice:
+        raise PwtopError(f"{', '.join(advice)}: advice for the app's own code; pwtop cannot "
+                         "apply it from outside (see the code snippet in 'pwtop analyze')")
+    return chosen
 
 
 @dataclass

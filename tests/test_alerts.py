@@ -16,7 +16,7 @@ import pytest
 from pwtop import config as cfg
 from pwtop.alerts import (ACKNOWLEDGED, DEESCALATED, ESCALATED, FIRED, REPEATED, RESOLVED,
                           AlertEngine, Rule, build_rules, default_rules)
-from pwtop.alerts.rules import check_rule, rule_from_table
+from pwtop.alerts.rules import check_rule, rule_from_table, validate
 from pwtop.errors import ConfigError
 from pwtop.metric_names import catalog, names_for
 from pwtop.model import Level, Snapshot
@@ -314,9 +314,12 @@ def test_generated_docs_are_current():
 
 
 def load(tmp_path: Path, text: str) -> cfg.Settings:
+    """Load and check a config as the CLI does."""
     path = tmp_path / "pwtop.toml"
     path.write_text(text)
-    return cfg.load_settings(path)
+    settings = cfg.load_settings(path)
+    validate(settings)
+    return settings
 
 
 def test_config_rules_change_add_and_disable(tmp_path):

@@ -95,34 +95,6 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _pending(module: str) -> bool:
-    """True when the verb's run() does nothing but raise not_yet(...)."""
-    path = ROOT / (module.replace(".", "/") + ".py")
-    if not path.exists():
-        return False
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.FunctionDef) and node.name == "run":
-            body = [n for n in node.body if not (isinstance(n, ast.Expr)
-                                                 and isinstance(n.value, ast.Constant))]
-            return (len(body) == 1 and isinstance(body[0], ast.Raise)
-                    and "not_yet" in ast.unparse(body[0]))
-    return False
-
-
-PENDING = [verb for verb, (module, _) in VERBS.items() if _pending(module)]
-
-
-@pytest.mark.parametrize("verb", PENDING or ["(none)"])
-def test_unbuilt_verbs_say_so_in_one_line(capsys, verb):
-    """A verb whose issue has not landed says so and exits 2: never a stub that pretends."""
-    if verb == "(none)":
-        pytest.skip("every verb is built")
-    argv = [verb] + {"history": ["export"], "probe": ["ws://127.0.0.1:9"]}.get(verb, [])
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("pwtop: ") and "not available" in err
-
-
 def test_internal_error_is_one_line_and_logged(tmp_path, capsys, monkeypatch):
     import pwtop.commands.config as config_cmd
 

@@ -11,8 +11,8 @@ automated responses the alert may trigger (see :mod:`pwtop.alerts.responses`).
 :func:`default_rules` is the built-in set, one rule per condition worth waking someone
 for, on every component. ``[[alerts.rules]]`` tables in the config add rules, or change
 a built-in one by naming it (only the keys given change; ``enabled = false`` turns it
-off). Bad rules are refused when the config is loaded, in one line naming the file and
-the rule. ``docs/alerts.md`` is generated from this module.
+off). Bad rules are refused when pwtop starts (:func:`validate`, which the CLI runs right
+after loading the config), in one line naming the file and the rule. ``docs/alerts.md`` is generated from this module.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from pwtop.alerts.responses import RESPONSES
+from pwtop.config import Settings
 from pwtop.errors import ConfigError
 from pwtop.history import parse_duration
 from pwtop.metric_names import catalog, is_known, suggest
@@ -118,8 +120,7 @@ def _rule(name: str, metric: str, op: str, *, info: float | None = None,
 
 def default_rules(settings: Any = None) -> list[Rule]:
     """The built-in rule set. Thresholds that are settings elsewhere come from them."""
-    from pwtop.config import Settings
-    from pwtop.system import component as system
+    from pwtop.system import component as system  # its thresholds; psutil only when used
 
     settings = settings or Settings()
     vacuum = settings.database.vacuum_threshold
@@ -272,8 +273,6 @@ def check_rule(rule: Rule) -> str | None:
                         ("repeat", rule.repeat_seconds)):
         if not math.isfinite(value) or value < 0:
             return f"{name} must be >= 0, got {value!r}"
-    from pwtop.alerts.responses import RESPONSES
-
     for name in rule.responses:
         if name not in RESPONSES:
             return f"unknown response {name!r} (known: {', '.join(RESPONSES)})"
@@ -390,15 +389,23 @@ def build_rules(tables: list[dict[str, Any]], settings: Any = None,
     return [r for r in rules.values() if r.enabled]
 
 
+def _origin(settings: Any) -> str:
+    return str(settings.path) if getattr(settings, "path", None) else "config"
+
+
 def rules_from_settings(settings: Any) -> list[Rule]:
-    origin = str(settings.path) if getattr(settings, "path", None) else "config"
-    return build_rules(list(settings.alerts.rules), settings, origin)
+    return build_rules(list(settings.alerts.rules), settings, _origin(settings))
 
 
-def check_settings(settings: Any, origin: str) -> None:
-    """Validate ``[alerts]`` beyond types: the rules and the response names."""
-    from pwtop.alerts.responses import RESPONSES
+def validate(settings: Any) -> None:
+    """Check ``[alerts]`` beyond its types: the rules (metrics, thresholds, responses) and
+    the response names. Raises ConfigError naming the config file and the rule.
 
+    A step of its own after :func:`pwtop.config.load_settings` (the CLI runs it when the
+    file has alert settings): the check needs the metric catalog and the response list,
+    which loading a config must not import.
+    """
+    origin = _origin(settings)
     for name in settings.alerts.responses:
         if name not in RESPONSES:
             raise ConfigError(f"{origin}: [alerts] responses: unknown response {name!r} "
@@ -411,8 +418,6 @@ def check_settings(settings: Any, origin: str) -> None:
 
 def alerts_reference() -> str:
     """docs/alerts.md."""
-    from pwtop.alerts.responses import RESPONSES
-
     lines = [
         "# Alerts",
         "",
@@ -507,4 +512,5 @@ def alerts_reference() -> str:
 
 
 __all__ = ["LEVELS", "OPS", "Rule", "alerts_reference", "build_rules", "check_rule",
-           "check_settings", "default_rules", "rule_from_table", "rules_from_settings"]
+           "default_rules", "rule_from_table", "rules_from_settings",
+           "validate"]

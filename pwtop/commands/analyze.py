@@ -9,7 +9,6 @@ from typing import Any
 
 from pwtop import components, report
 from pwtop.config import Settings
-from pwtop.errors import NotYetAvailable
 
 
 def component_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -30,14 +29,7 @@ async def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     text: list[str] = []
     failed = False  # a component met errors (e.g. invalid workload SQL): exit 1 after output
     for name in names:
-        try:
-            comp = components.build(name, settings, **component_options(name, args))
-        except NotYetAvailable as exc:
-            if not args.all:
-                raise
-            report_json[name] = {"unavailable": exc.message}
-            text += [f"== {name} ==", f"unavailable: {exc.message}", ""]
-            continue
+        comp = components.build(name, settings, **component_options(name, args))
         try:
             snap = await comp.collect()
             recs = comp.recommend(snap)

@@ -10,24 +10,7 @@ from typing import Any
 from pwtop import components, report
 from pwtop.commands.analyze import component_options
 from pwtop.config import Settings
-from pwtop.errors import NotYetAvailable, PwtopError
-
-
-def select(recs: list, only: list[str] | None) -> list:
-    """The applicable recommendations, narrowed to ``--only`` ids when given."""
-    if not only:
-        return [r for r in recs if r.applicable]
-    by_id = {r.id: r for r in recs}
-    unknown = [i for i in only if i not in by_id]
-    if unknown:
-        known = ", ".join(by_id) or "none"
-        raise PwtopError(f"no recommendation with id {', '.join(unknown)} (current ids: {known})")
-    chosen = [by_id[i] for i in only]
-    advice = [r.id for r in chosen if not r.applicable]
-    if advice:
-        raise PwtopError(f"{', '.join(advice)}: advice for the app's own code; pwtop cannot "
-                         "apply it from outside (see the code snippet in 'pwtop analyze')")
-    return chosen
+from pwtop.model import select_recommendations
 
 
 async def _optimize(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,19 +22,11 @@ async def _optimize(args: argparse.Namespace, settings: Settings) -> int:
         opts = component_options(name, args)
         if name == "database" and args.backup:
             opts["backup"] = args.backup
-        try:
-            comp = components.build(name, settings, **opts)
-        except NotYetAvailable as exc:
-            if not args.all:
-                raise
-            out_json[name] = {"unavailable": exc.message}
-            if not args.json:
-                print(f"== {name} ==\nunavailable: {exc.message}\n")
-            continue
+        comp = components.build(name, settings, **opts)
         try:
             snap = await comp.collect()
             recs = comp.recommend(snap)
-            chosen = select(recs, args.only)
+            chosen = select_recommendations(recs, args.only)
             results = await comp.apply(chosen, dry_run=dry_run) if chosen else []
         finally:
             await comp.close()

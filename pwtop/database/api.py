@@ -24,6 +24,7 @@ from typing import Any, Coroutine, Sequence, TypeVar
 from pwtop.config import Settings
 from pwtop.database.component import DatabaseComponent
 from pwtop.errors import PwtopError
+from pwtop.model import select_recommendations
 
 T = TypeVar("T")
 
@@ -54,10 +55,8 @@ class DatabaseOptimizer:
     async def aoptimize(self, dry_run: bool = True,
                         only: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Apply the applicable recommendations (or only the ids in ``only``)."""
-        from pwtop.commands.optimize import select
-
         snapshot = await self.component.collect()
-        chosen = select(self.component.recommend(snapshot), list(only) if only else None)
+        chosen = select_recommendations(self.component.recommend(snapshot), only)
         if not chosen:
             return []
         results = await self.component.apply(chosen, dry_run=dry_run)
