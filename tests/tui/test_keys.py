@@ -182,7 +182,7 @@ async def test_components_are_closed_on_exit(make_app):
     assert db.closed
 
 
-async def test_not_yet_available_components_say_how_to_connect(make_app):
+async def test_unconfigured_components_say_how_to_connect(make_app):
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)

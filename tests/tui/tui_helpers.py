@@ -13,15 +13,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fakes import (FakeComponent, UnreachableComponent, async_snapshot_parts,  # noqa: E402
                    database_snapshot_parts, realtime_snapshot_parts, system_snapshot_parts)
 
-from pwtop.errors import NotYetAvailable  # noqa: E402
+from pwtop.errors import PwtopError  # noqa: E402
 from pwtop.model import Level, Recommendation  # noqa: E402
 
 HOST = "rig-test"
 
 
-def not_yet(name: str):
+def unconfigured(name: str):
+    """A factory that refuses, as an agent-fed component does with no agent configured."""
     def factory(settings):
-        raise NotYetAvailable(f"the {name} component is not available in this version yet")
+        raise PwtopError(f"the {name} component has no agent to read ([target] agent is "
+                         "empty)")
     return factory
 
 
@@ -52,14 +54,14 @@ def fake_agent(name: str) -> FakeComponent:
 
 
 def fake_factories(**overrides) -> dict[str, Callable]:
-    """Fixed-value database and system components; async/realtime not built yet."""
+    """Fixed-value database and system components; async/realtime not configured."""
     database = fake_database()
     system = fake_system()
     factories: dict[str, Callable] = {
         "database": lambda s: database,
         "system": lambda s: system,
-        "async": not_yet("async"),
-        "realtime": not_yet("realtime"),
+        "async": unconfigured("async"),
+        "realtime": unconfigured("realtime"),
     }
     factories.update(overrides)
     return factories
