@@ -7,10 +7,12 @@ recommendations, with no more insert cost.
 1. A demo database (``pwtop.demo.generate``, default 200,000 wifi rows, seed 1) is built
    once and cached in ``--cache-dir``. It carries the real schema's indexes, several of
    them redundant, and no ``sqlite_stat1``, as a rig's file does.
-2. The workload is ``pwtop.demo.workload.default_workload`` (PiWardrive's queries with
-   parameters read from the data), each statement counted once per workload run.
+2. The workload is ``pwtop.database.piwardrive.workload.default_workload`` (PiWardrive's
+   queries with parameters read from the data), each statement counted once per workload
+   run.
 3. pwtop: each read statement is timed on the original (read-only), then
-   ``pwtop.database.advisor.analyse`` advises (sampling, hypothetical indexes, choice);
+   ``pwtop.database.advisor.analysis.analyse`` advises (sampling, hypothetical indexes,
+   choice);
    its set is every CREATE and DROP it returns (the drops include the indexes that were
    already redundant, which pwtop's ``db-drop-*`` advice also proposes).
 4. ``.expert``: the sqlite3 CLI runs ``sqlite3 COPY ".expert" "SQL;"`` for every
@@ -46,11 +48,11 @@ import sys
 import time
 from pathlib import Path
 
-from pwtop.database.advisor import WorkloadItem, analyse
+from pwtop.database.advisor.analysis import WorkloadItem, analyse
 from pwtop.database.advisor.validate import insert_rates, open_copy, time_statements
 from pwtop.database.scratch import scratch_copies
 from pwtop.demo.generate import create_demo_database
-from pwtop.demo.workload import default_workload
+from pwtop.database.piwardrive.workload import default_workload
 
 _CREATE = re.compile(r"^CREATE INDEX .*;$", re.M)
 

@@ -10,6 +10,9 @@ import dataclasses
 from pathlib import Path
 
 from pwtop import config as cfg
+from pwtop.alerts.rules import alerts_reference
+from pwtop.cli import VERBS
+from pwtop.metric_names import metrics_reference
 
 
 def configuration_reference() -> str:
@@ -42,25 +45,11 @@ def configuration_reference() -> str:
 
 
 def commands_reference() -> str:
-    from pwtop.cli import VERBS
-
     lines = ["# Commands", "", "Generated from `pwtop/cli.py` by `python -m pwtop.docs`.", "",
              "| verb | what it does |", "| --- | --- |"]
     lines += [f"| `pwtop {verb}` | {text} |" for verb, (_, text) in VERBS.items()]
     lines += ["", "Run `pwtop VERB --help` for the options of each verb."]
     return "\n".join(lines) + "\n"
-
-
-def metrics_reference() -> str:
-    from pwtop.metric_names import metrics_reference as make
-
-    return make()
-
-
-def alerts_reference() -> str:
-    from pwtop.alerts.rules import alerts_reference as make
-
-    return make()
 
 
 GENERATED = {

@@ -9,20 +9,16 @@ from __future__ import annotations
 import logging
 import logging.handlers
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pwtop.config import Settings
+from pwtop.config import Settings, log_path
 
 _current: Path | None = None
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup_logging(settings: "Settings | None", debug: bool = False) -> Path | None:
+def setup_logging(settings: Settings | None, debug: bool = False) -> Path | None:
     """Attach a rotating file handler to the ``pwtop`` logger; return the file or None."""
     global _current
-    from pwtop.config import Settings, log_path
-
     settings = settings or Settings()
     root = logging.getLogger("pwtop")
     for handler in list(root.handlers):

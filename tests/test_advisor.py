@@ -13,7 +13,7 @@ import pytest
 
 from pwtop.config import Settings
 from pwtop.database import plans
-from pwtop.database.advisor import WorkloadItem, analyse
+from pwtop.database.advisor.analysis import WorkloadItem, analyse
 from pwtop.database.advisor.candidates import IndexKey
 from pwtop.database.advisor.shape import UNKNOWN, analyse as shape_of
 from pwtop.database.advisor.sqltext import fingerprint
@@ -21,7 +21,7 @@ from pwtop.database.advisor.whatif import SchemaObject, WhatIf, sample_tables
 from pwtop.database.apply import parse_action
 from pwtop.database.component import DatabaseComponent
 from pwtop.database.scratch import open_readonly
-from pwtop.demo.workload import default_workload
+from pwtop.database.piwardrive.workload import default_workload
 
 
 def digest(path: Path) -> str:

@@ -9,9 +9,9 @@ import aiosqlite
 import pytest
 
 import pwtop.agent
-from pwtop.database.advisor import analyse
-from pwtop.database.advisor.capture import (WorkloadCapture, fetch_from_agent,
-                                            items_from_snapshot)
+from pwtop.database.advisor.analysis import analyse
+from pwtop.database.advisor.capture import WorkloadCapture
+from pwtop.database.advisor.captured import fetch_from_agent, items_from_snapshot
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ import pytest
 
 from pwtop.config import Settings
 from pwtop.database import preflight
-from pwtop.database.advisor import analyse
+from pwtop.database.advisor.analysis import analyse
 from pwtop.database.advisor.validate import GUARD_ID, guard, validate
 from pwtop.database.component import DatabaseComponent
 from pwtop.database.scratch import NoScratchSpace, scratch_copies

@@ -106,7 +106,7 @@ def test_a_chain_leaves_the_covering_index():
 
 
 def test_demo_database_findings_match_the_schema_ground_truth(demo_db: Path):
-    from pwtop.demo.schema import KNOWN_REDUNDANT
+    from pwtop.database.piwardrive.schema import KNOWN_REDUNDANT
 
     conn = sqlite3.connect(f"file:{demo_db}?mode=ro&immutable=1", uri=True)
     found = {f.index.name: f.kept.name for f in indexes.find_redundant(tables_of(conn))}

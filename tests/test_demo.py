@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from pwtop import cli
-from pwtop.demo import schema
+from pwtop.database.piwardrive import schema
 from pwtop.demo.generate import RETENTION_DAYS, create_demo_database
-from pwtop.demo.workload import WorkloadQuery, default_workload
+from pwtop.database.piwardrive.workload import WorkloadQuery, default_workload
 from pwtop.errors import PwtopError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -119,7 +119,7 @@ async def test_the_apps_own_statements_reach_pwtop_counted_and_fingerprinted(dem
     """The demo app wraps its pool's connections with the advisor's capture hook and hands
     it to the agent: the snapshot's database.workload lists what the app really ran."""
     from pwtop.agent.client import AgentClient
-    from pwtop.database.advisor.capture import items_from_snapshot
+    from pwtop.database.advisor.captured import items_from_snapshot
 
     app = launch(demo_db, "--no-streams")
     client = AgentClient(app.agent, token_file=app.token_file or None).start()

@@ -20,7 +20,9 @@ import asyncio
 import os
 from typing import Any
 
+from pwtop.agent.protocol import parse_address
 from pwtop.agent.server import _RUNNING, Agent
+from pwtop.config import load_settings
 from pwtop.errors import PwtopError
 
 __all__ = ["Agent", "start", "serve", "running"]
@@ -35,12 +37,8 @@ def _make(async_optimizer: Any, realtime_optimizer: Any, db_path: Any, host: str
     address_given = port is not None or host is not None or unix_path is not None
     token_given = token is not None or token_file is not None
     if settings is None and not (address_given and token_given):
-        from pwtop.config import load_settings
-
         settings = load_settings()
     if not address_given and settings is not None and settings.target.agent:
-        from pwtop.agent.protocol import parse_address
-
         kind, where, configured_port = parse_address(settings.target.agent)
         if kind == "unix":
             unix_path = where

@@ -15,6 +15,9 @@ import statistics
 import time
 from typing import Any, Callable
 
+from pwtop.agent import prometheus, protocol
+from pwtop.agent.server import Agent
+from pwtop.aio import AsyncOptimizer, CircuitBreaker, RateLimiter, ResourcePool, TaskQueue
 from pwtop.model import BenchmarkResult, Figure
 
 TOKEN = "benchmark-token-not-secret"
@@ -34,8 +37,6 @@ class _SteppingClock:
 
 def scratch_optimizer(names: int = 100, calls: int = 50, seed: int = 1) -> Any:
     """An AsyncOptimizer holding ``names`` operations with varied latencies and errors."""
-    from pwtop.aio import AsyncOptimizer, CircuitBreaker, RateLimiter, ResourcePool, TaskQueue
-
     clock = _SteppingClock(seed)
     opt = AsyncOptimizer(clock=clock, max_names=max(200, names), auto_loop_monitor=False)
     errors = (TimeoutError, ConnectionError, ValueError)
@@ -71,9 +72,6 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 def measure(names: int = 100, repeat: int = 100) -> dict[str, Any]:
     """The figures, as a plain dict (seconds and bytes)."""
-    from pwtop.agent import prometheus, protocol
-    from pwtop.agent.server import Agent
-
     opt = scratch_optimizer(names)
     agent = Agent(opt, token=TOKEN)  # not bound: nothing listens
     registry_fixed = None

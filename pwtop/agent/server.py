@@ -315,12 +315,7 @@ class Agent:
         fn = getattr(opt, "get_recommendations", None)
         if fn is None:
             return []
-        if self._recommend_with_stats[section]:
-            recs = fn(stats)
-        else:
-            recs = _aio_recommend(opt, stats)
-            if recs is None:
-                recs = fn()
+        recs = fn(stats) if self._recommend_with_stats[section] else fn()
         return [to_jsonable(r) for r in recs]
 
     def _section(self, msg: dict[str, Any], section: str, opt: Any) -> None:
@@ -434,9 +429,6 @@ class Agent:
             try:
                 if callable(getattr(opt, "commands", None)):
                     names += list(opt.commands())
-                else:
-                    from pwtop.realtime.optimizer import COMMANDS as REALTIME_COMMANDS
-                    names += list(REALTIME_COMMANDS)
             except Exception:  # advertising is a courtesy; commands are validated anyway
                 pass
             commands[section] = names
@@ -633,18 +625,6 @@ def _guess_id(frame: str) -> Any:
         if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):
             return msg_id
     return None
-
-
-def _aio_recommend(opt: Any, stats: dict[str, Any]) -> list[Any] | None:
-    """Recommendations of a pwtop AsyncOptimizer from stats already read (no second read)."""
-    try:
-        from pwtop.aio import advice
-        from pwtop.aio.optimizer import AsyncOptimizer
-    except ImportError:
-        return None
-    if not isinstance(opt, AsyncOptimizer):
-        return None
-    return advice.recommend(stats, opt.settings)
 
 
 def _bind_unix(path: str) -> socket.socket:

@@ -24,6 +24,7 @@ from typing import Callable
 
 from prometheus_client import CollectorRegistry, Histogram
 
+from pwtop.aio.loop import LoopMonitor
 from pwtop.aio.optimizer import AsyncOptimizer
 from pwtop.model import BenchmarkResult, Figure
 
@@ -84,8 +85,6 @@ async def run(ops: int, rounds: int, progress: Progress | None = None
 
 async def run_loop(iterations: int, rounds: int) -> dict[str, list[float]]:
     """Nanoseconds per ``await asyncio.sleep(0)`` without and with a LoopMonitor."""
-    from pwtop.aio.loop import LoopMonitor
-
     async def spin() -> None:
         for _ in range(iterations):
             await asyncio.sleep(0)

@@ -310,8 +310,10 @@ class AsyncOptimizer:
     def instrumentation_errors(self) -> int:
         return self._faults.count
 
-    def get_recommendations(self) -> list[Recommendation]:
-        return advice.recommend(self.get_stats(), self.settings)
+    def get_recommendations(self, stats: dict[str, Any] | None = None) -> list[Recommendation]:
+        """Proposals read from ``stats`` (default: fresh ones; the agent passes the stats it
+        just published, so they are read once per snapshot); never changes anything."""
+        return advice.recommend(self.get_stats() if stats is None else stats, self.settings)
 
     # ------------------------------------------------------------ acting
     def commands(self) -> dict[str, dict[str, Any]]:

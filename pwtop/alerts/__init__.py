@@ -25,6 +25,8 @@ from pwtop.alerts.engine import (ACKNOWLEDGED, DEESCALATED, ESCALATED, FIRED, RE
                                  RESOLVED, Alert, AlertEngine, AlertEvent)
 from pwtop.alerts.responses import RESPONSES, ResponseManager, ResponseRecord
 from pwtop.alerts.rules import Rule, build_rules, default_rules, rules_from_settings
+from pwtop.config import history_path
+from pwtop.history import History
 from pwtop.model import Snapshot
 
 #: Longest the shutdown waits for responses to be reverted and history to be written.
@@ -48,9 +50,6 @@ class Watch:
 
     def __init__(self, settings: Any, components: Mapping[str, Any] | None = None, *,
                  history: Any = None, **engine_options: Any) -> None:
-        from pwtop.config import history_path
-        from pwtop.history import History
-
         self.settings = settings
         self.engine = AlertEngine.from_settings(settings, **engine_options)
         self.responses = ResponseManager(settings, components or {})

@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from pwtop.alerts.rules import OPS, Rule
+from pwtop.alerts.rules import OPS, Rule, rules_from_settings
 from pwtop.model import Level, Snapshot, to_jsonable
 from pwtop.units import format_metric
 
@@ -163,8 +163,6 @@ class AlertEngine:
 
     @classmethod
     def from_settings(cls, settings: Any, **options: Any) -> "AlertEngine":
-        from pwtop.alerts.rules import rules_from_settings
-
         return cls(rules_from_settings(settings) if settings.alerts.enabled else [], **options)
 
     # ------------------------------------------------------------ rules

@@ -22,20 +22,24 @@ import asyncio
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from pwtop import components
-from pwtop.config import Settings, default_database_path
+from pwtop.config import RealtimeSettings, Settings, default_database_path
 from pwtop.errors import PwtopError
+from pwtop.histogram import Histogram
 from pwtop.model import BenchmarkResult, Figure
+from pwtop.report import table
 from pwtop.units import format_metric
 
 REALTIME_CLIENTS = 50
 REALTIME_MESSAGES = 100
 REALTIME_ROUNDS = 3
 REALTIME_TIMEOUT_S = 5.0
+DEMO_ROWS = 20_000
 
 
 class ProgressBar:
@@ -90,8 +94,6 @@ async def realtime_benchmark(clients: int = REALTIME_CLIENTS,
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import broadcast
 
-    from pwtop.config import RealtimeSettings
-    from pwtop.histogram import Histogram
     from pwtop.realtime.hub import WebSocketHub
 
     began = time.perf_counter()
@@ -194,12 +196,27 @@ def _database_path(settings: Settings) -> Path | None:
     return default if default.exists() else None
 
 
+def _bench_a_demo_database(progress: Callable[[str, int, int], None]) -> BenchmarkResult:
+    """No database configured: benchmark a generated demo PiWardrive file, removed after."""
+    from pwtop.database import bench
+    from pwtop.demo.generate import create_demo_database
+
+    with tempfile.TemporaryDirectory(prefix="pwtop-bench-demo-") as folder:
+        db = Path(folder) / "demo.db"
+        progress("copy", 0, len(bench.PHASES))
+        create_demo_database(db, rows=DEMO_ROWS, seed=1)
+        return bench.run(db, progress=progress, notes=[
+            f"no database given: a {DEMO_ROWS:,}-row demo PiWardrive database"])
+
+
 async def run_component(name: str, settings: Settings, bar: ProgressBar) -> BenchmarkResult:
     progress = bar.update
     if name == "database":
         from pwtop.database import bench
 
         path = _database_path(settings)
+        if path is None:
+            return await asyncio.to_thread(_bench_a_demo_database, progress)
         return await asyncio.to_thread(bench.run, path, progress=progress)
     if name == "async":
         from pwtop.aio.bench import benchmark
@@ -231,8 +248,6 @@ def _value(fig: Figure) -> str:
 
 
 def table_lines(results: dict[str, BenchmarkResult | str]) -> list[str]:
-    from pwtop.report import table
-
     lines: list[str] = []
     for name, res in results.items():
         lines.append(f"== {name} ==")

@@ -2,8 +2,9 @@
 
 ``recommend`` reads only the snapshot; it never touches the database. Each advisor is a
 function of an :class:`AdviceContext` returning recommendations, listed in
-:data:`ADVISORS`. A new kind of advice (the workload-driven ``create_index`` advisor of a
-later issue) plugs in with :func:`register` and needs no change here.
+:data:`ADVISORS` in the order they run (the workload-driven ``create_index`` advisor of
+:mod:`pwtop.database.advisor.recommend` last, so that the duplicate/redundant drop advice
+keeps its ids). :func:`register` adds one more without a change here.
 
 Actions are the exact SQL ``apply`` runs; advice pwtop cannot carry out itself (the app's
 per-connection settings, an index only the workload does not use, a starving checkpoint)
@@ -19,6 +20,7 @@ from pwtop.config import Settings
 from pwtop.database import indexes as index_rules
 from pwtop.database import space
 from pwtop.database.activity import STARVED_LAG_FRAMES
+from pwtop.database.advisor.recommend import create_index_advice
 from pwtop.database.inspect import needs_stats, quote
 from pwtop.database.model import DatabaseDetail
 from pwtop.model import Level, Recommendation, Snapshot
@@ -39,7 +41,6 @@ class AdviceContext:
 
 
 Advisor = Callable[[AdviceContext], Iterable[Recommendation]]
-ADVISORS: list[Advisor] = []
 
 
 def register(advisor: Advisor) -> Advisor:
@@ -87,7 +88,6 @@ def _rec(kind: str, rec_id: str, target: str, title: str, **kw: object) -> Recom
 
 # ---------------------------------------------------------------- statistics
 
-@register
 def analyze_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     tables = [t for t in ctx.detail.tables if needs_stats(t)]
     if not tables:
@@ -131,7 +131,6 @@ def analyze_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
 
 # ---------------------------------------------------------------- space
 
-@register
 def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     f = ctx.detail.file
     frag = ctx.detail.fragmentation
@@ -200,7 +199,6 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
 
 # ---------------------------------------------------------------- journal and WAL
 
-@register
 def wal_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     f = ctx.detail.file
     act = ctx.detail.activity
@@ -259,7 +257,6 @@ def _index_bytes(ix, ctx: AdviceContext) -> object:
     return ctx.detail.fragmentation_unavailable or "unavailable (dbstat scan did not reach it)"
 
 
-@register
 def index_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     findings = index_rules.find_redundant(ctx.detail.tables)
     for fd in findings:
@@ -315,7 +312,6 @@ def _walk(nodes):
 
 # ---------------------------------------------------------------- the app's connections
 
-@register
 def app_settings_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     f = ctx.detail.file
     s = ctx.settings.database
@@ -363,6 +359,5 @@ def app_settings_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         code=code, applicable=False, level=Level.INFO)
 
 
-# The workload-driven create_index advisor registers itself (after the advisors above, so
-# that the duplicate/redundant drop advice keeps its ids).
-from pwtop.database.advisor import recommend as _index_advisor  # noqa: E402,F401
+ADVISORS: list[Advisor] = [analyze_advice, vacuum_advice, wal_advice, index_advice,
+                           app_settings_advice, create_index_advice]

@@ -31,7 +31,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from pwtop.database.advisor.validate import fresh_rows
 from pwtop.database.inspect import quote
@@ -46,7 +46,6 @@ STEP_S = 1.0          # each measurement runs about this long
 MAX_ROWS = 20_000     # and never inserts more rows than this
 BATCH = 50
 FSYNCS_PER_ROLLBACK_COMMIT = 2  # journal, then database (plus a directory sync on some FS)
-DEMO_ROWS = 20_000
 
 
 def _noop(phase: str, done: int, total: int) -> None:
@@ -245,96 +244,83 @@ def _scratch_near(db: Path, directory: str | Path | None) -> tuple[Path | None, 
                   "filesystem")
 
 
-def run(path: str | Path | None, *, scratch: str | Path | None = None,
-        step_s: float | None = None, progress: Progress = _noop) -> BenchmarkResult:
-    """Benchmark the database at ``path`` (a demo database when None) on a scratch copy."""
+def run(path: str | Path, *, scratch: str | Path | None = None,
+        step_s: float | None = None, progress: Progress = _noop,
+        notes: Sequence[str] = ()) -> BenchmarkResult:
+    """Benchmark the database at ``path`` on a scratch copy; ``notes`` lead the result's
+    notes (what the file is, when the caller made it)."""
     step_s = STEP_S if step_s is None else step_s
     began = time.perf_counter()
-    notes: list[str] = []
-    demo_dir = None
-    if path is None:
-        from pwtop.demo.generate import create_demo_database
-
-        demo_dir = tempfile.TemporaryDirectory(prefix="pwtop-bench-demo-",
-                                               dir=scratch or None)
-        db = Path(demo_dir.name) / "demo.db"
-        progress("copy", 0, len(PHASES))
-        create_demo_database(db, rows=DEMO_ROWS, seed=1)
-        notes.append(f"no database given: a {DEMO_ROWS:,}-row demo PiWardrive database")
-    else:
-        db = Path(path).expanduser()
-    try:
-        where, where_note = _scratch_near(db, scratch)
-        notes.append(f"scratch copies and fsync measured on {where_note}")
-        figures: list[Figure] = []
-        progress("copy", 0, len(PHASES))
-        with scratch_copies(db, ["bench"], directory=where,
-                            extra_bytes=MAX_ROWS * 4 * 2048) as copies:
-            copy = copies["bench"]
-            probe = sqlite3.connect(copy, isolation_level=None)
-            try:
-                table = _choose_table(probe)
-                sql, rows = fresh_rows(probe, table, MAX_ROWS)
-                indexes = len(probe.execute("SELECT 1 FROM pragma_index_list(?)",
-                                            (table,)).fetchall())
-            finally:
-                probe.close()
-            if not rows:
-                raise TargetError(f"{db}: {table} has no rows to copy for the insert test")
-            notes.append(f"inserts into {table} ({indexes} indexes) with rows copied from "
-                         "its own data")
-            # one copy, modes in an order SQLite can switch between (WAL cannot go to OFF)
-            runs = [("rollback", "rollback+FULL", "DELETE", "FULL", 1),
-                    ("off", "journal OFF", "OFF", "OFF", BATCH),
-                    ("wal", "WAL+NORMAL", "WAL", "NORMAL", 1),
-                    ("batched", "WAL batched", "WAL", "NORMAL", BATCH)]
-            rates: dict[str, tuple[float, int]] = {}
-            for i, (label, phase, journal, sync, batch) in enumerate(runs, 1):
-                progress(phase, i, len(PHASES))
-                rates[label] = _inserts(copy, table, journal, sync, batch, rows, sql, step_s)
-            progress("fsync", 5, len(PHASES))
-            fs = fsync_latency(copy.parent, step_s)
-            progress("lookups", 6, len(PHASES))
-            reads = _read_figures(copy, table, step_s)
-            progress("range scans", 7, len(PHASES))
-        ceiling = rates["off"][0]
-        med = statistics.median(fs)
-        p95 = sorted(fs)[max(0, int(0.95 * len(fs)) - 1)]
-        limit = 1.0 / (FSYNCS_PER_ROLLBACK_COMMIT * med) if med > 0 else None
-        wal_limit = 1.0 / med if med > 0 else None
-        base = "journal_mode=OFF, synchronous=OFF, 50-row transactions (unsafe ceiling)"
-        for label, name, note in (
-                ("rollback", "insert_rollback_full_rows_per_second",
-                 "one row per commit, journal_mode=DELETE, synchronous=FULL"),
-                ("wal", "insert_wal_normal_rows_per_second",
-                 "one row per commit, WAL, synchronous=NORMAL (the app's setting)"),
-                ("batched", "insert_wal_batched_rows_per_second",
-                 f"{BATCH}-row transactions, WAL, synchronous=NORMAL")):
-            rate, n = rates[label]
-            figures.append(Figure(name, rate, "1/s", base, rate / ceiling,
-                                  f"{note}; {n:,} rows"))
-        figures.append(Figure("insert_journal_off_rows_per_second", ceiling, "1/s", None, None,
-                              f"unsafe: a crash can corrupt the file; {rates['off'][1]:,} rows"))
-        if limit is not None:
-            figures.append(Figure(
-                "insert_rollback_full_vs_durable_limit_ratio",
-                rates["rollback"][0] / limit, "ratio", "durable commit limit",
-                rates["rollback"][0] / limit,
-                "rollback+FULL commits/s over the limit the fsync latency allows"))
-        figures.append(Figure("fsync_seconds", med, "s", None, None,
-                              f"median of {len(fs)} fsyncs of a 4 KiB write; p95 "
-                              f"{p95 * 1000:.2f} ms"))
-        figures.append(Figure("fsync_p95_seconds", p95, "s", None, None))
-        if limit is not None:
-            figures.append(Figure("durable_commit_limit_per_second", limit, "1/s", None, None,
-                                  f"rollback journal + synchronous=FULL: at least "
-                                  f"{FSYNCS_PER_ROLLBACK_COMMIT} fsyncs per commit"))
-            figures.append(Figure("durable_wal_commit_limit_per_second", wal_limit, "1/s",
-                                  None, None, "WAL + synchronous=FULL: one fsync per commit"))
-        figures += reads
-        progress("done", len(PHASES), len(PHASES))
-        return BenchmarkResult("database", figures, notes,
-                               duration_s=time.perf_counter() - began)
-    finally:
-        if demo_dir is not None:
-            demo_dir.cleanup()
+    notes = list(notes)
+    db = Path(path).expanduser()
+    where, where_note = _scratch_near(db, scratch)
+    notes.append(f"scratch copies and fsync measured on {where_note}")
+    figures: list[Figure] = []
+    progress("copy", 0, len(PHASES))
+    with scratch_copies(db, ["bench"], directory=where,
+                        extra_bytes=MAX_ROWS * 4 * 2048) as copies:
+        copy = copies["bench"]
+        probe = sqlite3.connect(copy, isolation_level=None)
+        try:
+            table = _choose_table(probe)
+            sql, rows = fresh_rows(probe, table, MAX_ROWS)
+            indexes = len(probe.execute("SELECT 1 FROM pragma_index_list(?)",
+                                        (table,)).fetchall())
+        finally:
+            probe.close()
+        if not rows:
+            raise TargetError(f"{db}: {table} has no rows to copy for the insert test")
+        notes.append(f"inserts into {table} ({indexes} indexes) with rows copied from "
+                     "its own data")
+        # one copy, modes in an order SQLite can switch between (WAL cannot go to OFF)
+        runs = [("rollback", "rollback+FULL", "DELETE", "FULL", 1),
+                ("off", "journal OFF", "OFF", "OFF", BATCH),
+                ("wal", "WAL+NORMAL", "WAL", "NORMAL", 1),
+                ("batched", "WAL batched", "WAL", "NORMAL", BATCH)]
+        rates: dict[str, tuple[float, int]] = {}
+        for i, (label, phase, journal, sync, batch) in enumerate(runs, 1):
+            progress(phase, i, len(PHASES))
+            rates[label] = _inserts(copy, table, journal, sync, batch, rows, sql, step_s)
+        progress("fsync", 5, len(PHASES))
+        fs = fsync_latency(copy.parent, step_s)
+        progress("lookups", 6, len(PHASES))
+        reads = _read_figures(copy, table, step_s)
+        progress("range scans", 7, len(PHASES))
+    ceiling = rates["off"][0]
+    med = statistics.median(fs)
+    p95 = sorted(fs)[max(0, int(0.95 * len(fs)) - 1)]
+    limit = 1.0 / (FSYNCS_PER_ROLLBACK_COMMIT * med) if med > 0 else None
+    wal_limit = 1.0 / med if med > 0 else None
+    base = "journal_mode=OFF, synchronous=OFF, 50-row transactions (unsafe ceiling)"
+    for label, name, note in (
+            ("rollback", "insert_rollback_full_rows_per_second",
+             "one row per commit, journal_mode=DELETE, synchronous=FULL"),
+            ("wal", "insert_wal_normal_rows_per_second",
+             "one row per commit, WAL, synchronous=NORMAL (the app's setting)"),
+            ("batched", "insert_wal_batched_rows_per_second",
+             f"{BATCH}-row transactions, WAL, synchronous=NORMAL")):
+        rate, n = rates[label]
+        figures.append(Figure(name, rate, "1/s", base, rate / ceiling,
+                              f"{note}; {n:,} rows"))
+    figures.append(Figure("insert_journal_off_rows_per_second", ceiling, "1/s", None, None,
+                          f"unsafe: a crash can corrupt the file; {rates['off'][1]:,} rows"))
+    if limit is not None:
+        figures.append(Figure(
+            "insert_rollback_full_vs_durable_limit_ratio",
+            rates["rollback"][0] / limit, "ratio", "durable commit limit",
+            rates["rollback"][0] / limit,
+            "rollback+FULL commits/s over the limit the fsync latency allows"))
+    figures.append(Figure("fsync_seconds", med, "s", None, None,
+                          f"median of {len(fs)} fsyncs of a 4 KiB write; p95 "
+                          f"{p95 * 1000:.2f} ms"))
+    figures.append(Figure("fsync_p95_seconds", p95, "s", None, None))
+    if limit is not None:
+        figures.append(Figure("durable_commit_limit_per_second", limit, "1/s", None, None,
+                              f"rollback journal + synchronous=FULL: at least "
+                              f"{FSYNCS_PER_ROLLBACK_COMMIT} fsyncs per commit"))
+        figures.append(Figure("durable_wal_commit_limit_per_second", wal_limit, "1/s",
+                              None, None, "WAL + synchronous=FULL: one fsync per commit"))
+    figures += reads
+    progress("done", len(PHASES), len(PHASES))
+    return BenchmarkResult("database", figures, notes,
+                           duration_s=time.perf_counter() - began)

@@ -3,8 +3,9 @@
 Statements come from ``[database] queries``, from ``--workload FILE`` (statements
 separated by ``;``, split with :func:`sqlite3.complete_statement` so that a ``;`` inside a
 string literal, a comment or a trigger body does not cut a statement), or, when neither
-is given and the file has PiWardrive's tables, from :func:`pwtop.demo.workload.
-default_workload` with parameters read from the data.
+is given and the file has PiWardrive's tables, from
+:func:`pwtop.database.piwardrive.workload.default_workload` with parameters read from the
+data.
 
 Only statements that read are run: a statement is timed when it starts with SELECT, WITH
 or VALUES *and* its bytecode opens no write transaction (``EXPLAIN`` shows it without
@@ -28,6 +29,8 @@ from typing import Callable, Mapping, Sequence
 from pwtop.database import plans
 from pwtop.database.connect import Connection, ProbeBusy, ProbeInterrupted
 from pwtop.database.model import QueryTiming, StmtCounters
+from pwtop.database.piwardrive import schema
+from pwtop.database.piwardrive.workload import default_workload
 from pwtop.errors import TargetError
 
 # Each read query runs until it has MAX_RUNS timings or TARGET_S seconds of them, and
@@ -143,9 +146,6 @@ def from_config(queries: Sequence[str]) -> list[Statement]:
 
 def default_statements(conn: sqlite3.Connection) -> list[Statement]:
     """PiWardrive's own queries, when the file has PiWardrive's tables."""
-    from pwtop.demo import schema
-    from pwtop.demo.workload import default_workload
-
     present = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
     if not present.intersection(schema.TABLES):
         return []

@@ -49,6 +49,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pwtop.agent
+from pwtop.aio import AsyncOptimizer, CircuitBreaker, RateLimiter, ResourcePool, TaskQueue
+from pwtop.config import RealtimeSettings
+from pwtop.database.advisor.capture import WorkloadCapture
+from pwtop.demo.generate import create_demo_database
+from pwtop.errors import PwtopError
+from pwtop.realtime import RealtimeOptimizer, Router, SSEStream, WebSocketHub, serve_asgi
+
 log = logging.getLogger("pwtop.demo.app")
 
 CENTER = (30.2672, -97.7431)
@@ -136,9 +144,6 @@ class DemoApp:
     """The running app; see the module docstring."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from pwtop.aio import AsyncOptimizer, CircuitBreaker, RateLimiter, ResourcePool, TaskQueue
-        from pwtop.database.advisor.capture import WorkloadCapture
-
         self.args = args
         self.capture = WorkloadCapture()
         self.db = Path(args.db).expanduser()
@@ -405,9 +410,6 @@ class DemoApp:
     # ------------------------------------------------------------ running
 
     async def _start_streams(self, stack: contextlib.AsyncExitStack) -> dict[str, str]:
-        from pwtop.config import RealtimeSettings
-        from pwtop.realtime import RealtimeOptimizer, Router, SSEStream, WebSocketHub, serve_asgi
-
         settings = RealtimeSettings(heartbeat_interval=5.0, message_queue_size=50)
         self.hub = WebSocketHub(settings, name="ws", slow_timeout=60.0,
                                 paths=("/ws/aps", "/ws/status", "/stream/ws/detections"))
@@ -439,8 +441,6 @@ class DemoApp:
         self.tasks.append(asyncio.create_task(coro, name=name))
 
     async def run(self) -> int:
-        import pwtop.agent
-
         await asyncio.to_thread(self._ensure_database)
         self.opt.start_loop_monitor()
         async with contextlib.AsyncExitStack() as stack:
@@ -493,8 +493,6 @@ class DemoApp:
     def _ensure_database(self) -> None:
         if self.db.is_file():
             return
-        from pwtop.demo.generate import create_demo_database
-
         log.info("creating the demo database %s (%d rows)", self.db, self.args.rows)
         create_demo_database(self.db, rows=self.args.rows, seed=self.args.seed)
 
@@ -603,8 +601,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from pwtop.errors import PwtopError
-
     try:
         return asyncio.run(_main(args))
     except PwtopError as exc:

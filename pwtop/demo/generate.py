@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from pwtop.demo import schema
+from pwtop.database.piwardrive import schema
 from pwtop.errors import PwtopError
 
 Progress = Callable[[str, int, int], None]

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator, Sequence
 
+from pwtop.agent.protocol import parse_address
+from pwtop.config import runtime_dir, state_home
 from pwtop.errors import PwtopError
 
 START_TIMEOUT = 120.0  # creating the database on a Pi takes a while on the first run
@@ -185,8 +187,6 @@ def start_demo_app(db: str | os.PathLike[str], *, port: int = 0, host: str = "12
 
 def _port_from(settings: Any) -> int:
     """The port of a loopback [target] agent address, so a separate pwtop finds the app."""
-    from pwtop.agent.protocol import parse_address
-
     address = getattr(getattr(settings, "target", None), "agent", "") or ""
     if not address:
         return 0
@@ -198,8 +198,6 @@ def _port_from(settings: Any) -> int:
 
 
 def app_log_path() -> Path:
-    from pwtop.config import state_home
-
     return state_home() / "demo-app.log"
 
 
@@ -235,8 +233,6 @@ def attached(db: str | os.PathLike[str], settings: Any) -> Iterator[DemoProcess]
 
 def _write_pid_file(app: DemoProcess) -> Path | None:
     """A pid file for this pwtop's demo app; None when the runtime dir is not writable."""
-    from pwtop.config import runtime_dir
-
     path = runtime_dir() / f"demo-app-{os.getpid()}.pid"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

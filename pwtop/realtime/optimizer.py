@@ -209,7 +209,7 @@ class RealtimeOptimizer:
             "hubs": hubs,
             "streams": streams,
             "system_memory": _system_memory(),
-            "commands": {name: spec["doc"] for name, spec in COMMANDS.items()},
+            "commands": self.commands(),
             "recent_actions": list(self.actions),
         }
 
@@ -267,6 +267,10 @@ class RealtimeOptimizer:
         return out
 
     # ------------------------------------------------------------ commands
+
+    def commands(self) -> dict[str, str]:
+        """Command name -> what it does (the agent advertises these to pwtop)."""
+        return {name: spec["doc"] for name, spec in COMMANDS.items()}
 
     def execute(self, command: str, **params: Any) -> dict[str, Any]:
         """Run a command by name (see :data:`COMMANDS`); raises CommandError on bad input.

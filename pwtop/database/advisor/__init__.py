@@ -11,14 +11,10 @@ Modules, in pipeline order: :mod:`.sqltext` (tokens and fingerprints), :mod:`.sh
 (what a statement filters, orders and reads), :mod:`.candidates`, :mod:`.whatif`
 (sampling, the copy, plan costs), :mod:`.choose`, :mod:`.analysis` (one run),
 :mod:`.recommend` (the ``create_index`` advisor of ``pwtop analyze``/``optimize``),
-:mod:`.validate` (the check on a copy before anything is applied) and :mod:`.capture`
-(the app-side hook that records the statements the app really runs).
+:mod:`.validate` (the check on a copy before anything is applied), :mod:`.capture`
+(the hook inside the app that records the statements it really runs) and
+:mod:`.captured` (pwtop reading those from the agent).
+
+This file imports nothing: the capture hook runs inside the app, and importing it must not
+load the advisor (``from pwtop.database.advisor.analysis import analyse`` does that).
 """
-
-from __future__ import annotations
-
-from pwtop.database.advisor.analysis import (AdvisorReport, DropAdvice, IndexAdvice,
-                                             QueryReport, WorkloadItem, analyse)
-
-__all__ = ["AdvisorReport", "DropAdvice", "IndexAdvice", "QueryReport", "WorkloadItem",
-           "analyse"]

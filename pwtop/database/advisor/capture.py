@@ -11,9 +11,10 @@ the rows it wrote. Two lines in the app::
     conn = capture.wrap(sqlite3.connect(DB_PATH))          # or: capture.wrap_aiosqlite(db)
     pwtop.agent.start(..., workload_capture=capture)        # published in every snapshot
 
-The agent publishes :meth:`WorkloadCapture.snapshot` under ``database.workload``; the
-advisor reads it (:func:`fetch_from_agent`) and weighs each statement by count x mean
-time, with inserts per table from the captured INSERTs.
+The agent publishes :meth:`WorkloadCapture.snapshot` under ``database.workload``; on
+pwtop's side the advisor reads it (:mod:`pwtop.database.advisor.captured`) and weighs each
+statement by count x mean time, with inserts per table from the captured INSERTs. This
+module runs inside the app: it imports nothing of pwtop's monitoring side.
 
 Bounded: at most ``max_statements`` fingerprints are kept (later new ones are counted as
 dropped); a fingerprint is computed once per distinct SQL text (a bounded cache). Values
@@ -292,51 +293,3 @@ class CapturedConnection:
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._conn, name, value)
-
-
-# ---------------------------------------------------------------- pwtop's side
-
-
-def items_from_snapshot(section: dict[str, Any] | None) -> tuple[list[Any], dict[str, float]]:
-    """Workload items (count x mean time) and rows inserted per table, from the
-    ``database.workload`` part of an agent snapshot."""
-    from pwtop.database.advisor.analysis import WorkloadItem
-
-    items: list[WorkloadItem] = []
-    inserts: dict[str, float] = {}
-    if not isinstance(section, dict) or section.get("schema") != SCHEMA:
-        return items, inserts
-    for st in section.get("statements") or []:
-        try:
-            sql, count = str(st["sql"]), int(st["count"])
-            total = float(st["total_seconds"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        kind = str(st.get("kind") or "")
-        if kind in ("insert", "replace") and st.get("table"):
-            rows = float(st.get("rows_written") or count)
-            inserts[st["table"]] = inserts.get(st["table"], 0.0) + rows
-        if count <= 0 or kind.upper() not in ("SELECT", "WITH", "VALUES", "UPDATE", "DELETE"):
-            continue
-        items.append(WorkloadItem(
-            name=f"captured:{st.get('id') or fingerprint_id(sql)}", sql=sql, params=None,
-            frequency=float(count), seconds=total / count,
-            writes=kind.upper() in WRITE_WORDS, source="captured by the app's hook"))
-    return items, inserts
-
-
-async def fetch_from_agent(address: str, *, token_file: str | None = None,
-                           timeout: float = 2.0) -> dict[str, Any] | None:
-    """The ``database.workload`` section of the agent's next snapshot (None: no capture)."""
-    from pwtop.agent.client import AgentClient
-
-    client = AgentClient(address, token_file=token_file or None).start()
-    try:
-        snap = await client.wait_snapshot(timeout, until_refused=True)
-    finally:
-        await client.close()
-    if not snap:
-        return None
-    db = snap.get("database") or {}
-    section = db.get("workload") if isinstance(db, dict) else None
-    return section if isinstance(section, dict) else None

@@ -1,6 +1,6 @@
 """The ``create_index`` advisor of ``pwtop analyze`` / ``optimize`` and the Database tab.
 
-Registered with :func:`pwtop.database.advise.register`, it turns the snapshot's workload
+Listed in :data:`pwtop.database.advise.ADVISORS`, it turns the snapshot's workload
 (statements with their measured times, plans and parameters) plus, when pwtop is
 connected to the app's agent, the statements the app's capture hook recorded, into
 :func:`~pwtop.database.advisor.analysis.analyse` and the result into recommendations:
@@ -26,15 +26,17 @@ import math
 import os
 import threading
 import time
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from pwtop.database.advise import AdviceContext, register
 from pwtop.database.advisor.analysis import AdvisorReport, WorkloadItem, analyse
-from pwtop.database.advisor.capture import fetch_from_agent, items_from_snapshot
+from pwtop.database.advisor.captured import fetch_from_agent, items_from_snapshot
 from pwtop.database.model import DatabaseDetail
 from pwtop.errors import PwtopError
 from pwtop.model import Level, Recommendation
 from pwtop.units import human_seconds
+
+if TYPE_CHECKING:
+    from pwtop.database.advise import AdviceContext
 
 log = logging.getLogger("pwtop.database.advisor")
 
@@ -143,7 +145,6 @@ def _ms(seconds: float | None) -> str:
     return human_seconds(seconds) if seconds is not None else "-"
 
 
-@register
 def create_index_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     d = ctx.detail
     s = ctx.settings.database

@@ -30,6 +30,8 @@ from typing import Any, Mapping, Sequence
 from pwtop.database import plans, workload as workload_mod
 from pwtop.database.inspect import quote
 from pwtop.database.scratch import scratch_copies
+from pwtop.errors import PwtopError
+from pwtop.model import ActionResult
 
 ROUNDS = 5
 INSERT_ROWS = 2000
@@ -327,9 +329,6 @@ async def guard(path: str | Path, recs: Sequence[Any], *, dry_run: bool,
     ``create_index`` recommendations, and the drops that depend on them, are withheld.
     """
     import asyncio
-
-    from pwtop.errors import PwtopError
-    from pwtop.model import ActionResult
 
     creates = [r for r in recs if r.kind == "create_index"]
     if not creates:
