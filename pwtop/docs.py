@@ -12,6 +12,7 @@ from pathlib import Path
 from pwtop import config as cfg
 from pwtop.alerts.rules import alerts_reference
 from pwtop.cli import VERBS
+from pwtop.components import NAMES
 from pwtop.metric_names import metrics_reference
 
 
@@ -48,7 +49,9 @@ def commands_reference() -> str:
     lines = ["# Commands", "", "Generated from `pwtop/cli.py` by `python -m pwtop.docs`.", "",
              "| verb | what it does |", "| --- | --- |"]
     lines += [f"| `pwtop {verb}` | {text} |" for verb, (_, text) in VERBS.items()]
-    lines += ["", "Run `pwtop VERB --help` for the options of each verb."]
+    lines += ["", "Components, for `--component NAME` (repeatable) or `--all`: "
+              + ", ".join(f"`{name}`" for name in NAMES) + ".",
+              "", "Run `pwtop VERB --help` for the options of each verb."]
     return "\n".join(lines) + "\n"
 
 

@@ -42,6 +42,10 @@ def test_installed_wheel_runs_outside_the_source_tree(wheel, tmp_path):
                     str(target), str(wheel)], check=True, timeout=300)
     code = ("import pwtop, pathlib, sys\n"
             f"assert pathlib.Path(pwtop.__file__).is_relative_to({str(target)!r}), pwtop.__file__\n"
+            "from pwtop.tui import theme_files\n"
+            "folder = pathlib.Path(str(theme_files.shipped_dir()))\n"
+            f"assert folder.is_relative_to({str(target)!r}), folder\n"
+            "assert 'pwtop-dark' in theme_files.load_specs(), folder\n"
             "from pwtop.cli import main\n"
             f"sys.exit(main(['config', 'init', {str(tmp_path / 'c.toml')!r}]))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Tab ids in screen order, with their titles; 1-6 select them.
+from pwtop.components import REGISTRY
+
+#: Tab ids in screen order, with their titles; the keys 1, 2... select them. One tab per
+#: component, in the registry's order, between the Overview and the Alerts.
 TABS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"),
-    ("database", "Database"),
-    ("async", "Async"),
-    ("realtime", "Realtime"),
-    ("system", "System"),
+    *((c.name, c.title) for c in REGISTRY),
     ("alerts", "Alerts"),
 )
 
@@ -123,9 +123,9 @@ def help_rows() -> list[tuple[str, list[tuple[str, str]]]]:
     for k in KEYS:
         groups.setdefault(k.group, []).append((k.display, k.help))
     tabs = groups.get("Tabs")
-    if tabs is not None:  # 1-6 are one line for a person
+    if tabs is not None:  # the tab keys are one line for a person
         names = ", ".join(f"{n} {title}" for n, (_, title) in enumerate(TABS, start=1))
-        groups["Tabs"] = [("1-6", f"Show a tab: {names}.")] + tabs[len(TABS):]
+        groups["Tabs"] = [(f"1-{len(TABS)}", f"Show a tab: {names}.")] + tabs[len(TABS):]
     return list(groups.items())
 
 

@@ -1,55 +1,26 @@
 """Turning the theme files into Textual themes, and choosing the one to start with.
 
-The theme files and their loader live in the top-level ``themes/`` folder, installed as the
-``pwtop.themes`` package. In a source checkout ``pwtop/themes`` does not exist, so the
-loader is then imported from the repository's ``themes/__init__.py`` under the same name.
-People may add their own ``*.toml`` themes in ``$XDG_CONFIG_HOME/pwtop/themes/``.
+The files are read and checked by :mod:`pwtop.tui.theme_files` (the shipped ones from the
+``pwtop.themes`` package, or the checkout's ``themes/`` folder). People may add their own
+``*.toml`` themes in ``$XDG_CONFIG_HOME/pwtop/themes/``.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Mapping
 
 from textual.theme import Theme
 
-import pwtop
 from pwtop.config import Settings, config_home
-from pwtop.errors import ConfigError, PwtopError
+from pwtop.errors import ConfigError
 from pwtop.tui.state import UiState
+from pwtop.tui.theme_files import load_specs
 
 #: The order ``t`` cycles through; themes added by the person follow, by name.
 CYCLE = ("pwtop-dark", "pwtop-light", "pwtop-high-contrast", "pwtop-ansi")
 ANSI_THEME = "pwtop-ansi"
-
-
-def themes_package() -> ModuleType:
-    """The ``pwtop.themes`` module, installed or from the source tree."""
-    try:
-        return importlib.import_module("pwtop.themes")
-    except ModuleNotFoundError as exc:
-        if exc.name != "pwtop.themes":
-            raise
-    source = Path(pwtop.__file__).resolve().parent.parent / "themes" / "__init__.py"
-    if not source.is_file():
-        raise PwtopError("pwtop's colour themes are missing (no pwtop.themes package and no "
-                         f"{source}); reinstall pwtop")
-    spec = importlib.util.spec_from_file_location(
-        "pwtop.themes", source, submodule_search_locations=[str(source.parent)])
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pwtop.themes"] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules["pwtop.themes"]
-        raise
-    return module
 
 
 def user_themes_dir() -> Path:
@@ -58,12 +29,8 @@ def user_themes_dir() -> Path:
 
 def load_themes(extra_dirs: list[Path] | None = None) -> dict[str, Theme]:
     """Every pwtop theme as a Textual theme; a broken file is one clear error line."""
-    package = themes_package()
     dirs = [user_themes_dir()] if extra_dirs is None else extra_dirs
-    try:
-        specs = package.load_themes([d for d in dirs if d.is_dir()])
-    except package.ThemeFileError as exc:
-        raise ConfigError(str(exc)) from None
+    specs = load_specs([d for d in dirs if d.is_dir()])
     themes: dict[str, Theme] = {}
     for name, spec in specs.items():
         theme = Theme(**spec.theme_kwargs())

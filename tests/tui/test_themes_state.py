@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
+import ast
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from pwtop.config import Settings
 from pwtop.errors import ConfigError
-from pwtop.tui import bindings, theming
+from pwtop.tui import bindings, theme_files, theming
 from pwtop.tui.state import UiState, load_state, save_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,21 +33,53 @@ def test_shipped_themes_load_from_the_source_tree():
     assert theming.cycle_order(list(themes))[:4] == list(theming.CYCLE)
 
 
-def test_loader_finds_its_files_inside_an_installed_package(tmp_path, monkeypatch):
-    """As in a wheel: the themes folder is a package elsewhere, found by importlib.resources."""
+def test_themes_folder_holds_data_only():
+    """The loader lives in pwtop/tui/; themes/ ships TOML files and a docstring."""
+    code = [p.name for p in (ROOT / "themes").iterdir() if p.suffix == ".py"]
+    assert code == ["__init__.py"]
+    tree = ast.parse((ROOT / "themes" / "__init__.py").read_text())
+    assert len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)  # the docstring
+
+
+def test_loader_reads_the_files_of_an_installed_package(tmp_path, monkeypatch):
+    """As in a wheel: the themes folder is a package elsewhere, read through
+    importlib.resources, and nothing is put into sys.modules by hand."""
     pkg = tmp_path / "site" / "otherpkg"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     shutil.copytree(ROOT / "themes", pkg / "themes",
                     ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    module = importlib.import_module("otherpkg.themes")
+    before = set(sys.modules)
     try:
-        assert Path(str(module.shipped_dir())) == pkg / "themes"
-        assert SHIPPED <= set(module.load_themes())
+        folder = theme_files.shipped_dir("otherpkg.themes")
+        assert Path(str(folder)) == pkg / "themes"
+        assert SHIPPED <= set(theme_files.load_specs(shipped=folder))
     finally:
         for name in ("otherpkg.themes", "otherpkg"):
             sys.modules.pop(name, None)
+    assert not {m for m in set(sys.modules) - before if "themes" in m}
+
+
+def test_loader_reads_the_checkout_when_pwtop_is_not_installed(tmp_path):
+    """A source tree run with PYTHONPATH (no pwtop.themes package anywhere): the themes
+    come from its themes/ folder."""
+    tree = tmp_path / "checkout"
+    shutil.copytree(ROOT / "pwtop", tree / "pwtop", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "themes", tree / "themes",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    code = ("import sys\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]\n"
+            "from pwtop.tui import theme_files\n"
+            "print(theme_files.shipped_dir())\n"
+            "print(sorted(theme_files.load_specs()))\n"
+            "print('pwtop.themes' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(tree)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    folder, names, registered = proc.stdout.splitlines()
+    assert folder == str(tree / "themes")
+    assert SHIPPED <= set(ast.literal_eval(names)) and registered == "False"
 
 
 def test_the_person_can_add_and_override_themes(tmp_path):
