@@ -26,17 +26,22 @@ class ComponentInfo:
     factory: str   # "module:Class"; the class takes (settings, **options)
     short: str     # the TUI header's connection label, e.g. "db"
     title: str     # the TUI tab's title
+    agent_fed: bool = False  # its figures come from the app's agent (and its link metrics)
 
 
 REGISTRY: tuple[ComponentInfo, ...] = (
     ComponentInfo("database", "pwtop.database.component:DatabaseComponent", "db", "Database"),
-    ComponentInfo("async", "pwtop.aio.component:AsyncComponent", "agent", "Async"),
-    ComponentInfo("realtime", "pwtop.realtime.component:RealtimeComponent", "rt", "Realtime"),
+    ComponentInfo("async", "pwtop.aio.component:AsyncComponent", "agent", "Async",
+                  agent_fed=True),
+    ComponentInfo("realtime", "pwtop.realtime.component:RealtimeComponent", "rt", "Realtime",
+                  agent_fed=True),
     ComponentInfo("system", "pwtop.system.component:SystemComponent", "sys", "System"),
 )
 
 #: Component names in display order.
 NAMES: tuple[str, ...] = tuple(c.name for c in REGISTRY)
+#: The components that read the app's agent (the "agent" metrics and alerts go with them).
+AGENT_FED: tuple[str, ...] = tuple(c.name for c in REGISTRY if c.agent_fed)
 BY_NAME: dict[str, ComponentInfo] = {c.name: c for c in REGISTRY}
 
 

@@ -16,7 +16,7 @@ import difflib
 import functools
 from dataclasses import dataclass
 
-from pwtop.components import NAMES as COMPONENTS
+from pwtop.components import AGENT_FED, NAMES as COMPONENTS
 from pwtop.units import UNITS, unit_of
 
 #: Metrics of the link to the app's agent, carried by both agent-fed components.
@@ -317,7 +317,7 @@ def names_for(components: list[str] | tuple[str, ...]) -> list[str]:
     """Metric names the given components emit, in catalog order (agent metrics with the
     first agent-fed component)."""
     wanted = set(components)
-    if wanted & {"async", "realtime"}:
+    if wanted & set(AGENT_FED):
         wanted.add("agent")
     return [name for name, info in catalog().items() if info.component in wanted]
 

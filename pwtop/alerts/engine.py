@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from pwtop.alerts.rules import OPS, Rule, rules_from_settings
+from pwtop.components import AGENT_FED
 from pwtop.model import Level, Snapshot, to_jsonable
 from pwtop.units import format_metric
 
@@ -132,7 +133,7 @@ def gather(source: Iterable[Snapshot] | Snapshot | Mapping[str, Any]
     seen: set[str] = set()
     for snap in source:
         seen.add(snap.component)
-        if snap.component in ("async", "realtime"):
+        if snap.component in AGENT_FED:
             seen.add("agent")
         for name, value in snap.metrics.items():
             if name not in values and isinstance(value, (int, float)) and value == value:

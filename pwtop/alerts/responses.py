@@ -25,6 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from pwtop.components import AGENT_FED
 from pwtop.model import ActionResult, Level, Recommendation, Snapshot, to_jsonable
 
 if TYPE_CHECKING:  # not imported at run time: loading pwtop.agent loads the in-app server
@@ -290,7 +291,7 @@ class ResponseManager:
         one at once instead of waiting out the reconnect backoff."""
         closed = []
         for comp_name, component in self.components.items():
-            if comp_name in ("async", "realtime") and hasattr(component, "close"):
+            if comp_name in AGENT_FED and hasattr(component, "close"):
                 try:
                     await component.close()
                     closed.append(comp_name)

@@ -11,14 +11,14 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from pwtop.components import REGISTRY
 from pwtop.present.overview import overview_rows
 from pwtop.tui.tabs.draw import metric_lines
 from pwtop.tui.view import COMPONENT_ORDER, ComponentState, View
 from pwtop.tui.widgets.metric import MetricLines
 from pwtop.tui.widgets.text import set_text
 
-TITLES = {"database": "Database", "async": "Async", "realtime": "Realtime",
-          "system": "System"}
+TITLES = {c.name: c.title for c in REGISTRY}
 
 
 def section_title(state: ComponentState) -> str:
