@@ -397,6 +397,19 @@ def test_a_duplicate_rule_name_and_an_unknown_response_are_refused(tmp_path):
         load(tmp_path, '[alerts]\nresponses = ["reboot"]\n')
 
 
+def test_rules_are_checked_after_loading_not_by_it(tmp_path):
+    """load_settings checks types only (it must not import the metric catalog); the CLI
+    runs validate() next, and only when the file set something in [alerts]."""
+    path = tmp_path / "pwtop.toml"
+    path.write_text('[[alerts.rules]]\nname = "x"\nmetric = "no_such_metric"\nwarning = 1\n')
+    settings = cfg.load_settings(path)
+    assert settings.from_file("alerts") and not settings.from_file("database")
+    with pytest.raises(ConfigError, match="unknown metric 'no_such_metric'"):
+        validate(settings)
+    settings.override("ui.theme", "pwtop-light")
+    assert not settings.from_file("ui")  # the command line is not the file
+
+
 def test_config_check_reports_a_bad_rule_in_one_line(tmp_path, capsys, monkeypatch):
     from pwtop.cli import main
 
