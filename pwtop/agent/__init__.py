@@ -11,7 +11,9 @@ listens on 127.0.0.1 (a free port unless one is given, or the address in pwtop's
 runs token-guarded commands, and answers ``GET /metrics`` (Prometheus) and
 ``GET /healthz``. See :mod:`pwtop.agent.server` and :mod:`pwtop.agent.protocol`.
 
-Nothing here imports Textual; the client side is :mod:`pwtop.agent.client`.
+This package runs inside the app: the server takes the app's optimizers as plain objects
+and imports nothing of pwtop's monitoring side (``tests/test_layers.py`` checks it). pwtop's
+side of the link is :mod:`pwtop.agent.client` and :mod:`pwtop.agent.component`.
 """
 
 from __future__ import annotations
