@@ -9,17 +9,19 @@ listed before it, never from a later one::
   settings, metric primitives, histograms, the component contract and registry, logging).
 * **in-app**: what runs *inside the monitored app* (the asyncio instrumentation, the
   WebSocket hub and SSE stream, the agent server with its Prometheus exposition and the
-  workload capture hook). It imports basics and other in-app modules only, so
+  workload capture hook). It imports basics and modules of its own part only, so
   ``import pwtop.aio`` or ``pwtop.agent.start(...)`` in an app loads none of pwtop's
-  monitoring side (no psutil, no alert engine, no Textual).
+  monitoring side (no component, no alert engine, no Textual), and the agent server
+  takes the app's optimizers as objects instead of importing them.
 * **engine**: pwtop's monitoring side without a screen: the components, the agent client,
   the probe, alerts, history, the metric catalog, the session. It may use the in-app
   side's vocabulary (command names, the agent protocol), never the other way round.
 * **faces**: what a person runs: the CLI verbs, the TUI, the demo, the generated docs.
 
-:data:`LAYERS` below is the one place that says which module is on which side. The
-checks read every module's imports with :mod:`ast`, module-level and inside functions
-alike (imports under ``if TYPE_CHECKING:`` are exempt: they never run).
+:data:`IN_APP` and :data:`LAYERS` below are the one place that says which module is on
+which side; a new module fails the first check until it is listed. The checks read every
+module's imports with :mod:`ast`, module-level and inside functions alike (imports under
+``if TYPE_CHECKING:`` are exempt: they never run).
 """
 
 from __future__ import annotations
@@ -39,27 +41,30 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "pwtop"
 
-#: Layer -> the modules in it. ``"pkg.*"`` is every module under ``pkg`` (not ``pkg``
-#: itself); a module belongs to the layer of its longest matching entry, so an exact name
-#: carves one module out of a package given to another layer.
+#: Everything that runs inside the monitored app. ``"pkg.*"`` is every module under
+#: ``pkg`` (not ``pkg`` itself); a module belongs to the layer of its longest matching
+#: entry in :data:`LAYERS`, so an exact name carves one module out of a package.
+IN_APP: tuple[str, ...] = (
+    # asyncio instrumentation (AsyncOptimizer, pools, limiters, breakers, queues, loop)
+    "pwtop.aio", "pwtop.aio.*",
+    # WebSocket hub, SSE stream, RealtimeOptimizer
+    "pwtop.realtime", "pwtop.realtime.hub", "pwtop.realtime.sse",
+    "pwtop.realtime.stats", "pwtop.realtime.optimizer",
+    # the agent server, its protocol, token and Prometheus exposition
+    "pwtop.agent", "pwtop.agent.server", "pwtop.agent.protocol", "pwtop.agent.token",
+    "pwtop.agent.prometheus",
+    # the workload capture hook and the SQL text helpers it fingerprints with
+    "pwtop.database.advisor.capture", "pwtop.database.advisor.sqltext",
+)
+
+#: Layer -> the modules in it, lowest first.
 LAYERS: dict[str, tuple[str, ...]] = {
     "basics": (
         "pwtop", "pwtop.errors", "pwtop.units", "pwtop.model", "pwtop.config",
         "pwtop.metrics", "pwtop.histogram", "pwtop.component", "pwtop.components",
         "pwtop.logs",
     ),
-    "in-app": (
-        # asyncio instrumentation (AsyncOptimizer, pools, limiters, breakers, queues, loop)
-        "pwtop.aio", "pwtop.aio.*",
-        # WebSocket hub, SSE stream, RealtimeOptimizer
-        "pwtop.realtime", "pwtop.realtime.hub", "pwtop.realtime.sse",
-        "pwtop.realtime.stats", "pwtop.realtime.optimizer",
-        # the agent server, its protocol, token and Prometheus exposition
-        "pwtop.agent", "pwtop.agent.server", "pwtop.agent.protocol", "pwtop.agent.token",
-        "pwtop.agent.prometheus",
-        # the workload capture hook and the SQL text helpers it fingerprints with
-        "pwtop.database.advisor.capture", "pwtop.database.advisor.sqltext",
-    ),
+    "in-app": IN_APP,
     "engine": (
         "pwtop.aio.component", "pwtop.aio.bench",
         "pwtop.realtime.component", "pwtop.realtime.probe",
@@ -68,6 +73,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pwtop.system", "pwtop.system.*",
         "pwtop.alerts", "pwtop.alerts.*",
         "pwtop.history", "pwtop.metric_names", "pwtop.report", "pwtop.session",
+        "pwtop.schedule",
     ),
     "faces": (
         "pwtop.__main__", "pwtop.cli", "pwtop.docs",
@@ -192,9 +198,9 @@ def where(i: Import) -> str:
 def test_every_module_is_in_exactly_one_layer():
     assert all(layer_of(m) for m in modules()), \
         [m for m in modules() if layer_of(m) is None]
-    # an exact entry that names no module is a typo (pwtop.session may not exist yet)
+    # an exact entry that names no module is a typo
     stale = [e for entries in LAYERS.values() for e in entries
-             if not e.endswith(".*") and e not in modules() and e != "pwtop.session"]
+             if not e.endswith(".*") and e not in modules()]
     assert not stale, f"LAYERS names modules that do not exist: {stale}"
 
 
