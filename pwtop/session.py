@@ -239,7 +239,7 @@ class Session:
                  watch: WatchFactory | None = default_watch,
                  link_down_interval: float = LINK_DOWN_INTERVAL_S) -> None:
         self.settings = settings
-        self.names = tuple(names) if names is not None else tuple(registry.COMPONENTS)
+        self.names = tuple(names) if names is not None else tuple(registry.NAMES)
         self._real = factories is None
         self.factories: dict[str, Factory] = dict(
             factories if factories is not None else registry_factories(self.names))
@@ -537,7 +537,7 @@ class Session:
             log.exception("a session listener failed")
 
 
-def registry_factories(names: Iterable[str] = registry.COMPONENTS) -> dict[str, Factory]:
+def registry_factories(names: Iterable[str] = registry.NAMES) -> dict[str, Factory]:
     """The registry's factory for each component name."""
     return {name: functools.partial(registry.build, name) for name in names}
 
