@@ -54,10 +54,16 @@ def info(name: str) -> ComponentInfo:
                          ) from None
 
 
+def component_class(name: str) -> type[Component]:
+    """The class of component ``name`` (its module imported now), e.g. to ask
+    ``not_configured(settings)`` before building one."""
+    module_name, _, attr = info(name).factory.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
 def build(name: str, settings: Settings, **options: Any) -> Component:
     """Create the component ``name`` configured from ``settings``."""
-    module_name, _, attr = info(name).factory.partition(":")
-    return getattr(importlib.import_module(module_name), attr)(settings, **options)
+    return component_class(name)(settings, **options)
 
 
 def selected(args: Any) -> list[str]:

@@ -4,36 +4,21 @@ configured."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any, Sequence
 
 import pytest
 
 from pwtop import components
-from pwtop.component import COMPONENTS, Component
+from pwtop.component import Component
+from pwtop.components import NAMES as COMPONENTS
 from pwtop.config import Settings
 from pwtop.model import ActionResult, BenchmarkResult, Recommendation, Snapshot
 
 
-def _resolve(entry: Any) -> type:
-    """A registry entry as a class: "module:attr" text, a class, or an object holding one."""
-    if isinstance(entry, type):
-        return entry
-    if isinstance(entry, str):
-        module, _, attr = entry.partition(":")
-        return _resolve(getattr(importlib.import_module(module), attr))
-    for attr in ("cls", "factory", "component", "target"):
-        inner = getattr(entry, attr, None)
-        if inner is not None:
-            return _resolve(inner)
-    raise AssertionError(f"cannot tell the class of registry entry {entry!r}")
-
-
 def registered() -> dict[str, type]:
-    """Every component the registry knows, whatever shape the registry takes."""
-    registry = getattr(components, "REGISTRY", None) or components.FACTORIES
-    return {name: _resolve(entry) for name, entry in registry.items()}
+    """Every component the registry knows, by name."""
+    return {name: components.component_class(name) for name in COMPONENTS}
 
 
 def _shape(fn: Any) -> tuple[bool, list[tuple[str, Any, Any]]]:
