@@ -73,7 +73,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pwtop.system", "pwtop.system.*",
         "pwtop.alerts", "pwtop.alerts.*",
         "pwtop.history", "pwtop.metric_names", "pwtop.report", "pwtop.session",
-        "pwtop.schedule",
+        "pwtop.schedule", "pwtop.present.*",
     ),
     "faces": (
         "pwtop.__main__", "pwtop.cli", "pwtop.docs",
