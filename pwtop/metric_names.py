@@ -1,11 +1,9 @@
 """Every metric name pwtop knows, once, with what it measures.
 
 A snapshot's ``metrics`` use these flat names, and so do alert rules, ``pwtop monitor``'s
-JSON and CSV, the history file and ``pwtop history export``. The database and system
-components define their names next to the code that measures them (``METRICS`` in
-:mod:`pwtop.database.model` and :mod:`pwtop.system.component`) and are gathered here
-unchanged; the async and realtime components list only their names, so their
-descriptions live here. Where the app's agent exposes the same measurement on
+JSON and CSV, the history file and ``pwtop history export``. Every component's names and
+what each measures are written here (the system component fills exactly :data:`SYSTEM`),
+so the catalog is plain data that imports no component. Where the app's agent exposes the same measurement on
 ``GET /metrics``, :attr:`MetricInfo.prometheus` names that family, so a dashboard and
 pwtop can be compared figure by figure. ``docs/metrics.md`` is generated from this module.
 """
@@ -18,6 +16,78 @@ from dataclasses import dataclass
 
 from pwtop.components import AGENT_FED, NAMES as COMPONENTS
 from pwtop.units import UNITS, unit_of
+
+# Flat metrics of a database snapshot (Snapshot.metrics), one definition each. A metric
+# that could not be measured is absent from ``metrics`` and listed in
+# ``Snapshot.unavailable`` with the reason.
+DATABASE: dict[str, str] = {
+    "database_file_bytes": "size of the main database file",
+    "database_wal_bytes": "size of the -wal file (0 when there is none)",
+    "database_page_size_bytes": "page size",
+    "database_page_count": "pages in the main file",
+    "database_freelist_pages": "free pages in the main file",
+    "database_freelist_ratio": "free pages / all pages",
+    "database_wal_frames": "valid frames in the WAL (WAL-index header)",
+    "database_checkpoint_lag_frames": "WAL frames not yet copied into the main file",
+    "database_fragmentation_ratio": "(free pages + unused bytes in pages) / file size (dbstat)",
+    "database_unused_ratio": "unused bytes inside used pages / file size (dbstat)",
+    "database_reclaimable_bytes": "free pages + unused bytes inside pages: what VACUUM "
+                                  "could return at most (dbstat)",
+    "database_nonsequential_ratio": "leaf pages out of order / all leaf pages (dbstat)",
+    "database_tables": "user tables",
+    "database_indexes": "user indexes",
+    "database_stats_stale_tables": "tables whose sqlite_stat1 is missing or stale",
+    "database_workload_queries": "workload statements analysed",
+    "database_slow_queries": "workload queries with median above analyze_threshold",
+    "database_query_p95_seconds": "worst p95 over the timed workload queries",
+    "database_commits_per_second": "commits per second, WAL-index change counter, windowed",
+    "database_lock_holders": "processes holding a lock on the database (other than pwtop)",
+    "database_busy_count": "SQLITE_BUSY met by pwtop's probes since it started",
+    "database_app_not_from_storage_ratio": "app reads served without storage I/O (proxy)",
+    "database_cache_hit_ratio": "never measured: SQLite's cache counters are inside the app "
+                                "(always listed in Snapshot.unavailable with that reason)",
+}
+
+# Flat metrics of a system snapshot, one definition each. Every one of them is, on every
+# collect, either in ``Snapshot.metrics`` or in ``Snapshot.unavailable`` with the reason.
+# Rates are over the shortest window the history covers (1 s once running); the detail's
+# ``rates`` holds the 1 s / 10 s / 60 s windows.
+SYSTEM: dict[str, str] = {
+    "system_cpu_percent": "busy share of all CPUs (per core in the detail), from cpu_times",
+    "system_load1": "1-minute load average",
+    "system_load5": "5-minute load average",
+    "system_load15": "15-minute load average",
+    "system_uptime_seconds": "time since boot",
+    "system_memory_used_ratio": "(total - available) / total memory",
+    "system_memory_available_bytes": "memory available without swapping",
+    "system_memory_total_bytes": "physical memory",
+    "system_swap_used_bytes": "swap in use",
+    "system_swap_used_ratio": "swap in use / swap size",
+    "system_swap_in_bytes_per_second": "pages swapped in",
+    "system_swap_out_bytes_per_second": "pages swapped out",
+    "system_cpu_temperature_celsius": "CPU temperature (slow probe)",
+    "system_throttled": "1 while vcgencmd reports any throttling condition now (slow probe)",
+    "system_throttled_occurred": "1 if any throttling condition occurred since boot",
+    "system_undervoltage": "1 while the Pi reports under-voltage now",
+    "system_disk_total_bytes": "size of the database's filesystem",
+    "system_disk_free_bytes": "space free for unprivileged users there",
+    "system_disk_used_ratio": "used / (used + free), as df reports it",
+    "system_disk_read_bytes_per_second": "reads from the database's disk",
+    "system_disk_write_bytes_per_second": "writes to the database's disk",
+    "system_disk_read_ops_per_second": "read requests completed by that disk",
+    "system_disk_write_ops_per_second": "write requests completed by that disk",
+    "system_disk_busy_ratio": "share of time that disk had I/O in flight",
+    "system_net_recv_bytes_per_second": "received on physical interfaces",
+    "system_net_sent_bytes_per_second": "sent on physical interfaces",
+    "system_net_recv_packets_per_second": "packets received on physical interfaces",
+    "system_net_sent_packets_per_second": "packets sent on physical interfaces",
+    "process_cpu_percent": "the app's CPU use, % of one core",
+    "process_rss_bytes": "the app's resident memory",
+    "process_threads": "the app's threads",
+    "process_open_files": "regular files the app has open",
+    "process_read_bytes_per_second": "the app's reads that reached storage",
+    "process_write_bytes_per_second": "the app's writes sent to storage",
+}
 
 #: Metrics of the link to the app's agent, carried by both agent-fed components.
 AGENT: dict[str, str] = {
@@ -270,9 +340,6 @@ def spark_range(name: str, unit: str) -> tuple[float | None, float | None]:
 @functools.cache
 def catalog() -> dict[str, MetricInfo]:
     """name -> MetricInfo for every metric any component emits (built once)."""
-    from pwtop.database.model import METRICS as DATABASE
-    from pwtop.system.component import METRICS as SYSTEM
-
     out: dict[str, MetricInfo] = {}
     for component, names in (("database", DATABASE), ("system", SYSTEM), ("async", ASYNC),
                              ("realtime", REALTIME), ("agent", AGENT)):

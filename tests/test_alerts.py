@@ -287,9 +287,8 @@ def test_default_thresholds_follow_the_settings_they_share():
 
 def test_catalog_holds_every_metric_the_components_declare():
     from pwtop.aio.component import AsyncComponent
-    from pwtop.database.model import METRICS as DATABASE
+    from pwtop.metric_names import DATABASE, SYSTEM
     from pwtop.realtime.component import RealtimeComponent
-    from pwtop.system.component import METRICS as SYSTEM
 
     names = catalog()
     for declared in (AsyncComponent.METRICS, RealtimeComponent.METRICS, DATABASE, SYSTEM):

@@ -215,7 +215,7 @@ def test_history_export_without_a_history_file(env, tmp_path, capsys):
 
 
 def test_the_table_columns_are_catalog_metrics_of_their_component():
-    from pwtop.components import COMPONENTS
+    from pwtop.components import NAMES as COMPONENTS
     from pwtop.metric_names import MONITOR_COLUMNS, component_of
 
     assert set(MONITOR_COLUMNS) == set(COMPONENTS)

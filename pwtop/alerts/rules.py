@@ -29,6 +29,7 @@ from pwtop.errors import ConfigError
 from pwtop.history import parse_duration
 from pwtop.metric_names import catalog, is_known, suggest
 from pwtop.model import Level
+from pwtop.system import limits as system  # the thresholds the System tab flags at too
 from pwtop.units import format_metric
 
 LEVELS: tuple[Level, ...] = (Level.INFO, Level.WARNING, Level.CRITICAL, Level.EMERGENCY)
@@ -120,8 +121,6 @@ def _rule(name: str, metric: str, op: str, *, info: float | None = None,
 
 def default_rules(settings: Any = None) -> list[Rule]:
     """The built-in rule set. Thresholds that are settings elsewhere come from them."""
-    from pwtop.system import component as system  # its thresholds; psutil only when used
-
     settings = settings or Settings()
     vacuum = settings.database.vacuum_threshold
     return [

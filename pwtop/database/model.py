@@ -251,35 +251,3 @@ class DatabaseDetail:
                 if ix.name == name:
                     return ix
         return None
-
-
-# Flat metrics of a database snapshot (Snapshot.metrics), one definition each. A metric
-# that could not be measured is absent from ``metrics`` and listed in
-# ``Snapshot.unavailable`` with the reason.
-METRICS: dict[str, str] = {
-    "database_file_bytes": "size of the main database file",
-    "database_wal_bytes": "size of the -wal file (0 when there is none)",
-    "database_page_size_bytes": "page size",
-    "database_page_count": "pages in the main file",
-    "database_freelist_pages": "free pages in the main file",
-    "database_freelist_ratio": "free pages / all pages",
-    "database_wal_frames": "valid frames in the WAL (WAL-index header)",
-    "database_checkpoint_lag_frames": "WAL frames not yet copied into the main file",
-    "database_fragmentation_ratio": "(free pages + unused bytes in pages) / file size (dbstat)",
-    "database_unused_ratio": "unused bytes inside used pages / file size (dbstat)",
-    "database_reclaimable_bytes": "free pages + unused bytes inside pages: what VACUUM "
-                                  "could return at most (dbstat)",
-    "database_nonsequential_ratio": "leaf pages out of order / all leaf pages (dbstat)",
-    "database_tables": "user tables",
-    "database_indexes": "user indexes",
-    "database_stats_stale_tables": "tables whose sqlite_stat1 is missing or stale",
-    "database_workload_queries": "workload statements analysed",
-    "database_slow_queries": "workload queries with median above analyze_threshold",
-    "database_query_p95_seconds": "worst p95 over the timed workload queries",
-    "database_commits_per_second": "commits per second, WAL-index change counter, windowed",
-    "database_lock_holders": "processes holding a lock on the database (other than pwtop)",
-    "database_busy_count": "SQLITE_BUSY met by pwtop's probes since it started",
-    "database_app_not_from_storage_ratio": "app reads served without storage I/O (proxy)",
-    "database_cache_hit_ratio": "never measured: SQLite's cache counters are inside the app "
-                                "(always listed in Snapshot.unavailable with that reason)",
-}

@@ -21,6 +21,7 @@ import psutil
 
 from pwtop.component import Component
 from pwtop.config import Settings, default_database_path
+from pwtop.metric_names import SYSTEM as METRICS
 from pwtop.metrics import DEFAULT_WINDOWS, CounterSum, WindowedRate, window_label
 from pwtop.model import (ActionResult, BenchmarkResult, Figure, Flag, Level, Recommendation,
                          Snapshot)
@@ -37,48 +38,6 @@ from pwtop.system.sensors import (THERMAL_ROOT, Temperature, Throttle, read_cpu_
                                   read_throttled)
 from pwtop.units import human_bytes, human_ratio
 
-
-
-# Flat metrics of a system snapshot, one definition each. Every one of them is, on every
-# collect, either in ``Snapshot.metrics`` or in ``Snapshot.unavailable`` with the reason.
-# Rates are over the shortest window the history covers (1 s once running); the detail's
-# ``rates`` holds the 1 s / 10 s / 60 s windows.
-METRICS: dict[str, str] = {
-    "system_cpu_percent": "busy share of all CPUs (per core in the detail), from cpu_times",
-    "system_load1": "1-minute load average",
-    "system_load5": "5-minute load average",
-    "system_load15": "15-minute load average",
-    "system_uptime_seconds": "time since boot",
-    "system_memory_used_ratio": "(total - available) / total memory",
-    "system_memory_available_bytes": "memory available without swapping",
-    "system_memory_total_bytes": "physical memory",
-    "system_swap_used_bytes": "swap in use",
-    "system_swap_used_ratio": "swap in use / swap size",
-    "system_swap_in_bytes_per_second": "pages swapped in",
-    "system_swap_out_bytes_per_second": "pages swapped out",
-    "system_cpu_temperature_celsius": "CPU temperature (slow probe)",
-    "system_throttled": "1 while vcgencmd reports any throttling condition now (slow probe)",
-    "system_throttled_occurred": "1 if any throttling condition occurred since boot",
-    "system_undervoltage": "1 while the Pi reports under-voltage now",
-    "system_disk_total_bytes": "size of the database's filesystem",
-    "system_disk_free_bytes": "space free for unprivileged users there",
-    "system_disk_used_ratio": "used / (used + free), as df reports it",
-    "system_disk_read_bytes_per_second": "reads from the database's disk",
-    "system_disk_write_bytes_per_second": "writes to the database's disk",
-    "system_disk_read_ops_per_second": "read requests completed by that disk",
-    "system_disk_write_ops_per_second": "write requests completed by that disk",
-    "system_disk_busy_ratio": "share of time that disk had I/O in flight",
-    "system_net_recv_bytes_per_second": "received on physical interfaces",
-    "system_net_sent_bytes_per_second": "sent on physical interfaces",
-    "system_net_recv_packets_per_second": "packets received on physical interfaces",
-    "system_net_sent_packets_per_second": "packets sent on physical interfaces",
-    "process_cpu_percent": "the app's CPU use, % of one core",
-    "process_rss_bytes": "the app's resident memory",
-    "process_threads": "the app's threads",
-    "process_open_files": "regular files the app has open",
-    "process_read_bytes_per_second": "the app's reads that reached storage",
-    "process_write_bytes_per_second": "the app's writes sent to storage",
-}
 
 
 @dataclass
