@@ -76,21 +76,6 @@ def link_down(snapshot: Snapshot) -> str | None:
     return None
 
 
-def nothing_to_reach(name: str, settings: Settings) -> str | None:
-    """Why an agent-fed component would have nothing to report, from the config alone.
-
-    Without an agent address (or, for realtime, URLs to probe) these components can only
-    ever say "not connected", so the session does not load them: on a Pi that saves their
-    modules (about 5 MB) and their polls. Faces say how to connect.
-    """
-    target = settings.target
-    if name == "async" and not target.agent:
-        return "no agent configured ([target] agent is empty)"
-    if name == "realtime" and not target.agent and not target.probe_urls:
-        return "no agent and no WebSocket/SSE URLs configured ([target] agent, probe_urls)"
-    return None
-
-
 @dataclass
 class ComponentState:
     """Where one component stands: not built, waiting for its first poll, ok, or failing."""
@@ -279,7 +264,10 @@ class Session:
         self.epoch = epoch = time.monotonic()
         for name in self.names:
             state = self.states[name]
-            why = nothing_to_reach(name, self.settings) if self._real else None
+            # Nothing to watch by the configuration (async without an agent...): not
+            # loaded at all, which on a Pi saves those modules and their polls.
+            why = registry.component_class(name).not_configured(self.settings) \
+                if self._real and name in registry.BY_NAME else None
             factory = self.factories.get(name)
             if why is None and factory is None:
                 why = f"the {name} component is not part of this session"

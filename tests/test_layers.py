@@ -51,7 +51,8 @@ IN_APP: tuple[str, ...] = (
     "pwtop.realtime", "pwtop.realtime.hub", "pwtop.realtime.sse",
     "pwtop.realtime.stats", "pwtop.realtime.optimizer",
     # the agent server, its protocol, token and Prometheus exposition
-    "pwtop.agent", "pwtop.agent.server", "pwtop.agent.protocol", "pwtop.agent.token",
+    "pwtop.agent", "pwtop.agent.server", "pwtop.agent.launch", "pwtop.agent.protocol",
+    "pwtop.agent.token",
     "pwtop.agent.prometheus",
     # the workload capture hook and the SQL text helpers it fingerprints with
     "pwtop.database.advisor.capture", "pwtop.database.advisor.sqltext",
@@ -62,7 +63,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "basics": (
         "pwtop", "pwtop.errors", "pwtop.units", "pwtop.model", "pwtop.config",
         "pwtop.metrics", "pwtop.histogram", "pwtop.component", "pwtop.components",
-        "pwtop.metric_names", "pwtop.logs",
+        "pwtop.metric_names", "pwtop.logs", "pwtop.lazy",
     ),
     "in-app": IN_APP,
     "engine": (

@@ -9,28 +9,23 @@ Two lines turn it on::
 Pools, limiters, breakers and queues are ordinary objects the app uses for their own sake;
 registering them (``opt.register_pool("db", pool)``) adds their stats to
 ``opt.get_stats()``, which the agent publishes, and makes them adjustable through
-``opt.execute(...)``.
+``opt.execute(...)``. Names are imported on first use (:mod:`pwtop.lazy`), so pwtop's
+own side can import ``pwtop.aio.component`` without loading the instrumentation.
 """
 
-from pwtop.aio.breaker import CircuitBreaker, CircuitOpenError
-from pwtop.aio.commands import CommandError
-from pwtop.aio.limiter import RateLimiter
-from pwtop.aio.loop import LoopMonitor
-from pwtop.aio.optimizer import SCHEMA, AsyncOptimizer
-from pwtop.aio.pool import PoolClosedError, PoolTimeoutError, ResourcePool
-from pwtop.aio.queue import QueueClosedError, TaskQueue
+from __future__ import annotations
 
-__all__ = [
-    "SCHEMA",
-    "AsyncOptimizer",
-    "CircuitBreaker",
-    "CircuitOpenError",
-    "CommandError",
-    "LoopMonitor",
-    "PoolClosedError",
-    "PoolTimeoutError",
-    "QueueClosedError",
-    "RateLimiter",
-    "ResourcePool",
-    "TaskQueue",
-]
+from pwtop.lazy import exports
+
+_EXPORTS = {
+    "CircuitBreaker": "pwtop.aio.breaker", "CircuitOpenError": "pwtop.aio.breaker",
+    "CommandError": "pwtop.aio.commands", "RateLimiter": "pwtop.aio.limiter",
+    "LoopMonitor": "pwtop.aio.loop", "SCHEMA": "pwtop.aio.optimizer",
+    "AsyncOptimizer": "pwtop.aio.optimizer", "PoolClosedError": "pwtop.aio.pool",
+    "PoolTimeoutError": "pwtop.aio.pool", "ResourcePool": "pwtop.aio.pool",
+    "QueueClosedError": "pwtop.aio.queue", "TaskQueue": "pwtop.aio.queue",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = exports(__name__, _EXPORTS)

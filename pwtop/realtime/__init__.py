@@ -10,8 +10,7 @@ Names are imported on first use, so ``import pwtop.realtime`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pwtop.lazy import exports
 
 _EXPORTS = {
     "WebSocketHub": "pwtop.realtime.hub",
@@ -27,9 +26,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pwtop.realtime' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = exports(__name__, _EXPORTS)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pwtop.model import Flag, Level
-from pwtop.tui.view import COMPONENT_ORDER, View
+from pwtop.components import NAMES
+from pwtop.tui.view import View
 
 
 @dataclass
@@ -40,7 +41,7 @@ def active_flags(view: View) -> list[ActiveFlag]:
     """Every flag above OK of every component with data, and failing collectors, in the
     tabs' component order (alert_items ranks them)."""
     flags = []
-    for name in COMPONENT_ORDER:
+    for name in NAMES:
         state = view.components.get(name)
         if state is None:
             continue
@@ -80,6 +81,6 @@ def alert_items(view: View) -> list[AlertItem]:
         seen.add(key)
         items.append(AlertItem(key, f.flag.level, f.component, f.flag.metric,
                                f"{f.component}: {f.flag.message}", order=float("inf")))
-    rank = {name: i for i, name in enumerate(COMPONENT_ORDER)}
+    rank = {name: i for i, name in enumerate(NAMES)}
     return sorted(items, key=lambda i: (i.acknowledged, -int(i.level), i.order,
                                         rank.get(i.component, len(rank))))

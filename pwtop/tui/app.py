@@ -49,7 +49,8 @@ from pwtop.tui.tabs.overview import OverviewTab
 from pwtop.tui.tabs.realtime import RealtimeTab
 from pwtop.tui.tabs.system import SystemTab
 from pwtop.tui.theming import choose_theme, load_themes, next_theme
-from pwtop.tui.view import COMPONENT_ORDER, View
+from pwtop.components import NAMES, info
+from pwtop.tui.view import View
 from pwtop.tui.widgets.banner import AlertBanner
 from pwtop.tui.widgets.header import PwtopHeader, home_relative
 from pwtop.tui.widgets.tables import SyncTable
@@ -61,8 +62,7 @@ log = logging.getLogger("pwtop.tui")
 Factory = Callable[[Settings], Any]
 
 #: tab id -> the component it shows (Overview and Alerts show all of them).
-TAB_COMPONENT = {"database": "database", "async": "async", "realtime": "realtime",
-                 "system": "system"}
+TAB_COMPONENT = {name: name for name in NAMES}
 TAB_IDS = tuple(tab_id for tab_id, _ in bindings.TABS)
 TAB_WIDGETS: dict[str, type] = {"overview": OverviewTab, "database": DatabaseTab,
                                 "async": AsyncTab, "realtime": RealtimeTab,
@@ -213,8 +213,7 @@ class MainScreen(Screen[None]):
         """Header and banner: always visible, so always current."""
         view = self.pwtop.view
         header = self.query_one(PwtopHeader)
-        names = {"database": "db", "async": "agent", "realtime": "rt", "system": "sys"}
-        header.set_connection([(names[n], view.state(n).connection) for n in COMPONENT_ORDER
+        header.set_connection([(info(n).short, view.state(n).connection) for n in NAMES
                                if n in view.components])
         header.set_history(*(history_trouble(view.history) or ("", "")))
         self.query_one(AlertBanner).show_items(alert_items(view))
@@ -273,7 +272,7 @@ class MainScreen(Screen[None]):
 
     def action_analyze(self) -> None:
         name = TAB_COMPONENT.get(self.active_tab)
-        self.pwtop.analyze([name] if name else list(COMPONENT_ORDER))
+        self.pwtop.analyze([name] if name else list(NAMES))
 
     def action_refresh(self) -> None:
         self.pwtop.refresh_now()
@@ -378,7 +377,7 @@ class PwtopApp(App[int]):
         self.host = host or socket.gethostname()
         self.state_path = state_path or ui_state_path()
         self.ui_state: UiState = load_state(self.state_path)
-        self.session = Session(settings, COMPONENT_ORDER, factories=factories,
+        self.session = Session(settings, NAMES, factories=factories,
                                factors=INTERVAL_FACTOR, watch=watch or default_watch)
         self.session.on_poll = lambda result: self.post_message(PollDone(result))
         self.session.on_round = lambda result: self.post_message(RoundDone(result))

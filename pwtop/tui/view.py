@@ -14,10 +14,7 @@ from typing import Any
 from pwtop.session import ComponentState, link_down
 from pwtop.tui.series import SeriesStore
 
-__all__ = ["COMPONENT_ORDER", "HOW_TO_CONNECT", "ComponentState", "View", "link_down"]
-
-#: Components in tab order.
-COMPONENT_ORDER = ("database", "async", "realtime", "system")
+__all__ = ["HOW_TO_CONNECT", "ComponentState", "View", "link_down"]
 
 #: How to get a component's data when it has none, shown on its tab.
 HOW_TO_CONNECT = {

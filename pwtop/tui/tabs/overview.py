@@ -14,7 +14,8 @@ from textual.widgets import Static
 from pwtop.components import REGISTRY
 from pwtop.present.overview import overview_rows
 from pwtop.tui.tabs.draw import metric_lines
-from pwtop.tui.view import COMPONENT_ORDER, ComponentState, View
+from pwtop.components import NAMES
+from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricLines
 from pwtop.tui.widgets.text import set_text
 
@@ -43,7 +44,7 @@ class OverviewTab(VerticalScroll):
     def compose(self) -> ComposeResult:
         # Kept, not queried at each render: a DOM query per block per second adds up.
         self._blocks: dict[str, tuple[Static, MetricLines]] = {}
-        for name in COMPONENT_ORDER:
+        for name in NAMES:
             title = Static(TITLES[name], id=f"overview-{name}-title",
                            classes="section-title", markup=False)
             lines = MetricLines(id=f"overview-{name}-lines")
@@ -54,7 +55,7 @@ class OverviewTab(VerticalScroll):
     def render_view(self, view: View, changed: set[str] | None = None) -> None:
         """Redraw the blocks of the ``changed`` components (None: all): a block shows
         only its own component's figures, so the others have nothing new to draw."""
-        for name in COMPONENT_ORDER:
+        for name in NAMES:
             if changed is not None and name not in changed:
                 continue
             state = view.state(name)
