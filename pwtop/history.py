@@ -68,6 +68,9 @@ MAX_PENDING = 200_000
 BUSY_TIMEOUT = 0.25
 MAINTENANCE_INTERVAL = 60.0
 RETRY_INTERVAL = 30.0
+#: Longest a failed connect waits for aiosqlite's worker thread to end (it has only to
+#: close a connection that never opened: microseconds unless the machine is stalled).
+THREAD_STOP_TIMEOUT = 5.0
 #: Below this share of the size bound nothing is pruned; pruning goes down to PRUNE_TO.
 PRUNE_TO = 0.8
 
@@ -710,11 +713,23 @@ class History:
 async def _daemon(connection: Any) -> Any:
     """Start an aiosqlite connection whose worker thread does not keep the process alive:
     a pwtop that stops without closing its history (a crash, a second Ctrl-C) must still
-    exit. SQLite rolls back a transaction cut short that way (WAL is crash-safe)."""
+    exit. SQLite rolls back a transaction cut short that way (WAL is crash-safe).
+
+    When connecting fails (or is cancelled), aiosqlite stops its worker thread but does
+    not wait for it, and the thread's last act is to answer a future on this loop. A
+    caller that returns and lets its loop close at once (pwtop quitting with the history
+    unavailable) would have that answer land in a closed loop: an "Event loop is closed"
+    in a stray thread. So the failure is raised only once the thread has ended."""
     thread = getattr(connection, "_thread", None)
     if isinstance(thread, threading.Thread) and not thread.is_alive():
         thread.daemon = True
-    return await connection
+    try:
+        return await connection
+    except BaseException:
+        if isinstance(thread, threading.Thread) and thread.is_alive():
+            await asyncio.get_running_loop().run_in_executor(None, thread.join,
+                                                             THREAD_STOP_TIMEOUT)
+        raise
 
 
 def _values(source: Iterable[Snapshot] | Mapping[str, Any] | Snapshot) -> dict[str, float]:
