@@ -14,12 +14,54 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
 DEMO_ROWS = 20_000
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Xdg:
+    """Where the running test's pwtop keeps its config, state, data and runtime files."""
+
+    config: Path
+    state: Path
+    data: Path
+    runtime: Path
+    home: Path
+
+
+@pytest.fixture(autouse=True)
+def xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Xdg:
+    """Every test gets a home of its own: the XDG directories and HOME point into a fresh
+    temporary directory, so no test reads the real user's config or writes into their
+    ~/.local, and the settings that would point pwtop elsewhere are removed. It is all in
+    os.environ, so a child started with the test's environment inherits it (PYTHONPATH
+    leads such a child to this checkout's pwtop).
+
+    The home is not tmp_path: tests check that nothing appears beside a database in
+    tmp_path, and pwtop's log and state must not count. config, state and data are not
+    created (pwtop makes them, as on a fresh machine); the runtime directory is, private,
+    as the XDG spec requires of it.
+    """
+    base = tmp_path_factory.mktemp("home")
+    dirs = Xdg(config=base / "config", state=base / "state", data=base / "data",
+               runtime=base / "run", home=base / "home")
+    dirs.runtime.mkdir(mode=0o700)
+    dirs.home.mkdir()
+    for var, path in (("XDG_CONFIG_HOME", dirs.config), ("XDG_STATE_HOME", dirs.state),
+                      ("XDG_DATA_HOME", dirs.data), ("XDG_RUNTIME_DIR", dirs.runtime),
+                      ("HOME", dirs.home)):
+        monkeypatch.setenv(var, str(path))
+    for var in ("PWTOP_CONFIG", "PW_DB_PATH", "NO_COLOR", "TEXTUAL_DRIVER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    return dirs
 
 
 @pytest.fixture(autouse=True)

@@ -14,16 +14,6 @@ from pwtop.database.advisor.capture import WorkloadCapture
 from pwtop.database.advisor.captured import fetch_from_agent, items_from_snapshot
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-
-
 def by_sql(snap: dict) -> dict[str, dict]:
     return {s["sql"]: s for s in snap["statements"]}
 

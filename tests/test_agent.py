@@ -26,16 +26,6 @@ from pwtop.aio import AsyncOptimizer, ResourcePool
 from pwtop.errors import PwtopError, TargetError
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-
-
 @pytest.fixture
 async def app():
     """An app: an optimizer with a pool, a few operations done, and its agent."""
@@ -73,7 +63,7 @@ def _command(agent, cmd: str, params: dict, token=..., msg_id: int = 1, **extra)
     return json.dumps(message)
 
 
-async def test_two_lines_start_inside_the_running_loop():
+async def test_two_lines_start_inside_the_running_loop(xdg):
     opt = AsyncOptimizer()
     agent = pwtop.agent.start(async_optimizer=opt)
     try:
@@ -84,7 +74,7 @@ async def test_two_lines_start_inside_the_running_loop():
         assert hello["protocol"] == "pwtop-agent" and hello["v"] == proto.VERSION
         assert hello["sections"] == ["async"] and "resize_pool" in hello["commands"]["async"]
         token_file = Path(hello["token_file"])
-        assert token_file.parent == Path(os.environ["XDG_RUNTIME_DIR"]) / "pwtop"
+        assert token_file.parent == xdg.runtime / "pwtop"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         assert token_file.read_text().strip() == agent.token
     finally:

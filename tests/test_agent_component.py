@@ -18,15 +18,6 @@ from pwtop.realtime import RealtimeOptimizer, WebSocketHub
 from pwtop.realtime.component import RealtimeComponent
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-
-
 def settings_for(address: str = "", probe_urls: list[str] | None = None) -> Settings:
     settings = Settings()
     settings.target.agent = address

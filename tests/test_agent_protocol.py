@@ -100,12 +100,9 @@ def test_token_file_is_created_private_and_reused(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["agent.token"]  # no temp file left
 
 
-def test_default_token_file_is_under_xdg_runtime_dir(tmp_path, monkeypatch):
-    runtime = tmp_path / "xdg-run"
-    runtime.mkdir()
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+def test_default_token_file_is_under_xdg_runtime_dir(xdg):
     token, where = load_or_create(None)
-    assert where == runtime / "pwtop" / "agent.token"
+    assert where == xdg.runtime / "pwtop" / "agent.token"
 
 
 def test_a_token_file_others_can_read_is_refused(tmp_path):

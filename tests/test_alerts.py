@@ -409,10 +409,9 @@ def test_rules_are_checked_after_loading_not_by_it(tmp_path):
     assert not settings.from_file("ui")  # the command line is not the file
 
 
-def test_config_check_reports_a_bad_rule_in_one_line(tmp_path, capsys, monkeypatch):
+def test_config_check_reports_a_bad_rule_in_one_line(tmp_path, capsys):
     from pwtop.cli import main
 
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     path = tmp_path / "pwtop.toml"
     path.write_text('[[alerts.rules]]\nname = "hot"\nmetric = "system_cpu_temp"\nwarning = 70\n')
     assert main(["--config", str(path), "config", "check"]) == 2

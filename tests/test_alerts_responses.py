@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import urllib.request
-from pathlib import Path
 
 import psutil
 import pytest
@@ -29,31 +27,17 @@ from pwtop.metric_names import PROMETHEUS, catalog
 from pwtop.model import Level
 from pwtop.realtime.component import RealtimeComponent
 
-ROOT = Path(__file__).resolve().parents[1]
 ALL = ["scale_pool", "restart_component", "throttle", "degraded_mode"]
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch) -> dict[str, str]:
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    for key, value in {"XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(tmp_path / "c"),
-                       "XDG_STATE_HOME": str(tmp_path / "s"),
-                       "XDG_DATA_HOME": str(tmp_path / "d")}.items():
-        monkeypatch.setenv(key, value)
-    child = dict(os.environ)
-    child["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), child.get("PYTHONPATH")]))
-    return child
-
-
-@pytest.fixture
-def launch(demo_db, env, tmp_path):
+def launch(demo_db, tmp_path):
     """Start the demo app (pool "db" of 2, limiter "upload" at 2/s, breaker "upload",
     queue "db_flush" with 1 worker); stopped by pid afterwards."""
     started: list[DemoProcess] = []
 
     def start(speed: float = 4.0) -> DemoProcess:
-        proc = start_demo_app(demo_db, env=env, log_path=tmp_path / "app.log", timeout=60,
+        proc = start_demo_app(demo_db, log_path=tmp_path / "app.log", timeout=60,
                               extra_args=["--speed", str(speed), "--pool-size", "2"])
         started.append(proc)
         return proc

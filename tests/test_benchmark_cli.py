@@ -20,14 +20,9 @@ Usage = namedtuple("Usage", "total used free")
 
 
 @pytest.fixture(autouse=True)
-def quick(monkeypatch, tmp_path):
+def quick(monkeypatch):
     monkeypatch.setattr(bench, "STEP_S", 0.15)
     monkeypatch.setattr(bench, "MAX_ROWS", 2000)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("PW_DB_PATH", str(tmp_path / "absent.db"))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
 
 
 def digest(path: Path) -> str:

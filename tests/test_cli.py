@@ -15,14 +15,6 @@ from pwtop.cli import VERBS, build_parser, main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def isolated_xdg(tmp_path, monkeypatch):
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
-                     ("XDG_DATA_HOME", "data")):
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-
-
 def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
@@ -75,27 +67,17 @@ HEADLESS = [
 
 
 @pytest.mark.parametrize("argv", HEADLESS, ids=[" ".join(a) for a in HEADLESS])
-def test_headless_verbs_do_not_import_textual(tmp_path, argv):
+def test_headless_verbs_do_not_import_textual(argv):
     code = ("import sys\nfrom pwtop.cli import main\n"
             f"rc = main({argv!r})\n"
             "loaded = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
             "print('TEXTUAL', loaded)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120,
-                          env={**_env(tmp_path), "PYTHONPATH": str(ROOT)})
+                          cwd=ROOT, timeout=120)
     assert "TEXTUAL []" in proc.stdout, proc.stdout + proc.stderr
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    import os
-
-    env = dict(os.environ)
-    env.update(XDG_CONFIG_HOME=str(tmp_path / "c"), XDG_STATE_HOME=str(tmp_path / "s"),
-               XDG_DATA_HOME=str(tmp_path / "d"), PW_DB_PATH=str(tmp_path / "absent.db"))
-    return env
-
-
-def test_internal_error_is_one_line_and_logged(tmp_path, capsys, monkeypatch):
+def test_internal_error_is_one_line_and_logged(xdg, capsys, monkeypatch):
     import pwtop.commands.config as config_cmd
 
     def boom(args, settings):
@@ -105,15 +87,15 @@ def test_internal_error_is_one_line_and_logged(tmp_path, capsys, monkeypatch):
     assert main(["config", "check"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error: RuntimeError: kaboom" in err
-    log = tmp_path / "state" / "pwtop" / "pwtop.log"
+    log = xdg.state / "pwtop" / "pwtop.log"
     assert "Traceback" in log.read_text() and "kaboom" in log.read_text()
     with pytest.raises(RuntimeError):
         main(["--debug", "config", "check"])
 
 
-def test_python_dash_m_runs(tmp_path):
+def test_python_dash_m_runs():
     proc = subprocess.run([sys.executable, "-m", "pwtop", "--version"], capture_output=True,
-                          text=True, cwd=ROOT, env={**_env(tmp_path), "PYTHONPATH": str(ROOT)})
+                          text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("pwtop ")
 
 

@@ -15,15 +15,6 @@ from pwtop.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def isolated_xdg(tmp_path, monkeypatch):
-    """Point every XDG directory into tmp_path so no test reads or writes the real home."""
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
-                     ("XDG_DATA_HOME", "data")):
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-
-
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "c.toml"
     path.write_text(text)
@@ -121,8 +112,8 @@ def test_unreadable_config_bytes(tmp_path, capsys):
     assert "not UTF-8" in capsys.readouterr().err
 
 
-def test_lookup_order(tmp_path, monkeypatch):
-    xdg_file = tmp_path / "config" / "pwtop" / "config.toml"
+def test_lookup_order(tmp_path, xdg, monkeypatch):
+    xdg_file = xdg.config / "pwtop" / "config.toml"
     xdg_file.parent.mkdir(parents=True)
     xdg_file.write_text("[ui]\ninterval = 3\n")
     assert cfg.load_settings().ui.interval == 3.0
@@ -134,19 +125,17 @@ def test_lookup_order(tmp_path, monkeypatch):
     assert cfg.load_settings(flag_file).ui.interval == 5.0
 
 
-def test_xdg_config_home_unset_falls_back_to_home(tmp_path, monkeypatch):
+def test_xdg_config_home_unset_falls_back_to_home(xdg, monkeypatch):
     monkeypatch.delenv("XDG_CONFIG_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cfg.default_config_path() == tmp_path / "home" / ".config" / "pwtop" / "config.toml"
-    (tmp_path / "home" / ".config" / "pwtop").mkdir(parents=True)
+    assert cfg.default_config_path() == xdg.home / ".config" / "pwtop" / "config.toml"
+    (xdg.home / ".config" / "pwtop").mkdir(parents=True)
     cfg.default_config_path().write_text("[ui]\ninterval = 7\n")
     assert cfg.load_settings().ui.interval == 7.0
 
 
-def test_relative_xdg_value_is_ignored(tmp_path, monkeypatch):
+def test_relative_xdg_value_is_ignored(xdg, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", "relative/dir")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert cfg.config_home() == tmp_path / ".config" / "pwtop"
+    assert cfg.config_home() == xdg.home / ".config" / "pwtop"
 
 
 def test_init_writes_example_and_refuses_overwrite(tmp_path, capsys):
@@ -161,9 +150,9 @@ def test_init_writes_example_and_refuses_overwrite(tmp_path, capsys):
     assert target.read_text() == cfg.example_toml()
 
 
-def test_init_default_location(tmp_path):
+def test_init_default_location(xdg):
     assert main(["config", "init"]) == 0
-    assert (tmp_path / "config" / "pwtop" / "config.toml").exists()
+    assert (xdg.config / "pwtop" / "config.toml").exists()
 
 
 def test_show_reports_sources_and_never_writes_flags(tmp_path, capsys):

@@ -19,16 +19,6 @@ import pytest
 from pwtop.cli import main
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
-    """pwtop's own config, state and logs go to a scratch place, not next to the database."""
-    home = tmp_path_factory.mktemp("pwtop-home")
-    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
-        monkeypatch.setenv(var, str(home / var.lower()))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-    monkeypatch.setenv("PW_DB_PATH", str(home / "absent.db"))
-
-
 @pytest.fixture
 def quick_config(tmp_path_factory) -> Path:
     """A config with a one-query workload and no process scan, for tests about other things."""

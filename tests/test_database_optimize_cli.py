@@ -18,15 +18,6 @@ from pwtop.cli import main
 from pwtop.demo.generate import create_demo_database
 
 
-@pytest.fixture(autouse=True)
-def isolated_xdg(tmp_path, monkeypatch):
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
-                     ("XDG_DATA_HOME", "data")):
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-    monkeypatch.delenv("PW_DB_PATH", raising=False)
-
-
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("optimize-cli")

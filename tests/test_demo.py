@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import sqlite3
 import subprocess
 import sys
@@ -20,17 +19,6 @@ from pwtop.database.piwardrive import schema
 from pwtop.demo.generate import RETENTION_DAYS, create_demo_database
 from pwtop.database.piwardrive.workload import WorkloadQuery, default_workload
 from pwtop.errors import PwtopError
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    """Config, logs and the default demo path all live under tmp_path."""
-    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
-        monkeypatch.setenv(var, str(tmp_path / "xdg" / var.lower()))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-    monkeypatch.delenv("PW_DB_PATH", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +52,8 @@ def _content_hash(path: Path) -> str:
 
 
 def _listing(directory: Path) -> list[str]:
-    """What a test left in ``directory`` (the isolated XDG homes aside)."""
-    return sorted(p.name for p in directory.iterdir() if p.name != "xdg")
+    """What a test left in ``directory``."""
+    return sorted(p.name for p in directory.iterdir())
 
 
 def _epoch(ts: str) -> int:
@@ -393,10 +381,10 @@ def test_demo_no_ui_creates_and_summarises(tmp_path, capsys):
     assert _listing(tmp_path) == ["d.db"]
 
 
-def test_demo_default_path_is_under_xdg_data_home(tmp_path, capsys):
+def test_demo_default_path_is_under_xdg_data_home(xdg, capsys):
     code, out, err = _cli(capsys, "demo", "--no-ui", "--rows", "500")
     assert code == 0, err
-    assert (tmp_path / "xdg" / "xdg_data_home" / "pwtop" / "demo.db").is_file()
+    assert (xdg.data / "pwtop" / "demo.db").is_file()
 
 
 def test_existing_file_is_refused_without_force(tmp_path, capsys):
@@ -511,13 +499,12 @@ def test_headless_demo_does_not_import_textual(tmp_path):
         "assert rc == 0, rc\n"
         "assert 'textual' not in sys.modules, 'textual imported'\n"
         "print('ok')\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=60, cwd=tmp_path)
+                          timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
     done = subprocess.run([sys.executable, "-m", "pwtop", "demo", "--no-ui", "--db",
                            str(tmp_path / "m.db"), "--rows", "2000"], capture_output=True,
-                          text=True, env=env, timeout=60, cwd=tmp_path)
+                          text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "2,000 wifi detections" in done.stdout

@@ -8,7 +8,6 @@ stopped by pid through :mod:`pwtop.demo.run`; pwtop's components and CLI talk to
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 from pathlib import Path
@@ -23,31 +22,14 @@ from pwtop.demo.run import DemoProcess, start_demo_app
 from pwtop.errors import PwtopError
 from pwtop.realtime.component import RealtimeComponent
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
-def env(tmp_path, monkeypatch) -> dict[str, str]:
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    values = {"XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-              "XDG_STATE_HOME": str(tmp_path / "state"),
-              "XDG_DATA_HOME": str(tmp_path / "data")}
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-    child = dict(os.environ)
-    child["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), child.get("PYTHONPATH")]))
-    return child
-
-
-@pytest.fixture
-def launch(env, tmp_path):
+def launch(tmp_path):
     """Start demo apps; every one still running is stopped by pid afterwards."""
     started: list[DemoProcess] = []
 
     def start(db: Path, *args: str, port: int = 0) -> DemoProcess:
-        app = start_demo_app(db, port=port, env=env, log_path=tmp_path / "app.log",
+        app = start_demo_app(db, port=port, log_path=tmp_path / "app.log",
                              extra_args=["--speed", "4", *args], timeout=60)
         started.append(app)
         return app
@@ -208,7 +190,7 @@ def test_cli_analyze_and_optimize_headless(demo_db, launch, tmp_path, capsys):
     assert all(r["ok"] for r in out["results"]), out["results"]
 
 
-def test_cli_analyze_with_the_agent_down_says_so(env, tmp_path, capsys):
+def test_cli_analyze_with_the_agent_down_says_so(tmp_path, capsys):
     config = tmp_path / "pwtop.toml"
     config.write_text(f'[target]\nagent = "ws://127.0.0.1:{free_port()}"\n')
     assert cli.main(["--config", str(config), "analyze", "--component", "async"]) == 0
@@ -217,11 +199,11 @@ def test_cli_analyze_with_the_agent_down_says_so(env, tmp_path, capsys):
     assert "connection refused" in text
 
 
-def test_an_app_that_cannot_start_is_reported_in_one_line(env, tmp_path):
+def test_an_app_that_cannot_start_is_reported_in_one_line(tmp_path):
     bad = tmp_path / "not-a-db"
     bad.mkdir()
     with pytest.raises(PwtopError, match="the demo app exited with code"):
-        start_demo_app(bad, env=env, log_path=tmp_path / "app.log", timeout=30)
+        start_demo_app(bad, log_path=tmp_path / "app.log", timeout=30)
 
 
 SERVE_ONLY = ("import sys\n"
@@ -230,14 +212,14 @@ SERVE_ONLY = ("import sys\n"
               "sys.exit(serve_only(sys.argv[1], Settings()))\n")
 
 
-def test_serve_only_prints_the_addresses_and_ctrl_c_leaves_nothing(demo_db, env):
+def test_serve_only_prints_the_addresses_and_ctrl_c_leaves_nothing(demo_db):
     import re
     import signal
     import subprocess
     import sys
     import urllib.request
 
-    proc = subprocess.Popen([sys.executable, "-c", SERVE_ONLY, str(demo_db)], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_ONLY, str(demo_db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     try:
@@ -265,7 +247,7 @@ def test_serve_only_prints_the_addresses_and_ctrl_c_leaves_nothing(demo_db, env)
     assert not psutil.pid_exists(app_pid)
 
 
-def test_attached_points_the_settings_at_the_app_and_stops_it(demo_db, env):
+def test_attached_points_the_settings_at_the_app_and_stops_it(demo_db):
     from pwtop.demo.run import attached
 
     settings = Settings()

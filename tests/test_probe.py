@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import sys
-from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import serve as ws_serve
@@ -18,8 +16,6 @@ from pwtop.errors import TargetError
 from pwtop.realtime.hub import WebSocketHub
 from pwtop.realtime.probe import SSEParser, parse_target, probe
 from pwtop.realtime.sse import SSEStream, serve_asgi
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def port_of(server) -> int:
@@ -316,13 +312,15 @@ async def test_nonpositive_duration_is_refused():
 # ---------------------------------------------------------------- the CLI verb
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PWTOP_CONFIG="", HOME=os.environ.get(
-        "HOME", "/tmp"))
-    env.pop("PWTOP_CONFIG")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pwtop", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env, cwd=str(ROOT))
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:  # timed out: stopped by pid, not left running
+            proc.kill()
+            await proc.wait()
     return proc.returncode, out.decode(), err.decode()
 
 

@@ -30,7 +30,6 @@ from pwtop.system.process import (CommandLines, find_by_match, is_pwtop_command,
                                   parse_cmdline, program_of)
 from pwtop.system.sensors import decode_throttled, parse_get_throttled, read_thermal_zones
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # A stand-in for the app: holds 32 MiB, then on "work" writes 2 MiB with fsync and burns
 # 0.3 s of CPU, and answers "done".
@@ -52,14 +51,6 @@ for line in sys.stdin:
             pass
         print("done", flush=True)
 """
-
-
-@pytest.fixture(autouse=True)
-def isolated_xdg(tmp_path, monkeypatch):
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
-                     ("XDG_DATA_HOME", "data")):
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
 
 
 @pytest.fixture
@@ -386,11 +377,10 @@ def test_pwtop_run_with_the_match_in_its_own_command_line_does_not_match_itself(
         tmp_path, marker):
     config = tmp_path / "pwtop.toml"
     config.write_text(f'[target]\nprocess_match = "{marker}"\n')
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp_path / "s")}
     done = subprocess.run(
         [sys.executable, "-m", "pwtop", "--config", str(config), "analyze", "--component",
          "system", "--json", "--db", str(tmp_path / marker / "app.db")],
-        capture_output=True, text=True, env=env, timeout=60)
+        capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["stats"]["detail"]["process"] is None
@@ -699,8 +689,6 @@ def test_headless_analyze_does_not_import_textual(tmp_path):
             f"{str(tmp_path / 'app.db')!r}])\n"
             "print('TEXTUAL', sorted(m for m in sys.modules if m.split('.')[0] in "
             "('textual', 'textual_plotext')), rc)\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "c"),
-           "XDG_STATE_HOME": str(tmp_path / "s")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=60)
+                          timeout=60)
     assert "TEXTUAL [] 0" in done.stdout, done.stdout + done.stderr

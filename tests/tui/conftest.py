@@ -1,4 +1,4 @@
-"""Fixtures for the TUI tests: isolated XDG dirs, deterministic apps with fake components."""
+"""Fixtures for the TUI tests: one terminal type, deterministic apps with fake components."""
 
 from __future__ import annotations
 
@@ -15,14 +15,9 @@ from pwtop.config import Settings  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def isolated_xdg(tmp_path, monkeypatch):
-    """Every XDG directory in tmp_path, so no test reads or writes the real home."""
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
-                     ("XDG_DATA_HOME", "data"), ("XDG_RUNTIME_DIR", "run")):
-        (tmp_path / sub).mkdir(exist_ok=True)
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-    monkeypatch.delenv("NO_COLOR", raising=False)
+def xterm(monkeypatch):
+    """One terminal type for every TUI test: the theme chosen by default depends on TERM
+    (the Linux console gets the ANSI theme). The XDG directories are the root conftest's."""
     monkeypatch.setenv("TERM", "xterm-256color")
 
 

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def pwtop(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PWTOP_CONFIG", "NO_COLOR")}
-    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_STATE_HOME=str(tmp_path / "state"),
-               XDG_DATA_HOME=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
+def pwtop(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pwtop", *args], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, env=env, timeout=60)
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -27,7 +20,7 @@ def pwtop(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     ((), "pwtop: the full-screen monitor needs a terminal"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, message):
-    result = pwtop(tmp_path, "--db", str(tmp_path / "x.db"), *args)
+    result = pwtop("--db", str(tmp_path / "x.db"), *args)
     assert result.returncode == 2
     assert result.stderr.startswith(message), result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -37,12 +30,12 @@ def test_bad_input_is_one_line(tmp_path, args, message):
 def test_a_theme_in_the_config_must_exist(tmp_path):
     config = tmp_path / "pwtop.toml"
     config.write_text('[ui]\ntheme = "solarized-nope"\n')
-    result = pwtop(tmp_path, "--config", str(config))
+    result = pwtop("--config", str(config))
     assert result.returncode == 2
     assert f"{config}: [ui] theme: unknown theme 'solarized-nope'" in result.stderr
 
 
-def test_the_tui_settings_overrides_are_in_memory_only(tmp_path):
+def test_the_tui_settings_overrides_are_in_memory_only(xdg):
     from argparse import Namespace
 
     from pwtop.commands.tui import apply_overrides
@@ -52,4 +45,4 @@ def test_the_tui_settings_overrides_are_in_memory_only(tmp_path):
     apply_overrides(Namespace(interval=2.0, theme="pwtop-light"), s)
     assert (s.ui.interval, s.ui.theme) == (2.0, "pwtop-light")
     assert s.sources["ui.interval"] == s.sources["ui.theme"] == "command line"
-    assert not any((tmp_path / "config").rglob("*"))  # nothing written
+    assert not any(xdg.config.rglob("*"))  # nothing written

@@ -94,9 +94,8 @@ def test_a_lone_escape_arrives(mode, tmp_path):
     and when the input thread stalls right after the tick that follows the key."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_DRIVER"}
     proc = subprocess.Popen([sys.executable, str(DRIVER_APP), mode], stdin=slave,
-                            stdout=slave, stderr=slave, env=env, cwd=tmp_path,
+                            stdout=slave, stderr=slave, cwd=tmp_path,
                             start_new_session=True, close_fds=True)
     os.close(slave)
     reader = PtyReader(master, b"READY")

@@ -27,18 +27,8 @@ import pytest
 from tui_helpers import PtyReader
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 TIMEOUT = 20.0
-
-
-def env_for(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PWTOP_CONFIG")}
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
-                     ("XDG_DATA_HOME", "data")):
-        env[var] = str(tmp_path / sub)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 def alive(pid: int) -> bool:
@@ -68,16 +58,20 @@ class Tmux:
         self.name = f"pwtop-e2e-{uuid.uuid4().hex}"
         self.tmux = ["tmux", "-L", self.name]
         self.pidfile = tmp_path / "pwtop.pid"
-        env = env_for(tmp_path)
-        env.update(extra_env or {})
+        env = {**os.environ, **(extra_env or {})}
         inner = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "pwtop", "--db",
                                                    str(db)))
+        # The test's isolated home (tests/conftest.py), passed on explicitly: a tmux
+        # session's shell does not take every variable from the client that made it.
         exports = " ".join(f"{k}={shlex.quote(env[k])}" for k in (
-            "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "PYTHONPATH",
-            *(extra_env or {})))
-        script = f"echo $$ > {shlex.quote(str(self.pidfile))}; export {exports}; exec {inner}"
+            "HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR",
+            "PYTHONPATH", *(extra_env or {})))
+        # The pane's environment sometimes carries COLUMNS=80 and LINES=24 (seen with
+        # tmux 3.3a), and those win over the terminal's real size in Textual.
+        script = (f"echo $$ > {shlex.quote(str(self.pidfile))}; unset COLUMNS LINES; "
+                  f"export {exports}; exec {inner}")
         subprocess.run([*self.tmux, "new-session", "-d", "-s", self.name, "-x", str(size[0]),
-                        "-y", str(size[1]), "sh", "-c", script], check=True, env=env)
+                        "-y", str(size[1]), "sh", "-c", script], check=True)
         wait_until(lambda: self.pidfile.exists() and self.pidfile.read_text().strip(),
                    "the pid file")
         self.pid = int(self.pidfile.read_text())
@@ -114,7 +108,7 @@ TABS = "Overview  Database  Async  Realtime  System  Alerts"
 
 
 @needs_tmux
-def test_tmux_start_switch_tabs_and_quit(tmp_path, demo_db):
+def test_tmux_start_switch_tabs_and_quit(tmp_path, xdg, demo_db):
     term = Tmux(tmp_path, demo_db)
     try:
         term.wait_for(TABS, "every 1s")
@@ -126,7 +120,7 @@ def test_tmux_start_switch_tabs_and_quit(tmp_path, demo_db):
         wait_until(lambda: not alive(term.pid), "pwtop to exit after q")
     finally:
         term.close()
-    state = (tmp_path / "state" / "pwtop" / "ui-state.toml").read_text()
+    state = (xdg.state / "pwtop" / "ui-state.toml").read_text()
     assert 'last_tab = "system"' in state
 
 
@@ -187,7 +181,7 @@ def test_a_hung_up_tty_without_sighup_ends_pwtop(tmp_path, demo_db):
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "pwtop", "--db", str(demo_db)],
-                            stdin=slave, stdout=slave, stderr=slave, env=env_for(tmp_path),
+                            stdin=slave, stdout=slave, stderr=slave,
                             start_new_session=True, close_fds=True)
     os.close(slave)
     reader = PtyReader(master, b"Alerts")

@@ -140,8 +140,8 @@ def test_state_round_trip_and_garbage_is_ignored(tmp_path):
     assert load_state(path) == UiState(theme="pwtop-ansi")
 
 
-def test_state_never_touches_the_config(tmp_path, make_app):
-    config = tmp_path / "config" / "pwtop" / "config.toml"
+def test_state_never_touches_the_config(tmp_path, xdg, make_app):
+    config = xdg.config / "pwtop" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text('[ui]\ntheme = "pwtop-dark"\n')
     before = config.read_bytes()
