@@ -196,6 +196,7 @@ def test_sampling_past_its_deadline_says_so(tmp_path):
 # ---------------------------------------------------------------- the advice
 
 
+@pytest.mark.slow
 def test_default_workload_advice_on_a_demo_database(demo_db):
     before = digest(demo_db)
     report = analyse(demo_db, workload_items(demo_db))
@@ -218,6 +219,7 @@ def test_default_workload_advice_on_a_demo_database(demo_db):
     assert digest(demo_db) == before  # read-only
 
 
+@pytest.mark.slow
 async def test_the_component_lists_create_index_recommendations(demo_db, monkeypatch):
     s = Settings()
     s.target.database = str(demo_db)

@@ -38,6 +38,7 @@ def settings_for(db: Path) -> Settings:
     return s
 
 
+@pytest.mark.slow
 def test_validation_shows_the_predicted_plan_change_on_a_copy(demo_db, tmp_path):
     before = digest(demo_db)
     items = workload_items(demo_db)
@@ -85,6 +86,7 @@ async def _recs(db: Path):
     return comp, comp.recommend(snap)
 
 
+@pytest.mark.slow
 def test_optimize_validates_then_applies(demo_db, tmp_path, monkeypatch):
     monkeypatch.setenv("PWTOP_SCRATCH", str(tmp_path))
 
@@ -107,6 +109,7 @@ def test_optimize_validates_then_applies(demo_db, tmp_path, monkeypatch):
     assert all(any(n in r.action for n in names) for r in chosen if r.kind == "create_index")
 
 
+@pytest.mark.slow
 def test_optimize_withholds_index_changes_without_scratch_space(demo_db, tmp_path,
                                                                monkeypatch):
     monkeypatch.setenv("PWTOP_SCRATCH", str(tmp_path))

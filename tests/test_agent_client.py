@@ -54,6 +54,7 @@ class ThreadedApp:
         self.loop.close()
 
 
+@pytest.mark.slow
 async def test_agent_down_at_start_retries_with_backoff_then_connects():
     port = free_port()
     client = AgentClient(f"ws://127.0.0.1:{port}", backoff_initial=0.05, backoff_max=0.4)
@@ -103,6 +104,7 @@ async def test_agent_that_goes_away_is_noticed_and_rejoined():
             await opt.close()
 
 
+@pytest.mark.slow
 async def test_a_blocked_app_loop_is_flagged_as_stale():
     app = ThreadedApp(interval=0.1)
     settings = Settings()
@@ -130,6 +132,7 @@ async def test_a_blocked_app_loop_is_flagged_as_stale():
         app.stop()
 
 
+@pytest.mark.slow
 async def test_a_command_without_reply_times_out_with_a_clear_line():
     app = ThreadedApp(interval=0.1)
     client = AgentClient(app.agent.address, token=app.agent.token)

@@ -118,6 +118,7 @@ async def test_a_cancelled_head_passes_its_turn_on():
     assert second.done() and not second.cancelled()
 
 
+@pytest.mark.timing
 async def test_many_concurrent_acquirers_all_complete_on_the_real_clock():
     lim = RateLimiter(5000, 20)
     count = 0

@@ -107,6 +107,7 @@ async def test_drift_mode_without_the_selector_hook_still_names_the_blocker():
         await monitor.stop()
 
 
+@pytest.mark.timing
 async def test_busy_and_idle_time_are_measured_per_loop_iteration():
     monitor = await started(LoopMonitor(interval=10, block_threshold=5, attribute=False).start())
     try:

@@ -100,6 +100,7 @@ async def ready(component: AsyncComponent):
     return snap
 
 
+@pytest.mark.slow
 async def test_each_response_is_applied_and_reverted(app):
     settings = settings_for(app)
     component = AsyncComponent(settings)
@@ -169,6 +170,7 @@ async def test_each_response_is_applied_and_reverted(app):
         await component.close()
 
 
+@pytest.mark.slow
 async def test_restart_resets_an_open_breaker(launch):
     """The demo's upstream fails for a quarter of every (sped-up) minute, which opens the
     upload breaker; the restart response closes it through ``reset_breaker``."""
@@ -200,6 +202,7 @@ async def test_restart_resets_an_open_breaker(launch):
         await component.close()
 
 
+@pytest.mark.slow
 async def test_a_response_whose_target_is_gone_is_logged_and_pwtop_goes_on(app):
     settings = settings_for(app)
     component = AsyncComponent(settings)
@@ -266,6 +269,7 @@ async def test_a_response_whose_target_is_gone_is_logged_and_pwtop_goes_on(app):
     assert any(r.levelno == logging.WARNING for r in records)
 
 
+@pytest.mark.slow
 async def test_the_metric_names_are_the_ones_the_components_and_metrics_endpoint_use(app):
     """Every metric a live collect emits (or says it cannot measure) is in the catalog,
     and every /metrics family the catalog points at is served by the app's agent."""

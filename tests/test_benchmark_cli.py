@@ -33,6 +33,7 @@ def figures(doc: dict) -> dict[str, dict]:
     return {f["name"]: f for f in doc["figures"]}
 
 
+@pytest.mark.slow
 def test_database_benchmark_on_a_scratch_copy(demo_db, capsys):
     before = digest(demo_db)
     assert main(["--db", str(demo_db), "benchmark", "-c", "database", "--json"]) == 0
@@ -76,12 +77,30 @@ def test_a_full_scratch_disk_is_one_line(demo_db, capsys, monkeypatch):
     assert str(demo_db.parent) in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_async_figures_carry_their_ratio(capsys):
     assert main(["benchmark", "-c", "async", "--json"]) == 0
     figs = figures(json.loads(capsys.readouterr().out))
     f = figs["monitor_operation_overhead_seconds"]
     assert f["value"] > 0 and f["ratio"] > 0 and "prometheus_client" in f["baseline"]
     assert figs["loop_monitor_overhead_seconds"]["baseline"] == "one event-loop iteration"
+
+
+async def test_async_benchmark_names_each_overhead_against_its_baseline():
+    """The quick lane's check of pwtop.aio.bench: a few hundred operations instead of the
+    verb's thousands (their figures are noise at this size; their shape is not)."""
+    from pwtop.aio.bench import benchmark
+
+    res = await benchmark(ops=300, rounds=3)
+    figs = {f.name: f for f in res.figures}
+    assert set(figs) == {"monitor_operation_overhead_seconds",
+                         "operation_decorator_overhead_seconds",
+                         "prometheus_histogram_overhead_seconds", "bare_await_seconds",
+                         "loop_monitor_overhead_seconds"}
+    assert figs["bare_await_seconds"].value > 0
+    assert "prometheus_client" in figs["monitor_operation_overhead_seconds"].baseline
+    assert figs["loop_monitor_overhead_seconds"].baseline == "one event-loop iteration"
+    assert res.component == "async" and "3 interleaved rounds of 300 operations" in res.notes[0]
 
 
 async def test_realtime_loopback_broadcast_is_bounded():
@@ -94,6 +113,7 @@ async def test_realtime_loopback_broadcast_is_bounded():
     assert res.duration_s < 10
 
 
+@pytest.mark.slow
 def test_table_output_and_a_demo_database_when_none_is_configured(capsys):
     assert main(["benchmark", "-c", "database", "-c", "system"]) == 0
     out = capsys.readouterr().out

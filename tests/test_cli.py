@@ -66,6 +66,7 @@ HEADLESS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", HEADLESS, ids=[" ".join(a) for a in HEADLESS])
 def test_headless_verbs_do_not_import_textual(argv):
     code = ("import sys\nfrom pwtop.cli import main\n"

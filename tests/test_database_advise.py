@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from pwtop.config import Settings
 from pwtop.database import advise, inspect
 from pwtop.database.component import DatabaseComponent
@@ -161,6 +163,7 @@ async def test_one_stale_table_gets_its_own_analyze(demo_db):
     assert rec.evidence["current_rows"] == 8_000
 
 
+@pytest.mark.slow
 async def test_unused_indexes_only_from_the_workload_and_never_the_kept_ones(demo_db):
     recs, snap = await recommend(demo_db, queries=None)  # the default workload
     unused = {r.target for r in recs.values() if r.kind == "unused_index"}
@@ -220,6 +223,7 @@ def test_levels_are_ordered_worst_first():
     assert levels == sorted(levels, reverse=True)
 
 
+@pytest.mark.slow
 async def test_a_drop_that_needs_a_new_index_states_the_order_optimize_keeps(demo_db):
     from pwtop.database.apply import ORDER
 

@@ -103,6 +103,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 # ---------------------------------------------------------------- the key test
 
+@pytest.mark.slow
 async def test_optimize_under_a_live_writer_loses_no_row_and_corrupts_nothing(aged_db):
     initial = query(aged_db, "SELECT count(*) FROM wifi_detections")[0][0]
     writer = start_writer("insert", aged_db, "--busy-timeout-ms", "10000")
@@ -137,6 +138,7 @@ async def test_optimize_under_a_live_writer_loses_no_row_and_corrupts_nothing(ag
 
 # ---------------------------------------------------------------- busy, space, backup
 
+@pytest.mark.timing
 async def test_a_writer_holding_its_transaction_makes_apply_abort_quickly(db):
     holder = start_writer("hold", db)
     try:

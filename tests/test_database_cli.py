@@ -175,6 +175,7 @@ def test_missing_workload_file(demo_db, tmp_path, capsys):
 
 # ---------------------------------------------------------------- good input
 
+@pytest.mark.slow
 def test_json_output_and_the_file_is_left_exactly_as_it_was(demo_db, capsys):
     before = state(demo_db.parent)  # app.db only: no -wal, no -shm
     assert list(before) == ["app.db"]
@@ -216,6 +217,7 @@ def test_python_api_in_a_plain_script(demo_db):
     json.dumps(stats), json.dumps(recs)
 
 
+@pytest.mark.slow
 async def test_python_api_inside_a_running_loop(demo_db):
     from pwtop import DatabaseOptimizer
     from pwtop.database.api import RunningLoopError
@@ -236,6 +238,7 @@ def test_python_api_reports_bad_paths_plainly(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_python_api_optimize_is_a_dry_run_unless_told(demo_db):
     from pwtop import DatabaseOptimizer
     from pwtop.errors import PwtopError

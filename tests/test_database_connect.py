@@ -116,6 +116,7 @@ def test_reading_creates_no_file_and_changes_nothing(demo_db):
     assert (sorted(os.listdir(demo_db.parent)), digest(demo_db)) == before
 
 
+@pytest.mark.timing
 def test_a_slow_probe_is_cut_off_at_its_deadline(demo_db):
     plan = connect.open_plan(demo_db, header_of(demo_db))
     endless = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "

@@ -17,6 +17,9 @@ import pytest
 from pwtop.cli import main
 from pwtop.demo.generate import create_demo_database
 
+# Every test optimizes (VACUUM, index changes, backups) a copy of an aged 20,000-row file.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:

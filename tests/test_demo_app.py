@@ -53,6 +53,7 @@ def _wifi_rows(db: Path) -> int:
         return conn.execute("SELECT COUNT(*) FROM wifi_detections").fetchone()[0]
 
 
+@pytest.mark.slow
 async def test_watch_the_demo_app_and_command_it(demo_db, launch):
     rows_before = _wifi_rows(demo_db)
     app = launch(demo_db, "--pool-size", "2")
@@ -97,6 +98,7 @@ async def test_watch_the_demo_app_and_command_it(demo_db, launch):
     assert _wifi_rows(demo_db) > rows_before  # the writer really wrote
 
 
+@pytest.mark.slow
 async def test_the_apps_own_statements_reach_pwtop_counted_and_fingerprinted(demo_db, launch):
     """The demo app wraps its pool's connections with the advisor's capture hook and hands
     it to the agent: the snapshot's database.workload lists what the app really ran."""
@@ -143,6 +145,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 async def test_app_killed_mid_session_then_restarted(demo_db, launch):
     port = free_port()
     app = launch(demo_db, "--no-streams", port=port)
@@ -169,6 +172,7 @@ async def test_app_killed_mid_session_then_restarted(demo_db, launch):
         await component.close()
 
 
+@pytest.mark.slow
 def test_cli_analyze_and_optimize_headless(demo_db, launch, tmp_path, capsys):
     app = launch(demo_db, "--no-streams", "--pool-size", "1")
     config = tmp_path / "pwtop.toml"
@@ -212,6 +216,7 @@ SERVE_ONLY = ("import sys\n"
               "sys.exit(serve_only(sys.argv[1], Settings()))\n")
 
 
+@pytest.mark.slow
 def test_serve_only_prints_the_addresses_and_ctrl_c_leaves_nothing(demo_db):
     import re
     import signal
@@ -247,6 +252,7 @@ def test_serve_only_prints_the_addresses_and_ctrl_c_leaves_nothing(demo_db):
     assert not psutil.pid_exists(app_pid)
 
 
+@pytest.mark.slow
 def test_attached_points_the_settings_at_the_app_and_stops_it(demo_db):
     from pwtop.demo.run import attached
 

@@ -224,6 +224,7 @@ sys.stdin.read()
 """
 
 
+@pytest.mark.slow
 async def test_a_file_locked_by_another_process_pauses_recording_without_losing_samples(
         tmp_path, clock):
     path = tmp_path / "history.db"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+# Builds a wheel with pip and installs it: seconds, and the network's pace if pip fetches.
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 

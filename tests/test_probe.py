@@ -56,6 +56,7 @@ async def test_probe_measures_a_foreign_websocket_server():
     json.dumps(r.to_dict())
 
 
+@pytest.mark.slow
 async def test_probe_reconnects_with_backoff_when_the_server_closes_mid_stream():
     connections = 0
 
@@ -87,6 +88,7 @@ async def test_probe_reports_an_abnormal_close_and_keeps_going():
     assert any("1011" in e and "internal error" in e for e in r.errors)
 
 
+@pytest.mark.slow
 async def test_a_10_mb_message_is_reported_not_a_crash():
     async def handler(ws):
         await ws.send('{"seq": 1}')
@@ -324,6 +326,7 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.slow
 async def test_cli_probe_prints_json_and_text_against_a_foreign_server():
     async def handler(ws):
         seq = 0
@@ -345,6 +348,7 @@ async def test_cli_probe_prints_json_and_text_against_a_foreign_server():
         assert "ping round trip" in out and "sequence" in out
 
 
+@pytest.mark.slow
 async def test_cli_probe_bad_input_is_one_line_and_exit_2():
     port = closed_port()
     code, out, err = await run_cli("probe", f"ws://127.0.0.1:{port}/", "--duration", "1")
@@ -362,6 +366,7 @@ async def test_cli_probe_bad_input_is_one_line_and_exit_2():
     assert code == 2 and "--timeout" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 async def test_cli_probe_timeout_bounds_each_connection_attempt():
     with socket.socket() as listener:  # accepts TCP connections (backlog), never answers
         listener.bind(("127.0.0.1", 0))

@@ -1,17 +1,23 @@
-"""The README's two set-up commands are the ones CI runs and the ones that work."""
+"""The README's two set-up commands are the ones CI runs and the ones that work, and the
+fast lane it names is the one pytest knows."""
 
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+FAST_LANE = '.venv/bin/python -m pytest -m "not slow"'
+
+
+def section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
 
 
 def setup_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Set up", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.+?)\n```", section)
+    return re.findall(r"```sh\n(.+?)\n```", section("Set up"))
 
 
 def test_readme_starts_with_exactly_two_setup_commands():
@@ -25,3 +31,11 @@ def test_readme_starts_with_exactly_two_setup_commands():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text()
     assert setup_commands()[1] in ci.splitlines()
+
+
+def test_the_fast_lane_is_named_beside_the_setup_and_in_development():
+    assert FAST_LANE in section("Set up") and FAST_LANE in section("Development")
+    assert FAST_LANE.split(" -m ")[0] + " -m pytest" in setup_commands()[1]  # same pytest
+    ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert any(m.startswith("slow:") for m in ini["markers"])  # not a typo that selects all
+    assert "--strict-markers" in ini["addopts"]  # a mistyped @pytest.mark.slow is an error

@@ -336,6 +336,7 @@ async def test_memory_per_connection_is_estimated_and_measured_with_labels():
             await c.close()
 
 
+@pytest.mark.timing
 async def test_close_returns_promptly_even_with_a_stalled_client():
     hub = WebSocketHub(settings(heartbeat_interval=60, compression=False, buffer_size=1024),
                        close_timeout=0.3)

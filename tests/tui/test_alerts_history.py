@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from tui_helpers import FakeComponent, fake_factories, settle
 
 from pwtop.alerts import Watch
@@ -33,6 +34,7 @@ async def poll_again(app, pilot, n: int) -> None:
     await settle(app, pilot, polls=n)
 
 
+@pytest.mark.slow
 async def test_an_alert_fires_is_acknowledged_with_k_and_resolves_into_the_past(make_app):
     db = fragmentable()
     app = make_app(fake_factories(database=lambda s: db))
@@ -78,6 +80,7 @@ async def test_an_alert_fires_is_acknowledged_with_k_and_resolves_into_the_past(
         assert "back within every threshold" in str(past.get_row("past:1")[-1])
 
 
+@pytest.mark.slow
 async def test_k_acknowledges_the_selected_row_on_the_alerts_tab(make_app):
     db = fragmentable()
     db.metrics["database_fragmentation_ratio"] = 0.45  # warning
@@ -103,6 +106,7 @@ async def test_k_acknowledges_the_selected_row_on_the_alerts_tab(make_app):
         assert by_rule["system_disk_free"].acknowledged
 
 
+@pytest.mark.slow
 async def test_r_cycles_the_chart_range_and_the_charts_read_the_history(make_app, settings,
                                                                        tmp_path):
     path = tmp_path / "history.db"

@@ -87,6 +87,7 @@ def test_this_textual_gets_the_quiet_driver(make_app, monkeypatch):
 DRIVER_APP = Path(__file__).with_name("driver_app.py")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["plain", "suspend", "stall"])
 def test_a_lone_escape_arrives(mode, tmp_path):
     """In a real pseudo-terminal: a lone Escape reaches the app after the escape delay,

@@ -218,6 +218,7 @@ def thread_named(pid: int, name: str) -> int | None:
     return None
 
 
+@pytest.mark.timing
 @needs_tmux
 def test_the_input_thread_sleeps_while_nothing_is_typed(tmp_path, demo_db):
     """Textual's own driver wakes its input thread every 0.1 s; pwtop's (tui/driver.py)

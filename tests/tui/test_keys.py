@@ -25,6 +25,7 @@ def test_every_main_key_has_an_action():
         assert hasattr(MainScreen, f"action_{name}"), key
 
 
+@pytest.mark.slow
 async def test_number_keys_and_tab_switch_tabs_in_order(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -62,6 +63,7 @@ async def test_header_shows_host_target_interval_and_pause(make_app, settings, t
         assert "PAUSED" not in text_of(app)
 
 
+@pytest.mark.slow
 async def test_plus_and_minus_step_the_interval_and_show_it(make_app, settings):
     settings.ui.interval = 1.0
     app = make_app()
@@ -106,6 +108,7 @@ async def test_space_while_paused_collects_once(make_app):
         assert app.paused and all(not p.scheduled for p in app.pollers.values())
 
 
+@pytest.mark.slow
 async def test_t_cycles_themes_and_remembers_the_choice(make_app, tmp_path):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -127,6 +130,7 @@ async def test_t_cycles_themes_and_remembers_the_choice(make_app, tmp_path):
         assert again.main.active_tab == "system"
 
 
+@pytest.mark.slow
 async def test_help_screen_lists_every_key(make_app):
     app = make_app()
     async with app.run_test(size=(100, 60)) as pilot:
@@ -146,6 +150,7 @@ async def test_help_screen_lists_every_key(make_app):
         assert isinstance(app.screen, MainScreen)
 
 
+@pytest.mark.slow
 async def test_command_palette_offers_every_action(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -235,6 +240,7 @@ async def test_banner_hidden_without_flags(make_app):
         assert "WARNING" not in text_of(app)
 
 
+@pytest.mark.slow
 async def test_filter_and_sort_the_current_table(make_app):
     flags = [Flag(Level.WARNING, "freelist_ratio", "free pages are 31 %"),
              Flag(Level.CRITICAL, "wal_file_bytes", "WAL is 2 GiB"),
@@ -264,6 +270,7 @@ async def test_filter_and_sort_the_current_table(make_app):
         assert table.shown_row_keys[0] == "flag:database:wal_file_bytes"
 
 
+@pytest.mark.slow
 async def test_q_types_into_the_filter_box_instead_of_quitting(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:

@@ -58,6 +58,7 @@ async def wait_phase(screen, pilot, *leaving: str) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow
 async def test_plan_shows_evidence_impact_risk_and_esc_changes_nothing(make_app, sqlite_file):
     comp = SqliteOptimizeComponent(sqlite_file)
     before = digest(sqlite_file)
@@ -81,6 +82,7 @@ async def test_plan_shows_evidence_impact_risk_and_esc_changes_nothing(make_app,
     assert all(dry for _, dry in comp.applied)
 
 
+@pytest.mark.slow
 async def test_enter_applies_the_selection_with_before_and_after(make_app, sqlite_file):
     comp = SqliteOptimizeComponent(sqlite_file)
     app = make_app(fake_factories(database=lambda s: comp))
@@ -105,6 +107,7 @@ async def test_enter_applies_the_selection_with_before_and_after(make_app, sqlit
     assert comp.applied[-1] == (["idx-1"], False)
 
 
+@pytest.mark.slow
 async def test_escape_during_apply_waits(make_app, sqlite_file):
     comp = SqliteOptimizeComponent(sqlite_file)
     app = make_app(fake_factories(database=lambda s: comp))
@@ -119,6 +122,7 @@ async def test_escape_during_apply_waits(make_app, sqlite_file):
         assert isinstance(app.screen, MainScreen)
 
 
+@pytest.mark.slow
 async def test_polling_is_held_while_the_dialog_is_open(make_app, sqlite_file):
     comp = SqliteOptimizeComponent(sqlite_file)
     app = make_app(fake_factories(database=lambda s: comp))

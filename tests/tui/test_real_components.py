@@ -18,6 +18,8 @@ from pwtop.tui.screens.optimize import OptimizeScreen
 from pwtop.tui.tabs.database import DatabaseTab
 from pwtop.tui.widgets.tables import SyncTable
 
+# The real database and system components on a real demo file, in the TUI: seconds apiece.
+pytestmark = pytest.mark.slow
 pytest.importorskip("pwtop.demo.generate")  # demo_db comes from tests/conftest.py
 pytest.importorskip("pwtop.database.component")
 pytest.importorskip("pwtop.database.apply")

@@ -19,6 +19,7 @@ from fakes import SlowComponent
 from pwtop.tui.app import MainScreen
 
 
+@pytest.mark.slow
 @pytest.mark.timing
 async def test_keys_are_handled_within_100_ms_during_a_3_s_collect(make_app, monkeypatch):
     handled: list[tuple[str, float, bool]] = []

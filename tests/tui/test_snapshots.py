@@ -17,6 +17,8 @@ from pwtop.alerts import Watch
 
 from pwtop.tui.bindings import TABS
 
+# Each test renders a whole screen to SVG and compares it: about a second apiece.
+pytestmark = pytest.mark.slow
 SIZES = [(80, 24), (120, 40)]
 POLLS = 3
 

@@ -98,6 +98,7 @@ async def test_system_tab_figures_notes_and_charts(make_app):
             assert expected in screen, expected
 
 
+@pytest.mark.slow
 async def test_hidden_tabs_are_not_rendered(make_app, monkeypatch):
     calls: list[str] = []
     for cls in (DatabaseTab, OverviewTab):
@@ -153,6 +154,7 @@ async def test_the_overview_redraws_only_the_blocks_of_components_that_polled(ma
         assert drawn and set(drawn) == {"overview-system-lines"}
 
 
+@pytest.mark.slow
 async def test_closing_a_dialog_redraws_the_tab_from_the_latest_data(make_app, drawn):
     """Polls that end under a dialog draw only the header and banner; the tab must catch
     up when the dialog closes, not at its component's next poll (3 s later, or never
@@ -258,6 +260,7 @@ async def test_async_and_realtime_tabs_with_an_agent(make_app):
         assert "bytes out" in screen and "22.4 KiB/s" in screen
 
 
+@pytest.mark.slow
 async def test_everything_is_reachable_from_the_keyboard_at_80x24(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -275,6 +278,7 @@ async def test_everything_is_reachable_from_the_keyboard_at_80x24(make_app):
         assert "network" in text_of(app)  # the charts at the bottom of System
 
 
+@pytest.mark.slow
 async def test_every_theme_draws_the_charts(make_app):
     from pwtop.tui.theming import CYCLE
 
