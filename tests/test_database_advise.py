@@ -65,9 +65,10 @@ async def test_every_applicable_action_is_one_apply_accepts(demo_db, aged_demo_d
 
     for path in (demo_db, aged_demo_db):
         recs, _ = await recommend(path)
-        for rec in recs.values():
-            if rec.applicable:
-                parse_action(rec)  # raises Refused for any shape apply would not run
+        applicable = [rec for rec in recs.values() if rec.applicable]
+        assert applicable, f"nothing applicable for {path.name}: the loop would prove nothing"
+        for rec in applicable:
+            parse_action(rec)  # raises Refused for any shape apply would not run
 
 
 async def test_fragmented_file_gets_vacuum_and_the_incremental_switch(aged_demo_db):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -23,7 +22,6 @@ import pytest
 
 from pwtop.database import activity, preflight
 from pwtop.database.apply import Refused, apply_recommendations, parse_action
-from pwtop.demo.generate import create_demo_database
 from pwtop.errors import TargetError
 from pwtop.model import Recommendation
 
@@ -41,26 +39,15 @@ CHECKPOINT = rec("wal_checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)")
 DROP_DUP = rec("drop_index", 'DROP INDEX "idx_wifi_detections_ssid"')
 
 
-@pytest.fixture(scope="session")
-def templates(tmp_path_factory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("demo-templates")
-    fresh = create_demo_database(base / "fresh.db", rows=20_000, seed=1).path
-    aged = create_demo_database(base / "aged.db", rows=20_000, seed=1, age_days=60).path
-    return {"fresh": fresh, "aged": aged}
+@pytest.fixture
+def db(demo_db) -> Path:
+    """tests/conftest.py's copy of the 20,000-row demo file (generated once per session)."""
+    return demo_db
 
 
 @pytest.fixture
-def db(tmp_path, templates) -> Path:
-    path = tmp_path / "app.db"
-    shutil.copyfile(templates["fresh"], path)
-    return path
-
-
-@pytest.fixture
-def aged_db(tmp_path, templates) -> Path:
-    path = tmp_path / "aged.db"
-    shutil.copyfile(templates["aged"], path)
-    return path
+def aged_db(aged_demo_db) -> Path:
+    return aged_demo_db
 
 
 def digest(path: Path) -> str:
