@@ -94,10 +94,16 @@ def test_internal_error_is_one_line_and_logged(xdg, capsys, monkeypatch):
         main(["--debug", "config", "check"])
 
 
-def test_python_dash_m_runs():
+def test_python_dash_m_runs(xdg, tmp_path):
+    """A child started from any directory runs, with the test's own home
+    (tests/conftest.py): its config lands there, not in the real ~/.config."""
     proc = subprocess.run([sys.executable, "-m", "pwtop", "--version"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
+                          text=True, cwd=tmp_path, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("pwtop ")
+    proc = subprocess.run([sys.executable, "-m", "pwtop", "config", "init"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (xdg.config / "pwtop" / "config.toml").is_file()
 
 
 def test_unwritable_log_location_does_not_stop_pwtop(tmp_path, monkeypatch, capsys):
