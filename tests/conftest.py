@@ -1,5 +1,8 @@
 """Shared fixtures.
 
+Every test runs with a home of its own (``xdg``, autouse): pwtop's config, state, data and
+runtime directories and HOME in a fresh temporary directory, inherited by subprocesses.
+
 The demo databases are generated once per test session (the generator is the real
 ``pwtop.demo.generate``; 20,000 wifi rows keep it to about a second) and copied for each
 test, so a test may change its copy freely. Copies hold only the main file: the templates
