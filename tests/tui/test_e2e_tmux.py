@@ -1,10 +1,10 @@
 """pwtop in real terminals: tmux (start, switch tabs, quit; the session killed under it)
 and a bare pseudo-terminal whose far end closes without any signal (SSH dropped).
 
-Each run gets its own XDG directories and its own tmux server (a private socket, so that
-other tmux users on the machine neither disturb it nor are disturbed), a session named
-with a uuid, and is stopped by pid in a ``finally``; nothing forces TERM (tmux sets its
-own).
+Each run gets its own XDG directories and its own tmux server (a private socket in the
+test's tmp_path, so that other tmux users on the machine neither disturb it nor are
+disturbed, removed afterwards: tmux leaves it behind), a session named with a uuid, and
+is stopped by pid in a ``finally``; nothing forces TERM (tmux sets its own).
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class Tmux:
     def __init__(self, tmp_path: Path, db: Path, size=(100, 30),
                  extra_env: dict[str, str] | None = None) -> None:
         self.name = f"pwtop-e2e-{uuid.uuid4().hex}"
-        self.tmux = ["tmux", "-L", self.name]
+        self.socket = tmp_path / "tmux.sock"
+        self.tmux = ["tmux", "-S", str(self.socket)]
         self.pidfile = tmp_path / "pwtop.pid"
         env = {**os.environ, **(extra_env or {})}
         inner = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "pwtop", "--db",
@@ -100,8 +101,9 @@ class Tmux:
         subprocess.run([*self.tmux, "kill-session", "-t", self.name], capture_output=True)
         if alive(self.pid):
             os.kill(self.pid, signal.SIGKILL)
-        # the private server of this test only (its socket is named after the session)
+        # the private server of this test only, and the socket file it leaves behind
         subprocess.run([*self.tmux, "kill-server"], capture_output=True)
+        self.socket.unlink(missing_ok=True)
 
 
 TABS = "Overview  Database  Async  Realtime  System  Alerts"
