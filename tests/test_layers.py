@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -357,9 +356,9 @@ def test_the_parser_sees_function_level_and_type_checking_imports(tmp_path, monk
 # ---------------------------------------------------------------- at run time
 
 
-def _loaded_after(code: str, tmp_path: Path) -> dict[str, list[str]]:
-    """Run ``code`` in a fresh interpreter; which pwtop (and selected third-party) modules
-    it loaded."""
+def _loaded_after(code: str) -> dict[str, list[str]]:
+    """Run ``code`` in a fresh interpreter (with the test's own home, tests/conftest.py);
+    which pwtop (and selected third-party) modules it loaded."""
     probe = textwrap.dedent(code) + textwrap.dedent("""
         import json, sys
         print(json.dumps({
@@ -368,22 +367,18 @@ def _loaded_after(code: str, tmp_path: Path) -> dict[str, list[str]]:
                             if m in sys.modules),
         }))
     """)
-    env = dict(os.environ)
-    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_STATE_HOME=str(tmp_path / "state"),
-               XDG_DATA_HOME=str(tmp_path / "data"), XDG_RUNTIME_DIR=str(tmp_path))
-    env.pop("PWTOP_CONFIG", None)
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_an_app_using_the_in_app_side_loads_none_of_the_monitoring_side(tmp_path):
+def test_an_app_using_the_in_app_side_loads_none_of_the_monitoring_side(xdg):
     """What an app does with pwtop (the README's two lines and the names apps import),
     run for real: an agent serving (reading pwtop's config, which sets alert rules, for its
     address and token), an operation monitored, a snapshot built, a command run. Only
     basics and in-app modules may be loaded afterwards."""
-    config = tmp_path / "config" / "pwtop" / "config.toml"
+    config = xdg.config / "pwtop" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text('[alerts]\n[[alerts.rules]]\nname = "hot"\n'
                       'metric = "system_cpu_percent"\nwarning = 90\n')
@@ -417,7 +412,7 @@ def test_an_app_using_the_in_app_side_loads_none_of_the_monitoring_side(tmp_path
             await served.stop()
 
         asyncio.run(main())
-    """, tmp_path)
+    """)
     outside = [m for m in loaded["pwtop"] if rank(m) > ORDER.index("in-app")
                and not imports_nothing(m)]  # pwtop/database/__init__.py: a docstring
     assert not outside, f"an app loaded pwtop's monitoring side: {outside}"
@@ -436,18 +431,18 @@ def test_loading_a_config_with_alerts_loads_no_alert_or_system_code(tmp_path):
         from pwtop.config import load_settings
         settings = load_settings({str(path)!r})
         assert settings.alerts.rules[0]["name"] == "hot"
-    """, tmp_path)
+    """)
     assert "psutil" not in loaded["other"]
     assert all(layer_of(m) == "basics" for m in loaded["pwtop"]), loaded["pwtop"]
 
 
 @pytest.mark.parametrize("verb", ["probe --help", "config show"])
-def test_a_light_verb_loads_only_what_it_uses(tmp_path, verb):
+def test_a_light_verb_loads_only_what_it_uses(verb):
     loaded = _loaded_after(f"""
         import contextlib, io, sys
         from pwtop.cli import main
         with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):
             main({verb.split()!r})
-    """, tmp_path)
+    """)
     assert "psutil" not in loaded["other"] and "textual" not in loaded["other"]
     assert not [m for m in loaded["pwtop"] if m.startswith(("pwtop.alerts", "pwtop.system"))]
