@@ -255,6 +255,7 @@ async def test_the_component_lists_create_index_recommendations(demo_db, monkeyp
     assert analyses == []
 
 
+@pytest.mark.slow
 def test_bad_statements_are_reported_one_by_one_and_the_rest_analysed(demo_db):
     items = workload_items(demo_db) + [
         WorkloadItem("typo", "SELEC bssid FROM wifi_detections", ()),

@@ -110,6 +110,7 @@ async def test_no_capture_in_the_snapshot_means_none(demo_db):
     assert items_from_snapshot(None) == ([], {})
 
 
+@pytest.mark.slow
 async def test_the_component_advises_for_what_the_app_ran(demo_db, monkeypatch):
     import asyncio
 

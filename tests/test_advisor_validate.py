@@ -133,6 +133,7 @@ def test_optimize_withholds_index_changes_without_scratch_space(demo_db, tmp_pat
     assert digest(demo_db) == before
 
 
+@pytest.mark.slow
 def test_a_dry_run_validates_nothing(demo_db, tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()

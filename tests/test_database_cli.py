@@ -206,6 +206,7 @@ def test_readable_text(demo_db, capsys, quick_config):
 
 # ---------------------------------------------------------------- Python API
 
+@pytest.mark.slow
 def test_python_api_in_a_plain_script(demo_db):
     from pwtop import DatabaseOptimizer
 

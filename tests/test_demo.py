@@ -154,6 +154,7 @@ def test_file_is_wal_without_statistics_unless_asked(demo_db, tmp_path):
 
 # ---------------------------------------------------------------- data
 
+@pytest.mark.slow
 def test_same_seed_same_rows_other_seed_other_rows(tmp_path, demo_db):
     again = tmp_path / "again.db"
     summary = create_demo_database(again, rows=8000, seed=7)

@@ -82,6 +82,7 @@ async def test_plus_and_minus_step_the_interval_and_show_it(make_app, settings):
         assert app.view.interval == INTERVALS[0]  # bounded
 
 
+@pytest.mark.slow
 async def test_space_collects_now_and_a_analyzes_the_current_component(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:

@@ -197,6 +197,7 @@ async def test_tables_update_cells_in_place(make_app, monkeypatch):
         assert counts["clear"] == 0 and counts["update_cell"] >= 1
 
 
+@pytest.mark.slow
 async def test_an_agent_link_that_is_down_reads_not_connected_and_polls_slower(make_app):
     from tui_helpers import FakeComponent
 
