@@ -128,6 +128,8 @@ async def test_a_factory_that_fails_is_one_line_not_a_crash(settings, app_db):
         await session.close()
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 async def test_a_slow_component_never_overlaps_and_delays_only_itself(settings, app_db):
     factories = registry_factories(["database", "system"])
     slow = {}
@@ -208,6 +210,8 @@ def test_the_session_imports_no_face():
 # ---------------------------------------------------------------- monitor on the session
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 async def test_monitor_keeps_its_cadence_with_a_component_slower_than_the_interval(
         settings, app_db, monkeypatch):
     """Five rows in a second at 0.2 s, although the database takes 0.5 s a collect: its

@@ -11,10 +11,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from pwtop.components import REGISTRY
+from pwtop.components import NAMES, REGISTRY
 from pwtop.present.overview import overview_rows
 from pwtop.tui.tabs.draw import metric_lines
-from pwtop.components import NAMES
 from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricLines
 from pwtop.tui.widgets.text import set_text
