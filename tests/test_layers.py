@@ -53,6 +53,8 @@ IN_APP: tuple[str, ...] = (
     "pwtop.agent", "pwtop.agent.server", "pwtop.agent.launch", "pwtop.agent.protocol",
     "pwtop.agent.token",
     "pwtop.agent.prometheus",
+    # the ASGI side: request-timing middleware
+    "pwtop.asgi", "pwtop.asgi.middleware",
     # the workload capture hook and the SQL text helpers it fingerprints with
     "pwtop.database.advisor.capture", "pwtop.database.advisor.sqltext",
 )

@@ -321,6 +321,11 @@ class Operation:
     max_seconds: float | None = None
     interval_count: int | None = None
     slow: list[SlowCall] = field(default_factory=list)
+    #: HTTP responses by status class ("2xx" ...); only for the ASGI middleware's
+    #: operations (empty for every other one).
+    status_classes: dict[str, int] = field(default_factory=dict)
+    #: The same as text, ``2xx 120 4xx 3`` (classes never seen left out; "" if not HTTP).
+    http: str = ""
     #: Lifetime latency histogram as sent (the next collect's baseline).
     latency: Histogram = field(default_factory=Histogram, metadata=INTERNAL)
     #: The part of it the percentiles above cover.
@@ -487,6 +492,7 @@ def _operation(r: _Reader, name: str, op: dict[str, Any], before: Histogram | No
     recent = hist.delta(before) if before is not None and before.count <= hist.count else hist
     pct = recent.percentiles()
     throughput = r.obj(op, "throughput_per_second", where)
+    statuses = r.counts(op, "status_classes", where)
     slow = [SlowCall(duration_seconds=r.num(s, "duration_seconds", f"{where}.slow"),
                      at=r.num(s, "at", f"{where}.slow"),
                      monotonic=r.num(s, "monotonic", f"{where}.slow"),
@@ -501,8 +507,9 @@ def _operation(r: _Reader, name: str, op: dict[str, Any], before: Histogram | No
                                  f"{where}.errors_per_second"),
         p50_seconds=pct["p50_seconds"], p95_seconds=pct["p95_seconds"],
         p99_seconds=pct["p99_seconds"], max_seconds=r.num(latency, "max_seconds", where),
-        interval_count=recent.count, slow=slow[-MAX_SLOW_LISTED:], latency=hist,
-        recent=recent)
+        interval_count=recent.count, slow=slow[-MAX_SLOW_LISTED:],
+        status_classes=statuses, http=" ".join(f"{k} {n}" for k, n in statuses.items() if n),
+        latency=hist, recent=recent)
 
 
 def _loop(r: _Reader, loop: dict[str, Any]) -> Loop:

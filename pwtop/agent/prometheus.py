@@ -159,6 +159,10 @@ def _async(f: _Families, stats: dict[str, Any]) -> None:
             f.set("counter", "pwtop_operation_errors", "Operations that raised, by exception "
                   "type.", {"operation": name, "error": error}, n)
         f.hist("pwtop_operation_duration_seconds", "Operation latency.", lab, op.get("latency"))
+        for klass, n in (op.get("status_classes") or {}).items():
+            f.set("counter", "pwtop_http_responses", "HTTP responses of a route (operation) "
+                  "by status class, counted by pwtop's ASGI middleware.",
+                  {"operation": name, "status_class": klass}, n)
     loop = stats.get("loop") or {}
     lag = loop.get("lag_seconds") or {}
     f.set("gauge", "pwtop_loop_lag_seconds", "Event-loop lag: how late the last timer woke "

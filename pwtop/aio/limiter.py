@@ -38,6 +38,10 @@ class RateLimiter:
         _check_burst(burst)
         self.name = name
         self._rate = float(rate)
+        #: The rate it was made with: running below it means something throttled it
+        #: (pwtop's ``throttle`` response lowers the rate and restores it when the alert
+        #: resolves), which :attr:`throttled` and the ASGI middleware's shedding read.
+        self.configured_rate = float(rate)
         self._burst = float(burst)
         self._clock = clock
         self._sleep = sleep
@@ -56,6 +60,11 @@ class RateLimiter:
     @property
     def rate(self) -> float:
         return self._rate
+
+    @property
+    def throttled(self) -> bool:
+        """True while the rate is below :attr:`configured_rate`."""
+        return self._rate < self.configured_rate
 
     @property
     def burst(self) -> float:

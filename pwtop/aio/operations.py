@@ -85,7 +85,7 @@ class OperationStats:
 
     __slots__ = ("name", "clock", "entered", "cancelled", "error_count", "errors", "latency",
                  "counts", "watch", "slow_threshold", "slow", "created", "faults",
-                 "_throughput", "_error_rate")
+                 "statuses", "_throughput", "_error_rate")
 
     def __init__(self, name: str, *, clock: Clock, slow_threshold: float, faults: Faults) -> None:
         self.name = name
@@ -104,6 +104,9 @@ class OperationStats:
         self._throughput = WindowedRate(WINDOWS, clock=clock, resolution=1.0)
         self._throughput.update(0, self.created)
         self._error_rate: WindowedRate | None = None  # made on the first error
+        #: Responses by HTTP status class, indexed by ``status // 100`` (the ASGI
+        #: middleware's requests only; None for every other operation).
+        self.statuses: list[int] | None = None
 
     @property
     def count(self) -> int:
@@ -164,7 +167,7 @@ class OperationStats:
         throughput = self._throughput.rates()
         errors_rate = (self._error_rate.rates() if self._error_rate is not None
                        else {k: 0.0 if v is not None else None for k, v in throughput.items()})
-        return {
+        out = {
             "name": self.name,
             "count": count,
             "in_flight": max(0, self.entered - count),
@@ -178,6 +181,15 @@ class OperationStats:
             "slow": list(self.slow),
             "age_seconds": now - self.created,
         }
+        if self.statuses is not None:
+            out["status_classes"] = status_classes(self.statuses)
+        return out
+
+
+def status_classes(counts: list[int]) -> dict[str, int]:
+    """``{"2xx": n, "3xx": n, "4xx": n, "5xx": n}`` (and ``"1xx"`` when any) from counts
+    indexed by ``status // 100``."""
+    return {f"{i}xx": counts[i] for i in range(1, 6) if i != 1 or counts[i]}
 
 
 class Span:

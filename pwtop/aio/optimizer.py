@@ -24,7 +24,7 @@ import psutil
 
 from pwtop.aio import advice, commands
 from pwtop.aio.loop import LoopMonitor
-from pwtop.aio.operations import Faults, OperationTable, Span
+from pwtop.aio.operations import Faults, OperationStats, OperationTable, Span
 from pwtop.config import AsyncSettings, Settings
 from pwtop.errors import PwtopError
 from pwtop.model import ActionResult, Recommendation
@@ -142,6 +142,21 @@ class AsyncOptimizer:
                 return fn(*args, **kwargs)
         return timed  # type: ignore[return-value]
 
+    def operation_stats(self, name: str) -> OperationStats:
+        """The entry of ``name`` (created on first use), for instrumentation that times
+        its own calls and only learns the name at the end (the ASGI middleware: a request
+        has a route template only after routing). Never raises."""
+        return self._table.get(name)
+
+    @property
+    def clock(self) -> Clock:
+        """The monotonic clock every operation is timed with."""
+        return self._clock
+
+    def record_fault(self, fault: BaseException) -> None:
+        """Count a failure of pwtop's own instrumentation (``instrumentation_errors``)."""
+        self._faults.record(fault)
+
     # ------------------------------------------------------------ registration
     def register_pool(self, name: str, pool: Any) -> Any:
         return self._register("pools", name, pool)
@@ -185,6 +200,18 @@ class AsyncOptimizer:
     @property
     def degraded_reason(self) -> str:
         return self._degraded_reason
+
+    @property
+    def throttled(self) -> bool:
+        """True while a registered rate limiter runs below the rate it was made with
+        (pwtop's ``throttle`` response lowers it with ``set_rate`` and restores it)."""
+        for limiter in list(self._registry["limiters"].values()):
+            try:
+                if limiter.rate < limiter.configured_rate:
+                    return True
+            except Exception:  # a limiter of the app's own making, without the fields
+                continue
+        return False
 
     def set_degraded(self, value: bool, reason: str = "") -> None:
         if bool(value) != self._degraded:

@@ -1,0 +1,1 @@
+"""pwtop inside an ASGI app (FastAPI, Starlette): the request-timing middleware."""
