@@ -304,14 +304,14 @@ def route_template(route: Any, root_path: Any, root: Any) -> str:
     ``Route``, ``APIRoute``, ``WebSocketRoute``); a mount (it has ``routes``) whose app is
     not a router itself is ``<prefix>/*``.
     """
-    if route is None:
-        return UNMATCHED
     prefix = ""
     if isinstance(root_path, str) and isinstance(root, str) and root_path.startswith(root):
-        prefix = root_path[len(root):]
+        prefix = root_path[len(root):].rstrip("/")
+    if route is None:  # FastAPI's router records no route for a mount it matched
+        return prefix + "/*" if prefix else UNMATCHED
     if hasattr(route, "routes") and hasattr(route, "app"):  # a Mount
-        return (prefix.rstrip("/") or "") + "/*"
+        return prefix + "/*"
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(path, str):
         return UNMATCHED
-    return prefix.rstrip("/") + path
+    return prefix + path

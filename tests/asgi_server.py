@@ -1,0 +1,81 @@
+"""A real uvicorn serving an ASGI app on 127.0.0.1 inside the test's event loop, and a
+minimal HTTP/1.1 client on asyncio streams (no extra client library needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import uvicorn
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, **config: Any) -> AsyncIterator[str]:
+    """``async with serving(app) as base:`` -> ``http://127.0.0.1:PORT``; uvicorn on a free
+    port, lifespan on, stopped (and awaited) on exit."""
+    options = {"host": "127.0.0.1", "port": 0, "log_level": "warning", "lifespan": "on",
+               "ws": "websockets-sansio"}
+    options.update(config)
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+async def request(base: str, path: str, method: str = "GET", body: bytes = b"",
+                  headers: dict[str, str] | None = None) -> Reply:
+    """One request on its own connection (``Connection: close``); the whole reply."""
+    host, _, port = base.removeprefix("http://").partition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
+                 f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    reply = Reply(int(status_line.split()[1]))
+    for line in header_lines:
+        k, _, v = line.partition(":")
+        reply.headers[k.strip().lower()] = v.strip()
+    if reply.headers.get("transfer-encoding") == "chunked":
+        payload = _dechunk(payload)
+    reply.body = payload
+    return reply
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        data = rest[size + 2:]
+    return bytes(out)
