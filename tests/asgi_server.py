@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -12,15 +13,23 @@ import uvicorn
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any, **config: Any) -> AsyncIterator[str]:
+async def serving(app: Any, *, sndbuf: int | None = None, **config: Any
+                  ) -> AsyncIterator[str]:
     """``async with serving(app) as base:`` -> ``http://127.0.0.1:PORT``; uvicorn on a free
-    port, lifespan on, stopped (and awaited) on exit."""
+    port, lifespan on, stopped (and awaited) on exit. ``sndbuf`` shrinks the kernel's send
+    buffer of every accepted connection (Linux copies it from the listening socket), so a
+    client that never reads backs the server up after a few kilobytes, not megabytes."""
     options = {"host": "127.0.0.1", "port": 0, "log_level": "warning", "lifespan": "on",
                "ws": "websockets-sansio"}
     options.update(config)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if sndbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    sock.bind((options["host"], options["port"]))
     server = uvicorn.Server(uvicorn.Config(app, **options))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             if task.done():
@@ -31,7 +40,10 @@ async def serving(app: Any, **config: Any) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 10)
+        try:
+            await asyncio.wait_for(task, 10)
+        finally:
+            sock.close()
 
 
 @dataclass

@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import json
 import logging
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -46,8 +47,33 @@ log = logging.getLogger("pwtop.realtime.hub")
 CLOSE_SLOW = (1008, "slow consumer")
 CLOSE_STALE = (1011, "heartbeat timeout")
 CLOSE_FULL = (1013, "too many connections")
+CLOSE_ERROR = (1011, "on_connect failed")
 ECHO_MEMORY = 1024          # recent (group, seq) send times kept to time client echoes
 CLIENTS_LISTED = 20         # connections listed in stats, worst first
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What ``on_connect`` is told about a new client."""
+
+    id: str
+    path: str
+    group: str
+    remote: str
+
+
+async def _messages(result: Any) -> list[Any]:
+    """on_connect's answer as a list: None, an iterable, an async iterable, or an
+    awaitable of either (a plain ``async def`` returning a list)."""
+    if inspect.isawaitable(result):
+        result = await result
+    if result is None:
+        return []
+    if hasattr(result, "__aiter__"):
+        return [m async for m in result]
+    if isinstance(result, (str, bytes, Mapping)):
+        return [result]
+    return list(result)
 
 
 @dataclass(eq=False)
@@ -73,6 +99,9 @@ class _Client:
     behind_since: float | None = None
     ever_slow: bool = False
     close_local: tuple[int, str] | None = None
+    #: False while on_connect's initial messages go out: broadcasts queue behind them.
+    ready: bool = True
+    asgi: bool = False
 
     def to_dict(self, now: float) -> dict[str, Any]:
         return {
@@ -88,6 +117,65 @@ class _Client:
             "slow_seconds": None if self.behind_since is None else round(
                 now - self.behind_since, 3),
         }
+
+
+class _AsgiSocket:
+    """An ASGI WebSocket (uvicorn, hypercorn ... through FastAPI/Starlette or raw) seen
+    through the few ``ServerConnection`` members the hub uses.
+
+    ``paused`` is always True, so every broadcast to an ASGI client goes through its
+    bounded queue and sender task: ASGI's ``send`` is a coroutine that waits on the
+    server's flow control, and only the sender task may wait on it. ASGI has no ping, so
+    the heartbeat watches for a send stuck past the interval instead (``sending_since``);
+    the server's own pings (``uvicorn --ws-ping-interval``) keep checking liveness.
+    """
+
+    paused = True
+    transport = None
+    request = None
+
+    def __init__(self, send: Callable[[dict[str, Any]], Any], remote: tuple | None) -> None:
+        self._send = send
+        self.remote_address = remote
+        self.protocol = self  # close_rcvd, as on a websockets connection
+        self.close_rcvd: Any = None
+        self.sending_since: float | None = None
+        self.closed = False
+        self.aborted = False
+        self.task: asyncio.Task | None = None
+
+    async def send(self, data: bytes, text: bool = True) -> None:
+        if self.closed:
+            raise ConnectionClosed(None, None)
+        self.sending_since = time.monotonic()
+        try:
+            await self._send({"type": "websocket.send", "text": data.decode("utf-8")})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the server's own "client disconnected" error
+            self.closed = True
+            raise ConnectionClosed(None, None) from exc
+        finally:
+            self.sending_since = None
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send the close frame (the caller bounds the wait), then end the serving loop."""
+        try:
+            if not self.closed:
+                self.closed = True
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Stop serving this connection now: its ``serve_asgi`` call returns."""
+        self.closed = True
+        if not self.aborted:
+            self.aborted = True
+            task = self.task
+            # from the serving task itself (on_connect failed) it just returns
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
 
 
 class WebSocketHub:
@@ -106,7 +194,8 @@ class WebSocketHub:
                  mem_level: int = 5, max_missed_pongs: int = 2,
                  slow_timeout: float | None = 30.0, max_message_size: int = 65536,
                  close_timeout: float = 5.0,
-                 on_message: Callable[[str, str | bytes], Any] | None = None) -> None:
+                 on_message: Callable[[str, str | bytes], Any] | None = None,
+                 on_connect: Callable[[Connection], Any] | None = None) -> None:
         settings = settings or RealtimeSettings()
         check_window_bits(window_bits)
         check_mem_level(mem_level)
@@ -126,6 +215,9 @@ class WebSocketHub:
         self.max_message_size = max_message_size
         self.close_timeout = close_timeout
         self.on_message = on_message
+        if on_connect is not None and not callable(on_connect):
+            raise TypeError(f"on_connect must be an async callable, got {on_connect!r}")
+        self.on_connect = on_connect
         self.metrics = StreamMetrics()
         self.stale_disconnects = 0
         self.slow_disconnects = 0
@@ -231,18 +323,143 @@ class WebSocketHub:
             if ext.name == "permessage-deflate":
                 client.compressed = True
                 client.window_bits = getattr(ext, "local_max_window_bits", None)
-        self._clients[client.id] = client
-        self.metrics.connected()
-        self.join(client.id, path)
-        client.sender = asyncio.create_task(self._sender(client))
-        self._ensure_heartbeat()
         try:
+            if not await self._start(client, path):
+                return
             async for message in ws:
                 self._incoming(client, message)
         except ConnectionClosed:
             pass
         finally:
             self._forget(client)
+
+    async def serve_asgi(self, websocket: Any = None, receive: Any = None, send: Any = None,
+                         *, group: str | None = None) -> None:
+        """Serve one WebSocket of an ASGI app until it closes.
+
+        ``@app.websocket("/ws/aps") async def ws(websocket): await hub.serve_asgi(websocket)``
+        with Starlette's or FastAPI's ``WebSocket`` (accepted here unless the route already
+        did), or ``await hub.serve_asgi(scope, receive, send)`` from a raw ASGI app. The
+        client joins ``group`` (default: its path), gets on_connect's initial messages,
+        then every broadcast to the group through its bounded drop-oldest queue, with the
+        same slow-client handling, limits and metrics as on the hub's own server.
+        Differences, both from ASGI itself: a refused connection (unknown path, too many
+        connections) gets HTTP 404/503 where the server supports the WebSocket denial
+        response extension, else a close before the handshake (uvicorn answers 403); and
+        the heartbeat closes a connection whose send has been stuck for
+        ``max_missed_pongs`` beats (ASGI cannot ping; the server pings on its own).
+        """
+        if isinstance(websocket, dict):  # the raw (scope, receive, send) triple
+            scope, raw_receive, raw_send, handshake = websocket, receive, send, None
+        elif websocket is not None and hasattr(websocket, "scope"):
+            scope = websocket.scope
+            handshake = websocket
+            # Starlette's WebSocket checks its state on every call; after the handshake
+            # the hub talks to the server's callables directly (one check fewer per
+            # message), falling back to the public methods.
+            raw_receive = getattr(websocket, "_receive", None) or websocket.receive
+            raw_send = getattr(websocket, "_send", None) or websocket.send
+        else:
+            raise TypeError("serve_asgi takes a Starlette/FastAPI WebSocket or an ASGI "
+                            f"(scope, receive, send) triple, got {websocket!r}")
+        if scope.get("type") != "websocket":
+            raise TypeError(f"serve_asgi needs a websocket scope, got {scope.get('type')!r}")
+        path = scope.get("path") or "/"
+        if handshake is None or _state_name(handshake) == "CONNECTING":
+            if handshake is None:
+                message = await raw_receive()
+                if message.get("type") != "websocket.connect":
+                    return
+            refused = self._refusal(path)
+            if refused is not None:
+                await _deny(scope, raw_send, *refused)
+                return
+            if handshake is not None:
+                await handshake.accept()
+            else:
+                await raw_send({"type": "websocket.accept"})
+        elif self._closed or len(self._clients) >= self.max_connections:
+            self.metrics.refused()
+            await raw_send({"type": "websocket.close", "code": CLOSE_FULL[0],
+                            "reason": CLOSE_FULL[1]})
+            return
+        client_addr = scope.get("client")
+        peer = _AsgiSocket(raw_send, tuple(client_addr) if client_addr else None)
+        peer.task = asyncio.current_task()
+        self._next_id += 1
+        client = _Client(id=f"c{self._next_id}", ws=peer, path=path,  # type: ignore[arg-type]
+                         remote=f"{client_addr[0]}:{client_addr[1]}" if client_addr else "?",
+                         connected_at=time.monotonic(), asgi=True)
+        try:
+            if not await self._start(client, group or path):
+                return
+            while True:
+                message = await raw_receive()
+                kind = message.get("type")
+                if kind == "websocket.receive":
+                    text = message.get("text")
+                    self._incoming(client, text if text is not None
+                                   else message.get("bytes") or b"")
+                elif kind == "websocket.disconnect":
+                    peer.closed = True
+                    peer.close_rcvd = _Close(message.get("code", 1005))
+                    break
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not peer.aborted or task is None or task.cancelling() > 1:
+                raise
+            task.uncancel()  # the hub closed it (slow, stale, shutting down): return
+        except ConnectionClosed:
+            pass
+        finally:
+            self._forget(client)
+
+    def _refusal(self, path: str) -> tuple[int, str, tuple[int, str]] | None:
+        """(HTTP status, text, close code) for a connection the hub will not take."""
+        if self.paths is not None and path not in self.paths:
+            return 404, f"no WebSocket stream at {path}\n", (1008, "unknown path")
+        if self._closed or self._active() >= self.max_connections:
+            self.metrics.refused()
+            return (503, f"too many connections (max_connections={self.max_connections})\n",
+                    CLOSE_FULL)
+        return None
+
+    async def _start(self, client: _Client, group: str) -> bool:
+        """Register ``client`` in ``group``, send it on_connect's initial messages, then
+        start its sender. It joins first, so no broadcast is missed: those made while the
+        initial messages are prepared or sent wait in its queue behind them (``ready`` is
+        False), in order. False when on_connect failed (the client is closed, 1011)."""
+        self._clients[client.id] = client
+        self.metrics.connected()
+        if self.on_connect is not None:
+            client.ready = False
+        self.join(client.id, group)
+        self._ensure_heartbeat()
+        if self.on_connect is not None:
+            try:
+                initial = await _messages(self.on_connect(
+                    Connection(client.id, client.path, group, client.remote)))
+                for message in initial:
+                    data = encode_message(message, None)
+                    await client.ws.send(data, text=True)
+                    self.metrics.sent(1, len(data))
+                    client.sent += 1
+                    client.bytes_sent += len(data)
+            except (ConnectionClosed, asyncio.CancelledError):
+                raise
+            except Exception:
+                log.exception("on_connect failed for %s (%s); closing it", client.id,
+                              client.path)
+                client.close_local = CLOSE_ERROR
+                self._leave_all(client)
+                client.queue.clear()
+                await self._close(client, *CLOSE_ERROR)
+                return False
+            client.ready = True
+        client.sender = asyncio.create_task(self._sender(client))
+        if client.queue:
+            client.wake.set()
+        return True
 
     # ------------------------------------------------------------ groups
 
@@ -316,7 +533,7 @@ class WebSocketHub:
         queued = 0
         for client in tuple(members.values()):  # _enqueue may drop a slow member
             ws = client.ws
-            if client.queue or ws.paused:
+            if client.queue or ws.paused or not client.ready:
                 self._enqueue(client, data, started)
                 queued += 1
             else:
@@ -393,7 +610,10 @@ class WebSocketHub:
             async with asyncio.timeout(self.close_timeout):
                 await client.ws.close(code, reason)
         except Exception:
-            client.ws.transport.abort()
+            if client.asgi:
+                client.ws.abort()
+            else:
+                client.ws.transport.abort()
 
     # ------------------------------------------------------------ receiving
 
@@ -438,8 +658,19 @@ class WebSocketHub:
 
     def beat(self) -> None:
         """One heartbeat: count missing pongs, close stale connections, ping the others."""
+        now = time.monotonic()
         for client in list(self._clients.values()):
             if client.close_local is not None:
+                continue
+            if client.asgi:  # no ping in ASGI: a send stuck for a whole beat is a miss
+                since = client.ws.sending_since
+                if since is not None and now - since >= self.heartbeat_interval:
+                    client.missed_pongs += 1
+                    if client.missed_pongs >= self.max_missed_pongs:
+                        self.stale_disconnects += 1
+                        self._drop(client, *CLOSE_STALE)
+                else:
+                    client.missed_pongs = 0
                 continue
             if client.ping_task is not None and not client.ping_task.done():
                 client.missed_pongs += 1
@@ -583,3 +814,30 @@ def check_window_bits(bits: int) -> None:
 def check_mem_level(level: int) -> None:
     if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 9:
         raise ValueError(f"mem_level must be an integer from 1 to 9, got {level!r}")
+
+
+@dataclass(frozen=True)
+class _Close:
+    code: int
+
+
+def _state_name(websocket: Any) -> str:
+    state = getattr(websocket, "client_state", None)
+    return getattr(state, "name", "CONNECTED" if state is not None else "CONNECTING")
+
+
+async def _deny(scope: dict[str, Any], send: Callable[[dict[str, Any]], Any], status: int,
+                text: str, close: tuple[int, str]) -> None:
+    """Refuse a WebSocket before its handshake: an HTTP answer where the server offers the
+    denial response extension, else a close (which the server turns into a 403)."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = text.encode()
+        headers = [(b"content-type", b"text/plain; charset=utf-8"),
+                   (b"content-length", str(len(body)).encode())]
+        if status == 503:
+            headers.append((b"retry-after", b"5"))
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": close[0], "reason": close[1]})
