@@ -1,6 +1,9 @@
 """WebSocketHub: the broadcast hub an app serves its WebSocket endpoints with.
 
-Built on websockets' asyncio API. Why it looks the way it does:
+It serves connections on its own server (websockets' asyncio API: :meth:`WebSocketHub.serve`)
+or on the app's own routes through ASGI (:meth:`WebSocketHub.serve_asgi` from a FastAPI or
+Starlette ``@app.websocket`` route), with the same groups, queues and metrics. Why it looks
+the way it does:
 
 - Each broadcast is JSON-encoded once and sent as a text frame to every member of the
   group (PiWardrive's clients are browsers reading JSON; gzip binary frames broke them).
@@ -13,6 +16,12 @@ Built on websockets' asyncio API. Why it looks the way it does:
 - Heartbeats: every ``heartbeat_interval`` each connection is pinged and the round trip is
   measured; a pong still missing after ``max_missed_pongs`` beats closes it (1011).
 - A failed send removes the connection from its groups at once.
+- ``on_connect`` gives each new client its initial messages (PiWardrive sends the full AP
+  list, then updates). The client joins its group first and its broadcasts wait in its
+  queue until the initial messages are out, so it misses none and sees them in order.
+- Through ASGI every send goes through the connection's queue and sender task (ASGI's send
+  is a coroutine that waits on the server's flow control), and since ASGI cannot ping, the
+  heartbeat closes a connection whose send has been stuck for ``max_missed_pongs`` beats.
 - permessage-deflate is on or off with tuned window bits and memLevel; changes apply to new
   connections (extensions are negotiated once, at the handshake). ``buffer_size``, the
   queue length and the heartbeat apply to live connections too.
@@ -50,6 +59,7 @@ CLOSE_FULL = (1013, "too many connections")
 CLOSE_ERROR = (1011, "on_connect failed")
 ECHO_MEMORY = 1024          # recent (group, seq) send times kept to time client echoes
 CLIENTS_LISTED = 20         # connections listed in stats, worst first
+ASGI_BATCH = 64             # messages an ASGI sender sends before it counts them
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,9 @@ class _Client:
     #: False while on_connect's initial messages go out: broadcasts queue behind them.
     ready: bool = True
     asgi: bool = False
+    #: An ASGI send started by broadcast() that had to wait on flow control: (the
+    #: suspended coroutine, what it waits on, bytes); its sender task finishes it first.
+    in_flight: tuple[Any, Any, int] | None = None
 
     def to_dict(self, now: float) -> dict[str, Any]:
         return {
@@ -135,7 +148,7 @@ class _AsgiSocket:
     request = None
 
     def __init__(self, send: Callable[[dict[str, Any]], Any], remote: tuple | None) -> None:
-        self._send = send
+        self._send = self.raw_send = send
         self.remote_address = remote
         self.protocol = self  # close_rcvd, as on a websockets connection
         self.close_rcvd: Any = None
@@ -181,10 +194,13 @@ class _AsgiSocket:
 class WebSocketHub:
     """Registry of connections by group, with bounded per-connection queues and metrics.
 
-    Use ``async with hub.serve("127.0.0.1", 8765): ...`` or pass ``hub.handler`` and
-    ``**hub.serve_options()`` to your own ``websockets.asyncio.server.serve``. Each
+    Use ``async with hub.serve("127.0.0.1", 8765): ...``, pass ``hub.handler`` and
+    ``**hub.serve_options()`` to your own ``websockets.asyncio.server.serve``, or call
+    ``await hub.serve_asgi(websocket)`` from an ASGI app's WebSocket route. Each
     connection joins the group named by its path (``/ws/aps``); ``broadcast(group, msg)``
     reaches that group. ``paths`` limits the accepted paths (others get HTTP 404).
+    ``on_connect(connection)`` (a :class:`Connection`) returns or yields the messages a
+    new client gets before any broadcast: a list, an async generator, or None.
     """
 
     kind = "websocket"
@@ -456,7 +472,8 @@ class WebSocketHub:
                 await self._close(client, *CLOSE_ERROR)
                 return False
             client.ready = True
-        client.sender = asyncio.create_task(self._sender(client))
+        client.sender = asyncio.create_task(
+            self._asgi_sender(client) if client.asgi else self._sender(client))
         if client.queue:
             client.wake.set()
         return True
@@ -530,16 +547,25 @@ class WebSocketHub:
         if not members:
             return 0
         direct: list[ServerConnection] = []
-        queued = 0
+        queued = asgi = 0
+        message: dict[str, Any] | None = None
         for client in tuple(members.values()):  # _enqueue may drop a slow member
             ws = client.ws
-            if client.queue or ws.paused or not client.ready:
+            if client.asgi and client.ready and not client.queue and client.in_flight is None:
+                if message is None:  # one ASGI message for every ASGI member
+                    message = {"type": "websocket.send", "text": data.decode("utf-8")}
+                if self._send_now(client, message, size):
+                    asgi += 1
+            elif client.queue or ws.paused or not client.ready:
                 self._enqueue(client, data, started)
                 queued += 1
             else:
                 direct.append(ws)
                 client.sent += 1
                 client.bytes_sent += size
+        if asgi:
+            self.metrics.delivered(time.monotonic() - started, asgi)
+            self.metrics.sent(asgi, asgi * size)
         if direct:
             try:
                 broadcast(direct, data, text=True, raise_exceptions=True)
@@ -550,7 +576,35 @@ class WebSocketHub:
             # A direct write waits at most as long as this loop took: an upper bound.
             self.metrics.delivered(time.monotonic() - started, len(direct))
             self.metrics.sent(len(direct), len(direct) * size)
-        return len(direct) + queued
+        return len(direct) + queued + asgi
+
+    def _send_now(self, client: _Client, message: dict[str, Any], size: int) -> bool:
+        """Start an ASGI send from broadcast() itself, without a task switch per client.
+
+        The server's send is a coroutine that only suspends when its flow control holds
+        (uvicorn: the transport's buffer is above its high-water mark); until then it
+        writes and returns at once. So the coroutine is run here up to its first
+        suspension: most of the time it has finished by then (True: sent). If it waits,
+        the rest is handed to the client's sender task, which finishes it before anything
+        queued after it (False: counted when the sender finishes it). A send that fails
+        is the client leaving (False).
+        """
+        peer: _AsgiSocket = client.ws  # type: ignore[assignment]
+        coro = peer.raw_send(message)
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            client.sent += 1
+            client.bytes_sent += size
+            return True
+        except Exception:
+            peer.closed = True
+            self._leave_all(client)
+            return False
+        peer.sending_since = time.monotonic()
+        client.in_flight = (coro, waiting_on, size)
+        client.wake.set()
+        return False
 
     def send(self, client_id: str, message: Any) -> bool:
         """Send to one connection through its queue (same drop-oldest policy)."""
@@ -584,6 +638,60 @@ class WebSocketHub:
                 self.metrics.sent(1, len(data))
                 client.sent += 1
                 client.bytes_sent += len(data)
+        except ConnectionClosed:
+            self._leave_all(client)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sender of %s failed", client.id)
+            self._leave_all(client)
+
+    async def _asgi_sender(self, client: _Client) -> None:
+        """:meth:`_sender` for an ASGI connection, where every message takes this path:
+        it drains what is queued in one go and counts the batch once (the windowed
+        counters cost more than a send), each message's delivery latency still timed."""
+        peer: _AsgiSocket = client.ws  # type: ignore[assignment]
+        queue = client.queue
+        record = self.metrics.delivery.record
+        clock = time.monotonic
+        try:
+            while True:
+                if client.in_flight is not None:
+                    coro, waiting_on, size = client.in_flight
+                    began = peer.sending_since or clock()
+                    try:
+                        await _finish(coro, waiting_on)
+                    except Exception as exc:
+                        peer.closed = True
+                        raise ConnectionClosed(None, None) from exc
+                    finally:
+                        client.in_flight = None
+                        peer.sending_since = None
+                    now = clock()
+                    record(now - began, 1, now)
+                    self.metrics.sent(1, size)
+                    client.sent += 1
+                    client.bytes_sent += size
+                    continue
+                if not queue:
+                    client.behind_since = None
+                    client.wake.clear()
+                    await client.wake.wait()
+                    continue
+                sent = nbytes = 0
+                try:
+                    while queue and sent < ASGI_BATCH:
+                        data, queued_at = queue.popleft()
+                        await peer.send(data)
+                        now = clock()
+                        record(now - queued_at, 1, now)
+                        sent += 1
+                        nbytes += len(data)
+                finally:
+                    if sent:
+                        self.metrics.sent(sent, nbytes)
+                        client.sent += sent
+                        client.bytes_sent += nbytes
         except ConnectionClosed:
             self._leave_all(client)
         except asyncio.CancelledError:
@@ -841,3 +949,28 @@ async def _deny(scope: dict[str, Any], send: Callable[[dict[str, Any]], Any], st
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": close[0], "reason": close[1]})
+
+
+async def _finish(coro: Any, waiting_on: Any) -> None:
+    """Run a coroutine that was started by hand (:meth:`WebSocketHub._send_now`) and
+    suspended on ``waiting_on`` to its end, the way a task would: wait for what it waits
+    on, resume it, repeat. Cancelled, it closes the coroutine and re-raises."""
+    try:
+        while True:
+            if waiting_on is None:  # a bare yield (asyncio.sleep(0)): one loop turn
+                await asyncio.sleep(0)
+            else:
+                waiting_on._asyncio_future_blocking = False
+                try:
+                    await waiting_on
+                except BaseException:
+                    if not waiting_on.done():
+                        raise  # we were cancelled: handled below
+                    # its own outcome: the coroutine sees it when resumed
+            try:
+                waiting_on = coro.send(None)
+            except StopIteration:
+                return
+    except asyncio.CancelledError:
+        coro.close()
+        raise

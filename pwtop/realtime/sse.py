@@ -1,8 +1,12 @@
 """Server-Sent Events for apps: framing, a resumable broadcast stream, a tiny server.
 
 :class:`SSEStream` is a plain ASGI application (``scope, receive, send``), so FastAPI or
-Starlette can mount it (``app.mount("/sse/aps", stream)``) and any ASGI server can run it,
-without pwtop depending on a framework. Each listener gets a bounded queue with a
+Starlette can route to it and any ASGI server can run it, without pwtop depending on a
+framework. Route it at its exact path: ``app.add_route("/sse/aps", stream)`` answers
+``/sse/aps`` itself. A Starlette ``Mount`` (``app.mount("/sse/aps", stream)``) only matches
+``/sse/aps/...``: a request for ``/sse/aps`` gets a 307 redirect to ``/sse/aps/``, which
+EventSource follows but many HTTP clients (and ``pwtop probe --no-follow``) do not. The
+stream answers any path it is handed. Each listener gets a bounded queue with a
 drop-oldest policy, so a slow browser loses old events instead of growing memory or
 delaying the others. Events keep an integer ``id`` and a bounded history, so a client that
 reconnects with ``Last-Event-ID`` gets what it missed, or is told plainly (a ``resume-gap``
@@ -99,7 +103,9 @@ class _Listener:
 
 
 class SSEStream:
-    """A broadcast SSE stream: ``publish()`` from the app, mount the object as an ASGI app.
+    """A broadcast SSE stream: ``publish()`` from the app, route to the object as an ASGI
+    app at its exact path (``app.add_route("/sse/aps", stream)``; a ``Mount`` at
+    ``/sse/aps`` redirects ``/sse/aps`` to ``/sse/aps/``, see the module docstring).
 
     ``history`` bounds the resume buffer (events kept for ``Last-Event-ID``); the queue
     length per listener and max_connections come from :class:`RealtimeSettings`.
