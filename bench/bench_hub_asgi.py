@@ -188,7 +188,7 @@ async def bounded_memory(args: argparse.Namespace) -> dict[str, Any]:
                               args.readers, payload)
         gc.collect()
         out["hub"] = {"held_bytes_per_stalled_client": statistics.mean(
-                          sum(len(d) for d, _ in c.queue) for c in stalled),
+                          c.queued_bytes() for c in stalled),
                       "queue_lengths": [len(c.queue) for c in stalled],
                       "queue_size": hub.queue_size,
                       "dropped_for_stalled": sum(c.dropped for c in stalled),

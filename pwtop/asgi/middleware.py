@@ -188,8 +188,7 @@ class PerformanceMiddleware:
             self._record(scope, root, start, clock(), status, None)
 
     def _record(self, scope: Scope, root: Any, start: float, end: float, status: int,
-                exc_type: type[BaseException] | None, _bisect: Any = bisect_left,
-                _bounds: tuple[float, ...] = BOUNDS) -> None:
+                exc_type: type[BaseException] | None) -> None:
         """The end of a request: the same bookkeeping as a ``monitor_operation`` span."""
         try:
             route = scope.get("route")
@@ -199,16 +198,7 @@ class PerformanceMiddleware:
                 op = got[1]
             else:
                 op = self._resolve(key, route, root)
-            seconds = end - start
-            op.entered += 1
-            op.counts[_bisect(_bounds, seconds)] += 1
-            op.latency.sum += seconds
-            klass = status // 100
-            op.statuses[klass if 1 <= klass <= 5 else 5] += 1  # type: ignore[index]
-            if klass == 5 and exc_type is None:
-                exc_type = HTTP5xx
-            if seconds >= op.watch or exc_type is not None:
-                op.rare(seconds, exc_type)
+            _count(op, end - start, status, exc_type)
         except Exception as fault:
             self._fault(fault)
 
@@ -263,13 +253,7 @@ class PerformanceMiddleware:
                 if op.statuses is None:
                     op.statuses = [0] * 6
                 self._shed_ops[(method, rule.pattern)] = op
-            seconds = self._clock() - start
-            op.entered += 1
-            op.counts[bisect_left(BOUNDS, seconds)] += 1
-            op.latency.sum += seconds
-            op.statuses[4] += 1  # type: ignore[index]
-            if seconds >= op.watch:
-                op.rare(seconds, None)
+            _count(op, self._clock() - start, 429, None)
         except Exception as fault:
             self._fault(fault)
 
@@ -286,6 +270,22 @@ class PerformanceMiddleware:
             log.error("pwtop's PerformanceMiddleware failed (requests are served untimed "
                       "when it does; logged once, counted in instrumentation_errors)",
                       exc_info=(type(fault), fault, fault.__traceback__))
+
+
+def _count(op: "OperationStats", seconds: float, status: int,
+           exc_type: type[BaseException] | None, _bisect: Any = bisect_left,
+           _bounds: tuple[float, ...] = BOUNDS) -> None:
+    """One finished request: the bookkeeping of a ``monitor_operation`` span, plus its
+    status class; a 5xx without an exception counts as an ``HTTP 5xx`` error."""
+    op.entered += 1
+    op.counts[_bisect(_bounds, seconds)] += 1
+    op.latency.sum += seconds
+    klass = status // 100
+    op.statuses[klass if 1 <= klass <= 5 else 5] += 1  # type: ignore[index]
+    if klass == 5 and exc_type is None:
+        exc_type = HTTP5xx
+    if seconds >= op.watch or exc_type is not None:
+        op.rare(seconds, exc_type)
 
 
 def _method(method: Any) -> str:

@@ -116,13 +116,20 @@ class _Client:
     #: suspended coroutine, what it waits on, bytes); its sender task finishes it first.
     in_flight: tuple[Any, Any, int] | None = None
 
+    def queued_bytes(self) -> int:
+        """Bytes waiting in the queue (an ASGI client's items carry their size)."""
+        if self.asgi:
+            return sum(item[1] for item, _ in self.queue)
+        return sum(len(data) for data, _ in self.queue)
+
     def to_dict(self, now: float) -> dict[str, Any]:
         return {
             "id": self.id, "path": self.path, "remote": self.remote,
             "groups": sorted(self.groups),
             "connected_seconds": round(now - self.connected_at, 3),
             "compressed": self.compressed, "window_bits": self.window_bits,
-            "queue_length": len(self.queue), "messages_sent": self.sent,
+            "queue_length": len(self.queue), "queue_bytes": self.queued_bytes(),
+            "messages_sent": self.sent,
             "bytes_sent": self.bytes_sent, "messages_received": self.received,
             "dropped": self.dropped, "missed_pongs": self.missed_pongs,
             "ping_rtt_seconds": self.ping_rtt,
@@ -548,14 +555,20 @@ class WebSocketHub:
             return 0
         direct: list[ServerConnection] = []
         queued = asgi = 0
-        message: dict[str, Any] | None = None
+        item: tuple[dict[str, Any], int] | None = None
         for client in tuple(members.values()):  # _enqueue may drop a slow member
             ws = client.ws
-            if client.asgi and client.ready and not client.queue and client.in_flight is None:
-                if message is None:  # one ASGI message for every ASGI member
-                    message = {"type": "websocket.send", "text": data.decode("utf-8")}
-                if self._send_now(client, message, size):
-                    asgi += 1
+            if client.asgi:
+                if item is None:  # one ASGI message for every ASGI member
+                    item = ({"type": "websocket.send", "text": data.decode("utf-8")}, size)
+                if client.ready and not client.queue and client.in_flight is None:
+                    if self._send_now(client, item[0], size):
+                        asgi += 1
+                    elif client.in_flight is not None:  # its sender task finishes it
+                        queued += 1
+                else:
+                    self._enqueue(client, item, started)
+                    queued += 1
             elif client.queue or ws.paused or not client.ready:
                 self._enqueue(client, data, started)
                 queued += 1
@@ -611,7 +624,9 @@ class WebSocketHub:
         client = self._clients.get(client_id)
         if client is None or client.close_local is not None:
             return False
-        self._enqueue(client, encode_message(message, None), time.monotonic())
+        data = encode_message(message, None)
+        self._enqueue(client, ({"type": "websocket.send", "text": data.decode("utf-8")},
+                               len(data)) if client.asgi else data, time.monotonic())
         return True
 
     def _enqueue(self, client: _Client, data: bytes, now: float) -> None:
@@ -679,15 +694,23 @@ class WebSocketHub:
                     await client.wake.wait()
                     continue
                 sent = nbytes = 0
+                send = peer.raw_send
                 try:
+                    peer.sending_since = clock()
                     while queue and sent < ASGI_BATCH:
-                        data, queued_at = queue.popleft()
-                        await peer.send(data)
-                        now = clock()
+                        (message, size), queued_at = queue.popleft()
+                        await send(message)
+                        now = peer.sending_since = clock()
                         record(now - queued_at, 1, now)
                         sent += 1
-                        nbytes += len(data)
+                        nbytes += size
+                except (asyncio.CancelledError, ConnectionClosed):
+                    raise
+                except Exception as exc:  # the server's "client disconnected"
+                    peer.closed = True
+                    raise ConnectionClosed(None, None) from exc
                 finally:
+                    peer.sending_since = None
                     if sent:
                         self.metrics.sent(sent, nbytes)
                         client.sent += sent
