@@ -33,7 +33,7 @@ TABLES = {
         ("rate_per_second", "rate", "1/s"), ("p50_seconds", "p50", "seconds"),
         ("p95_seconds", "p95", "seconds"), ("p99_seconds", "p99", "seconds"),
         ("error_count", "errors", ""), ("in_flight", "in flight", ""),
-        ("http", "HTTP statuses", None)), "rate_per_second", "name"),
+        ("http", "HTTP", None)), "rate_per_second", "name"),
     "pools": ("Pools", (
         ("name", "pool", None), ("size", "size", ""), ("max_size", "max", ""),
         ("in_use", "in use", ""), ("waiters", "waiters", ""),

@@ -245,7 +245,7 @@ async def test_async_and_realtime_tabs_with_an_agent(make_app):
         ops = tab.query_one("#async-operations", SyncTable)
         assert ops.shown_row_keys == ["operations:upload", "operations:wifi_scan"]
         assert cells(ops, "operations:upload") == [
-            "upload", "80", "2.0/s", "115.5 ms", "383.1 ms", "473.1 ms", "1", "0"]
+            "upload", "80", "2.0/s", "115.5 ms", "383.1 ms", "473.1 ms", "1", "0", ""]
         assert not tab.query_one("#async-limiters", SyncTable).display  # none in this app
         screen = text_of(app)
         assert "loop blocked 1 time(s), worst" in screen
