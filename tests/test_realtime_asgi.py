@@ -269,3 +269,23 @@ async def test_on_connect_works_on_the_hubs_own_server_too():
             first, second = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in "ab"]
     assert first["type"] == "snapshot" and first["path"] == "/ws/aps"
     assert second["n"] == 1 and second["seq"] == 1
+
+
+async def test_a_websocket_the_route_accepted_itself_is_served_or_closed_when_full():
+    hub = WebSocketHub(RealtimeSettings(max_connections=1))
+    app = FastAPI()
+
+    @app.websocket("/ws/aps")
+    async def ws_aps(websocket: WebSocket):
+        await websocket.accept()
+        await hub.serve_asgi(websocket)
+
+    async with serving(app) as base:
+        async with connect(ws_url(base, "/ws/aps")) as first:
+            await eventually(lambda: hub.connections == 1, what="the first client")
+            hub.broadcast("/ws/aps", {"n": 1})
+            assert json.loads(await asyncio.wait_for(first.recv(), 5))["n"] == 1
+            async with connect(ws_url(base, "/ws/aps")) as second:
+                with pytest.raises(ConnectionClosed) as info:
+                    await asyncio.wait_for(second.recv(), 5)
+                assert info.value.rcvd.code == 1013

@@ -401,11 +401,12 @@ class WebSocketHub:
                 await handshake.accept()
             else:
                 await raw_send({"type": "websocket.accept"})
-        elif self._closed or len(self._clients) >= self.max_connections:
-            self.metrics.refused()
-            await raw_send({"type": "websocket.close", "code": CLOSE_FULL[0],
-                            "reason": CLOSE_FULL[1]})
-            return
+        else:  # the route accepted it already: a refusal can only close it
+            refused = self._refusal(path)
+            if refused is not None:
+                code, reason = refused[2]
+                await raw_send({"type": "websocket.close", "code": code, "reason": reason})
+                return
         client_addr = scope.get("client")
         peer = _AsgiSocket(raw_send, tuple(client_addr) if client_addr else None)
         peer.task = asyncio.current_task()
