@@ -338,3 +338,21 @@ def test_route_template_of_routes_mounts_and_no_route():
     assert route_template(R(), "/api", "") == "/api/items/{id}"
     assert route_template(M(), "/static", "") == "/static/*"
     assert route_template(None, "", "") == "<unmatched>"
+
+
+async def test_a_send_that_fails_while_shedding_is_the_servers_error_not_a_second_answer():
+    opt = AsyncOptimizer()
+    opt.set_degraded(True)
+    called = []
+
+    async def app(scope, receive, send):
+        called.append(scope["path"])
+
+    async def send(message):
+        raise OSError("client went away")
+
+    mw = PerformanceMiddleware(app, optimizer=opt, shed=("/api/*",))
+    with pytest.raises(OSError):
+        await mw({"type": "http", "method": "GET", "path": "/api/x", "root_path": ""},
+                 None, send)
+    assert called == [] and mw.faults == 0

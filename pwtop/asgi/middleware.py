@@ -147,15 +147,16 @@ class PerformanceMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            if self.shed_rules and self._shedding(scope):
-                await self._shed(scope, send)
-                return
+            shedding = self._shedding(scope) if self.shed_rules else None
             root = scope.get("root_path", "")
             clock = self._clock
             start = clock()
         except Exception as fault:
             self._fault(fault)
             await self.app(scope, receive, send)
+            return
+        if shedding is not None:  # outside the try: a failing send is the server's, not ours
+            await self._shed(scope, send, *shedding)
             return
         status = 0
         streamed = False
@@ -217,13 +218,15 @@ class PerformanceMiddleware:
         return op
 
     # ------------------------------------------------------------ shedding
-    def _shedding(self, scope: Scope) -> bool:
+    def _shedding(self, scope: Scope) -> tuple[ShedRule, str] | None:
+        """(the matching rule, why) when this request is to be answered 429."""
         method = scope["method"]
         path = scope["path"]
         for rule in self.shed_rules:
             if rule.matches(method, path):
-                return self._why_shed() is not None
-        return False
+                why = self._why_shed()
+                return None if why is None else (rule, why)
+        return None
 
     def _why_shed(self) -> str | None:
         """The active response that sheds requests now, or None."""
@@ -234,11 +237,9 @@ class PerformanceMiddleware:
             return "the app is throttled (a rate limiter runs below its configured rate)"
         return None
 
-    async def _shed(self, scope: Scope, send: Send) -> None:
+    async def _shed(self, scope: Scope, send: Send, rule: ShedRule, why: str) -> None:
         start = self._clock()
-        method, path = scope["method"], scope["path"]
-        rule = next(r for r in self.shed_rules if r.matches(method, path))
-        why = self._why_shed() or "the app is shedding load"
+        method = scope["method"]
         body = json.dumps({"error": f"shed: {why}; retry in {self.retry_after} s"}).encode()
         await send({"type": "http.response.start", "status": 429, "headers": [
             (b"content-type", b"application/json"),
