@@ -19,8 +19,10 @@ the way it does:
 - ``on_connect`` gives each new client its initial messages (PiWardrive sends the full AP
   list, then updates). The client joins its group first and its broadcasts wait in its
   queue until the initial messages are out, so it misses none and sees them in order.
-- Through ASGI every send goes through the connection's queue and sender task (ASGI's send
-  is a coroutine that waits on the server's flow control), and since ASGI cannot ping, the
+- Through ASGI, a send is a coroutine that only waits when the server's flow control
+  holds. ``broadcast()`` runs each one up to that point itself (no task switch per
+  message); a send that has to wait, and whatever follows it, goes to that connection's
+  bounded queue and sender task, as on the hub's own server. ASGI cannot ping, so the
   heartbeat closes a connection whose send has been stuck for ``max_missed_pongs`` beats.
 - permessage-deflate is on or off with tuned window bits and memLevel; changes apply to new
   connections (extensions are negotiated once, at the handshake). ``buffer_size``, the
@@ -143,11 +145,11 @@ class _AsgiSocket:
     """An ASGI WebSocket (uvicorn, hypercorn ... through FastAPI/Starlette or raw) seen
     through the few ``ServerConnection`` members the hub uses.
 
-    ``paused`` is always True, so every broadcast to an ASGI client goes through its
-    bounded queue and sender task: ASGI's ``send`` is a coroutine that waits on the
-    server's flow control, and only the sender task may wait on it. ASGI has no ping, so
-    the heartbeat watches for a send stuck past the interval instead (``sending_since``);
-    the server's own pings (``uvicorn --ws-ping-interval``) keep checking liveness.
+    ``paused`` is always True, so websockets' own ``broadcast`` never writes to it:
+    :meth:`WebSocketHub._send_now` starts its sends, and what has to wait on the server's
+    flow control is finished by the connection's sender task. ASGI has no ping, so the
+    heartbeat watches for a send stuck past the interval instead (``sending_since``); the
+    server's own pings (``uvicorn --ws-ping-interval``) keep checking liveness.
     """
 
     paused = True
