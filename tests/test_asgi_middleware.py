@@ -25,16 +25,6 @@ from pwtop.present import aio as present_aio
 from tests.asgi_server import request, serving
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch):
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.delenv("PWTOP_CONFIG", raising=False)
-
-
 def make_app(opt: AsyncOptimizer, **options) -> tuple[FastAPI, dict]:
     """A PiWardrive-shaped app: a parameterised route, errors, a redirect, an SSE stream,
     a WebSocket route, a lifespan, a mounted plain ASGI app and a mounted router."""
