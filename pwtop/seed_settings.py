@@ -144,20 +144,52 @@ def _check_together(group: str, settings: Any) -> None:
             f"task_queue_size {settings.task_queue_size} (a batch is taken from one queue)")
 
 
-def table_markdown() -> str:
-    """The seed keys as a Markdown table per dict (``docs/seed-settings.md`` embeds it)."""
-    lines: list[str] = []
+def reference() -> str:
+    """``docs/seed-settings.md``: what each seed key changes (``python -m pwtop.docs``)."""
+    lines = [
+        "# The seed's settings dicts",
+        "",
+        "Generated from `pwtop/seed_settings.py` by `python -m pwtop.docs`; do not edit by "
+        "hand.",
+        "",
+        "pwtop's optimizers take PiWardrive's settings dicts as written, as their settings "
+        "argument:",
+        "",
+        "```python",
+        "from pwtop.performance import AsyncOptimizer, DatabaseOptimizer, RealtimeOptimizer",
+        "",
+        "db = DatabaseOptimizer(DB_PATH, DB_OPTIMIZER_SETTINGS)",
+        "opt = AsyncOptimizer(ASYNC_OPTIMIZER_SETTINGS)",
+        "rt = RealtimeOptimizer(REALTIME_OPTIMIZER_SETTINGS, hubs=[hub], streams=[sse])",
+        "```",
+        "",
+        "Each key sets the pwtop setting of the same name (see "
+        "[configuration.md](configuration.md)) and changes what the table says; none is "
+        "accepted and ignored. A key left out keeps pwtop's default. An unknown key, or a "
+        "value of the wrong type or out of range, is one `ValueError` naming the dict and "
+        "the key, e.g. `ASYNC_OPTIMIZER_SETTINGS: unknown key 'max_pool'; expected one of "
+        "max_pool_size, ...`. The optimizers also take pwtop's own settings objects "
+        "(`pwtop.config.Settings` or the group's dataclass) instead of a dict.",
+        "",
+    ]
     for group, name in DICT_NAMES.items():
         cls = GROUPS[group][1]
         defaults = cls()
-        lines += [f"### `{name}` -> `[{group}]`", "",
+        lines += [f"## `{name}`: `[{group}]`", "",
                   "| key | pwtop default | what it changes |", "| --- | --- | --- |"]
         for key in SEED_KEYS[group]:
             lines.append(f"| `{key}` | `{getattr(defaults, key)!r}` | "
                          f"{MEANING[(group, key)]} |")
         own = [f.name for f in dataclasses.fields(cls) if f.name not in SEED_KEYS[group]]
         if own:
-            lines += ["", "pwtop's own keys of `[" + group + "]` are accepted in the same "
-                      "dict: " + ", ".join(f"`{k}`" for k in own) + "."]
+            lines += ["", f"pwtop's own keys of `[{group}]` are accepted in the same dict: "
+                      + ", ".join(f"`{k}`" for k in own) + "."]
         lines.append("")
+    lines += [
+        "`RealtimeOptimizer` applies its settings to each hub and SSE stream it is given "
+        "(or later `attach`es); without settings they keep their own. A hub's "
+        "`compression` and `buffer_size` act on the connections the hub's own server "
+        "(`hub.serve()`, websockets) accepts.",
+        "",
+    ]
     return "\n".join(lines)
