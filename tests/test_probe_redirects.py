@@ -109,20 +109,17 @@ async def test_a_mounted_sse_stream_is_reached_through_its_307(starlette_app):
     assert r.largest_message_bytes <= r.bytes and r.bytes >= r.messages * 10
 
 
-async def test_no_follow_reports_the_redirect_and_stops(starlette_app):
+@pytest.mark.parametrize("path, options, expected", [
+    ("/sse/aps", {"follow_redirects": False},
+     "answered HTTP 307 Temporary Redirect to {base}/sse/aps/ (not followed: --no-follow)"),
+    ("/loop/a", {}, "redirect loop: {base}/loop/a -> {base}/loop/b -> {base}/loop/a"),
+])
+async def test_a_refused_redirect_or_a_loop_is_one_line(starlette_app, path, options,
+                                                        expected):
     with pytest.raises(TargetError) as info:
-        await probe(f"{starlette_app}/sse/aps", 0.6, follow_redirects=False)
-    assert str(info.value) == (
-        f"probe {starlette_app}/sse/aps: answered HTTP 307 Temporary Redirect to "
-        f"{starlette_app}/sse/aps/ (not followed: --no-follow)")
-
-
-async def test_a_redirect_loop_is_one_line_naming_the_chain(starlette_app):
-    with pytest.raises(TargetError) as info:
-        await probe(f"{starlette_app}/loop/a", 2.0)
-    assert str(info.value) == (
-        f"probe {starlette_app}/loop/a: redirect loop: {starlette_app}/loop/a -> "
-        f"{starlette_app}/loop/b -> {starlette_app}/loop/a")
+        await probe(f"{starlette_app}{path}", 2.0, **options)
+    assert str(info.value) == (f"probe {starlette_app}{path}: "
+                               + expected.format(base=starlette_app))
 
 
 async def test_too_many_redirects_in_a_row_stop(starlette_app):
