@@ -78,11 +78,14 @@ MEANING: dict[tuple[str, str], str] = {
     ("realtime", "message_queue_size"):
         "per-connection send queue of every hub and SSE stream (drop-oldest when full)",
     ("realtime", "compression"):
-        "permessage-deflate offered by the hubs at the WebSocket handshake (new "
-        "connections); SSE streams are never compressed",
+        "permessage-deflate offered at the WebSocket handshake by the hub's own server "
+        "(`hub.serve()`; new connections). Through `hub.serve_asgi` the ASGI server "
+        "negotiates it (uvicorn: `ws_per_message_deflate`); SSE is never compressed",
     ("realtime", "buffer_size"):
-        "write-buffer high-water mark (bytes) of each hub connection: above it a message "
-        "waits in the send queue instead of the socket buffer",
+        "write-buffer high-water mark (bytes) of each connection of the hub's own server: "
+        "above it a message waits in the send queue instead of the socket buffer. Through "
+        "`hub.serve_asgi` the ASGI server owns the socket and every message goes through "
+        "the send queue",
 }
 
 
@@ -187,9 +190,10 @@ def reference() -> str:
         lines.append("")
     lines += [
         "`RealtimeOptimizer` applies its settings to each hub and SSE stream it is given "
-        "(or later `attach`es); without settings they keep their own. A hub's "
-        "`compression` and `buffer_size` act on the connections the hub's own server "
-        "(`hub.serve()`, websockets) accepts.",
+        "(or later `attach`es); without settings they keep their own. `compression` and "
+        "`buffer_size` act on the sockets a hub owns, those of its own server "
+        "(`hub.serve()`); a hub serving the app's routes (`hub.serve_asgi`) leaves both to "
+        "the ASGI server, as the table says.",
         "",
     ]
     return "\n".join(lines)

@@ -377,3 +377,17 @@ def test_set_heartbeat_moves_the_sse_keepalive_too():
     rt = RealtimeOptimizer(hubs=[hub], streams=[stream])
     rt.execute("set_heartbeat", interval=5)
     assert hub.heartbeat_interval == 5.0 and stream.keepalive == 5.0
+
+
+def test_the_database_optimizers_thread_ends_with_the_object(demo_db):
+    import gc
+
+    opt = DatabaseOptimizer(demo_db)
+    assert opt._runner.thread is None  # nothing runs before the first call
+    opt.get_stats()
+    worker = opt._runner.thread
+    assert worker.is_alive() and worker.daemon
+    del opt
+    gc.collect()
+    worker.join(30)
+    assert not worker.is_alive()
