@@ -288,3 +288,8 @@ async def test_cli_probe_follows_sends_headers_and_reports_sizes(starlette_app):
     code, out, err = await run_cli("probe", url, "--header", f"Bearer {TOKEN}")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "--header without a ':'" in err and TOKEN not in err and "Traceback" not in err
+
+
+async def test_the_python_api_checks_headers_too():
+    with pytest.raises(TargetError, match="contains a line break"):
+        await probe("http://127.0.0.1:9/", 0.5, headers={"X-A": "1\r\nHost: evil"})

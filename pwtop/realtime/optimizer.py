@@ -25,7 +25,7 @@ import time
 from collections import deque
 from typing import Any, Iterable, Mapping, Sequence
 
-from pwtop.config import RealtimeSettings
+from pwtop.config import RealtimeSettings, Settings
 from pwtop.errors import PwtopError
 from pwtop.model import ActionResult, Level, Recommendation
 from pwtop.realtime.stats import deflate_memory_bytes
@@ -165,8 +165,8 @@ class RealtimeOptimizer:
     copied: it then holds the live values commands have set.
     """
 
-    def __init__(self, settings: RealtimeSettings | Mapping[str, Any] | Any = None, *,
-                 hubs: Iterable[Any] = (), streams: Iterable[Any] = ()) -> None:
+    def __init__(self, settings: RealtimeSettings | Settings | Mapping[str, Any] | None = None,
+                 *, hubs: Iterable[Any] = (), streams: Iterable[Any] = ()) -> None:
         self._impose = settings is not None
         self.settings = dataclasses.replace(
             group_settings("realtime", settings, "RealtimeOptimizer"))

@@ -29,7 +29,7 @@ import ssl
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Mapping, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from websockets.asyncio.client import connect
@@ -360,7 +360,8 @@ def _same_origin(a: Target, b: Target) -> bool:
 async def probe(url: str, duration: float = 10.0, *, timeout: float = 5.0,
                 max_size: int = DEFAULT_MAX_SIZE, ping_interval: float = 1.0,
                 ssl_context: ssl.SSLContext | None = None,
-                headers: Sequence[tuple[str, str]] = (), follow_redirects: bool = True,
+                headers: Sequence[tuple[str, str]] | Mapping[str, str] = (),
+                follow_redirects: bool = True,
                 max_redirects: int = MAX_REDIRECTS) -> ProbeResult:
     """Probe ``url`` for ``duration`` seconds; see the module docstring.
 
@@ -375,7 +376,8 @@ async def probe(url: str, duration: float = 10.0, *, timeout: float = 5.0,
     if timeout <= 0:
         raise TargetError(f"probe {url}: the timeout must be a positive number of seconds")
     target = parse_target(url)
-    sent = list(headers)
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    sent = [parse_header(f"{name}: {value}") for name, value in pairs]
     result = ProbeResult(url=target.url, kind=target.kind, max_size=max_size,
                          headers_sent=[redact_header(n, v) for n, v in sent])
     recorder = _Recorder(result)
