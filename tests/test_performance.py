@@ -391,3 +391,20 @@ def test_the_database_optimizers_thread_ends_with_the_object(demo_db):
     gc.collect()
     worker.join(30)
     assert not worker.is_alive()
+
+
+async def test_closing_cancels_the_calls_still_waiting(demo_db):
+    """close() with calls in flight: each ends, with its answer or cancelled, never with
+    an error from a half-stopped loop, and the thread is gone."""
+    import concurrent.futures
+
+    opt = DatabaseOptimizer(demo_db)
+    calls = [asyncio.ensure_future(opt.aget_stats()) for _ in range(3)]
+    await asyncio.sleep(0)  # each call submits itself to the optimizer's thread
+    worker = opt._runner.thread
+    await asyncio.to_thread(opt.close)
+    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+    cancelled = (asyncio.CancelledError, concurrent.futures.CancelledError)
+    assert all(isinstance(o, dict) or isinstance(o, cancelled) for o in outcomes), outcomes
+    assert any(isinstance(o, cancelled) for o in outcomes)
+    assert not worker.is_alive()

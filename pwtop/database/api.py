@@ -78,7 +78,11 @@ class _LoopThread:
         try:
             loop.run_forever()
         finally:
-            try:
+            try:  # a call still running when stopped ends (cancelled) instead of hanging
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:
                 loop.close()
