@@ -11,12 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# The seed's three optimizers (pwtop.performance gathers them too), each from its own
+# module: an app that only times its operations never loads the database component.
 _LAZY = {
     "DatabaseOptimizer": "pwtop.database.api",
+    "AsyncOptimizer": "pwtop.aio.optimizer",
+    "RealtimeOptimizer": "pwtop.realtime.optimizer",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pwtop.aio.optimizer import AsyncOptimizer  # noqa: F401
     from pwtop.database.api import DatabaseOptimizer  # noqa: F401
+    from pwtop.realtime.optimizer import RealtimeOptimizer  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

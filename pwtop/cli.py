@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, metavar="S",
                    help="longest wait for one connection attempt or ping (default: 5 s, "
                    "or --duration when shorter)")
+    p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="extra request header for the WebSocket handshake or the SSE GET, "
+                   "e.g. 'Authorization: Bearer TOKEN' (repeatable; values never shown)")
+    p.add_argument("--no-follow", action="store_true",
+                   help="do not follow HTTP redirects: report the redirect and stop")
     _add_json(p)
 
     p = verb("config")

@@ -14,6 +14,7 @@ from pwtop.alerts.rules import alerts_reference
 from pwtop.cli import VERBS
 from pwtop.components import NAMES
 from pwtop.metric_names import metrics_reference
+from pwtop.seed_settings import reference as seed_settings_reference
 
 
 def configuration_reference() -> str:
@@ -61,6 +62,7 @@ GENERATED = {
     "config.example.toml": cfg.example_toml,
     "docs/metrics.md": metrics_reference,
     "docs/alerts.md": alerts_reference,
+    "docs/seed-settings.md": seed_settings_reference,
 }
 
 

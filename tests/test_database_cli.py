@@ -220,14 +220,25 @@ def test_python_api_in_a_plain_script(demo_db):
 
 @pytest.mark.slow
 async def test_python_api_inside_a_running_loop(demo_db):
+    """The plain methods work from a coroutine (an async FastAPI route) and so do the
+    awaitable twins; both run on the optimizer's own thread, never on this loop."""
+    import threading
+
     from pwtop import DatabaseOptimizer
-    from pwtop.database.api import RunningLoopError
 
     opt = DatabaseOptimizer(demo_db)
-    with pytest.raises(RunningLoopError, match=r"await DatabaseOptimizer.aget_stats"):
-        opt.get_stats()
-    stats, recs = await asyncio.gather(opt.aget_stats(), opt.aget_recommendations())
-    assert stats["component"] == "database" and recs
+    try:
+        stats = opt.get_stats()
+        assert stats["metrics"]["database_file_bytes"] == demo_db.stat().st_size
+        assert any(r["id"] == "db-drop-idx_wifi_detections_ssid"
+                   for r in opt.get_recommendations())
+        stats, recs = await asyncio.gather(opt.aget_stats(), opt.aget_recommendations())
+        assert stats["component"] == "database" and recs
+        worker = opt._runner.thread
+        assert worker is not None and worker is not threading.current_thread()
+    finally:
+        opt.close()
+    assert not worker.is_alive()
 
 
 def test_python_api_reports_bad_paths_plainly(tmp_path):

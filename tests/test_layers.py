@@ -64,7 +64,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "basics": (
         "pwtop", "pwtop.errors", "pwtop.units", "pwtop.model", "pwtop.config",
         "pwtop.metrics", "pwtop.histogram", "pwtop.component", "pwtop.components",
-        "pwtop.metric_names", "pwtop.logs", "pwtop.lazy",
+        "pwtop.metric_names", "pwtop.logs", "pwtop.lazy", "pwtop.seed_settings",
     ),
     "in-app": IN_APP,
     "engine": (
@@ -76,6 +76,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pwtop.alerts", "pwtop.alerts.*",
         "pwtop.history", "pwtop.report", "pwtop.session",
         "pwtop.schedule", "pwtop.present", "pwtop.present.*",
+        # the seed's three optimizer names in one module (DatabaseOptimizer is engine)
+        "pwtop.performance",
     ),
     "faces": (
         "pwtop.__main__", "pwtop.cli", "pwtop.docs",

@@ -9,8 +9,11 @@ Two lines turn it on::
 Pools, limiters, breakers and queues are ordinary objects the app uses for their own sake;
 registering them (``opt.register_pool("db", pool)``) adds their stats to
 ``opt.get_stats()``, which the agent publishes, and makes them adjustable through
-``opt.execute(...)``. Names are imported on first use (:mod:`pwtop.lazy`), so pwtop's
-own side can import ``pwtop.aio.component`` without loading the instrumentation.
+``opt.execute(...)``. ``opt.task_queue(name, handler)`` and ``opt.circuit_breaker(name)``
+create and register one sized by the optimizer's settings (``task_queue_size``,
+``batch_size``, ``circuit_breaker_threshold``). Names are imported on first use
+(:mod:`pwtop.lazy`), so pwtop's own side can import ``pwtop.aio.component`` without
+loading the instrumentation.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ decide anything: only the probe does.
 The probe is identified by the task that made it, so ``async with breaker:`` works without
 a per-call object. Cancelling the probe leaves the breaker half-open with the probe slot
 free again.
+
+A ``threshold`` left out is :data:`DEFAULT_THRESHOLD` until the breaker is registered with
+an :class:`~pwtop.aio.AsyncOptimizer`, whose ``circuit_breaker_threshold`` setting then
+decides it (:meth:`CircuitBreaker.adopt_defaults`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ Listener = Callable[[str, str, "CircuitBreaker"], Any]
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 TRANSITIONS_KEPT = 50
+DEFAULT_THRESHOLD = 5
 
 
 class CircuitOpenError(Exception):
@@ -47,11 +52,16 @@ class CircuitOpenError(Exception):
 class CircuitBreaker:
     """``async with breaker:`` or ``await breaker.call(fn, *args)``; see the module doc."""
 
-    def __init__(self, threshold: int = 5, reset_timeout: float = 30.0, *,
+    def __init__(self, threshold: int | None = None, reset_timeout: float = 30.0, *,
                  error_ratio: float | None = None, window: float | None = None,
                  min_calls: int | None = None,
                  exclude: tuple[type[BaseException], ...] = (),
                  clock: Clock = time.monotonic, name: str = "") -> None:
+        #: What the caller left to the defaults (an optimizer may set them).
+        self.defaulted = frozenset(k for k, v in (("threshold", threshold),
+                                                  ("min_calls", min_calls)) if v is None)
+        if threshold is None:
+            threshold = DEFAULT_THRESHOLD
         _check_threshold(threshold)
         _check_timeout(reset_timeout)
         if error_ratio is not None and not 0 < error_ratio <= 1:
@@ -126,6 +136,16 @@ class CircuitBreaker:
         before = self._state
         self._set(CLOSED, "reset")
         return {"before": before, "state": self._state}
+
+    def adopt_defaults(self, threshold: int) -> None:
+        """Take ``threshold`` (an optimizer's ``circuit_breaker_threshold``) when the caller
+        left it to the default; an explicit one stays. ``min_calls`` follows it likewise."""
+        if "threshold" not in self.defaulted:
+            return
+        _check_threshold(threshold)
+        self.threshold = int(threshold)
+        if "min_calls" in self.defaulted:
+            self.min_calls = self.threshold
 
     def configure(self, *, threshold: int | None = None,
                   reset_timeout: float | None = None) -> dict[str, Any]:

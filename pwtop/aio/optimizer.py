@@ -9,6 +9,14 @@ limiters, breakers and queues, and hands it to the agent. The agent publishes
 
 Counters are cumulative on the hot paths; about once a second (on the loop monitor's
 tick, and whenever stats are read) they are sampled for the 1/10/60 s windows.
+
+Settings are the seed's ``ASYNC_OPTIMIZER_SETTINGS`` dict as written, an
+:class:`AsyncSettings` or a whole :class:`Settings`. Each key changes what it names:
+``task_queue_size`` and ``batch_size`` size the task queues the optimizer creates
+(:meth:`AsyncOptimizer.task_queue`) or registers without explicit sizes,
+``circuit_breaker_threshold`` opens the breakers it creates (:meth:`circuit_breaker`) or
+registers without an explicit threshold, ``max_pool_size`` and ``rate_limit`` bound the
+commands that resize pools and re-rate limiters (:mod:`pwtop.aio.commands`).
 """
 
 from __future__ import annotations
@@ -18,16 +26,19 @@ import functools
 import inspect
 import os
 import time
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import psutil
 
 from pwtop.aio import advice, commands
+from pwtop.aio.breaker import CircuitBreaker
 from pwtop.aio.loop import LoopMonitor
 from pwtop.aio.operations import Faults, OperationStats, OperationTable, Span
+from pwtop.aio.queue import TaskQueue
 from pwtop.config import AsyncSettings, Settings
 from pwtop.errors import PwtopError
 from pwtop.model import ActionResult, Recommendation
+from pwtop.seed_settings import group_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 Clock = Callable[[], float]
@@ -82,12 +93,10 @@ class _CpuMeter:
 class AsyncOptimizer:
     """See the module docstring. All methods are meant to be called on the loop thread."""
 
-    def __init__(self, settings: Settings | AsyncSettings | None = None, *,
-                 clock: Clock = time.monotonic, max_names: int = 200,
+    def __init__(self, settings: Settings | AsyncSettings | Mapping[str, Any] | None = None,
+                 *, clock: Clock = time.monotonic, max_names: int = 200,
                  auto_loop_monitor: bool = True) -> None:
-        if isinstance(settings, Settings):
-            settings = settings.async_
-        self.settings: AsyncSettings = settings or AsyncSettings()
+        self.settings: AsyncSettings = group_settings("async", settings, "AsyncOptimizer")
         self._clock = clock
         self._faults = Faults()
         self._table = OperationTable(clock=clock,
@@ -157,6 +166,22 @@ class AsyncOptimizer:
         """Count a failure of pwtop's own instrumentation (``instrumentation_errors``)."""
         self._faults.record(fault)
 
+    # ------------------------------------------------------------ creation
+    def task_queue(self, name: str, handler: Callable[[list[Any]], Any], *,
+                   maxsize: int | None = None, batch_size: int | None = None,
+                   **options: Any) -> TaskQueue:
+        """A registered :class:`~pwtop.aio.TaskQueue`; sizes left out come from the
+        ``task_queue_size`` and ``batch_size`` settings. ``options`` go to TaskQueue."""
+        return self.register_queue(name, TaskQueue(handler, maxsize=maxsize,
+                                                   batch_size=batch_size, name=name,
+                                                   **options))
+
+    def circuit_breaker(self, name: str, *, threshold: int | None = None,
+                        **options: Any) -> CircuitBreaker:
+        """A registered :class:`~pwtop.aio.CircuitBreaker` opening after
+        ``circuit_breaker_threshold`` consecutive failures unless ``threshold`` is given."""
+        return self.register_breaker(name, CircuitBreaker(threshold, name=name, **options))
+
     # ------------------------------------------------------------ registration
     def register_pool(self, name: str, pool: Any) -> Any:
         return self._register("pools", name, pool)
@@ -165,10 +190,22 @@ class AsyncOptimizer:
         return self._register("limiters", name, limiter)
 
     def register_breaker(self, name: str, breaker: Any) -> Any:
-        return self._register("breakers", name, breaker)
+        """Register ``breaker``; one built without a threshold takes the
+        ``circuit_breaker_threshold`` setting."""
+        self._register("breakers", name, breaker)
+        adopt = getattr(breaker, "adopt_defaults", None)
+        if adopt is not None:
+            adopt(self.settings.circuit_breaker_threshold)
+        return breaker
 
     def register_queue(self, name: str, queue: Any) -> Any:
-        return self._register("queues", name, queue)
+        """Register ``queue``; sizes it was built without take the ``task_queue_size`` and
+        ``batch_size`` settings."""
+        self._register("queues", name, queue)
+        adopt = getattr(queue, "adopt_defaults", None)
+        if adopt is not None:
+            adopt(self.settings.task_queue_size, self.settings.batch_size)
+        return queue
 
     def _register(self, kind: str, name: str, obj: Any) -> Any:
         if not isinstance(name, str) or not name:

@@ -10,6 +10,11 @@ When full, ``policy`` decides: ``"backpressure"`` makes ``put`` wait for room,
 every discarded item is counted. Workers can be added or retired while running
 (:meth:`TaskQueue.set_workers`); a handler's exception is counted and the worker carries
 on with the next batch.
+
+``maxsize`` and ``batch_size`` left out take :data:`DEFAULT_MAXSIZE` and
+:data:`DEFAULT_BATCH_SIZE`, and an :class:`~pwtop.aio.AsyncOptimizer` the queue is then
+registered with replaces them with its ``task_queue_size`` and ``batch_size`` settings
+(:meth:`TaskQueue.adopt_defaults`): the app's configuration decides what the code left open.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 POLICIES = ("backpressure", "drop_oldest", "drop_new")
 MAX_WORKERS = 64
+DEFAULT_MAXSIZE = 1000
+DEFAULT_BATCH_SIZE = 50
 ERROR_TYPES_KEPT = 20
 
 
@@ -37,10 +44,17 @@ class QueueClosedError(RuntimeError):
 class TaskQueue:
     """``await queue.put(item)``; batches run as ``await handler(list_of_items)``."""
 
-    def __init__(self, handler: Callable[[list[Any]], Any], *, maxsize: int = 1000,
-                 workers: int = 1, batch_size: int = 50, flush_interval: float = 1.0,
+    def __init__(self, handler: Callable[[list[Any]], Any], *, maxsize: int | None = None,
+                 workers: int = 1, batch_size: int | None = None, flush_interval: float = 1.0,
                  policy: str = "backpressure", clock: Clock = time.monotonic,
                  sleep: Sleep = asyncio.sleep, name: str = "") -> None:
+        #: The sizes the caller left to the defaults (an optimizer may set them).
+        self.defaulted = frozenset(k for k, v in (("maxsize", maxsize),
+                                                  ("batch_size", batch_size)) if v is None)
+        if maxsize is None:
+            maxsize = DEFAULT_MAXSIZE
+        if batch_size is None:
+            batch_size = min(DEFAULT_BATCH_SIZE, maxsize) if isinstance(maxsize, int) else 1
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ValueError(f"maxsize must be an integer >= 1, got {maxsize!r}")
         _check_workers(workers)
@@ -136,6 +150,20 @@ class TaskQueue:
                 pass
         self._changed.set()
         return {"before": before, "workers": workers}
+
+    def adopt_defaults(self, maxsize: int, batch_size: int) -> None:
+        """Take these sizes for the ones the caller left to the defaults (an optimizer's
+        ``task_queue_size`` and ``batch_size``); sizes given explicitly stay."""
+        if "maxsize" in self.defaulted:
+            if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+                raise ValueError(f"maxsize must be an integer >= 1, got {maxsize!r}")
+            self.maxsize = maxsize
+            if self.batch_size > maxsize:  # an explicit batch larger than the new queue
+                self.batch_size = maxsize
+            self._space.set()
+        if "batch_size" in self.defaulted:
+            self.set_batch_size(min(batch_size, self.maxsize))
+        self._changed.set()
 
     def set_batch_size(self, batch_size: int) -> dict[str, int]:
         _check_batch(batch_size, self.maxsize)

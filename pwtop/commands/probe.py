@@ -14,9 +14,10 @@ CONNECT_TIMEOUT = 5.0
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from pwtop.realtime.probe import TargetError, parse_target, probe
+    from pwtop.realtime.probe import TargetError, parse_header, parse_target, probe
 
-    parse_target(args.url)  # a bad URL fails before anything starts
+    parse_target(args.url)  # a bad URL or header fails before anything starts
+    headers = [parse_header(text) for text in args.header]
     duration = float(args.duration)
     for flag, value in (("--duration", duration), ("--timeout", args.timeout)):
         if value is not None and not value > 0:  # also NaN
@@ -24,7 +25,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                               f"seconds (got {value:g})")
     timeout = (float(args.timeout) if args.timeout is not None
                else min(CONNECT_TIMEOUT, max(duration, 0.1)))
-    result = asyncio.run(probe(args.url, duration, timeout=timeout))
+    result = asyncio.run(probe(args.url, duration, timeout=timeout, headers=headers,
+                               follow_redirects=not args.no_follow))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -39,6 +41,12 @@ def render(r) -> list[str]:
     def row(label: str, text: str) -> None:
         lines.append(f"  {label:<16} {text}")
 
+    for step in r.redirects:
+        dropped = step.get("headers_not_carried")
+        row("redirect", f"{step['status']} -> {step['to']}" + (
+            f" (not carried to another origin: {', '.join(dropped)})" if dropped else ""))
+    if r.headers_sent:
+        row("headers sent", "; ".join(r.headers_sent))
     extra = f", max {human_seconds(r.connect_seconds_max)}" if r.connections > 1 else ""
     row("connect", f"{human_seconds(r.connect_seconds)}{extra}; {r.connections} connection(s), "
         f"{r.reconnects} reconnect(s), {r.failed_reconnects} failed")
@@ -53,6 +61,12 @@ def render(r) -> list[str]:
               if r.messages_per_second_last_10s is not None else "n/a (probe < 10 s)")
     row("messages", f"{r.messages:,} ({human_bytes(r.bytes)}); {rate} over the probe, "
         f"last 10 s {last10}")
+    if r.first_message_bytes is not None:
+        mean = human_bytes(r.bytes / r.messages)
+        row("message size", f"first {human_bytes(r.first_message_bytes)}, largest "
+            f"{human_bytes(r.largest_message_bytes)}, mean {mean}")
+    else:
+        row("message size", r.unavailable.get("first_message_bytes", "-"))
     row("content", f"{r.json_messages:,} JSON, {r.non_json_messages:,} not JSON, "
         f"{r.binary_messages:,} binary" + (f", {r.keepalives} keep-alive comment(s)"
                                             if r.kind == "sse" else ""))

@@ -10,6 +10,11 @@ recommendations in one go.
 Changes reach live connections where the protocol allows (queue length, heartbeat, write
 buffer, disconnecting slow clients) and new connections otherwise (compression, which is
 negotiated once at the handshake).
+
+Settings given to the optimizer (``RealtimeOptimizer(REALTIME_OPTIMIZER_SETTINGS,
+hubs=[hub])``, the seed's dict as written, or a :class:`RealtimeSettings`) are applied to
+every hub and stream it is given or later attaches, so each key changes what it names (see
+:data:`pwtop.seed_settings.MEANING`). Without settings the hubs and streams keep their own.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ import dataclasses
 import json
 import time
 from collections import deque
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from pwtop.config import RealtimeSettings
+from pwtop.config import RealtimeSettings, Settings
 from pwtop.errors import PwtopError
 from pwtop.model import ActionResult, Level, Recommendation
 from pwtop.realtime.stats import deflate_memory_bytes
+from pwtop.seed_settings import group_settings
 
 SCHEMA = 1
 
@@ -40,7 +46,7 @@ COMMANDS: dict[str, dict[str, Any]] = {
         "params": {"size": (int, "message_queue_size", True)},
     },
     "set_heartbeat": {
-        "doc": "heartbeat (ping) interval in seconds (live connections and new ones)",
+        "doc": "heartbeat seconds: hub pings and SSE keep-alive comments (live and new)",
         "params": {"interval": (float, "heartbeat_interval", True)},
     },
     "set_buffer_size": {
@@ -153,18 +159,25 @@ class RealtimeOptimizer:
     """Stats, recommendations and commands over an app's hubs and SSE streams.
 
     ``RealtimeOptimizer(settings, hubs=[hub], streams=[sse])``, or ``attach()`` them later.
-    The settings object is copied: it then holds the live values commands have set.
+    ``settings`` is the seed's ``REALTIME_OPTIMIZER_SETTINGS`` dict, a
+    :class:`RealtimeSettings` or a whole :class:`pwtop.config.Settings`; when given, it is
+    applied to each hub and stream (see the module docstring). The settings object is
+    copied: it then holds the live values commands have set.
     """
 
-    def __init__(self, settings: RealtimeSettings | None = None, *,
-                 hubs: Iterable[Any] = (), streams: Iterable[Any] = ()) -> None:
-        self.settings = dataclasses.replace(settings or RealtimeSettings())
-        self.hubs: list[Any] = list(hubs)
-        self.streams: list[Any] = list(streams)
+    def __init__(self, settings: RealtimeSettings | Settings | Mapping[str, Any] | None = None,
+                 *, hubs: Iterable[Any] = (), streams: Iterable[Any] = ()) -> None:
+        self._impose = settings is not None
+        self.settings = dataclasses.replace(
+            group_settings("realtime", settings, "RealtimeOptimizer"))
+        self.hubs: list[Any] = []
+        self.streams: list[Any] = []
         self.actions: deque[dict[str, Any]] = deque(maxlen=50)
+        for target in (*hubs, *streams):
+            self.attach(target)
 
     def attach(self, target: Any) -> Any:
-        """Add a WebSocketHub or an SSEStream; returns it."""
+        """Add a WebSocketHub or an SSEStream (given settings apply to it); returns it."""
         kind = getattr(target, "kind", None)
         if kind == "websocket":
             self.hubs.append(target)
@@ -172,6 +185,8 @@ class RealtimeOptimizer:
             self.streams.append(target)
         else:
             raise TypeError(f"cannot attach {type(target).__name__}: not a hub or an SSE stream")
+        if self._impose:
+            _impose(self.settings, target)
         return target
 
     # ------------------------------------------------------------ stats
@@ -311,6 +326,8 @@ class RealtimeOptimizer:
             before = {"heartbeat_interval": s.heartbeat_interval}
             for hub in self.hubs:
                 hub.set_heartbeat(checked["interval"])
+            for stream in self.streams:
+                stream.set_keepalive(checked["interval"])
             s.heartbeat_interval = checked["interval"]
             out.update(before=before, after={"heartbeat_interval": s.heartbeat_interval},
                        applies_to="live and new connections",
@@ -340,6 +357,18 @@ class RealtimeOptimizer:
         self.actions.append({"at": time.time(), "command": command, "params": checked,
                              "message": out["message"]})
         return out
+
+
+def _impose(s: RealtimeSettings, target: Any) -> None:
+    """Apply every realtime setting to one hub or stream (its live setters)."""
+    target.set_max_connections(s.max_connections)
+    target.set_queue_size(s.message_queue_size)
+    if target.kind == "websocket":
+        target.set_heartbeat(s.heartbeat_interval)
+        target.set_compression(s.compression)
+        target.set_buffer_size(s.buffer_size)
+    else:  # SSE's heartbeat is its keep-alive comment; it has no deflate or write buffer
+        target.set_keepalive(s.heartbeat_interval)
 
 
 # ---------------------------------------------------------------- rules

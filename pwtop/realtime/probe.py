@@ -9,6 +9,16 @@ websockets client and a small HTTP/1.1 reader for SSE, and assumes nothing of pw
 
 A first connection that fails raises :class:`~pwtop.errors.TargetError` with one line for
 a person; later failures, odd frames and oversized messages are counted in the result.
+
+Redirects (301, 302, 303, 307, 308) are followed, at most :data:`MAX_REDIRECTS` in a row,
+for both kinds (an app that mounts its SSE stream under a prefix answers ``/sse/aps`` with
+a 307 to ``/sse/aps/``); a loop is one line naming the chain, and ``follow_redirects=False``
+reports the redirect instead. Extra request headers (``headers``, e.g. an
+``Authorization: Bearer`` token for an app behind a token check) go on the WebSocket
+handshake and the SSE GET; their values are secrets, so the result and every message show
+only their names (and an authorization scheme), and a redirect to another origin does not
+carry credentials along. Every URL, the given one and each redirect's, goes through
+:func:`parse_target`.
 """
 
 from __future__ import annotations
@@ -19,8 +29,8 @@ import ssl
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
-from urllib.parse import urlsplit
+from typing import Any, AsyncIterator, Mapping, Sequence
+from urllib.parse import urljoin, urlsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import (ConnectionClosed, InvalidHandshake, InvalidMessage,
@@ -40,6 +50,17 @@ MAX_RTT_SAMPLES = 3600
 MAX_ERRORS = 50
 MAX_HEADERS = 100
 USER_AGENT = f"pwtop-probe/{__version__}"
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Headers the probe itself must control (the protocols depend on them).
+RESERVED_HEADERS = frozenset({
+    "host", "connection", "upgrade", "content-length", "transfer-encoding", "te",
+    "sec-websocket-key", "sec-websocket-version", "sec-websocket-accept",
+    "sec-websocket-extensions", "sec-websocket-protocol", "last-event-id"})
+#: Headers not carried along a redirect to another origin (scheme, host or port).
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 @dataclass
@@ -96,6 +117,14 @@ class ProbeResult:
     retry_ms: int | None = None
     last_event_id: str | None = None
     max_size: int = DEFAULT_MAX_SIZE
+    first_message_bytes: int | None = None
+    largest_message_bytes: int | None = None
+    #: The URL measured, after redirects (None when there were none).
+    final_url: str | None = None
+    #: Each redirect followed: status, from, to (and the credential headers not carried).
+    redirects: list[dict[str, Any]] = field(default_factory=list)
+    #: The extra request headers, values hidden (see :func:`redact_header`).
+    headers_sent: list[str] = field(default_factory=list)
     closes: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
@@ -108,6 +137,16 @@ class ProbeResult:
 
 class _Failure(Exception):
     """A session that could not start or ended badly; ``str()`` is one line for a person."""
+
+
+class _Redirect(Exception):
+    """The server answered the handshake or the GET with a redirect to ``location``."""
+
+    def __init__(self, status: int, reason: str, location: str) -> None:
+        super().__init__(f"HTTP {status} to {location}")
+        self.status = status
+        self.reason = reason
+        self.location = location
 
 
 class _Recorder:
@@ -147,6 +186,10 @@ class _Recorder:
         now = time.monotonic()
         r.messages += 1
         r.bytes += size
+        if r.first_message_bytes is None:
+            r.first_message_bytes = size
+        if r.largest_message_bytes is None or size > r.largest_message_bytes:
+            r.largest_message_bytes = size
         second = int(now - self.started)
         counts = r.messages_by_second
         while len(counts) <= second:
@@ -214,6 +257,9 @@ class _Recorder:
             r.unavailable["ping_rtt_seconds"] = "no pong received"
         if r.seq_messages == 0:
             r.unavailable["seq_gaps"] = "no message carried an integer \"seq\""
+        if r.messages == 0:
+            r.unavailable["first_message_bytes"] = "no message received"
+            r.unavailable["largest_message_bytes"] = "no message received"
         return r
 
 
@@ -246,41 +292,128 @@ def parse_target(url: str) -> Target:
                   secure=secure)
 
 
+def parse_header(text: str) -> tuple[str, str]:
+    """``"Name: value"`` -> ``(name, value)``; TargetError (one line) when malformed.
+
+    The messages never repeat the value, nor the text when it has no valid name (it may
+    be a token pasted without its name).
+    """
+    hint = "write --header 'Name: value', e.g. --header 'Authorization: Bearer TOKEN'"
+    name, sep, value = (text or "").partition(":")
+    name = name.strip()
+    if not sep:
+        raise TargetError(f"probe: --header without a ':' ({len(text or '')} characters, not "
+                          f"shown); {hint}")
+    if not name or not set(name) <= _TOKEN_CHARS:
+        raise TargetError(f"probe: --header has no valid name before ':' (letters, digits "
+                          f"and !#$%&'*+-.^_`|~ only; the text is not shown); {hint}")
+    value = value.strip()
+    if any(ch in value for ch in "\r\n\0"):
+        raise TargetError(f"probe: --header {name}: the value contains a line break or NUL")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise TargetError(f"probe: --header {name}: the value is not Latin-1 text (HTTP "
+                          f"headers are bytes; percent-encode it)") from None
+    if name.lower() in RESERVED_HEADERS:
+        raise TargetError(f"probe: --header {name}: set by the probe itself (the protocol "
+                          f"needs it), it cannot be given")
+    return name, value
+
+
+def redact_header(name: str, value: str) -> str:
+    """``Authorization: Bearer <43 characters hidden>``: a header as it may be shown."""
+    scheme, _, rest = value.partition(" ")
+    if (name.lower() in CREDENTIAL_HEADERS - {"cookie"} and rest and scheme.isalpha()
+            and len(scheme) <= 20):
+        return f"{name}: {scheme} {_hidden(rest.strip())}"
+    return f"{name}: {_hidden(value)}"
+
+
+def _hidden(value: str) -> str:
+    return f"<{len(value)} character{'' if len(value) == 1 else 's'} hidden>"
+
+
+def redirect_target(current: Target, location: str) -> Target:
+    """The target a redirect ``location`` (absolute or relative) points to, from ``current``.
+
+    A WebSocket handshake redirected to ``http(s)://`` continues as ``ws(s)://`` (the
+    same resource); an SSE stream redirected to ``ws(s)://`` and any redirect from TLS to
+    plain text are refused.
+    """
+    url = urljoin(current.url, location.strip())
+    scheme = urlsplit(url).scheme.lower()
+    if current.kind == "websocket" and scheme in ("http", "https"):
+        url = ("ws" if scheme == "http" else "wss") + url[len(scheme):]
+    target = parse_target(url)
+    if target.kind != current.kind:
+        raise TargetError(f"redirected from {current.kind} to a {target.kind} URL ({url})")
+    if current.secure and not target.secure:
+        raise TargetError(f"redirected from TLS to plain text ({url}); refused")
+    return target
+
+
+def _same_origin(a: Target, b: Target) -> bool:
+    return (a.secure, a.host.lower(), a.port) == (b.secure, b.host.lower(), b.port)
+
+
 async def probe(url: str, duration: float = 10.0, *, timeout: float = 5.0,
                 max_size: int = DEFAULT_MAX_SIZE, ping_interval: float = 1.0,
-                ssl_context: ssl.SSLContext | None = None) -> ProbeResult:
+                ssl_context: ssl.SSLContext | None = None,
+                headers: Sequence[tuple[str, str]] | Mapping[str, str] = (),
+                follow_redirects: bool = True,
+                max_redirects: int = MAX_REDIRECTS) -> ProbeResult:
     """Probe ``url`` for ``duration`` seconds; see the module docstring.
 
     ``timeout`` bounds each connection attempt (TCP, TLS and handshake) and each ping;
     ``max_size`` is the largest message accepted (a bigger one is reported and the probe
-    reconnects). Raises TargetError when the URL is unusable or the first connection fails.
+    reconnects). ``headers`` are extra request headers (name, value); redirects are
+    followed unless ``follow_redirects`` is False, at most ``max_redirects`` in a row.
+    Raises TargetError when the URL is unusable or the first connection fails.
     """
     if duration <= 0:
         raise TargetError(f"probe {url}: --duration must be a positive number of seconds")
     if timeout <= 0:
         raise TargetError(f"probe {url}: the timeout must be a positive number of seconds")
     target = parse_target(url)
-    result = ProbeResult(url=target.url, kind=target.kind, max_size=max_size)
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    sent = [parse_header(f"{name}: {value}") for name, value in pairs]
+    result = ProbeResult(url=target.url, kind=target.kind, max_size=max_size,
+                         headers_sent=[redact_header(n, v) for n, v in sent])
     recorder = _Recorder(result)
-    if target.secure and ssl_context is None:
-        ssl_context = ssl.create_default_context()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration
     backoff = BACKOFF_FIRST
     session = _websocket_session if target.kind == "websocket" else _sse_session
+    chain = [target.url]
     while loop.time() < deadline:
         messages_before = result.messages
+        failure: _Failure | None = None
+        if target.secure and ssl_context is None:  # once, even after a redirect to TLS
+            ssl_context = ssl.create_default_context()
         try:
             async with asyncio.timeout_at(deadline):
                 await session(target, recorder, timeout=timeout, max_size=max_size,
-                              ping_interval=ping_interval, ssl_context=ssl_context)
+                              ping_interval=ping_interval,
+                              ssl_context=ssl_context if target.secure else None,
+                              headers=sent)
         except TimeoutError:
             break  # the probe's time is up (a connect timeout is a _Failure)
+        except _Redirect as redirect:
+            try:
+                target, sent = _follow(target, redirect, chain, sent, result,
+                                       follow_redirects, max_redirects)
+                continue  # at once: a redirect is not a failed attempt
+            except _Failure as exc:
+                failure = exc
         except _Failure as exc:
+            failure = exc
+        if failure is not None:
             if not result.connected:
-                raise TargetError(f"probe {target.url}: {exc}") from None
-            recorder.error(str(exc))
+                raise TargetError(f"probe {result.url}: {failure}") from None
+            recorder.error(str(failure))
             result.failed_reconnects += 1
+        chain = [target.url]
         if result.messages > messages_before:
             backoff = BACKOFF_FIRST
         remaining = deadline - loop.time()
@@ -289,14 +422,51 @@ async def probe(url: str, duration: float = 10.0, *, timeout: float = 5.0,
         await asyncio.sleep(min(backoff, remaining))
         backoff = min(backoff * 2, BACKOFF_MAX)
     if not result.connected:
-        raise TargetError(f"probe {target.url}: no connection within the {duration:g} s of the "
-                          f"probe (the handshake did not finish; try a longer --duration)")
+        raise TargetError(f"probe {result.url}: no connection within the {duration:g} s of "
+                          f"the probe (the handshake did not finish; try a longer --duration)")
     return recorder.finish()
+
+
+def _follow(target: Target, redirect: _Redirect, chain: list[str],
+            headers: list[tuple[str, str]], result: ProbeResult, follow: bool,
+            max_redirects: int) -> tuple[Target, list[tuple[str, str]]]:
+    """The next target and headers after ``redirect``; a _Failure when it is not followed."""
+    answered = f"answered HTTP {redirect.status} {redirect.reason}".rstrip()
+    try:
+        new = redirect_target(target, redirect.location)
+    except TargetError as exc:
+        raise _Failure(f"{answered}; redirect not followed: {exc.message}") from None
+    if not follow:
+        raise _Failure(f"{answered} to {new.url} (not followed: --no-follow)")
+    if new.url in chain:
+        raise _Failure(f"redirect loop: {' -> '.join(chain + [new.url])}")
+    if len(chain) > max_redirects:
+        raise _Failure(f"more than {max_redirects} redirects in a row: "
+                       f"{' -> '.join(chain + [new.url])}")
+    step: dict[str, Any] = {"status": redirect.status, "from": target.url, "to": new.url}
+    if not _same_origin(target, new):
+        dropped = [n for n, _ in headers if n.lower() in CREDENTIAL_HEADERS]
+        if dropped:
+            step["headers_not_carried"] = dropped
+            headers = [(n, v) for n, v in headers if n.lower() not in CREDENTIAL_HEADERS]
+    result.redirects.append(step)
+    result.final_url = new.url
+    chain.append(new.url)
+    return new, headers
 
 
 # ---------------------------------------------------------------- WebSocket
 
-def _connect_failure(target: Target, exc: BaseException, timeout: float) -> _Failure:
+class _connect_once(connect):
+    """websockets' connect, minus its own redirect following (the probe follows them
+    itself: one policy, one limit and one report for WebSocket and SSE alike)."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
+def _connect_failure(target: Target, exc: BaseException, timeout: float,
+                     headers: Sequence[tuple[str, str]] = ()) -> _Failure:
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
         if 200 <= status < 300:
@@ -304,7 +474,7 @@ def _connect_failure(target: Target, exc: BaseException, timeout: float) -> _Fai
                             f"(an HTTP or SSE endpoint? try http://{target.address}"
                             f"{target.path})")
         hint = {503: "the server is full or shutting down", 404: "wrong path?",
-                401: "authentication required", 403: "forbidden"}.get(status, "")
+                401: _auth_hint(headers), 403: "forbidden"}.get(status, "")
         return _Failure(f"refused the WebSocket handshake with HTTP {status} "
                         f"{exc.response.reason_phrase}" + (f" ({hint})" if hint else ""))
     if isinstance(exc, TimeoutError):
@@ -329,6 +499,12 @@ def _connect_failure(target: Target, exc: BaseException, timeout: float) -> _Fai
     return _Failure(f"cannot connect: {type(exc).__name__}: {exc}")
 
 
+def _auth_hint(headers: Sequence[tuple[str, str]]) -> str:
+    if any(n.lower() == "authorization" for n, _ in headers):
+        return "authentication required: the Authorization header sent was not accepted"
+    return "authentication required: send it with --header 'Authorization: Bearer TOKEN'"
+
+
 def _tls_failure(target: Target, exc: ssl.SSLError) -> _Failure:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _Failure(f"TLS failed with {target.address}: certificate not trusted "
@@ -340,19 +516,28 @@ def _tls_failure(target: Target, exc: ssl.SSLError) -> _Failure:
 
 async def _websocket_session(target: Target, rec: _Recorder, *, timeout: float,
                              max_size: int, ping_interval: float,
-                             ssl_context: ssl.SSLContext | None) -> None:
+                             ssl_context: ssl.SSLContext | None,
+                             headers: Sequence[tuple[str, str]] = ()) -> None:
     started = time.monotonic()
+    own_agent = any(n.lower() == "user-agent" for n, _ in headers)
     options: dict[str, Any] = {
         "open_timeout": timeout, "max_size": max_size, "ping_interval": None,
         "close_timeout": min(timeout, 2.0), "proxy": None,
-        "user_agent_header": USER_AGENT,
+        "user_agent_header": None if own_agent else USER_AGENT,
+        "additional_headers": list(headers) or None,
     }
     if ssl_context is not None:
         options["ssl"] = ssl_context
     try:
-        ws = await connect(target.url, **options)
+        ws = await _connect_once(target.url, **options)
+    except InvalidStatus as exc:
+        response = exc.response
+        location = response.headers.get("Location")
+        if response.status_code in REDIRECT_STATUSES and location:
+            raise _Redirect(response.status_code, response.reason_phrase, location) from None
+        raise _connect_failure(target, exc, timeout, headers) from None
     except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-        raise _connect_failure(target, exc, timeout) from None
+        raise _connect_failure(target, exc, timeout, headers) from None
     rec.connected(time.monotonic() - started)
     pinger = asyncio.create_task(_pinger(ws, rec, ping_interval, timeout))
     try:
@@ -408,21 +593,26 @@ async def _pinger(ws: Any, rec: _Recorder, interval: float, timeout: float) -> N
 # ---------------------------------------------------------------- SSE
 
 async def _sse_session(target: Target, rec: _Recorder, *, timeout: float, max_size: int,
-                       ping_interval: float, ssl_context: ssl.SSLContext | None) -> None:
+                       ping_interval: float, ssl_context: ssl.SSLContext | None,
+                       headers: Sequence[tuple[str, str]] = ()) -> None:
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(
                 target.host, target.port, ssl=ssl_context, limit=max_size + 1024)
             try:
+                given = {n.lower() for n, _ in headers}
+                defaults = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache"),
+                            ("User-Agent", USER_AGENT)]
                 request = [f"GET {target.path} HTTP/1.1", f"Host: {target.address}",
-                           "Accept: text/event-stream", "Cache-Control: no-cache",
-                           f"User-Agent: {USER_AGENT}", "Connection: close"]
+                           "Connection: close"]
+                request += [f"{n}: {v}" for n, v in defaults if n.lower() not in given]
+                request += [f"{n}: {v}" for n, v in headers]
                 if rec.result.last_event_id is not None:
                     request.append(f"Last-Event-ID: {rec.result.last_event_id}")
                 writer.write(("\r\n".join(request) + "\r\n\r\n").encode("latin-1"))
                 await writer.drain()
-                status, reason, headers = await _read_response_head(target, reader)
+                status, reason, headers_in = await _read_response_head(target, reader)
             except BaseException:
                 writer.close()
                 raise
@@ -439,14 +629,17 @@ async def _sse_session(target: Target, rec: _Recorder, *, timeout: float, max_si
         raise _Failure(f"cannot connect to {target.address}: {exc.strerror or exc}") from None
     try:
         rec.result.http_status = status
-        content_type = headers.get("content-type", "")
+        content_type = headers_in.get("content-type", "")
         rec.result.content_type = content_type or None
+        if status in REDIRECT_STATUSES and headers_in.get("location"):
+            raise _Redirect(status, reason, headers_in["location"])
         if status != 200:
             raise _Failure(f"answered HTTP {status} {reason}".rstrip()
                            + (" (wrong path?)" if status == 404 else "")
+                           + (f" ({_auth_hint(headers)})" if status == 401 else "")
                            + (" (the server is full)" if status == 503 else ""))
         if not content_type.lower().startswith("text/event-stream"):
-            if "upgrade" in headers.get("connection", "").lower():
+            if "upgrade" in headers_in.get("connection", "").lower():
                 what = "a WebSocket endpoint? try ws://"
             else:
                 what = "not an SSE endpoint"
@@ -455,7 +648,7 @@ async def _sse_session(target: Target, rec: _Recorder, *, timeout: float, max_si
         rec.connected(time.monotonic() - started)
         parser = SSEParser(max_size)
         try:
-            async for chunk in _body(reader, headers, max_size):
+            async for chunk in _body(reader, headers_in, max_size):
                 for kind, value in parser.feed(chunk):
                     _record_sse(rec, kind, value)
         except _Failure as exc:
