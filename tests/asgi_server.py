@@ -26,24 +26,29 @@ async def serving(app: Any, *, sndbuf: int | None = None, **config: Any
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if sndbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    sock.bind((options["host"], options["port"]))
+    sock.bind((options.pop("host"), options.pop("port")))
+    # Listening before uvicorn starts: a client may connect at once (the kernel queues it
+    # until uvicorn accepts, after the lifespan startup), so nothing polls for "started".
+    sock.listen(128)
     server = uvicorn.Server(uvicorn.Config(app, **options))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         try:
             await asyncio.wait_for(task, 10)
         finally:
             sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any, **config: Any) -> AsyncIterator[int]:
+    """:func:`serving` for a test that wants the port (lifespan off unless asked)."""
+    config.setdefault("lifespan", "off")
+    async with serving(app, **config) as base:
+        yield int(base.rsplit(":", 1)[1])
 
 
 @dataclass

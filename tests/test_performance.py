@@ -26,7 +26,7 @@ from pwtop.realtime.hub import WebSocketHub
 from pwtop.realtime.probe import probe
 from pwtop.realtime.sse import SSEStream, serve_asgi
 from pwtop.seed_settings import DICT_NAMES, MEANING, SEED_KEYS, reference
-from tests.uvicorn_serve import serve_app
+from tests.asgi_server import serve_app
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,7 +23,7 @@ from pwtop.errors import TargetError
 from pwtop.realtime.probe import (MAX_REDIRECTS, parse_header, parse_target, probe,
                                   redact_header, redirect_target)
 from pwtop.realtime.sse import SSEStream
-from tests.uvicorn_serve import serve_app
+from tests.asgi_server import serve_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "pw-7f3a9c1e5b2d4f60a8e1c3b5d7f9a2c4"  # a secret: never printed back
