@@ -13,11 +13,13 @@ pwtop has something true to show:
   :class:`~pwtop.aio.CircuitBreaker`, and a simulated network outage every minute opens
   the breaker; every ~20 s ``lookup_vendor_blocking()`` calls ``time.sleep`` on the loop,
   the bug the loop monitor exists to name;
-* **streams** shaped like PiWardrive's: a :class:`~pwtop.realtime.WebSocketHub` serving
-  ``/ws/aps``, ``/ws/status`` and ``/stream/ws/detections``, SSE streams at ``/sse/aps`` and
-  ``/sse/status``, and simulated clients: steady readers that echo ``seq``, one on a tiny
-  receive buffer that falls behind and loses messages, one that keeps disconnecting,
-  and SSE readers that resume with ``Last-Event-ID``;
+* a **FastAPI app served by uvicorn** on one port, as PiWardrive is (:mod:`pwtop.demo.web`):
+  REST routes timed by pwtop's middleware, a :class:`~pwtop.realtime.WebSocketHub` serving
+  ``/ws/aps`` (the full AP list first, then updates), ``/ws/status`` and
+  ``/stream/ws/detections`` on the app's own routes, SSE streams at ``/sse/aps`` and
+  ``/sse/status``, pwtop's endpoints at ``/performance``; and simulated clients: steady
+  readers that echo ``seq``, one on a tiny receive buffer that falls behind and loses
+  messages, one that keeps disconnecting, and SSE readers that resume with ``Last-Event-ID``;
 * the **agent**, started in two lines like any app would, with the advisor's capture hook
   (:class:`~pwtop.database.advisor.capture.WorkloadCapture`) on every database
   connection of the pool, so the statements the app really runs, counted and timed,
@@ -55,7 +57,8 @@ from pwtop.config import RealtimeSettings
 from pwtop.database.advisor.capture import WorkloadCapture
 from pwtop.demo.generate import create_demo_database
 from pwtop.errors import PwtopError
-from pwtop.realtime import RealtimeOptimizer, Router, SSEStream, WebSocketHub, serve_asgi
+from pwtop.demo import web
+from pwtop.realtime import RealtimeOptimizer, SSEStream, WebSocketHub
 
 log = logging.getLogger("pwtop.demo.app")
 
@@ -165,9 +168,14 @@ class DemoApp:
         self.hub: Any = None
         self.streams: dict[str, Any] = {}
         self.rt: Any = None
+        self.performance: Any = None  # pwtop's endpoints and dashboard, at /performance
+        self.web_url: str | None = None
         self.agent: Any = None
         self.tasks: list[asyncio.Task] = []
         self.started = time.monotonic()
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
 
     # ------------------------------------------------------------ database
 
@@ -204,7 +212,7 @@ class DemoApp:
             conn.execute("ROLLBACK")
             raise
 
-    async def _query(self, sql: str, params: tuple) -> list[tuple]:
+    async def query(self, sql: str, params: tuple) -> list[tuple]:
         async with self.pool.acquire(timeout=5.0) as conn:
             return await asyncio.to_thread(lambda: conn.execute(sql, params).fetchall())
 
@@ -280,7 +288,7 @@ class DemoApp:
     async def load_ap_cache(self) -> None:
         async with self.opt.monitor_operation("load_ap_cache"):
             started = time.monotonic()
-            rows = await self._query(
+            rows = await self.query(
                 "SELECT bssid, ssid, encryption, lat, lon, last_time FROM ap_cache "
                 "WHERE last_time > ? ORDER BY last_time", (self.last_ap_time,))
             if rows:
@@ -307,7 +315,7 @@ class DemoApp:
                         break
             now = _iso()
             self.queue.put_nowait(("health", (now, temp, cpu, mem, disk)))
-            rows = await self._query("SELECT timestamp, cpu_temp, cpu_percent, memory_percent, "
+            rows = await self.query("SELECT timestamp, cpu_temp, cpu_percent, memory_percent, "
                                      "disk_percent FROM health_records ORDER BY timestamp DESC "
                                      "LIMIT ? OFFSET ?", (5, 0))
         self._publish("/ws/status", "status", {
@@ -409,33 +417,29 @@ class DemoApp:
 
     # ------------------------------------------------------------ running
 
-    async def _start_streams(self, stack: contextlib.AsyncExitStack) -> dict[str, str]:
+    def _make_streams(self) -> None:
         settings = RealtimeSettings(heartbeat_interval=5.0, message_queue_size=50)
-        self.hub = WebSocketHub(settings, name="ws", slow_timeout=60.0,
-                                paths=("/ws/aps", "/ws/status", "/stream/ws/detections"))
-        server = await stack.enter_async_context(self.hub.serve(
-            self.args.host, self.args.streams_port, open_timeout=2.0))
-        ws_port = server.sockets[0].getsockname()[1]
+        self.hub = WebSocketHub(settings, name="ws", slow_timeout=60.0, paths=web.WS_PATHS,
+                                on_connect=lambda conn: web.initial_aps(self, conn))
         self.streams = {"aps": SSEStream(settings, name="sse_aps"),
                         "status": SSEStream(settings, name="sse_status")}
-        sse_server = await serve_asgi(Router({"/sse/aps": self.streams["aps"],
-                                              "/sse/status": self.streams["status"]}),
-                                      self.args.host, self.args.sse_port)
-        stack.push_async_callback(self._close_server, sse_server)
-        sse_port = sse_server.sockets[0].getsockname()[1]
         self.rt = RealtimeOptimizer(settings, hubs=[self.hub],
                                     streams=list(self.streams.values()))
-        base_ws, base_http = f"ws://{self.args.host}:{ws_port}", \
-            f"http://{self.args.host}:{sse_port}"
+
+    async def _start_web(self, stack: contextlib.AsyncExitStack) -> dict[str, str]:
+        """The app's one port: REST, WebSocket and SSE routes, /performance (web.py)."""
+        if not self.args.no_streams:
+            self._make_streams()
+        port = await stack.enter_async_context(web.serve(
+            web.build(self), self.args.host, self.args.http_port))
+        host = f"[{self.args.host}]" if ":" in self.args.host else self.args.host
+        self.web_url = f"http://{host}:{port}"
+        if self.args.no_streams:
+            return {}
+        base_ws = f"ws://{host}:{port}"
         return {"ws_aps": f"{base_ws}/ws/aps", "ws_status": f"{base_ws}/ws/status",
                 "ws_detections": f"{base_ws}/stream/ws/detections",
-                "sse_aps": f"{base_http}/sse/aps", "sse_status": f"{base_http}/sse/status"}
-
-    @staticmethod
-    async def _close_server(server: asyncio.Server) -> None:
-        server.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.wait_closed(), 2.0)
+                "sse_aps": f"{self.web_url}/sse/aps", "sse_status": f"{self.web_url}/sse/status"}
 
     def _spawn(self, coro: Any, name: str) -> None:
         self.tasks.append(asyncio.create_task(coro, name=name))
@@ -444,7 +448,7 @@ class DemoApp:
         await asyncio.to_thread(self._ensure_database)
         self.opt.start_loop_monitor()
         async with contextlib.AsyncExitStack() as stack:
-            streams = await self._start_streams(stack) if not self.args.no_streams else {}
+            streams = await self._start_web(stack)
             self.agent = pwtop.agent.start(
                 async_optimizer=self.opt, realtime_optimizer=self.rt, db_path=self.db,
                 host=self.args.host, port=self.args.port, unix_path=self.args.unix_socket,
@@ -470,7 +474,7 @@ class DemoApp:
                      "metrics_url": self.agent.metrics_url,
                      "healthz_url": self.agent.healthz_url,
                      "token_file": str(self.agent.token_file) if self.agent.token_file else None,
-                     "db": str(self.db), "streams": streams}
+                     "db": str(self.db), "streams": streams, "http": self.web_url}
             print(json.dumps(ready), flush=True)
             log.info("demo app ready: %s", ready)
             await self._wait_for_stop()
@@ -541,13 +545,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="agent port (0: a free one)")
     p.add_argument("--unix-socket", help="serve the agent on this unix socket instead")
     p.add_argument("--token-file", help="agent token file (default: the runtime directory)")
-    p.add_argument("--streams-port", type=int, default=0, help="WebSocket hub port")
-    p.add_argument("--sse-port", type=int, default=0, help="SSE port")
+    p.add_argument("--http-port", type=int, default=0,
+                   help="the app's HTTP port: REST, WebSocket and SSE routes (0: a free one)")
     p.add_argument("--interval", type=float, default=1.0, help="agent snapshot interval")
     p.add_argument("--pool-size", type=int, default=2, help="database connection pool size")
     p.add_argument("--speed", type=float, default=1.0, help="run the simulation faster")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--no-streams", action="store_true", help="no WebSocket/SSE streams")
+    p.add_argument("--no-streams", action="store_true",
+                   help="no WebSocket/SSE routes (the REST routes stay)")
     p.add_argument("--no-clients", action="store_true", help="no simulated stream clients")
     p.add_argument("--exit-with-stdin", action="store_true",
                    help="stop when stdin closes (the parent went away)")

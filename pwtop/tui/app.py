@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import logging
 import os
 import select
@@ -35,6 +36,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Tab, Tabs
 
+from pwtop.components import NAMES, info
 from pwtop.config import Settings, default_database_path, ui_state_path
 from pwtop.schedule import PollResult
 from pwtop.session import WATCH_CLOSE_S, Session, WatchFactory, default_watch
@@ -42,14 +44,8 @@ from pwtop.tui import bindings
 from pwtop.tui.alerting import alert_items
 from pwtop.tui.screens.too_small import TooSmallScreen, too_small
 from pwtop.tui.state import UiState, load_state, save_state
-from pwtop.tui.tabs.alerts import AlertsTab, history_trouble
-from pwtop.tui.tabs.async_ import AsyncTab
-from pwtop.tui.tabs.database import DatabaseTab
-from pwtop.tui.tabs.overview import OverviewTab
-from pwtop.tui.tabs.realtime import RealtimeTab
-from pwtop.tui.tabs.system import SystemTab
+from pwtop.tui.tabs.alerts import history_trouble
 from pwtop.tui.theming import choose_theme, load_themes, next_theme
-from pwtop.components import NAMES, info
 from pwtop.tui.view import View
 from pwtop.tui.widgets.banner import AlertBanner
 from pwtop.tui.widgets.header import PwtopHeader, home_relative
@@ -64,9 +60,19 @@ Factory = Callable[[Settings], Any]
 #: tab id -> the component it shows (Overview and Alerts show all of them).
 TAB_COMPONENT = {name: name for name in NAMES}
 TAB_IDS = tuple(tab_id for tab_id, _ in bindings.TABS)
-TAB_WIDGETS: dict[str, type] = {"overview": OverviewTab, "database": DatabaseTab,
-                                "async": AsyncTab, "realtime": RealtimeTab,
-                                "system": SystemTab, "alerts": AlertsTab}
+#: tab id -> its widget class, imported when the tab is first built: a tab's module
+#: brings its presenter and what that reads (the database's plans, workload and models),
+#: which the first frame of another tab does not need.
+TAB_WIDGETS: dict[str, str] = {
+    "overview": "pwtop.tui.tabs.overview:OverviewTab",
+    "database": "pwtop.tui.tabs.database:DatabaseTab",
+    "async": "pwtop.tui.tabs.async_:AsyncTab", "realtime": "pwtop.tui.tabs.realtime:RealtimeTab",
+    "system": "pwtop.tui.tabs.system:SystemTab", "alerts": "pwtop.tui.tabs.alerts:AlertsTab"}
+
+
+def tab_class(tab_id: str) -> type:
+    module, _, name = TAB_WIDGETS[tab_id].partition(":")
+    return getattr(importlib.import_module(module), name)
 TAB_TITLES = dict(bindings.TABS)
 
 #: The refresh intervals ``+`` and ``-`` step through (seconds).
@@ -164,7 +170,7 @@ class MainScreen(Screen[None]):
                    id="tabs", active=f"t-{initial}")
         # Only the tab shown first is built now; the others when first shown (a faster
         # first frame, and nothing to lay out for tabs nobody opens).
-        yield TAB_WIDGETS[initial](id=f"tab-{initial}", classes="tab-pane")
+        yield tab_class(initial)(id=f"tab-{initial}", classes="tab-pane")
         yield FilterInput(placeholder="filter rows: type to filter, Enter keeps, Esc clears",
                           id="filter")
         yield Footer(compact=True)
@@ -194,7 +200,7 @@ class MainScreen(Screen[None]):
         found = self.query(f"#tab-{tab_id}")
         if found:
             return found.first()
-        widget = TAB_WIDGETS[tab_id](id=f"tab-{tab_id}", classes="tab-pane")
+        widget = tab_class(tab_id)(id=f"tab-{tab_id}", classes="tab-pane")
         widget.display = False
         await self.mount(widget, before=self.query_one("#filter"))
         return widget
