@@ -474,7 +474,9 @@ class DemoApp:
                      "metrics_url": self.agent.metrics_url,
                      "healthz_url": self.agent.healthz_url,
                      "token_file": str(self.agent.token_file) if self.agent.token_file else None,
-                     "db": str(self.db), "streams": streams, "http": self.web_url}
+                     "db": str(self.db), "streams": streams, "http": self.web_url,
+                     "dashboard_url": f"{self.web_url}/performance/dashboard"
+                     if self.performance is not None else None}
             print(json.dumps(ready), flush=True)
             log.info("demo app ready: %s", ready)
             await self._wait_for_stop()

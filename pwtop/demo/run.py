@@ -248,7 +248,10 @@ def describe_running(app: DemoProcess) -> list[str]:
              f"  agent:        {app.agent}",
              f"  metrics:      {app.metrics_url}",
              f"  health:       {app.info.get('healthz_url')}",
-             f"  token file:   {app.token_file or '(none)'}"]
+             f"  token file:   {app.token_file or '(none)'}",
+             f"  app:          {app.info.get('http')}" if app.info.get("http") else "",
+             f"  dashboard:    {app.info.get('dashboard_url')}"
+             if app.info.get("dashboard_url") else ""]
     width = max((len(name) for name in app.streams), default=0) + 1
     for name, url in sorted(app.streams.items()):
         lines.append(f"  stream {name + ':':<{width}} {url}")
