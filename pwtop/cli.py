@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="ID", help="apply only these recommendations")
     p.add_argument("--backup", metavar="PATH", help="back up the database here first")
     p.add_argument("--workload", metavar="FILE", help="SQL statements separated by ';'")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="with --yes: print the recommendations and every action's "
+                   "measurements, not only the summary line")
+    p.add_argument("--accept-insert-cost", nargs="+", metavar="ID",
+                   help="apply these new indexes even though inserts measured slower on "
+                   "the scratch copy than predicted")
 
     p = verb("monitor")
     _add_component_args(p)

@@ -110,8 +110,10 @@ def select_recommendations(recs: Sequence[Recommendation],
     by_id = {r.id: r for r in recs}
     unknown = [i for i in only if i not in by_id]
     if unknown:
-        known = ", ".join(by_id) or "none"
-        raise PwtopError(f"no recommendation with id {', '.join(unknown)} (current ids: {known})")
+        # one id per line after the first: they are long and there are often 30 of them
+        known = "".join(f"\n  {i}" for i in by_id if by_id[i].applicable) or " none"
+        raise PwtopError(f"no recommendation with id {', '.join(unknown)}; the ids pwtop "
+                         f"can apply now are:{known}")
     chosen = [by_id[i] for i in only]
     advice = [r.id for r in chosen if not r.applicable]
     if advice:

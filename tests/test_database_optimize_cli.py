@@ -67,22 +67,29 @@ def test_without_yes_only_the_plan_is_printed(db, capsys):
 def test_yes_only_applies_just_the_chosen_one(db, capsys):
     indexes = query(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'")
     assert query(db, "PRAGMA freelist_count")[0][0] > 0
-    assert optimize(db, "--yes", "--only", "db-vacuum") == 0
+    size = db.stat().st_size
+    assert optimize(db, "--yes", "--verbose", "--only", "db-vacuum") == 0
     out = capsys.readouterr().out
     assert "[db-vacuum] done:" in out and "ran: VACUUM" in out
     assert "freelist_count" in out  # the before/after table
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("applied 1 of 1 action in ") and "integrity ok" in last
+    assert f"file {size / 1048576:.1f} -> " in last and last.endswith(" MiB")
     assert query(db, "PRAGMA freelist_count") == [(0,)]
     assert query(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'") == indexes
     assert query(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'") == [(0,)]
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
 
 
-def test_unknown_only_id_is_one_line(db, capsys):
+def test_unknown_only_id_lists_the_valid_ids_one_per_line(db, capsys):
     before = digest(db)
     assert optimize(db, "--yes", "--only", "db-nonsense") == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    assert "db-nonsense" in err and "db-vacuum" in err  # says which ids exist
+    captured = capsys.readouterr()
+    first, *ids = captured.err.strip().splitlines()
+    assert "no recommendation with id db-nonsense" in first
+    assert "db-vacuum" in [i.strip() for i in ids]  # one id per line
+    assert all(" " not in i.strip() for i in ids)
+    assert captured.out == ""  # nothing printed before the refusal
     assert digest(db) == before
 
 
@@ -102,7 +109,7 @@ def test_backup_to_an_existing_path_is_refused(db, tmp_path, capsys):
 
 def test_backup_then_vacuum(db, tmp_path, capsys):
     copy = tmp_path / "before-vacuum.db"
-    assert optimize(db, "--yes", "--only", "db-vacuum", "--backup", str(copy)) == 0
+    assert optimize(db, "--yes", "--verbose", "--only", "db-vacuum", "--backup", str(copy)) == 0
     out = capsys.readouterr().out
     assert "[backup] done" in out
     assert query(copy, "PRAGMA integrity_check") == [("ok",)]

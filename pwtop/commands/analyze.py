@@ -9,6 +9,7 @@ from typing import Any
 
 from pwtop import components, report
 from pwtop.config import Settings
+from pwtop.model import Level
 
 
 def component_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -27,6 +28,7 @@ async def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     names = components.selected(args)
     report_json: dict[str, Any] = {}
     text: list[str] = []
+    first: list[str] = []  # a damaged file is said before anything read from it
     failed = False  # a component met errors (e.g. invalid workload SQL): exit 1 after output
     for name in names:
         comp = components.build(name, settings, **component_options(name, args))
@@ -36,13 +38,15 @@ async def _analyze(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await comp.close()
         failed |= bool(snap.errors)
+        first += [f"{f.level.label}: {f.message}" for f in snap.flags
+                  if f.level >= Level.CRITICAL]
         report_json[name] = {"stats": snap.to_dict(), "recommendations": [r.to_dict() for r in recs]}
         text += report.snapshot_lines(snap, comp) + [""] + report.recommendation_lines(recs) + [""]
     if args.json:
         out = report_json[names[0]] if len(names) == 1 else report_json
         print(json.dumps(out, indent=2, default=str))
     else:
-        print("\n".join(text).rstrip())
+        print("\n".join(first + text).rstrip())
     return 1 if failed else 0
 
 

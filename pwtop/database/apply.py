@@ -31,7 +31,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 from pwtop.database import activity, connect, preflight
 from pwtop.database.preflight import SpaceNeed
@@ -41,21 +41,24 @@ from pwtop.units import human_bytes
 
 log = logging.getLogger("pwtop.database.apply")
 
-# Execution order when several actions are chosen: new indexes before drops, so that a
-# drop whose queries move to a new index never leaves them without one (and a failed
-# CREATE stops the run before any drop); structural changes before VACUUM, so it reclaims
-# the dropped pages, and before ANALYZE, so it sees the final indexes; the checkpoint
-# last, so that the main file holds everything at the end.
+# Execution order when several actions are chosen. Drops that stand on their own (the
+# index they duplicate already exists) come first, so that the new indexes built next
+# reuse the pages they free instead of growing the file; drops that depend on a new
+# index come after it, so that their queries never lose an index (and a failed CREATE
+# stops the run before them); structural changes before VACUUM, so it reclaims the
+# dropped pages, and before ANALYZE, so it sees the final indexes; the checkpoint last,
+# so that the main file holds everything at the end.
 ORDER = {
     "enable_wal": 0,
-    "create_index": 1,
-    "drop_index": 2,
-    "incremental_vacuum": 3,
-    "auto_vacuum_incremental": 4,
-    "vacuum": 5,
-    "analyze": 6,
-    "wal_checkpoint": 7,
+    "drop_index": 1,          # rank 3 when it depends on a create_index of the same run
+    "create_index": 2,
+    "incremental_vacuum": 4,
+    "auto_vacuum_incremental": 5,
+    "vacuum": 6,
+    "analyze": 7,
+    "wal_checkpoint": 8,
 }
+DEPENDENT_DROP = 3
 KINDS = tuple(ORDER)
 
 # ---------------------------------------------------------------- allowed shapes
@@ -261,8 +264,10 @@ class _Job:
     """One apply run; lives in a worker thread, except :meth:`interrupt`."""
 
     def __init__(self, path: Path | str, recs: Sequence[Recommendation], dry_run: bool,
-                 busy_timeout: float, backup: Path | str | None) -> None:
+                 busy_timeout: float, backup: Path | str | None,
+                 vacuum_rule: tuple[float, int] | None = None) -> None:
         self.path_arg, self.recs, self.dry_run = path, list(recs), dry_run
+        self.vacuum_rule = vacuum_rule
         self.busy_timeout = max(0.0, float(busy_timeout))
         self.backup_arg = backup
         self.conn: sqlite3.Connection | None = None
@@ -351,7 +356,9 @@ class _Job:
                 refused.append(ActionResult(rec.id, ok=False, dry_run=self.dry_run,
                                             message=str(exc), error="refused"))
                 log.warning("%s: %s", self.path, exc)
-        plans.sort(key=lambda p: ORDER[p.kind])
+        ids = {p.rec.id for p in plans}  # (a list being sorted looks empty to its key)
+        plans.sort(key=lambda p: rank(p, ids))
+        self._add_vacuum_step(plans)
         self.conn = self._connect()
         try:
             try:
@@ -371,7 +378,12 @@ class _Job:
                 results.append(copy)
                 stopped = not copy.ok and not self.dry_run
             for plan in plans:
-                if plan.kind == "vacuum" and self.rebuilt_by:
+                if plan.rec.id == ADDED_VACUUM_ID:
+                    added = self._added_vacuum(plan, results, problem, stopped)
+                    if added is not None:
+                        results.append(added)
+                        stopped |= not added.ok
+                elif plan.kind == "vacuum" and self.rebuilt_by:
                     results.append(self._skip_vacuum(plan))
                 elif self.dry_run:
                     results.append(self._dry(plan, problem, backup))
@@ -393,6 +405,71 @@ class _Job:
         finally:
             self.conn = None
             self.handle.close()
+
+    # ------------------------------------------------------------ the run's own free pages
+
+    def _add_vacuum_step(self, plans: list[Plan]) -> None:
+        """Put a conditional VACUUM after this run's drops when none was chosen.
+
+        Dropped indexes leave free pages that SQLite never returns to the filesystem; when
+        the run itself frees enough that the advisor would ask for VACUUM right after it,
+        the VACUUM is done now, in the same run (the step decides when it is reached, on
+        measurements of the file as the drops left it)."""
+        if self.vacuum_rule is None or not any(p.kind == "drop_index" for p in plans):
+            return
+        if any(p.kind in ("vacuum", "auto_vacuum_incremental") for p in plans):
+            return
+        self.drop_ids = {p.rec.id for p in plans if p.kind == "drop_index"}
+        rec = Recommendation(
+            ADDED_VACUUM_ID, "database", "vacuum", str(self.path_arg),
+            "VACUUM the pages this run's drops free (added by optimize)",
+            impact="returns the dropped indexes' pages to the filesystem",
+            risk="rewrites the whole file; the app's writes wait until it finishes",
+            action="VACUUM")
+        at = next((i for i, p in enumerate(plans) if ORDER[p.kind] > ORDER["vacuum"]),
+                  len(plans))
+        plans.insert(at, parse_action(rec))
+
+    def _space_after_drops(self) -> tuple[float, int, dict]:
+        """(free-or-unused share of the file, reclaimable bytes, measurements) now."""
+        m = preflight.measure(self.conn, self.path, dbstat=True)
+        if "fragmentation_ratio" in m:
+            ratio = float(m["fragmentation_ratio"])
+            reclaim = int(m["freelist_count"]) * (m["database_bytes"] // max(1, m["page_count"])) \
+                + int(m.get("unused_bytes", 0))
+        else:  # no dbstat: free pages only
+            ratio = float(m["freelist_ratio"])
+            reclaim = int(m["freelist_count"]) * (m["database_bytes"] // max(1, m["page_count"]))
+        return ratio, reclaim, m
+
+    def _added_vacuum(self, plan: Plan, results: list[ActionResult], problem: str | None,
+                      stopped: bool) -> ActionResult | None:
+        """The conditional VACUUM: planned, run, or left out (None) with the reason logged."""
+        threshold, min_bytes = self.vacuum_rule or (1.0, 0)
+        ratio, reclaim, m = self._space_after_drops()
+        if self.dry_run:
+            dropped = sum(int(r.before.get("index_bytes", 0) or 0) for r in results
+                          if r.recommendation_id in self.drop_ids and r.ok)
+            total = max(1, int(m["database_bytes"]))
+            bound = min(1.0, ratio + dropped / total)
+            if bound <= threshold or reclaim + dropped < min_bytes:
+                return None
+            msg = (f"would run: VACUUM after the drops if they leave more than "
+                   f"{threshold * 100:.0f} % of the file free or unused (now "
+                   f"{ratio * 100:.0f} %; the drops free up to {human_bytes(dropped)}, up to "
+                   f"{bound * 100:.0f} % without the pages the new indexes reuse); added by "
+                   "optimize so that the run does not leave the file fragmented")
+            return ActionResult(plan.rec.id, ok=True, dry_run=True, before=m, message=msg)
+        if stopped or ratio <= threshold or reclaim < min_bytes:
+            log.info("no VACUUM after the drops of %s: %.0f %% free or unused, %s reclaimable",
+                     self.path, ratio * 100, human_bytes(reclaim))
+            return None
+        res = self._real(plan, problem)
+        if res.ok:
+            res.message = (f"added by optimize: the drops left {ratio * 100:.0f} % of the file "
+                           f"free or unused (over the {threshold * 100:.0f} % VACUUM "
+                           f"threshold); {res.message}")
+        return res
 
     def _skip_vacuum(self, plan: Plan) -> ActionResult:
         verb = "would be skipped" if self.dry_run else "skipped"
@@ -848,9 +925,63 @@ class _Job:
         return "; ".join(t for t in (text, note, "quick_check ok") if t)
 
 
+ADDED_VACUUM_ID = "db-vacuum-after-drops"
+
+
+def rank(plan: Plan, chosen_ids: Collection[str]) -> int:
+    """Where ``plan`` runs among the plans of the recommendations ``chosen_ids``
+    (see :data:`ORDER`)."""
+    if plan.kind == "drop_index":
+        requires = (plan.rec.evidence or {}).get("requires")
+        if requires and requires in chosen_ids:
+            return DEPENDENT_DROP
+    return ORDER[plan.kind]
+
+
+def check_before_changes(path: Path | str, busy_timeout: float = 2.0) -> None:
+    """Refuse a real run at once when the database is damaged or held locked.
+
+    Runs before anything else of a real optimize (before new indexes are built on a
+    scratch copy: building them on a copy of a damaged file fails midway), so that the
+    refusal is the first and only thing a person reads. Raises :class:`TargetError`
+    with one line; returns None when the file passes ``quick_check`` and the write lock
+    can be had within ``busy_timeout``. Takes the lock only for an instant, changes
+    nothing.
+    """
+    job = _Job(path, [], False, busy_timeout, None)
+    job.path = _target(path, dry_run=False)
+    conn = job.conn = job._connect()
+    try:
+        try:
+            problem = preflight.quick_check(conn)
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if problem:
+            raise TargetError(damaged_message(job.path, problem))
+        try:
+            job._probe_write_lock()
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                raise TargetError(f"{job.path}: cannot take the write lock ({exc}); nothing "
+                                  "was changed") from exc
+            raise TargetError(job._busy("optimize").message) from exc
+    finally:
+        job.handle.close()
+
+
+def damaged_message(path: Path, problem: str) -> str:
+    """The one line that says a database is damaged and what optimize does about it."""
+    problem = " ".join(problem.split())
+    return (f"{path}: the database is damaged (quick_check: {problem}); optimize changes "
+            "nothing in a damaged database: restore a backup or recover it with the sqlite3 "
+            "shell's .recover")
+
+
 async def apply_recommendations(path: Path | str, recs: Sequence[Recommendation], *,
                                 dry_run: bool = True, busy_timeout: float = 2.0,
-                                backup: Path | str | None = None) -> list[ActionResult]:
+                                backup: Path | str | None = None,
+                                vacuum_rule: tuple[float, int] | None = None
+                                ) -> list[ActionResult]:
     """Apply (or, with ``dry_run``, plan) the database recommendations ``recs``.
 
     Returns one :class:`ActionResult` per distinct recommendation: first one with id
@@ -858,8 +989,12 @@ async def apply_recommendations(path: Path | str, recs: Sequence[Recommendation]
     (:data:`ORDER`), then the refused ones. Raises
     :class:`TargetError` for a database or backup path that cannot be used. Cancelling the
     awaiting task interrupts the running statement; SQLite rolls it back.
+
+    ``vacuum_rule`` (the advisor's VACUUM threshold and minimum bytes): when the chosen
+    actions drop indexes and include no VACUUM, a VACUUM (id ``db-vacuum-after-drops``)
+    follows the drops if they leave the file over that threshold.
     """
-    job = _Job(path, recs, dry_run, busy_timeout, backup)
+    job = _Job(path, recs, dry_run, busy_timeout, backup, vacuum_rule)
     task = asyncio.ensure_future(asyncio.to_thread(job.run))
     try:
         return await asyncio.shield(task)

@@ -46,13 +46,17 @@ class DatabaseComponent(Component):
 
     def __init__(self, settings: Settings, *, path: str | Path | None = None,
                  workload: str | Path | None = None, exact_counts: bool = False,
-                 backup: str | Path | None = None) -> None:
+                 backup: str | Path | None = None,
+                 accept_insert_cost: Sequence[str] = ()) -> None:
         self.settings = settings
         chosen = path or settings.target.database or default_database_path()
         self.path = Path(chosen).expanduser()
         self.workload = workload
         self.exact_counts = exact_counts
         self.backup = backup
+        # new indexes to apply even if inserts measure slower than predicted (the CLI's
+        # --accept-insert-cost; the TUI sets it after asking)
+        self.accept_insert_cost = set(accept_insert_cost)
         self._locks: dict[int, asyncio.Lock] = {}
         self._frag: Fragmentation | None = None
         self._frag_at: float | None = None
@@ -93,14 +97,19 @@ class DatabaseComponent(Component):
     async def apply(self, recommendations: Sequence[Recommendation], *,
                     dry_run: bool = True) -> list[ActionResult]:
         from pwtop.database.advisor.validate import guard
-        from pwtop.database.apply import apply_recommendations
+        from pwtop.database.apply import apply_recommendations, check_before_changes
 
         async with self._lock():
+            if not dry_run:  # a damaged or locked file: refused before any work
+                await asyncio.to_thread(check_before_changes, self.path,
+                                        self.settings.database.busy_timeout)
             # new indexes are first built and timed on a scratch copy (advisor.validate)
-            checked, chosen = await guard(self.path, list(recommendations), dry_run=dry_run)
+            checked, chosen = await guard(self.path, list(recommendations), dry_run=dry_run,
+                                          accept_insert_cost=self.accept_insert_cost)
+            s = self.settings.database
             return checked + await apply_recommendations(
-                self.path, chosen, dry_run=dry_run,
-                busy_timeout=self.settings.database.busy_timeout, backup=self.backup)
+                self.path, chosen, dry_run=dry_run, busy_timeout=s.busy_timeout,
+                backup=self.backup, vacuum_rule=(s.vacuum_threshold, s.vacuum_min_bytes))
 
     async def benchmark(self) -> BenchmarkResult:
         """Inserts, fsync, lookups and scans on a scratch copy (pwtop.database.bench)."""
@@ -174,6 +183,10 @@ class DatabaseComponent(Component):
         snap = Snapshot(component=self.name, detail=detail)
         self._metrics(snap, detail)
         snap.errors = errors + [e for e in self._workload_errors if e not in errors]
+        damaged = _damage(path, snap.errors + [f"{r.name}: {r.message}" for r in probes])
+        if damaged:  # said first: every other figure was read from a damaged file
+            snap.errors.insert(0, damaged)
+            snap.flags.insert(0, Flag(Level.CRITICAL, "database_damaged", damaged))
         snap.duration_s = time.monotonic() - t0
         return snap
 
@@ -443,6 +456,21 @@ class _ProbeLog:
 
     def reused(self, name: str, age: float) -> None:
         self.records.append(ProbeRecord(name, 0.0, "reused", f"from {age:.0f} s ago"))
+
+
+# What SQLite says when it meets a damaged page (SQLITE_CORRUPT, SQLITE_NOTADB).
+_DAMAGE_WORDS = ("database disk image is malformed", "file is not a database")
+
+
+def _damage(path: Path, errors: list[str]) -> str | None:
+    """One line saying the file is damaged, when SQLite said so during this collect."""
+    hits = [e for e in errors if any(w in e for w in _DAMAGE_WORDS)]
+    if not hits:
+        return None
+    where = sorted({e.split(":", 1)[0].removeprefix("workload ") for e in hits})
+    return (f"{path}: the database file is damaged (SQLite: {hits[0].split(': ', 1)[-1]}; "
+            f"met by {len(where)} probe(s): {', '.join(where)}); what could be read follows; "
+            "restore a backup or recover it with the sqlite3 shell's .recover")
 
 
 def _alive(pid: int) -> bool:

@@ -5,15 +5,20 @@ the only proof. :func:`validate` does it where nothing can go wrong: on a copy m
 the backup API in a scratch directory whose free space is checked first
 (:mod:`pwtop.database.scratch`). On the copy it
 
-1. times the workload's read statements and an insert batch as the schema is now,
-2. drops and creates the advised indexes (and, when the live file has no
-   ``sqlite_stat1``, runs the ANALYZE the predictions assumed),
-3. explains every statement again and compares the indexes its plan uses with the
-   prediction,
-4. times the workload and the inserts again.
+1. makes two copies, ``before`` (the schema as it is) and ``after``, where it drops and
+   creates the advised indexes (and, when the live file has no ``sqlite_stat1``, runs
+   the ANALYZE the predictions assumed),
+2. explains every statement on ``after`` and compares the indexes its plan uses with
+   the prediction,
+3. times the workload's read statements on both copies, interleaved,
+4. times inserts into both copies interleaved (A B B A A B ...), round after round,
+   until the ratio of their costs is stable or a bound is reached.
 
-The speed-up and the insert cost are ratios of measurements made on the same copy, a
-few seconds apart, with the same warm cache. The copy is deleted afterwards.
+Interleaving is what makes the ratio trustworthy on a loaded machine: a burst of load
+(another process, the card's garbage collection) slows both sides of a round alike,
+where measuring all of "before" and then all of "after" lets it land on one side only.
+The spread of the per-round ratios is reported as the noise. The copies are deleted
+afterwards.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from pwtop.database import plans, workload as workload_mod
 from pwtop.database.inspect import quote
@@ -37,6 +42,45 @@ ROUNDS = 5
 INSERT_ROWS = 2000
 INSERT_BATCH = 50          # rows per transaction, as PiWardrive's writers commit
 STATEMENT_BUDGET_S = 2.0   # no statement is timed for longer than this per state
+# Insert-cost rounds: each inserts INSERT_ROUND_ROWS rows into each copy. At least
+# MIN_INSERT_ROUNDS; then stop once the quartiles of the per-round ratios lie within
+# STABLE_SPREAD of their median, or after MAX_INSERT_ROUNDS / INSERT_BUDGET_S.
+INSERT_ROUND_ROWS = 200
+MIN_INSERT_ROUNDS = 6
+MAX_INSERT_ROUNDS = 40
+INSERT_BUDGET_S = 20.0
+STABLE_SPREAD = 0.15
+# The write model predicts a cost per insert from entry sizes; a measured ratio whose
+# whole noise band lies more than this above the prediction contradicts it.
+MODEL_TOLERANCE = 0.25
+
+
+@dataclass
+class InsertCost:
+    """Cost per inserted row after / before, from interleaved rounds on two copies."""
+
+    ratio: float                   # median of the per-round ratios
+    low: float                     # first quartile of the per-round ratios
+    high: float                    # third quartile
+    rounds: int
+    stable: bool
+    before_per_s: float
+    after_per_s: float
+
+    @property
+    def noise(self) -> float:
+        """Half the interquartile range, relative to the median."""
+        return (self.high - self.low) / 2 / self.ratio if self.ratio else float("inf")
+
+    def describe(self) -> str:
+        state = ("stable" if self.stable else
+                 "NOT stable: the machine's load varied too much to tell")
+        return (f"cost per row x{self.ratio:.2f} (quartiles x{self.low:.2f}-x{self.high:.2f} "
+                f"over {self.rounds} interleaved rounds, {state})")
+
+    def contradicts(self, predicted: float | None) -> bool:
+        """True when even the low quartile is well above the predicted ratio."""
+        return predicted is not None and self.low > predicted * (1 + MODEL_TOLERANCE)
 
 
 @dataclass
@@ -62,6 +106,8 @@ class Validation:
     insert_table: str | None = None
     insert_before_per_s: float | None = None
     insert_after_per_s: float | None = None
+    insert_cost: InsertCost | None = None
+    predicted_insert_ratio: float | None = None
     analyzed: bool = False
     executed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -76,6 +122,8 @@ class Validation:
     @property
     def insert_cost_ratio(self) -> float | None:
         """Seconds per inserted row after / before (above 1: inserts got slower)."""
+        if self.insert_cost is not None:
+            return self.insert_cost.ratio
         if not self.insert_before_per_s or not self.insert_after_per_s:
             return None
         return self.insert_before_per_s / self.insert_after_per_s
@@ -89,10 +137,12 @@ class Validation:
             parts.append(f"workload {self.workload_before_s * 1000:.1f} ms -> "
                          f"{self.workload_after_s * 1000:.1f} ms per run "
                          f"({self.speedup_ratio:.2f}x faster)")
-        if self.insert_cost_ratio is not None:
+        if self.insert_cost is not None:
+            predicted = ("" if self.predicted_insert_ratio is None else
+                         f"; predicted x{self.predicted_insert_ratio:.2f}")
             parts.append(f"inserts into {self.insert_table}: {self.insert_before_per_s:,.0f} -> "
                          f"{self.insert_after_per_s:,.0f} rows/s "
-                         f"(cost per row x{self.insert_cost_ratio:.2f})")
+                         f"({self.insert_cost.describe()}{predicted})")
         return "; ".join(parts)
 
 
@@ -226,6 +276,66 @@ def insert_rates(conns: Mapping[str, sqlite3.Connection], table: str, *,
     return {lab: done[lab] / spent[lab] for lab in labels if spent[lab] > 0}
 
 
+def insert_cost(conns: Mapping[str, sqlite3.Connection], table: str, *,
+                round_rows: int = INSERT_ROUND_ROWS, batch: int = INSERT_BATCH,
+                min_rounds: int = MIN_INSERT_ROUNDS, max_rounds: int = MAX_INSERT_ROUNDS,
+                budget_s: float = INSERT_BUDGET_S, spread: float = STABLE_SPREAD,
+                clock: Any = time.perf_counter) -> InsertCost | None:
+    """The insert cost of ``conns["after"]`` relative to ``conns["before"]``.
+
+    Each round inserts the same ``round_rows`` rows into both copies, in ``batch``-row
+    transactions, the order alternating (A B, B A, ...): a round's ratio compares two
+    measurements taken back to back under the same load. Rounds continue until the
+    quartiles of the ratios lie within ``spread`` of their median (at least
+    ``min_rounds``), or ``max_rounds`` or ``budget_s`` is reached; ``stable`` says which.
+    None when the table has no rows to copy.
+    """
+    sql, data = fresh_rows(conns["before"], table, round_rows * max_rounds)
+    if len(data) < batch:
+        return None
+    ratios: list[float] = []
+    spent = {"before": 0.0, "after": 0.0}
+    rows = 0
+    t_start = time.monotonic()
+    stable = False
+    for r in range(max_rounds):
+        chunk = data[r * round_rows:(r + 1) * round_rows]  # never a row twice (UNIQUE)
+        if len(chunk) < batch:
+            break
+        took = {}
+        for lab in (("before", "after") if r % 2 == 0 else ("after", "before")):
+            conn = conns[lab]
+            t0 = clock()
+            for k in range(0, len(chunk), batch):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(sql, chunk[k:k + batch])
+                conn.execute("COMMIT")
+            took[lab] = clock() - t0
+            spent[lab] += took[lab]
+        rows += len(chunk)
+        if took["before"] > 0:
+            ratios.append(took["after"] / took["before"])
+        if len(ratios) >= min_rounds:
+            low, mid, high = _quartiles(ratios)
+            if mid and (high - low) / 2 <= spread * mid:
+                stable = True
+                break
+        if time.monotonic() - t_start > budget_s:
+            break
+    if not ratios or not spent["before"] or not spent["after"]:
+        return None
+    low, mid, high = _quartiles(ratios)
+    return InsertCost(ratio=mid, low=low, high=high, rounds=len(ratios), stable=stable,
+                      before_per_s=rows / spent["before"], after_per_s=rows / spent["after"])
+
+
+def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
 # ---------------------------------------------------------------- validation
 
 
@@ -243,16 +353,12 @@ def validate(path: str | Path, *, creates: Sequence[tuple[str, str]],
     """
     t0 = time.monotonic()
     out = Validation(ok=False, insert_table=insert_table)
-    with scratch_copies(path, ["validate"], directory=scratch,
+    with scratch_copies(path, ["before", "after"], directory=scratch,
                         extra_bytes=extra_bytes) as copies:
-        conn = open_copy(copies["validate"])
+        conns = {lab: open_copy(copies[lab]) for lab in ("before", "after")}
+        conn = conns["after"]
         try:
             reads, writes = _split(conn, statements)
-            before = time_statements({"v": conn}, [(n, s, p) for n, s, p in reads],
-                                     rounds=rounds)["v"]
-            if insert_table:
-                out.insert_before_per_s = insert_rates({"v": conn}, insert_table,
-                                                       rows=insert_rows).get("v")
             for name in drops:
                 sql = f"DROP INDEX IF EXISTS {quote(name)}"
                 conn.execute(sql)
@@ -274,13 +380,18 @@ def validate(path: str | Path, *, creates: Sequence[tuple[str, str]],
                     continue
                 out.checks.append(PlanCheck(name, list(predicted), plans.indexes_used(roots),
                                             plans.render(roots)))
-            after = time_statements({"v": conn}, [(n, s, p) for n, s, p in reads],
-                                    rounds=rounds)["v"]
+            timed = time_statements(conns, [(n, s, p) for n, s, p in reads], rounds=rounds)
+            before, after = timed["before"], timed["after"]
             if insert_table:
-                out.insert_after_per_s = insert_rates({"v": conn}, insert_table,
-                                                      rows=insert_rows).get("v")
+                cost = insert_cost(conns, insert_table,
+                                   round_rows=max(INSERT_BATCH, insert_rows // MIN_INSERT_ROUNDS))
+                if cost is not None:
+                    out.insert_cost = cost
+                    out.insert_before_per_s = cost.before_per_s
+                    out.insert_after_per_s = cost.after_per_s
         finally:
-            conn.close()
+            for c in conns.values():
+                c.close()
     out.before_s, out.after_s = before, after
     out.workload_before_s = sum(before.values())
     out.workload_after_s = sum(after.values())
@@ -319,14 +430,22 @@ GUARD_ID = "validate-indexes"
 MIN_SPEEDUP = 0.98   # below this the new indexes made the workload slower on the copy
 
 
+INSERT_COST_ERROR = "insert cost contradicts the prediction"
+
+
 async def guard(path: str | Path, recs: Sequence[Any], *, dry_run: bool,
-                scratch: str | Path | None = None) -> tuple[list[Any], list[Any]]:
+                scratch: str | Path | None = None,
+                accept_insert_cost: Collection[str] = ()) -> tuple[list[Any], list[Any]]:
     """Validate the chosen ``create_index`` recommendations before they are applied.
 
     Returns (results to report first, recommendations still to apply). A dry run
     validates nothing and adds no result. When the copy cannot be made (no space)
     or the indexes made the workload slower, or are used by no statement, the
     ``create_index`` recommendations, and the drops that depend on them, are withheld.
+    So are they when inserts measured costlier than the write model predicted, beyond
+    the noise of the measurement, unless every new index is in ``accept_insert_cost``
+    (the result's error is then :data:`INSERT_COST_ERROR` and its message names the
+    ids and the CLI flag; a face that asks, asks about exactly those ids).
     """
     import asyncio
 
@@ -341,6 +460,9 @@ async def guard(path: str | Path, recs: Sequence[Any], *, dry_run: bool,
     except PwtopError as exc:
         result = None
         why = exc.message
+    except sqlite3.Error as exc:  # e.g. a page damaged since the check before the run
+        result = None
+        why = f"SQLite failed on the copy ({exc})"
     if result is None:
         withheld = _dependent(recs, creates)
         res = ActionResult(GUARD_ID, ok=False, dry_run=False, error="not validated",
@@ -348,18 +470,33 @@ async def guard(path: str | Path, recs: Sequence[Any], *, dry_run: bool,
                                    f"scratch copy: {why}", duration_s=time.monotonic() - t0)
         return [res], [r for r in recs if r.id not in withheld]
     v, ok, why = result
+    cost = v.insert_cost
+    create_ids = [r.id for r in creates]
+    if ok and cost is not None and cost.contradicts(v.predicted_insert_ratio):
+        accepted = all(i in accept_insert_cost for i in create_ids)
+        said = (f"inserts into {v.insert_table} measured x{cost.ratio:.2f} the cost per row "
+                f"(x{cost.low:.2f} at the low quartile), the write model predicted "
+                f"x{v.predicted_insert_ratio:.2f}")
+        if accepted:
+            v.notes.append(f"applied although {said} (accepted with --accept-insert-cost)")
+        else:
+            ok, why = False, (f"{INSERT_COST_ERROR}: {said}; to apply them anyway run again "
+                              f"with --accept-insert-cost {' '.join(create_ids)}")
     before = {"workload_seconds": v.workload_before_s}
     after = {"workload_seconds": v.workload_after_s}
     if v.insert_before_per_s and v.insert_after_per_s:
         before["insert_rows_per_second"] = v.insert_before_per_s
         after["insert_rows_per_second"] = v.insert_after_per_s
     message = f"validated on a scratch copy: {v.summary()}"
+    if v.notes:
+        message += "; " + "; ".join(v.notes)
     if not ok:
         message = f"index changes not applied: {why}; {message}"
+    error = None if ok else (INSERT_COST_ERROR if why.startswith(INSERT_COST_ERROR) else why)
     res = ActionResult(GUARD_ID, ok=ok, dry_run=False, executed=[f"on the copy: {s}"
                                                                  for s in v.executed],
                        before=before, after=after, message=message,
-                       error=None if ok else why, duration_s=time.monotonic() - t0)
+                       error=error, duration_s=time.monotonic() - t0)
     if ok:
         return [res], list(recs)
     withheld = _dependent(recs, creates)
@@ -416,6 +553,8 @@ def _guard_sync(path: Path, recs: list[Any], creates: list[Any],
     v = validate(path, creates=creates_sql, drops=drop_names, statements=statements,
                  analyze=analyze, insert_table=table or creates[0].target, scratch=scratch,
                  extra_bytes=size)
+    if found is not None and report.write_units_before > 0:
+        v.predicted_insert_ratio = report.write_units_after / report.write_units_before
     used = {ix for c in v.checks for ix in c.actual}
     unused = [n for n in names if n not in used]
     if statements and unused:
