@@ -25,7 +25,7 @@ from pwtop.model import ActionResult, Recommendation, select_recommendations
 from pwtop.units import human_bytes, human_seconds
 
 # Results a real run adds of its own (not one of the chosen recommendations).
-_OWN_STEPS = ("backup", "validate-indexes")
+_OWN_STEPS = ("backup", "validate-indexes", "leftovers")
 
 
 def files_bytes(path: Path | None) -> int | None:
@@ -129,7 +129,8 @@ def _print_text(name: str, recs: Sequence[Recommendation], chosen: Sequence[Reco
         print("\n".join(report.result_lines(results)))
         print()
     else:
-        lines = failure_lines(results)
+        lines = [f"[{r.recommendation_id}] {r.message}" for r in results
+                 if r.recommendation_id == "leftovers"] + failure_lines(results)
         if lines:
             print("\n".join(lines))
     if summary is not None:

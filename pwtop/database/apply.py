@@ -663,7 +663,7 @@ class _Job:
         if not space.ok:
             return self._failed("backup", t0, m, f"refused: not enough free space for the "
                                 f"backup: {space.summary}; nothing was changed", "no space")
-        tmp = dest.with_name(f".{dest.name}.pwtop-partial-{os.getpid()}")
+        tmp = preflight.partial_backup(dest)
         side = [tmp] + [preflight.sidecar(tmp, s) for s in ("-journal", "-wal", "-shm")]
         try:
             # A read transaction first, taken under the busy timeout, so the copy below is
@@ -673,7 +673,10 @@ class _Job:
             conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
             dst = sqlite3.connect(tmp, isolation_level=None)
             try:
-                conn.backup(dst)
+                if preflight.pause_requested("backup"):  # tests: stop half-way
+                    conn.backup(dst, pages=8, progress=lambda *_: preflight.pause("backup"))
+                else:
+                    conn.backup(dst)
                 check = preflight.quick_check(dst)
                 pages = dst.execute("PRAGMA page_count").fetchone()[0]
             finally:
@@ -831,8 +834,23 @@ class _Job:
         executed.append(sql)
         return busy, log_frames, done
 
+    def _pause_during(self, point: str) -> None:
+        """Tests only (:func:`preflight.pause`): stop in the middle of the next statement."""
+        if not preflight.pause_requested(point):
+            return
+        calls = [0]
+
+        def handler() -> int:
+            calls[0] += 1
+            if calls[0] == 5:
+                preflight.pause(point)
+            return 1 if self.interrupted else 0
+
+        self.conn.set_progress_handler(handler, 1000)
+
     def _execute(self, plan: Plan, executed: list[str]) -> dict:
         conn, kind = self.conn, plan.kind
+        self._pause_during(kind.replace("_", "-"))
         if kind == "analyze":
             self._write(executed, plan.statements)
         elif kind in ("drop_index", "create_index"):
@@ -967,6 +985,33 @@ def check_before_changes(path: Path | str, busy_timeout: float = 2.0) -> None:
             raise TargetError(job._busy("optimize").message) from exc
     finally:
         job.handle.close()
+
+
+LEFTOVERS_ID = "leftovers"
+
+
+def leftover_results(path: Path | str, backup: Path | str | None, *,
+                     dry_run: bool) -> list[ActionResult]:
+    """Name what killed optimize runs left behind (and, in a real run, remove it).
+
+    Looked for beside the database, beside the backup and in the scratch directory;
+    only names pwtop gives its temporary files, and only those of processes that are
+    gone. No result when there is nothing."""
+    from pwtop.database import scratch
+
+    dirs = [Path(path).expanduser().resolve().parent]
+    if backup:
+        dirs.append(Path(backup).expanduser().resolve().parent)
+    try:
+        dirs.append(scratch.scratch_directory().resolve())
+    except TargetError:
+        pass
+    lines = preflight.remove_leftovers(dirs, dry_run=dry_run)
+    if not lines:
+        return []
+    for line in lines:
+        log.warning("%s", line)
+    return [ActionResult(LEFTOVERS_ID, ok=True, dry_run=dry_run, message="; ".join(lines))]
 
 
 def damaged_message(path: Path, problem: str) -> str:

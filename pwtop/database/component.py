@@ -97,17 +97,20 @@ class DatabaseComponent(Component):
     async def apply(self, recommendations: Sequence[Recommendation], *,
                     dry_run: bool = True) -> list[ActionResult]:
         from pwtop.database.advisor.validate import guard
-        from pwtop.database.apply import apply_recommendations, check_before_changes
+        from pwtop.database.apply import (apply_recommendations, check_before_changes,
+                                          leftover_results)
 
         async with self._lock():
             if not dry_run:  # a damaged or locked file: refused before any work
                 await asyncio.to_thread(check_before_changes, self.path,
                                         self.settings.database.busy_timeout)
+            found = await asyncio.to_thread(leftover_results, self.path, self.backup,
+                                            dry_run=dry_run)
             # new indexes are first built and timed on a scratch copy (advisor.validate)
             checked, chosen = await guard(self.path, list(recommendations), dry_run=dry_run,
                                           accept_insert_cost=self.accept_insert_cost)
             s = self.settings.database
-            return checked + await apply_recommendations(
+            return found + checked + await apply_recommendations(
                 self.path, chosen, dry_run=dry_run, busy_timeout=s.busy_timeout,
                 backup=self.backup, vacuum_rule=(s.vacuum_threshold, s.vacuum_min_bytes))
 

@@ -10,8 +10,11 @@ POSIX lock this process holds on it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,3 +160,103 @@ def measure(conn: sqlite3.Connection, path: Path, *, dbstat: bool = False,
         if size is not None:
             out["index_bytes"] = size
     return out
+
+
+# ---------------------------------------------------------------- leftovers of killed runs
+
+# What optimize writes beside the database and in the scratch directory while it works;
+# the pid in the name says whose it is. A run killed by SIGKILL (or a power cut) leaves
+# them behind; the next run names them and removes those whose process is gone.
+SCRATCH_PREFIX = "pwtop-scratch-"
+_LEFTOVER = re.compile(rf"^(?:{SCRATCH_PREFIX}(?P<spid>\d+)-.+|\..+\.pwtop-partial-(?P<bpid>\d+))$")
+
+
+def scratch_prefix() -> str:
+    """The name prefix of this process's scratch directories."""
+    return f"{SCRATCH_PREFIX}{os.getpid()}-"
+
+
+def partial_backup(dest: Path) -> Path:
+    """Where a backup is written before it gets its name (never mistaken for it)."""
+    return dest.with_name(f".{dest.name}.pwtop-partial-{os.getpid()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def leftovers(directories: list[Path]) -> list[tuple[Path, int]]:
+    """Scratch directories and partial backups of pwtop runs that are no longer running."""
+    found = []
+    for d in dict.fromkeys(directories):
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for name in names:
+            m = _LEFTOVER.match(name)
+            if m is None:
+                continue
+            pid = int(m["spid"] or m["bpid"])
+            if pid != os.getpid() and not _alive(pid):
+                found.append((d / name, pid))
+    return found
+
+
+def remove_leftovers(directories: list[Path], *, dry_run: bool) -> list[str]:
+    """Name (and unless ``dry_run`` remove) what killed runs left; one line each."""
+    lines = []
+    for path, pid in leftovers(directories):
+        what = "scratch copy" if path.name.startswith(SCRATCH_PREFIX) else "partial backup"
+        if dry_run:
+            lines.append(f"{path}: {what} left by an interrupted pwtop run (pid {pid}, no "
+                         "longer running); it is not the database; a run with --yes "
+                         "removes it")
+            continue
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                for side in (path, *(sidecar(path, x) for x in ("-journal", "-wal", "-shm"))):
+                    if side.exists() or side.is_symlink():
+                        side.unlink()
+            lines.append(f"removed {path}: {what} left by an interrupted pwtop run (pid "
+                         f"{pid}); it was never the database")
+        except OSError as exc:
+            lines.append(f"{path}: {what} left by an interrupted pwtop run (pid {pid}); "
+                         f"cannot remove it ({exc.strerror or exc}); it is not the database")
+    return lines
+
+
+# ---------------------------------------------------------------- fault injection (tests)
+
+# Tests only: with PWTOP_TEST_PAUSE=<point> a run stops once, in the middle of that point
+# (backup, scratch-copy, create-index, vacuum), says so on stderr and waits for a line
+# on the FIFO named by PWTOP_TEST_PAUSE_FIFO, so that a test can SIGKILL it there, or
+# fill its disk and let it go on. Unset (always, outside tests) it costs one getenv.
+PAUSE_ENV = "PWTOP_TEST_PAUSE"
+PAUSE_FIFO_ENV = "PWTOP_TEST_PAUSE_FIFO"
+
+
+def pause_requested(point: str) -> bool:
+    return os.environ.get(PAUSE_ENV) == point
+
+
+def pause(point: str) -> None:
+    if os.environ.get(PAUSE_ENV) != point:
+        return
+    os.environ.pop(PAUSE_ENV, None)  # once
+    sys.stderr.write(f"pwtop-test: paused at {point} (pid {os.getpid()})\n")
+    sys.stderr.flush()
+    fifo = os.environ.get(PAUSE_FIFO_ENV)
+    if fifo:
+        with open(fifo) as fh:
+            fh.readline()
+    else:
+        threading.Event().wait()

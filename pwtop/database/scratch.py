@@ -94,7 +94,7 @@ def scratch_copies(source: str | Path, labels: Sequence[str], *,
     try:
         size = database_bytes(cx)
         check_room(where, src, len(labels), size, extra_bytes)
-        tmp = Path(tempfile.mkdtemp(prefix="pwtop-scratch-", dir=where))
+        tmp = Path(tempfile.mkdtemp(prefix=preflight.scratch_prefix(), dir=where))
         paths: dict[str, Path] = {}
         for label in labels:
             dest = tmp / f"{label}.db"
@@ -117,7 +117,10 @@ def copy_database(cx: connect.Connection, dest: Path) -> None:
     try:
         dst = sqlite3.connect(dest, isolation_level=None)
         try:
-            cx.conn.backup(dst)
+            if preflight.pause_requested("scratch-copy"):  # tests: stop half-way
+                cx.conn.backup(dst, pages=8, progress=lambda *_: preflight.pause("scratch-copy"))
+            else:
+                cx.conn.backup(dst)
         finally:
             dst.close()
     except sqlite3.Error as exc:

@@ -45,6 +45,11 @@ Progress = Callable[[str, int, int], None]
 DEMO_START = int(datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp())
 CITY_LAT, CITY_LON = 30.2672, -97.7431  # a depot near a city centre
 RETENTION_DAYS = 30  # the app keeps 30-90 days; aging deletes rows older than this
+# With aging, the rig stands idle before the last nightly retention run long enough for
+# it to delete this share of the wifi rows left (times age_days / RETENTION_DAYS, up to
+# 1): its free pages are not reused, so --age-days 30 leaves over 30 % of the pages free,
+# past the VACUUM threshold (see _build).
+IDLE_SHARE = 0.5
 DEVICE_ID = "piwardrive-rig-01"
 TICK_S = 2  # one GPS fix and one Wi-Fi scan every 2 s
 BT_EVERY, HEALTH_EVERY, CELL_EVERY = 5, 5, 15  # ticks between Bluetooth/health/cell scans
@@ -998,10 +1003,22 @@ def _build(conn: sqlite3.Connection, rows: int, seed: int, age_days: float,
         notify("indexes", 0, len(schema.INDEXES))
         schema.create_indexes(conn)
     if age_days > 0:
-        # The last nightly run, at the end of the simulated period (the rig may have
-        # stood idle since its last drive): it leaves free pages behind.
+        # The last nightly run, after the rig has stood idle for a while (a seasonal rig,
+        # or one waiting for its next survey): nothing new arrives to reuse the pages this
+        # run frees, so they stay free, as in a real file that is due for a VACUUM. While
+        # the rig drives, the nightly runs' free pages are reused by the next day's rows
+        # and the file only fragments inside its pages.
         now = max(DEMO_START + int(span), t_end + 3600)
-        deleted += _retention(conn, _iso(now - RETENTION_DAYS * 86400))
+        cutoff = _iso(now - RETENTION_DAYS * 86400)
+        loader.flush(w)
+        remaining = conn.execute("SELECT count(*) FROM wifi_detections").fetchone()[0]
+        share = IDLE_SHARE * min(1.0, age_days / RETENTION_DAYS)
+        row = conn.execute("SELECT detection_timestamp FROM wifi_detections ORDER BY "
+                           "detection_timestamp LIMIT 1 OFFSET ?",
+                           (int(remaining * share),)).fetchone()
+        if row is not None and row[0] > cutoff:  # the idle days move the cutoff on
+            cutoff = row[0]
+        deleted += _retention(conn, cutoff)
     notify("summaries", 0, 1)
     _finish_tables(conn, w)
     return w, deleted
