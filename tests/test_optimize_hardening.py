@@ -9,7 +9,6 @@ the write lock.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,8 @@ from pwtop.database.apply import ADDED_VACUUM_ID, apply_recommendations
 from pwtop.demo.generate import create_demo_database
 from pwtop.model import Recommendation
 
+from tests.test_database_optimize_cli import digest, optimize, query
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,22 +43,6 @@ def isolated(tmp_path, monkeypatch):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setenv("PWTOP_SCRATCH", str(scratch))
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def query(path: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
-def optimize(db: Path, *args: str) -> int:
-    return main(["optimize", "--component", "database", "--db", str(db), *args])
 
 
 def damage(db: Path) -> None:
