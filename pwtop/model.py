@@ -122,6 +122,12 @@ def select_recommendations(recs: Sequence[Recommendation],
     return chosen
 
 
+# The error of a result that a person may overrule: new indexes measured costlier per
+# insert than predicted (pwtop.database.advisor.validate). The CLI names a flag for it;
+# the TUI asks, then adds the id to the component's ``accept_insert_cost`` and retries.
+INSERT_COST_ERROR = "insert cost contradicts the prediction"
+
+
 @dataclass
 class ActionResult:
     """What ``apply`` did for one recommendation, with measurements before and after."""

@@ -9,6 +9,7 @@ import pytest
 from tui_helpers import fake_factories, settle
 from fakes import SqliteOptimizeComponent
 
+from pwtop.model import INSERT_COST_ERROR, ActionResult
 from pwtop.tui.app import MainScreen
 from pwtop.tui.screens.optimize import OptimizeScreen
 
@@ -105,6 +106,49 @@ async def test_enter_applies_the_selection_with_before_and_after(make_app, sqlit
         await settle(app, pilot, polls=2, names=["database"])  # measured again afterwards
     assert index_names(sqlite_file) == ["t_a"]
     assert comp.applied[-1] == (["idx-1"], False)
+
+
+class ContestedInsertCost(SqliteOptimizeComponent):
+    """Like the database component when a new index measured costlier per insert than the
+    write model predicted: withheld until its id is in ``accept_insert_cost``."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.accept_insert_cost: set[str] = set()
+
+    async def apply(self, recommendations, *, dry_run=True):
+        if not dry_run and not {r.id for r in recommendations} <= self.accept_insert_cost:
+            self.applied.append(([r.id for r in recommendations], dry_run))
+            return [ActionResult("validate-indexes", ok=False, dry_run=False,
+                                 error=INSERT_COST_ERROR,
+                                 message="index changes not applied: inserts measured x2.43 "
+                                         "the cost per row, the write model predicted x0.87")]
+        return await super().apply(recommendations, dry_run=dry_run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answer", ["enter", "escape"])
+async def test_a_contested_insert_cost_is_asked_about(make_app, sqlite_file, answer):
+    comp = ContestedInsertCost(sqlite_file)
+    app = make_app(fake_factories(database=lambda s: comp))
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await open_dialog(app, pilot)
+        await pilot.press("space", "enter")
+        await wait_phase(screen, pilot, "ready", "applying")
+        assert screen.phase == "asking"
+        shown = text_of(app)
+        assert "Enter applies anyway, Esc skips." in shown
+        assert "x2.43" in shown and "predicted x0.87" in shown
+        await pilot.press(answer)
+        await wait_phase(screen, pilot, "asking", "applying")
+        assert screen.phase == "done" and isinstance(app.screen, OptimizeScreen)
+        shown = text_of(app)
+    if answer == "enter":
+        assert comp.accept_insert_cost == {"idx-1"} and index_names(sqlite_file) == ["t_a"]
+        assert "applied 1 of 1" in shown
+    else:
+        assert comp.accept_insert_cost == set() and index_names(sqlite_file) == []
+        assert "FAILED" in shown
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ from pwtop.database import plans, workload as workload_mod
 from pwtop.database.inspect import quote
 from pwtop.database.scratch import scratch_copies
 from pwtop.errors import PwtopError
-from pwtop.model import ActionResult
+from pwtop.model import INSERT_COST_ERROR, ActionResult
 
 ROUNDS = 5
 INSERT_ROWS = 2000
@@ -454,7 +454,6 @@ GUARD_ID = "validate-indexes"
 MIN_SPEEDUP = 0.98   # below this the new indexes made the workload slower on the copy
 
 
-INSERT_COST_ERROR = "insert cost contradicts the prediction"
 
 
 async def guard(path: str | Path, recs: Sequence[Any], *, dry_run: bool,

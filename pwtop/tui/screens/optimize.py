@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, ProgressBar, SelectionList, Stati
 from textual.widgets.selection_list import Selection
 
 from pwtop.errors import PwtopError
-from pwtop.model import ActionResult, Recommendation
+from pwtop.model import INSERT_COST_ERROR, ActionResult, Recommendation
 from pwtop.tui.bindings import textual_bindings
 from pwtop.units import format_metric
 
@@ -101,6 +101,7 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
         self.plans: dict[str, ActionResult] = {}
         self.results: list[ActionResult] = []
         self._decision: asyncio.Future[list[str] | None] | None = None
+        self._question: asyncio.Future[bool] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="optimize-dialog"):
@@ -187,7 +188,12 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
             rec = self.recommendations[rec_id]
             self._status(f"applying {n}/{len(chosen)}: {rec.title}")
             try:
-                self.results += await self.component.apply([rec], dry_run=False)
+                batch = await self.component.apply([rec], dry_run=False)
+                contested = [r for r in batch if r.error == INSERT_COST_ERROR]
+                if contested and await self._ask_insert_cost(rec, contested[0]):
+                    self._status(f"applying {n}/{len(chosen)} anyway: {rec.title}")
+                    batch = await self.component.apply([rec], dry_run=False)
+                self.results += batch
             except PwtopError as exc:
                 self.results.append(ActionResult(rec_id, ok=False, dry_run=False,
                                                  error=exc.message))
@@ -210,6 +216,27 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
         self.query_one("#optimize-detail-box").display = False
         table.display = True
         table.focus()
+
+    async def _ask_insert_cost(self, rec: Recommendation, res: ActionResult) -> bool:
+        """Inserts measured costlier than predicted: Enter applies anyway, Esc skips.
+
+        On yes the id joins the component's ``accept_insert_cost`` (the CLI's
+        --accept-insert-cost) and the action is validated and applied again."""
+        accept = getattr(self.component, "accept_insert_cost", None)
+        if not isinstance(accept, set):
+            return False
+        self.phase = "asking"
+        self.query_one("#optimize-detail", Static).update(
+            Text(f"{rec.title}\n{res.message or res.error}"))
+        self._status("Inserts measured costlier than predicted (below). Enter applies "
+                     "anyway, Esc skips.")
+        self._question = asyncio.get_running_loop().create_future()
+        yes = await self._question
+        self._question = None
+        self.phase = "applying"
+        if yes:
+            accept.add(rec.id)
+        return yes
 
     # ------------------------------------------------------------ events and keys
 
@@ -237,7 +264,15 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
             if not option.disabled:
                 actions.toggle(option.value)
 
+    def _answer(self, yes: bool) -> bool:
+        if self.phase == "asking" and self._question is not None and not self._question.done():
+            self._question.set_result(yes)
+            return True
+        return False
+
     def action_apply(self) -> None:
+        if self._answer(True):
+            return
         if self.phase == "done" or self.phase in ("empty", "failed"):
             self.dismiss(self.results or None)
             return
@@ -251,6 +286,8 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
         self._decision.set_result(chosen)
 
     def action_cancel(self) -> None:
+        if self._answer(False):
+            return
         if self.phase == "applying":
             self.notify("applying: wait for the current action to finish", severity="warning")
             return
