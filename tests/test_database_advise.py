@@ -237,5 +237,5 @@ async def test_a_drop_that_needs_a_new_index_states_the_order_optimize_keeps(dem
         assert rank(parse_action(r), ids) > ORDER["create_index"] > ORDER["drop_index"]
     for r in needs_new:
         assert r.evidence["requires"] in recs
-        assert "builds new indexes before it drops any" in r.risk
+        assert "builds the new index before it drops this one" in r.risk
         assert "drops before creates" not in r.risk

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -116,6 +117,12 @@ def _print_text(name: str, recs: Sequence[Recommendation], chosen: Sequence[Reco
                 results: Sequence[ActionResult], dry_run: bool, verbose: bool,
                 summary: str | None) -> None:
     print(f"== {name} ==")
+    damaged = next((m for r in results if dry_run
+                    for m in re.findall(r"quick_check FAILED \((.*?)\): optimize would refuse",
+                                        r.message or "")), None)
+    if damaged is not None:  # said before the plan it makes pointless
+        print(f"the database is damaged (quick_check: {damaged}): optimize --yes would "
+              "refuse every action; restore a backup")
     if dry_run or verbose or not chosen:
         print("\n".join(report.recommendation_lines(recs)))
         print()

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Collection, Sequence
 
-from pwtop.database import activity, connect, preflight
+from pwtop.database import activity, connect, preflight, scratch
 from pwtop.database.preflight import SpaceNeed
 from pwtop.errors import TargetError
 from pwtop.model import ActionResult, Recommendation
@@ -365,6 +365,7 @@ class _Job:
                 self.journal_mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
                 self.journal_mode = self.journal_mode.lower()
                 problem = preflight.quick_check(self.conn)
+                problem = " ".join(problem.split()) if problem else None  # one line
             except sqlite3.Error as exc:
                 if _is_busy(exc):
                     raise TargetError(f"{self.path}: database is locked by another process "
@@ -997,8 +998,6 @@ def leftover_results(path: Path | str, backup: Path | str | None, *,
     Looked for beside the database, beside the backup and in the scratch directory;
     only names pwtop gives its temporary files, and only those of processes that are
     gone. No result when there is nothing."""
-    from pwtop.database import scratch
-
     dirs = [Path(path).expanduser().resolve().parent]
     if backup:
         dirs.append(Path(backup).expanduser().resolve().parent)

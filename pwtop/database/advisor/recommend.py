@@ -235,8 +235,9 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
                       "requires": creator, "table": drop.table},
             impact=f"every INSERT into {drop.table} updates one b-tree fewer",
             risk=f"only together with {creator}: without the new index the queries that use "
-                 f"{drop.name} lose it. optimize builds new indexes before it drops any, "
-                 "and a failed CREATE stops the run before the drop; a statement naming it "
+                 f"{drop.name} lose it. optimize builds the new index before it drops this one "
+                 "(only drops that need no new index run first), and a failed CREATE stops "
+                 "the run before the drop; a statement naming it "
                  "in INDEXED BY would fail",
             action=f'DROP INDEX "{drop.name}"', level=Level.INFO))
     return out

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
 from pwtop.database import plans, workload as workload_mod
+from pwtop.database.advisor.choose import ENTRY_UNIT_BYTES
 from pwtop.database.inspect import quote
 from pwtop.database.scratch import scratch_copies
 from pwtop.errors import PwtopError
@@ -416,8 +417,6 @@ def write_units(conn: sqlite3.Connection, table: str, widths: Mapping[str, float
     """The advisor's write model for one insert into ``table`` with the indexes it has in
     ``conn``: 1 for the table's b-tree, plus 1 + entry bytes / ENTRY_UNIT_BYTES per index
     (as :meth:`pwtop.database.advisor.choose.Chooser.evaluate` counts them)."""
-    from pwtop.database.advisor.choose import ENTRY_UNIT_BYTES
-
     units = 1.0
     for (name,) in conn.execute("SELECT name FROM pragma_index_list(?)", (table,)).fetchall():
         cols = [r[0] or "" for r in conn.execute(
