@@ -27,6 +27,11 @@ from pwtop.units import human_bytes, human_seconds
 
 # Results a real run adds of its own (not one of the chosen recommendations).
 _OWN_STEPS = ("backup", "validate-indexes", "leftovers")
+# Said even without --verbose: what the run found or did that a person must know about
+# (leftovers of a killed run; an insert-cost measurement that never settled, or one that
+# contradicted the prediction and was applied because --accept-insert-cost said so).
+_ALWAYS_SAID = ("left by an interrupted pwtop run", "NOT stable",
+                "accepted with --accept-insert-cost")
 
 
 def files_bytes(path: Path | None) -> int | None:
@@ -137,7 +142,8 @@ def _print_text(name: str, recs: Sequence[Recommendation], chosen: Sequence[Reco
         print()
     else:
         lines = [f"[{r.recommendation_id}] {r.message}" for r in results
-                 if r.recommendation_id == "leftovers"] + failure_lines(results)
+                 if r.ok and any(s in (r.message or "") for s in _ALWAYS_SAID)]
+        lines += failure_lines(results)
         if lines:
             print("\n".join(lines))
     if summary is not None:
