@@ -168,6 +168,7 @@ async def test_a_chosen_vacuum_is_not_doubled(demo_db):
     assert query(demo_db, "PRAGMA freelist_count") == [(0,)]
 
 
+@pytest.mark.slow
 def test_optimize_all_reports_the_file_size_and_leaves_no_vacuum_due(demo_db, capsys):
     size = demo_db.stat().st_size
     assert optimize(demo_db, "--yes") == 0
@@ -220,6 +221,7 @@ def test_an_unstable_measurement_says_so():
     assert not cost.contradicts(0.9)  # a wide band contradicts nothing
 
 
+@pytest.mark.slow
 def test_a_contradicted_prediction_is_refused_unless_accepted(demo_db, capsys,
                                                               monkeypatch):
     # Every measured ratio contradicts a prediction when the tolerance is -100 %: this
@@ -285,6 +287,7 @@ def test_age_days_30_leaves_more_free_pages_than_the_vacuum_threshold(tmp_path, 
 # ---------------------------------------------------------------- leftovers
 
 
+@pytest.mark.slow
 def test_leftovers_of_a_killed_run_are_named_then_removed(demo_db, capsys):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
