@@ -222,12 +222,21 @@ def test_an_unstable_measurement_says_so():
 
 
 @pytest.mark.slow
-def test_a_contradicted_prediction_is_refused_unless_accepted(demo_db, capsys,
+def test_a_contradicted_prediction_is_refused_unless_accepted(demo_db, capsys, tmp_path,
                                                               monkeypatch):
     # Every measured ratio contradicts a prediction when the tolerance is -100 %: this
     # drives the refusal path with real copies and real measurements.
     monkeypatch.setattr(validate_mod, "MODEL_TOLERANCE", -1.0)
     monkeypatch.setattr(validate_mod, "MAX_INSERT_ROUNDS", 8)
+    # one statement that plainly needs one index: the same advice in each of the runs
+    work = tmp_path / "workload.sql"
+    work.write_text("SELECT count(*) FROM wifi_detections WHERE channel = 6 AND "
+                    "frequency_mhz = 2437 AND signal_strength_dbm > -60;\n")
+
+    def optimize(db: Path, *args: str) -> int:
+        return main(["optimize", "--component", "database", "--db", str(db), "--workload",
+                     str(work), *args])
+
     assert optimize(demo_db, "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     creates = [r["id"] for r in doc["recommendations"] if r["kind"] == "create_index"]
@@ -247,7 +256,7 @@ def test_a_contradicted_prediction_is_refused_unless_accepted(demo_db, capsys,
     # said even without --verbose: applied although the measurement contradicted the model
     assert out[1].startswith("[validate-indexes] validated on a scratch copy")
     assert "accepted with --accept-insert-cost" in out[1]
-    assert out[2].startswith(f"applied {len(creates)} of {len(creates)} actions")
+    assert out[2].startswith(f"applied {len(creates)} of {len(creates)} action")
 
 
 # ---------------------------------------------------------------- the aged demo

@@ -265,9 +265,10 @@ class _Job:
 
     def __init__(self, path: Path | str, recs: Sequence[Recommendation], dry_run: bool,
                  busy_timeout: float, backup: Path | str | None,
-                 vacuum_rule: tuple[float, int] | None = None) -> None:
+                 vacuum_rule: tuple[float, int] | None = None, checked: bool = False) -> None:
         self.path_arg, self.recs, self.dry_run = path, list(recs), dry_run
         self.vacuum_rule = vacuum_rule
+        self.checked = checked and not dry_run  # check_before_changes passed just now
         self.busy_timeout = max(0.0, float(busy_timeout))
         self.backup_arg = backup
         self.conn: sqlite3.Connection | None = None
@@ -364,7 +365,8 @@ class _Job:
             try:
                 self.journal_mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
                 self.journal_mode = self.journal_mode.lower()
-                problem = preflight.quick_check(self.conn)
+                # quick_check reads every page: once per run is enough on a Pi's card
+                problem = None if self.checked else preflight.quick_check(self.conn)
                 problem = " ".join(problem.split()) if problem else None  # one line
             except sqlite3.Error as exc:
                 if _is_busy(exc):
@@ -1024,8 +1026,8 @@ def damaged_message(path: Path, problem: str) -> str:
 async def apply_recommendations(path: Path | str, recs: Sequence[Recommendation], *,
                                 dry_run: bool = True, busy_timeout: float = 2.0,
                                 backup: Path | str | None = None,
-                                vacuum_rule: tuple[float, int] | None = None
-                                ) -> list[ActionResult]:
+                                vacuum_rule: tuple[float, int] | None = None,
+                                checked: bool = False) -> list[ActionResult]:
     """Apply (or, with ``dry_run``, plan) the database recommendations ``recs``.
 
     Returns one :class:`ActionResult` per distinct recommendation: first one with id
@@ -1036,9 +1038,11 @@ async def apply_recommendations(path: Path | str, recs: Sequence[Recommendation]
 
     ``vacuum_rule`` (the advisor's VACUUM threshold and minimum bytes): when the chosen
     actions drop indexes and include no VACUUM, a VACUUM (id ``db-vacuum-after-drops``)
-    follows the drops if they leave the file over that threshold.
+    follows the drops if they leave the file over that threshold. ``checked``: the
+    caller ran :func:`check_before_changes` just before, so the real run does not read
+    every page for a second ``quick_check`` (each action's post-flight check remains).
     """
-    job = _Job(path, recs, dry_run, busy_timeout, backup, vacuum_rule)
+    job = _Job(path, recs, dry_run, busy_timeout, backup, vacuum_rule, checked)
     task = asyncio.ensure_future(asyncio.to_thread(job.run))
     try:
         return await asyncio.shield(task)

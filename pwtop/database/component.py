@@ -112,7 +112,8 @@ class DatabaseComponent(Component):
             s = self.settings.database
             return found + checked + await apply_recommendations(
                 self.path, chosen, dry_run=dry_run, busy_timeout=s.busy_timeout,
-                backup=self.backup, vacuum_rule=(s.vacuum_threshold, s.vacuum_min_bytes))
+                backup=self.backup, vacuum_rule=(s.vacuum_threshold, s.vacuum_min_bytes),
+                checked=not dry_run)
 
     async def benchmark(self) -> BenchmarkResult:
         """Inserts, fsync, lookups and scans on a scratch copy (pwtop.database.bench)."""
