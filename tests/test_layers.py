@@ -53,7 +53,8 @@ IN_APP: tuple[str, ...] = (
     "pwtop.agent", "pwtop.agent.server", "pwtop.agent.launch", "pwtop.agent.protocol",
     "pwtop.agent.token",
     "pwtop.agent.prometheus",
-    # the ASGI side: request-timing middleware
+    # the ASGI side: pwtop.asgi's package only names its two parts lazily; the
+    # request-timing middleware is in-app, PerformanceApp is a face (below)
     "pwtop.asgi", "pwtop.asgi.middleware",
     # the workload capture hook and the SQL text helpers it fingerprints with
     "pwtop.database.advisor.capture", "pwtop.database.advisor.sqltext",
@@ -84,6 +85,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pwtop.commands", "pwtop.commands.*",
         "pwtop.tui", "pwtop.tui.*",
         "pwtop.demo", "pwtop.demo.*",
+        # PerformanceApp runs inside the app but is a face of the engine: it drives a
+        # Session and the presenters on the app's loop, as the TUI does in its process
+        "pwtop.asgi.*",
     ),
 }
 ORDER = tuple(LAYERS)

@@ -99,6 +99,10 @@ class _Families:
                                                             total)
 
 
+#: The family builder, for other collectors over the same conventions (pwtop.asgi's).
+Families = _Families
+
+
 class AgentCollector:
     """A prometheus_client collector reading ``source()`` at every scrape.
 

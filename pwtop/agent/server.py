@@ -49,7 +49,7 @@ from websockets.protocol import State
 from pwtop import __version__
 from pwtop.agent import protocol as proto
 from pwtop.agent import prometheus
-from pwtop.agent.token import load_or_create, same_token
+from pwtop.agent.token import resolve, same_token
 from pwtop.errors import PwtopError, TargetError
 from pwtop.model import to_jsonable
 
@@ -138,13 +138,7 @@ class Agent:
         self.unix_path = str(unix_path) if unix_path else None
         self.interval = float(interval)
         self.max_message_bytes = int(max_message_bytes)
-        if token is not None:
-            if not isinstance(token, str) or len(token) < 16:
-                raise PwtopError("pwtop agent: a token must be a string of at least 16 "
-                                 "characters")
-            self.token, self.token_file = token, None
-        else:
-            self.token, self.token_file = load_or_create(token_file)
+        self.token, self.token_file = resolve(token, token_file, "pwtop agent")
         self.started_at = time.monotonic()
         self.clients: set[ServerConnection] = set()
         self.subscribers: set[ServerConnection] = set()
@@ -530,6 +524,13 @@ class Agent:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(text)
             self.snapshots_sent += 1
+
+    async def run_command(self, target: str, name: str, params: dict[str, Any],
+                          dry_run: bool) -> Any:
+        """Run one (already authorised) command on the app's optimizers, as a client's
+        command frame does: an in-process link (:mod:`pwtop.asgi.inprocess`) calls it
+        directly instead of over the socket. Raises ProtocolError or PwtopError."""
+        return await self._run_command(target, name, params, dry_run)
 
     async def _run_command(self, target: str, name: str, params: dict[str, Any],
                            dry_run: bool) -> Any:

@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 
 from pwtop.config import runtime_dir
-from pwtop.errors import TargetError
+from pwtop.errors import PwtopError, TargetError
 
 TOKEN_BYTES = 32
 FILE_NAME = "agent.token"
@@ -109,6 +109,18 @@ def load_or_create(path: str | os.PathLike[str] | None = None) -> tuple[str, Pat
         except OSError:
             pass
     return token, path
+
+
+def resolve(token: str | None, token_file: str | os.PathLike[str] | None,
+            who: str) -> tuple[str, Path | None]:
+    """The token a server checks commands against: ``token`` when given in code (at
+    least 16 characters; no file then), else the token file's (created if missing).
+    ``who`` names the server in the error line."""
+    if token is None:
+        return load_or_create(token_file)
+    if not isinstance(token, str) or len(token) < 16:
+        raise PwtopError(f"{who}: a token must be a string of at least 16 characters")
+    return token, None
 
 
 def same_token(expected: str, given: object) -> bool:

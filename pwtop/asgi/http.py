@@ -1,0 +1,122 @@
+"""Small pieces of plain ASGI HTTP: the route path under a mount, the client's address,
+headers, the request body with a size limit, JSON and text responses.
+
+Written against the ASGI spec only (no Starlette or FastAPI import), so the endpoints work
+under any ASGI server and any framework's mount.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Awaitable, Callable, MutableMapping
+
+from pwtop.agent.protocol import encode
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+
+class BodyTooLarge(Exception):
+    """The request body is over the limit (answered 413)."""
+
+
+class Disconnected(Exception):
+    """The client went away while sending its body."""
+
+
+def route_path(scope: Scope) -> str:
+    """The path below the mount point.
+
+    Starlette's ``Mount`` (and FastAPI's ``app.mount``) put the prefix into ``root_path``
+    and, in current versions, leave the full path in ``path``; older ones strip it from
+    ``path``. Servers started with ``--root-path`` do the former too. Either way, the part
+    after ``root_path`` is what this app routes on.
+    """
+    path = scope.get("path") or "/"
+    root = (scope.get("root_path") or "").rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root):]
+    return path or "/"
+
+
+def is_loopback(client: Any) -> bool:
+    """Whether the ASGI ``client`` (host, port) is this machine. A missing client (a unix
+    socket behind a proxy, some test transports) is not trusted to be local."""
+    if not client:
+        return False
+    host = str(client[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), decoded as latin-1."""
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def bearer(scope: Scope) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header ("" for another scheme)."""
+    value = header(scope, b"authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body; BodyTooLarge as soon as it is known to exceed ``limit``
+    (by its Content-Length, or while reading), without reading the rest."""
+    length = header(scope, b"content-length")
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk = message.get("body") or b""
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def respond(send: Send, status: int, body: bytes, content_type: str, *,
+                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", b"no-store"), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON as the agent writes it (non-finite floats become null)."""
+    return encode(value).encode()
+
+
+async def respond_json(send: Send, status: int, value: Any, *,
+                       headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await respond(send, status, dumps(value), JSON, headers=headers)
+
+
+async def error(send: Send, status: int, message: str, *,
+                headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """``{"error": "one line"}`` with ``status``."""
+    line = " ".join(str(message).split())
+    await respond_json(send, status, {"error": line}, headers=headers)

@@ -1,0 +1,164 @@
+"""What the ``/performance`` endpoints answer, built from a session's latest state.
+
+Every document is plain JSON data made from what the session already holds (snapshots,
+advice, alerts): nothing here collects. ``stats`` has the shape ``pwtop analyze --all
+--json`` prints (``{component: {"stats": ..., "recommendations": [...]}}``) plus, per
+component, whether it has figures (``available``/``reason``) and the presenter's rows
+(``presentation``) that the dashboard draws, so no face formats a figure itself.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from prometheus_client.core import CollectorRegistry, Metric
+
+from pwtop import __version__, metric_names
+from pwtop.agent import prometheus
+from pwtop.model import Recommendation, Snapshot, to_jsonable
+from pwtop.session import ComponentState, Session
+
+
+@dataclass(frozen=True)
+class StateView:
+    """What the stats document reads of a component's state, taken on the event loop so
+    the document can be built in a thread while the session moves on."""
+
+    name: str
+    snapshot: Snapshot | None
+    recommendations: list[Recommendation] | None
+    missing: str | None
+    age: float | None
+
+    @classmethod
+    def of(cls, state: ComponentState) -> "StateView":
+        return cls(state.name, state.snapshot, state.recommendations, state.missing,
+                   state.age())
+
+
+def component_document(view: StateView, component: Any) -> dict[str, Any]:
+    """One component: ``analyze --json``'s ``stats`` and ``recommendations``, then whether
+    it has figures (the reason when not), their age, and its presenter's rows."""
+    snap = view.snapshot
+    out: dict[str, Any] = {
+        "stats": snap.to_dict() if snap is not None else None,
+        "recommendations": [r.to_dict() for r in view.recommendations or []],
+        "available": view.missing is None and snap is not None,
+        "reason": view.missing or (None if snap is not None else "no figures yet"),
+        "age_seconds": view.age,
+        "presentation": None,
+    }
+    if snap is not None and component is not None:
+        out["presentation"] = to_jsonable(component.describe(snap))
+    return out
+
+
+def stats_document(views: list[StateView], components: dict[str, Any]) -> dict[str, Any]:
+    """Every component of the session, in the registry's order."""
+    return {view.name: component_document(view, components.get(view.name)) for view in views}
+
+
+def alerts_document(session: Session) -> dict[str, Any]:
+    """Active alerts (worst first) and recently resolved ones, with levels and evidence."""
+    engine = session.alerts
+    if engine is None:
+        why = session.watch_problem or "alerts are off ([alerts] enabled = false)"
+        return {"enabled": False, "reason": why, "active": [], "recent": [], "events": []}
+    return {"enabled": True, "active": [a.to_dict() for a in engine.active()],
+            "recent": [a.to_dict() for a in engine.past()],
+            "events": [e.to_dict() for e in engine.events()[-50:]]}
+
+
+def recommendations_document(session: Session) -> dict[str, Any]:
+    """Each component's latest advice (None while it is still being computed)."""
+    return {name: (None if state.recommendations is None
+                   else [r.to_dict() for r in state.recommendations])
+            for name, state in session.states.items() if state.available}
+
+
+def health_document(session: Session, started: float) -> dict[str, Any]:
+    return {"status": "ok" if session.started and not session.closed else "starting",
+            "pid": os.getpid(), "version": __version__,
+            "uptime_seconds": round(time.monotonic() - started, 3),
+            "components": {name: state.connection for name, state in session.states.items()}}
+
+
+# ---------------------------------------------------------------- Prometheus
+
+
+def _family(name: str) -> tuple[str, str, float]:
+    """(kind, Prometheus name, scale) of a flat pwtop metric, by Prometheus' naming rules:
+    a percentage becomes a ratio (``_ratio``, divided by 100), a ``_count`` is a counter."""
+    scale = 1.0
+    if name.endswith("_percent"):
+        name, scale = name[:-len("_percent")] + "_ratio", 0.01
+    if name.endswith("_count"):
+        return "counter", "pwtop_" + name[:-len("_count")], scale
+    return "gauge", "pwtop_" + name, scale
+
+
+class SessionCollector:
+    """The database and system components' figures and the alerts, at scrape time, from
+    the session's latest snapshots (a scrape never collects). The async and realtime
+    families come from the agent's collector (:mod:`pwtop.agent.prometheus`), reading the
+    app's optimizers."""
+
+    COMPONENTS = ("database", "system")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        f = prometheus.Families()
+        for name, state in self.session.states.items():
+            f.set("gauge", "pwtop_component_up", "1 while a component has figures, 0 while "
+                  "it is unavailable.", {"component": name}, int(state.has_data))
+            age = state.age()
+            f.set("gauge", "pwtop_component_snapshot_age_seconds", "Age of the figures "
+                  "shown.", {"component": name}, age)
+            snap = state.snapshot
+            if name not in self.COMPONENTS or snap is None or state.missing:
+                continue
+            for metric, value in snap.metrics.items():
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or \
+                        not math.isfinite(value):
+                    continue
+                kind, family, scale = _family(metric)
+                doc = metric_names.info(metric).help or metric
+                f.set(kind, family, doc.rstrip(".") + ".", {}, value * scale)
+        engine = self.session.alerts
+        if engine is not None:
+            active = engine.active()
+            for level in ("info", "warning", "critical", "emergency"):
+                f.set("gauge", "pwtop_alerts_active", "Active alerts by level.",
+                      {"level": level}, sum(1 for a in active if a.level.label == level))
+            for alert in active:
+                f.set("gauge", "pwtop_alert_active", "1 for each active alert.",
+                      {"rule": alert.rule, "metric": alert.metric,
+                       "level": alert.level.label}, 1)
+        yield from f.items.values()
+
+
+def make_registry(session: Session, async_optimizer: Any, realtime_optimizer: Any,
+                  app_figures: Any) -> CollectorRegistry:
+    """A private registry: the agent's async/realtime collector over the app's optimizers
+    (the same families its ``/metrics`` shows), this session's collector and the process
+    collector. Nothing is registered globally."""
+
+    def source() -> dict[str, Any]:
+        out: dict[str, Any] = {"agent": app_figures()}
+        for section, opt in (("async", async_optimizer), ("realtime", realtime_optimizer)):
+            if opt is not None:
+                out[section] = opt.get_stats()
+        return out
+
+    registry = prometheus.make_registry(source)
+    registry.register(SessionCollector(session))  # type: ignore[arg-type]
+    return registry
