@@ -411,9 +411,6 @@ class PerformanceApp:
         if given is not None and not authorised:
             await self._unauthorised(send, "wrong token" if given else "not a Bearer token")
             return
-        if not authorised and not self._may_read(scope):
-            await self._forbidden(send)
-            return
         try:
             body = await read_body(scope, receive, MAX_BODY_BYTES)
         except BodyTooLarge:
@@ -428,6 +425,9 @@ class PerformanceApp:
             return
         if not dry_run and not authorised:
             await self._unauthorised(send, "no token")
+            return
+        if not authorised and not self._may_read(scope):  # a dry run shows the advice
+            await self._forbidden(send)
             return
         if self._optimizing.locked():
             await error(send, 409, "another optimize is running; try again when it ends")

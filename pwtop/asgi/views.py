@@ -42,12 +42,14 @@ class StateView:
 
 def component_document(view: StateView, component: Any) -> dict[str, Any]:
     """One component: ``analyze --json``'s ``stats`` and ``recommendations``, then whether
-    it has figures (the reason when not), their age, and its presenter's rows."""
-    snap = view.snapshot
+    it has figures (the reason when not), their age, and its presenter's rows. A
+    component whose last poll failed (its file vanished or turned to garbage) shows no
+    figures, only why: the last good ones would read as current."""
+    snap = view.snapshot if view.missing is None else None
     out: dict[str, Any] = {
         "stats": snap.to_dict() if snap is not None else None,
         "recommendations": [r.to_dict() for r in view.recommendations or []],
-        "available": view.missing is None and snap is not None,
+        "available": snap is not None,
         "reason": view.missing or (None if snap is not None else "no figures yet"),
         "age_seconds": view.age,
         "presentation": None,
