@@ -25,20 +25,14 @@ from tests.asgi_serving import TOKEN, make_db, serve
 
 
 async def ready(served, polls: int = 1) -> None:
-    """Until every component has delivered ``polls`` more polls than it had, the alerts
-    judged them, and stats were published after that (awaited events, no sleeps)."""
+    """Until every component has delivered ``polls`` more polls than it had and the
+    alerts judged them (awaited events, no sleeps). The documents are built on request
+    from what the session holds then."""
     await served.perf.start()
     session = served.perf.session
     base = {n: s.polls for n, s in session.states.items()}
     await session.wait_until(lambda: session.watch_runner.idle and all(
         session.states[n].polls >= base[n] + polls for n in session.pollers))
-    await published(served)
-
-
-async def published(served) -> None:
-    """Until the stats are published again (from what the session holds now)."""
-    seq = served.perf.seq
-    await served.perf.session.wait_until(lambda: served.perf.seq > seq)
 
 
 def one_line_error(reply) -> str:
@@ -88,6 +82,9 @@ async def test_metrics_are_prometheus_text_with_every_family(tmp_path):
     async with serve(make_db(tmp_path / "app.db")) as served:
         await served.get("/api/ping")
         await ready(served)
+        session = served.perf.session
+        await session.wait_until(lambda: "async_loop_lag_seconds" in  # its first sample
+                                 session.states["async"].snapshot.metrics)
         reply = await served.get("metrics")
         assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
         text = reply.body.decode()
@@ -164,8 +161,10 @@ async def test_events_stream_one_snapshot_per_refresh_with_ids(tmp_path):
         ids = [i for i, _ in events]
         assert ids == sorted(set(ids))
         last = events[-1][1]
-        assert last["seq"] == ids[-1] and set(last["stats"]) == set(components.NAMES)
-        assert last["stats"]["system"]["presentation"]["sections"]
+        assert last["seq"] == ids[-1] and list(last["components"]) == list(components.NAMES)
+        system = last["components"]["system"]
+        assert system["presentation"]["sections"] and system["available"]
+        assert "stats" not in system  # the page draws rows; /stats has the raw figures
         assert {"active", "recent"} <= set(last["alerts"])
 
 
@@ -347,7 +346,8 @@ async def test_a_database_replaced_by_garbage_or_removed_is_unavailable(tmp_path
     async with serve(db) as served:
         await ready(served)
         session = served.perf.session
-        for fault in ("garbage", "removed"):
+        for fault, says in (("garbage", "not a SQLite database"),
+                            ("removed", "no such database file")):
             for suffix in ("-wal", "-shm"):
                 (tmp_path / f"app.db{suffix}").unlink(missing_ok=True)
             if fault == "garbage":
@@ -355,8 +355,7 @@ async def test_a_database_replaced_by_garbage_or_removed_is_unavailable(tmp_path
             else:
                 db.unlink()
             session.poll_now(["database"])
-            await session.wait_until(lambda: session.states["database"].missing is not None)
-            await published(served)
+            await session.wait_until(lambda: says in (session.states["database"].missing or ""))
             doc = (await served.get("stats")).json()["database"]
             assert doc["available"] is False and doc["stats"] is None
             assert str(db) in doc["reason"], doc["reason"]
@@ -370,7 +369,6 @@ async def test_a_database_replaced_by_garbage_or_removed_is_unavailable(tmp_path
         make_db(db)  # back: the figures come back by themselves
         session.poll_now(["database"])
         await session.wait_until(lambda: session.states["database"].missing is None)
-        await published(served)
         assert (await served.get("stats")).json()["database"]["available"] is True
 
 
@@ -381,12 +379,13 @@ async def test_an_exception_in_an_endpoint_is_a_500_logged_once(tmp_path, monkey
 
     async with serve(make_db(tmp_path / "app.db")) as served:
         await ready(served)
-        monkeypatch.setattr(views, "alerts_document", broken)
+        monkeypatch.setattr(views, "recommendations_document", broken)
         with caplog.at_level(logging.ERROR, logger="pwtop.asgi"):
             for _ in range(3):
-                reply = await served.get("alerts")
+                reply = await served.get("recommendations")
                 assert reply.status == 500
-                assert one_line_error(reply) == "internal error in pwtop's /alerts: KeyError"
+                assert one_line_error(reply) == \
+                    "internal error in pwtop's /recommendations: KeyError"
         logged = [r for r in caplog.records if r.name == "pwtop.asgi" and r.exc_info]
         assert len(logged) == 1
         assert (await served.get("stats")).status == 200

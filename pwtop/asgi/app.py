@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from pwtop import components as registry
-from pwtop.agent.protocol import encode
 from pwtop.agent.prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pwtop.agent.prometheus import exposition
 from pwtop.agent.server import Agent
@@ -129,10 +128,16 @@ class PerformanceApp:
             self.link = InProcessLink(agent)
         self.session: Session | None = None
         self.started_at = time.monotonic()
-        self.seq = 0                       # the id of the latest published event
+        # The documents are built when someone reads them (a request, an open events
+        # stream), at most once per change of the session: nobody watching costs nothing.
+        self.seq = 0                       # the id of the latest build (the event id)
+        self.version = 0                   # bumped at each change of the session
+        self._built = -1                   # the version the documents show
+        self._documents = views.Documents()
+        self._building = asyncio.Lock()
         self._stats: bytes | None = None   # the latest stats document, encoded
         self._event: bytes | None = None   # the latest event's data
-        self._published = asyncio.Event()  # replaced at each publish
+        self._published = asyncio.Event()  # replaced at each build
         self._dirty = asyncio.Event()
         self._closed = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
@@ -168,8 +173,7 @@ class PerformanceApp:
     async def _start(self) -> None:
         session = Session(self.settings, registry.NAMES, factories=self._factories(),
                           interval=self.interval, factors=FACTORS)
-        session.on_poll = session.on_round = lambda *_: self._dirty.set()
-        session.on_recommendations = lambda *_: self._dirty.set()
+        session.on_poll = session.on_round = session.on_recommendations = self._changed
         self.session = session
         session.start()
         session.advise(registry.NAMES)
@@ -221,32 +225,48 @@ class PerformanceApp:
 
     # ------------------------------------------------------------ publishing
 
+    def _changed(self, *_: Any) -> None:
+        self.version += 1
+        self._dirty.set()
+
     async def _publish_loop(self) -> None:
-        """One event per refresh: when something changed, wait a moment for the polls due
-        together, build the documents once, wake every stream."""
+        """One event per refresh while an ``events`` stream is open: when the session
+        changed, wait a moment for the polls due together, build once, wake the streams."""
         while not self._closed.is_set():
             await self._dirty.wait()
-            await asyncio.sleep(COALESCE_S)
             self._dirty.clear()
+            if not self.streams:
+                continue
+            await asyncio.sleep(COALESCE_S)
             try:
-                await self._publish()
+                await self._current()
             except Exception:
                 self._log_once("publish", "building the stats document failed")
 
-    async def _publish(self) -> None:
+    async def _current(self) -> bytes:
+        """The stats document of the session as it is now, built if it changed since."""
+        async with self._building:
+            if self._built != self.version or self._stats is None:
+                await self._build()
+        assert self._stats is not None
+        return self._stats
+
+    async def _build(self) -> None:
         session = self.session
         assert session is not None
+        version = self.version
         states = [views.StateView.of(state) for state in session.states.values()]
         components = dict(session.components)
-        # The big part (every snapshot as JSON, the presenters' rows) in a thread: the
-        # snapshots are replaced, never changed, once delivered.
-        stats = await asyncio.to_thread(
-            lambda: encode(views.stats_document(states, components)).encode())
+        # The big part (snapshots as JSON, the presenters' rows) in a thread, and only for
+        # the components that changed: snapshots are replaced, never changed, once
+        # delivered, so the thread reads them safely while the session moves on.
+        stats, light = await asyncio.to_thread(self._documents.build, states, components)
         alerts = dumps(views.alerts_document(session))
         self.seq += 1
+        self._built = version
         self._stats = stats
-        self._event = b'{"seq":%d,"taken_at":%s,"alerts":%s,"stats":%s}' % (
-            self.seq, json.dumps(time.time()).encode(), alerts, stats)
+        self._event = b'{"seq":%d,"taken_at":%s,"alerts":%s,"components":%s}' % (
+            self.seq, json.dumps(time.time()).encode(), alerts, light)
         event, self._published = self._published, asyncio.Event()
         event.set()
 
@@ -325,15 +345,8 @@ class PerformanceApp:
         await respond_json(send, 200, {"pwtop": {path: method for path, method
                                                  in ENDPOINTS.items() if path}})
 
-    async def _stats_now(self) -> bytes:
-        """The latest stats document; the first request waits for the first one."""
-        if self._stats is None:
-            await self._publish()
-        assert self._stats is not None
-        return self._stats
-
     async def _get_stats(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await respond(send, 200, await self._stats_now(), "application/json")
+        await respond(send, 200, await self._current(), "application/json")
 
     async def _get_alerts(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.session is not None
@@ -361,7 +374,7 @@ class PerformanceApp:
 
     async def _get_events(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Server-Sent Events: the latest event at once, then one per refresh."""
-        await self._stats_now()
+        await self._current()
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")]})

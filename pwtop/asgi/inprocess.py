@@ -63,6 +63,7 @@ class InProcessLink:
         return self.snapshot
 
     def status(self) -> LinkStatus:
+        self.snapshot  # the component reads the status first: describe the message it gets
         age = None if self._built_at is None else time.monotonic() - self._built_at
         return LinkStatus(address=ADDRESS, connected=True, disconnected_seconds=None,
                           connected_seconds=time.monotonic() - self.agent.started_at,

@@ -19,6 +19,7 @@ from prometheus_client.core import CollectorRegistry, Metric
 
 from pwtop import __version__, metric_names
 from pwtop.agent import prometheus
+from pwtop.agent.protocol import encode
 from pwtop.model import Recommendation, Snapshot, to_jsonable
 from pwtop.session import ComponentState, Session
 
@@ -40,28 +41,64 @@ class StateView:
                    state.age())
 
 
-def component_document(view: StateView, component: Any) -> dict[str, Any]:
-    """One component: ``analyze --json``'s ``stats`` and ``recommendations``, then whether
-    it has figures (the reason when not), their age, and its presenter's rows. A
-    component whose last poll failed (its file vanished or turned to garbage) shows no
-    figures, only why: the last good ones would read as current."""
-    snap = view.snapshot if view.missing is None else None
-    out: dict[str, Any] = {
-        "stats": snap.to_dict() if snap is not None else None,
-        "recommendations": [r.to_dict() for r in view.recommendations or []],
-        "available": snap is not None,
-        "reason": view.missing or (None if snap is not None else "no figures yet"),
-        "age_seconds": view.age,
-        "presentation": None,
-    }
-    if snap is not None and component is not None:
-        out["presentation"] = to_jsonable(component.describe(snap))
-    return out
+@dataclass
+class _Encoded:
+    """One component's encoded parts, kept while its snapshot and advice stay the same
+    objects (the database's snapshot changes every third refresh only)."""
+
+    snapshot: Snapshot | None
+    recommendations: list[Recommendation] | None
+    missing: str | None
+    stats: bytes
+    recs: bytes
+    presentation: bytes
 
 
-def stats_document(views: list[StateView], components: dict[str, Any]) -> dict[str, Any]:
-    """Every component of the session, in the registry's order."""
-    return {view.name: component_document(view, components.get(view.name)) for view in views}
+class Documents:
+    """Builds ``stats`` (every component: ``analyze --json``'s ``stats`` and
+    ``recommendations``, whether it has figures and why not, their age, the presenter's
+    rows) and the ``events`` data (the same without the raw ``stats``: the dashboard
+    draws rows) as JSON bytes, re-encoding only the components whose snapshot or advice
+    changed since the previous build. Thread-safe for one builder at a time.
+
+    A component whose last poll failed (its file vanished or turned to garbage) shows no
+    figures, only why: the last good ones would read as current.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, _Encoded] = {}
+
+    def _encoded(self, view: StateView, component: Any) -> _Encoded:
+        got = self._cache.get(view.name)
+        if got is not None and got.snapshot is view.snapshot and \
+                got.recommendations is view.recommendations and got.missing == view.missing:
+            return got
+        snap = view.snapshot if view.missing is None else None
+        presentation = None
+        if snap is not None and component is not None:
+            presentation = to_jsonable(component.describe(snap))
+        got = _Encoded(view.snapshot, view.recommendations, view.missing,
+                       encode(snap.to_dict() if snap is not None else None).encode(),
+                       encode([r.to_dict() for r in view.recommendations or []]).encode(),
+                       encode(presentation).encode())
+        self._cache[view.name] = got
+        return got
+
+    def build(self, views: list[StateView], components: dict[str, Any]) -> tuple[bytes, bytes]:
+        """(stats, components) JSON objects, keyed by component name, in order."""
+        stats, light = [], []
+        for view in views:
+            enc = self._encoded(view, components.get(view.name))
+            available = view.missing is None and view.snapshot is not None
+            reason = view.missing or (None if view.snapshot is not None else "no figures yet")
+            common = b'"recommendations":%s,"available":%s,"reason":%s,"age_seconds":%s,' \
+                     b'"presentation":%s' % (enc.recs, encode(available).encode(),
+                                             encode(reason).encode(),
+                                             encode(view.age).encode(), enc.presentation)
+            name = encode(view.name).encode()
+            stats.append(b'%s:{"stats":%s,%s}' % (name, enc.stats, common))
+            light.append(b"%s:{%s}" % (name, common))
+        return b"{" + b",".join(stats) + b"}", b"{" + b",".join(light) + b"}"
 
 
 def alerts_document(session: Session) -> dict[str, Any]:
