@@ -140,8 +140,15 @@ class Scraper(threading.Thread):
                 continue
             due += 1.0 / SCRAPES_PER_SECOND
             time.sleep(max(0.0, due - time.monotonic()))
-            conn.request("GET", "/performance/stats")
-            resp = conn.getresponse()
+            try:
+                conn.request("GET", "/performance/stats")
+                resp = conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionError):
+                # uvicorn closes a connection idle for 5 s (the quiet windows): reconnect
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                conn.request("GET", "/performance/stats")
+                resp = conn.getresponse()
             body = resp.read()
             assert resp.status == 200, body[:200]
             self.scrapes += 1
@@ -243,6 +250,7 @@ def run(rounds: int, window: float, browser: bool) -> dict:
                 for w in watchers:
                     w.close()
         scraper.done.set()
+        scraper.join(30)
         app.send_signal(signal.SIGTERM)
         app.wait(60)
         samples = json.loads(out.read_text())
@@ -251,7 +259,10 @@ def run(rounds: int, window: float, browser: bool) -> dict:
             app.kill()
             app.wait()
         shutil.rmtree(work, ignore_errors=True)
+    watched_s = sum(b - a for m, a, b in phases if m == "watched")
     result: dict = {"rounds": rounds, "window_s": window, "scrapes": scraper.scrapes,
+                    "scrapes_per_second": scraper.scrapes / watched_s,
+                    "load_average": os.getloadavg(), "cpus": os.cpu_count(),
                     "scraped_bytes": scraper.bytes, "watcher": "chromium" if browser else
                     "SSE client", "modes": {}}
     for mode in ("quiet", "watched"):
@@ -283,8 +294,9 @@ def main() -> None:
         return
     print(f"{args.rounds} paired rounds of {args.window:g} s; watched = {result['watcher']} "
           f"on events + /stats scraped {SCRAPES_PER_SECOND:g}/s "
-          f"({result['scrapes']} scrapes, {result['scraped_bytes'] // max(1, result['scrapes'])}"
-          f" B each)")
+          f"({result['scrapes_per_second']:.1f}/s done, "
+          f"{result['scraped_bytes'] // max(1, result['scrapes'])} B each); load average "
+          f"{result['load_average'][0]:.1f} on {result['cpus']} CPUs")
     print(f"{'':10} {'lag p50':>10} {'lag p99':>10} {'commit p50':>11} {'commit p99':>11}")
     for mode, m in result["modes"].items():
         print(f"{mode:10} {m['lag']['p50'] * 1e3:8.2f}ms {m['lag']['p99'] * 1e3:8.2f}ms "

@@ -390,3 +390,27 @@ async def test_an_exception_in_an_endpoint_is_a_500_logged_once(tmp_path, monkey
         assert len(logged) == 1
         assert (await served.get("stats")).status == 200
         assert (await served.get("/api/ping")).json() == {"pong": "yes"}
+
+
+async def test_the_fast_json_writes_what_to_jsonable_writes(tmp_path):
+    """The documents' encoder (json's C walker, dataclasses converted one level at a time)
+    against the reference (to_jsonable, then the agent's encoder), on every component's
+    real snapshot, rows and advice, and on the values its fast path must hand back."""
+    from pwtop.agent.protocol import encode
+    from pwtop.asgi.http import dumps
+    from pwtop.model import Level, to_jsonable
+
+    async with serve(make_db(tmp_path / "app.db", wal=False)) as served:
+        await ready(served, polls=2)
+        session = served.perf.session
+        await session.wait_until(lambda: all(s.recommendations is not None
+                                             for s in session.states.values()))
+        values = []
+        for name, state in session.states.items():
+            values += [state.snapshot, session.components[name].describe(state.snapshot),
+                       state.recommendations]
+    assert any(values[2::3])  # some advice to compare
+    values += [{"nan": float("nan")}, {1: "int key", (1, 2): "tuple key"}, {Level.WARNING},
+               [Level.CRITICAL, {"level": Level.INFO}], object]
+    for value in values:
+        assert json.loads(dumps(value)) == json.loads(encode(to_jsonable(value))), value

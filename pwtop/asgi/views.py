@@ -19,8 +19,8 @@ from prometheus_client.core import CollectorRegistry, Metric
 
 from pwtop import __version__, metric_names
 from pwtop.agent import prometheus
-from pwtop.agent.protocol import encode
-from pwtop.model import Recommendation, Snapshot, to_jsonable
+from pwtop.asgi.http import dumps
+from pwtop.model import Recommendation, Snapshot
 from pwtop.session import ComponentState, Session
 
 
@@ -76,11 +76,9 @@ class Documents:
         snap = view.snapshot if view.missing is None else None
         presentation = None
         if snap is not None and component is not None:
-            presentation = to_jsonable(component.describe(snap))
-        got = _Encoded(view.snapshot, view.recommendations, view.missing,
-                       encode(snap.to_dict() if snap is not None else None).encode(),
-                       encode([r.to_dict() for r in view.recommendations or []]).encode(),
-                       encode(presentation).encode())
+            presentation = component.describe(snap)
+        got = _Encoded(view.snapshot, view.recommendations, view.missing, dumps(snap),
+                       dumps(view.recommendations or []), dumps(presentation))
         self._cache[view.name] = got
         return got
 
@@ -92,10 +90,9 @@ class Documents:
             available = view.missing is None and view.snapshot is not None
             reason = view.missing or (None if view.snapshot is not None else "no figures yet")
             common = b'"recommendations":%s,"available":%s,"reason":%s,"age_seconds":%s,' \
-                     b'"presentation":%s' % (enc.recs, encode(available).encode(),
-                                             encode(reason).encode(),
-                                             encode(view.age).encode(), enc.presentation)
-            name = encode(view.name).encode()
+                     b'"presentation":%s' % (enc.recs, dumps(available), dumps(reason),
+                                             dumps(view.age), enc.presentation)
+            name = dumps(view.name)
             stats.append(b'%s:{"stats":%s,%s}' % (name, enc.stats, common))
             light.append(b"%s:{%s}" % (name, common))
         return b"{" + b",".join(stats) + b"}", b"{" + b",".join(light) + b"}"
