@@ -92,10 +92,14 @@ def serve_app(db: str, out: str, port_file: str) -> None:
             samples.append(("commit", started, time.monotonic() - started))
 
     async def lag_probe() -> None:
+        n = 0
         while True:
             started = time.monotonic()
             await asyncio.sleep(LAG_SLEEP_S)
             samples.append(("lag", started, time.monotonic() - started - LAG_SLEEP_S))
+            n += 1
+            if n % 50 == 0:  # the process's CPU time, about twice a second
+                samples.append(("cpu", time.monotonic(), time.process_time()))
 
     async def main() -> None:
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
@@ -265,8 +269,17 @@ def run(rounds: int, window: float, browser: bool) -> dict:
                     "load_average": os.getloadavg(), "cpus": os.cpu_count(),
                     "scraped_bytes": scraper.bytes, "watcher": "chromium" if browser else
                     "SSE client", "modes": {}}
+    cpu = [(t, v) for k, t, v in samples if k == "cpu"]
     for mode in ("quiet", "watched"):
         spans = [(a, b) for m, a, b in phases if m == mode]
+        used = wall = 0.0
+        for a, b in spans:  # CPU seconds over wall seconds between the window's samples
+            inside = [(t, v) for t, v in cpu if a <= t < b]
+            if len(inside) >= 2:
+                used += inside[-1][1] - inside[0][1]
+                wall += inside[-1][0] - inside[0][0]
+        result["modes"].setdefault(mode, {})["cpu_percent"] = 100.0 * used / wall if wall \
+            else float("nan")
         for kind in ("lag", "commit"):
             values = [v for k, t, v in samples if k == kind and any(a <= t < b for a, b in spans)]
             result["modes"].setdefault(mode, {})[kind] = {
@@ -297,10 +310,12 @@ def main() -> None:
           f"({result['scrapes_per_second']:.1f}/s done, "
           f"{result['scraped_bytes'] // max(1, result['scrapes'])} B each); load average "
           f"{result['load_average'][0]:.1f} on {result['cpus']} CPUs")
-    print(f"{'':10} {'lag p50':>10} {'lag p99':>10} {'commit p50':>11} {'commit p99':>11}")
+    print(f"{'':10} {'lag p50':>10} {'lag p99':>10} {'commit p50':>11} {'commit p99':>11} "
+          f"{'app CPU':>8}")
     for mode, m in result["modes"].items():
         print(f"{mode:10} {m['lag']['p50'] * 1e3:8.2f}ms {m['lag']['p99'] * 1e3:8.2f}ms "
-              f"{m['commit']['p50'] * 1e3:9.2f}ms {m['commit']['p99'] * 1e3:9.2f}ms")
+              f"{m['commit']['p50'] * 1e3:9.2f}ms {m['commit']['p99'] * 1e3:9.2f}ms "
+              f"{m['cpu_percent']:7.1f}%")
     ratio = result["ratio"]
     print(f"p99 watched/quiet: loop lag {ratio['lag']:.2f}x, commit {ratio['commit']:.2f}x "
           f"(goal <= 1.1x)")

@@ -231,7 +231,8 @@ async def test_optimize_is_a_dry_run_unless_applied_with_the_token(tmp_path):
                                                "dry_run": False}, token=TOKEN)
         assert reply.status == 200, reply.body
         done = reply.json()
-        assert done["dry_run"] is False and [r["recommendation_id"] for r in done["results"]] == ids[:1]
+        assert done["dry_run"] is False
+        assert [r["recommendation_id"] for r in done["results"]] == ids[:1]
         assert all(r["ok"] for r in done["results"]), done["results"]
 
 
@@ -397,12 +398,14 @@ async def test_the_fast_json_writes_what_to_jsonable_writes(tmp_path):
     against the reference (to_jsonable, then the agent's encoder), on every component's
     real snapshot, rows and advice, and on the values its fast path must hand back."""
     from pwtop.agent.protocol import encode
-    from pwtop.asgi.http import dumps
+    from pwtop.asgi.http import dumps, dumps_in_steps
     from pwtop.model import Level, to_jsonable
 
     async with serve(make_db(tmp_path / "app.db", wal=False)) as served:
         await ready(served, polls=2)
         session = served.perf.session
+        assert not session.advised  # nobody has read any advice: none is computed
+        await served.get("recommendations")
         await session.wait_until(lambda: all(s.recommendations is not None
                                              for s in session.states.values()))
         values = []
@@ -413,4 +416,6 @@ async def test_the_fast_json_writes_what_to_jsonable_writes(tmp_path):
     values += [{"nan": float("nan")}, {1: "int key", (1, 2): "tuple key"}, {Level.WARNING},
                [Level.CRITICAL, {"level": Level.INFO}], object]
     for value in values:
-        assert json.loads(dumps(value)) == json.loads(encode(to_jsonable(value))), value
+        expected = encode(to_jsonable(value)).encode()
+        assert json.loads(dumps(value)) == json.loads(expected), value
+        assert dumps_in_steps(value) == dumps(value)

@@ -176,7 +176,6 @@ class PerformanceApp:
         session.on_poll = session.on_round = session.on_recommendations = self._changed
         self.session = session
         session.start()
-        session.advise(registry.NAMES)
         self._registry = views.make_registry(session, self.async_optimizer,
                                              self.realtime_optimizer, self._app_figures)
         self._publisher = asyncio.get_running_loop().create_task(
@@ -328,9 +327,18 @@ class PerformanceApp:
             await self._forbidden(send)
             return
         await self.start()
+        if path in ("stats", "recommendations", "events", "dashboard"):
+            self._advise()
         handler: Callable[[Scope, Receive, Send], Awaitable[None]] = getattr(
             self, f"_get_{path or 'index'}")
         await handler(scope, receive, send)
+
+    def _advise(self) -> None:
+        """Keep every component's advice current (recomputed in a thread at most every
+        5 s) from the first time someone reads it: until then the app pays for none."""
+        session = self.session
+        if session is not None and not session.advised:
+            session.advise(registry.NAMES)
 
     def _may_read(self, scope: Scope) -> bool:
         return self.public_read or is_loopback(scope.get("client"))

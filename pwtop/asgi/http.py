@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import json
+import time
 from dataclasses import is_dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
@@ -123,6 +124,22 @@ def dumps(value: Any) -> bytes:
 
 
 _SCALARS = frozenset({str, float, bool, type(None)})
+
+
+def dumps_in_steps(value: Any, depth: int = 2) -> bytes:
+    """:func:`dumps` of a dataclass written field by field (``depth`` levels down),
+    letting other threads run between fields: building the database's document in a
+    thread then holds the GIL for a field at a time, not for the whole snapshot, so the
+    app's loop and its own SQLite threads are not kept waiting behind it."""
+    if depth <= 0 or not is_dataclass(value) or isinstance(value, type):
+        return dumps(value)
+    parts = []
+    for name, f in value.__dataclass_fields__.items():
+        if f.metadata.get("json", True):
+            parts.append(b'"%s":%s' % (name.encode(), dumps_in_steps(getattr(value, name),
+                                                                    depth - 1)))
+            time.sleep(0)  # releases the GIL
+    return b"{" + b",".join(parts) + b"}"
 
 
 def _field(value: Any) -> Any:

@@ -19,7 +19,7 @@ from prometheus_client.core import CollectorRegistry, Metric
 
 from pwtop import __version__, metric_names
 from pwtop.agent import prometheus
-from pwtop.asgi.http import dumps
+from pwtop.asgi.http import dumps, dumps_in_steps
 from pwtop.model import Recommendation, Snapshot
 from pwtop.session import ComponentState, Session
 
@@ -77,7 +77,7 @@ class Documents:
         presentation = None
         if snap is not None and component is not None:
             presentation = component.describe(snap)
-        got = _Encoded(view.snapshot, view.recommendations, view.missing, dumps(snap),
+        got = _Encoded(view.snapshot, view.recommendations, view.missing, dumps_in_steps(snap),
                        dumps(view.recommendations or []), dumps(presentation))
         self._cache[view.name] = got
         return got
