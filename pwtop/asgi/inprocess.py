@@ -35,14 +35,15 @@ ADDRESS = "in-process"
 class InProcessLink:
     """The agent client's face over an :class:`Agent` object that is never started.
 
-    Both components read the same link; a message built less than ``reuse`` seconds ago
-    is handed to the second one instead of calling ``get_stats()`` twice per refresh.
+    Both components read the same link, and their polls are due together: a message
+    built less than ``reuse`` seconds ago is handed to the second one instead of calling
+    ``get_stats()`` twice per refresh (short enough never to span two refreshes).
     """
 
     address = ADDRESS
     _closed = False
 
-    def __init__(self, agent: Agent, *, reuse: float = 0.2) -> None:
+    def __init__(self, agent: Agent, *, reuse: float = 0.05) -> None:
         self.agent = agent
         self.reuse = reuse
         self.snapshots = 0
