@@ -127,10 +127,17 @@ _SCALARS = frozenset({str, float, bool, type(None)})
 
 
 def dumps_in_steps(value: Any, depth: int = 2) -> bytes:
-    """:func:`dumps` of a dataclass written field by field (``depth`` levels down),
+    """:func:`dumps` of a dataclass written field by field and of a list item by item
+    (``depth`` levels down),
     letting other threads run between fields: building the database's document in a
     thread then holds the GIL for a field at a time, not for the whole snapshot, so the
     app's loop and its own SQLite threads are not kept waiting behind it."""
+    if depth > 0 and type(value) in (list, tuple):
+        items = []
+        for item in value:
+            items.append(dumps_in_steps(item, depth - 1))
+            time.sleep(0)
+        return b"[" + b",".join(items) + b"]"
     if depth <= 0 or not is_dataclass(value) or isinstance(value, type):
         return dumps(value)
     parts = []

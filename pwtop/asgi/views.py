@@ -77,8 +77,9 @@ class Documents:
         presentation = None
         if snap is not None and component is not None:
             presentation = component.describe(snap)
+            time.sleep(0)  # let the app's loop and threads run (see dumps_in_steps)
         got = _Encoded(view.snapshot, view.recommendations, view.missing, dumps_in_steps(snap),
-                       dumps(view.recommendations or []), dumps(presentation))
+                       dumps(view.recommendations or []), dumps_in_steps(presentation))
         self._cache[view.name] = got
         return got
 
