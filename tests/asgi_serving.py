@@ -1,5 +1,6 @@
-"""A real FastAPI app with pwtop's endpoints mounted, under a real uvicorn on 127.0.0.1,
-and a plain HTTP client: what the PerformanceApp tests and the benchmark drive."""
+"""A real FastAPI app with pwtop's endpoints mounted, under a real uvicorn on 127.0.0.1
+(:func:`tests.asgi_server.serving`), and a plain HTTP client on its own thread (the server
+runs on the test's loop): what the PerformanceApp tests drive."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-import uvicorn
 from fastapi import FastAPI
 
 from pwtop.aio import AsyncOptimizer
 from pwtop.asgi import PerformanceApp
 from pwtop.realtime import RealtimeOptimizer, WebSocketHub
+from tests.asgi_server import serving
 
 TOKEN = "t0ken-for-tests-0123456789"
 
@@ -102,17 +103,8 @@ async def serve(db_path: Path | None, *, host: str = "127.0.0.1", lifespan: bool
         async with optimizer.monitor_operation("ping"):
             return {"pong": "yes"}
 
-    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield Served(app, perf, optimizer, realtime, host, port)
+        async with serving(app, host=host) as base:
+            yield Served(app, perf, optimizer, realtime, host, int(base.rsplit(":", 1)[1]))
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
         await perf.close()
