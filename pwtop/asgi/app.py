@@ -17,6 +17,12 @@ blocking work in threads (``asyncio.to_thread``), never on the app's loop; the a
 realtime components read the app's optimizer objects in-process
 (:mod:`pwtop.asgi.inprocess`).
 
+Nobody reading costs the app nothing beyond the session's polls: the documents are built
+when read (a request, an open ``events`` stream), at most once per change of the session
+and re-encoding only the components that changed, in a thread; the advice is computed
+from the first read on. An ``events`` stream ends after 30 s and the page's EventSource
+reconnects, so an open dashboard never holds up the server's shutdown for longer.
+
 Endpoints (relative to the mount): ``GET stats``, ``alerts``, ``recommendations``,
 ``metrics``, ``healthz``, ``events`` (Server-Sent Events), ``dashboard``, and
 ``POST optimize``. Reads answer loopback clients only unless ``public_read=True``;
