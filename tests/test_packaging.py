@@ -29,7 +29,7 @@ def test_wheel_has_every_package_and_data_file(wheel):
     for path in (ROOT / "pwtop").rglob("*"):
         if "__pycache__" in path.parts or path.is_dir():
             continue
-        if path.suffix in (".py", ".tcss", ".toml"):
+        if path.suffix in (".py", ".tcss", ".toml", ".html"):
             rel = path.relative_to(ROOT).as_posix()
             assert rel in names, f"{rel} is missing from the wheel (pyproject packages list?)"
     themes = [p for p in (ROOT / "themes").iterdir() if p.suffix in (".toml", ".py")]
