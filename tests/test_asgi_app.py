@@ -419,3 +419,21 @@ async def test_the_fast_json_writes_what_to_jsonable_writes(tmp_path):
         expected = encode(to_jsonable(value)).encode()
         assert json.loads(dumps(value)) == json.loads(expected), value
         assert dumps_in_steps(value) == dumps(value)
+
+
+async def test_commands_reach_the_apps_optimizer_in_process(tmp_path):
+    """What automated responses and a face's keys send (``component.command``) runs on the
+    app's own optimizer object, without a socket; a refused command is one error line."""
+    from pwtop.errors import PwtopError
+
+    async with serve(make_db(tmp_path / "app.db")) as served:
+        await ready(served)
+        component = served.perf.session.components["async"]
+        assert served.optimizer.degraded is False
+        await component.command("set_degraded", {"value": True, "reason": "test"})
+        assert served.optimizer.degraded is True
+        assert served.optimizer.degraded_reason == "test"
+        with pytest.raises(PwtopError, match="unknown command .no_such_command."):
+            await component.command("no_such_command")
+        snap = await component.collect()
+        assert snap.detail.agent.address == "in-process" and snap.metrics["agent_connected"] == 1
