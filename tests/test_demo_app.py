@@ -268,3 +268,42 @@ def test_attached_points_the_settings_at_the_app_and_stops_it(demo_db):
         assert pid_file.read_text().strip() == str(pid)  # the System tab finds the app by it
     assert not psutil.pid_exists(pid)
     assert not pid_file.exists()
+
+
+@pytest.mark.slow
+def test_the_demo_is_a_fastapi_app_with_pwtop_inside(demo_db, launch):
+    """One port, as PiWardrive: REST timed by the middleware, the hub's first message on
+    /ws/aps is the whole AP list, SSE at its exact path, pwtop's endpoints at /performance."""
+    import asyncio
+    import urllib.request
+
+    from websockets.asyncio.client import connect
+
+    app = launch(demo_db, "--no-clients")
+    base = app.info["http"]
+    assert app.info["dashboard_url"] == f"{base}/performance/dashboard"
+    with urllib.request.urlopen(f"{base}/api/aps?limit=5", timeout=10) as reply:
+        aps = json.load(reply)["aps"]
+    assert 0 < len(aps) <= 5
+    with urllib.request.urlopen(f"{base}/api/aps/{aps[0]['bssid']}", timeout=10) as reply:
+        assert json.load(reply)["bssid"] == aps[0]["bssid"]
+    with urllib.request.urlopen(app.info["dashboard_url"], timeout=10) as reply:
+        assert reply.status == 200 and b"<html" in reply.read().lower()
+    with urllib.request.urlopen(f"{base}/sse/aps", timeout=10) as reply:  # no redirect
+        assert reply.status == 200 and reply.url.endswith("/sse/aps")
+        assert reply.headers["content-type"].startswith("text/event-stream")
+
+    async def first_ws_message() -> dict:
+        async with connect(app.streams["ws_aps"], max_size=None) as ws:
+            return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+    first = asyncio.run(first_ws_message())
+    assert first["type"] == "snapshot" and len(first["aps"]) >= len(aps)
+    # The middleware's operations reach pwtop's own endpoints, by route template.
+    with urllib.request.urlopen(f"{base}/performance/events", timeout=30) as events:
+        for raw in events:
+            line = raw.decode()
+            if line.startswith("data:") and "GET /api/aps/{bssid}" in line:
+                break
+        else:
+            pytest.fail("the route template never showed in /performance/events")

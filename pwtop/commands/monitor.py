@@ -38,6 +38,7 @@ from typing import Any, TextIO
 from pwtop import components as registry
 from pwtop.config import Settings
 from pwtop.errors import PwtopError
+from pwtop.metric_names import MONITOR_COLUMNS, names_for
 from pwtop.model import Level, to_jsonable
 from pwtop.session import ComponentState, Session
 from pwtop.units import format_metric, human_seconds
@@ -83,8 +84,6 @@ def _alert_text(record: dict[str, Any]) -> str:
 
 class TableOutput(Output):
     def start(self) -> None:
-        from pwtop.metric_names import MONITOR_COLUMNS
-
         self.columns = [(label, metric, name) for name in self.names
                         for label, metric in MONITOR_COLUMNS.get(name, ())]
         self.widths = [max(len(label), 9) for label, _, _ in self.columns]
@@ -109,8 +108,6 @@ class JsonOutput(Output):
 
 class CsvOutput(Output):
     def start(self) -> None:
-        from pwtop.metric_names import names_for
-
         self.columns = names_for(self.names)
         self._csv = csv.writer(self.out, lineterminator="\n")
         # How old each component's figures in the row are (seconds; empty without any).

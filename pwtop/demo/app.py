@@ -53,6 +53,7 @@ from typing import Any
 
 import pwtop.agent
 from pwtop.aio import AsyncOptimizer, CircuitBreaker, RateLimiter, ResourcePool, TaskQueue
+from pwtop.asgi import PerformanceApp
 from pwtop.config import RealtimeSettings
 from pwtop.database.advisor.capture import WorkloadCapture
 from pwtop.demo.generate import create_demo_database
@@ -430,6 +431,9 @@ class DemoApp:
         """The app's one port: REST, WebSocket and SSE routes, /performance (web.py)."""
         if not self.args.no_streams:
             self._make_streams()
+        self.performance = PerformanceApp(db_path=self.db, async_optimizer=self.opt,
+                                          realtime_optimizer=self.rt,
+                                          token_file=self.args.token_file)
         port = await stack.enter_async_context(web.serve(
             web.build(self), self.args.host, self.args.http_port))
         host = f"[{self.args.host}]" if ":" in self.args.host else self.args.host

@@ -31,7 +31,11 @@ INITIAL_APS = 700
 
 def build(demo: "DemoApp") -> FastAPI:
     """The demo's FastAPI app over its database pool, hub, SSE streams and optimizers."""
-    app = FastAPI(title="pwtop demo rig", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="pwtop demo rig", docs_url=None, redoc_url=None, openapi_url=None,
+                  # pwtop's session starts and stops with the app (a mounted app gets no
+                  # lifespan events of its own)
+                  lifespan=demo.performance.lifespan if demo.performance is not None
+                  else None)
     app.add_middleware(PerformanceMiddleware, optimizer=demo.opt,
                        shed=("/api/aps",))
 
