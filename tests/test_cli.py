@@ -69,13 +69,26 @@ HEADLESS = [
 @pytest.mark.slow
 @pytest.mark.parametrize("argv", HEADLESS, ids=[" ".join(a) for a in HEADLESS])
 def test_headless_verbs_do_not_import_textual(argv):
+    """Nor the web stack: FastAPI, Starlette and uvicorn are for the app's side."""
     code = ("import sys\nfrom pwtop.cli import main\n"
             f"rc = main({argv!r})\n"
-            "loaded = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
-            "print('TEXTUAL', loaded)\n")
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('textual', 'fastapi', 'starlette', 'uvicorn'))\n"
+            "print('LOADED', loaded)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
-    assert "TEXTUAL []" in proc.stdout, proc.stdout + proc.stderr
+    assert "LOADED []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_tui_does_not_import_the_web_stack():
+    code = ("import sys, pwtop.cli, pwtop.commands.tui, pwtop.tui.app\n"
+            "from pwtop.tui.app import tab_class, TAB_WIDGETS\n"
+            "[tab_class(t) for t in TAB_WIDGETS]\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('fastapi', 'starlette', 'uvicorn')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
 
 def test_internal_error_is_one_line_and_logged(xdg, capsys, monkeypatch):
