@@ -63,7 +63,7 @@ def test_table_prints_a_header_and_one_row_per_interval(env, tmp_path, capsys):
 
 
 def test_json_lines_hold_every_metric_alerts_and_history_state(env, tmp_path, capsys):
-    assert main(["monitor", "-c", "system", "--duration", "0.3", "--interval", "0.1",
+    assert main(["monitor", "-c", "system", "--duration", "0.6", "--interval", "0.2",
                  "--format", "json"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["seq"] for r in records] == [0, 1, 2]
@@ -129,8 +129,9 @@ def test_an_unavailable_component_is_reported_once_and_not_fatal(env, tmp_path, 
 def test_nothing_to_monitor_is_one_line_and_exit_2(env, tmp_path, capsys):
     code = main(["--db", str(tmp_path / "missing.db"), "monitor", "-c", "database",
                  "--duration", "5"])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 2
+    assert out == ""  # checked first: no table header before the error
     assert err.startswith("pwtop: nothing to monitor: database: ") and err.count("\n") == 1
     assert "missing.db: no such database file" in err
 
@@ -154,12 +155,34 @@ def test_a_corrupted_history_file_is_reported_and_monitoring_goes_on(env, tmp_pa
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--interval", "0"], "--interval 0: must be more than 0 seconds"),
+    (["--interval", "0"], "--interval: expected a number from 0.2 to 60.0, got 0.0"),
+    # 1e-9 printed 858 rows in 2 s: the TUI's bounds ([ui] interval) hold here too
+    (["--interval", "1e-9"], "--interval: expected a number from 0.2 to 60.0, got 1e-09"),
+    (["--interval", "0.19"], "--interval: expected a number from 0.2 to 60.0, got 0.19"),
+    (["--interval", "61"], "--interval: expected a number from 0.2 to 60.0, got 61.0"),
     (["--duration", "-1"], "--duration -1: must be 0 seconds or more"),
 ])
 def test_bad_intervals_are_one_line(env, capsys, argv, expected):
-    assert main(["monitor", "-c", "system", *argv]) == 2
-    assert capsys.readouterr().err == f"pwtop: {expected}\n"
+    assert main(["monitor", "-c", "system", "--duration", "2", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"pwtop: {expected}\n")
+
+
+def test_the_interval_bounds_are_those_of_the_ui_setting(env, tmp_path, capsys):
+    """One definition: [ui] interval's metadata, for the TUI's flag, monitor's flag and
+    the config file (whose value monitor uses without a flag)."""
+    import dataclasses
+
+    from pwtop.config import UiSettings
+
+    meta = {f.name: f.metadata for f in dataclasses.fields(UiSettings)}["interval"]
+    low = meta["min"]
+    assert main(["monitor", "-c", "system", "--duration", "0", "--interval",
+                 str(low)]) == 0
+    capsys.readouterr()
+    assert main(["monitor", "-c", "system", "--duration", "0", "--interval",
+                 str(low * 0.99)]) == 2
+    assert f"from {low} to {meta['max']}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
