@@ -134,7 +134,9 @@ def _number_flags() -> list[tuple[tuple[str, ...], str]]:
 
 
 def test_every_float_flag_uses_the_one_finite_type():
-    for path, parser in _parsers(build_parser()):
+    from pwtop.demo import app
+
+    for path, parser in [*_parsers(build_parser()), (("demo app",), app.build_parser())]:
         for action in parser._actions:
             assert action.type is not float, f"pwtop {' '.join(path)} {action.dest}"
     assert len(_number_flags()) >= 7
