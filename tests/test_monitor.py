@@ -248,3 +248,71 @@ def test_the_table_columns_are_catalog_metrics_of_their_component():
     assert set(MONITOR_COLUMNS) == set(COMPONENTS)
     for component, columns in MONITOR_COLUMNS.items():
         assert [component_of(metric) for _, metric in columns] == [component] * len(columns)
+
+
+def test_a_truncated_history_file_is_said_moved_aside_and_replaced(env, tmp_path):
+    """A real pwtop process, a history file cut short: it starts, says on one stderr line
+    what was wrong and where the piece went, and records into a new file."""
+    file = history_file(tmp_path)
+    file.parent.mkdir(parents=True)
+    with sqlite3.connect(file) as conn:
+        conn.execute("CREATE TABLE filler (x)")
+        conn.executemany("INSERT INTO filler VALUES (?)", [(b"x" * 500,)] * 100)
+    conn.close()
+    whole = file.read_bytes()
+    file.write_bytes(whole[:len(whole) // 2])
+    proc = subprocess.run([sys.executable, "-m", "pwtop", "monitor", "-c", "system",
+                           "--duration", "0", "--format", "json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"pwtop: history recovered: {file} was not a readable database "
+                           f"(truncated to {len(whole) // 2} bytes")
+    assert "moved aside to history.db.corrupt-" in line
+    assert json.loads(proc.stdout)["history"] == "recovered"
+    with sqlite3.connect(file) as conn:
+        assert conn.execute("SELECT count(*) FROM raw").fetchone()[0] > 0
+    conn.close()
+
+
+def _recorded_rounds(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        rounds = conn.execute("SELECT count(DISTINCT t) FROM raw").fetchone()[0]
+    conn.close()
+    return rounds
+
+
+@pytest.mark.slow
+def test_sigkill_during_history_writes_loses_only_the_samples_not_yet_written(env, tmp_path):
+    """``kill -9`` of a recording monitor, at several points of its write cycle: each
+    commit is whole (WAL), so what is lost is at most what came since the last batch,
+    write_interval / interval rounds (+1 for a round between the last row and the kill);
+    the file opens afterwards as a history file, not as one to move aside."""
+    interval, write_interval = 0.2, 1.0
+    path = config(tmp_path, f"[history]\nwrite_interval = {write_interval}\n")
+    file = history_file(tmp_path)
+    most_lost = int(write_interval / interval) + 1
+    recorded_before, lost = 0, []
+    for rows_before_kill in (3, 7, 9, 12):
+        proc = subprocess.Popen([sys.executable, "-m", "pwtop", "--config", path, "monitor",
+                                 "-c", "system", "--interval", str(interval), "--format",
+                                 "json"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            printed = [json.loads(proc.stdout.readline()) for _ in range(rows_before_kill)]
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        assert all(record["history"] == "ok" for record in printed)
+        recorded = _recorded_rounds(file) - recorded_before
+        lost.append(len(printed) - recorded)
+        assert -1 <= lost[-1] <= most_lost, (rows_before_kill, recorded)
+        recorded_before += recorded
+    # Written batches survive: with 31 rounds printed, most of them are in the file.
+    assert recorded_before >= sum((3, 7, 9, 12)) - len(lost) * most_lost
+    assert list(file.parent.glob("*.corrupt-*")) == []  # never mistaken for damage
