@@ -16,11 +16,12 @@ checkpoint), which an SD card pays for in wear. ``bench/bench_history.py`` measu
 bytes written per interval and the file size per series per day. A crash loses at most
 one interval of raw samples and of the current minute's rollup.
 
-History is never a reason for pwtop to stop. A file that cannot be one (garbage bytes, a
-file cut short, a directory, something unreadable: :func:`unusable` looks before SQLite
-opens it) is moved aside and a fresh one started, and so is a file whose damage a write
-or a retention pass runs into later; a file locked by another process or on a full disk
-pauses recording and keeps the samples (bounded) for the next attempt.
+History is never a reason for pwtop to stop. A damaged file (garbage bytes, a file cut
+short: :func:`check_file` looks before SQLite opens it) is moved aside and a fresh one
+started, and so is a file whose damage a write or a retention pass runs into later.
+What is not pwtop's to move (another database, a directory, something it cannot read)
+leaves history unavailable, with the reason. A file locked by another process or on a
+full disk pauses recording and keeps the samples (bounded) for the next attempt.
 :attr:`History.status` says what is going on in one line.
 
 Time here is wall-clock time (``time.time``), because history outlives a run; the clock
@@ -241,60 +242,61 @@ class NotHistoryFile(Exception):
     """The path holds a SQLite database that is not a pwtop history file."""
 
 
-class UnusableFile(Exception):
-    """What is at the path cannot be a history file (see :func:`unusable`)."""
+class DamagedFile(Exception):
+    """The history file is damaged: cut short, or not SQLite (see :func:`check_file`)."""
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_BYTES = 100
 
 
-def unusable(path: Path) -> str | None:
-    """Why the file at ``path`` cannot be opened as a history file, or None when SQLite
-    may try (it does not exist, is empty, or looks whole).
+def check_file(path: Path) -> None:
+    """Look at what is at ``path`` before SQLite opens it as the history file.
 
-    Checked before SQLite opens it, because SQLite would block on a FIFO, and reads a
-    file cut short after its header as a shorter database: what was on the lost pages is
-    gone without an error until a write happens to reach them. A file whose header says
-    more pages than it holds is torn, unless a -wal file still holds the rest (a crash
-    before the checkpoint).
+    Raises :class:`NotHistoryFile` for what is not pwtop's to move (a directory, a FIFO
+    or device, a symbolic link loop, a file it cannot read: a person's mistake in
+    ``[history] path``, or a file another user owns) and :class:`DamagedFile` for a
+    damaged history file (not SQLite, or cut short), which is moved aside. SQLite would
+    block on a FIFO, and reads a file cut short after its header as a shorter database:
+    what was on the lost pages is gone without an error until a write reaches them. A
+    file whose header says more pages than it holds is torn, unless a -wal file still
+    holds the rest (a crash before the checkpoint).
     """
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return None
+        return
     except OSError as exc:  # a symbolic link loop, a path through a file...
-        return (exc.strerror or str(exc)).lower()
+        raise NotHistoryFile((exc.strerror or str(exc)).lower()) from None
     if stat.S_ISDIR(st.st_mode):
-        return "it is a directory"
+        raise NotHistoryFile("it is a directory")
     if not stat.S_ISREG(st.st_mode):
-        return "it is not a regular file"
+        raise NotHistoryFile("it is not a regular file")
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
-        return f"cannot read it: {(exc.strerror or str(exc)).lower()}"
+        raise NotHistoryFile(f"cannot read it: {(exc.strerror or str(exc)).lower()}") from None
     try:
         head = os.pread(fd, HEADER_BYTES, 0)
     finally:
         os.close(fd)
     if not head:
-        return None  # empty: SQLite makes a new database in it
+        return  # empty: SQLite makes a new database in it
     if not SQLITE_MAGIC.startswith(head[:len(SQLITE_MAGIC)]):
-        return "it does not start with the SQLite header"
+        raise DamagedFile("it does not start with the SQLite header")
     if len(head) < HEADER_BYTES:
-        return f"truncated to {len(head)} bytes, shorter than the SQLite header"
+        raise DamagedFile(f"truncated to {len(head)} bytes, shorter than the SQLite header")
     page = int.from_bytes(head[16:18], "big")
     page = 65536 if page == 1 else page
     if page < 512 or page & (page - 1):
-        return f"damaged header (page size {page})"
+        raise DamagedFile(f"damaged header (page size {page})")
     wal = path.with_name(path.name + "-wal")
     if wal.exists() and wal.stat().st_size > 0:
-        return None
+        return
     pages = int.from_bytes(head[28:32], "big") if head[24:28] == head[92:96] else 0
     if st.st_size % page or st.st_size < pages * page:
-        return (f"truncated to {st.st_size} bytes; its header says "
-                f"{max(pages * page, st.st_size)} bytes of {page}-byte pages")
-    return None
+        raise DamagedFile(f"truncated to {st.st_size} bytes; its header says "
+                          f"{max(pages * page, st.st_size)} bytes of {page}-byte pages")
 
 
 # ---------------------------------------------------------------- the store
@@ -387,7 +389,7 @@ class History:
             await self._drop_connection()
             self._set("unavailable", f"{self.path}: {exc}; set [history] path to another "
                                      "file (history is not recorded)")
-        except UnusableFile as exc:
+        except DamagedFile as exc:
             return await self._recover(exc)
         except sqlite3.Error as exc:
             await self._drop_connection()
@@ -412,9 +414,7 @@ class History:
         import aiosqlite
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        problem = unusable(self.path)
-        if problem is not None:
-            raise UnusableFile(problem)
+        check_file(self.path)
         self._db = db = await _daemon(aiosqlite.connect(str(self.path),
                                                         timeout=self.busy_timeout,
                                                         isolation_level=None))
@@ -465,7 +465,7 @@ class History:
             return False
         try:
             await self._connect()
-        except (sqlite3.Error, OSError, NotHistoryFile, UnusableFile) as err:
+        except (sqlite3.Error, OSError, NotHistoryFile, DamagedFile) as err:
             await self._drop_connection()
             self._set("unavailable", f"{self.path}: cannot start a new history file ({err})")
             return False

@@ -497,43 +497,48 @@ async def test_the_whole_file_is_not_mistaken_for_a_torn_one(tmp_path, clock, fu
     assert rows(path, "SELECT count(DISTINCT t) FROM raw") == [(3002,)]
 
 
-async def test_a_directory_in_place_of_the_file_is_moved_aside(tmp_path, clock):
-    path = tmp_path / "history.db"
+async def assert_left_alone(path: Path, clock: WallClock, why: str) -> None:
+    """What is not pwtop's to move: history unavailable with the reason, nothing moved,
+    nothing written, no error."""
+    status = await reopen_and_record(path, clock)
+    assert status.state == "unavailable", status.message
+    assert status.message == (f"{path}: {why}; set [history] path to another file (history "
+                              "is not recorded)")
+    assert [p.name for p in path.parent.iterdir() if "corrupt" in p.name] == []
+
+
+async def test_a_directory_at_the_history_path_is_left_alone(tmp_path, clock):
+    path = tmp_path / "history.db"  # e.g. [history] path naming a folder by mistake
     path.mkdir()
     (path / "keep.txt").write_text("someone's")
-    status = await reopen_and_record(path, clock)
-    assert status.state == "recovered" and "(it is a directory)" in status.message
-    (aside,) = tmp_path.glob("history.db.corrupt-*")
-    assert (aside / "keep.txt").read_text() == "someone's"
-    assert_fresh_file_works(path)
+    await assert_left_alone(path, clock, "it is a directory")
+    assert [p.name for p in path.iterdir()] == ["keep.txt"]
 
 
-async def test_a_fifo_in_place_of_the_file_is_moved_aside_without_blocking(tmp_path, clock):
+async def test_a_fifo_at_the_history_path_is_left_alone_without_blocking(tmp_path, clock):
     path = tmp_path / "history.db"
     os.mkfifo(path)
-    status = await reopen_and_record(path, clock)
-    assert status.state == "recovered" and "not a regular file" in status.message
-    assert_fresh_file_works(path)
+    await assert_left_alone(path, clock, "it is not a regular file")
 
 
-async def test_a_symbolic_link_loop_is_moved_aside(tmp_path, clock):
+async def test_a_symbolic_link_loop_at_the_history_path_is_left_alone(tmp_path, clock):
     path = tmp_path / "history.db"
     path.symlink_to(path)
-    status = await reopen_and_record(path, clock)
-    assert status.state == "recovered"
-    assert "too many levels of symbolic links" in status.message
-    assert_fresh_file_works(path)
+    await assert_left_alone(path, clock, "too many levels of symbolic links")
+    assert path.is_symlink()
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
                     reason="root reads a file whatever its mode")
-async def test_an_unreadable_file_is_moved_aside(tmp_path, clock, full_history):
-    path = tmp_path / "history.db"
+async def test_an_unreadable_history_file_is_left_alone(tmp_path, clock, full_history):
+    path = tmp_path / "history.db"  # e.g. written by a 'sudo pwtop' once
     path.write_bytes(full_history[0])
     path.chmod(0)
-    status = await reopen_and_record(path, clock)
-    assert status.state == "recovered" and "permission denied" in status.message
-    assert_fresh_file_works(path)
+    try:
+        await assert_left_alone(path, clock, "cannot read it: permission denied")
+    finally:
+        path.chmod(0o600)
+    assert path.read_bytes() == full_history[0]
 
 
 async def test_a_file_that_cannot_be_moved_aside_leaves_history_unavailable(tmp_path, clock):
