@@ -206,3 +206,16 @@ def test_json_output_is_documented_as_json_lines(capsys, argv):
     verb_line = next(line for line in commands_reference().splitlines()
                      if line.startswith(f"| `pwtop {argv[0]}`"))
     assert "JSON Lines" in verb_line
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://[::1", "malformed address (Invalid IPv6 URL)"),
+    ("ws://[zz]:80/", "malformed address ('zz' does not appear to be an IPv4 or IPv6"),
+    ("ws://pi\x00.local:80/", "a URL cannot contain control characters"),
+])
+def test_a_malformed_probe_url_is_one_line_before_any_connection(capsys, url, expected):
+    """Found by tests/test_fuzz.py: urlsplit's ValueError was an internal error."""
+    assert main(["probe", url, "--duration", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and expected in err
+    assert err.startswith("pwtop: probe ") and err.rstrip("\n").isprintable()

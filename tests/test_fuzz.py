@@ -398,3 +398,85 @@ def test_the_reliability_section_lists_every_fuzz_test_and_its_count():
         line = next(line for line in section.splitlines() if f"`{name}`" in line)
         assert f"| {count} |" in line, line
     assert dataclasses.is_dataclass(cfg.Settings)  # (the config fuzz reads its fields)
+
+
+# ---------------------------------------------------------------- probe's URL handling
+
+hosts = (st.sampled_from(["127.0.0.1", "localhost", "[::1]", "example.org", "pi.local"])
+         | st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z]{2,5})?", fullmatch=True))
+url_paths = st.sampled_from(["", "/", "/ws/aps", "/events?since=1", "/a%20b", "/x/y/"])
+
+
+@FUZZ
+@given(scheme=st.sampled_from(["ws", "wss", "http", "https", "WS", "Https"]), host=hosts,
+       port=st.none() | st.integers(1, 65535), path=url_paths)
+def test_a_well_formed_probe_url_is_split_as_written(scheme, host, port, path):
+    from pwtop.realtime.probe import parse_target
+
+    url = f"{scheme}://{host}{'' if port is None else f':{port}'}{path}"
+    target = parse_target(url)
+    assert target.host == host.strip("[]") and target.scheme == scheme.lower()
+    assert target.port == (port or {"ws": 80, "http": 80}.get(scheme.lower(), 443))
+    assert target.kind == ("websocket" if scheme.lower().startswith("ws") else "sse")
+    assert target.path == (path or "/")
+
+
+@FUZZ
+@given(url=st.text(max_size=60) | st.builds(
+    lambda scheme, rest: f"{scheme}://{rest}",
+    st.sampled_from(["ws", "wss", "http", "https", "gopher", ""]),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)))
+def test_any_probe_url_is_split_or_refused_in_one_line(url):
+    from pwtop.realtime.probe import TargetError as ProbeTargetError, parse_target
+
+    try:
+        target = parse_target(url)
+    except ProbeTargetError as exc:
+        assert one_line(exc.message)
+        assert all(ch.isprintable() for ch in exc.message), exc.message
+        return
+    assert target.host and 0 <= target.port <= 65535 and target.path.startswith("/")
+    assert all(ch.isprintable() and not ch.isspace() for ch in target.host), target.host
+
+
+@FUZZ
+@given(base=st.sampled_from(["ws://127.0.0.1:8000/ws/aps", "wss://pi.local/ws",
+                             "http://127.0.0.1:8000/events", "https://pi.local/sse"]),
+       location=st.text(max_size=40) | st.builds(
+           lambda scheme, rest: f"{scheme}{rest}",
+           st.sampled_from(["", "/", "//", "http://", "https://", "ws://", "wss://",
+                            "http://[", "ftp://"]),
+           st.text(max_size=25)))
+def test_any_redirect_location_is_followed_or_refused_in_one_line(base, location):
+    """A server's Location header, whatever it holds: a target of the same kind (never
+    from TLS to plain text), or a one-line refusal; never a traceback."""
+    from pwtop.realtime.probe import TargetError as ProbeTargetError
+    from pwtop.realtime.probe import parse_target, redirect_target
+
+    current = parse_target(base)
+    try:
+        target = redirect_target(current, location)
+    except ProbeTargetError as exc:
+        assert one_line(exc.message) and exc.message.isprintable(), exc.message
+        return
+    assert target.kind == current.kind and (target.secure or not current.secure)
+
+
+@FUZZ
+@given(before=st.text(max_size=30), after=st.text(max_size=10),
+       where=st.sampled_from(["value", "alone"]))
+def test_any_header_option_is_split_or_refused_without_its_value(before, after, where):
+    """``--header`` text with a token as the value, or pasted without a name: split, or
+    refused in one line that never shows the token (the name may be shown)."""
+    from pwtop.realtime.probe import TargetError as ProbeTargetError
+    from pwtop.realtime.probe import parse_header
+
+    token = "s3cr3t-0f-th3-app"
+    assume(where == "value" or ":" not in after)
+    text = f"{before}:{token}{after}" if where == "value" else f"{before}{token}{after}"
+    try:
+        name, value = parse_header(text)
+    except ProbeTargetError as exc:
+        assert one_line(exc.message) and token not in exc.message, exc.message
+        return
+    assert name and ":" not in name and not any(ch in value for ch in "\r\n\0")
