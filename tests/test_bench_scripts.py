@@ -10,6 +10,7 @@ and check that every option a documented command uses is one the script knows.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -110,3 +111,31 @@ def test_every_documented_option_is_one_the_script_knows(where, interpreter, scr
     for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", args):
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text), \
             f"{where}: {option} is not in {script} --help"
+
+
+CHECKOUT_RUNNER = """
+import os, runpy, sys
+script = sys.argv[1]
+sys.argv = [script, "--help"]
+sys.path[0] = os.path.dirname(script)
+try:
+    runpy.run_path(script, run_name="__main__")
+except SystemExit:
+    pass
+import pwtop
+print(pwtop.__file__)
+"""
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_bench_script_measures_its_own_checkout(script, tmp_path):
+    """Run as ``.venv/bin/python bench/NAME.py``, a script imports the pwtop beside it,
+    not another one the environment holds (here a decoy on PYTHONPATH)."""
+    decoy = tmp_path / "elsewhere" / "pwtop"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(decoy.parent)}
+    proc = subprocess.run([sys.executable, "-c", CHECKOUT_RUNNER, str(script)], env=env,
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == str(ROOT / "pwtop" / "__init__.py")
