@@ -27,7 +27,7 @@ recommendations, with no more insert cost.
 Whole-workload time = sum of the statements' medians; speed-up = baseline / set;
 insert cost = seconds per inserted row of the set / of the baseline.
 
-Run: ``PYTHONPATH=. /work/venv/bin/python bench/bench_advisor.py [--rows 200000]
+Run: ``.venv/bin/python bench/bench_advisor.py [--rows 200000]
 [--rounds 7] [--insert-rows 3000]``. Needs the sqlite3 CLI (``apt-get install sqlite3``).
 
 ``--calibrate`` instead refits the advisor's cost prices (``whatif.COSTS``): every read
@@ -48,11 +48,14 @@ import sys
 import time
 from pathlib import Path
 
-from pwtop.database.advisor.analysis import WorkloadItem, analyse
-from pwtop.database.advisor.validate import insert_rates, open_copy, time_statements
-from pwtop.database.scratch import scratch_copies
-from pwtop.demo.generate import create_demo_database
-from pwtop.database.piwardrive.workload import default_workload
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from pwtop.database.advisor.analysis import WorkloadItem, analyse  # noqa: E402
+from pwtop.database.advisor.validate import (  # noqa: E402
+    insert_rates, open_copy, time_statements)
+from pwtop.database.scratch import scratch_copies  # noqa: E402
+from pwtop.demo.generate import create_demo_database  # noqa: E402
+from pwtop.database.piwardrive.workload import default_workload  # noqa: E402
 
 _CREATE = re.compile(r"^CREATE INDEX .*;$", re.M)
 

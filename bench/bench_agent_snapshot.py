@@ -15,7 +15,7 @@ like with like:
 
 Medians over rounds are reported, and the ratio scrape/snapshot per round (median).
 
-Run: ``PYTHONPATH=. /work/venv/bin/python bench/bench_agent_snapshot.py [--names 10 100 200]
+Run: ``.venv/bin/python bench/bench_agent_snapshot.py [--names 10 100 200]
 [--rounds 30]``
 """
 
@@ -27,10 +27,13 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
-from pwtop.agent import prometheus, protocol
-from pwtop.agent.costs import TOKEN, scratch_optimizer
-from pwtop.agent.server import Agent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from pwtop.agent import prometheus, protocol  # noqa: E402
+from pwtop.agent.costs import TOKEN, scratch_optimizer  # noqa: E402
+from pwtop.agent.server import Agent  # noqa: E402
 
 
 def bench(names: int, rounds: int) -> dict[str, object]:

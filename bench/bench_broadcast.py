@@ -18,7 +18,7 @@ Three measurements, each bounded in time and count; the run stops by itself:
    RSS growth after N clients connected and received a few messages, divided by N, next to
    the hub's own settings-based estimate.
 
-Run: ``PYTHONPATH=. /work/venv/bin/python bench/bench_broadcast.py [--clients 500]
+Run: ``.venv/bin/python bench/bench_broadcast.py [--clients 500]
 [--messages 100] [--rounds 4]``. Loopback (127.0.0.1) only.
 """
 
@@ -35,16 +35,19 @@ import socket
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-import websockets
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import broadcast
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from pwtop.config import RealtimeSettings
-from pwtop.histogram import Histogram
-from pwtop.realtime.hub import WebSocketHub
-from pwtop.realtime.stats import process_rss
+import websockets  # noqa: E402
+from websockets.asyncio.client import connect  # noqa: E402
+from websockets.asyncio.server import broadcast  # noqa: E402
+
+from pwtop.config import RealtimeSettings  # noqa: E402
+from pwtop.histogram import Histogram  # noqa: E402
+from pwtop.realtime.hub import WebSocketHub  # noqa: E402
+from pwtop.realtime.stats import process_rss  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))

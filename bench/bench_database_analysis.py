@@ -15,7 +15,7 @@ not flatter the next:
 The demo database is generated once and cached under /tmp/pwtop-bench/ by rows and seed.
 The OS page cache is warm after the first child (the figures are not cold-disk figures).
 
-    PYTHONPATH=. /work/venv/bin/python bench/bench_database_analysis.py [--rows N] [--repeat K]
+    .venv/bin/python bench/bench_database_analysis.py [--rows N] [--repeat K]
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 CACHE = Path("/tmp/pwtop-bench")
 ROUNDS = 6

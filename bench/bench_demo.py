@@ -1,6 +1,6 @@
 """Benchmark the demo database generator: 1,000,000 wifi rows, target under 60 s.
 
-Usage: python bench/bench_demo.py [--rows N] [--age-days D] [--seed S]
+Usage: .venv/bin/python bench/bench_demo.py [--rows N] [--age-days D] [--seed S]
 
 Everything is written inside a temporary directory that is removed at the end. The
 figure goes into docs/benchmarks.md together with this command and the machine.

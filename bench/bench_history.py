@@ -1,6 +1,6 @@
 """Benchmark pwtop's history file: bytes per series per day at a 1 s interval.
 
-Usage: python bench/bench_history.py [--series N] [--hours H] [--wear-hours H]
+Usage: .venv/bin/python bench/bench_history.py [--series N] [--hours H] [--wear-hours H]
 
 A fake wall clock lets one process write a whole day of samples through the real
 :class:`pwtop.history.History` (aiosqlite, batched writes, rollups, retention, size

@@ -26,7 +26,10 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 GOAL = 0.25
 VARIANTS = ("bare", "pwtop", "instrumentator", "exporter")

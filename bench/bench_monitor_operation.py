@@ -18,7 +18,7 @@ A second table measures what the loop monitor costs the event loop: ``await
 asyncio.sleep(0)`` is one loop iteration, timed without a monitor and with one (selector
 hook + watchdog thread), again interleaved.
 
-Run: ``PYTHONPATH=. /work/venv/bin/python bench/bench_monitor_operation.py [--ops N] [--rounds R]``
+Run: ``.venv/bin/python bench/bench_monitor_operation.py [--ops N] [--rounds R]``
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ import asyncio
 import platform
 import statistics
 import sys
+from pathlib import Path
 
-from pwtop.aio.bench import paired as _paired, run, run_loop
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from pwtop.aio.bench import paired as _paired, run, run_loop  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Benchmark the system component: what one collection costs, next to bare psutil.
 
-Usage: python bench/bench_system.py [--runs N] [--duration S]
+Usage: .venv/bin/python bench/bench_system.py [--runs N] [--duration S]
 
 Measured side by side in one run (calls interleaved, so load drifts hit both alike):
 - a bare ``psutil.cpu_percent(); psutil.virtual_memory()`` (the baseline every ratio uses),

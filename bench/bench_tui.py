@@ -19,7 +19,7 @@ seconds. Measured from outside, the same way for every tool:
 A tool that is not installed is skipped and said so. Goals for pwtop (issue 4): idle CPU
 <= 1 % of one core and well under glances', first full frame <= 1.0 s, RSS <= 70 MB.
 
-    python bench/bench_tui.py [--duration S] [--warmup 5] [--rows 50000]
+    .venv/bin/python bench/bench_tui.py [--duration S] [--warmup 5] [--rows 50000]
         [--slow-probe-interval S] [--against REV] [--only-pwtop]
 
 ``--against REV`` adds a second pwtop, checked out at git revision REV (a temporary

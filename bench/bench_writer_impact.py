@@ -22,7 +22,7 @@ cache, WAL growth) spread over all of them:
 It prints p50/p99/p99.9 commit latency per phase and the ratio p99(with)/p99(without);
 the goal is <= 1.2. The database is a fresh copy of the cached 1,000,000-row demo file.
 
-    PYTHONPATH=. /work/venv/bin/python bench/bench_writer_impact.py [--phase-seconds S]
+    .venv/bin/python bench/bench_writer_impact.py [--phase-seconds S]
         [--rounds R] [--rate N] [--rows N]
 """
 
@@ -40,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_database_analysis import CACHE, build, demo_db  # noqa: E402
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import sys
 from typing import Callable, Sequence
 
@@ -25,13 +26,39 @@ VERBS: dict[str, tuple[str, str]] = {
     "tui": ("pwtop.commands.tui", "open the full-screen monitor (the default)"),
     "analyze": ("pwtop.commands.analyze", "measure components and list recommendations"),
     "optimize": ("pwtop.commands.optimize", "apply recommendations (dry run unless --yes)"),
-    "monitor": ("pwtop.commands.monitor", "print measurements every interval, with alerts"),
+    "monitor": ("pwtop.commands.monitor", "print measurements every interval, with alerts "
+                "(a table, CSV, or JSON Lines: one JSON object per line)"),
     "benchmark": ("pwtop.commands.benchmark", "benchmark components on scratch data"),
     "demo": ("pwtop.commands.demo", "create a demo PiWardrive database (and run the demo)"),
     "probe": ("pwtop.commands.probe", "probe a WebSocket or SSE endpoint"),
     "config": ("pwtop.commands.config", "create, show or check the configuration"),
-    "history": ("pwtop.commands.history", "export recorded history"),
+    "history": ("pwtop.commands.history", "export recorded history (CSV, or JSON Lines: one "
+                "JSON object per line)"),
 }
+
+
+def finite_float(text: str) -> float:
+    """The argparse type of every number-of-seconds (or days) flag: a float that is not
+    NaN or infinite. NaN compares false with every bound, so a range check after parsing
+    would let it through (``--interval nan`` once opened a TUI refreshing "every nans")."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+class VerbParser(argparse.ArgumentParser):
+    """A verb's parser: an unknown option after the verb is reported with the verb's usage
+    (``pwtop analyze --bogus`` shows analyze's options, not the top-level ones)."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error("unrecognized arguments: " + " ".join(extra))
+        return parsed, extra
 
 
 def _add_component_args(p: argparse.ArgumentParser) -> None:
@@ -45,17 +72,23 @@ def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
-def _common(suppress: bool) -> argparse.ArgumentParser:
+DB_HELP = "SQLite database to watch"
+DEMO_DB_HELP = ("the demo database to create, or to reuse when it exists (default: "
+                "$XDG_DATA_HOME/pwtop/demo.db)")
+
+
+def _common(suppress: bool, db_help: str = DB_HELP) -> argparse.ArgumentParser:
     """Global options, accepted before and after the verb.
 
     After the verb they default to SUPPRESS so that they do not overwrite a value given
     before it (``pwtop --db X analyze`` and ``pwtop analyze --db X`` mean the same).
+    ``db_help``: what ``--db`` means for the verb (``demo`` creates the file).
     """
     kw = {"default": argparse.SUPPRESS} if suppress else {}
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="config file (default: "
                         "$PWTOP_CONFIG or $XDG_CONFIG_HOME/pwtop/config.toml)", **kw)
-    common.add_argument("--db", metavar="PATH", help="SQLite database to watch", **kw)
+    common.add_argument("--db", metavar="PATH", help=db_help, **kw)
     common.add_argument("--agent", metavar="ADDRESS",
                         help="the app's pwtop agent (ws://127.0.0.1:PORT or unix:PATH)", **kw)
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors", **kw)
@@ -70,17 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "and realtime streams; press a key to optimize.")
     parser.add_argument("--version", action="version", version=f"pwtop {__version__}")
     parser.add_argument("--theme", help="colour theme for the TUI")
-    parser.add_argument("--interval", "-d", type=float, metavar="SECONDS",
+    parser.add_argument("--interval", "-d", type=finite_float, metavar="SECONDS",
                         help="refresh interval of the TUI")
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=VerbParser)
 
-    def verb(name: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=VERBS[name][1],
+    def verb(name: str, parent: argparse.ArgumentParser = common) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[parent], help=VERBS[name][1],
                               description=VERBS[name][1])
 
     p = verb("tui")
     p.add_argument("--theme", help="colour theme", default=argparse.SUPPRESS)
-    p.add_argument("--interval", "-d", type=float, metavar="SECONDS", help="refresh interval",
+    p.add_argument("--interval", "-d", type=finite_float, metavar="SECONDS",
+                   help="refresh interval",
                    default=argparse.SUPPRESS)
 
     p = verb("analyze")
@@ -107,19 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("monitor")
     _add_component_args(p)
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    p.add_argument("--interval", type=float, metavar="S", help="seconds between samples")
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--duration", type=finite_float, metavar="S", help="stop after S seconds")
+    p.add_argument("--interval", type=finite_float, metavar="S",
+                   help="seconds between samples (the bounds of [ui] interval)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="table (default), csv (with a header row) or json: JSON Lines, one "
+                   "JSON object per row")
 
     p = verb("benchmark")
     _add_component_args(p)
     _add_json(p)
 
-    p = verb("demo")
+    p = verb("demo", _common(suppress=True, db_help=DEMO_DB_HELP))
     p.add_argument("--rows", type=int, default=50_000, metavar="N",
                    help="wifi detection rows to generate (default 50000)")
     p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same file)")
-    p.add_argument("--age-days", type=float, default=0.0, metavar="D",
+    p.add_argument("--age-days", type=finite_float, default=0.0, metavar="D",
                    help="simulate D days of retention deletes so the file is fragmented")
     p.add_argument("--force", action="store_true", help="replace an existing file at --db")
     p.add_argument("--no-ui", action="store_true", help="only create the database")
@@ -128,8 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("probe")
     p.add_argument("url", help="ws://, wss://, http:// or https:// (SSE) endpoint")
-    p.add_argument("--duration", type=float, default=10.0, metavar="S")
-    p.add_argument("--timeout", type=float, metavar="S",
+    p.add_argument("--duration", type=finite_float, default=10.0, metavar="S",
+                   help="how long to stay connected and measure (default 10 s)")
+    p.add_argument("--timeout", type=finite_float, metavar="S",
                    help="longest wait for one connection attempt or ping (default: 5 s, "
                    "or --duration when shorter)")
     p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
@@ -152,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     hsub = p.add_subparsers(dest="history_verb", metavar="ACTION", required=True)
     h = hsub.add_parser("export", parents=[common], help="export recorded samples")
     h.add_argument("--since", metavar="T", help="ISO time or a duration like 1h, 30m")
-    h.add_argument("--format", choices=("csv", "json"), default="csv")
+    h.add_argument("--format", choices=("csv", "json"), default="csv",
+                   help="csv (default, with a header row) or json: JSON Lines, one JSON "
+                   "object per sample")
     return parser
 
 

@@ -9,6 +9,7 @@ with ``tomli_w``; command-line flags override settings in memory and are never w
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -313,7 +314,14 @@ def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     elif isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
-        value = float(value)
+        # NaN compares false with every bound, so it would pass the range check below
+        # (an interval of NaN spins the TUI); infinities would pass an open range.
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise bad(f"a finite number {range_text(meta.get('min'), meta.get('max'))}".rstrip())
     elif isinstance(default, str):
         if not isinstance(value, str):
             raise bad("a string")
@@ -331,6 +339,15 @@ def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     if choices and value not in choices:
         raise bad("one of " + ", ".join(repr(c) for c in choices))
     return value
+
+
+def check_setting(name: str, value: Any, where: str) -> Any:
+    """``value`` checked against the setting ``name`` ("group.key"), or a one-line
+    ConfigError that starts with ``where``: a flag that overrides a setting (``--interval``)
+    has the same type and bounds as the setting, from its one definition here."""
+    group, key = name.split(".", 1)
+    fields = {f.name: f for f in dataclasses.fields(GROUPS[group][1])}
+    return _check_value(where, fields[key], value)
 
 
 def settings_from_dict(data: dict[str, Any], origin: str) -> Settings:

@@ -16,10 +16,13 @@ checkpoint), which an SD card pays for in wear. ``bench/bench_history.py`` measu
 bytes written per interval and the file size per series per day. A crash loses at most
 one interval of raw samples and of the current minute's rollup.
 
-History is never a reason for pwtop to stop. A file that is not a database (garbage
-bytes, a torn copy) is moved aside and a fresh one started; a file locked by another
-process or on a full disk pauses recording and keeps the samples (bounded) for the
-next attempt. :attr:`History.status` says what is going on in one line.
+History is never a reason for pwtop to stop. A damaged file (garbage bytes, a file cut
+short: :func:`check_file` looks before SQLite opens it) is moved aside and a fresh one
+started, and so is a file whose damage a write or a retention pass runs into later.
+What is not pwtop's to move (another database, a directory, something it cannot read)
+leaves history unavailable, with the reason. A file locked by another process or on a
+full disk pauses recording and keeps the samples (bounded) for the next attempt.
+:attr:`History.status` says what is going on in one line.
 
 Time here is wall-clock time (``time.time``), because history outlives a run; the clock
 is injectable so that tests and the benchmark can write a day in seconds.
@@ -36,6 +39,7 @@ import math
 import os
 import re
 import sqlite3
+import stat
 import threading
 import time
 from collections import deque
@@ -238,6 +242,63 @@ class NotHistoryFile(Exception):
     """The path holds a SQLite database that is not a pwtop history file."""
 
 
+class DamagedFile(Exception):
+    """The history file is damaged: cut short, or not SQLite (see :func:`check_file`)."""
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+HEADER_BYTES = 100
+
+
+def check_file(path: Path) -> None:
+    """Look at what is at ``path`` before SQLite opens it as the history file.
+
+    Raises :class:`NotHistoryFile` for what is not pwtop's to move (a directory, a FIFO
+    or device, a symbolic link loop, a file it cannot read: a person's mistake in
+    ``[history] path``, or a file another user owns) and :class:`DamagedFile` for a
+    damaged history file (not SQLite, or cut short), which is moved aside. SQLite would
+    block on a FIFO, and reads a file cut short after its header as a shorter database:
+    what was on the lost pages is gone without an error until a write reaches them. A
+    file whose header says more pages than it holds is torn, unless a -wal file still
+    holds the rest (a crash before the checkpoint).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # a symbolic link loop, a path through a file...
+        raise NotHistoryFile((exc.strerror or str(exc)).lower()) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise NotHistoryFile("it is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise NotHistoryFile("it is not a regular file")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise NotHistoryFile(f"cannot read it: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        head = os.pread(fd, HEADER_BYTES, 0)
+    finally:
+        os.close(fd)
+    if not head:
+        return  # empty: SQLite makes a new database in it
+    if not SQLITE_MAGIC.startswith(head[:len(SQLITE_MAGIC)]):
+        raise DamagedFile("it does not start with the SQLite header")
+    if len(head) < HEADER_BYTES:
+        raise DamagedFile(f"truncated to {len(head)} bytes, shorter than the SQLite header")
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    if page < 512 or page & (page - 1):
+        raise DamagedFile(f"damaged header (page size {page})")
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return
+    pages = int.from_bytes(head[28:32], "big") if head[24:28] == head[92:96] else 0
+    if st.st_size % page or st.st_size < pages * page:
+        raise DamagedFile(f"truncated to {st.st_size} bytes; its header says "
+                          f"{max(pages * page, st.st_size)} bytes of {page}-byte pages")
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -328,6 +389,8 @@ class History:
             await self._drop_connection()
             self._set("unavailable", f"{self.path}: {exc}; set [history] path to another "
                                      "file (history is not recorded)")
+        except DamagedFile as exc:
+            return await self._recover(exc)
         except sqlite3.Error as exc:
             await self._drop_connection()
             if _is_corrupt(exc):
@@ -351,6 +414,7 @@ class History:
         import aiosqlite
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_file(self.path)
         self._db = db = await _daemon(aiosqlite.connect(str(self.path),
                                                         timeout=self.busy_timeout,
                                                         isolation_level=None))
@@ -384,6 +448,10 @@ class History:
         """Move a corrupted file (and its -wal/-shm) aside and start a fresh one."""
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while os.path.lexists(aside):  # a second recovery within the second keeps both
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
         try:
             os.replace(self.path, aside)
             for suffix in ("-wal", "-shm"):
@@ -397,7 +465,7 @@ class History:
             return False
         try:
             await self._connect()
-        except (sqlite3.Error, OSError, NotHistoryFile) as err:
+        except (sqlite3.Error, OSError, NotHistoryFile, DamagedFile) as err:
             await self._drop_connection()
             self._set("unavailable", f"{self.path}: cannot start a new history file ({err})")
             return False
@@ -559,10 +627,17 @@ class History:
             await self._bound_size()
             page, free, pages = await self._pages()
             if pages and free > pages * 0.1:
-                await db.execute("PRAGMA incremental_vacuum")
-                await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                # executescript steps each statement to its end. Through execute() the
+                # vacuum stepped once (one page freed: its rows have no columns, so the
+                # cursor stops there) and the statement left open held the table, so the
+                # checkpoint failed with "database table is locked".
+                await db.executescript("PRAGMA incremental_vacuum; "
+                                       "PRAGMA wal_checkpoint(TRUNCATE);")
         except sqlite3.Error as exc:
             log.warning("history maintenance of %s failed: %s", self.path, exc)
+            if _is_corrupt(exc):  # damage among the oldest pages, which writes never reach
+                await self._drop_connection()
+                await self._recover(exc)
         self._status.file_bytes = self.file_bytes()
 
     async def _pages(self) -> tuple[int, int, int]:

@@ -72,7 +72,8 @@ def test_a_full_scratch_disk_is_one_line(demo_db, capsys, monkeypatch):
 
     monkeypatch.setattr(preflight, "disk_usage", tiny)
     assert main(["--db", str(demo_db), "benchmark", "-c", "database"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1  # refused before any progress line
     assert err.startswith("pwtop: ") and "not enough free space for a scratch copy" in err
     assert str(demo_db.parent) in err and "Traceback" not in err
 
@@ -143,3 +144,32 @@ def test_progress_bar_on_a_terminal_and_in_a_pipe():
     bar.update("monitor_operation", 1, 9)  # repeated lines are not printed twice
     assert pipe.getvalue().splitlines() == ["async: starting (0/1)",
                                             "async: monitor_operation (1/9)"]
+
+
+def _empty_table_db(path: Path) -> Path:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE wifi_detections (bssid TEXT)")
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda d: d / "missing.db", "missing.db: no such database file"),
+    (lambda d: (d / "text.db").write_text("not sqlite" * 100) and d / "text.db",
+     "text.db: not a SQLite database"),
+    (lambda d: (d / "dir.db").mkdir() or d / "dir.db", "dir.db: is a directory"),
+    (lambda d: _empty_table_db(d / "empty.db"),
+     "empty.db: wifi_detections has no rows to copy for the insert test"),
+], ids=["missing", "not-sqlite", "directory", "no-rows"])
+@pytest.mark.parametrize("components", [["-c", "database"], ["--all"]])
+def test_a_bad_database_is_refused_before_any_progress(tmp_path, capsys, make, expected,
+                                                       components):
+    """benchmark printed "database: starting", "database: copy" and "database: failed"
+    before its error: the error is now the whole output, with one component or all."""
+    db = make(tmp_path)
+    assert main(["--db", str(db), "benchmark", *components]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("pwtop: ") and expected in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import pwtop
-from pwtop.cli import VERBS, build_parser, main
+from pwtop.cli import VERBS, build_parser, finite_float, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,3 +125,110 @@ def test_unwritable_log_location_does_not_stop_pwtop(tmp_path, monkeypatch, caps
     blocker.write_text("")
     monkeypatch.setenv("XDG_STATE_HOME", str(blocker))  # a file where a directory is needed
     assert main(["config", "check"]) == 0
+
+
+def _parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(verb path, parser) for the top level and every verb and action under it."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, path + (name,))
+
+
+def _number_flags() -> list[tuple[tuple[str, ...], str]]:
+    flags = []
+    for path, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if action.type in (float, finite_float):
+                flags.append((path, action.option_strings[0] if action.option_strings
+                              else action.dest))
+    return flags
+
+
+def test_every_float_flag_uses_the_one_finite_type():
+    from pwtop.demo import app
+
+    for path, parser in [*_parsers(build_parser()), (("demo app",), app.build_parser())]:
+        for action in parser._actions:
+            assert action.type is not float, f"pwtop {' '.join(path)} {action.dest}"
+    assert len(_number_flags()) >= 7
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "1e999"])
+@pytest.mark.parametrize("path, flag", _number_flags(),
+                         ids=lambda x: " ".join(x) if isinstance(x, tuple) else x)
+def test_every_float_flag_rejects_nan_and_infinities(capsys, path, flag, value):
+    """``pwtop --interval nan`` opened a TUI refreshing "every nans"; monitor, probe and
+    demo took NaN too. argparse stops each before the verb runs, naming the flag."""
+    extra = ["ws://127.0.0.1:1"] if path == ("probe",) else []
+    with pytest.raises(SystemExit) as done:
+        main([*path, f"{flag}={value}", *extra])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"pwtop{''.join(' ' + p for p in path)}: error: argument {flag}")
+    assert err[-1].endswith(f"expected a finite number, got {value!r}")
+
+
+def test_a_flag_that_is_not_a_number_says_so(capsys):
+    with pytest.raises(SystemExit):
+        main(["monitor", "--interval", "fast"])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "pwtop monitor: error: argument --interval: expected a number, got 'fast'")
+
+
+@pytest.mark.parametrize("argv, usage", [
+    (["analyze", "--bogus"], "usage: pwtop analyze "),
+    (["monitor", "-c", "system", "--bogus", "x"], "usage: pwtop monitor "),
+    (["config", "check", "--bogus"], "usage: pwtop config check "),
+    (["history", "export", "--bogus"], "usage: pwtop history export "),
+    (["--bogus", "analyze"], "usage: pwtop [-h]"),
+])
+def test_an_unknown_option_shows_the_usage_of_its_verb(capsys, argv, usage):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(usage)
+    assert err.splitlines()[-1].endswith("error: unrecognized arguments: " + " ".join(
+        a for a in argv if a.startswith("--bogus") or a == "x"))
+
+
+def _help(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as done:
+        main([*argv, "--help"])
+    assert done.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+
+
+def test_help_texts_say_what_each_option_means(capsys):
+    probe = _help(capsys, ["probe"])
+    assert "--duration S how long to stay connected and measure" in probe
+    demo = _help(capsys, ["demo"])
+    assert "--db PATH the demo database to create" in demo
+    assert "SQLite database to watch" not in demo
+    assert "--db PATH SQLite database to watch" in _help(capsys, ["analyze"])
+
+
+@pytest.mark.parametrize("argv", [["monitor"], ["history", "export"]])
+def test_json_output_is_documented_as_json_lines(capsys, argv):
+    text = _help(capsys, argv)
+    assert "json: JSON Lines, one JSON object per" in text
+    from pwtop.docs import commands_reference
+
+    verb_line = next(line for line in commands_reference().splitlines()
+                     if line.startswith(f"| `pwtop {argv[0]}`"))
+    assert "JSON Lines" in verb_line
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://[::1", "malformed address (Invalid IPv6 URL)"),
+    ("ws://[zz]:80/", "malformed address ('zz' does not appear to be an IPv4 or IPv6"),
+    ("ws://pi\x00.local:80/", "a URL cannot contain control characters"),
+])
+def test_a_malformed_probe_url_is_one_line_before_any_connection(capsys, url, expected):
+    """Found by tests/test_fuzz.py: urlsplit's ValueError was an internal error."""
+    assert main(["probe", url, "--duration", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and expected in err
+    assert err.startswith("pwtop: probe ") and err.rstrip("\n").isprintable()

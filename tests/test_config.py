@@ -76,6 +76,45 @@ def test_bad_values_name_file_key_and_expectation(tmp_path, text, expected):
     assert expected in err.value.message
 
 
+FLOAT_SETTINGS = [name for name, f in cfg.iter_settings()
+                  if isinstance(f.default, float) and not isinstance(f.default, bool)]
+
+
+@pytest.mark.parametrize("value", ["nan", "+nan", "-nan", "inf", "+inf", "-inf"])
+@pytest.mark.parametrize("name", FLOAT_SETTINGS)
+def test_every_float_setting_rejects_nan_and_infinities(tmp_path, capsys, name, value):
+    """NaN compares false with both bounds, so a plain range check lets it through: an
+    interval of NaN spun the TUI, a busy_timeout of NaN made optimize give up at once."""
+    group, key = name.split(".")
+    path = write(tmp_path, f"[{group}]\n{key} = {value}\n")
+    assert main(["--config", str(path), "config", "check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"pwtop: {path}: [{group}] {key}: ")
+    assert "expected a finite number" in err and "got " in err
+
+
+def test_the_float_settings_are_many():
+    """The parametrized test above covers every float setting, whichever they are."""
+    assert {"ui.interval", "database.busy_timeout", "history.write_interval"} <= \
+        set(FLOAT_SETTINGS)
+
+
+def test_a_huge_integer_for_a_float_setting_is_one_line(tmp_path):
+    # TOML integers are 64-bit, but tomllib reads any size; float() of 10**400 overflows.
+    with pytest.raises(ConfigError) as err:
+        cfg.settings_from_dict({"ui": {"interval": 10 ** 400}}, "c.toml")
+    assert "[ui] interval: expected a finite number from 0.2 to 60.0" in err.value.message
+
+
+def test_check_setting_gives_a_flag_the_bounds_of_its_setting():
+    assert cfg.check_setting("ui.interval", 2, "--interval") == 2.0
+    for bad in (0.01, 61.0, float("nan")):
+        with pytest.raises(ConfigError) as err:
+            cfg.check_setting("ui.interval", bad, "--interval")
+        assert err.value.message.startswith("--interval: expected a ")
+        assert "from 0.2 to 60.0" in err.value.message
+
+
 def test_toml_syntax_error_gives_line_and_column(tmp_path):
     path = write(tmp_path, "[database]\ncache_size = = 3\n")
     with pytest.raises(ConfigError) as err:

@@ -137,3 +137,19 @@ async def test_each_snapshot_keeps_its_own_query_ages(demo_db):
     assert [q.age_s for q in earlier.detail.queries] == ages
     assert all(b.age_s > a for a, b in zip(ages, later.detail.queries))
     assert all(q is not p for q, p in zip(earlier.detail.queries, later.detail.queries))
+
+
+def test_a_nul_character_is_refused_in_one_line(tmp_path):
+    """Found by tests/test_fuzz.py: sqlite3.complete_statement raised ValueError
+    ("embedded null character"), an internal error of analyze --workload."""
+    from pwtop.database import workload
+    from pwtop.errors import TargetError
+
+    path = tmp_path / "w.sql"
+    path.write_bytes(b"SELECT 1;\nSELECT '\x00';\n")
+    with pytest.raises(TargetError) as err:
+        workload.load_file(path)
+    assert err.value.message == (f"{path}: workload file holds a NUL character at offset 18: "
+                                 "not SQL text")
+    with pytest.raises(TargetError, match=r"^\[database\] queries #2 holds a NUL"):
+        workload.from_config(["SELECT 1", "SELECT\x00"])

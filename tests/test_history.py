@@ -415,3 +415,196 @@ def test_since_takes_iso_times_and_durations():
 
 def test_asyncio_is_not_needed_to_parse(tmp_path):
     assert asyncio.iscoroutinefunction(History.record)
+
+
+# ---------------------------------------------------------------- damaged files
+
+
+@pytest.fixture(scope="module")
+def full_history(tmp_path_factory) -> tuple[bytes, int]:
+    """A real, closed history file of 20 series over 50 minutes: (its bytes, page size)."""
+    path = tmp_path_factory.mktemp("full") / "history.db"
+
+    async def write() -> None:
+        clock = WallClock()
+        async with History(path, clock=clock, write_interval=60) as h:
+            for i in range(3000):
+                clock.now = T0 + i
+                await h.record({f"m{j}_seconds": float(i + j) for j in range(20)})
+
+    asyncio.run(write())
+    assert not path.with_name("history.db-wal").exists() or \
+        path.with_name("history.db-wal").stat().st_size == 0
+    page = rows(path, "PRAGMA page_size")[0][0]
+    return path.read_bytes(), page
+
+
+async def reopen_and_record(path: Path, clock: WallClock) -> hist.HistoryStatus:
+    """Open the file like pwtop starts, record two rounds and close; the status at open."""
+    h = History(path, clock=clock, write_interval=1)
+    status = await asyncio.wait_for(h.open(), 10)  # never blocks (a FIFO would)
+    opened = hist.HistoryStatus(status.state, status.message, status.path)
+    for i in range(2):
+        clock.now += 1
+        await h.record({"after_seconds": float(i)})
+    await h.close()
+    return opened
+
+
+def assert_fresh_file_works(path: Path) -> None:
+    assert rows(path, "PRAGMA integrity_check") == [("ok",)]
+    assert rows(path, "SELECT count(*) FROM raw JOIN series ON series.id = raw.series "
+                      "WHERE name = 'after_seconds'") == [(2,)]
+
+
+CUTS = ["1", "16", "99", "100", "101", "512", "page-1", "page", "page+1", "2*page",
+        "size//2", "size//2+7", "size-page", "size-1"]
+
+
+@pytest.mark.parametrize("cut", CUTS)
+async def test_a_truncated_file_is_moved_aside_whatever_its_length(tmp_path, clock,
+                                                                  full_history, cut):
+    """Cut short anywhere (a full SD card during a copy, a torn write): pwtop says so,
+    keeps the piece aside and records into a new file. A file cut after its header used
+    to open as a shorter database, its lost pages found (or not) much later."""
+    data, page = full_history
+    size = len(data)
+    length = eval(cut, {"page": page, "size": size})
+    path = tmp_path / "history.db"
+    path.write_bytes(data[:length])
+    clock.now = T0 + 4000
+    status = await reopen_and_record(path, clock)
+    assert status.state == "recovered", status.message
+    assert f"truncated to {length} bytes" in status.message and "moved aside" in status.message
+    (aside,) = tmp_path.glob("history.db.corrupt-*")
+    assert aside.read_bytes() == data[:length]  # kept as it was
+    assert_fresh_file_works(path)
+
+
+async def test_an_empty_file_becomes_a_history_file(tmp_path, clock):
+    path = tmp_path / "history.db"
+    path.write_bytes(b"")
+    status = await reopen_and_record(path, clock)
+    assert status.state == "ok" and list(tmp_path.glob("*.corrupt-*")) == []
+    assert_fresh_file_works(path)
+
+
+async def test_the_whole_file_is_not_mistaken_for_a_torn_one(tmp_path, clock, full_history):
+    path = tmp_path / "history.db"
+    path.write_bytes(full_history[0])
+    clock.now = T0 + 3001
+    assert (await reopen_and_record(path, clock)).state == "ok"
+    assert rows(path, "SELECT count(DISTINCT t) FROM raw") == [(3002,)]
+
+
+async def assert_left_alone(path: Path, clock: WallClock, why: str) -> None:
+    """What is not pwtop's to move: history unavailable with the reason, nothing moved,
+    nothing written, no error."""
+    status = await reopen_and_record(path, clock)
+    assert status.state == "unavailable", status.message
+    assert status.message == (f"{path}: {why}; set [history] path to another file (history "
+                              "is not recorded)")
+    assert [p.name for p in path.parent.iterdir() if "corrupt" in p.name] == []
+
+
+async def test_a_directory_at_the_history_path_is_left_alone(tmp_path, clock):
+    path = tmp_path / "history.db"  # e.g. [history] path naming a folder by mistake
+    path.mkdir()
+    (path / "keep.txt").write_text("someone's")
+    await assert_left_alone(path, clock, "it is a directory")
+    assert [p.name for p in path.iterdir()] == ["keep.txt"]
+
+
+async def test_a_fifo_at_the_history_path_is_left_alone_without_blocking(tmp_path, clock):
+    path = tmp_path / "history.db"
+    os.mkfifo(path)
+    await assert_left_alone(path, clock, "it is not a regular file")
+
+
+async def test_a_symbolic_link_loop_at_the_history_path_is_left_alone(tmp_path, clock):
+    path = tmp_path / "history.db"
+    path.symlink_to(path)
+    await assert_left_alone(path, clock, "too many levels of symbolic links")
+    assert path.is_symlink()
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root reads a file whatever its mode")
+async def test_an_unreadable_history_file_is_left_alone(tmp_path, clock, full_history):
+    path = tmp_path / "history.db"  # e.g. written by a 'sudo pwtop' once
+    path.write_bytes(full_history[0])
+    path.chmod(0)
+    try:
+        await assert_left_alone(path, clock, "cannot read it: permission denied")
+    finally:
+        path.chmod(0o600)
+    assert path.read_bytes() == full_history[0]
+
+
+async def test_a_file_that_cannot_be_moved_aside_leaves_history_unavailable(tmp_path, clock):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "history.db"
+    path.write_bytes(b"SQLite format 3\x00" + b"\x10\x00" + b"\x00" * 20)  # 38 bytes
+    if os.geteuid() == 0:  # root may rename in a read-only folder: occupy the name
+        pytest.skip("root renames in a folder without write permission")
+    folder.chmod(0o555)
+    try:
+        status = await reopen_and_record(path, clock)
+    finally:
+        folder.chmod(0o755)
+    assert status.state == "unavailable" and "could not be moved aside" in status.message
+
+
+async def test_two_recoveries_in_one_second_keep_both_pieces(tmp_path, clock):
+    path = tmp_path / "history.db"
+    for content in (b"first" * 30, b"second" * 30):
+        path.write_bytes(content)
+        h = History(path, clock=clock)
+        assert (await h.open()).state == "recovered"
+        await h.close()
+    pieces = sorted(p.read_bytes() for p in tmp_path.glob("history.db.corrupt-*"))
+    assert pieces == sorted([b"first" * 30, b"second" * 30])
+
+
+async def test_retention_gives_the_freed_pages_back_to_the_disk(tmp_path, clock, caplog,
+                                                                full_history):
+    """The incremental vacuum ran one step (one page) per pass and left its statement
+    open, so the checkpoint after it failed with "database table is locked"."""
+    path = tmp_path / "history.db"
+    path.write_bytes(full_history[0])
+    before = path.stat().st_size
+    clock.now = T0 + 10 * 86400  # past the raw retention (6 h) of every sample
+    caplog.set_level("WARNING", logger="pwtop.history")
+    async with History(path, clock=clock, write_interval=1) as h:
+        await h.record({"after_seconds": 1.0})
+        await h.flush()
+        await h.maintain()
+    assert "maintenance" not in caplog.text
+    assert rows(path, "PRAGMA freelist_count") == [(0,)]
+    assert path.stat().st_size < before / 4
+
+
+async def test_damage_among_the_oldest_pages_is_found_by_retention(tmp_path, clock,
+                                                                   full_history):
+    """Writes append at the end of each b-tree and never read the oldest pages; the
+    retention pass deletes from there, runs into the damage and moves the file aside."""
+    path = tmp_path / "history.db"
+    path.write_bytes(full_history[0])
+    page = full_history[1]
+    (first_leaf,) = rows(path, "SELECT min(pageno) FROM dbstat WHERE name = 'raw' AND "
+                               "pagetype = 'leaf'")[0]
+    with open(path, "r+b") as f:
+        f.seek((first_leaf - 1) * page)
+        f.write(b"\xff" * page)
+    clock.now = T0 + 10 * 86400
+    h = History(path, clock=clock, write_interval=1)
+    assert (await h.open()).state == "ok"  # the first pages are whole
+    await h.record({"after_seconds": 1.0})
+    await h.flush()
+    await h.maintain()
+    assert h.status.state == "recovered" and "malformed" in h.status.message
+    await h.record({"after_seconds": 2.0})
+    await h.close()
+    assert rows(path, "PRAGMA integrity_check") == [("ok",)]
+    assert len(list(tmp_path.glob("history.db.corrupt-*[0-9]"))) == 1  # (+ its -wal, -shm)

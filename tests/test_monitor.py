@@ -63,7 +63,7 @@ def test_table_prints_a_header_and_one_row_per_interval(env, tmp_path, capsys):
 
 
 def test_json_lines_hold_every_metric_alerts_and_history_state(env, tmp_path, capsys):
-    assert main(["monitor", "-c", "system", "--duration", "0.3", "--interval", "0.1",
+    assert main(["monitor", "-c", "system", "--duration", "0.6", "--interval", "0.2",
                  "--format", "json"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["seq"] for r in records] == [0, 1, 2]
@@ -129,8 +129,9 @@ def test_an_unavailable_component_is_reported_once_and_not_fatal(env, tmp_path, 
 def test_nothing_to_monitor_is_one_line_and_exit_2(env, tmp_path, capsys):
     code = main(["--db", str(tmp_path / "missing.db"), "monitor", "-c", "database",
                  "--duration", "5"])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 2
+    assert out == ""  # checked first: no table header before the error
     assert err.startswith("pwtop: nothing to monitor: database: ") and err.count("\n") == 1
     assert "missing.db: no such database file" in err
 
@@ -154,12 +155,34 @@ def test_a_corrupted_history_file_is_reported_and_monitoring_goes_on(env, tmp_pa
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--interval", "0"], "--interval 0: must be more than 0 seconds"),
+    (["--interval", "0"], "--interval: expected a number from 0.2 to 60.0, got 0.0"),
+    # 1e-9 printed 858 rows in 2 s: the TUI's bounds ([ui] interval) hold here too
+    (["--interval", "1e-9"], "--interval: expected a number from 0.2 to 60.0, got 1e-09"),
+    (["--interval", "0.19"], "--interval: expected a number from 0.2 to 60.0, got 0.19"),
+    (["--interval", "61"], "--interval: expected a number from 0.2 to 60.0, got 61.0"),
     (["--duration", "-1"], "--duration -1: must be 0 seconds or more"),
 ])
 def test_bad_intervals_are_one_line(env, capsys, argv, expected):
-    assert main(["monitor", "-c", "system", *argv]) == 2
-    assert capsys.readouterr().err == f"pwtop: {expected}\n"
+    assert main(["monitor", "-c", "system", "--duration", "2", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"pwtop: {expected}\n")
+
+
+def test_the_interval_bounds_are_those_of_the_ui_setting(env, tmp_path, capsys):
+    """One definition: [ui] interval's metadata, for the TUI's flag, monitor's flag and
+    the config file (whose value monitor uses without a flag)."""
+    import dataclasses
+
+    from pwtop.config import UiSettings
+
+    meta = {f.name: f.metadata for f in dataclasses.fields(UiSettings)}["interval"]
+    low = meta["min"]
+    assert main(["monitor", "-c", "system", "--duration", "0", "--interval",
+                 str(low)]) == 0
+    capsys.readouterr()
+    assert main(["monitor", "-c", "system", "--duration", "0", "--interval",
+                 str(low * 0.99)]) == 2
+    assert f"from {low} to {meta['max']}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -225,3 +248,71 @@ def test_the_table_columns_are_catalog_metrics_of_their_component():
     assert set(MONITOR_COLUMNS) == set(COMPONENTS)
     for component, columns in MONITOR_COLUMNS.items():
         assert [component_of(metric) for _, metric in columns] == [component] * len(columns)
+
+
+def test_a_truncated_history_file_is_said_moved_aside_and_replaced(env, tmp_path):
+    """A real pwtop process, a history file cut short: it starts, says on one stderr line
+    what was wrong and where the piece went, and records into a new file."""
+    file = history_file(tmp_path)
+    file.parent.mkdir(parents=True)
+    with sqlite3.connect(file) as conn:
+        conn.execute("CREATE TABLE filler (x)")
+        conn.executemany("INSERT INTO filler VALUES (?)", [(b"x" * 500,)] * 100)
+    conn.close()
+    whole = file.read_bytes()
+    file.write_bytes(whole[:len(whole) // 2])
+    proc = subprocess.run([sys.executable, "-m", "pwtop", "monitor", "-c", "system",
+                           "--duration", "0", "--format", "json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"pwtop: history recovered: {file} was not a readable database "
+                           f"(truncated to {len(whole) // 2} bytes")
+    assert "moved aside to history.db.corrupt-" in line
+    assert json.loads(proc.stdout)["history"] == "recovered"
+    with sqlite3.connect(file) as conn:
+        assert conn.execute("SELECT count(*) FROM raw").fetchone()[0] > 0
+    conn.close()
+
+
+def _recorded_rounds(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        rounds = conn.execute("SELECT count(DISTINCT t) FROM raw").fetchone()[0]
+    conn.close()
+    return rounds
+
+
+@pytest.mark.slow
+def test_sigkill_during_history_writes_loses_only_the_samples_not_yet_written(env, tmp_path):
+    """``kill -9`` of a recording monitor, at several points of its write cycle: each
+    commit is whole (WAL), so what is lost is at most what came since the last batch,
+    write_interval / interval rounds (+1 for a round between the last row and the kill);
+    the file opens afterwards as a history file, not as one to move aside."""
+    interval, write_interval = 0.2, 1.0
+    path = config(tmp_path, f"[history]\nwrite_interval = {write_interval}\n")
+    file = history_file(tmp_path)
+    most_lost = int(write_interval / interval) + 1
+    recorded_before, lost = 0, []
+    for rows_before_kill in (3, 7, 9, 12):
+        proc = subprocess.Popen([sys.executable, "-m", "pwtop", "--config", path, "monitor",
+                                 "-c", "system", "--interval", str(interval), "--format",
+                                 "json"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            printed = [json.loads(proc.stdout.readline()) for _ in range(rows_before_kill)]
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        assert all(record["history"] == "ok" for record in printed)
+        recorded = _recorded_rounds(file) - recorded_before
+        lost.append(len(printed) - recorded)
+        assert -1 <= lost[-1] <= most_lost, (rows_before_kill, recorded)
+        recorded_before += recorded
+    # Written batches survive: with 31 rounds printed, most of them are in the file.
+    assert recorded_before >= sum((3, 7, 9, 12)) - len(lost) * most_lost
+    assert list(file.parent.glob("*.corrupt-*")) == []  # never mistaken for damage

@@ -39,3 +39,21 @@ def test_the_fast_lane_is_named_beside_the_setup_and_in_development():
     ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert any(m.startswith("slow:") for m in ini["markers"])  # not a typo that selects all
     assert "--strict-markers" in ini["addopts"]  # a mistyped @pytest.mark.slow is an error
+
+
+def test_readme_names_both_places_of_the_agent_token(tmp_path, monkeypatch):
+    """With $XDG_RUNTIME_DIR the token is in its pwtop/ folder; without it (a cron job, an
+    SSH session without a login manager) it is under the state directory."""
+    from pwtop.agent.token import default_token_path
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    assert default_token_path() == run / "pwtop" / "agent.token"
+    assert "`$XDG_RUNTIME_DIR/pwtop/`" in text
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_token_path() == tmp_path / ".local/state/pwtop/run/agent.token"
+    assert "`~/.local/state/pwtop/run/`" in text

@@ -29,6 +29,7 @@ from typing import Any, Callable, TextIO
 
 from pwtop import components
 from pwtop.config import RealtimeSettings, Settings, default_database_path
+from pwtop.database import bench
 from pwtop.errors import PwtopError
 from pwtop.histogram import Histogram
 from pwtop.model import BenchmarkResult, Figure
@@ -198,7 +199,6 @@ def _database_path(settings: Settings) -> Path | None:
 
 def _bench_a_demo_database(progress: Callable[[str, int, int], None]) -> BenchmarkResult:
     """No database configured: benchmark a generated demo PiWardrive file, removed after."""
-    from pwtop.database import bench
     from pwtop.demo.generate import create_demo_database
 
     with tempfile.TemporaryDirectory(prefix="pwtop-bench-demo-") as folder:
@@ -212,8 +212,6 @@ def _bench_a_demo_database(progress: Callable[[str, int, int], None]) -> Benchma
 async def run_component(name: str, settings: Settings, bar: ProgressBar) -> BenchmarkResult:
     progress = bar.update
     if name == "database":
-        from pwtop.database import bench
-
         path = _database_path(settings)
         if path is None:
             return await asyncio.to_thread(_bench_a_demo_database, progress)
@@ -261,8 +259,18 @@ def table_lines(results: dict[str, BenchmarkResult | str]) -> list[str]:
     return lines
 
 
+def check_first(names: list[str], settings: Settings) -> None:
+    """Raise the one-line error a component's benchmark would stop with, before any
+    progress is printed: the error is then the whole output."""
+    if "database" in names:
+        path = _database_path(settings)
+        if path is not None:
+            bench.check(path)
+
+
 async def _benchmark(args: argparse.Namespace, settings: Settings) -> int:
     names = components.selected(args)
+    await asyncio.to_thread(check_first, names, settings)
     bar = ProgressBar()
     results: dict[str, BenchmarkResult | str] = {}
     failed = False

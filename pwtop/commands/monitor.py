@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from pwtop import components as registry
-from pwtop.config import Settings
+from pwtop.config import Settings, check_setting
 from pwtop.errors import PwtopError
 from pwtop.metric_names import MONITOR_COLUMNS, names_for
 from pwtop.model import Level, to_jsonable
@@ -251,8 +251,7 @@ async def _until(stop: asyncio.Event, condition: Any, session: Session,
 async def _monitor(args: argparse.Namespace, settings: Settings, out: TextIO,
                    err: TextIO) -> int:
     interval = args.interval if args.interval is not None else settings.ui.interval
-    if not interval > 0:
-        raise PwtopError(f"--interval {interval:g}: must be more than 0 seconds")
+    interval = check_setting("ui.interval", interval, "--interval")  # the TUI's bounds
     duration = args.duration
     if duration is not None and not duration >= 0:
         raise PwtopError(f"--duration {duration:g}: must be 0 seconds or more")

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import argparse
 
-from pwtop.config import Settings, UiSettings, _check_value
+from pwtop.config import Settings, check_setting
 from pwtop.errors import PwtopError
 
 
 def apply_overrides(args: argparse.Namespace, settings: Settings) -> None:
     """Copy --theme/--interval into ``settings`` (in memory), validated like the config."""
-    import dataclasses
-
-    fields = {f.name: f for f in dataclasses.fields(UiSettings)}
     interval = getattr(args, "interval", None)
     if interval is not None:
-        settings.override("ui.interval", _check_value("--interval", fields["interval"],
-                                                      interval))
+        settings.override("ui.interval", check_setting("ui.interval", interval, "--interval"))
     theme = getattr(args, "theme", None)
     if theme:
         settings.override("ui.theme", theme)

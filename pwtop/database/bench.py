@@ -33,9 +33,11 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from pwtop.database import connect
 from pwtop.database.advisor.validate import fresh_rows
 from pwtop.database.inspect import quote
-from pwtop.database.scratch import scratch_copies
+from pwtop.database.scratch import (check_room, database_bytes, open_readonly, scratch_copies,
+                                    scratch_directory)
 from pwtop.errors import TargetError
 from pwtop.model import BenchmarkResult, Figure
 
@@ -244,6 +246,29 @@ def _scratch_near(db: Path, directory: str | Path | None) -> tuple[Path | None, 
                   "filesystem")
 
 
+def _extra_bytes() -> int:
+    """Room for the rows the insert test adds to the copy (and their index entries)."""
+    return MAX_ROWS * 4 * 2048
+
+
+def check(path: str | Path, *, scratch: str | Path | None = None) -> None:
+    """Refuse now, with one line, what :func:`run` would refuse after it started: a missing,
+    damaged or foreign file, no scratch room, no table with rows to insert. ``pwtop
+    benchmark`` calls it before printing any progress, so an error is the only output."""
+    db = Path(path).expanduser()
+    directory = scratch_directory(_scratch_near(db, scratch)[0])
+    cx = open_readonly(db)
+    try:
+        check_room(directory, db, 1, database_bytes(cx), _extra_bytes())
+        table = _choose_table(cx.conn)
+        if cx.conn.execute(f"SELECT 1 FROM {quote(table)} LIMIT 1").fetchone() is None:
+            raise TargetError(f"{db}: {table} has no rows to copy for the insert test")
+    except sqlite3.Error as exc:
+        raise connect.explain_error(db, exc) from None
+    finally:
+        cx.close()
+
+
 def run(path: str | Path, *, scratch: str | Path | None = None,
         step_s: float | None = None, progress: Progress = _noop,
         notes: Sequence[str] = ()) -> BenchmarkResult:
@@ -258,7 +283,7 @@ def run(path: str | Path, *, scratch: str | Path | None = None,
     figures: list[Figure] = []
     progress("copy", 0, len(PHASES))
     with scratch_copies(db, ["bench"], directory=where,
-                        extra_bytes=MAX_ROWS * 4 * 2048) as copies:
+                        extra_bytes=_extra_bytes()) as copies:
         copy = copies["bench"]
         probe = sqlite3.connect(copy, isolation_level=None)
         try:

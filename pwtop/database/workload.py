@@ -89,7 +89,14 @@ def first_word(sql: str) -> str:
 
 
 def split_sql(text: str) -> list[str]:
-    """Statements of ``text`` separated by ``;`` (never inside literals, comments, triggers)."""
+    """Statements of ``text`` separated by ``;`` (never inside literals, comments, triggers).
+
+    A NUL character is refused with a TargetError: SQLite's C API (and so
+    ``sqlite3.complete_statement``) cannot take one, and no SQL text holds one.
+    """
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise TargetError(f"a NUL character at offset {nul}: not SQL text")
     out: list[str] = []
     buf = ""
     pieces = text.split(";")
@@ -127,7 +134,10 @@ def load_file(path: str | Path) -> list[Statement]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise TargetError(f"{p}: workload file is not UTF-8 text (byte {exc.start})") from None
-    stmts = split_sql(text)
+    try:
+        stmts = split_sql(text)
+    except TargetError as exc:
+        raise TargetError(f"{p}: workload file holds {exc.message}") from None
     if not stmts:
         raise TargetError(f"{p}: workload file holds no SQL statement")
     return [Statement(_name_of(s, f"{p.name}#{i}"), s.rstrip().rstrip(";").rstrip(), None)
@@ -137,7 +147,11 @@ def load_file(path: str | Path) -> list[Statement]:
 def from_config(queries: Sequence[str]) -> list[Statement]:
     out = []
     for i, q in enumerate(queries, 1):
-        for j, s in enumerate(split_sql(q), 1):
+        try:
+            statements = split_sql(q)
+        except TargetError as exc:
+            raise TargetError(f"[database] queries #{i} holds {exc.message}") from None
+        for j, s in enumerate(statements, 1):
             suffix = f".{j}" if j > 1 else ""
             out.append(Statement(_name_of(s, f"config#{i}{suffix}"),
                                  s.rstrip().rstrip(";").rstrip(), None))

@@ -54,11 +54,12 @@ from typing import Any
 import pwtop.agent
 from pwtop.aio import AsyncOptimizer, CircuitBreaker, RateLimiter, ResourcePool, TaskQueue
 from pwtop.asgi import PerformanceApp
+from pwtop.cli import finite_float
 from pwtop.config import RealtimeSettings
 from pwtop.database.advisor.capture import WorkloadCapture
 from pwtop.demo.generate import create_demo_database
-from pwtop.errors import PwtopError
 from pwtop.demo import web
+from pwtop.errors import PwtopError
 from pwtop.realtime import RealtimeOptimizer, SSEStream, WebSocketHub
 
 log = logging.getLogger("pwtop.demo.app")
@@ -553,10 +554,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", help="agent token file (default: the runtime directory)")
     p.add_argument("--http-port", type=int, default=0,
                    help="the app's HTTP port: REST, WebSocket and SSE routes (0: a free one)")
-    p.add_argument("--interval", type=float, default=1.0, help="agent snapshot interval")
+    p.add_argument("--interval", type=finite_float, default=1.0, help="agent snapshot interval")
     p.add_argument("--pool-size", type=int, default=2, help="database connection pool size")
-    p.add_argument("--speed", type=float, default=1.0, help="run the simulation faster")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--speed", type=finite_float, default=1.0, help="run the simulation faster")
+    p.add_argument("--duration", type=finite_float, help="stop after this many seconds")
     p.add_argument("--no-streams", action="store_true",
                    help="no WebSocket/SSE routes (the REST routes stay)")
     p.add_argument("--no-clients", action="store_true", help="no simulated stream clients")

@@ -271,7 +271,12 @@ def parse_target(url: str) -> Target:
         raise TargetError(f"probe: empty URL ({hint})")
     if any(ch.isspace() for ch in text):
         raise TargetError(f"probe {text!r}: a URL cannot contain spaces ({hint})")
-    parts = urlsplit(text)
+    if not text.isprintable():
+        raise TargetError(f"probe {text!r}: a URL cannot contain control characters ({hint})")
+    try:  # urlsplit checks brackets: "http://[::1" is a ValueError, not a URL
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise TargetError(f"probe {text}: malformed address ({exc}); {hint}") from None
     scheme = parts.scheme.lower()
     if not scheme or "://" not in text:
         raise TargetError(f"probe {text}: not a URL with a scheme ({hint})")
@@ -341,8 +346,15 @@ def redirect_target(current: Target, location: str) -> Target:
     same resource); an SSE stream redirected to ``ws(s)://`` and any redirect from TLS to
     plain text are refused.
     """
-    url = urljoin(current.url, location.strip())
-    scheme = urlsplit(url).scheme.lower()
+    if not location.strip().isprintable():  # the server's Location: anything may be in it
+        raise TargetError(f"the redirect's Location {location[:80]!r} holds control "
+                          "characters")
+    try:
+        url = urljoin(current.url, location.strip())
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:
+        raise TargetError(f"the redirect's Location {location[:80]!r} is not a URL "
+                          f"({exc})") from None
     if current.kind == "websocket" and scheme in ("http", "https"):
         url = ("ws" if scheme == "http" else "wss") + url[len(scheme):]
     target = parse_target(url)
