@@ -339,3 +339,55 @@ async def test_an_app_in_exclusive_locking_mode_is_named_not_taken_for_a_crash(d
         writer.wait(timeout=10)
         writer.stdin.close()
         writer.stdout.close()
+
+
+def test_a_wal_index_rebuilt_under_the_same_shm_restarts_the_commit_rate(tmp_path):
+    """A real writer that closes its last connection and opens again: SQLite rebuilds the
+    WAL index (its change counter starts near 0 again, in the same -shm file). The rate is
+    never read as a 32-bit wrap (billions of commits a second), and a true wrap still is."""
+    from pwtop.database.activity import CommitRate, WalIndex, read_wal_index
+
+    db = tmp_path / "w.db"
+    rate = CommitRate(window=60.0)
+    clock = [0.0]
+
+    def sample() -> None:
+        wi = read_wal_index(db)
+        assert isinstance(wi, WalIndex), wi
+        clock[0] += 1.0
+        rate.update(wi, now=clock[0])
+
+    def writer(commits: int) -> sqlite3.Connection:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+        for i in range(commits):
+            conn.execute("INSERT INTO t VALUES (?)", (i,))
+        return conn
+
+    first = writer(50)
+    sample()
+    for i in range(10):
+        first.execute("INSERT INTO t VALUES (?)", (i,))
+    sample()
+    value, _, _ = rate.rate()
+    assert value is not None and 5 <= value <= 20
+    before = read_wal_index(db).change_counter
+    first.close()  # the last connection: WAL checkpointed, the index reset on next open
+    second = writer(3)
+    try:
+        assert read_wal_index(db).change_counter < before  # the counter did go back
+        sample()
+        value, _, why = rate.rate()
+        assert value is None and "two samples" in why  # not 4e9 commits a second
+        for i in range(4):
+            second.execute("INSERT INTO t VALUES (?)", (i,))
+        sample()
+        value, _, _ = rate.rate()
+        assert value is not None and 0 < value <= 10
+    finally:
+        second.close()
+    wrap = CommitRate()  # a genuine wrap of the 32-bit counter is counted through
+    wrap.update(WalIndex((1 << 32) - 2, 0, 0, 4096, 1), now=0.0)
+    wrap.update(WalIndex(3, 0, 0, 4096, 1), now=1.0)
+    assert wrap.rate()[0] == 5.0

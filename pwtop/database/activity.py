@@ -106,10 +106,17 @@ class CommitRate:
         if self._samples and self._samples[-1][2] != wi.inode:
             self._samples.clear()  # the -shm file was recreated: the counter restarted
             self._last_raw = None
+        if self._last_raw is not None:
+            step = (wi.change_counter - self._last_raw) % (1 << 32)
+            if step >= 1 << 31:
+                # The counter went back: SQLite rebuilt the WAL index (the last connection
+                # closed, or a crash was recovered) and counts from about 0 again. Read as
+                # a 32-bit wrap that is billions of commits: start the window afresh.
+                self._samples.clear()
+                self._last_raw = None
         if self._last_raw is None:
             total = wi.change_counter
         else:
-            step = (wi.change_counter - self._last_raw) % (1 << 32)
             total = self._samples[-1][1] + step
         self._last_raw = wi.change_counter
         self._samples.append((now, total, wi.inode))
