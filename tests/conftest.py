@@ -184,3 +184,13 @@ def sqlite_app() -> Iterator[Callable[..., SqliteApp]]:
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 stream.close()
+
+
+@pytest.fixture(autouse=True)
+def _not_inside_an_app():
+    """A PerformanceApp built by a test marks the process as the monitored app for good
+    (pwtop.database.connect.inside_the_app); the next test starts as plain pwtop again."""
+    yield
+    from pwtop.database import connect
+
+    connect._inside_app = False

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from pwtop import components as registry
+from pwtop.database import connect
 from pwtop.agent.prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pwtop.agent.prometheus import exposition
 from pwtop.agent.server import Agent
@@ -124,6 +125,8 @@ class PerformanceApp:
                              f"got {interval!r}")
         self.token, self.token_file = resolve(token, token_file, "PerformanceApp")
         self.db_path = str(Path(db_path).expanduser()) if db_path else None
+        # This is the app's process: its SQLite connections' locks must survive pwtop.
+        connect.inside_the_app()
         self.async_optimizer = async_optimizer
         self.realtime_optimizer = realtime_optimizer
         self.public_read = bool(public_read)

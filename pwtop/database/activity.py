@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pwtop.database.connect import EXCLUSIVE_WAL, open_here, sidecar
+from pwtop.database.connect import EXCLUSIVE_WAL, here_reason, open_here, sidecar
 from pwtop.database.model import Activity, CacheInfo, LockHolder
 
 WALINDEX_VERSION = 3007000
@@ -63,7 +63,7 @@ def read_wal_index(path: Path, locked: bool = False) -> WalIndex | str:
     ``locking_mode=EXCLUSIVE``)."""
     shm = sidecar(path, "-shm")
     if open_here(path):
-        return "unavailable (a pwtop connection to this database is open in this process)"
+        return f"unavailable ({here_reason()})"
     try:
         fd = os.open(shm, os.O_RDONLY)
     except FileNotFoundError:

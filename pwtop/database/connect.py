@@ -62,11 +62,36 @@ def _key(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+#: Set once pwtop runs inside the monitored app's own process (``pwtop.asgi``): the app's
+#: SQLite connections hold POSIX locks pwtop cannot see, and one open/close of the file or
+#: its -shm by pwtop would drop them all (another process then reinitialises the -shm under
+#: the app's memory map: SIGBUS, or a writer let in while the app believes it holds a lock).
+_inside_app = False
+
+
+def inside_the_app() -> None:
+    """Say that this process is the monitored app: from now on no database file is read
+    except through SQLite (the header and WAL-index figures become unavailable)."""
+    global _inside_app
+    _inside_app = True
+
+
 def open_here(path: Path) -> bool:
-    """True while a pwtop connection in this process has ``path`` open."""
+    """True while a connection in this process may have ``path`` open: a pwtop
+    connection, or, inside the app's own process, any of the app's."""
+    if _inside_app:
+        return True
     key = _key(path)
     with _open_lock:
         return key is not None and _open[key] > 0
+
+
+def here_reason() -> str:
+    """Why a file is not read outside SQLite now (see :func:`open_here`)."""
+    if _inside_app:
+        return ("pwtop runs inside the app's process, where reading the file outside SQLite "
+                "would release the app's locks on it")
+    return "a pwtop connection to this database is open in this process"
 
 
 @dataclass
