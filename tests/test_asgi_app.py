@@ -31,8 +31,8 @@ async def ready(served, polls: int = 1) -> None:
     await served.perf.start()
     session = served.perf.session
     base = {n: s.polls for n, s in session.states.items()}
-    await session.wait_until(lambda: session.watch_runner.idle and all(
-        session.states[n].polls >= base[n] + polls for n in session.pollers))
+    await asyncio.wait_for(session.wait_until(lambda: session.watch_runner.idle and all(
+        session.states[n].polls >= base[n] + polls for n in session.pollers)), 30)
 
 
 def one_line_error(reply) -> str:
@@ -83,8 +83,9 @@ async def test_metrics_are_prometheus_text_with_every_family(tmp_path):
         await served.get("/api/ping")
         await ready(served)
         session = served.perf.session
-        await session.wait_until(lambda: "async_loop_lag_seconds" in  # its first sample
-                                 session.states["async"].snapshot.metrics)
+        await asyncio.wait_for(session.wait_until(
+            lambda: "async_loop_lag_seconds" in  # its first sample
+            session.states["async"].snapshot.metrics), 30)
         reply = await served.get("metrics")
         assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
         text = reply.body.decode()
@@ -356,7 +357,8 @@ async def test_a_database_replaced_by_garbage_or_removed_is_unavailable(tmp_path
             else:
                 db.unlink()
             session.poll_now(["database"])
-            await session.wait_until(lambda: says in (session.states["database"].missing or ""))
+            await asyncio.wait_for(session.wait_until(
+                lambda: says in (session.states["database"].missing or "")), 30)
             doc = (await served.get("stats")).json()["database"]
             assert doc["available"] is False and doc["stats"] is None
             assert str(db) in doc["reason"], doc["reason"]
@@ -369,7 +371,8 @@ async def test_a_database_replaced_by_garbage_or_removed_is_unavailable(tmp_path
             assert (await served.get("stats")).json()["system"]["available"]
         make_db(db)  # back: the figures come back by themselves
         session.poll_now(["database"])
-        await session.wait_until(lambda: session.states["database"].missing is None)
+        await asyncio.wait_for(session.wait_until(
+            lambda: session.states["database"].missing is None), 30)
         assert (await served.get("stats")).json()["database"]["available"] is True
 
 
@@ -406,8 +409,8 @@ async def test_the_fast_json_writes_what_to_jsonable_writes(tmp_path):
         session = served.perf.session
         assert not session.advised  # nobody has read any advice: none is computed
         await served.get("recommendations")
-        await session.wait_until(lambda: all(s.recommendations is not None
-                                             for s in session.states.values()))
+        await asyncio.wait_for(session.wait_until(
+            lambda: all(s.recommendations is not None for s in session.states.values())), 60)
         values = []
         for name, state in session.states.items():
             values += [state.snapshot, session.components[name].describe(state.snapshot),

@@ -317,6 +317,11 @@ def explain_error(path: Path, exc: BaseException, holders: Any = None) -> Target
     if isinstance(exc, ProbeInterrupted):
         return TargetError(f"{path}: reading the schema took longer than "
                            "database.probe_deadline; raise it or try again")
+    if "file is not a database" in low:
+        # SQLITE_NOTADB: the header is not SQLite's (the same finding as read_header's,
+        # which is skipped while a connection of this process may hold the file).
+        return TargetError(f"{path}: not a SQLite database (SQLite: {text}); check --db or "
+                           "[target] database")
     if "not a database" in low or "malformed" in low or "corrupt" in low:
         return TargetError(f"{path}: corrupted or truncated database ({text}); restore it from "
                            "a backup or check it with 'sqlite3 FILE \"PRAGMA integrity_check\"'")

@@ -8,6 +8,7 @@ times of day are shown in UTC. Regenerate after an intended change with
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -26,10 +27,10 @@ POLLS = 3
 def before(key: str, polls: int = POLLS):
     async def run_before(pilot) -> None:
         app = pilot.app
-        await app.wait_for_polls(1)
+        await asyncio.wait_for(app.wait_for_polls(1), 30)
         for n in range(2, polls + 1):  # a few samples, so sparklines and charts have a shape
             app.refresh_now()
-            await app.wait_for_polls(n)
+            await asyncio.wait_for(app.wait_for_polls(n), 30)
         await pilot.press(key)
         await app.workers.wait_for_complete()
         await pilot.pause()
