@@ -22,7 +22,7 @@ from pwtop.database import space
 from pwtop.database.activity import STARVED_LAG_FRAMES
 from pwtop.database.advisor.recommend import create_index_advice
 from pwtop.database.inspect import needs_stats, quote
-from pwtop.database.model import DatabaseDetail
+from pwtop.database.model import DatabaseDetail, FileInfo
 from pwtop.model import Level, Recommendation, Snapshot
 from pwtop.units import human_bytes
 
@@ -131,13 +131,31 @@ def analyze_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
 
 # ---------------------------------------------------------------- space
 
+def _free_share(f: FileInfo) -> float:
+    """The free-page share for a threshold test: a file without pages has none to free."""
+    return f.freelist_ratio or 0.0
+
+
+def _database_size(f: FileInfo) -> int:
+    """The file's size for sizing advice; when its stat failed, its pages' size.
+
+    Only advice is sized this way (VACUUM's room, mmap_size): the shown file size stays
+    unavailable with its reason.
+    """
+    return f.file_bytes if f.file_bytes is not None else f.page_count * f.page_size_bytes
+
+
 def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     f = ctx.detail.file
     frag = ctx.detail.fragmentation
     threshold = ctx.settings.database.vacuum_threshold
     freelist_bytes = space.freelist_bytes(f.freelist_count, f.page_size_bytes)
-    evidence: dict[str, object] = {"file_bytes": f.file_bytes, "freelist_bytes": freelist_bytes,
-                                   "freelist_ratio": f.freelist_ratio}
+    evidence: dict[str, object] = {
+        "file_bytes": f.file_bytes if f.file_bytes is not None else unavailable(
+            f.file_bytes_unavailable or "unavailable"),
+        "freelist_bytes": freelist_bytes,
+        "freelist_ratio": f.freelist_ratio if f.freelist_ratio is not None else unavailable(
+            f.freelist_ratio_unavailable or "unavailable")}
     if frag is not None and not frag.interrupted:
         measure = frag.fragmentation_ratio
         unused = frag.unused_bytes
@@ -146,7 +164,7 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
                         dbstat_age_seconds=frag.age_s)
         basis = "free pages plus unused space inside pages (dbstat)"
     else:
-        measure = f.freelist_ratio
+        measure = _free_share(f)
         unused = 0
         why = ctx.detail.fragmentation_unavailable or (
             f"dbstat interrupted on {len(frag.interrupted)} b-tree(s)" if frag else "no dbstat")
@@ -158,7 +176,8 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         return
     wal_note = (" In WAL mode the rewritten pages pass through the -wal file: the file "
                 "shrinks at the next checkpoint." if f.journal_mode == "wal" else "")
-    if f.auto_vacuum == "incremental" and f.freelist_ratio > threshold * INCREMENTAL_SHARE:
+    size = _database_size(f)
+    if f.auto_vacuum == "incremental" and _free_share(f) > threshold * INCREMENTAL_SHARE:
         yield _rec(
             "incremental_vacuum", "db-incremental-vacuum", ctx.detail.path,
             f"Return {f.freelist_count:,} free pages to the filesystem (incremental vacuum)",
@@ -168,9 +187,9 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
             risk="moves pages from the end of the file into free slots: a short write "
                  "transaction per batch; leaves unused space inside pages as it is",
             action=f"PRAGMA incremental_vacuum({f.freelist_count})", level=Level.WARNING)
-        if unused / max(f.file_bytes, 1) <= threshold:
+        if unused / max(size, 1) <= threshold:
             return
-    need = 2 * f.file_bytes
+    need = 2 * size
     free = f.filesystem_free_bytes
     room = (f"needs up to {human_bytes(need)} free on its filesystem "
              f"({human_bytes(free) if free is not None else 'unknown'} free now)")
@@ -184,7 +203,7 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         risk=f"rewrites the whole file: {room}; the app's writes wait until it finishes, "
              f"and about {human_bytes(need)} is written to the card (wear)",
         action="VACUUM", level=Level.WARNING)
-    if f.auto_vacuum == "none" and f.freelist_ratio > threshold * INCREMENTAL_SHARE:
+    if f.auto_vacuum == "none" and _free_share(f) > threshold * INCREMENTAL_SHARE:
         yield _rec(
             "auto_vacuum_incremental", "db-auto-vacuum-incremental", ctx.detail.path,
             "Switch to auto_vacuum=INCREMENTAL (includes the VACUUM of db-vacuum: choose one)",
@@ -318,7 +337,7 @@ def app_settings_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     wal = f.journal_mode == "wal"
     page = max(f.page_size_bytes, 1)
     cache_kib = s.cache_size * page // 1024
-    mmap = min(MMAP_CAP_BYTES, ((f.file_bytes + (1 << 20) - 1) >> 20) << 20)
+    mmap = min(MMAP_CAP_BYTES, ((_database_size(f) + (1 << 20) - 1) >> 20) << 20)
     sync = s.synchronous.upper()
     if not wal and sync in ("NORMAL", "OFF"):
         sync_note = ("in rollback mode synchronous=NORMAL can corrupt the file on power loss: "

@@ -344,12 +344,17 @@ class DatabaseComponent(Component):
     def _metrics(self, snap: Snapshot, d: DatabaseDetail) -> None:
         m, un = snap.metrics, snap.unavailable
         f = d.file
-        m["database_file_bytes"] = f.file_bytes
-        m["database_wal_bytes"] = f.wal_bytes or 0
+        for key, value, why in (
+                ("database_file_bytes", f.file_bytes, f.file_bytes_unavailable),
+                ("database_wal_bytes", f.wal_bytes or 0, f.wal_bytes_unavailable),
+                ("database_freelist_ratio", f.freelist_ratio, f.freelist_ratio_unavailable)):
+            if why:
+                un[key] = why
+            else:
+                m[key] = value
         m["database_page_size_bytes"] = f.page_size_bytes
         m["database_page_count"] = f.page_count
         m["database_freelist_pages"] = f.freelist_count
-        m["database_freelist_ratio"] = f.freelist_ratio
         if f.wal_frames is not None:
             m["database_wal_frames"] = f.wal_frames
             m["database_checkpoint_lag_frames"] = f.checkpoint_lag_frames
