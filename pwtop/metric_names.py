@@ -35,8 +35,11 @@ DATABASE: dict[str, str] = {
                                   "could return at most (dbstat)",
     "database_nonsequential_ratio": "leaf pages out of order / all leaf pages (dbstat)",
     "database_tables": "user tables",
-    "database_indexes": "user indexes",
-    "database_stats_stale_tables": "tables whose sqlite_stat1 is missing or stale",
+    "database_indexes": "indexes made by CREATE INDEX (the sqlite_autoindex_* of UNIQUE and "
+                        "PRIMARY KEY constraints are not counted)",
+    "database_stats_stale_tables": "tables of 1,000 rows or more whose sqlite_stat1 is "
+                                   "missing or stale (smaller ones are left out: the "
+                                   "planner's defaults serve them)",
     "database_workload_queries": "workload statements analysed",
     "database_slow_queries": "workload queries with median above analyze_threshold",
     "database_query_p95_seconds": "worst p95 over the timed workload queries",

@@ -97,7 +97,7 @@ async def test_without_dbstat_nothing_is_estimated(demo_db, monkeypatch):
 async def test_row_estimates_and_exact_counts(demo_db):
     d, _ = await collect(demo_db, **QUICK)
     wifi = d.table("wifi_detections")
-    assert (wifi.rows_estimate, wifi.rows_estimate_source) == (20_000, "max(rowid)")
+    assert (wifi.rows_estimate, wifi.rows_estimate_source) == (20_000, "rowid span")
     assert wifi.rows_exact is None and wifi.stats_state == "missing"
     d, _ = await collect(demo_db, exact_counts=True, **QUICK)
     for t in d.tables:

@@ -21,7 +21,7 @@ from pwtop.database import indexes as index_rules
 from pwtop.database import space
 from pwtop.database.activity import STARVED_LAG_FRAMES
 from pwtop.database.advisor.recommend import create_index_advice
-from pwtop.database.inspect import needs_stats, quote
+from pwtop.database.inspect import MIN_ROWS_FOR_STATS, needs_stats, quote
 from pwtop.database.model import DatabaseDetail, FileInfo
 from pwtop.model import Level, Recommendation, Snapshot
 from pwtop.units import human_bytes
@@ -88,6 +88,13 @@ def _rec(kind: str, rec_id: str, target: str, title: str, **kw: object) -> Recom
 
 # ---------------------------------------------------------------- statistics
 
+def _names(names: Iterable[str], shown: int = 6) -> str:
+    """Names for a title: the first ``shown``, then how many more the evidence lists."""
+    names = list(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def analyze_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     tables = [t for t in ctx.detail.tables if needs_stats(t)]
     if not tables:
@@ -102,10 +109,16 @@ def analyze_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
             "change, normally for the better")
     if never:
         rows = sum(t.rows_estimate or 0 for t in tables)
+        small = [t.name for t in ctx.detail.tables
+                 if t.stats_state == "missing" and not needs_stats(t)]
         yield _rec(
             "analyze", "db-analyze", ctx.detail.path,
-            f"Run ANALYZE: {len(tables)} table(s) have no statistics",
+            f"Run ANALYZE: {len(tables)} table(s) of {MIN_ROWS_FOR_STATS:,} rows or more "
+            f"have no statistics: {_names(t.name for t in tables)}",
             evidence={"tables_without_stats": len(tables),
+                      "tables_without_stats_names": ", ".join(t.name for t in tables),
+                      "min_rows_counted": MIN_ROWS_FOR_STATS,
+                      "smaller_tables_without_stats": ", ".join(small) or "none",
                       "largest_table": max(tables, key=lambda t: t.rows_estimate or 0).name,
                       "rows_to_scan": rows,
                       "slow_queries": sum(1 for q in ctx.detail.queries if q.slow)},

@@ -376,7 +376,8 @@ class DatabaseComponent(Component):
                       "database_nonsequential_ratio", "database_reclaimable_bytes"):
                 un[k] = why
         m["database_tables"] = len(d.tables)
-        m["database_indexes"] = sum(len(t.indexes) for t in d.tables)
+        # CREATE INDEX only: the sqlite_autoindex_* of UNIQUE/PRIMARY KEY are SQLite's.
+        m["database_indexes"] = sum(1 for t in d.tables for i in t.indexes if i.origin == "c")
         m["database_stats_stale_tables"] = sum(1 for t in d.tables if inspect.needs_stats(t))
         m["database_workload_queries"] = len(d.queries)
         m["database_slow_queries"] = sum(1 for q in d.queries if q.slow)

@@ -242,7 +242,7 @@ def classify_stats(t: TableInfo) -> None:
     if t.stats_rows is not None:
         t.rows_estimate, t.rows_estimate_source = t.stats_rows, "sqlite_stat1"
     elif t.cheap_rows is not None:
-        t.rows_estimate, t.rows_estimate_source = t.cheap_rows, "max(rowid)"
+        t.rows_estimate, t.rows_estimate_source = t.cheap_rows, "rowid span"
     if t.rows_exact is not None:
         current = t.rows_exact
     else:

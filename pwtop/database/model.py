@@ -112,7 +112,7 @@ class IndexInfo:
 class TableInfo:
     name: str
     rows_estimate: int | None           # from sqlite_stat1, else the cheap estimate below
-    rows_estimate_source: str           # "sqlite_stat1", "max(rowid)" (the rowid span, an upper bound) or ""
+    rows_estimate_source: str           # "sqlite_stat1", "rowid span" (max(rowid) - min(rowid) + 1, an upper bound) or ""
     rows_exact: int | None              # COUNT(*) only on request (--exact-counts)
     size_bytes: int | None              # the table's own b-tree plus all its indexes
     own_bytes: int | None               # the table's own b-tree only

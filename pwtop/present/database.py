@@ -150,7 +150,7 @@ def space_table(d: DatabaseDetail) -> Table:
         count = t.rows_exact if t.rows_exact is not None else t.rows_estimate
         count_cell = number(count)
         if t.rows_exact is None and count is not None and \
-                t.rows_estimate_source == "max(rowid)":
+                t.rows_estimate_source == "rowid span":
             count_cell.text = f"≤{count_cell.text}"  # the rowid span: an upper bound
         stats = t.stats_state
         if t.stats_drift_ratio is not None and t.stats_state == "stale":
