@@ -35,8 +35,11 @@ DATABASE: dict[str, str] = {
                                   "could return at most (dbstat)",
     "database_nonsequential_ratio": "leaf pages out of order / all leaf pages (dbstat)",
     "database_tables": "user tables",
-    "database_indexes": "user indexes",
-    "database_stats_stale_tables": "tables whose sqlite_stat1 is missing or stale",
+    "database_indexes": "indexes made by CREATE INDEX (the sqlite_autoindex_* of UNIQUE and "
+                        "PRIMARY KEY constraints are not counted)",
+    "database_stats_stale_tables": "tables of 1,000 rows or more whose sqlite_stat1 is "
+                                   "missing or stale (smaller ones are left out: the "
+                                   "planner's defaults serve them)",
     "database_workload_queries": "workload statements analysed",
     "database_slow_queries": "workload queries with median above analyze_threshold",
     "database_query_p95_seconds": "worst p95 over the timed workload queries",
@@ -97,7 +100,9 @@ AGENT: dict[str, str] = {
 }
 
 ASYNC: dict[str, str] = {
-    "async_operations_per_second": "operations completed per second, all operations, over 10 s",
+    "async_operations_per_second": "operations completed per second, all operations, over "
+                                   "10 s (1 s while the app is younger: the async detail's "
+                                   "rate_windows says so)",
     "async_errors_per_second": "operations that raised, per second, over 10 s",
     "async_operations_completed": "operations completed since the app started",
     "async_operations_in_flight": "operations started and not finished",
@@ -112,10 +117,14 @@ ASYNC: dict[str, str] = {
                                     "since the app started",
     "async_pool_saturation_ratio": "resources in use / max_size, of the fullest pool",
     "async_pool_waiters": "callers waiting for a resource, all pools",
-    "async_limiter_rejected_per_second": "calls rejected by rate limiters per second, over 10 s",
+    "async_limiter_rejected_per_second": "calls rejected by rate limiters per second: "
+                                         "the app's 10 s count / the seconds it covers (fewer "
+                                         "while the limiter is younger: rate_windows says so)",
     "async_breakers_open": "circuit breakers open now",
     "async_queue_fill_ratio": "depth / capacity, of the fullest task queue",
-    "async_queue_dropped_per_second": "items task queues discarded per second, over 10 s",
+    "async_queue_dropped_per_second": "items task queues discarded per second: "
+                                      "the app's 10 s count / the seconds it covers (fewer "
+                                      "while the queue is younger: rate_windows says so)",
     "async_app_cpu_percent": "the app's CPU use as it measures it, % of one core",
     "async_instrumentation_errors": "faults of pwtop's instrumentation inside the app "
                                     "(never raised into it)",

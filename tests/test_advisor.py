@@ -298,3 +298,21 @@ def await_collect(comp: DatabaseComponent):
     import asyncio
 
     return asyncio.run(comp.collect())
+
+
+def test_a_statement_that_was_only_explained_is_quoted_without_a_time(demo_db):
+    from pwtop.database.advisor.recommend import recommendations
+
+    def quoted(timed: bool) -> list[str]:
+        recs = recommendations(analyse(demo_db, workload_items(demo_db, timed=timed)))
+        return [v for r in recs for k, v in r.evidence.items() if k.startswith("query ")] + [
+            r.impact.split("; the whole workload")[0] for r in recs
+            if r.kind == "create_index"]
+
+    untimed = quoted(timed=False)  # explained only: weights from the plans' costs
+    assert untimed, "the demo workload gets create_index recommendations either way"
+    for text in untimed:
+        assert "not timed (only explained" in text and "µs" not in text
+        assert "estimated" not in text
+    for text in quoted(timed=True):
+        assert "not timed" not in text and "predicted" in text

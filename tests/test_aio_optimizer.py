@@ -344,3 +344,46 @@ async def test_a_small_app_on_the_real_loop_end_to_end():
         assert all(isinstance(r, Recommendation) for r in opt.get_recommendations())
     finally:
         await opt.close()
+
+
+def test_window_counts_are_divided_by_the_seconds_they_cover_not_by_ten():
+    from pwtop.agent.details import parse_async
+    from pwtop.aio.component import AsyncComponent
+    from pwtop.model import Snapshot
+    opt, clock = make()
+    lim = opt.register_limiter("upload", RateLimiter(0.0, 1.0, clock=clock))
+    assert lim.try_acquire()  # the one token of the burst; the rate adds none
+    for _ in range(10):  # 10 rejections spread over 9.4 s of the limiter's life
+        clock.advance(0.94)
+        assert not lim.try_acquire()
+    detail = parse_async(opt.get_stats())
+    snap = Snapshot(component="async", detail=detail)
+    AsyncComponent().fill(snap, detail)
+    assert snap.metrics["async_limiter_rejected_per_second"] == pytest.approx(10 / 9.4)
+    assert "9.4 s only" in detail.rate_windows["async_limiter_rejected_per_second"]
+
+    clock.advance(20.0)  # a full 10 s window with no rejection in it
+    detail = parse_async(opt.get_stats())
+    snap = Snapshot(component="async", detail=detail)
+    AsyncComponent().fill(snap, detail)
+    assert snap.metrics["async_limiter_rejected_per_second"] == 0.0
+    assert detail.rate_windows == {}
+
+
+async def test_operations_per_second_over_one_second_says_so_while_the_app_is_young():
+    from pwtop.agent.details import parse_async
+    from pwtop.aio.component import AsyncComponent
+    from pwtop.model import Snapshot
+    opt, clock = make()
+
+    @opt.operation("scan")
+    async def scan() -> None:
+        clock.advance(0.5)
+
+    for _ in range(4):
+        await scan()
+    detail = parse_async(opt.get_stats())
+    snap = Snapshot(component="async", detail=detail)
+    AsyncComponent().fill(snap, detail)
+    assert "async_operations_per_second" in snap.metrics
+    assert "last 1 s only" in detail.rate_windows["async_operations_per_second"]

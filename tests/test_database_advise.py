@@ -239,3 +239,23 @@ async def test_a_drop_that_needs_a_new_index_states_the_order_optimize_keeps(dem
         assert r.evidence["requires"] in recs
         assert "builds the new index before it drops this one" in r.risk
         assert "drops before creates" not in r.risk
+
+
+async def test_the_analyze_title_names_its_tables_and_the_row_threshold(tmp_path):
+    path = tmp_path / "stats.db"
+    with sqlite3.connect(path) as c:
+        c.execute("CREATE TABLE ap_cache (x)")  # small: no statistics, left out and named so
+        c.executemany("INSERT INTO ap_cache VALUES (?)", ((i,) for i in range(10)))
+        for name in ("scans", "fixes"):
+            c.execute(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, v UNIQUE)")
+            c.executemany(f"INSERT INTO {name} (v) VALUES (?)", ((i,) for i in range(1500)))
+        c.execute("CREATE INDEX fixes_by_v ON fixes (v, id)")
+    recs, snap = await recommend(path)
+    rec = recs["db-analyze"]
+    assert "2 table(s) of 1,000 rows or more have no statistics" in rec.title
+    assert "scans" in rec.title and "fixes" in rec.title and "ap_cache" not in rec.title
+    assert rec.evidence["smaller_tables_without_stats"] == "ap_cache"
+    assert snap.metrics["database_stats_stale_tables"] == 2
+    # two sqlite_autoindex_* (the UNIQUE constraints) and one CREATE INDEX
+    assert sum(len(t.indexes) for t in snap.detail.tables) == 3
+    assert snap.metrics["database_indexes"] == 1

@@ -97,7 +97,7 @@ async def test_without_dbstat_nothing_is_estimated(demo_db, monkeypatch):
 async def test_row_estimates_and_exact_counts(demo_db):
     d, _ = await collect(demo_db, **QUICK)
     wifi = d.table("wifi_detections")
-    assert (wifi.rows_estimate, wifi.rows_estimate_source) == (20_000, "max(rowid)")
+    assert (wifi.rows_estimate, wifi.rows_estimate_source) == (20_000, "rowid span")
     assert wifi.rows_exact is None and wifi.stats_state == "missing"
     d, _ = await collect(demo_db, exact_counts=True, **QUICK)
     for t in d.tables:
@@ -391,3 +391,61 @@ def test_a_wal_index_rebuilt_under_the_same_shm_restarts_the_commit_rate(tmp_pat
     wrap.update(WalIndex((1 << 32) - 2, 0, 0, 4096, 1), now=0.0)
     wrap.update(WalIndex(3, 0, 0, 4096, 1), now=1.0)
     assert wrap.rate()[0] == 5.0
+
+
+def _open_for_file_info(path: Path) -> tuple[sqlite3.Connection, object, object]:
+    from pwtop.database import connect
+    header = connect.read_header(path, path.stat().st_size)
+    plan = connect.open_plan(path, header)
+    return sqlite3.connect(plan.uri, uri=True), header, plan
+
+
+def test_a_failed_stat_of_the_file_is_unavailable_not_page_count_times_page_size(tmp_path):
+    path = tmp_path / "gone.db"
+    with sqlite3.connect(path) as c:
+        c.execute("CREATE TABLE t (x)")
+    conn, header, plan = _open_for_file_info(path)
+    try:
+        conn.execute("SELECT count(*) FROM t").fetchone()  # the connection holds the file
+        path.unlink()  # removed under an open connection: SQLite still reads, stat fails
+        info = inspect.file_info(conn, path, header, plan)
+    finally:
+        conn.close()
+    assert info.file_bytes is None and info.page_count == 2
+    assert "stat of the database file failed" in info.file_bytes_unavailable
+    assert "No such file" in info.file_bytes_unavailable
+
+
+async def test_a_wal_that_cannot_be_stat_ed_is_unavailable_and_a_missing_one_is_zero(tmp_path):
+    # 252 characters are a valid name; with "-wal" the name is too long to stat (ENAMETOOLONG)
+    # while the main file reads fine: a -wal read failure that is not "no such file".
+    plain = tmp_path / "plain.db"
+    with sqlite3.connect(plain) as c:  # written under a short name: its journal needs one
+        c.execute("CREATE TABLE ap_cache (x)")
+    path = tmp_path / ("w" * 249 + ".db")
+    shutil.copy(plain, path)
+    conn, header, plan = _open_for_file_info(path)
+    try:
+        info = inspect.file_info(conn, path, header, plan)
+    finally:
+        conn.close()
+    assert info.wal_bytes is None and info.file_bytes == path.stat().st_size
+    assert "File name too long" in info.wal_bytes_unavailable
+
+    d, snap = await collect(plain, **QUICK)
+    assert snap.metrics["database_wal_bytes"] == 0
+    assert "database_wal_bytes" not in snap.unavailable
+
+
+def test_the_free_page_share_of_a_file_without_pages_is_unavailable(tmp_path):
+    from pwtop.database.connect import OpenPlan
+    path = tmp_path / "empty.db"
+    path.touch()  # a 0-byte file: SQLite reads it as a database of 0 pages
+    plan = OpenPlan(uri=f"file:{path}?mode=ro", mode="read-only")
+    conn = sqlite3.connect(plan.uri, uri=True)
+    try:
+        info = inspect.file_info(conn, path, None, plan)
+    finally:
+        conn.close()
+    assert info.page_count == 0 and info.freelist_ratio is None
+    assert info.freelist_ratio_unavailable == "unavailable (the database has no pages)"

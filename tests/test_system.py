@@ -680,6 +680,11 @@ def test_analyze_system_as_json(tmp_path, capsys):
     assert stats["detail"]["disk"]["mountpoint"] == _mount_of(tmp_path)
     assert set(stats["detail"]["rates"]["system_net_sent_bytes_per_second"]["windows"]) == {
         "1s", "10s", "60s"}
+    # one run, one sample: the shares and rates span at least a second, not pwtop's start-up
+    assert stats["detail"]["cpu_window_seconds"] >= 1.0
+    rates = stats["detail"]["rates"]
+    for metric in ("system_cpu_percent", "system_net_sent_bytes_per_second"):
+        assert rates[metric]["window_seconds"] >= 1.0, metric
     assert isinstance(out["recommendations"], list)
 
 

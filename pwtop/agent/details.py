@@ -150,13 +150,22 @@ class _Reader:
         value = self.num(counts, label, f"{where}.in_window.{key}")
         return None if value is None else int(value)
 
-    def rate(self, rates: Mapping[str, Any], where: str) -> float | None:
-        """The 10 s rate, or the 1 s rate while the app's history is shorter than 10 s."""
-        for label in (RATE_WINDOW, "1s"):
+    def span(self, d: Mapping[str, Any], key: str, label: str, where: str) -> float | None:
+        """Seconds the count :meth:`window` read covers (None from an agent that does
+        not say): a window count becomes a rate only divided by this."""
+        spans = self.obj(self.obj(d, "in_window_seconds", where), key,
+                         f"{where}.in_window_seconds")
+        value = self.num(spans, label, f"{where}.in_window_seconds.{key}")
+        return None if value is None else float(value)
+
+    def rate(self, rates: Mapping[str, Any], where: str) -> tuple[float | None, float | None]:
+        """(rate, its window in seconds): the 10 s rate, or the 1 s rate while the app's
+        history is shorter than 10 s."""
+        for label, seconds in ((RATE_WINDOW, 10.0), ("1s", 1.0)):
             value = self.num(rates, label, where)
             if value is not None:
-                return float(value)
-        return None
+                return float(value), seconds
+        return None, None
 
 
 # ---------------------------------------------------------------- what every section has
@@ -314,6 +323,8 @@ class Operation:
     errors: dict[str, int] = field(default_factory=dict)   # exception type -> count
     rate_per_second: float | None = None
     rate_1s_per_second: float | None = None
+    #: The window ``rate_per_second`` covers: 10 s, or 1 s while the app is younger.
+    rate_window_seconds: float | None = field(default=None, metadata=INTERNAL)
     errors_per_second: float | None = None
     p50_seconds: float | None = None
     p95_seconds: float | None = None
@@ -388,6 +399,7 @@ class Limiter:
     rejected_60s: int | None = None
     rejected: int | None = None
     rejected_10s: int | None = field(default=None, metadata=INTERNAL)
+    rejected_10s_seconds: float | None = field(default=None, metadata=INTERNAL)  # covered
 
 
 @dataclass(slots=True)
@@ -419,6 +431,7 @@ class Queue:
     #: Workers the queue is set to run (``workers`` can lag behind after a change).
     target_workers: int | None = field(default=None, metadata=INTERNAL)
     dropped_10s: int | None = field(default=None, metadata=INTERNAL)
+    dropped_10s_seconds: float | None = field(default=None, metadata=INTERNAL)  # covered
 
 
 @dataclass(slots=True)
@@ -445,6 +458,8 @@ class AsyncDetail(AgentFed):
     stats: dict[str, Any] | None = field(default=None, repr=False)
     schema: int | None = field(default=None, metadata=INTERNAL)
     instrumentation_errors: int | None = field(default=None, metadata=INTERNAL)
+    #: Rates (by metric name) measured over less than their usual window, and over what.
+    rate_windows: dict[str, str] = field(default_factory=dict)
 
 
 def parse_async(stats: Mapping[str, Any], previous: Mapping[str, Histogram] | None = None
@@ -492,6 +507,7 @@ def _operation(r: _Reader, name: str, op: dict[str, Any], before: Histogram | No
     recent = hist.delta(before) if before is not None and before.count <= hist.count else hist
     pct = recent.percentiles()
     throughput = r.obj(op, "throughput_per_second", where)
+    rate, rate_window = r.rate(throughput, f"{where}.throughput_per_second")
     statuses = r.counts(op, "status_classes", where)
     slow = [SlowCall(duration_seconds=r.num(s, "duration_seconds", f"{where}.slow"),
                      at=r.num(s, "at", f"{where}.slow"),
@@ -501,10 +517,10 @@ def _operation(r: _Reader, name: str, op: dict[str, Any], before: Histogram | No
     return Operation(
         name=name, count=r.integer(op, "count", where), in_flight=r.integer(op, "in_flight", where),
         error_count=r.integer(op, "error_count", where), errors=r.counts(op, "errors", where),
-        rate_per_second=r.rate(throughput, f"{where}.throughput_per_second"),
+        rate_per_second=rate, rate_window_seconds=rate_window,
         rate_1s_per_second=r.num(throughput, "1s", f"{where}.throughput_per_second"),
         errors_per_second=r.rate(r.obj(op, "errors_per_second", where),
-                                 f"{where}.errors_per_second"),
+                                 f"{where}.errors_per_second")[0],
         p50_seconds=pct["p50_seconds"], p95_seconds=pct["p95_seconds"],
         p99_seconds=pct["p99_seconds"], max_seconds=r.num(latency, "max_seconds", where),
         interval_count=recent.count, slow=slow[-MAX_SLOW_LISTED:],
@@ -563,7 +579,8 @@ def _limiter(r: _Reader, name: str, x: dict[str, Any], where: str) -> Limiter:
         delayed_60s=r.window(x, "delayed", "60s", where),
         rejected_60s=r.window(x, "rejected", "60s", where),
         rejected=r.integer(x, "rejected", where),
-        rejected_10s=r.window(x, "rejected", RATE_WINDOW, where))
+        rejected_10s=r.window(x, "rejected", RATE_WINDOW, where),
+        rejected_10s_seconds=r.span(x, "rejected", RATE_WINDOW, where))
 
 
 def _breaker(r: _Reader, name: str, b: dict[str, Any], where: str) -> Breaker:
@@ -586,7 +603,8 @@ def _queue(r: _Reader, name: str, q: dict[str, Any], where: str) -> Queue:
         batch_p99_seconds=r.num(r.obj(q, "batch_latency", where), "p99_seconds",
                                 f"{where}.batch_latency"),
         target_workers=r.integer(q, "target_workers", where),
-        dropped_10s=r.window(q, "dropped", RATE_WINDOW, where))
+        dropped_10s=r.window(q, "dropped", RATE_WINDOW, where),
+        dropped_10s_seconds=r.span(q, "dropped", RATE_WINDOW, where))
 
 
 # ---------------------------------------------------------------- realtime

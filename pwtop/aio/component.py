@@ -89,6 +89,12 @@ class AsyncComponent(AgentComponent):
                                                  "than a second yet)"
         else:
             m["async_operations_per_second"] = total_rate
+            short = [o.rate_window_seconds for o in detail.operations
+                     if o.rate_window_seconds is not None and o.rate_window_seconds < 10.0]
+            if short:
+                detail.rate_windows["async_operations_per_second"] = (
+                    f"over the last {min(short):g} s only: the app's stats cover less than "
+                    "10 s yet")
         m["async_errors_per_second"] = sum(o.errors_per_second or 0.0
                                            for o in detail.operations)
         m["async_operations_completed"] = sum(o.count or 0 for o in detail.operations)
@@ -140,13 +146,9 @@ class AsyncComponent(AgentComponent):
             m["async_pool_waiters"] = sum(p.waiters or 0 for p in detail.pools)
 
     def _limiters(self, m: dict, why: dict, detail: AsyncDetail) -> None:
-        counted = [x.rejected_10s for x in detail.limiters if x.rejected_10s is not None]
-        if not counted:
-            why["async_limiter_rejected_per_second"] = (
-                "unavailable (the app registered no rate limiter)" if not detail.limiters else
-                "unavailable (less than 10 s of limiter history)")
-        else:
-            m["async_limiter_rejected_per_second"] = sum(counted) / 10.0
+        _window_rate(m, why, detail, "async_limiter_rejected_per_second",
+                     [(x.rejected_10s, x.rejected_10s_seconds) for x in detail.limiters],
+                     "rate limiter")
 
     def _breakers(self, m: dict, why: dict, detail: AsyncDetail) -> None:
         if not detail.breakers:
@@ -160,16 +162,44 @@ class AsyncComponent(AgentComponent):
             why["async_queue_fill_ratio"] = "unavailable (the app registered no task queue)"
         else:
             m["async_queue_fill_ratio"] = max(fills)
-        dropped = [q.dropped_10s for q in detail.queues if q.dropped_10s is not None]
-        if not dropped:
-            why["async_queue_dropped_per_second"] = (
-                "unavailable (the app registered no task queue)" if not detail.queues else
-                "unavailable (less than 10 s of queue history)")
-        else:
-            m["async_queue_dropped_per_second"] = sum(dropped) / 10.0
+        _window_rate(m, why, detail, "async_queue_dropped_per_second",
+                     [(q.dropped_10s, q.dropped_10s_seconds) for q in detail.queues],
+                     "task queue")
 
     # ------------------------------------------------------------ text
 
     def describe(self, snapshot: Snapshot) -> Presentation:
         """The snapshot as labelled rows and tables (``pwtop analyze`` prints them)."""
         return present(snapshot)
+
+
+#: The window the app counts limiter rejections and queue drops over (the agent's "10s").
+COUNT_WINDOW_S = 10.0
+
+
+def _window_rate(m: dict, why: dict, detail: AsyncDetail, metric: str,
+                 counts: list[tuple[int | None, float | None]], kind: str) -> None:
+    """Events per second: each registry's window count over the seconds it covered.
+
+    The app counts over its last 10 s, or its whole history while that is shorter: a
+    count divided by a constant 10 would understate a young app's rate, so each count is
+    divided by its own span, and a span shorter than the window is said in
+    ``detail.rate_windows``.
+    """
+    if not counts:
+        why[metric] = f"unavailable (the app registered no {kind})"
+        return
+    counts = [(n, s) for n, s in counts if n is not None]  # a new one has no history yet
+    if not counts:
+        why[metric] = f"unavailable (no {kind} history yet)"
+        return
+    if any(s is None for _, s in counts):
+        why[metric] = ("unavailable (the app's agent does not say how many seconds its "
+                       "window counts cover)")
+        return
+    m[metric] = sum(n / s for n, s in counts)  # type: ignore[operator]
+    shortest = min(s for _, s in counts)  # type: ignore[type-var]
+    if shortest < COUNT_WINDOW_S * 0.95:  # sampled about once a second: 10 s give or take
+        detail.rate_windows[metric] = (f"over the last {shortest:.1f} s only: the app's "
+                                       f"history is shorter than {COUNT_WINDOW_S:g} s")
+

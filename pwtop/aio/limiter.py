@@ -192,6 +192,7 @@ class RateLimiter:
             "admitted": self.admitted, "delayed": self.delayed, "rejected": self.rejected,
             "wait_time": self.wait_time.snapshot(),
             "in_window": self._windows.counts(),
+            "in_window_seconds": self._windows.spans(),
             "per_second": self._windows.rates(),
         }
 

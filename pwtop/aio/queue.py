@@ -308,6 +308,7 @@ class TaskQueue:
             "batch_latency": self.batch_latency.snapshot(),
             "queue_wait": self.queue_wait.snapshot(),
             "in_window": self._windows.counts(),
+            "in_window_seconds": self._windows.spans(),
             "per_second": self._windows.rates(),
         }
 

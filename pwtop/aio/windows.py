@@ -43,6 +43,17 @@ class CounterWindows:
             out[name] = per
         return out
 
+    def spans(self) -> dict[str, dict[str, float | None]]:
+        """Seconds each of :meth:`counts`' figures covers: the window, or less while the
+        history is younger than it. A reader turns a count into a rate only with these."""
+        out: dict[str, dict[str, float | None]] = {}
+        for name, rate in self._rates.items():
+            out[name] = {}
+            for w in rate.windows:
+                d = rate.delta(w, partial=True)
+                out[name][window_label(w)] = None if d is None else d.seconds
+        return out
+
     def rates(self) -> dict[str, dict[str, float | None]]:
         """Per-second rates per window; None until the history covers the window (unlike
         :meth:`counts`, a rate over a shorter history would be mislabelled)."""

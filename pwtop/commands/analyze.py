@@ -12,8 +12,16 @@ from pwtop.config import Settings
 from pwtop.model import Level
 
 
+#: ``analyze`` takes one sample: CPU shares and disk/network rates are measured over at
+#: least this long after the system component is built, so that they are not a tenth of
+#: a second dominated by pwtop's own start-up.
+ANALYZE_RATE_WINDOW_S = 1.0
+
+
 def component_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Options from the command line that only some components take."""
+    """Options from the command line (or of a one-shot run) that only some components take."""
+    if name == "system":
+        return {"min_window": ANALYZE_RATE_WINDOW_S}
     if name != "database":
         return {}
     opts: dict[str, Any] = {}

@@ -21,8 +21,8 @@ from pwtop.database import indexes as index_rules
 from pwtop.database import space
 from pwtop.database.activity import STARVED_LAG_FRAMES
 from pwtop.database.advisor.recommend import create_index_advice
-from pwtop.database.inspect import needs_stats, quote
-from pwtop.database.model import DatabaseDetail
+from pwtop.database.inspect import MIN_ROWS_FOR_STATS, needs_stats, quote
+from pwtop.database.model import DatabaseDetail, FileInfo
 from pwtop.model import Level, Recommendation, Snapshot
 from pwtop.units import human_bytes
 
@@ -88,6 +88,13 @@ def _rec(kind: str, rec_id: str, target: str, title: str, **kw: object) -> Recom
 
 # ---------------------------------------------------------------- statistics
 
+def _names(names: Iterable[str], shown: int = 6) -> str:
+    """Names for a title: the first ``shown``, then how many more the evidence lists."""
+    names = list(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def analyze_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     tables = [t for t in ctx.detail.tables if needs_stats(t)]
     if not tables:
@@ -102,10 +109,16 @@ def analyze_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
             "change, normally for the better")
     if never:
         rows = sum(t.rows_estimate or 0 for t in tables)
+        small = [t.name for t in ctx.detail.tables
+                 if t.stats_state == "missing" and not needs_stats(t)]
         yield _rec(
             "analyze", "db-analyze", ctx.detail.path,
-            f"Run ANALYZE: {len(tables)} table(s) have no statistics",
+            f"Run ANALYZE: {len(tables)} table(s) of {MIN_ROWS_FOR_STATS:,} rows or more "
+            f"have no statistics: {_names(t.name for t in tables)}",
             evidence={"tables_without_stats": len(tables),
+                      "tables_without_stats_names": ", ".join(t.name for t in tables),
+                      "min_rows_counted": MIN_ROWS_FOR_STATS,
+                      "smaller_tables_without_stats": ", ".join(small) or "none",
                       "largest_table": max(tables, key=lambda t: t.rows_estimate or 0).name,
                       "rows_to_scan": rows,
                       "slow_queries": sum(1 for q in ctx.detail.queries if q.slow)},
@@ -131,13 +144,31 @@ def analyze_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
 
 # ---------------------------------------------------------------- space
 
+def _free_share(f: FileInfo) -> float:
+    """The free-page share for a threshold test: a file without pages has none to free."""
+    return f.freelist_ratio or 0.0
+
+
+def _database_size(f: FileInfo) -> int:
+    """The file's size for sizing advice; when its stat failed, its pages' size.
+
+    Only advice is sized this way (VACUUM's room, mmap_size): the shown file size stays
+    unavailable with its reason.
+    """
+    return f.file_bytes if f.file_bytes is not None else f.page_count * f.page_size_bytes
+
+
 def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     f = ctx.detail.file
     frag = ctx.detail.fragmentation
     threshold = ctx.settings.database.vacuum_threshold
     freelist_bytes = space.freelist_bytes(f.freelist_count, f.page_size_bytes)
-    evidence: dict[str, object] = {"file_bytes": f.file_bytes, "freelist_bytes": freelist_bytes,
-                                   "freelist_ratio": f.freelist_ratio}
+    evidence: dict[str, object] = {
+        "file_bytes": f.file_bytes if f.file_bytes is not None else unavailable(
+            f.file_bytes_unavailable or "unavailable"),
+        "freelist_bytes": freelist_bytes,
+        "freelist_ratio": f.freelist_ratio if f.freelist_ratio is not None else unavailable(
+            f.freelist_ratio_unavailable or "unavailable")}
     if frag is not None and not frag.interrupted:
         measure = frag.fragmentation_ratio
         unused = frag.unused_bytes
@@ -146,7 +177,7 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
                         dbstat_age_seconds=frag.age_s)
         basis = "free pages plus unused space inside pages (dbstat)"
     else:
-        measure = f.freelist_ratio
+        measure = _free_share(f)
         unused = 0
         why = ctx.detail.fragmentation_unavailable or (
             f"dbstat interrupted on {len(frag.interrupted)} b-tree(s)" if frag else "no dbstat")
@@ -158,7 +189,8 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         return
     wal_note = (" In WAL mode the rewritten pages pass through the -wal file: the file "
                 "shrinks at the next checkpoint." if f.journal_mode == "wal" else "")
-    if f.auto_vacuum == "incremental" and f.freelist_ratio > threshold * INCREMENTAL_SHARE:
+    size = _database_size(f)
+    if f.auto_vacuum == "incremental" and _free_share(f) > threshold * INCREMENTAL_SHARE:
         yield _rec(
             "incremental_vacuum", "db-incremental-vacuum", ctx.detail.path,
             f"Return {f.freelist_count:,} free pages to the filesystem (incremental vacuum)",
@@ -168,9 +200,9 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
             risk="moves pages from the end of the file into free slots: a short write "
                  "transaction per batch; leaves unused space inside pages as it is",
             action=f"PRAGMA incremental_vacuum({f.freelist_count})", level=Level.WARNING)
-        if unused / max(f.file_bytes, 1) <= threshold:
+        if unused / max(size, 1) <= threshold:
             return
-    need = 2 * f.file_bytes
+    need = 2 * size
     free = f.filesystem_free_bytes
     room = (f"needs up to {human_bytes(need)} free on its filesystem "
              f"({human_bytes(free) if free is not None else 'unknown'} free now)")
@@ -184,7 +216,7 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         risk=f"rewrites the whole file: {room}; the app's writes wait until it finishes, "
              f"and about {human_bytes(need)} is written to the card (wear)",
         action="VACUUM", level=Level.WARNING)
-    if f.auto_vacuum == "none" and f.freelist_ratio > threshold * INCREMENTAL_SHARE:
+    if f.auto_vacuum == "none" and _free_share(f) > threshold * INCREMENTAL_SHARE:
         yield _rec(
             "auto_vacuum_incremental", "db-auto-vacuum-incremental", ctx.detail.path,
             "Switch to auto_vacuum=INCREMENTAL (includes the VACUUM of db-vacuum: choose one)",
@@ -318,7 +350,7 @@ def app_settings_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     wal = f.journal_mode == "wal"
     page = max(f.page_size_bytes, 1)
     cache_kib = s.cache_size * page // 1024
-    mmap = min(MMAP_CAP_BYTES, ((f.file_bytes + (1 << 20) - 1) >> 20) << 20)
+    mmap = min(MMAP_CAP_BYTES, ((_database_size(f) + (1 << 20) - 1) >> 20) << 20)
     sync = s.synchronous.upper()
     if not wal and sync in ("NORMAL", "OFF"):
         sync_note = ("in rollback mode synchronous=NORMAL can corrupt the file on power loss: "

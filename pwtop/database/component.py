@@ -344,12 +344,17 @@ class DatabaseComponent(Component):
     def _metrics(self, snap: Snapshot, d: DatabaseDetail) -> None:
         m, un = snap.metrics, snap.unavailable
         f = d.file
-        m["database_file_bytes"] = f.file_bytes
-        m["database_wal_bytes"] = f.wal_bytes or 0
+        for key, value, why in (
+                ("database_file_bytes", f.file_bytes, f.file_bytes_unavailable),
+                ("database_wal_bytes", f.wal_bytes or 0, f.wal_bytes_unavailable),
+                ("database_freelist_ratio", f.freelist_ratio, f.freelist_ratio_unavailable)):
+            if why:
+                un[key] = why
+            else:
+                m[key] = value
         m["database_page_size_bytes"] = f.page_size_bytes
         m["database_page_count"] = f.page_count
         m["database_freelist_pages"] = f.freelist_count
-        m["database_freelist_ratio"] = f.freelist_ratio
         if f.wal_frames is not None:
             m["database_wal_frames"] = f.wal_frames
             m["database_checkpoint_lag_frames"] = f.checkpoint_lag_frames
@@ -371,7 +376,8 @@ class DatabaseComponent(Component):
                       "database_nonsequential_ratio", "database_reclaimable_bytes"):
                 un[k] = why
         m["database_tables"] = len(d.tables)
-        m["database_indexes"] = sum(len(t.indexes) for t in d.tables)
+        # CREATE INDEX only: the sqlite_autoindex_* of UNIQUE/PRIMARY KEY are SQLite's.
+        m["database_indexes"] = sum(1 for t in d.tables for i in t.indexes if i.origin == "c")
         m["database_stats_stale_tables"] = sum(1 for t in d.tables if inspect.needs_stats(t))
         m["database_workload_queries"] = len(d.queries)
         m["database_slow_queries"] = sum(1 for q in d.queries if q.slow)

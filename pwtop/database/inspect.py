@@ -75,10 +75,12 @@ def file_info(conn: sqlite3.Connection, path: Path, header: Header | None,
         # An immutable connection reports "delete"; the header says what the file uses.
         journal = "wal" if header.wal else journal
     version = str(conn.execute("SELECT sqlite_version()").fetchone()[0])
+    size: int | None = None
+    size_why = None
     try:
         size = os.stat(path).st_size
-    except OSError:
-        size = page_size * page_count
+    except OSError as exc:  # page_count x page_size is another figure (WAL pages count)
+        size_why = f"unavailable (stat of the database file failed: {_reason(exc)})"
     try:
         vfs = os.statvfs(path.parent)
         free = vfs.f_bavail * vfs.f_frsize
@@ -86,18 +88,27 @@ def file_info(conn: sqlite3.Connection, path: Path, header: Header | None,
         free = None
     info = FileInfo(
         path=str(path), file_bytes=size, page_size_bytes=page_size, page_count=page_count,
-        freelist_count=freelist, freelist_ratio=space.freelist_ratio(freelist, page_count),
+        freelist_count=freelist,
+        freelist_ratio=freelist / page_count if page_count else None,
         journal_mode=journal, auto_vacuum=auto_vacuum, sqlite_version=version,
-        filesystem_free_bytes=free, open_mode=plan.mode)
+        filesystem_free_bytes=free, open_mode=plan.mode, file_bytes_unavailable=size_why)
+    if not page_count:
+        info.freelist_ratio_unavailable = "unavailable (the database has no pages)"
     for suffix, attr in (("-wal", "wal_bytes"), ("-shm", "shm_bytes")):
         try:
             setattr(info, attr, os.stat(f"{path}{suffix}").st_size)
         except FileNotFoundError:
-            pass
-        except OSError:
-            pass
+            pass  # no such file: a real 0 for the -wal
+        except OSError as exc:
+            if suffix == "-wal":
+                info.wal_bytes_unavailable = (
+                    f"unavailable (stat of the -wal file failed: {_reason(exc)})")
     info.wal_exists = info.wal_bytes is not None
     return info
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def _table_list(conn: sqlite3.Connection) -> list[tuple[str, bool]]:
@@ -231,7 +242,7 @@ def classify_stats(t: TableInfo) -> None:
     if t.stats_rows is not None:
         t.rows_estimate, t.rows_estimate_source = t.stats_rows, "sqlite_stat1"
     elif t.cheap_rows is not None:
-        t.rows_estimate, t.rows_estimate_source = t.cheap_rows, "max(rowid)"
+        t.rows_estimate, t.rows_estimate_source = t.cheap_rows, "rowid span"
     if t.rows_exact is not None:
         current = t.rows_exact
     else:

@@ -17,11 +17,11 @@ class FileInfo:
     """The database file and its WAL, from PRAGMAs and ``os.stat`` (never an open)."""
 
     path: str
-    file_bytes: int
+    file_bytes: int | None              # os.stat size (None: the stat failed, see below)
     page_size_bytes: int
     page_count: int
     freelist_count: int
-    freelist_ratio: float
+    freelist_ratio: float | None        # None when the file has no pages to divide by
     journal_mode: str                   # "wal", "delete", "truncate", "persist", ...
     auto_vacuum: str                    # "none", "full" or "incremental"
     sqlite_version: str
@@ -34,6 +34,10 @@ class FileInfo:
     checkpoint_lag_frames: int | None = None  # wal_frames - wal_backfilled_frames
     wal_unavailable: str | None = None  # why the WAL-index figures are missing
     open_mode: str = ""                 # how pwtop opened it, e.g. "read-only" or "immutable"
+    # Why a figure above is None: a failed read is said, never replaced by another number.
+    file_bytes_unavailable: str | None = None
+    wal_bytes_unavailable: str | None = None  # the -wal exists or may, but stat failed
+    freelist_ratio_unavailable: str | None = None
 
 
 @dataclass
@@ -108,7 +112,7 @@ class IndexInfo:
 class TableInfo:
     name: str
     rows_estimate: int | None           # from sqlite_stat1, else the cheap estimate below
-    rows_estimate_source: str           # "sqlite_stat1", "max(rowid)" (the rowid span, an upper bound) or ""
+    rows_estimate_source: str           # "sqlite_stat1", "rowid span" (max(rowid) - min(rowid) + 1, an upper bound) or ""
     rows_exact: int | None              # COUNT(*) only on request (--exact-counts)
     size_bytes: int | None              # the table's own b-tree plus all its indexes
     own_bytes: int | None               # the table's own b-tree only

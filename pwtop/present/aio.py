@@ -91,6 +91,7 @@ def link_lines(d: AsyncDetail | None) -> list[str]:
         parts.append(f"loop blocked {len(blocked)} time(s), worst "
                      f"{human_seconds(worst.duration_seconds)} by {worst.name} at "
                      f"{worst.where}")
+    parts += [f"{metric} {window}" for metric, window in sorted(d.rate_windows.items())]
     lines = [" · ".join(p for p in parts if p)]
     if agent.pid:
         lines.append(f"app pid {agent.pid}, pwtop {agent.version} agent, snapshot "

@@ -63,12 +63,15 @@ def file_lines(d: DatabaseDetail) -> list[str]:
     lines = [f"database  {d.path}  (SQLite {f.sqlite_version}{opened})"]
     free = (f"{human_bytes(f.filesystem_free_bytes)} free on its filesystem"
             if f.filesystem_free_bytes is not None else "filesystem free space unknown")
-    lines.append(f"file      {human_bytes(f.file_bytes)} = {human_count(f.page_count)} pages "
+    size = f.file_bytes_unavailable or human_bytes(f.file_bytes)
+    share = f.freelist_ratio_unavailable or human_ratio(f.freelist_ratio)
+    size += " =" if f.file_bytes is not None else ";"
+    lines.append(f"file      {size} {human_count(f.page_count)} pages "
                  f"of {human_bytes(f.page_size_bytes)}; {human_count(f.freelist_count)} free "
-                 f"pages ({human_ratio(f.freelist_ratio)}); {free}")
+                 f"pages ({share}); {free}")
     journal = f"journal   {f.journal_mode}, auto_vacuum {f.auto_vacuum}"
-    if f.wal_exists or f.journal_mode == "wal":
-        journal += f"; WAL {human_bytes(f.wal_bytes or 0)}"
+    if f.wal_exists or f.journal_mode == "wal" or f.wal_bytes_unavailable:
+        journal += f"; WAL {f.wal_bytes_unavailable or human_bytes(f.wal_bytes or 0)}"
         if f.wal_frames is not None:
             journal += (f", {human_count(f.wal_frames)} frames, "
                         f"{human_count(f.checkpoint_lag_frames)} not checkpointed")
@@ -147,7 +150,7 @@ def space_table(d: DatabaseDetail) -> Table:
         count = t.rows_exact if t.rows_exact is not None else t.rows_estimate
         count_cell = number(count)
         if t.rows_exact is None and count is not None and \
-                t.rows_estimate_source == "max(rowid)":
+                t.rows_estimate_source == "rowid span":
             count_cell.text = f"≤{count_cell.text}"  # the rowid span: an upper bound
         stats = t.stats_state
         if t.stats_drift_ratio is not None and t.stats_state == "stale":

@@ -182,7 +182,7 @@ def database_snapshot_parts() -> tuple[dict, dict, object, list]:
                          IndexInfo("idx_wifi_bssid", "wifi_detections",
                                    [IndexColumn("bssid")], False, False, "c", 4 * mib, True,
                                    ["per_network"])])
-    health = TableInfo("health_records", rows_estimate=700, rows_estimate_source="max(rowid)",
+    health = TableInfo("health_records", rows_estimate=700, rows_estimate_source="rowid span",
                        rows_exact=None, size_bytes=64 * 1024, own_bytes=64 * 1024,
                        stats_state="missing")
     queries = [

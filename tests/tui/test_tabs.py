@@ -59,7 +59,7 @@ async def test_database_tab_figures_tables_queries_and_advice(make_app):
         assert space.shown_row_keys[0] == "t:wifi_detections"  # largest first
         assert cells(space, "t:wifi_detections")[:6] == [
             "wifi_detections", "table", "wifi_detections", "250,000", "30.0 MiB", "62.5 %"]
-        assert cells(space, "t:health_records")[3] == "≤700"  # max(rowid): an upper bound
+        assert cells(space, "t:health_records")[3] == "≤700"  # the rowid span: an upper bound
         assert cells(space, "i:idx_wifi_ssid")[6:] == ["25.0 %", "", "unused"]
         assert cells(space, "i:idx_wifi_bssid")[8] == "per_network"
         queries = tab.query_one("#db-queries", SyncTable)

@@ -28,7 +28,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Iterable
 
-from pwtop.database.advisor.analysis import AdvisorReport, WorkloadItem, analyse
+from pwtop.database.advisor.analysis import AdvisorReport, QueryReport, WorkloadItem, analyse
 from pwtop.database.advisor.captured import fetch_from_agent, items_from_snapshot
 from pwtop.database.model import DatabaseDetail
 from pwtop.errors import PwtopError
@@ -195,16 +195,13 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
             evidence["replaces"] = ", ".join(a.replaces)
         for name in a.helps:
             q = queries[name]
-            measured = _ms(q.weight_seconds) + ("" if q.measured else " (estimated)")
             evidence[f"query {name}"] = (
-                f"{measured} -> {_ms(q.predicted_seconds)} predicted; plan "
-                f"{' / '.join(q.plan_before)} => {' / '.join(q.plan_after)}")
+                f"{_timed(q)}; plan {' / '.join(q.plan_before)} => {' / '.join(q.plan_after)}")
         evidence["statistics"] = sampling
         if skipped:
             evidence["statements_not_analysed"] = ", ".join(skipped)
         slow = any(queries[n].weight_seconds > analyze_threshold for n in a.helps)
-        helped = "; ".join(f"{n} {_ms(queries[n].weight_seconds)} -> "
-                           f"{_ms(queries[n].predicted_seconds)}" for n in a.helps[:4])
+        helped = "; ".join(f"{n} {_timed(queries[n])}" for n in a.helps[:4])
         drops = (f"; it makes {', '.join(a.replaces)} redundant (dropped by "
                  f"{', '.join('db-drop-' + r for r in a.replaces)})") if a.replaces else ""
         out.append(Recommendation(
@@ -241,3 +238,13 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
                  "in INDEXED BY would fail",
             action=f'DROP INDEX "{drop.name}"', level=Level.INFO))
     return out
+
+
+def _timed(q: QueryReport) -> str:
+    """A statement's time and its prediction, or "not timed" for one that was only
+    explained (parameters without values): its weight then comes from the plan's cost, not
+    from a clock, so no time is quoted for it."""
+    if not q.measured:
+        return "not timed (only explained: it has parameters and no values)"
+    return f"{_ms(q.weight_seconds)} -> {_ms(q.predicted_seconds)} predicted"
+
