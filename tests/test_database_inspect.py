@@ -449,3 +449,27 @@ def test_the_free_page_share_of_a_file_without_pages_is_unavailable(tmp_path):
         conn.close()
     assert info.page_count == 0 and info.freelist_ratio is None
     assert info.freelist_ratio_unavailable == "unavailable (the database has no pages)"
+
+
+async def test_a_database_name_at_the_file_name_limit_is_collected(tmp_path):
+    """Its -wal/-shm names would be past the limit (ENAMETOOLONG): there are none, and the
+    collect says so instead of failing on the look-up."""
+    from pwtop.components import build
+    from pwtop.config import Settings
+
+    short = tmp_path / "short.db"  # made under a short name: SQLite's own journal needs room
+    conn = sqlite3.connect(short)
+    conn.execute("CREATE TABLE t (x)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(100)])
+    conn.commit()
+    conn.close()
+    db = short.rename(tmp_path / ("d" * 252 + ".db"))  # 255 bytes: ext4's longest name
+    settings = Settings()
+    settings.target.database = str(db)
+    component = build("database", settings)
+    try:
+        snap = await component.collect()
+    finally:
+        await component.close()
+    assert snap.metrics["database_tables"] == 1
+    assert snap.metrics["database_file_bytes"] == db.stat().st_size

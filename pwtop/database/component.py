@@ -145,8 +145,8 @@ class DatabaseComponent(Component):
         locked = any(h.file == "db" for h in holders)
         wal_index = activity.read_wal_index(path, locked)
         plan = connect.open_plan(path, header, locked)
-        wal_existed = connect.sidecar(path, "-wal").exists()
-        shm_existed = connect.sidecar(path, "-shm").exists()
+        wal_existed = connect.sidecar_exists(path, "-wal")
+        shm_existed = connect.sidecar_exists(path, "-shm")
         log = _ProbeLog(path, holders)
         if plan.note:
             log.warnings.append(plan.note)
@@ -161,7 +161,7 @@ class DatabaseComponent(Component):
         if plan.mode == "immutable":
             appeared = [suffix for suffix, existed in (("-wal", wal_existed),
                                                         ("-shm", shm_existed))
-                        if not existed and connect.sidecar(path, suffix).exists()]
+                        if not existed and connect.sidecar_exists(path, suffix)]
             if appeared:
                 warnings.append("another process opened the database in WAL mode during the "
                                 "analysis: its newest commits may be missing from these figures")

@@ -23,6 +23,7 @@ connections register themselves here for that purpose.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import stat
@@ -183,6 +184,17 @@ def sidecar(path: Path, suffix: str) -> Path:
     return Path(f"{path}{suffix}")
 
 
+def sidecar_exists(path: Path, suffix: str) -> bool:
+    """Whether the -wal/-shm file is there. A database name so long that the suffix takes
+    it past the file system's limit (ENAMETOOLONG) has none: SQLite cannot create one."""
+    try:
+        return sidecar(path, suffix).exists()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return False
+        raise
+
+
 # A WAL file with no -shm while another process holds locks on the database file.
 EXCLUSIVE_WAL = ("the app holds the file with locking_mode=EXCLUSIVE: its WAL index is in "
                  "its own memory, not in a -shm file")
@@ -206,7 +218,7 @@ def open_plan(path: Path, header: Header | None, locked: bool = False) -> OpenPl
     ro = f"file:{quoted}?mode=ro"
     if header is None or not header.wal:
         return OpenPlan(ro, "read-only")
-    wal, shm = sidecar(path, "-wal").exists(), sidecar(path, "-shm").exists()
+    wal, shm = sidecar_exists(path, "-wal"), sidecar_exists(path, "-shm")
     if wal and shm:
         return OpenPlan(ro, "read-only")
     if not wal and not shm:
