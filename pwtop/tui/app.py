@@ -657,9 +657,6 @@ class PwtopApp(App[int]):
         if self._main_ready():
             self.main.query_one(PwtopHeader).set_paused(session.paused)
 
-    def interval_for(self, name: str) -> float:
-        return self.session.interval_for(name)
-
     def set_refresh(self, seconds: float) -> None:
         """``+``/``-``: a new refresh interval. (Not ``set_interval``: that is Textual's
         timer API, which Textual itself calls, e.g. with TEXTUAL=debug.)"""
@@ -703,7 +700,8 @@ class PwtopApp(App[int]):
         note = ""
         if ranged is not None:
             ranged.range = view.chart_range
-            if ranged.wanted(view.series.span("system"), self.interval_for("system")):
+            if ranged.wanted(view.series.span("system"),
+                             self.session.interval_for("system")):
                 ranged.forced = True
                 if self.session.watch_runner is not None:
                     self.session.watch_runner.poke()
