@@ -2,7 +2,7 @@
 
 An app process stands in for PiWardrive: a FastAPI app under uvicorn with
 ``PerformanceApp`` mounted at ``/performance`` (the session running, at the default 1 s
-refresh), a writer task that inserts and commits scan rows (WAL, synchronous=NORMAL, in a
+refresh, in its worker process unless ``--in-process``), a writer task that inserts and commits scan rows (WAL, synchronous=NORMAL, in a
 thread as an async app's SQLite driver does) 20 times a second, and a loop-lag probe (a
 10 ms sleep, how late it wakes). Each commit's latency and each lag sample is recorded
 with the monotonic clock (system-wide on Linux).
@@ -13,12 +13,14 @@ as WAL growth fall on both sides):
 * ``quiet``: nobody reads pwtop's endpoints;
 * ``watched``: a dashboard's ``events`` stream open (a Server-Sent Events client reading
   every event, as the page's EventSource does; ``--browser`` opens the real page in
-  headless chromium instead) and ``/performance/stats`` scraped 10 times a second.
+  headless chromium instead) and ``/performance/stats`` scraped 10 times a second
+  (``Accept-Encoding: gzip``, as a browser's fetch asks, unless ``--encoding identity``).
 
 It prints the p50/p99 loop lag and commit latency of each and the ratio
 watched/quiet of the p99s; the goal is <= 1.1 for both.
 
     .venv/bin/python bench/bench_performance_app.py [--rounds R] [--window S] [--browser]
+        [--encoding gzip|identity] [--in-process] [--settle S]
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ TOKEN = "bench-token-0123456789abcdef"
 
 # ---------------------------------------------------------------- the app process
 
-def serve_app(db: str, out: str, port_file: str) -> None:
+def serve_app(db: str, out: str, port_file: str, where: str = "worker") -> None:
     """The app: FastAPI + uvicorn + PerformanceApp, a writer and a lag probe; writes its
     samples ("lag"/"commit", monotonic time, seconds) to ``out`` when told to stop."""
     import uvicorn
@@ -63,7 +65,7 @@ def serve_app(db: str, out: str, port_file: str) -> None:
     optimizer = AsyncOptimizer()
     realtime = RealtimeOptimizer(hubs=[WebSocketHub(name="aps")])
     perf = PerformanceApp(db_path=db, async_optimizer=optimizer, realtime_optimizer=realtime,
-                          token=TOKEN)
+                          token=TOKEN, worker=where == "worker")
     app = FastAPI(lifespan=perf.lifespan)
     app.mount("/performance", perf)
     samples: list[tuple[str, float, float]] = []
@@ -127,9 +129,10 @@ class Scraper(threading.Thread):
     """GET /performance/stats ``SCRAPES_PER_SECOND`` times a second on one keep-alive
     connection while ``on`` is set."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, encoding: str) -> None:
         super().__init__(daemon=True)
         self.port = port
+        self.headers = {"Accept-Encoding": encoding}
         self.on = threading.Event()
         self.done = threading.Event()
         self.scrapes = 0
@@ -145,13 +148,13 @@ class Scraper(threading.Thread):
             due += 1.0 / SCRAPES_PER_SECOND
             time.sleep(max(0.0, due - time.monotonic()))
             try:
-                conn.request("GET", "/performance/stats")
+                conn.request("GET", "/performance/stats", headers=self.headers)
                 resp = conn.getresponse()
             except (http.client.RemoteDisconnected, ConnectionError):
                 # uvicorn closes a connection idle for 5 s (the quiet windows): reconnect
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                conn.request("GET", "/performance/stats")
+                conn.request("GET", "/performance/stats", headers=self.headers)
                 resp = conn.getresponse()
             body = resp.read()
             assert resp.status == 200, body[:200]
@@ -215,14 +218,15 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def run(rounds: int, window: float, browser: bool) -> dict:
+def run(rounds: int, window: float, browser: bool, encoding: str = "gzip",
+        settle: float = 4.0, where: str = "worker") -> dict:
     from pwtop.demo.generate import create_demo_database
 
     work = Path(tempfile.mkdtemp(prefix="pwtop-bench-app-"))
     db, out, port_file = work / "app.db", work / "samples.json", work / "port"
     create_demo_database(db, rows=20_000, seed=1)
     app = subprocess.Popen([sys.executable, __file__, "--serve", str(db), str(out),
-                            str(port_file)], cwd=ROOT,
+                            str(port_file), where], cwd=ROOT,
                            env={**os.environ, "XDG_RUNTIME_DIR": str(work),
                                 "XDG_STATE_HOME": str(work)})
     try:
@@ -231,7 +235,7 @@ def run(rounds: int, window: float, browser: bool) -> dict:
                 raise SystemExit("the app exited before serving")
             time.sleep(0.05)
         port = int(port_file.read_text())
-        scraper = Scraper(port)
+        scraper = Scraper(port, encoding)
         scraper.start()
         time.sleep(3.0)  # the session's first polls, the database's first full pass
         phases: list[tuple[str, float, float]] = []
@@ -249,7 +253,9 @@ def run(rounds: int, window: float, browser: bool) -> dict:
                     scraper.on.set()
                 started = time.monotonic()
                 time.sleep(window)
-                phases.append((mode, started, time.monotonic()))
+                # the first ``settle`` seconds are a change of state (the worker told to
+                # build or to stop, a stream connecting), not the state measured
+                phases.append((mode, started + settle, time.monotonic()))
                 scraper.on.clear()
                 for w in watchers:
                     w.close()
@@ -263,11 +269,11 @@ def run(rounds: int, window: float, browser: bool) -> dict:
             app.kill()
             app.wait()
         shutil.rmtree(work, ignore_errors=True)
-    watched_s = sum(b - a for m, a, b in phases if m == "watched")
-    result: dict = {"rounds": rounds, "window_s": window, "scrapes": scraper.scrapes,
+    watched_s = sum(b - a + settle for m, a, b in phases if m == "watched")
+    result: dict = {"rounds": rounds, "window_s": window, "settle_s": settle, "session": where, "scrapes": scraper.scrapes,
                     "scrapes_per_second": scraper.scrapes / watched_s,
                     "load_average": os.getloadavg(), "cpus": os.cpu_count(),
-                    "scraped_bytes": scraper.bytes, "watcher": "chromium" if browser else
+                    "scraped_bytes": scraper.bytes, "encoding": encoding, "watcher": "chromium" if browser else
                     "SSE client", "modes": {}}
     cpu = [(t, v) for k, t, v in samples if k == "cpu"]
     for mode in ("quiet", "watched"):
@@ -291,7 +297,7 @@ def run(rounds: int, window: float, browser: bool) -> dict:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve_app(*sys.argv[2:5])
+        serve_app(*sys.argv[2:6])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=6, help="pairs of windows (default 6)")
@@ -299,16 +305,28 @@ def main() -> None:
                         help="seconds per window (default 10)")
     parser.add_argument("--browser", action="store_true",
                         help="open the real dashboard in headless chromium")
+    parser.add_argument("--encoding", default="gzip", choices=("gzip", "identity"),
+                        help="the scraper's Accept-Encoding (default gzip, as a browser's "
+                             "fetch or curl --compressed asks)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="PerformanceApp(worker=False): the session on the app's loop")
+    parser.add_argument("--settle", type=float, default=4.0,
+                        help="seconds at the start of each window left out (default 4)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.rounds, args.window, args.browser)
+    if not 0 <= args.settle < args.window:
+        parser.error("--settle must be at least 0 and shorter than --window")
+    result = run(args.rounds, args.window, args.browser, args.encoding, args.settle,
+                 "in-process" if args.in_process else "worker")
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{args.rounds} paired rounds of {args.window:g} s; watched = {result['watcher']} "
+    print(f"{args.rounds} paired rounds of {args.window:g} s (the first {args.settle:g} s of each "
+          f"left out); watched = {result['watcher']} "
           f"on events + /stats scraped {SCRAPES_PER_SECOND:g}/s "
           f"({result['scrapes_per_second']:.1f}/s done, "
-          f"{result['scraped_bytes'] // max(1, result['scrapes'])} B each); load average "
+          f"{result['scraped_bytes'] // max(1, result['scrapes'])} B each, "
+          f"{result['encoding']}); session: {result['session']}; load average "
           f"{result['load_average'][0]:.1f} on {result['cpus']} CPUs")
     print(f"{'':10} {'lag p50':>10} {'lag p99':>10} {'commit p50':>11} {'commit p99':>11} "
           f"{'app CPU':>8}")

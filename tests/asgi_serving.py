@@ -93,6 +93,9 @@ async def serve(db_path: Path | None, *, host: str = "127.0.0.1", lifespan: bool
     realtime = RealtimeOptimizer(hubs=[WebSocketHub(name="aps")])
     options.setdefault("token", TOKEN)
     options.setdefault("interval", 0.2)
+    # the session on the test's loop, so tests can await it (test_asgi_worker.py runs
+    # it in its worker process, as an app does by default)
+    options.setdefault("worker", False)
     perf = PerformanceApp(db_path=db_path, async_optimizer=optimizer,
                           realtime_optimizer=realtime, **options)
     app = FastAPI(lifespan=perf.lifespan) if lifespan else FastAPI()

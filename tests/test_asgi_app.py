@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import logging
 import os
@@ -122,6 +123,42 @@ async def test_no_request_runs_a_collect(tmp_path):
             assert {n: s.polls for n, s in session.states.items()} == polls
             assert (await served.get("stats")).json()["database"]["stats"]["taken_at"] == \
                 taken
+
+
+async def test_stats_are_gzipped_once_per_build_for_a_client_that_accepts_it(tmp_path):
+    async with serve(make_db(tmp_path / "app.db")) as served:
+        await ready(served)
+        session = served.perf.session
+        async with contextlib.AsyncExitStack() as stack:
+            for name in session.pollers:  # one build for every request below
+                await stack.enter_async_context(session.hold(name))
+            await served.get("stats")  # starts the advice; its arrival is a change
+            await asyncio.wait_for(session.wait_until(lambda: all(
+                s.recommendations is not None for s in session.states.values())), 30)
+            plain = await served.get("stats")
+            assert plain.status == 200 and "content-encoding" not in plain.headers
+            assert plain.headers["vary"].lower() == "accept-encoding"
+            compressions = 0
+            original = gzip.compress
+
+            def counting(*args, **kw):
+                nonlocal compressions
+                compressions += 1
+                return original(*args, **kw)
+
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(gzip, "compress", counting)
+                packed = [await served.get("stats", headers={"Accept-Encoding": enc})
+                          for enc in ("gzip, deflate", "br;q=1.0, gzip;q=0.8", "*")]
+            for reply in packed:
+                assert reply.status == 200 and reply.headers["content-encoding"] == "gzip"
+                assert int(reply.headers["content-length"]) == len(reply.body)
+                assert gzip.decompress(reply.body) == plain.body
+            assert len(packed[0].body) * 4 < len(plain.body)
+            assert compressions == 1
+            for refused in ("gzip;q=0", "identity", "deflate"):
+                reply = await served.get("stats", headers={"Accept-Encoding": refused})
+                assert "content-encoding" not in reply.headers and reply.body == plain.body
 
 
 async def test_the_database_work_runs_in_threads_not_on_the_loop(tmp_path, monkeypatch):

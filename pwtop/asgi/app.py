@@ -8,20 +8,23 @@ monitored app.
     app.mount("/performance", perf)
 
 It is a face of pwtop's engine (``tests/test_layers.py`` puts ``pwtop.asgi.*`` with the
-faces): it drives one :class:`pwtop.session.Session` on the app's own event loop, started
-by the ASGI ``lifespan`` startup or on the first request (a framework's mount does not
-forward lifespan events), stopped on shutdown or by :meth:`PerformanceApp.close`. The
-session polls each component in the background; every endpoint answers from its latest
-state, so no request runs a collect. The database and system components do their
-blocking work in threads (``asyncio.to_thread``), never on the app's loop; the async and
-realtime components read the app's optimizer objects in-process
-(:mod:`pwtop.asgi.inprocess`).
+faces). By default (``worker=True``) the session runs in a process of its own
+(:mod:`pwtop.asgi.worker`, started by the ASGI ``lifespan`` startup or on the first
+request: a framework's mount does not forward lifespan events; stopped on shutdown or by
+:meth:`PerformanceApp.close`, and by itself when the app dies). The worker reads the
+database file from outside and the app's optimizers through an agent on a private unix
+socket, builds every document and sends them as bytes; this process only serves them.
+Python threads share one interpreter lock, so the session's collects and builds in the
+app's own process made the app's loop and SQLite threads wait (docs/benchmarks.md).
+``worker=False`` runs the session on the app's loop instead (its blocking work in
+threads), reading the optimizers in-process (:mod:`pwtop.asgi.inprocess`).
 
 Nobody reading costs the app nothing beyond the session's polls: the documents are built
-when read (a request, an open ``events`` stream), at most once per change of the session
-and re-encoding only the components that changed, in a thread; the advice is computed
-from the first read on. An ``events`` stream ends after 30 s and the page's EventSource
-reconnects, so an open dashboard never holds up the server's shutdown for longer.
+only while someone reads (a request in the last IDLE_S seconds, an open ``events``
+stream), at most once per change of the session; the advice is computed from the first
+read on. ``/stats`` is sent gzipped to clients that accept it, compressed once per build.
+An ``events`` stream ends after 30 s and the page's EventSource reconnects, so an open
+dashboard never holds up the server's shutdown for longer.
 
 Endpoints (relative to the mount): ``GET stats``, ``alerts``, ``recommendations``,
 ``metrics``, ``healthz``, ``events`` (Server-Sent Events), ``dashboard``, and
@@ -35,38 +38,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from importlib import resources
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from pwtop import __version__
 from pwtop import components as registry
 from pwtop.database import connect
 from pwtop.agent.prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pwtop.agent.prometheus import exposition
 from pwtop.agent.server import Agent
 from pwtop.agent.token import resolve, same_token
-from pwtop.asgi import views
-from pwtop.asgi.http import (BodyTooLarge, Disconnected, Receive, Scope, Send, bearer, dumps,
-                             error, is_loopback, read_body, respond, respond_json, route_path)
+from pwtop.asgi import frames, views
+from pwtop.asgi.http import (JSON, BodyTooLarge, Disconnected, Receive, Scope, Send,
+                             accepts_gzip, bearer, dumps, error, is_loopback, read_body,
+                             respond, respond_json, route_path)
 from pwtop.asgi.inprocess import InProcessAsync, InProcessLink, InProcessRealtime
+from pwtop.asgi.remote import WorkerGone, WorkerLink
+from pwtop.asgi.worker import COALESCE_S, FACTORS, GZIP_LEVEL, Unavailable
 from pwtop.config import Settings
 from pwtop.errors import PwtopError
-from pwtop.model import select_recommendations
 from pwtop.session import Session
 
 log = logging.getLogger("pwtop.asgi")
 
 #: The largest ``POST optimize`` body accepted (413 above).
 MAX_BODY_BYTES = 64 * 1024
-#: The database is read every third refresh, as the TUI does (a Pi's SD card is slow).
-FACTORS = {"database": 3.0}
-#: Polls that end within this long of each other are published as one event.
-COALESCE_S = 0.05
 #: An ``events`` stream sends a comment this often when nothing changed (proxies and
 #: browsers drop silent connections), and ends after STREAM_S: the browser's EventSource
 #: reconnects by itself (``retry``), and a server shutting down never waits on an open
@@ -74,6 +79,15 @@ COALESCE_S = 0.05
 KEEPALIVE_S = 15.0
 STREAM_S = 30.0
 RETRY_MS = 1000
+
+#: Without a read for this long (and no open ``events`` stream), the worker is told to
+#: stop building documents; the next read waits for a fresh set (at most FRESH_S).
+IDLE_S = 3.0
+FRESH_S = 30.0
+#: How long ``POST optimize`` may take in the worker (a VACUUM on a Pi's SD card is slow).
+OPTIMIZE_TIMEOUT_S = 3600.0
+
+VARY = (b"vary", b"accept-encoding")
 
 #: Path (below the mount) -> the one method it answers.
 ENDPOINTS = {"": "GET", "stats": "GET", "alerts": "GET", "recommendations": "GET",
@@ -88,16 +102,6 @@ def default_settings() -> Settings:
     settings = Settings()
     settings.history.enabled = False
     return settings
-
-
-class _Unavailable:
-    """A factory for a component the app was given nothing to watch for."""
-
-    def __init__(self, why: str) -> None:
-        self.why = why
-
-    def __call__(self, settings: Settings) -> Any:
-        raise PwtopError(self.why)
 
 
 class PerformanceApp:
@@ -117,7 +121,7 @@ class PerformanceApp:
                  async_optimizer: Any = None, realtime_optimizer: Any = None, *,
                  token: str | None = None, token_file: str | os.PathLike[str] | None = None,
                  public_read: bool = False, settings: Settings | None = None,
-                 interval: float | None = None) -> None:
+                 interval: float | None = None, worker: bool = True) -> None:
         self.settings = settings if settings is not None else default_settings()
         self.interval = float(self.settings.ui.interval if interval is None else interval)
         if not self.interval > 0:
@@ -131,7 +135,19 @@ class PerformanceApp:
         self.realtime_optimizer = realtime_optimizer
         self.public_read = bool(public_read)
         self.link: InProcessLink | None = None
-        if async_optimizer is not None or realtime_optimizer is not None:
+        # worker=True: the session runs in a process of its own (pwtop.asgi.worker) and
+        # reads the optimizers through an agent on a private unix socket; this process
+        # serves the bytes it sends. worker=False: the session runs on the app's loop.
+        self.use_worker = bool(worker)
+        self.worker: WorkerLink | None = None
+        self.agent: Agent | None = None
+        self._private: Path | None = None
+        self._docs: dict[str, bytes] | None = None
+        self._last_read = 0.0
+        self._advise_wanted = False
+        self._waiting = 0                  # reads waiting for the worker's next set
+        if not self.use_worker and (async_optimizer is not None
+                                    or realtime_optimizer is not None):
             agent = Agent(async_optimizer, realtime_optimizer, self.db_path, token=self.token,
                           interval=self.interval)
             self.link = InProcessLink(agent)
@@ -144,7 +160,9 @@ class PerformanceApp:
         self._built = -1                   # the version the documents show
         self._documents = views.Documents()
         self._building = asyncio.Lock()
+        self._compressing = asyncio.Lock()
         self._stats: bytes | None = None   # the latest stats document, encoded
+        self._gzipped: tuple[bytes, bytes] | None = None  # (a stats document, gzipped)
         self._event: bytes | None = None   # the latest event's data
         self._published = asyncio.Event()  # replaced at each build
         self._dirty = asyncio.Event()
@@ -162,12 +180,12 @@ class PerformanceApp:
     def _factories(self) -> dict[str, Callable[[Settings], Any]]:
         link = self.link
         return {
-            "database": (_Unavailable("no db_path given to PerformanceApp") if not self.db_path
+            "database": (Unavailable("no db_path given to PerformanceApp") if not self.db_path
                          else lambda s: registry.build("database", s, path=self.db_path)),
-            "async": (_Unavailable("no async_optimizer given to PerformanceApp")
+            "async": (Unavailable("no async_optimizer given to PerformanceApp")
                       if self.async_optimizer is None or link is None
                       else lambda s: InProcessAsync(s, link)),
-            "realtime": (_Unavailable("no realtime_optimizer given to PerformanceApp")
+            "realtime": (Unavailable("no realtime_optimizer given to PerformanceApp")
                          if self.realtime_optimizer is None or link is None
                          else lambda s: InProcessRealtime(s, link)),
             "system": lambda s: registry.build("system", s),
@@ -180,6 +198,9 @@ class PerformanceApp:
         await asyncio.shield(self._starting)
 
     async def _start(self) -> None:
+        if self.use_worker:
+            await self._start_worker()
+            return
         session = Session(self.settings, registry.NAMES, factories=self._factories(),
                           interval=self.interval, factors=FACTORS)
         session.on_poll = session.on_round = session.on_recommendations = self._changed
@@ -192,10 +213,96 @@ class PerformanceApp:
         log.info("pwtop endpoints started (refresh %g s, reads %s)", self.interval,
                  "public" if self.public_read else "loopback only")
 
+    async def _start_worker(self) -> None:
+        """The private directory (the agent's socket, the app's pid file, the token
+        file when the token was given as a string), the agent, the worker process."""
+        private = self._private = Path(tempfile.mkdtemp(prefix="pwtop-perf-"))
+        sections = {"async": self.async_optimizer is not None,
+                    "realtime": self.realtime_optimizer is not None}
+        address = ""
+        if any(sections.values()):
+            self.agent = Agent(self.async_optimizer, self.realtime_optimizer, self.db_path,
+                               unix_path=str(private / "agent.sock"), token=self.token,
+                               interval=self.interval)
+            await self.agent.start()
+            address = self.agent.address
+        token_file = self.token_file
+        if token_file is None:
+            path = private / "token"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.token)
+            token_file = str(path)
+        pid_file = None
+        if not self.settings.target.pid_file:
+            pid_file = private / "app.pid"
+            pid_file.write_text(f"{os.getpid()}\n")
+        self._registry = views.make_registry(None, self.async_optimizer,
+                                             self.realtime_optimizer, self._app_figures)
+        self.worker = WorkerLink({
+            "db_path": self.db_path, "agent": address, "token_file": str(token_file),
+            "interval": self.interval, "sections": sections,
+            "pid_file": str(pid_file) if pid_file else None,
+            "settings": self.settings.to_toml_dict()}, self._on_docs)
+        self.worker.start()
+        log.info("pwtop endpoints started with a worker process (refresh %g s, reads %s)",
+                 self.interval, "public" if self.public_read else "loopback only")
+
+    def _on_docs(self, frame: frames.Frame) -> None:
+        """A fresh set of documents from the worker: keep it, wake the streams; tell the
+        worker to stop building when nobody has read for IDLE_S."""
+        worker = self.worker
+        if worker is None or worker.wanted is None:
+            return  # built before the worker was told to stop: nobody reads it
+        self._docs = frame.parts
+        self.seq += 1
+        self._event = frame.parts.get("event")
+        event, self._published = self._published, asyncio.Event()
+        event.set()
+        if not self.streams and not self._waiting and \
+                time.monotonic() - self._last_read > IDLE_S:
+            worker.want(False)
+            self._docs = None  # never served once the worker stops refreshing them
+
+    async def _doc(self, part: str, *, advise: bool = False) -> bytes:
+        """A document from the worker, as fresh as the session: the first read after an
+        idle spell waits for the worker's next set. WorkerGone when it has none."""
+        worker = self.worker
+        assert worker is not None
+        self._last_read = time.monotonic()
+        if worker.wanted is None or (advise and not self._advise_wanted):
+            self._advise_wanted = self._advise_wanted or advise
+            self._docs = None
+            await worker.wait_ready()
+            worker.want(True, advise=self._advise_wanted)
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + FRESH_S
+        self._waiting += 1  # the set it waits for is not dropped as idle on arrival
+        try:
+            while self._docs is None:
+                left = ends - loop.time()
+                if left <= 0 or self._closed.is_set():
+                    raise WorkerGone(f"pwtop's worker sent no figures in {FRESH_S:g} s "
+                                     f"({worker.problem or 'it is running'})")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._published.wait(), min(left, 1.0))
+            return self._docs[part]
+        finally:
+            self._waiting -= 1
+
     async def close(self) -> None:
         """End the ``events`` streams, stop the session (idempotent)."""
         self._closed.set()
         self._published.set()
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            await worker.close()
+        agent, self.agent = self.agent, None
+        if agent is not None:
+            await agent.stop()
+        private, self._private = self._private, None
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
         task, self._publisher = self._publisher, None
         if task is not None:
             task.cancel()
@@ -253,11 +360,34 @@ class PerformanceApp:
 
     async def _current(self) -> bytes:
         """The stats document of the session as it is now, built if it changed since."""
+        if self.use_worker:  # the worker sends it gzipped: most clients take it so
+            packed = await self._doc("stats.gz", advise=True)
+            async with self._compressing:
+                done = self._gzipped
+                if done is None or done[1] is not packed:
+                    done = (await asyncio.to_thread(gzip.decompress, packed), packed)
+                    self._gzipped = done
+            return done[0]
         async with self._building:
             if self._built != self.version or self._stats is None:
                 await self._build()
         assert self._stats is not None
         return self._stats
+
+    async def _current_gzipped(self) -> bytes:
+        """The current stats document gzipped, compressed once per build (in a thread:
+        zlib releases the GIL) however many clients read it; a 150 KB document shrinks
+        about tenfold, and sending it is most of what serving it costs the app's loop."""
+        if self.use_worker:
+            return await self._doc("stats.gz", advise=True)
+        stats = await self._current()
+        async with self._compressing:
+            done = self._gzipped
+            if done is None or done[0] is not stats:
+                done = (stats, await asyncio.to_thread(gzip.compress, stats, GZIP_LEVEL,
+                                                       mtime=0))
+                self._gzipped = done
+        return done[1]
 
     async def _build(self) -> None:
         session = self.session
@@ -340,7 +470,10 @@ class PerformanceApp:
             self._advise()
         handler: Callable[[Scope, Receive, Send], Awaitable[None]] = getattr(
             self, f"_get_{path or 'index'}")
-        await handler(scope, receive, send)
+        try:
+            await handler(scope, receive, send)
+        except WorkerGone as exc:
+            await error(send, 503, str(exc), headers=[(b"retry-after", b"5")])
 
     def _advise(self) -> None:
         """Keep every component's advice current (recomputed in a thread at most every
@@ -348,6 +481,10 @@ class PerformanceApp:
         session = self.session
         if session is not None and not session.advised:
             session.advise(registry.NAMES)
+        elif self.use_worker and not self._advise_wanted:
+            self._advise_wanted = True
+            if self.worker is not None and self.worker.wanted is not None:
+                self.worker.want(True, advise=True)
 
     def _may_read(self, scope: Scope) -> bool:
         return self.public_read or is_loopback(scope.get("client"))
@@ -363,22 +500,55 @@ class PerformanceApp:
                                                  in ENDPOINTS.items() if path}})
 
     async def _get_stats(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await respond(send, 200, await self._current(), "application/json")
+        if accepts_gzip(scope):
+            await respond(send, 200, await self._current_gzipped(), "application/json",
+                          headers=[(b"content-encoding", b"gzip"), VARY])
+        else:
+            await respond(send, 200, await self._current(), "application/json",
+                          headers=[VARY])
 
     async def _get_alerts(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.use_worker:
+            await respond(send, 200, await self._doc("alerts"), JSON)
+            return
         assert self.session is not None
         await respond_json(send, 200, views.alerts_document(self.session))
 
     async def _get_recommendations(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.use_worker:
+            await respond(send, 200, await self._doc("recommendations", advise=True), JSON)
+            return
         assert self.session is not None
         await respond_json(send, 200, views.recommendations_document(self.session))
 
     async def _get_healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.use_worker:
+            await respond_json(send, 200, await self._worker_health())
+            return
         assert self.session is not None
         await respond_json(send, 200, views.health_document(self.session, self.started_at))
 
+    async def _worker_health(self) -> dict[str, Any]:
+        """The app's health with the worker's: "ok" while the worker sends figures, else
+        "degraded" and why (the endpoints answer 503 then)."""
+        worker = self.worker
+        assert worker is not None
+        doc: dict[str, Any] = {
+            "status": "ok", "pid": os.getpid(), "version": __version__,
+            "uptime_seconds": round(time.monotonic() - self.started_at, 3),
+            "worker": {"pid": worker.pid, "starts": worker.starts, "problem": worker.problem},
+            "components": {}}
+        try:
+            doc["components"] = json.loads(await self._doc("components"))
+        except WorkerGone as exc:
+            doc["status"], doc["reason"] = "degraded", str(exc)
+        return doc
+
     async def _get_metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await respond(send, 200, exposition(self._registry), METRICS_CONTENT_TYPE)
+        own = exposition(self._registry)
+        if self.use_worker:  # the session's families from the worker, the app's from here
+            own = await self._doc("metrics") + own
+        await respond(send, 200, own, METRICS_CONTENT_TYPE)
 
     async def _get_dashboard(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._dashboard is None:
@@ -464,7 +634,20 @@ class PerformanceApp:
             return
         async with self._optimizing:
             await self.start()
-            status, result = await self._run_optimize(component, only, dry_run)
+            if self.use_worker:
+                assert self.worker is not None
+                try:
+                    await self.worker.wait_ready()
+                    reply = await self.worker.request(OPTIMIZE_TIMEOUT_S, optimize={
+                        "component": component, "only": only, "dry_run": dry_run})
+                except WorkerGone as exc:
+                    await error(send, 503, str(exc), headers=[(b"retry-after", b"5")])
+                    return
+                await respond(send, int(reply.header.get("status", 500)),
+                              reply.parts.get("body", b"{}"), JSON)
+                return
+            status, result = await views.run_optimize(self.session, component, only, dry_run,
+                                                      self.interval)
         await respond_json(send, status, result)
 
     async def _unauthorised(self, send: Send, why: str) -> None:
@@ -472,38 +655,6 @@ class PerformanceApp:
         await error(send, 401, f"applying needs Authorization: Bearer <token> ({why}; "
                                f"read it from {where})",
                     headers=[(b"www-authenticate", b'Bearer realm="pwtop"')])
-
-    async def _run_optimize(self, name: str, only: list[str] | None,
-                            dry_run: bool) -> tuple[int, dict[str, Any]]:
-        session = self.session
-        assert session is not None
-        if name not in session.states:
-            return 400, {"error": f"unknown component {name!r} (expected one of "
-                                  f"{', '.join(registry.NAMES)})"}
-        state = session.states[name]
-        component = session.components.get(name)
-        if component is None or state.missing:
-            return 503, {"error": f"the {name} component is unavailable: "
-                                  f"{state.missing or 'not started'}"}
-        async with session.hold(name):
-            snapshot = state.snapshot
-            if snapshot is None:
-                return 503, {"error": f"the {name} component has no figures yet; try again "
-                                      f"in {self.interval:g} s"}
-            recs = await asyncio.to_thread(component.recommend, snapshot)
-            try:
-                chosen = select_recommendations(recs, only)
-            except PwtopError as exc:
-                return 400, {"error": exc.message}
-            results = await component.apply(chosen, dry_run=dry_run) if chosen else []
-        if not dry_run and results:
-            session.analyze([name])
-        log.info("pwtop: optimize %s%s: %d action(s)", name, " (dry run)" if dry_run else "",
-                 len(results))
-        return 200, {"component": name, "dry_run": dry_run,
-                     "recommendations": [r.to_dict() for r in recs],
-                     "results": [r.to_dict() for r in results]}
-
 
 def _parse_optimize(body: bytes) -> tuple[str, list[str] | None, bool]:
     """(component, only, dry_run) from the JSON body; ValueError with one line."""

@@ -71,6 +71,23 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def accepts_gzip(scope: Scope) -> bool:
+    """Whether the client's ``Accept-Encoding`` takes gzip (not refused with ``q=0``)."""
+    value = header(scope, b"accept-encoding")
+    if not value:
+        return False
+    for part in value.split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "*"):
+            continue
+        q = params.strip().lower().removeprefix("q=").strip() if params else "1"
+        try:
+            return float(q) > 0
+        except ValueError:
+            return False
+    return False
+
+
 def bearer(scope: Scope) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header ("" for another scheme)."""
     value = header(scope, b"authorization")

@@ -9,6 +9,8 @@ component, whether it has figures (``available``/``reason``) and the presenter's
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import os
 import time
@@ -18,10 +20,14 @@ from typing import Any, Iterator
 from prometheus_client.core import CollectorRegistry, Metric
 
 from pwtop import __version__, metric_names
+from pwtop import components as registry
 from pwtop.agent import prometheus
 from pwtop.asgi.http import dumps, dumps_in_steps
-from pwtop.model import Recommendation, Snapshot
+from pwtop.errors import PwtopError
+from pwtop.model import Recommendation, Snapshot, select_recommendations
 from pwtop.session import ComponentState, Session
+
+log = logging.getLogger("pwtop.asgi")
 
 
 @dataclass(frozen=True)
@@ -183,7 +189,7 @@ class SessionCollector:
         yield from f.items.values()
 
 
-def make_registry(session: Session, async_optimizer: Any, realtime_optimizer: Any,
+def make_registry(session: Session | None, async_optimizer: Any, realtime_optimizer: Any,
                   app_figures: Any) -> CollectorRegistry:
     """A private registry: the agent's async/realtime collector over the app's optimizers
     (the same families its ``/metrics`` shows), this session's collector and the process
@@ -197,5 +203,39 @@ def make_registry(session: Session, async_optimizer: Any, realtime_optimizer: An
         return out
 
     registry = prometheus.make_registry(source)
-    registry.register(SessionCollector(session))  # type: ignore[arg-type]
+    if session is not None:  # else the worker process sends the session's families
+        registry.register(SessionCollector(session))  # type: ignore[arg-type]
     return registry
+
+
+async def run_optimize(session: Session, name: str, only: list[str] | None, dry_run: bool,
+                       interval: float) -> tuple[int, dict[str, Any]]:
+    """``POST optimize`` once its body is checked: (HTTP status, JSON answer). The
+    component's advice is computed from its latest snapshot, the chosen actions applied
+    (or described, for a dry run) while its polls are held, and it is measured again."""
+    if name not in session.states:
+        return 400, {"error": f"unknown component {name!r} (expected one of "
+                              f"{', '.join(registry.NAMES)})"}
+    state = session.states[name]
+    component = session.components.get(name)
+    if component is None or state.missing:
+        return 503, {"error": f"the {name} component is unavailable: "
+                              f"{state.missing or 'not started'}"}
+    async with session.hold(name):
+        snapshot = state.snapshot
+        if snapshot is None:
+            return 503, {"error": f"the {name} component has no figures yet; try again "
+                                  f"in {interval:g} s"}
+        recs = await asyncio.to_thread(component.recommend, snapshot)
+        try:
+            chosen = select_recommendations(recs, only)
+        except PwtopError as exc:
+            return 400, {"error": exc.message}
+        results = await component.apply(chosen, dry_run=dry_run) if chosen else []
+    if not dry_run and results:
+        session.analyze([name])
+    log.info("pwtop: optimize %s%s: %d action(s)", name, " (dry run)" if dry_run else "",
+             len(results))
+    return 200, {"component": name, "dry_run": dry_run,
+                 "recommendations": [r.to_dict() for r in recs],
+                 "results": [r.to_dict() for r in results]}
