@@ -100,3 +100,32 @@ async def test_an_early_slow_round_is_rate_limited(tmp_path):
     comp.forward_gap_s = 0.0
     again = await comp.collect()
     assert probe(again, "dbstat") == "ok"
+
+
+def test_rows_show_the_age_of_a_slow_round_figure():
+    """The TUI's and the CLI's rows: "27.4 % (4m 00s ago)", the live figure without."""
+    from pwtop import report
+    from pwtop.model import Snapshot
+    from pwtop.present.database import figure_rows
+
+    snap = Snapshot("database", taken_at=1_700_000_000.0,
+                    metrics={"database_freelist_ratio": 0.886,
+                             "database_fragmentation_ratio": 0.274},
+                    measured_at={"database_fragmentation_ratio": 1_700_000_000.0 - 240})
+    rows = {r.metric: r for r in figure_rows(snap)}
+    frag, free = rows["database_fragmentation_ratio"], rows["database_freelist_ratio"]
+    assert frag.age == 240.0 and frag.shown == f"{frag.text} (4m 00s ago)"
+    assert free.age is None and free.shown == free.text
+    assert report.row_text(frag) == frag.shown
+
+
+async def test_analyze_json_and_the_presenter_say_why_the_round_came_early(tmp_path):
+    path = make_file(tmp_path / "rig.db")
+    comp = component(path)
+    await comp.collect()
+    write(path, "DELETE FROM readings WHERE id % 10 != 0")
+    snap = await comp.collect()
+    data = snap.to_dict()
+    assert set(data["measured_at"]) >= set(SCAN_METRICS)
+    text = "\n".join(line for s in comp.describe(snap).sections for line in s.lines)
+    assert "slow round brought forward: free pages" in text

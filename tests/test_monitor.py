@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pwtop.cli import main
-from pwtop.metric_names import names_for
+from pwtop.metric_names import SLOW_ROUND, names_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,13 +84,35 @@ def test_csv_has_a_header_of_every_metric_name_and_one_row_per_round(env, tmp_pa
                  "--duration", "0", "--format", "csv"]) == 0
     table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     header = table[0]
+    aged = [n for n in names_for(["database"]) if n in SLOW_ROUND]
+    assert "database_fragmentation_ratio.age_s" in {f"{n}.age_s" for n in aged}
     assert header == ["time", *names_for(["database", "system"]), "database.age_s",
-                      "system.age_s", "alerts"]
+                      "system.age_s", *(f"{n}.age_s" for n in aged), "alerts"]
     assert len(table) == 2  # --duration 0: one round
     row = dict(zip(header, table[1]))
+    assert 0 <= float(row["database_fragmentation_ratio.age_s"]) < 30
     assert int(row["database_tables"]) > 5 and float(row["system_memory_used_ratio"]) > 0
     assert row["database_cache_hit_ratio"] == ""  # never measured: empty, not a number
     assert "database_stale_statistics" in row["alerts"]  # the demo file has no sqlite_stat1
+
+
+@pytest.mark.slow
+def test_json_rows_carry_every_figures_age_and_slow_round_figures_grow_older(
+        env, tmp_path, capsys, demo_db):
+    """Issue 15 item 2: the slow round ran at the first poll only (every 300 s), so two
+    rows later its figures are two intervals old while the live ones are fresh."""
+    assert main(["--db", str(demo_db), "monitor", "-c", "database", "--interval", "1",
+                 "--duration", "2.5", "--format", "json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 3
+    for record in records:
+        assert set(record["metric_age_s"]) == set(record["metrics"])
+    last = records[-1]
+    live = last["components"]["database"]["age_s"]
+    assert last["metric_age_s"]["database_freelist_ratio"] == pytest.approx(live, abs=0.01)
+    for name in ("database_fragmentation_ratio", "database_reclaimable_bytes",
+                 "database_query_p95_seconds"):
+        assert last["metric_age_s"][name] >= live + 1.5, name
 
 
 def test_a_critical_alert_makes_the_exit_status_3(env, tmp_path, capsys):

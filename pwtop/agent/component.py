@@ -130,6 +130,7 @@ class AgentComponent(Component):
                 try:
                     detail = self.parse(msg)
                     self.fill(snap, detail)
+                    self._measured_by_agent(snap, status)
                 except Exception as exc:  # a bug of pwtop's: say so once, keep watching
                     if not self._bug_logged:
                         self._bug_logged = True
@@ -146,6 +147,18 @@ class AgentComponent(Component):
             self.fill_extra(snap)
         snap.duration_s = time.perf_counter() - started
         return snap
+
+    @staticmethod
+    def _measured_by_agent(snap: Snapshot, status: LinkStatus | None) -> None:
+        """The app's figures were measured when the agent took its snapshot, not when
+        pwtop read it: each carries that time (on pwtop's clock, from the snapshot's
+        age), so a snapshot held back by a slow link is not shown as current."""
+        age = status.snapshot_age_seconds if status is not None else None
+        if age is None:
+            return
+        for name in snap.metrics:
+            if not name.startswith("agent_"):
+                snap.measured_at[name] = snap.taken_at - age
 
     def _not_connected_reason(self, status: LinkStatus | None) -> str:
         if status is None:

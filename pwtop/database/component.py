@@ -46,11 +46,9 @@ FORWARD_PAGE_SHARE = 0.10
 #: the time must not turn the slow round into a continuous dbstat scan.
 FORWARD_GAP_S = 30.0
 
-#: The metrics drawn from the dbstat scan, and from the workload run.
+#: The metrics drawn from the dbstat scan.
 SCAN_METRICS = ("database_fragmentation_ratio", "database_unused_ratio",
                 "database_reclaimable_bytes", "database_nonsequential_ratio")
-WORKLOAD_METRICS = ("database_query_p95_seconds", "database_slow_queries",
-                    "database_workload_queries")
 
 
 class DatabaseComponent(Component):
