@@ -238,15 +238,50 @@ def test_history_export_after_monitor(env, tmp_path, capsys):
     capsys.readouterr()
     assert main(["history", "export", "--since", "1h"]) == 0
     table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert table[0] == ["time", "metric", "resolution", "value", "min", "max", "count"]
-    assert any(r[1] == "system_memory_total_bytes" and r[2] == "raw" for r in table[1:])
+    assert table[0] == ["time", "metric", "resolution", "value", "min", "max", "count",
+                        "target"]
+    target = f"database={(tmp_path / 'absent.db').resolve()}"
+    assert any(r[1] == "system_memory_total_bytes" and r[2] == "raw" and r[7] == target
+               for r in table[1:])
     assert main(["history", "export", "--format", "json", "--since",
                  "2000-01-01T00:00:00Z"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert lines and all(x["resolution"] == "raw" for x in lines)
     assert main(["history", "export", "--since", "2999-01-01"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "time,metric,resolution,value,min,max,count"]
+        "time,metric,resolution,value,min,max,count,target"]
+
+
+def test_history_keeps_targets_apart_and_export_filters_by_the_current_one(
+        env, tmp_path, capsys):
+    """Issue 15 item 12: two runs on two files land in two targets, not one series."""
+    one, two = tmp_path / "one.db", tmp_path / "two.db"
+    for db, agent in ((one, []), (two, ["--agent", "127.0.0.1:9"])):
+        assert main(["--db", str(db), *agent, "monitor", "-c", "system",
+                     "--duration", "0"]) == 0
+    capsys.readouterr()
+    first, second = f"database={one.resolve()}", f"database={two.resolve()} agent=127.0.0.1:9"
+
+    assert main(["history", "targets"]) == 0
+    listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [row[0] for row in listed] == sorted([first, second])
+    assert all(row[1].endswith(" series") and " .. " in row[2] for row in listed)
+
+    def exported(*argv: str) -> set[str]:
+        assert main(["history", "export", *argv]) == 0
+        table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+        assert table[0][-1] == "target" and len(table) > 1
+        return {row[-1] for row in table[1:]}
+
+    assert exported("--db", str(one)) == {first}
+    assert exported("--db", str(two), "--agent", "127.0.0.1:9") == {second}
+    assert exported("--target", second) == {second}
+    assert exported("--target", "all") == {first, second}
+
+    assert main(["history", "export", "--target", "database=/nowhere.db"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no samples of that target" in err
+    assert first in err and second in err
 
 
 @pytest.mark.parametrize("since", ["yesterday", "10 parsecs", "2024-13-45", "1h ago"])
