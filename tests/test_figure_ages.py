@@ -129,3 +129,27 @@ async def test_analyze_json_and_the_presenter_say_why_the_round_came_early(tmp_p
     assert set(data["measured_at"]) >= set(SCAN_METRICS)
     text = "\n".join(line for s in comp.describe(snap).sections for line in s.lines)
     assert "slow round brought forward: free pages" in text
+
+
+async def test_the_performance_documents_carry_the_ages(tmp_path):
+    """/performance's stats and events documents are built from the session's snapshots
+    and the presenters' rows: both say when a slow-round figure was measured."""
+    import json
+
+    from pwtop.asgi.views import Documents, StateView
+
+    path = make_file(tmp_path / "rig.db")
+    comp = component(path)
+    await comp.collect()
+    write(path, "DELETE FROM readings WHERE id <= 10")
+    snap = await comp.collect()  # the dbstat scan reused
+    stats, light = Documents().build([StateView("database", snap, [], None, 0.0)],
+                                     {"database": comp})
+    doc = json.loads(stats)["database"]
+    measured = doc["stats"]["measured_at"]["database_fragmentation_ratio"]
+    assert measured == pytest.approx(snap.taken_at - snap.age_of(
+        "database_fragmentation_ratio"))
+    assert measured < doc["stats"]["taken_at"]
+    rows = [r for s in json.loads(light)["database"]["presentation"]["sections"]
+            for r in s["rows"] if r["metric"] == "database_fragmentation_ratio"]
+    assert rows and rows[0]["age"] > 0
