@@ -918,12 +918,18 @@ async def _migrate(db: Any) -> None:
     """Schema 1 (series without a target) -> 2, in place, in one transaction: the series
     table is rebuilt with the same ids under the unknown target, so every sample and
     rollup, keyed by series id, stays where it is."""
-    async with db.execute("PRAGMA table_info(series)") as cur:
-        columns = [row[1] async for row in cur]
-    if not columns or "target" in columns:
+    async def old() -> bool:
+        async with db.execute("PRAGMA table_info(series)") as cur:
+            columns = [row[1] async for row in cur]
+        return bool(columns) and "target" not in columns
+
+    if not await old():
         return
     await db.execute("BEGIN IMMEDIATE")
     try:
+        if not await old():  # another pwtop migrated it while this one waited
+            await db.execute("COMMIT")
+            return
         await db.execute(SERIES_TABLE.format(name="series_v2"))
         await db.execute("INSERT INTO series_v2 (id, name, target) "
                          "SELECT id, name, ? FROM series", (UNKNOWN_TARGET,))

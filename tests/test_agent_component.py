@@ -195,9 +195,11 @@ async def test_the_apps_figures_carry_when_the_agent_measured_them():
         assert age >= 1.0
         assert "agent_connected" not in second.measured_at
         assert second.measured_at["async_operations_completed"] == pytest.approx(
-            second.taken_at - age, abs=0.01)
+            second.taken_at - age, abs=0.1)
         assert second.age_of("async_operations_completed") >= 1.0
-        assert first.measured_at["async_operations_completed"] <= first.taken_at
+        # the same agent snapshot read twice: one time (history records it once)
+        assert first.measured_at["async_operations_completed"] == \
+            second.measured_at["async_operations_completed"]
     finally:
         await component.close()
         await agent.stop()

@@ -31,8 +31,10 @@ from pwtop.units import format_metric, human_age
 
 log = logging.getLogger("pwtop.alerts")
 
-#: A figure measured at least this long before its round is called aged (seconds).
-AGED_S = 1.0
+#: A figure measured at least this long before its round is called aged (seconds): more
+#: than the app's agent takes between two snapshots (1 s), so only a reused slow-round
+#: figure or a stalled agent link is.
+AGED_S = 2.0
 #: How long an active alert whose metric is no longer measured is held before it resolves.
 NO_DATA_SECONDS = 60.0
 PAST_SIZE = 200

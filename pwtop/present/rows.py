@@ -119,14 +119,17 @@ def reason(text: str | None) -> str:
 def metric_row(snapshot: Snapshot, name: str, *, levels: Levels | None = None,
                age: float | None = None) -> Row:
     """The row of one catalog metric: its label and unit from the catalog, its value from
-    the snapshot, or the reason it gave for not measuring it. A figure measured before
-    the snapshot (``Snapshot.measured_at``) carries its age unless ``age`` is given."""
+    the snapshot, or the reason it gave for not measuring it. A figure of the database's
+    slow round carries its age (``Snapshot.measured_at``) unless ``age`` is given; the
+    app's figures, also measured before their snapshot, by its agent, do not: the agent
+    link's own row says how old its snapshot is, and a second's age on every row would
+    only flicker."""
     info = metric_names.info(name)
     value = snapshot.metrics.get(name)
     if value is None:
         why = reason(snapshot.unavailable.get(name)) or "not measured"
         return Row(info.label, NOT_MEASURED, None, info.unit, reason=why, metric=name)
-    if age is None and name in snapshot.measured_at:
+    if age is None and info.slow_round and name in snapshot.measured_at:
         age = snapshot.age_of(name)
     return Row(info.label, format_value(value, info.unit), value, info.unit,
                level=levels(name, value) if levels else "", age=age, metric=name)
