@@ -193,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--format", choices=("csv", "json"), default="csv",
                    help="csv (default, with a header row) or json: JSON Lines, one JSON "
                    "object per sample")
+    h.add_argument("--target", metavar="TARGET",
+                   help="whose samples: a target as 'pwtop history targets' lists it, "
+                   "'all' or 'unknown' (default: the one --db/--agent and the config "
+                   "name, as the TUI and monitor record it)")
+    hsub.add_parser("targets", parents=[common], help="list the targets (database file, "
+                    "agent) the history holds samples of")
     return parser
 
 

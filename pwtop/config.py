@@ -139,6 +139,11 @@ class HistorySettings:
     write_interval: float = setting(
         10.0, "Samples are written in batches this often (longer: less SD card wear, more "
         "lost on a crash).", min=1.0, max=300.0, unit="s")
+    chart_target: str = setting(
+        "", "Whose samples the TUI's charts read from the history: empty for the target "
+        "being watched (the database file and agent of this run), \"all\", \"unknown\" "
+        "(samples recorded before pwtop kept targets), or a target as `pwtop history "
+        "targets` lists it.")
 
 
 @dataclass

@@ -25,7 +25,19 @@ full disk pauses recording and keeps the samples (bounded) for the next attempt.
 :attr:`History.status` says what is going on in one line.
 
 Time here is wall-clock time (``time.time``), because history outlives a run; the clock
-is injectable so that tests and the benchmark can write a day in seconds.
+is injectable so that tests and the benchmark can write a day in seconds. A figure
+measured before its snapshot (the database's slow round, reused between runs:
+``Snapshot.measured_at``) is recorded once, at the time it was measured, not again at
+every round as if it were new.
+
+Every series belongs to a *target*: what the run that recorded it watched, written
+``database=/resolved/path.db`` plus `` agent=ADDRESS`` when an agent was watched
+(:func:`target_of`). The TUI on one file and ``pwtop monitor`` on another keep apart
+series; charts and ``pwtop history export`` read the current target's by default
+(``[history] chart_target`` / ``--target`` choose another, or ``all``), and
+``pwtop history targets`` lists what the file holds. A file from before targets were
+recorded is migrated in place when opened (schema 2); its series keep every row under
+the unknown target ``""`` (:data:`UNKNOWN_TARGET`).
 """
 
 from __future__ import annotations
@@ -48,7 +60,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TextIO
 
-from pwtop.config import Settings, history_path
+from pwtop.config import Settings, default_database_path, history_path
 from pwtop.errors import PwtopError
 from pwtop.model import Snapshot
 
@@ -57,7 +69,12 @@ log = logging.getLogger("pwtop.history")
 #: ``PRAGMA application_id`` of a pwtop history file ("pwtp"), so that pwtop never writes
 #: its tables into somebody else's database given by mistake as [history] path.
 APPLICATION_ID = 0x70777470
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The target of series recorded before targets were (schema 1), and of a History built
+#: without one; ``pwtop history`` names it "unknown".
+UNKNOWN_TARGET = ""
+#: ``target`` of :meth:`History.series`, ``export`` and ``--target``: every target.
+ALL_TARGETS = "all"
 MINUTE_MS, HOUR_MS = 60_000, 3_600_000
 RESOLUTIONS = ("raw", "1m", "1h")
 #: The chart ranges the TUI offers, in seconds.
@@ -78,8 +95,9 @@ THREAD_STOP_TIMEOUT = 5.0
 #: Below this share of the size bound nothing is pruned; pruning goes down to PRUNE_TO.
 PRUNE_TO = 0.8
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+SERIES_TABLE = """CREATE TABLE {name} (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '', UNIQUE (name, target))"""
+SCHEMA = SERIES_TABLE.format(name="IF NOT EXISTS series") + """;
 CREATE TABLE IF NOT EXISTS raw (
     t INTEGER NOT NULL, series INTEGER NOT NULL, value REAL NOT NULL,
     PRIMARY KEY (t, series)) WITHOUT ROWID;
@@ -145,6 +163,23 @@ def parse_since(text: str, now: float) -> float:
                          f"2024-05-01T12:00 (or 2024-05-01T12:00:00Z) or a duration back "
                          f"from now such as 90s, 30m, 1h, 2d") from None
     return when.timestamp()
+
+
+def target_of(settings: Settings) -> str:
+    """What a run watches, as its history series are labelled: the database file
+    (resolved, as the database component opens it) and the agent's address, if any."""
+    db = Path(settings.target.database or default_database_path()).expanduser()
+    try:
+        db = db.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop: the path as given
+        db = db.absolute()
+    agent = (settings.target.agent or "").strip()
+    return f"database={db}" + (f" agent={agent}" if agent else "")
+
+
+def target_label(target: str) -> str:
+    """How ``pwtop history targets`` and error lines write a target."""
+    return target if target != UNKNOWN_TARGET else "unknown"
 
 
 def iso(t: float) -> str:
@@ -314,8 +349,15 @@ class History:
                  write_interval: float = 10.0, enabled: bool = True,
                  clock: Callable[[], float] = time.time,
                  maintenance_interval: float = MAINTENANCE_INTERVAL,
-                 busy_timeout: float = BUSY_TIMEOUT, max_pending: int = MAX_PENDING) -> None:
+                 busy_timeout: float = BUSY_TIMEOUT, max_pending: int = MAX_PENDING,
+                 target: str = UNKNOWN_TARGET, chart_target: str | None = None) -> None:
         self.path = Path(path).expanduser()
+        # The series recorded here are this target's; charts read ``chart_target``'s
+        # (default: the same; ALL_TARGETS: every target's).
+        self.target = target
+        self.chart_target = target if chart_target is None else chart_target
+        # name -> when its last sample measured before its snapshot was (ms): recorded once
+        self._aged_t: dict[str, int] = {}
         self.raw_retention = float(raw_retention)
         self.rollup_retention = float(rollup_retention)
         self.max_bytes = int(max_bytes)
@@ -346,6 +388,11 @@ class History:
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> "History":
         h = settings.history
+        target = target_of(settings)
+        chosen = h.chart_target.strip()
+        chart = target if not chosen else UNKNOWN_TARGET if chosen == "unknown" else chosen
+        options.setdefault("target", target)
+        options.setdefault("chart_target", chart)
         return cls(history_path(settings), raw_retention=h.raw_retention_hours * 3600.0,
                    rollup_retention=h.rollup_retention_days * 86400.0,
                    max_bytes=h.max_bytes, write_interval=h.write_interval,
@@ -431,12 +478,17 @@ class History:
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA journal_size_limit = 4194304")
+        await _migrate(db)
         await db.executescript(SCHEMA)
         # A quick check of the first pages: a torn file fails here, not on a later write.
         await (await db.execute("SELECT count(*) FROM series")).fetchone()
-        async with db.execute("SELECT id, name FROM series") as cur:
-            self._ids = {name: sid async for sid, name in cur}
+        self._ids = await self._series_ids(db)
         self._set("ok", f"recording into {self.path}")
+
+    async def _series_ids(self, db: Any) -> dict[str, int]:
+        async with db.execute("SELECT id, name FROM series WHERE target = ?",
+                              (self.target,)) as cur:
+            return {name: sid async for sid, name in cur}
 
     async def _drop_connection(self) -> None:
         db, self._db = self._db, None
@@ -483,9 +535,15 @@ class History:
             return
         now = self.clock() if at is None else at
         values = _values(source)
-        t_ms = int(round(now * 1000))
-        minute = t_ms - t_ms % MINUTE_MS
-        for name, value in values.items():
+        now_ms = int(round(now * 1000))
+        for name, (value, measured) in values.items():
+            t_ms = now_ms
+            if measured is not None:  # measured before its snapshot: once, at that time
+                t_ms = int(round(measured * 1000))
+                if self._aged_t.get(name) == t_ms:
+                    continue
+                self._aged_t[name] = t_ms
+            minute = t_ms - t_ms % MINUTE_MS
             self._pending.append((name, t_ms, value))
             self._accumulate(self._minutes, (name, minute), value, value, value, 1)
         overflow = len(self._pending) - self.max_pending
@@ -563,10 +621,9 @@ class History:
         try:
             new = [n for n in names if n not in self._ids]
             if new:
-                await db.executemany("INSERT OR IGNORE INTO series (name) VALUES (?)",
-                                     [(n,) for n in new])
-                async with db.execute("SELECT id, name FROM series") as cur:
-                    ids = {name: sid async for sid, name in cur}
+                await db.executemany("INSERT OR IGNORE INTO series (name, target) "
+                                     "VALUES (?, ?)", [(n, self.target) for n in new])
+                ids = await self._series_ids(db)
             else:
                 ids = self._ids
             await db.executemany("INSERT OR REPLACE INTO raw (t, series, value) VALUES (?, ?, ?)",
@@ -693,13 +750,24 @@ class History:
             await self.flush()
         return self._db
 
-    async def metrics(self) -> list[str]:
+    async def metrics(self, target: str | None = None) -> list[str]:
+        """The metrics recorded for ``target`` (default: the charts' target)."""
+        db = await self._reader()
+        if db is None:
+            return []
+        where, params = _target_filter(self.chart_target if target is None else target)
+        async with self._lock:
+            async with db.execute(f"SELECT DISTINCT name FROM series {where} ORDER BY name",
+                                  params) as cur:
+                return [name async for (name,) in cur]
+
+    async def targets(self) -> list["TargetSummary"]:
+        """Every target the file holds samples of (see :func:`list_targets`)."""
         db = await self._reader()
         if db is None:
             return []
         async with self._lock:
-            async with db.execute("SELECT name FROM series ORDER BY name") as cur:
-                return [name async for (name,) in cur]
+            return await _targets(db)
 
     def choose_resolution(self, since: float, until: float) -> str:
         """raw up to 15 minutes (while raw samples are kept), 1m up to two days, else 1h."""
@@ -712,12 +780,15 @@ class History:
         return "1h"
 
     async def series(self, metric: str, since: float, until: float | None = None,
-                     resolution: str = "auto", max_points: int | None = None) -> Series:
+                     resolution: str = "auto", max_points: int | None = None,
+                     target: str | None = None) -> Series:
         """Points of ``metric`` in [since, until) for a chart.
 
         ``resolution="auto"`` picks raw, 1m or 1h by the span (see
         :meth:`choose_resolution`); ``max_points`` merges neighbouring points into at most
-        that many buckets (min of mins, max of maxes, exact average).
+        that many buckets (min of mins, max of maxes, exact average). ``target`` is whose
+        samples (default: ``chart_target``, the current target unless configured;
+        ``ALL_TARGETS``: everyone's, merged).
         """
         until = self.clock() if until is None else until
         if resolution == "auto":
@@ -729,14 +800,20 @@ class History:
         if db is None:
             out.note = f"history unavailable: {self.status.message}"
             return out
-        sid = self._ids.get(metric)
-        if sid is None:
-            out.note = f"no samples of {metric} recorded yet"
+        target = self.chart_target if target is None else target
+        if target == self.target:
+            sids = [self._ids[metric]] if metric in self._ids else []
+        else:
+            sids = await self._other_ids(db, metric, target)
+        if not sids:
+            whose = "" if target == self.target else f" of target {target_label(target)}"
+            out.note = f"no samples of {metric}{whose} recorded yet"
             return out
         table = TABLES[resolution]
         source = (f"SELECT t, value AS lo, value AS hi, value AS total, 1 AS n FROM {table}"
                   if table == "raw" else f"SELECT t, lo, hi, total, n FROM {table}")
-        source += " WHERE series = ? AND t >= ? AND t < ?"
+        source += (f" WHERE series IN ({', '.join(str(int(i)) for i in sids)}) "
+                   "AND t >= ? AND t < ?")
         lo_ms, hi_ms = int(since * 1000), int(until * 1000)
         if max_points and max_points > 0:
             width = max(1, math.ceil((hi_ms - lo_ms) / max_points))
@@ -744,11 +821,11 @@ class History:
                 width = max(width, MINUTE_MS if table == "rollup_1m" else HOUR_MS)
             sql = (f"SELECT ? + ((t - ?) / ?) * ?, min(lo), max(hi), sum(total), sum(n) "
                    f"FROM ({source}) GROUP BY 1 ORDER BY 1")
-            params: tuple = (lo_ms, lo_ms, width, width, sid, lo_ms, hi_ms)
+            params: tuple = (lo_ms, lo_ms, width, width, lo_ms, hi_ms)
             out.bucket_seconds = width / 1000.0
         else:
             sql = f"{source} ORDER BY t"
-            params = (sid, lo_ms, hi_ms)
+            params = (lo_ms, hi_ms)
         async with self._lock:
             try:
                 async with db.execute(sql, params) as cur:
@@ -760,12 +837,21 @@ class History:
             out.note = f"no samples of {metric} in this range at resolution {resolution}"
         return out
 
+    async def _other_ids(self, db: Any, metric: str, target: str) -> list[int]:
+        """The series ids of ``metric`` for another target (or every target)."""
+        where, params = _target_filter(target)
+        where = f"{where} AND name = ?" if where else "WHERE name = ?"
+        async with self._lock:
+            async with db.execute(f"SELECT id FROM series {where}", (*params, metric)) as cur:
+                return [sid async for (sid,) in cur]
+
     async def export(self, out: TextIO, since: float | None = None, format: str = "csv",
-                     until: float | None = None, metrics: list[str] | None = None) -> int:
+                     until: float | None = None, metrics: list[str] | None = None,
+                     target: str = ALL_TARGETS) -> int:
         """:func:`export` of this file, after writing what is pending."""
         await self._reader()
         return await export(self.path, out, since=since, until=until, format=format,
-                            metrics=metrics)
+                            metrics=metrics, target=target)
 
     async def close(self) -> None:
         """Write what is pending (partial minutes included) and close the file."""
@@ -807,44 +893,147 @@ async def _daemon(connection: Any) -> Any:
         raise
 
 
-def _values(source: Iterable[Snapshot] | Mapping[str, Any] | Snapshot) -> dict[str, float]:
-    """name -> number from snapshots (the first snapshot carrying a name wins: the agent
-    link metrics are in both agent-fed components) or from a mapping."""
-    out: dict[str, float] = {}
+def _values(source: Iterable[Snapshot] | Mapping[str, Any] | Snapshot
+            ) -> dict[str, tuple[float, float | None]]:
+    """name -> (number, wall time measured when before its snapshot, else None) from
+    snapshots (the first snapshot carrying a name wins: the agent link metrics are in
+    both agent-fed components) or from a mapping."""
+    out: dict[str, tuple[float, float | None]] = {}
     if isinstance(source, Snapshot):
         source = [source]
     if isinstance(source, Mapping):
-        items: Iterable[tuple[str, Any]] = source.items()
+        items: Iterable[tuple[str, Any, float | None]] = (
+            (k, v, None) for k, v in source.items())
     else:
-        items = ((k, v) for snap in source for k, v in snap.metrics.items())
-    for name, value in items:
+        items = ((k, v, snap.measured_at.get(k)) for snap in source
+                 for k, v in snap.metrics.items())
+    for name, value, measured in items:
         number = _number(value)
         if number is not None and name not in out:
-            out[name] = number
+            out[name] = (number, measured)
+    return out
+
+
+async def _migrate(db: Any) -> None:
+    """Schema 1 (series without a target) -> 2, in place, in one transaction: the series
+    table is rebuilt with the same ids under the unknown target, so every sample and
+    rollup, keyed by series id, stays where it is."""
+    async def old() -> bool:
+        async with db.execute("PRAGMA table_info(series)") as cur:
+            columns = [row[1] async for row in cur]
+        return bool(columns) and "target" not in columns
+
+    if not await old():
+        return
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        if not await old():  # another pwtop migrated it while this one waited
+            await db.execute("COMMIT")
+            return
+        await db.execute(SERIES_TABLE.format(name="series_v2"))
+        await db.execute("INSERT INTO series_v2 (id, name, target) "
+                         "SELECT id, name, ? FROM series", (UNKNOWN_TARGET,))
+        await db.execute("DROP TABLE series")
+        await db.execute("ALTER TABLE series_v2 RENAME TO series")
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        await db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await db.execute("ROLLBACK")
+        raise
+    log.info("history: migrated to schema %d (series before it have the unknown target)",
+             SCHEMA_VERSION)
+
+
+def _target_filter(target: str) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause (over ``series``) and its parameters choosing one target's series."""
+    if target == ALL_TARGETS:
+        return "", ()
+    return "WHERE target = ?", (target,)
+
+
+@dataclass
+class TargetSummary:
+    """One target the history holds: its series and the span of its raw samples."""
+
+    target: str
+    series: int
+    first: float | None     # wall time of its oldest sample kept (any resolution)
+    last: float | None
+
+    @property
+    def label(self) -> str:
+        return target_label(self.target)
+
+
+async def _targets(db: Any) -> list[TargetSummary]:
+    out = []
+    async with db.execute("SELECT target, count(*), group_concat(id) FROM series "
+                          "GROUP BY target ORDER BY target") as cur:
+        groups = [row async for row in cur]
+    for target, count, ids in groups:
+        span = f"series IN ({ids})"
+        first = last = None
+        for table in TABLES.values():
+            row = await (await db.execute(
+                f"SELECT min(t), max(t) FROM {table} WHERE {span}")).fetchone()
+            if row and row[0] is not None:
+                first = row[0] if first is None else min(first, row[0])
+                last = row[1] if last is None else max(last, row[1])
+        out.append(TargetSummary(target, count, None if first is None else first / 1000.0,
+                                 None if last is None else last / 1000.0))
     return out
 
 
 # ---------------------------------------------------------------- export
 
 
-EXPORT_FIELDS = ("time", "metric", "resolution", "value", "min", "max", "count")
+EXPORT_FIELDS = ("time", "metric", "resolution", "value", "min", "max", "count", "target")
 
 
 async def export(path: str | os.PathLike[str], out: TextIO, *, since: float | None = None,
                  until: float | None = None, format: str = "csv",
-                 metrics: list[str] | None = None) -> int:
+                 metrics: list[str] | None = None, target: str = ALL_TARGETS) -> int:
     """Write the history in ``path`` to ``out`` as CSV (with a header) or JSON lines.
 
     The file is opened read-only and never changed. Each stretch of time comes from the
     finest data kept for it: raw samples where they are kept, 1-minute rollups before
     that, 1-hour rollups before those (the ``resolution`` column says which). Rows are in
-    time order. Returns the number of rows; raises PwtopError with one line when the file
-    cannot be read.
+    time order, each with its target (``target_label``). ``target`` chooses one target's
+    series (default: every target's); a target the file holds nothing of is a PwtopError
+    naming the ones it holds. Returns the number of rows; raises PwtopError with one line
+    when the file cannot be read.
     """
-    import aiosqlite
-
     if format not in ("csv", "json"):
         raise PwtopError(f"--format {format!r}: expected csv or json")
+
+    async def rows(db: Any) -> int:
+        if target != ALL_TARGETS:
+            held = await _targets(db)
+            if not any(t.target == target for t in held):
+                raise PwtopError(_unknown_target(path, target, held), exit_code=1)
+        return await _export_rows(db, out, since, until, format, metrics, target)
+
+    return await _read_only(path, rows)
+
+
+async def list_targets(path: str | os.PathLike[str]) -> list[TargetSummary]:
+    """The targets the history file at ``path`` holds (read-only; PwtopError in one line
+    when it cannot be read)."""
+    return await _read_only(path, _targets)
+
+
+def _unknown_target(path: str | os.PathLike[str], target: str,
+                    held: list[TargetSummary]) -> str:
+    names = "; ".join(t.label for t in held) or "none"
+    return (f"--target {target_label(target)!r}: {Path(path).expanduser()} holds no samples "
+            f"of that target; it holds: {names} (or use --target all)")
+
+
+async def _read_only(path: str | os.PathLike[str], work: Callable[[Any], Any]) -> Any:
+    """Run ``work(db)`` on the history file opened read-only, errors as one line."""
+    import aiosqlite
+
     file = Path(path).expanduser()
     if not file.exists():
         raise PwtopError(f"{file}: no history recorded yet (pwtop monitor and the TUI "
@@ -859,7 +1048,12 @@ async def export(path: str | os.PathLike[str], out: TextIO, *, since: float | No
             if app_id != APPLICATION_ID:
                 raise PwtopError(f"{file}: not a pwtop history file; check [history] path",
                                  exit_code=1)
-            return await _export_rows(db, out, since, until, format, metrics)
+            async with db.execute("PRAGMA table_info(series)") as cur:
+                if "target" not in [row[1] async for row in cur]:
+                    # schema 1, not opened for recording since: read it as schema 2 reads
+                    await db.execute("CREATE TEMP VIEW series AS SELECT id, name, '' AS "
+                                     "target FROM main.series")
+            return await work(db)
         except sqlite3.Error as exc:
             what = ("is locked by another process; try again" if _is_locked(exc) else
                     "is not a readable database (corrupted?)" if _is_corrupt(exc) else
@@ -870,7 +1064,7 @@ async def export(path: str | os.PathLike[str], out: TextIO, *, since: float | No
 
 
 async def _export_rows(db: Any, out: TextIO, since: float | None, until: float | None,
-                       format: str, metrics: list[str] | None) -> int:
+                       format: str, metrics: list[str] | None, target: str) -> int:
     lo_ms = -(2 ** 62) if since is None else int(since * 1000)
     hi_ms = 2 ** 62 if until is None else int(until * 1000)
 
@@ -890,19 +1084,24 @@ async def _export_rows(db: Any, out: TextIO, since: float | None, until: float |
     names = ""
     if metrics:
         names = f" AND s.name IN ({', '.join('?' * len(metrics))})"
+    chosen: tuple[str, ...] = ()
+    if target != ALL_TARGETS:
+        names += " AND s.target = ?"
+        chosen = (target,)
     writer = csv.writer(out, lineterminator="\n") if format == "csv" else None
     if writer is not None:
         writer.writerow(EXPORT_FIELDS)
     rows = 0
     for label, table, width, before in plan:
         cols = "x.value, x.value, x.value, 1" if table == "raw" else "x.total, x.lo, x.hi, x.n"
-        sql = (f"SELECT x.t, s.name, {cols} FROM {table} AS x JOIN series AS s "
+        sql = (f"SELECT x.t, s.name, {cols}, s.target FROM {table} AS x JOIN series AS s "
                f"ON s.id = x.series WHERE x.t >= ? AND x.t < ? AND x.t + {width} <= ?"
                f"{names} ORDER BY x.t, x.series")
-        async with db.execute(sql, (lo_ms, hi_ms, before, *(metrics or []))) as cur:
-            async for t, name, total, low, high, n in cur:
+        async with db.execute(sql, (lo_ms, hi_ms, before, *(metrics or []), *chosen)) as cur:
+            async for t, name, total, low, high, n, whose in cur:
                 avg = total / n
-                record = (iso(t / 1000.0), name, label, avg, low, high, n)
+                record = (iso(t / 1000.0), name, label, avg, low, high, n,
+                          target_label(whose))
                 if writer is not None:
                     writer.writerow(record)
                 else:

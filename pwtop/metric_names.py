@@ -51,6 +51,24 @@ DATABASE: dict[str, str] = {
                                 "(always listed in Snapshot.unavailable with that reason)",
 }
 
+#: How old a figure of the database's slow round (the dbstat scan, the workload timing)
+#: can be: it is measured every ``[database] slow_probe_interval`` and reused between
+#: rounds, with when it was measured in ``Snapshot.measured_at`` (``pwtop monitor``'s
+#: ``metric_age_s`` and ``METRIC.age_s`` columns). pwtop.database.component's FORWARD_*
+#: constants are the large change that brings the round forward.
+_SCAN_AGE = ("slow round: up to `[database] slow_probe_interval` old (300 s by default); a "
+             "change of 5 points in the free-page share or of 10 % in the page count since "
+             "the last round brings the next one forward, at most once every 30 s")
+_WORKLOAD_AGE = ("slow round: up to `[database] slow_probe_interval` old (300 s by default; "
+                 "statements timed in turn, so the oldest timing counted can be older: "
+                 "`workload_age_s`); brought forward like the dbstat figures")
+SLOW_ROUND: dict[str, str] = {
+    "database_fragmentation_ratio": _SCAN_AGE, "database_unused_ratio": _SCAN_AGE,
+    "database_reclaimable_bytes": _SCAN_AGE, "database_nonsequential_ratio": _SCAN_AGE,
+    "database_query_p95_seconds": _WORKLOAD_AGE, "database_slow_queries": _WORKLOAD_AGE,
+    "database_workload_queries": _WORKLOAD_AGE,
+}
+
 # Flat metrics of a system snapshot, one definition each. Every one of them is, on every
 # collect, either in ``Snapshot.metrics`` or in ``Snapshot.unavailable`` with the reason.
 # Rates are over the shortest window the history covers (1 s once running); the detail's
@@ -324,6 +342,7 @@ class MetricInfo:
     source: str = ""         # "module:qualname" of the code that computes it
     spark: tuple[float | None, float | None] = (0.0, None)  # sparkline low, high (None: data)
     key: bool = False        # a key figure (the Overview)
+    slow_round: str = ""     # how old it can be, for a figure of the database's slow round
 
 
 def default_label(name: str) -> str:
@@ -360,7 +379,8 @@ def catalog() -> dict[str, MetricInfo]:
                 name, component, text, unit, PROMETHEUS.get(name),
                 label=LABELS.get(name) or default_label(name),
                 source=SOURCES.get(name, SOURCE_DEFAULTS[component]),
-                spark=spark_range(name, unit), key=name in KEY_FIGURES.get(component, ()))
+                spark=spark_range(name, unit), key=name in KEY_FIGURES.get(component, ()),
+                slow_round=SLOW_ROUND.get(name, ""))
     return out
 
 
@@ -422,6 +442,13 @@ def metrics_reference() -> str:
         "(`module:function`). The last column writes the same measurement in PromQL over the",
         "families the app's agent serves on `GET /metrics` (labelled there per pool, queue,",
         "stream...).",
+        "",
+        "Every figure carries when it was measured: a snapshot's `measured_at` maps the figures",
+        "measured before the snapshot itself (the database's slow round) to that wall-clock",
+        "time; `pwtop monitor` writes each figure's age at the row in `metric_age_s` (JSON) and",
+        "a `METRIC.age_s` column per slow-round figure (CSV); the history stores a slow-round",
+        "figure once, at the time it was measured; an alert on an aged figure says how old it",
+        "is. The meaning of a slow-round figure below says how old it can be.",
     ]
     for component in (*COMPONENTS, "agent"):
         rows = [info for info in catalog().values() if info.component == component]
@@ -430,7 +457,8 @@ def metrics_reference() -> str:
                   "on /metrics |", "| --- | --- | --- | --- | --- | --- |"]
         for info in rows:
             key = " (key figure)" if info.key else ""
+            age = f" ({info.slow_round})" if info.slow_round else ""
             lines.append(f"| `{info.name}` | {info.label}{key} | {info.unit or 'count'} | "
-                         f"{info.help} | `{info.source}` | "
+                         f"{info.help}{age} | `{info.source}` | "
                          f"{f'`{info.prometheus}`' if info.prometheus else ''} |")
     return "\n".join(lines) + "\n"

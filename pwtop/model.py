@@ -45,6 +45,11 @@ class Snapshot:
     ``metrics`` holds flat, documented metric names mapped to numbers (the names alerts,
     JSON output and /metrics use). ``unavailable`` maps a metric name to why it could not
     be measured. ``detail`` holds the component's structured view (tables, queries...).
+
+    ``measured_at`` maps a metric to the wall-clock time it was measured, for the figures
+    measured before ``taken_at`` (the database's slow round, kept between runs; the app's
+    figures, measured by its agent): a figure not listed was measured at ``taken_at``.
+    Without it a five-minute-old fragmentation figure reads as current (issue 15).
     """
 
     component: str
@@ -56,9 +61,20 @@ class Snapshot:
     detail: Any = None
     errors: list[str] = field(default_factory=list)
     flags: list["Flag"] = field(default_factory=list)
+    measured_at: dict[str, float] = field(default_factory=dict)
 
     def value(self, name: str) -> float | int | None:
         return self.metrics.get(name)
+
+    def age_of(self, name: str, now: float | None = None) -> float:
+        """Seconds between when ``name`` was measured and ``now`` (wall clock; default:
+        the snapshot's ``taken_at``, so 0.0 for a figure measured by this collect)."""
+        at = self.measured_at.get(name, self.taken_at)
+        return max(0.0, (self.taken_at if now is None else now) - at)
+
+    def ages(self, now: float | None = None) -> dict[str, float]:
+        """Every measured figure's :meth:`age_of`, by metric name."""
+        return {name: self.age_of(name, now) for name in self.metrics}
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)

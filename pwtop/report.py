@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from pwtop.model import ActionResult, Recommendation, Snapshot
 from pwtop.present.rows import Presentation, Row, Table
-from pwtop.units import format_metric, human_age, human_seconds
+from pwtop.units import format_metric, human_seconds
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None,
@@ -37,9 +37,7 @@ def row_text(row: Row) -> str:
     just measured), or "unavailable (why)"."""
     if not row.available:
         return f"unavailable ({row.reason})"
-    if row.age is not None and row.age >= 1.0:
-        return f"{row.text} ({human_age(row.age)} old)"
-    return row.text
+    return row.shown
 
 
 def table_lines(t: Table) -> list[str]:

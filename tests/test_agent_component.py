@@ -179,3 +179,28 @@ async def test_realtime_component_reads_the_hub_and_probes_urls():
             await asyncio.gather(publisher, return_exceptions=True)
             await component.close()
             await agent.stop()
+
+
+async def test_the_apps_figures_carry_when_the_agent_measured_them():
+    """Issue 15 item 2: a figure read from the agent's last snapshot is as old as that
+    snapshot, not as new as pwtop's collect; the link figures are pwtop's own, now."""
+    opt = AsyncOptimizer()
+    agent = await pwtop.agent.serve(async_optimizer=opt, interval=30.0)  # one snapshot
+    component = AsyncComponent(settings_for(agent.address), token_file=agent.token_file)
+    try:
+        first = await component.collect()
+        await asyncio.sleep(1.2)  # the agent sends nothing new for 30 s: its figures age
+        second = await component.collect()
+        age = second.metrics["agent_snapshot_age_seconds"]
+        assert age >= 1.0
+        assert "agent_connected" not in second.measured_at
+        assert second.measured_at["async_operations_completed"] == pytest.approx(
+            second.taken_at - age, abs=0.1)
+        assert second.age_of("async_operations_completed") >= 1.0
+        # the same agent snapshot read twice: one time (history records it once)
+        assert first.measured_at["async_operations_completed"] == \
+            second.measured_at["async_operations_completed"]
+    finally:
+        await component.close()
+        await agent.stop()
+        await opt.close()

@@ -455,3 +455,27 @@ def test_unless_in_a_rule_table():
                                           "warning": 1, "unless": ["database_file_byte", "<",
                                                                    1]}))
     assert problem is not None and "unless names unknown metric" in problem
+
+
+def test_an_alert_on_an_aged_figure_says_how_old_it_is(clock):
+    """Issue 15 item 2: fragmentation from a slow round 4 minutes ago is not "now"."""
+    engine = engine_for(clock, metric="database_fragmentation_ratio", warning=0.2,
+                        critical=0.9, evidence=["database_freelist_ratio",
+                                                "database_reclaimable_bytes"])
+    wall = clock.wall()
+    snap = Snapshot("database", taken_at=wall,
+                    metrics={"database_fragmentation_ratio": 0.274,
+                             "database_freelist_ratio": 0.886,
+                             "database_reclaimable_bytes": 128_000},
+                    measured_at={"database_fragmentation_ratio": wall - 240.0,
+                                 "database_reclaimable_bytes": wall - 240.0})
+    (event,) = engine.evaluate([snap])
+    assert event.kind == FIRED
+    assert event.message.endswith("(measured 4m 00s ago)")
+    # the live figure is not called aged; both slow-round ones are
+    assert event.evidence["measured_s_ago"] == {"database_fragmentation_ratio": 240.0,
+                                                "database_reclaimable_bytes": 240.0}
+    fresh = engine_for(clock, metric="database_fragmentation_ratio", warning=0.2)
+    snap.measured_at = {}
+    (event,) = fresh.evaluate([snap])
+    assert "measured" not in event.message and "measured_s_ago" not in event.evidence

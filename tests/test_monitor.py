@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pwtop.cli import main
-from pwtop.metric_names import names_for
+from pwtop.metric_names import SLOW_ROUND, names_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,13 +84,35 @@ def test_csv_has_a_header_of_every_metric_name_and_one_row_per_round(env, tmp_pa
                  "--duration", "0", "--format", "csv"]) == 0
     table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     header = table[0]
+    aged = [n for n in names_for(["database"]) if n in SLOW_ROUND]
+    assert "database_fragmentation_ratio.age_s" in {f"{n}.age_s" for n in aged}
     assert header == ["time", *names_for(["database", "system"]), "database.age_s",
-                      "system.age_s", "alerts"]
+                      "system.age_s", *(f"{n}.age_s" for n in aged), "alerts"]
     assert len(table) == 2  # --duration 0: one round
     row = dict(zip(header, table[1]))
+    assert 0 <= float(row["database_fragmentation_ratio.age_s"]) < 30
     assert int(row["database_tables"]) > 5 and float(row["system_memory_used_ratio"]) > 0
     assert row["database_cache_hit_ratio"] == ""  # never measured: empty, not a number
     assert "database_stale_statistics" in row["alerts"]  # the demo file has no sqlite_stat1
+
+
+@pytest.mark.slow
+def test_json_rows_carry_every_figures_age_and_slow_round_figures_grow_older(
+        env, tmp_path, capsys, demo_db):
+    """Issue 15 item 2: the slow round ran at the first poll only (every 300 s), so two
+    rows later its figures are two intervals old while the live ones are fresh."""
+    assert main(["--db", str(demo_db), "monitor", "-c", "database", "--interval", "1",
+                 "--duration", "2.5", "--format", "json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 3
+    for record in records:
+        assert set(record["metric_age_s"]) == set(record["metrics"])
+    last = records[-1]
+    live = last["components"]["database"]["age_s"]
+    assert last["metric_age_s"]["database_freelist_ratio"] == pytest.approx(live, abs=0.01)
+    for name in ("database_fragmentation_ratio", "database_reclaimable_bytes",
+                 "database_query_p95_seconds"):
+        assert last["metric_age_s"][name] >= live + 1.5, name
 
 
 def test_a_critical_alert_makes_the_exit_status_3(env, tmp_path, capsys):
@@ -216,15 +238,50 @@ def test_history_export_after_monitor(env, tmp_path, capsys):
     capsys.readouterr()
     assert main(["history", "export", "--since", "1h"]) == 0
     table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert table[0] == ["time", "metric", "resolution", "value", "min", "max", "count"]
-    assert any(r[1] == "system_memory_total_bytes" and r[2] == "raw" for r in table[1:])
+    assert table[0] == ["time", "metric", "resolution", "value", "min", "max", "count",
+                        "target"]
+    target = f"database={(tmp_path / 'absent.db').resolve()}"
+    assert any(r[1] == "system_memory_total_bytes" and r[2] == "raw" and r[7] == target
+               for r in table[1:])
     assert main(["history", "export", "--format", "json", "--since",
                  "2000-01-01T00:00:00Z"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert lines and all(x["resolution"] == "raw" for x in lines)
     assert main(["history", "export", "--since", "2999-01-01"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "time,metric,resolution,value,min,max,count"]
+        "time,metric,resolution,value,min,max,count,target"]
+
+
+def test_history_keeps_targets_apart_and_export_filters_by_the_current_one(
+        env, tmp_path, capsys):
+    """Issue 15 item 12: two runs on two files land in two targets, not one series."""
+    one, two = tmp_path / "one.db", tmp_path / "two.db"
+    for db, agent in ((one, []), (two, ["--agent", "127.0.0.1:9"])):
+        assert main(["--db", str(db), *agent, "monitor", "-c", "system",
+                     "--duration", "0"]) == 0
+    capsys.readouterr()
+    first, second = f"database={one.resolve()}", f"database={two.resolve()} agent=127.0.0.1:9"
+
+    assert main(["history", "targets"]) == 0
+    listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [row[0] for row in listed] == sorted([first, second])
+    assert all(row[1].endswith(" series") and " .. " in row[2] for row in listed)
+
+    def exported(*argv: str) -> set[str]:
+        assert main(["history", "export", *argv]) == 0
+        table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+        assert table[0][-1] == "target" and len(table) > 1
+        return {row[-1] for row in table[1:]}
+
+    assert exported("--db", str(one)) == {first}
+    assert exported("--db", str(two), "--agent", "127.0.0.1:9") == {second}
+    assert exported("--target", second) == {second}
+    assert exported("--target", "all") == {first, second}
+
+    assert main(["history", "export", "--target", "database=/nowhere.db"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no samples of that target" in err
+    assert first in err and second in err
 
 
 @pytest.mark.parametrize("since", ["yesterday", "10 parsecs", "2024-13-45", "1h ago"])

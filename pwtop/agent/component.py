@@ -130,6 +130,7 @@ class AgentComponent(Component):
                 try:
                     detail = self.parse(msg)
                     self.fill(snap, detail)
+                    self._measured_by_agent(snap, status, msg.taken_at)
                 except Exception as exc:  # a bug of pwtop's: say so once, keep watching
                     if not self._bug_logged:
                         self._bug_logged = True
@@ -146,6 +147,26 @@ class AgentComponent(Component):
             self.fill_extra(snap)
         snap.duration_s = time.perf_counter() - started
         return snap
+
+    @staticmethod
+    def _measured_by_agent(snap: Snapshot, status: LinkStatus | None,
+                           agent_time: float | None) -> None:
+        """The app's figures were measured when the agent took its snapshot, not when
+        pwtop read it: each carries that time, so a snapshot held back by a slow link is
+        not shown as current. The agent's own timestamp (it listens on loopback only: the
+        same clock) when it sent one, else pwtop's receipt time from the snapshot's age.
+        The same agent snapshot read twice then has one time, and history records it
+        once."""
+        age = status.snapshot_age_seconds if status is not None else None
+        if agent_time is not None and agent_time <= time.time() + 1.0:  # a sane clock
+            at = agent_time
+        elif age is not None:
+            at = snap.taken_at - age
+        else:
+            return
+        for name in snap.metrics:
+            if not name.startswith("agent_"):
+                snap.measured_at[name] = at
 
     def _not_connected_reason(self, status: LinkStatus | None) -> str:
         if status is None:

@@ -8,7 +8,10 @@ through minutes in microseconds.
 
 Every change is an :class:`AlertEvent`, returned by ``evaluate``, kept in a bounded list,
 and logged on ``pwtop.alerts`` with its evidence (the value, the threshold and the
-related metrics), at a logging level that matches the alert's. Active alerts are bounded
+related metrics), at a logging level that matches the alert's. A figure measured before
+its snapshot (the database's slow round, reused for minutes) is named aged: the evidence
+holds ``measured_s_ago`` for it and an alert's message on it says "measured 4m 00s ago",
+so nobody takes a five-minute-old fragmentation for the file as it is now. Active alerts are bounded
 by the number of rules; past alerts and events by ``past_size`` and ``event_size``.
 """
 
@@ -24,10 +27,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from pwtop.alerts.rules import OPS, Rule, rules_from_settings
 from pwtop.components import AGENT_FED
 from pwtop.model import Level, Snapshot, to_jsonable
-from pwtop.units import format_metric
+from pwtop.units import format_metric, human_age
 
 log = logging.getLogger("pwtop.alerts")
 
+#: A figure measured at least this long before its round is called aged (seconds): more
+#: than the app's agent takes between two snapshots (1 s), so only a reused slow-round
+#: figure or a stalled agent link is.
+AGED_S = 2.0
 #: How long an active alert whose metric is no longer measured is held before it resolves.
 NO_DATA_SECONDS = 60.0
 PAST_SIZE = 200
@@ -143,6 +150,21 @@ def gather(source: Iterable[Snapshot] | Snapshot | Mapping[str, Any]
     return values, gone, seen
 
 
+def measured_at(source: Iterable[Snapshot] | Snapshot | Mapping[str, Any]
+                ) -> dict[str, float]:
+    """name -> wall time measured, for the figures measured before their snapshot (the
+    first snapshot carrying a name wins, as in :func:`gather`)."""
+    if isinstance(source, Snapshot):
+        source = [source]
+    if isinstance(source, Mapping):
+        return {}
+    out: dict[str, float] = {}
+    for snap in source:
+        for name, at in snap.measured_at.items():
+            out.setdefault(name, at)
+    return out
+
+
 class AlertEngine:
     """Evaluates rules; holds active and past alerts and the recent events."""
 
@@ -158,6 +180,7 @@ class AlertEngine:
         self._past: deque[Alert] = deque(maxlen=past_size)
         self._events: deque[AlertEvent] = deque(maxlen=event_size)
         self._ids = 0
+        self._aged: dict[str, float] = {}  # name -> seconds old, this round's aged figures
         #: The worst level any alert fired or escalated to since the engine started.
         self.worst_fired = Level.OK
         self.set_rules(rules)
@@ -200,6 +223,9 @@ class AlertEngine:
         a metric missing from its own component's snapshot counts as not measured.
         """
         values, gone, seen = gather(source)
+        wall = self.wall()
+        self._aged = {name: wall - at for name, at in measured_at(source).items()
+                      if wall - at >= AGED_S}
         now = self.clock()
         events: list[AlertEvent] = []
         for name, rule in self._rules.items():
@@ -317,8 +343,7 @@ class AlertEngine:
                 json.dumps(to_jsonable(event.evidence), default=str, sort_keys=True))
         return event
 
-    @staticmethod
-    def _message(rule: Rule, value: float, level: Level) -> str:
+    def _message(self, rule: Rule, value: float, level: Level) -> str:
         threshold = rule.threshold(level)
         text = f"{rule.metric} {format_metric(rule.metric, value)}"
         if threshold is not None and OPS[rule.op](value, threshold):
@@ -329,10 +354,12 @@ class AlertEngine:
             text += (f", held at {level.label} by the hysteresis of "
                      f"{format_metric(rule.metric, rule.hysteresis)} (threshold {rule.op} "
                      f"{format_metric(rule.metric, threshold)})")
+        age = self._aged.get(rule.metric)
+        if age is not None:
+            text += f" (measured {human_age(age)} ago)"
         return f"{rule.title or rule.name}: {text}"
 
-    @staticmethod
-    def _evidence(rule: Rule, value: float, level: Level, values: Values,
+    def _evidence(self, rule: Rule, value: float, level: Level, values: Values,
                   gone: dict[str, str]) -> dict[str, Any]:
         out: dict[str, Any] = {rule.metric: value, "op": rule.op,
                                "threshold": rule.threshold(level) if level else None,
@@ -342,6 +369,10 @@ class AlertEngine:
                 out[name] = values[name][0]
             elif name in gone:
                 out[name] = gone[name]
+        ages = {name: round(self._aged[name], 1) for name in (rule.metric, *rule.evidence)
+                if name in self._aged and (name in values or name == rule.metric)}
+        if ages:
+            out["measured_s_ago"] = ages
         return out
 
     # ------------------------------------------------------------ people

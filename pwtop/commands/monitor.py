@@ -11,6 +11,12 @@ last row are on it.
 Rows never go missing: a component slower than the interval is shown with its last value
 and that value's age (``components.NAME.age_s`` and ``stale`` in JSON, ``NAME.age_s`` in
 CSV, "NAME measured 2.1 s ago" in the table), and its new figures go into a later row.
+Every figure's own age is there too: ``metric_age_s`` in JSON maps each metric of the row
+to the seconds since it was measured (the component's age, plus how much older the
+figure was at its snapshot: the database's slow-round figures, reused for minutes), and
+CSV has a ``METRIC.age_s`` column for each slow-round figure
+(:data:`pwtop.metric_names.SLOW_ROUND`; every other figure is as old as its component's
+``NAME.age_s``).
 The first row waits for every component's first poll (a cold database read can take
 seconds); the ticks are counted from it.
 
@@ -38,7 +44,7 @@ from typing import Any, TextIO
 from pwtop import components as registry
 from pwtop.config import Settings, check_setting
 from pwtop.errors import PwtopError
-from pwtop.metric_names import MONITOR_COLUMNS, names_for
+from pwtop.metric_names import MONITOR_COLUMNS, SLOW_ROUND, names_for
 from pwtop.model import Level, to_jsonable
 from pwtop.session import ComponentState, Session
 from pwtop.units import format_metric, human_seconds
@@ -109,10 +115,12 @@ class JsonOutput(Output):
 class CsvOutput(Output):
     def start(self) -> None:
         self.columns = names_for(self.names)
+        self.aged = [name for name in self.columns if name in SLOW_ROUND]
         self._csv = csv.writer(self.out, lineterminator="\n")
-        # How old each component's figures in the row are (seconds; empty without any).
+        # How old each component's figures in the row are, then each slow-round figure
+        # (seconds; empty without any).
         self._csv.writerow(["time", *self.columns, *(f"{n}.age_s" for n in self.names),
-                            "alerts"])
+                            *(f"{n}.age_s" for n in self.aged), "alerts"])
         self.out.flush()
 
     def row(self, record: dict[str, Any]) -> None:
@@ -121,6 +129,7 @@ class CsvOutput(Output):
                   if isinstance(metrics[name], float) else str(metrics[name])
                   for name in self.columns]
         ages = [record["components"].get(n, {}).get("age_s") for n in self.names]
+        ages += [record["metric_age_s"].get(n) for n in self.aged]
         self._csv.writerow([record["time"], *values, *("" if a is None else a for a in ages),
                             _alert_text(record)])
         self.out.flush()
@@ -187,13 +196,17 @@ def _record(seq: int, wall: float, session: Session, tick: float, said: _Round,
 
     now = time.monotonic()
     metrics: dict[str, Any] = {}
+    ages: dict[str, float] = {}
     gone: dict[str, str] = {}
     comps: dict[str, Any] = {}
     for name, state in session.states.items():
         snap = state.snapshot if state.missing is None else None
         if snap is not None:
+            since = now - snap.monotonic
             for metric, value in snap.metrics.items():
-                metrics.setdefault(metric, value)
+                if metric not in metrics:
+                    metrics[metric] = value
+                    ages[metric] = round(since + snap.age_of(metric), 3)
             for metric, why in snap.unavailable.items():
                 gone.setdefault(metric, why)
         comps[name] = {
@@ -208,7 +221,8 @@ def _record(seq: int, wall: float, session: Session, tick: float, said: _Round,
         gone.pop(metric, None)
     engine = session.alerts
     return {
-        "time": iso(wall), "t": wall, "seq": seq, "metrics": metrics, "unavailable": gone,
+        "time": iso(wall), "t": wall, "seq": seq, "metrics": metrics,
+        "metric_age_s": ages, "unavailable": gone,
         "components": comps,
         "events": [e.to_dict() for e in said.events],
         "active": [{"id": a.id, "rule": a.rule, "level": a.level.label, "message": a.message,

@@ -4,9 +4,14 @@ A collect reads the file's figures while the app keeps writing to it: it checks 
 reads the header, the WAL-index header and /proc/locks *before* it connects (see
 :mod:`pwtop.database.connect` for why), then opens one read-only connection, runs every
 probe under the probe deadline and closes it. The expensive probes (the dbstat scan and
-the workload timing) run on ``database.slow_probe_interval``; between runs their last
-result is reused and shown with its age. All SQLite work happens in a worker thread, so
-a slow probe delays only this component.
+the workload timing: the *slow round*) run on ``database.slow_probe_interval``; between
+runs their last result is reused and every figure drawn from it carries when it was
+measured (``Snapshot.measured_at``). The cheap figures (page count, free pages) are read
+live every collect, and a large change in them since the last slow round (see
+:data:`FORWARD_FREELIST_POINTS`, :data:`FORWARD_PAGE_SHARE`) brings the slow round
+forward, at most once every :data:`FORWARD_GAP_S`: after a bulk delete, fragmentation and
+reclaimable bytes follow the free pages within that gap instead of five minutes later.
+All SQLite work happens in a worker thread, so a slow probe delays only this component.
 """
 
 from __future__ import annotations
@@ -30,6 +35,20 @@ from pwtop.present.rows import Presentation
 from pwtop.units import human_seconds
 
 DBSTAT_MISSING = "unavailable (dbstat not compiled in)"
+
+#: A slow round is brought forward when the free-page share moved by this much (0.05: five
+#: percentage points, e.g. 2 % -> 7 %) since the last slow round...
+FORWARD_FREELIST_POINTS = 0.05
+#: ... or the page count by this share of its value then (0.10: a 1,000-page file grew or
+#: shrank by 100 pages).
+FORWARD_PAGE_SHARE = 0.10
+#: The least time between two slow rounds brought forward (seconds): a file changing all
+#: the time must not turn the slow round into a continuous dbstat scan.
+FORWARD_GAP_S = 30.0
+
+#: The metrics drawn from the dbstat scan.
+SCAN_METRICS = ("database_fragmentation_ratio", "database_unused_ratio",
+                "database_reclaimable_bytes", "database_nonsequential_ratio")
 
 
 class DatabaseComponent(Component):
@@ -75,6 +94,12 @@ class DatabaseComponent(Component):
         self._busy_total = 0
         self._schema = inspect.SchemaCache()
         self._features: dict[str, bool] | None = None
+        # The cheap figures (free-page share, page count) when the slow round last ran, and
+        # when one was last brought forward (monotonic): see FORWARD_*.
+        self._basis: tuple[float, int] | None = None
+        self._forward_at: float | None = None
+        self.forward_gap_s = FORWARD_GAP_S
+        self._note: str | None = None
 
     # ------------------------------------------------------------ protocol
 
@@ -183,7 +208,8 @@ class DatabaseComponent(Component):
             workload_measured_at=self._workload_wall,
             workload_age_s=_oldest(queries, self._workload_at, now),
             workload_errors=list(self._workload_errors), activity=act, cache=cache,
-            features=features, probes=probes, warnings=warnings)
+            features=features, probes=probes, warnings=warnings,
+            slow_round_note=self._note)
         snap = Snapshot(component=self.name, detail=detail)
         self._metrics(snap, detail)
         snap.errors = errors + [e for e in self._workload_errors if e not in errors]
@@ -215,13 +241,15 @@ class DatabaseComponent(Component):
                                        lambda n=t.name: inspect.exact_count(cx, n, deadline))
                 inspect.classify_stats(t)
         now = time.monotonic()
+        forward = self._forward(file, now)
         frag_why = None
         if not features["dbstat"]:
             self._frag, self._frag_at, frag_why = None, None, DBSTAT_MISSING
-        elif self._due(self._frag_at, now):
+        elif forward or self._due(self._frag_at, now):
             frag = log.run("dbstat", lambda: inspect.scan_dbstat(cx, file, deadline))
             if frag is not None:
                 self._frag, self._frag_at = frag, now
+                self._basis = (file.freelist_ratio or 0.0, file.page_count)
                 if frag.interrupted:
                     log.warnings.append(
                         f"dbstat: {len(frag.interrupted)} b-tree(s) interrupted at the "
@@ -233,12 +261,39 @@ class DatabaseComponent(Component):
             frag_view = shallow_copy(self._frag)
             frag_view.age_s = now - self._frag_at
             inspect.apply_sizes(tables, frag_view)
-        if self._due(self._workload_at, now) or self._queries is None:
+        if forward or self._due(self._workload_at, now) or self._queries is None:
             self._run_workload(cx, features, log, file.journal_mode, now)
             self._workload_at, self._workload_wall = now, time.time()
+            self._basis = (file.freelist_ratio or 0.0, file.page_count)
         else:
             log.reused("workload", now - self._workload_at)
         return file, tables, features, frag_view, frag_why
+
+    def _forward(self, file: Any, now: float) -> bool:
+        """True when the cheap figures read now moved so far since the last slow round
+        that its figures no longer describe the file, and no round was brought forward
+        in the last ``forward_gap_s``. Sets ``_note`` to say what happened."""
+        self._note = None
+        basis = self._basis
+        if basis is None or file.page_count is None:
+            return False
+        ratio, pages = file.freelist_ratio or 0.0, file.page_count
+        moved = []
+        if abs(ratio - basis[0]) >= FORWARD_FREELIST_POINTS:
+            moved.append(f"free pages {basis[0] * 100:.1f} % -> {ratio * 100:.1f} %")
+        if abs(pages - basis[1]) >= FORWARD_PAGE_SHARE * max(basis[1], 1):
+            moved.append(f"page count {basis[1]:,} -> {pages:,}")
+        if not moved:
+            return False
+        why = " and ".join(moved) + " since the last slow round"
+        if self._forward_at is not None and now - self._forward_at < self.forward_gap_s:
+            wait = self.forward_gap_s - (now - self._forward_at)
+            self._note = (f"{why}; the slow round runs again in {wait:.0f} s (at most one "
+                          f"early round every {self.forward_gap_s:.0f} s)")
+            return False
+        self._forward_at = now
+        self._note = f"slow round brought forward: {why}"
+        return True
 
     def _aged_queries(self, now: float) -> list[QueryTiming]:
         """The stored timings, each with its age at ``now`` (None: never timed).
@@ -375,6 +430,10 @@ class DatabaseComponent(Component):
             for k in ("database_fragmentation_ratio", "database_unused_ratio",
                       "database_nonsequential_ratio", "database_reclaimable_bytes"):
                 un[k] = why
+        if frag is not None:
+            for k in SCAN_METRICS:
+                if k in m:
+                    snap.measured_at[k] = snap.taken_at - frag.age_s
         m["database_tables"] = len(d.tables)
         # CREATE INDEX only: the sqlite_autoindex_* of UNIQUE/PRIMARY KEY are SQLite's.
         m["database_indexes"] = sum(1 for t in d.tables for i in t.indexes if i.origin == "c")
@@ -390,8 +449,14 @@ class DatabaseComponent(Component):
                 "above it)")
         elif timed:
             m["database_query_p95_seconds"] = max(timed)
+            worst = max((q for q in d.queries if q.p95_s is not None), key=lambda q: q.p95_s)
+            if worst.age_s is not None:
+                snap.measured_at["database_query_p95_seconds"] = snap.taken_at - worst.age_s
         else:
             un["database_query_p95_seconds"] = "unavailable (no workload query was timed)"
+        if d.workload_age_s is not None:  # the oldest timing counted in them
+            for k in ("database_slow_queries", "database_workload_queries"):
+                snap.measured_at[k] = snap.taken_at - d.workload_age_s
         a = d.activity
         if a.commits_per_second is not None:
             m["database_commits_per_second"] = a.commits_per_second

@@ -245,6 +245,9 @@ class DatabaseDetail:
     features: dict[str, bool] = field(default_factory=dict)  # "dbstat", "sqlite_stmt"
     probes: list[ProbeRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Why this collect ran the slow round (dbstat, workload timing) before its interval,
+    # or why a large change did not bring it forward yet (the rate limit); None otherwise.
+    slow_round_note: str | None = None
 
     def table(self, name: str) -> TableInfo | None:
         return next((t for t in self.tables if t.name == name), None)

@@ -43,17 +43,8 @@ def present(snapshot: Snapshot, recommendations: list[Recommendation] | None = N
 
 
 def figure_rows(snapshot: Snapshot) -> list[Row]:
-    """The key figures, each with the age of the slow probe that measured it."""
-    rows = metric_rows(snapshot, metric_names.key_figures("database"))
-    d = snapshot.detail
-    if isinstance(d, DatabaseDetail):
-        ages = {"database_fragmentation_ratio":
-                d.fragmentation.age_s if d.fragmentation else None,
-                "database_query_p95_seconds": d.workload_age_s}
-        for row in rows:
-            if row.available and ages.get(row.metric or "") is not None:
-                row.age = ages[row.metric or ""]
-    return rows
+    """The key figures, each slow-round one with its age (``Snapshot.measured_at``)."""
+    return metric_rows(snapshot, metric_names.key_figures("database"))
 
 
 def file_lines(d: DatabaseDetail) -> list[str]:
@@ -90,6 +81,8 @@ def file_lines(d: DatabaseDetail) -> list[str]:
             f"{human_bytes(frag.unused_bytes)}; leaf pages out of order "
             f"{human_ratio(frag.nonsequential_ratio)}{part} (dbstat scan of "
             f"{human_seconds(frag.scan_s)}, {human_age(frag.age_s)} old)")
+    if d.slow_round_note:
+        lines.append(f"          {d.slow_round_note}")
     a = d.activity
     if a.commits_per_second is not None:
         commits = (f"{a.commits_per_second:,.1f} commits/s over "

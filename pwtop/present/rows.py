@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 from pwtop import metric_names
 from pwtop.model import Recommendation, Snapshot
-from pwtop.units import format_value
+from pwtop.units import format_value, human_age
 
 #: What a figure's value reads when it was not measured (its reason says why).
 NOT_MEASURED = "n/a"
@@ -37,6 +37,14 @@ class Row:
     @property
     def available(self) -> bool:
         return self.reason is None
+
+    @property
+    def shown(self) -> str:
+        """The text with the figure's age when it was not just measured ("27.4 % (4m 00s
+        ago)"): every face shows a slow-round figure this way, so none reads as current."""
+        if self.available and self.age is not None and self.age >= 1.0:
+            return f"{self.text} ({human_age(self.age)} ago)"
+        return self.text
 
 
 @dataclass
@@ -111,12 +119,18 @@ def reason(text: str | None) -> str:
 def metric_row(snapshot: Snapshot, name: str, *, levels: Levels | None = None,
                age: float | None = None) -> Row:
     """The row of one catalog metric: its label and unit from the catalog, its value from
-    the snapshot, or the reason it gave for not measuring it."""
+    the snapshot, or the reason it gave for not measuring it. A figure of the database's
+    slow round carries its age (``Snapshot.measured_at``) unless ``age`` is given; the
+    app's figures, also measured before their snapshot, by its agent, do not: the agent
+    link's own row says how old its snapshot is, and a second's age on every row would
+    only flicker."""
     info = metric_names.info(name)
     value = snapshot.metrics.get(name)
     if value is None:
         why = reason(snapshot.unavailable.get(name)) or "not measured"
         return Row(info.label, NOT_MEASURED, None, info.unit, reason=why, metric=name)
+    if age is None and info.slow_round and name in snapshot.measured_at:
+        age = snapshot.age_of(name)
     return Row(info.label, format_value(value, info.unit), value, info.unit,
                level=levels(name, value) if levels else "", age=age, metric=name)
 

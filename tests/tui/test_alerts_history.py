@@ -14,7 +14,7 @@ import pytest
 from tui_helpers import FakeComponent, fake_factories, settle
 
 from pwtop.alerts import Watch
-from pwtop.history import History
+from pwtop.history import History, target_of
 from pwtop.tui.app import PwtopApp
 from pwtop.tui.widgets.tables import SyncTable
 
@@ -112,9 +112,14 @@ async def test_r_cycles_the_chart_range_and_the_charts_read_the_history(make_app
     path = tmp_path / "history.db"
     settings.history.path = str(path)
     now = time.time()
-    async with History(path) as history:  # what an earlier run recorded, half an hour ago
+    # what an earlier run on the same target recorded, half an hour ago...
+    async with History(path, target=target_of(settings)) as history:
         for minutes in (40, 30, 20):
             await history.record({"system_cpu_percent": 77.0}, at=now - minutes * 60)
+    # ...and a run on another file meanwhile: not this target's chart (issue 15 item 12)
+    async with History(path, target="database=/elsewhere.db") as history:
+        for minutes in (35, 25):
+            await history.record({"system_cpu_percent": 55.0}, at=now - minutes * 60)
     system = FakeComponent("system", {"system_cpu_percent": 12.0,
                                       "system_memory_used_ratio": 0.4}, live_times=True)
     app = make_app(fake_factories(system=lambda s: system))
@@ -136,6 +141,7 @@ async def test_r_cycles_the_chart_range_and_the_charts_read_the_history(make_app
         cpu = dict(chart.series)["CPU"]
         older = [(x, v) for x, v in cpu if v == 77.0]
         assert len(older) == 3
+        assert not [v for _, v in cpu if v not in (77.0, 12.0)]  # nothing of the other run
         # A point sits at the start of its bucket: the sample's minute (1-minute rollup),
         # then a one-minute chart bucket aligned to the range's start, so up to 2 minutes
         # before the sample (the samples were 40, 30 and 20 minutes ago).

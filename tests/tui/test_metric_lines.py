@@ -47,3 +47,20 @@ async def test_a_line_without_samples_shows_its_note():
         await pilot.pause()
         text = "".join(seg.text for seg in lines.render_line(0))
         assert text.split() == ["swap", "n/a", "no", "swap", "configured"]
+
+
+def test_a_slow_round_figure_shows_its_age_on_the_tab():
+    """Issue 15 item 2: the tab writes "27.4 % (4m 00s ago)", as `pwtop analyze` does."""
+    from pwtop.model import Snapshot
+    from pwtop.present.database import figure_rows
+    from pwtop.tui.tabs.draw import metric_lines
+    from pwtop.tui.view import View
+
+    snap = Snapshot("database", taken_at=1_700_000_000.0,
+                    metrics={"database_freelist_ratio": 0.886,
+                             "database_fragmentation_ratio": 0.274},
+                    measured_at={"database_fragmentation_ratio": 1_700_000_000.0 - 240})
+    shown = {ln.label: ln.value_text for ln in metric_lines(View(), "database",
+                                                             figure_rows(snap))}
+    assert shown["fragmentation"] == "27.4 % (4m 00s ago)"
+    assert shown["free pages"] == "88.6 %"

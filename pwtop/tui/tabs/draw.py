@@ -22,8 +22,9 @@ from pwtop.tui.widgets.text import set_text, show
 
 
 def metric_lines(view: View, component: str, rows: Iterable[Row]) -> list[MetricLine]:
-    """One line per row: label, the presenter's text, the figure's recent values drawn in
-    its catalog range, or the reason it is missing."""
+    """One line per row: label, the presenter's text (with its age when it was measured
+    earlier, as the CLI shows it), the figure's recent values drawn in its catalog range,
+    or the reason it is missing."""
     lines = []
     for row in rows:
         values: Any = ()
@@ -31,7 +32,7 @@ def metric_lines(view: View, component: str, rows: Iterable[Row]) -> list[Metric
         if row.metric is not None:
             values = view.series.values(component, row.metric)
             lo, hi = metric_names.info(row.metric).spark
-        lines.append(MetricLine(row.label, row.text, values, level=row.level, lo=lo, hi=hi,
+        lines.append(MetricLine(row.label, row.shown, values, level=row.level, lo=lo, hi=hi,
                                 note=row.reason or ""))
     return lines
 
