@@ -19,21 +19,27 @@ if TYPE_CHECKING:
     from pwtop.agent.details import Probe, RealtimeDetail
 
 FIGURES = ("realtime_connections", "realtime_messages_out_per_second",
-           "realtime_bytes_out_per_second", "realtime_messages_in_per_second",
-           "realtime_delivery_p99_seconds", "realtime_dropped_per_second",
+           "realtime_payload_sent_bytes_per_second", "realtime_wire_sent_bytes_per_second",
+           "realtime_messages_in_per_second",
+           "realtime_send_p99_seconds", "realtime_dropped_per_second",
            "realtime_slow_consumers", "realtime_handshakes_refused",
            "realtime_probe_messages_per_second", "realtime_probe_ping_rtt_seconds")
 
 STREAM_COLUMNS = (
     ("name", "stream", None), ("kind", "kind", None), ("connections", "conns", ""),
-    ("messages_out_per_second", "out", "1/s"), ("bytes_out_per_second", "bytes out", "bytes/s"),
-    ("messages_in_per_second", "in", "1/s"), ("delivery_p99_seconds", "delivery p99", "seconds"),
+    ("messages_out_per_second", "out", "1/s"),
+    ("payload_sent_bytes_per_second", "payload out", "bytes/s"),
+    ("wire_sent_bytes_per_second", "wire out", "bytes/s"),
+    ("messages_in_per_second", "in", "1/s"), ("send_p99_seconds", "send p99", "seconds"),
+    ("send_samples", "sends", ""),
     ("dropped_total", "dropped", ""), ("slow_consumers", "slow", ""))
 CLIENT_COLUMNS = (
     ("stream", "stream", None), ("id", "id", None), ("path", "path", None),
     ("queue_length", "queue", ""), ("dropped", "dropped", ""),
     ("ping_rtt_seconds", "ping RTT", "seconds"), ("slow", "slow", "flag"),
-    ("messages_sent", "sent", ""), ("connected_seconds", "connected", "seconds"))
+    ("messages_sent", "sent", ""), ("payload_sent_bytes", "payload", "bytes"),
+    ("wire_sent_bytes", "wire", "bytes"), ("compressed", "deflate", "flag"),
+    ("connected_seconds", "connected", "seconds"))
 PROBE_COLUMNS = (
     ("url", "url", None), ("ok", "ok", "flag"), ("connect_seconds", "connect", "seconds"),
     ("messages_per_second", "messages", "1/s"), ("ping_rtt_p50_seconds", "ping", "seconds"),
@@ -43,8 +49,10 @@ PROBE_COLUMNS = (
 
 #: name -> (title, columns, sort, row key field)
 TABLES = {
-    "streams": ("Streams (rates over 10 s, latency over the recent window)", STREAM_COLUMNS,
-                "connections", "name"),
+    "streams": ("Streams (rates over 10 s; payload = messages before compression, wire = "
+                "bytes written to the socket, - where the server does the framing; send p99 "
+                "= until the write call returned, over the last 60-120 s, from 'sends' "
+                "samples)", STREAM_COLUMNS, "connections", "name"),
     "clients": ("Connections, worst first", CLIENT_COLUMNS, None, "id"),
     "probes": ("Probes (from outside the app)", PROBE_COLUMNS, None, "url"),
 }
