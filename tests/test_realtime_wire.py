@@ -9,6 +9,7 @@ not a stand-in for them."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 from fastapi import FastAPI, WebSocket
 from prometheus_client.parser import text_string_to_metric_families
@@ -154,3 +155,38 @@ def test_a_schema_1_agent_is_read_as_payload_and_send_time_with_no_wire_bytes():
         (1200.0, 0.004, 7)
     assert d.clients[0].payload_sent_bytes == 5000 and d.clients[0].wire_sent_bytes is None
 
+
+
+async def test_a_protocol_1_agent_is_answered_in_version_1_and_read_as_it_measured():
+    """A (fake) agent of an older app on a real socket: it speaks protocol 1 and would
+    refuse a newer message; pwtop answers in 1 and reads its schema-1 realtime stats."""
+    from websockets.asyncio.server import serve
+
+    from pwtop.agent import protocol
+    from pwtop.config import Settings
+
+    old_stats = {"schema": 1, "totals": {"connections": 1, "bytes_out_per_second_10s": 900.0},
+                 "hubs": [{"name": "ws", "delivery_latency": {"count": 50,
+                                                              "p99_seconds": 0.003}}]}
+    hellos = []
+
+    async def handler(ws):
+        await ws.send(json.dumps({"type": "hello", "v": 1, "protocol": protocol.PROTOCOL,
+                                  "agent": "old", "pid": 1, "interval": 0.1}))
+        hellos.append(json.loads(await ws.recv()))
+        await ws.send(json.dumps({"type": "snapshot", "v": 1, "seq": 1,
+                                  "realtime": old_stats, "agent": {"pid": 1}}))
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        settings = Settings()
+        settings.target.agent = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        component = RealtimeComponent(settings)
+        try:
+            snap = await component.collect()
+        finally:
+            await component.close()
+    assert hellos[0]["type"] == "hello" and hellos[0]["v"] == 1
+    assert snap.metrics["realtime_payload_sent_bytes_per_second"] == 900.0
+    assert snap.metrics["realtime_send_p99_seconds"] == 0.003
+    assert "older" in snap.unavailable["realtime_wire_sent_bytes_per_second"]
