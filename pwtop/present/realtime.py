@@ -49,10 +49,9 @@ PROBE_COLUMNS = (
 
 #: name -> (title, columns, sort, row key field)
 TABLES = {
-    "streams": ("Streams (rates over 10 s; payload = messages before compression, wire = "
-                "bytes written to the socket, - where the server does the framing; send p99 "
-                "= until the write call returned, over the last 60-120 s, from 'sends' "
-                "samples)", STREAM_COLUMNS, "connections", "name"),
+    "streams": ("Streams (rates over 10 s; payload: before compression, wire: written to "
+                "the socket; send p99: until the write returned, last 60-120 s, of 'sends')",
+                STREAM_COLUMNS, "connections", "name"),
     "clients": ("Connections, worst first", CLIENT_COLUMNS, None, "id"),
     "probes": ("Probes (from outside the app)", PROBE_COLUMNS, None, "url"),
 }
