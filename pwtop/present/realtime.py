@@ -43,6 +43,8 @@ CLIENT_COLUMNS = (
 PROBE_COLUMNS = (
     ("url", "url", None), ("ok", "ok", "flag"), ("connect_seconds", "connect", "seconds"),
     ("messages_per_second", "messages", "1/s"), ("ping_rtt_p50_seconds", "ping", "seconds"),
+    ("delivery_latency_p50_seconds", "delivery p50", "seconds"),
+    ("delivery_latency_samples", "of", ""),
     ("seq_gaps", "seq gaps", ""), ("reconnects", "reconnects", ""), ("error", "error", None),
     ("age_seconds", "age", "seconds"))
 
@@ -87,13 +89,17 @@ class ProbeRow:
     connect_seconds: float | None = None
     messages_per_second: float | None = None
     ping_rtt_p50_seconds: float | None = None
+    #: client-side: receipt minus the message's ts (None when the clocks differ)
+    delivery_latency_p50_seconds: float | None = None
+    delivery_latency_samples: int | None = None
     seq_gaps: int | None = None
     reconnects: int | None = None
 
 
 #: The figures of a probe's latest window shown in its row.
 PROBE_FIGURES = ("connect_seconds", "messages_per_second", "ping_rtt_p50_seconds",
-                 "seq_gaps", "reconnects")
+                 "delivery_latency_p50_seconds", "delivery_latency_samples", "seq_gaps",
+                 "reconnects")
 
 
 def probe_rows(probes: list[Probe]) -> list[ProbeRow]:

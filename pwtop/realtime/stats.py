@@ -143,7 +143,7 @@ class StreamMetrics:
         self.dropped_total = 0
         self.keepalives_total = 0
         self.messages_out = WindowedRate(WINDOWS, clock=clock)
-        self.bytes_out = WindowedRate(WINDOWS, clock=clock)       # payload bytes
+        self.payload_out = WindowedRate(WINDOWS, clock=clock)
         #: Bytes written to transports the stream can see (plain int: a connection adds to
         #: it on every write); sampled into ``wire_out`` on sends and on reading.
         self.wire_bytes_total = 0
@@ -160,7 +160,7 @@ class StreamMetrics:
         self.echo = RecentHistogram(clock=clock)
         self.ping = RecentHistogram(clock=clock)
         self.rss_baseline_bytes = process_rss()
-        for rate in (self.messages_out, self.bytes_out, self.wire_out, self.messages_in,
+        for rate in (self.messages_out, self.payload_out, self.wire_out, self.messages_in,
                      self.bytes_in,
                      self.published_messages, self.published_bytes, self.drops):
             rate.update(0.0, self.started_at)  # windows are covered from the start
@@ -190,7 +190,7 @@ class StreamMetrics:
     def sent(self, messages: int, nbytes: int) -> None:
         """``messages`` sent, ``nbytes`` of payload (the wire bytes are counted apart)."""
         self.messages_out.add(messages)
-        self.bytes_out.add(nbytes)
+        self.payload_out.add(nbytes)
         if self.wire_unavailable is None:
             self.wire_out.update(self.wire_bytes_total)
 
@@ -243,7 +243,7 @@ class StreamMetrics:
         if wire:
             self.wire_out.update(self.wire_bytes_total, now)
         for key, rate in (("messages_out_per_second", self.messages_out),
-                          ("payload_sent_bytes_per_second", self.bytes_out),
+                          ("payload_sent_bytes_per_second", self.payload_out),
                           ("messages_in_per_second", self.messages_in),
                           ("bytes_in_per_second", self.bytes_in),
                           ("published_per_second", self.published_messages),
@@ -261,7 +261,7 @@ class StreamMetrics:
             "disconnects_by_code": dict(self.disconnects),
             "rates": rates,
             "messages_out_total": int(self.messages_out.total),
-            "payload_sent_bytes_total": int(self.bytes_out.total),
+            "payload_sent_bytes_total": int(self.payload_out.total),
             "wire_sent_bytes_total": self.wire_bytes_total if wire else None,
             "messages_in_total": int(self.messages_in.total),
             "bytes_in_total": int(self.bytes_in.total),
