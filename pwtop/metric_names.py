@@ -131,9 +131,14 @@ ASYNC: dict[str, str] = {
 }
 
 REALTIME: dict[str, str] = {
-    "realtime_connections": "open WebSocket and SSE connections",
-    "realtime_connections_peak": "most connections open at once",
-    "realtime_messages_out_per_second": "messages sent per second, over 10 s",
+    "realtime_connections": "open WebSocket and SSE connections, counted by the app when "
+                            "its agent built the snapshot (as old as agent_snapshot_age_seconds)",
+    "realtime_connections_peak": "most connections open at once since the app started",
+    "realtime_messages_out_per_second": "messages whose write call returned, per second, "
+                                        "every stream summed; a rate over the last 10 s of "
+                                        "the app's counter (every message counts), as old as "
+                                        "the agent's snapshot; unavailable while the app is "
+                                        "younger than 10 s",
     "realtime_payload_sent_bytes_per_second":
         "payload bytes per second: the encoded messages (JSON text) handed to the "
         "connections, before permessage-deflate and without frame headers, every stream "
@@ -148,7 +153,9 @@ REALTIME: dict[str, str] = {
         "hub served through ASGI (uvicorn compresses and frames after the app's send) and "
         "an SSE stream (the server adds the HTTP framing) report no wire bytes, so the sum "
         "is unavailable with that reason",
-    "realtime_messages_in_per_second": "messages received per second, over 10 s",
+    "realtime_messages_in_per_second": "messages received from clients per second (echoes, "
+                                       "commands), over the last 10 s of the app's counter, "
+                                       "as old as the agent's snapshot",
     "realtime_send_p99_seconds":
         "99th percentile of the send time: from publish until the app's write call returned "
         "(queue wait plus the write into the socket buffer; not delivery, which ends later, "
@@ -157,15 +164,24 @@ REALTIME: dict[str, str] = {
         "streams table shows each stream's sample count), as old as the agent's snapshot; "
         "unavailable when no message was sent in that window",
     "realtime_dropped_per_second": "messages dropped from full per-connection queues per "
-                                   "second, over 60 s",
-    "realtime_slow_consumers": "connections behind now",
-    "realtime_handshakes_refused": "connections refused at the connection limit",
+                                   "second, over the last 60 s of the app's counter (every "
+                                   "drop counts), as old as the agent's snapshot; "
+                                   "unavailable while the app is younger than 60 s",
+    "realtime_slow_consumers": "connections dropping messages now (behind since their first "
+                               "drop, until their queue empties), at the agent's snapshot",
+    "realtime_handshakes_refused": "connections refused at the connection limit since the "
+                                   "app started",
     "realtime_probes": "URLs probed from outside the app ([target] probe_urls)",
-    "realtime_probes_failing": "probed URLs whose latest window failed",
-    "realtime_probe_messages_per_second": "messages per second the probes received",
-    "realtime_probe_seq_gaps": "gaps in the seq numbers the probes saw (lost messages)",
-    "realtime_probe_connect_seconds": "slowest probe connect time",
-    "realtime_probe_ping_rtt_seconds": "slowest median ping round trip of the probes",
+    "realtime_probes_failing": "probed URLs whose latest window failed (windows of 3 s, one "
+                               "after another: up to about 4 s old)",
+    "realtime_probe_messages_per_second": "messages per second the probes received, summed, "
+                                          "each over its latest finished window (3 s; up to "
+                                          "about 4 s old)",
+    "realtime_probe_seq_gaps": "gaps in the seq numbers the probes saw (lost messages) in "
+                               "their latest finished windows",
+    "realtime_probe_connect_seconds": "slowest probe connect time (one connect per window)",
+    "realtime_probe_ping_rtt_seconds": "slowest median ping round trip of the probes, each "
+                                       "from its latest window's pings (one a second)",
 }
 
 #: Old names still accepted where a config may name a metric (alert rules), with why they
