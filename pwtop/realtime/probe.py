@@ -318,14 +318,15 @@ class _Recorder:
             r.unavailable["largest_message_bytes"] = "no message received"
         return r
 
-
     def _finish_latency(self) -> None:
         r = self.result
+        why = r.unavailable
+        if self.clock_problem is not None:  # even samples of an earlier same-host session
+            self.latencies.clear()
+            r.delivery_clock = None
         samples = sorted(self.latencies)
         r.delivery_latency_samples = n = len(samples)
-        why = r.unavailable
         if self.clock_problem is not None:
-            r.delivery_clock = None
             why["delivery_latency_seconds"] = self.clock_problem
         elif self.stamped == 0:
             why["delivery_latency_seconds"] = ("no JSON message carried a numeric \"ts\" "
