@@ -190,3 +190,21 @@ async def test_a_protocol_1_agent_is_answered_in_version_1_and_read_as_it_measur
     assert snap.metrics["realtime_payload_sent_bytes_per_second"] == 900.0
     assert snap.metrics["realtime_send_p99_seconds"] == 0.003
     assert "older" in snap.unavailable["realtime_wire_sent_bytes_per_second"]
+
+
+async def test_a_server_not_built_from_serve_options_says_why_it_has_no_wire_bytes():
+    from websockets.asyncio.server import serve
+
+    hub = WebSocketHub(RealtimeSettings(heartbeat_interval=60), name="ws")
+    async with serve(hub.handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws/aps"
+        async with connect(url) as ws:
+            await eventually(lambda: hub.connections == 1, what="the client")
+            hub.broadcast("/ws/aps", ap_update(1))
+            await ws.recv()
+            stats = hub.stats()
+        await hub.close()
+    assert stats["clients"][0]["wire_sent_bytes"] is None
+    assert stats["wire_sent_bytes_total"] is None
+    assert "serve_options()" in stats["unavailable"]["wire_sent_bytes"]
+    assert stats["clients"][0]["payload_sent_bytes"] == stats["payload_sent_bytes_total"] > 0

@@ -74,6 +74,8 @@ ASGI_BATCH = 64             # messages an ASGI sender sends before it counts the
 ASGI_WIRE_UNAVAILABLE = ("connections served through ASGI: the server (uvicorn, hypercorn "
                          "...) frames and compresses each message after the hub's send and "
                          "reports no bytes written")
+FOREIGN_WIRE_UNAVAILABLE = ("connections served by a websockets server not started with the "
+                            "hub's serve_options() (its create_connection counts the bytes)")
 
 
 class _WireCounter:
@@ -162,6 +164,7 @@ class _Client:
         return sum(len(data) for data, _ in self.queue)
 
     def to_dict(self, now: float) -> dict[str, Any]:
+        wire: _WireCounter | None = getattr(self.ws, "wire", None)
         return {
             "id": self.id, "path": self.path, "remote": self.remote,
             "groups": sorted(self.groups),
@@ -169,7 +172,7 @@ class _Client:
             "compressed": self.compressed, "window_bits": self.window_bits,
             "queue_length": len(self.queue), "queue_bytes": self.queued_bytes(),
             "messages_sent": self.sent, "payload_sent_bytes": self.payload_bytes,
-            "wire_sent_bytes": None if self.asgi else self.ws.wire.bytes,  # type: ignore
+            "wire_sent_bytes": None if wire is None else wire.bytes,
             "messages_received": self.received,
             "dropped": self.dropped, "missed_pongs": self.missed_pongs,
             "ping_rtt_seconds": self.ping_rtt,
@@ -378,6 +381,8 @@ class WebSocketHub:
             self.metrics.refused()
             await ws.close(*CLOSE_FULL)
             return
+        if getattr(ws, "wire", None) is None:
+            self.metrics.wire_unmeasured(FOREIGN_WIRE_UNAVAILABLE)
         self._next_id += 1
         path = urlsplit(ws.request.path).path if ws.request is not None else "/"
         remote = ws.remote_address
