@@ -37,7 +37,9 @@ PROTOCOL = "pwtop-agent"
 #: wire bytes (``wire_sent_bytes_*``, ``unavailable``) and call the publish-to-write time
 #: ``send_latency`` (schema 1's ``delivery_latency``, which never measured delivery). Hello
 #: and command messages are unchanged: a client answers an agent in the agent's version
-#: (:func:`spoken_version`), so a newer pwtop still talks to an older agent.
+#: (:func:`spoken_version`), so a newer pwtop still talks to an older agent. (Version 1 grew
+#: the snapshot's ``database.workload`` without a bump: an added key readers may ignore;
+#: version 2 is for keys renamed because they meant something else.)
 VERSION = 2
 #: Largest frame either side reads. Snapshots of 200 operations stay far below it.
 MAX_MESSAGE_BYTES = 1 << 20
