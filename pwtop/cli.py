@@ -175,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. 'Authorization: Bearer TOKEN' (repeatable; values never shown)")
     p.add_argument("--no-follow", action="store_true",
                    help="do not follow HTTP redirects: report the redirect and stop")
+    p.add_argument("--synced-clocks", action="store_true",
+                   help="the server's clock is synchronized with this host's (NTP, PTP): "
+                   "measure delivery latency from the messages' ts even when the server is "
+                   "another host (on this host it is always measured)")
     _add_json(p)
 
     p = verb("config")

@@ -149,23 +149,68 @@ ASYNC: dict[str, str] = {
 }
 
 REALTIME: dict[str, str] = {
-    "realtime_connections": "open WebSocket and SSE connections",
-    "realtime_connections_peak": "most connections open at once",
-    "realtime_messages_out_per_second": "messages sent per second, over 10 s",
-    "realtime_bytes_out_per_second": "bytes sent per second, over 10 s",
-    "realtime_messages_in_per_second": "messages received per second, over 10 s",
-    "realtime_delivery_p99_seconds": "99th percentile publish-to-send latency, worst stream, "
-                                     "recent window",
+    "realtime_connections": "open WebSocket and SSE connections, counted by the app when "
+                            "its agent built the snapshot (as old as agent_snapshot_age_seconds)",
+    "realtime_connections_peak": "most connections open at once since the app started",
+    "realtime_messages_out_per_second": "messages whose write call returned, per second, "
+                                        "every stream summed; a rate over the last 10 s of "
+                                        "the app's counter (every message counts), as old as "
+                                        "the agent's snapshot; unavailable while the app is "
+                                        "younger than 10 s",
+    "realtime_payload_sent_bytes_per_second":
+        "payload bytes per second: the encoded messages (JSON text) handed to the "
+        "connections, before permessage-deflate and without frame headers, every stream "
+        "summed; a rate over the last 10 s of the app's counters (every message counts), as "
+        "old as the agent's snapshot (agent_snapshot_age_seconds); not what the network "
+        "carried (see realtime_wire_sent_bytes_per_second)",
+    "realtime_wire_sent_bytes_per_second":
+        "bytes on the wire per second: what websockets wrote to the connections' "
+        "transports (compressed frames with their headers, pings, handshake answers), every "
+        "stream summed; a rate over the last 10 s of a byte counter (every write counts), as "
+        "old as the agent's snapshot. Measured on the hub's own websockets server only: a "
+        "hub served through ASGI (uvicorn compresses and frames after the app's send) and "
+        "an SSE stream (the server adds the HTTP framing) report no wire bytes, so the sum "
+        "is unavailable with that reason",
+    "realtime_messages_in_per_second": "messages received from clients per second (echoes, "
+                                       "commands), over the last 10 s of the app's counter, "
+                                       "as old as the agent's snapshot",
+    "realtime_send_p99_seconds":
+        "99th percentile of the send time: from publish until the app's write call returned "
+        "(queue wait plus the write into the socket buffer; not delivery, which ends later, "
+        "at the client: `pwtop probe` measures that from each message's ts), worst stream; "
+        "from every message sent over the last 60-120 s (two rotating 60 s histograms; the "
+        "streams table shows each stream's sample count), as old as the agent's snapshot; "
+        "unavailable when no message was sent in that window",
     "realtime_dropped_per_second": "messages dropped from full per-connection queues per "
-                                   "second, over 60 s",
-    "realtime_slow_consumers": "connections behind now",
-    "realtime_handshakes_refused": "connections refused at the connection limit",
+                                   "second, over the last 60 s of the app's counter (every "
+                                   "drop counts), as old as the agent's snapshot; "
+                                   "unavailable while the app is younger than 60 s",
+    "realtime_slow_consumers": "connections dropping messages now (behind since their first "
+                               "drop, until their queue empties), at the agent's snapshot",
+    "realtime_handshakes_refused": "connections refused at the connection limit since the "
+                                   "app started",
     "realtime_probes": "URLs probed from outside the app ([target] probe_urls)",
-    "realtime_probes_failing": "probed URLs whose latest window failed",
-    "realtime_probe_messages_per_second": "messages per second the probes received",
-    "realtime_probe_seq_gaps": "gaps in the seq numbers the probes saw (lost messages)",
-    "realtime_probe_connect_seconds": "slowest probe connect time",
-    "realtime_probe_ping_rtt_seconds": "slowest median ping round trip of the probes",
+    "realtime_probes_failing": "probed URLs whose latest window failed (windows of 3 s, one "
+                               "after another: up to about 4 s old)",
+    "realtime_probe_messages_per_second": "messages per second the probes received, summed, "
+                                          "each over its latest finished window (3 s; up to "
+                                          "about 4 s old)",
+    "realtime_probe_seq_gaps": "gaps in the seq numbers the probes saw (lost messages) in "
+                               "their latest finished windows",
+    "realtime_probe_connect_seconds": "slowest probe connect time (one connect per window)",
+    "realtime_probe_ping_rtt_seconds": "slowest median ping round trip of the probes, each "
+                                       "from its latest window's pings (one a second)",
+}
+
+#: Old names still accepted where a config may name a metric (alert rules), with why they
+#: were renamed: old name -> (new name, why). Nothing emits them any more.
+DEPRECATED: dict[str, tuple[str, str]] = {
+    "realtime_delivery_p99_seconds": (
+        "realtime_send_p99_seconds", "it measured publish until the write call returned, "
+        "not delivery to the client"),
+    "realtime_bytes_out_per_second": (
+        "realtime_payload_sent_bytes_per_second", "it counted the payload before "
+        "compression, not the bytes on the wire (realtime_wire_sent_bytes_per_second)"),
 }
 
 #: Flat name -> the same measurement written as PromQL over the agent's /metrics families.
@@ -193,11 +238,13 @@ PROMETHEUS: dict[str, str] = {
     "realtime_messages_out_per_second":
         "sum(rate(pwtop_websocket_messages_sent_total[10s])) + "
         "sum(rate(pwtop_sse_messages_sent_total[10s]))",
-    "realtime_bytes_out_per_second":
-        "sum(rate(pwtop_websocket_sent_bytes_total[10s])) + "
-        "sum(rate(pwtop_sse_sent_bytes_total[10s]))",
+    "realtime_payload_sent_bytes_per_second":
+        "sum(rate(pwtop_websocket_payload_sent_bytes_total[10s])) + "
+        "sum(rate(pwtop_sse_payload_sent_bytes_total[10s]))",
+    "realtime_wire_sent_bytes_per_second":
+        "sum(rate(pwtop_websocket_wire_sent_bytes_total[10s]))",
     "realtime_messages_in_per_second": "sum(rate(pwtop_websocket_messages_received_total[10s]))",
-    "realtime_delivery_p99_seconds": "max(pwtop_websocket_delivery_latency_p99_seconds)",
+    "realtime_send_p99_seconds": "max(pwtop_websocket_send_latency_p99_seconds)",
     "realtime_dropped_per_second":
         "sum(rate(pwtop_websocket_messages_dropped_total[1m])) + "
         "sum(rate(pwtop_sse_messages_dropped_total[1m]))",
@@ -240,9 +287,11 @@ LABELS: dict[str, str] = {
     "async_limiter_rejected_per_second": "limiter rejects",
     "async_queue_fill_ratio": "queue fill", "async_app_cpu_percent": "app CPU",
     "realtime_connections": "connections", "realtime_messages_out_per_second": "messages out",
-    "realtime_bytes_out_per_second": "bytes out",
+    "realtime_payload_sent_bytes_per_second": "payload out",
+    "realtime_wire_sent_bytes_per_second": "wire out",
     "realtime_messages_in_per_second": "messages in",
-    "realtime_delivery_p99_seconds": "delivery p99", "realtime_dropped_per_second": "dropped",
+    "realtime_send_p99_seconds": "send p99",
+    "realtime_dropped_per_second": "dropped",
     "realtime_slow_consumers": "slow consumers", "realtime_handshakes_refused": "refused",
     "realtime_probe_messages_per_second": "probe messages",
     "realtime_probe_ping_rtt_seconds": "probe ping RTT",
@@ -257,7 +306,7 @@ KEY_FIGURES: dict[str, tuple[str, ...]] = {
               "async_operation_p99_seconds", "async_loop_lag_seconds",
               "async_pool_saturation_ratio"),
     "realtime": ("realtime_connections", "realtime_messages_out_per_second",
-                 "realtime_delivery_p99_seconds", "realtime_dropped_per_second"),
+                 "realtime_send_p99_seconds", "realtime_dropped_per_second"),
     "system": ("system_cpu_percent", "system_memory_used_ratio",
                "system_cpu_temperature_celsius", "system_disk_used_ratio",
                "process_cpu_percent", "process_rss_bytes"),
@@ -275,7 +324,7 @@ MONITOR_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "realtime": (("conns", "realtime_connections"),
                  ("msg/s", "realtime_messages_out_per_second"),
                  ("drop/s", "realtime_dropped_per_second"),
-                 ("deliv.p99", "realtime_delivery_p99_seconds")),
+                 ("send.p99", "realtime_send_p99_seconds")),
     "system": (("cpu", "system_cpu_percent"), ("mem", "system_memory_used_ratio"),
                ("temp", "system_cpu_temperature_celsius"),
                ("disk.free", "system_disk_free_bytes")),
@@ -461,4 +510,9 @@ def metrics_reference() -> str:
             lines.append(f"| `{info.name}` | {info.label}{key} | {info.unit or 'count'} | "
                          f"{info.help}{age} | `{info.source}` | "
                          f"{f'`{info.prometheus}`' if info.prometheus else ''} |")
+    lines += ["", "## Renamed metrics", "",
+              "Alert rules in a config may still name these; they are read as the new name",
+              "with a deprecation warning. Nothing emits the old names any more.", "",
+              "| old name | new name | why |", "| --- | --- | --- |"]
+    lines += [f"| `{old}` | `{new}` | {why} |" for old, (new, why) in DEPRECATED.items()]
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ from pwtop.config import RealtimeSettings, Settings
 from pwtop.errors import TargetError
 from pwtop.realtime import RealtimeOptimizer, WebSocketHub
 from pwtop.realtime.component import RealtimeComponent
+from pwtop.units import format_value
 
 
 def settings_for(address: str = "", probe_urls: list[str] | None = None) -> Settings:
@@ -167,6 +168,14 @@ async def test_realtime_component_reads_the_hub_and_probes_urls():
                 assert snap.metrics["realtime_probe_messages_per_second"] > 0
                 probes = {p.url: p for p in snap.detail.probes}
                 assert probes[url].ok and "refused" in probes[refused].error
+                # the probe times delivery at the client, from each message's ts
+                measured = probes[url].result
+                assert measured.delivery_clock == "same host"
+                assert measured.delivery_latency_samples == measured.seq_messages > 5
+                row = component.describe(snap).section("probes").table.rows[f"probes:{url}"]
+                assert [c.text for c in row[5:7]] == [
+                    format_value(measured.delivery_latency_p50_seconds, "seconds"),
+                    f"{measured.delivery_latency_samples:,}"]
                 assert any(f.metric == "realtime_probes_failing" for f in snap.flags)
                 result = await component.command("set_queue_size", {"size": 64})
                 assert result["after"] == {"message_queue_size": 64} and hub.queue_size == 64

@@ -46,7 +46,7 @@ def test_non_finite_numbers_become_null():
     (b"\x00binary", proto.BAD_MESSAGE),
     ('{"type": "teleport"}', proto.UNKNOWN_TYPE),
     ('{"v": 1}', proto.UNKNOWN_TYPE),
-    ('{"type": "hello", "v": 2}', proto.UNSUPPORTED_VERSION),
+    ('{"type": "hello", "v": %d}' % (proto.VERSION + 1), proto.UNSUPPORTED_VERSION),
     ('{"type": "hello", "v": "1"}', proto.UNSUPPORTED_VERSION),
 ])
 def test_bad_frames_raise_protocol_errors(frame, code):
@@ -220,6 +220,7 @@ def test_exposition_parses_and_has_the_documented_families(exposition_text):
                      "pwtop_operation_errors", "pwtop_pool_in_use", "pwtop_breaker_state",
                      "pwtop_queue_depth", "pwtop_limiter_rejected",
                      "pwtop_websocket_connections", "pwtop_agent_info",
+                     "pwtop_websocket_payload_sent_bytes", "pwtop_websocket_wire_sent_bytes",
                      "process_cpu_seconds"):
         assert expected in names, expected
     assert 'pwtop_operation_duration_seconds_bucket{le="+Inf",operation="operation_000"} 40.0' \

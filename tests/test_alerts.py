@@ -271,7 +271,7 @@ def test_default_rules_cover_every_component_with_real_metric_names():
                    "database_slow_queries", "database_stats_stale_tables",
                    "async_loop_lag_p99_seconds", "async_pool_saturation_ratio",
                    "async_breakers_open", "async_queue_fill_ratio",
-                   "realtime_dropped_per_second", "realtime_delivery_p99_seconds",
+                   "realtime_dropped_per_second", "realtime_send_p99_seconds",
                    "system_cpu_temperature_celsius", "system_throttled",
                    "system_memory_used_ratio", "system_disk_free_bytes",
                    "agent_disconnected_seconds"):
@@ -479,3 +479,21 @@ def test_an_alert_on_an_aged_figure_says_how_old_it_is(clock):
     snap.measured_at = {}
     (event,) = fresh.evaluate([snap])
     assert "measured" not in event.message and "measured_s_ago" not in event.evidence
+
+
+def test_a_config_naming_a_renamed_metric_keeps_working_with_a_deprecation_note(caplog):
+    """realtime_delivery_p99_seconds measured until the write returned, not delivery: it
+    is realtime_send_p99_seconds now; a rule written with the old name still loads."""
+    caplog.set_level(logging.WARNING, logger="pwtop.alerts.rules")
+    rules = {r.name: r for r in build_rules([
+        {"name": "realtime_latency", "metric": "realtime_delivery_p99_seconds",
+         "warning": 0.2},
+        {"name": "my_bytes", "metric": "realtime_bytes_out_per_second", "warning": 1e6,
+         "evidence": ["realtime_delivery_p99_seconds"]}])}
+    assert rules["realtime_latency"].metric == "realtime_send_p99_seconds"
+    assert rules["realtime_latency"].threshold(Level.WARNING) == 0.2
+    assert rules["my_bytes"].metric == "realtime_payload_sent_bytes_per_second"
+    assert rules["my_bytes"].evidence == ("realtime_send_p99_seconds",)
+    notes = " ".join(r.getMessage() for r in caplog.records)
+    assert "realtime_delivery_p99_seconds is deprecated" in notes and "not delivery" in notes
+    assert "realtime_delivery_p99_seconds" not in catalog()  # nothing emits it any more

@@ -307,3 +307,32 @@ def test_the_demo_is_a_fastapi_app_with_pwtop_inside(demo_db, launch):
                 break
         else:
             pytest.fail("the route template never showed in /performance/events")
+
+
+@pytest.mark.slow
+def test_the_demos_clients_measure_delivery_from_the_messages_ts(demo_db, launch):
+    """Each simulated client subtracts a message's ts from its receipt, on the app's one
+    clock; GET /demo/clients serves the percentiles with their sample counts."""
+    import time
+    import urllib.request
+
+    app = launch(demo_db)
+    url = app.info["clients_url"]
+    assert url == f"{app.info['http']}/demo/clients"
+    wanted = {"client-aps-0", "client-detect", "client-slow", "sse-aps"}
+    deadline = time.monotonic() + 60
+    while True:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            report = json.load(reply)
+        clients = report["clients"]
+        if all(clients.get(name, {}).get("count", 0) >= 3 for name in wanted):
+            break
+        assert time.monotonic() < deadline, f"no delivery samples yet: {clients}"
+        time.sleep(0.5)  # the demo's clients report no event: poll, bounded
+    assert report["clock"].startswith("same process as the app")
+    for name in wanted:
+        figures = clients[name]
+        assert figures["negative"] == 0, name  # one clock: never negative
+        assert 0 <= figures["p50_seconds"] <= figures["p99_seconds"] <= \
+            figures["max_seconds"] < 120, (name, figures)
+        assert figures["window_seconds"] > 0

@@ -181,8 +181,10 @@ async def test_realtime_presenter_on_an_agent_snapshot():
     streams = shown.section("streams").table
     assert "streams:ws" in streams.rows
     stream = next(s for s in snap.detail.streams if s.name == "ws")
-    assert streams.rows["streams:ws"][4].text == format_value(stream.bytes_out_per_second,
-                                                              "bytes/s")
+    assert streams.rows["streams:ws"][4].text == format_value(
+        stream.payload_sent_bytes_per_second, "bytes/s")
+    assert streams.rows["streams:ws"][5].text == format_value(
+        stream.wire_sent_bytes_per_second, "bytes/s")
     assert format_value(1264.0, "bytes/s") == "1.2 KiB/s"
 
 
@@ -212,5 +214,6 @@ def test_catalog_labels_and_key_figures():
     assert set(metric_names.LABELS) <= set(catalog)
     assert catalog["database_fragmentation_ratio"].source == \
         "pwtop.database.space:fragmentation_ratio"
-    assert catalog["realtime_bytes_out_per_second"].unit == "bytes/s"
+    assert catalog["realtime_payload_sent_bytes_per_second"].unit == "bytes/s"
+    assert catalog["realtime_wire_sent_bytes_per_second"].unit == "bytes/s"
     assert catalog["process_cpu_percent"].spark == (0.0, None)  # % of one core: over 100

@@ -7,10 +7,12 @@ import asyncio
 import json
 import socket
 import sys
+import time
 
 import pytest
 from websockets.asyncio.server import serve as ws_serve
 
+from pwtop.commands.probe import render
 from pwtop.config import RealtimeSettings
 from pwtop.errors import TargetError
 from pwtop.realtime.hub import WebSocketHub
@@ -437,3 +439,112 @@ async def test_probe_speaks_https_sse(tls):
     finally:
         server.close()
     assert r.connected and r.seq_messages == 1 and r.last_event_id == "1"
+
+
+# ---------------------------------------------------------------- client-side delivery latency
+
+async def test_delivery_latency_is_measured_from_the_messages_ts_not_the_servers_send():
+    """A server that stamps each message, then takes 0.1 s before writing it (a queue, a
+    busy loop): its own send call returns at once, the client sees the 0.1 s."""
+    async def handler(ws):
+        stamped = [{"seq": seq, "ts": time.time()} for seq in range(1, 31)]
+        await asyncio.sleep(0.1)
+        for message in stamped:
+            await ws.send(json.dumps(message))
+        await ws.send(json.dumps({"seq": 31}))  # no ts: not a sample
+        await ws.wait_closed()
+
+    async with ws_serve(handler, "127.0.0.1", 0) as server:
+        r = await probe(f"ws://127.0.0.1:{port_of(server)}/ws/aps", 0.6)
+    assert r.seq_messages == 31 and r.delivery_latency_samples == 30
+    assert r.delivery_clock == "same host"
+    assert 0.1 <= r.delivery_latency_p50_seconds <= r.delivery_latency_p99_seconds < 2.0
+    assert r.delivery_latency_negative == 0 and "delivery_latency_seconds" not in r.unavailable
+    text = render(r)
+    assert any("p99" in line and "from 30 messages' ts" in line and "(same host)" in line
+               for line in text if line.strip().startswith("delivery"))
+
+
+async def test_pwtop_streams_stamp_ts_and_the_probe_times_them():
+    hub = WebSocketHub(RealtimeSettings(heartbeat_interval=60))
+    stream = SSEStream(retry_ms=None)
+    server = await serve_asgi(stream)
+    try:
+        async with hub.serve():
+            async def publish():
+                while True:
+                    hub.broadcast("/ws/status", {"status": []})
+                    stream.publish({"status": []})
+                    await asyncio.sleep(0.01)
+
+            task = asyncio.create_task(publish())
+            try:
+                ws_result, sse_result = await asyncio.gather(
+                    probe(hub.url("/ws/status"), 0.6),
+                    probe(f"http://127.0.0.1:{port_of(server)}/sse", 0.6))
+            finally:
+                task.cancel()
+    finally:
+        server.close()
+        await server.wait_closed()
+    for r in (ws_result, sse_result):
+        assert r.delivery_latency_samples == r.seq_messages > 10
+        assert r.delivery_clock == "same host" and r.delivery_latency_negative == 0
+        assert 0 <= r.delivery_latency_p50_seconds < 1.0
+
+
+async def test_a_server_clock_ahead_of_ours_is_clock_skew_not_latency():
+    async def handler(ws):
+        for seq in range(1, 6):
+            await ws.send(json.dumps({"seq": seq, "ts": time.time() + 30.0}))
+        await ws.wait_closed()
+
+    async with ws_serve(handler, "127.0.0.1", 0) as server:
+        r = await probe(f"ws://127.0.0.1:{port_of(server)}/ws", 0.4)
+    assert r.delivery_latency_negative == 5 and r.delivery_latency_samples == 0
+    assert r.delivery_latency_p50_seconds is None
+    assert "clock skew" in r.unavailable["delivery_latency_seconds"]
+    line = next(l for l in render(r) if l.strip().startswith("delivery"))
+    assert "unavailable (all 5 stamped messages arrived before their ts" in line
+
+
+def test_a_server_on_another_host_has_no_comparable_clock_unless_synced():
+    from pwtop.realtime.probe import ProbeResult, _Recorder, clock_problem
+
+    assert clock_problem(("127.0.0.1", 5000), ("127.0.0.1", 80)) is None
+    assert clock_problem(("::1", 5000, 0, 0), ("::1", 80, 0, 0)) is None
+    assert clock_problem(("192.168.1.7", 5000), ("192.168.1.7", 80)) is None  # own address
+    assert clock_problem(("::ffff:127.0.0.1", 1), ("::ffff:127.0.0.1", 2)) is None
+    assert "another host" in clock_problem(("192.168.1.7", 5000), ("192.168.1.20", 80))
+    assert "unknown" in clock_problem(None, None)
+    for synced in (False, True):
+        rec = _Recorder(ProbeResult(url="ws://192.168.1.20/ws", kind="websocket"))
+        rec.synced_clocks = synced
+        rec.peer(("192.168.1.7", 5000), ("192.168.1.20", 80))
+        for seq in range(1, 41):
+            rec.message(json.dumps({"seq": seq, "ts": time.time() - 0.05}), 10)
+        r = rec.finish()
+        if synced:
+            assert r.delivery_latency_samples == 40 and r.delivery_latency_p99_seconds >= 0.05
+            assert r.delivery_clock.startswith("synchronized clocks")
+        else:
+            assert r.delivery_latency_samples == 0 and r.delivery_clock is None
+            assert "only meaningful on the same host" in \
+                r.unavailable["delivery_latency_seconds"]
+            line = next(l for l in render(r) if l.strip().startswith("delivery"))
+            assert "unavailable (the server (192.168.1.20) is another host" in line
+
+
+def test_a_p99_from_few_samples_is_na_with_the_count():
+    from pwtop.realtime.probe import ProbeResult, _Recorder
+
+    rec = _Recorder(ProbeResult(url="ws://127.0.0.1/ws", kind="websocket"))
+    rec.peer(("127.0.0.1", 5000), ("127.0.0.1", 80))
+    for seq in range(1, 6):
+        rec.message(json.dumps({"seq": seq, "ts": time.time() - 0.01}), 10)
+    r = rec.finish()
+    assert r.delivery_latency_samples == 5 and r.delivery_latency_p99_seconds is None
+    assert r.unavailable["delivery_latency_p99_seconds"] == \
+        "n/a (5 samples; a p99 needs at least 20)"
+    line = next(l for l in render(r) if l.strip().startswith("delivery"))
+    assert "p99 n/a (5 samples; a p99 needs at least 20)" in line and "from 5 messages" in line

@@ -24,10 +24,10 @@ def make(**kw) -> tuple[RealtimeOptimizer, WebSocketHub, SSEStream]:
     return RealtimeOptimizer(settings, hubs=[hub], streams=[stream]), hub, stream
 
 
-def test_stats_document_is_plain_json_with_schema_1():
+def test_stats_document_is_plain_json_with_schema_2():
     opt, hub, stream = make()
     stats = opt.get_stats()
-    assert stats["schema"] == 1 and stats["component"] == "realtime"
+    assert stats["schema"] == 2 and stats["component"] == "realtime"
     assert [h["name"] for h in stats["hubs"]] == ["hub"]
     assert [s["name"] for s in stats["streams"]] == ["sse"]
     assert set(stats["commands"]) == set(COMMANDS)

@@ -132,7 +132,7 @@ async def test_stream_headers_retry_and_events_over_chunked_http():
         s = stream.stats()
         assert s["connections_total"] == 1 and s["messages_out_total"] == 2
         assert s["disconnects_by_code"] == {"client closed": 1}
-        assert s["delivery_latency"]["count"] == 2
+        assert s["send_latency"]["count"] == 2
     finally:
         server.close()
 

@@ -32,7 +32,7 @@ def test_rates_are_windowed_not_lifetime_averages():
     rates = m.to_dict()["rates"]
     assert rates["messages_out_per_second"] == pytest.approx(
         {"1s": 10.0, "10s": 10.0, "60s": 10.0})
-    assert rates["bytes_out_per_second"]["10s"] == pytest.approx(1000.0)
+    assert rates["payload_sent_bytes_per_second"]["10s"] == pytest.approx(1000.0)
     clock.t += 30.0  # then silence: a lifetime average would still say 600/90 = 6.7/s
     rates = m.to_dict()["rates"]["messages_out_per_second"]
     assert rates["1s"] == 0.0 and rates["10s"] == 0.0
@@ -51,15 +51,15 @@ def test_a_young_stream_reports_no_rate_for_windows_it_does_not_cover():
 def test_latency_quantiles_describe_the_last_minute_or_two_only():
     clock = Clock()
     m = StreamMetrics(clock=clock)
-    m.delivered(2.0, count=10)  # an old spike
+    m.send_done(2.0, count=10)  # an old spike
     for _ in range(100):
-        m.delivered(0.001)
+        m.send_done(0.001)
     clock.t += 61
-    m.delivered(0.001)
-    assert m.to_dict()["delivery_latency"]["max_seconds"] == 2.0  # still within 2 periods
+    m.send_done(0.001)
+    assert m.to_dict()["send_latency"]["max_seconds"] == 2.0  # still within 2 periods
     clock.t += 61
-    m.delivered(0.001)
-    latency = m.to_dict()["delivery_latency"]
+    m.send_done(0.001)
+    latency = m.to_dict()["send_latency"]
     assert latency["count"] == 2 and latency["max_seconds"] == pytest.approx(0.001)
     assert latency["p99_seconds"] <= 0.0011
 

@@ -284,8 +284,9 @@ class AgentClient:
         future: asyncio.Future = self.loop.create_future()
         self._pending[msg_id] = future
         try:
-            await ws.send(proto.encode(proto.command(msg_id, target, name, params, token=token,
-                                                     dry_run=dry_run)))
+            await ws.send(proto.encode(proto.command(
+                msg_id, target, name, params, token=token, dry_run=dry_run,
+                v=proto.spoken_version(self.hello or {}))))
             reply = await asyncio.wait_for(future, timeout)
         except (TimeoutError, asyncio.TimeoutError):
             raise TargetError(f"the agent at {self.address} did not answer {target}.{name} "
@@ -368,7 +369,8 @@ class AgentClient:
             self.next_retry_at = None
             self.last_error = None
             await ws.send(proto.encode(proto.hello(client="pwtop", version=__version__,
-                                                   subscribe=self.subscribe)))
+                                                   subscribe=self.subscribe,
+                                                   v=proto.spoken_version(first))))
             self._notify()
             try:
                 async for frame in ws:

@@ -41,9 +41,11 @@ log = logging.getLogger("pwtop.agent.details")
 
 #: Agent protocol versions (the messages' ``"v"``) this module reads. Bump together with
 #: :data:`pwtop.agent.protocol.VERSION` after checking the fields read below.
-PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
+PROTOCOL_VERSIONS: tuple[int, ...] = (1, 2)
 #: ``"schema"`` of ``AsyncOptimizer.get_stats()`` and ``RealtimeOptimizer.get_stats()`` read.
-STATS_SCHEMAS: tuple[int, ...] = (1,)
+#: Realtime schema 1 named the payload bytes ``bytes_out_*`` and the send latency
+#: ``delivery_latency`` (read here as what they measured) and had no wire bytes.
+STATS_SCHEMAS: tuple[int, ...] = (1, 2)
 #: Rates pwtop shows are over this window ("10s"), or "1s" while the app is younger.
 RATE_WINDOW = "10s"
 #: Connections of the realtime streams listed, worst first.
@@ -618,13 +620,18 @@ class RealtimeTotals:
     connections_peak: int | None = None
     handshakes_refused: int | None = None
     messages_out_per_second_10s: float | None = None
-    bytes_out_per_second_10s: float | None = None
+    #: encoded messages handed to the connections (before permessage-deflate)
+    payload_sent_bytes_per_second_10s: float | None = None
+    #: bytes written to the transports (compressed frames); None when not measured
+    wire_sent_bytes_per_second_10s: float | None = None
     messages_in_per_second_10s: float | None = None
     dropped_per_second_60s: float | None = None
     dropped_total: int | None = None
     slow_consumers_now: int | None = None
     stale_disconnects: int | None = None
     slow_disconnects: int | None = None
+    #: figure -> why the app could not measure it
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -647,17 +654,23 @@ class Stream:
     connections: int | None = None
     connections_peak: int | None = None
     messages_out_per_second: float | None = None
-    bytes_out_per_second: float | None = None
+    payload_sent_bytes_per_second: float | None = None
+    wire_sent_bytes_per_second: float | None = None
     messages_in_per_second: float | None = None
     dropped_per_second: float | None = None
     dropped_total: int | None = None
-    delivery_p50_seconds: float | None = None
-    delivery_p99_seconds: float | None = None
+    #: publish -> the app's write call returned (not delivery), over the recent window
+    send_p50_seconds: float | None = None
+    send_p99_seconds: float | None = None
+    send_samples: int | None = None
+    send_window_seconds: float | None = None
     ping_rtt_p50_seconds: float | None = None
     slow_consumers: int | None = None
     queued_messages: int | None = None
     memory_estimate_bytes_per_connection: int | None = None
     memory_measured_bytes_per_connection: int | None = None
+    #: figure -> why the app could not measure it (the wire bytes through ASGI, SSE)
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -674,7 +687,8 @@ class Connection:
     window_bits: int | None = None
     queue_length: int | None = None
     messages_sent: int | None = None
-    bytes_sent: int | None = None
+    payload_sent_bytes: int | None = None
+    wire_sent_bytes: int | None = None
     messages_received: int | None = None
     dropped: int | None = None
     missed_pongs: int | None = None
@@ -712,9 +726,15 @@ def parse_realtime(stats: Mapping[str, Any]) -> RealtimeDetail:
     r = _Reader()
     totals = r.obj(stats, "totals", "realtime")
     settings = r.obj(stats, "settings", "realtime")
+    old = stats.get("schema") == 1
+    numbers = {k: r.num(totals, k, "realtime.totals")
+               for k in RealtimeTotals.__dataclass_fields__ if k != "unavailable"}
+    if old:
+        numbers["payload_sent_bytes_per_second_10s"] = r.num(
+            totals, "bytes_out_per_second_10s", "realtime.totals")
     d = RealtimeDetail(
-        totals=RealtimeTotals(**{k: r.num(totals, k, "realtime.totals")
-                                 for k in RealtimeTotals.__dataclass_fields__}),
+        totals=RealtimeTotals(**numbers, unavailable=_reasons(
+            r, totals, "realtime.totals", "wire_sent_bytes_per_second_10s" if old else None)),
         settings=StreamSettings(
             max_connections=r.integer(settings, "max_connections", "realtime.settings"),
             heartbeat_interval=r.num(settings, "heartbeat_interval", "realtime.settings"),
@@ -726,7 +746,7 @@ def parse_realtime(stats: Mapping[str, Any]) -> RealtimeDetail:
     for key in ("hubs", "streams"):
         for n, s in r.objects(r.seq(stats, key, "realtime"), f"realtime.{key}"):
             where = f"realtime.{key}[{n}]"
-            stream = _stream(r, s, where)
+            stream = _stream(r, s, where, old)
             d.streams.append(stream)
             for _, c in r.objects(r.seq(s, "clients", where), f"{where}.clients"):
                 clients.append(_connection(r, stream.name, c, f"{where}.clients"))
@@ -736,9 +756,12 @@ def parse_realtime(stats: Mapping[str, Any]) -> RealtimeDetail:
     return d
 
 
-def _stream(r: _Reader, s: dict[str, Any], where: str) -> Stream:
+def _stream(r: _Reader, s: dict[str, Any], where: str, old: bool = False) -> Stream:
+    """One stream; ``old``: realtime stats schema 1 (its names are read as what they
+    measured: ``bytes_out`` the payload, ``delivery_latency`` the send time)."""
     rates = r.obj(s, "rates", where)
-    delivery = r.obj(s, "delivery_latency", where)
+    send_key = "delivery_latency" if old else "send_latency"
+    send = r.obj(s, send_key, where)
     memory = r.obj(s, "memory", where)
 
     def rate(key: str, label: str) -> float | None:
@@ -749,12 +772,16 @@ def _stream(r: _Reader, s: dict[str, Any], where: str) -> Stream:
         connections=r.integer(s, "connections", where),
         connections_peak=r.integer(s, "connections_peak", where),
         messages_out_per_second=rate("messages_out_per_second", "10s"),
-        bytes_out_per_second=rate("bytes_out_per_second", "10s"),
+        payload_sent_bytes_per_second=rate(
+            "bytes_out_per_second" if old else "payload_sent_bytes_per_second", "10s"),
+        wire_sent_bytes_per_second=None if old else rate("wire_sent_bytes_per_second", "10s"),
         messages_in_per_second=rate("messages_in_per_second", "10s"),
         dropped_per_second=rate("dropped_per_second", "60s"),
         dropped_total=r.integer(s, "dropped_total", where),
-        delivery_p50_seconds=r.num(delivery, "p50_seconds", f"{where}.delivery_latency"),
-        delivery_p99_seconds=r.num(delivery, "p99_seconds", f"{where}.delivery_latency"),
+        send_p50_seconds=r.num(send, "p50_seconds", f"{where}.{send_key}"),
+        send_p99_seconds=r.num(send, "p99_seconds", f"{where}.{send_key}"),
+        send_samples=r.integer(send, "count", f"{where}.{send_key}"),
+        send_window_seconds=r.num(send, "window_seconds", f"{where}.{send_key}"),
         ping_rtt_p50_seconds=r.num(r.obj(s, "ping_rtt", where), "p50_seconds",
                                    f"{where}.ping_rtt"),
         slow_consumers=r.integer(s, "slow_consumers_now", where),
@@ -762,7 +789,23 @@ def _stream(r: _Reader, s: dict[str, Any], where: str) -> Stream:
         memory_estimate_bytes_per_connection=r.integer(memory, "estimate_bytes_per_connection",
                                                    f"{where}.memory"),
         memory_measured_bytes_per_connection=r.integer(memory, "measured_bytes_per_connection",
-                                                   f"{where}.memory"))
+                                                   f"{where}.memory"),
+        unavailable=_reasons(r, s, where, "wire_sent_bytes" if old else None))
+
+
+#: Why an agent of realtime stats schema 1 has no wire bytes.
+OLD_SCHEMA_NO_WIRE = ("the app's pwtop is older (realtime stats schema 1): it counts the "
+                      "payload only, not the bytes on the wire")
+
+
+def _reasons(r: _Reader, d: Mapping[str, Any], where: str,
+             old_wire: str | None) -> dict[str, str]:
+    """The ``unavailable`` object of ``d`` (figure -> why), plus ``old_wire``'s reason for
+    a schema-1 document, which never measured the wire bytes."""
+    out = {str(k): str(v) for k, v in r.obj(d, "unavailable", where).items()}
+    if old_wire is not None:
+        out.setdefault(old_wire, OLD_SCHEMA_NO_WIRE)
+    return out
 
 
 def _connection(r: _Reader, stream: str | None, c: dict[str, Any], where: str) -> Connection:
@@ -779,7 +822,9 @@ def _connection(r: _Reader, stream: str | None, c: dict[str, Any], where: str) -
         compressed=r.flag(c, "compressed", where), window_bits=r.integer(c, "window_bits", where),
         queue_length=r.integer(c, "queue_length", where),
         messages_sent=r.integer(c, "messages_sent", where),
-        bytes_sent=r.integer(c, "bytes_sent", where),
+        payload_sent_bytes=r.integer(c, "payload_sent_bytes" if "payload_sent_bytes" in c
+                                     else "bytes_sent", where),
+        wire_sent_bytes=r.integer(c, "wire_sent_bytes", where),
         messages_received=r.integer(c, "messages_received", where),
         dropped=r.integer(c, "dropped", where), missed_pongs=r.integer(c, "missed_pongs", where),
         ping_rtt_seconds=r.num(c, "ping_rtt_seconds", where), slow=r.flag(c, "slow", where),

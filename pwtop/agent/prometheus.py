@@ -252,18 +252,25 @@ def _realtime(f: _Families, stats: dict[str, Any]) -> None:
                   "(connection limit).", lab, s.get("handshakes_refused"))
             f.set("counter", f"{prefix}_messages_sent", f"{what} messages sent.", lab,
                   s.get("messages_out_total"))
-            f.set("counter", f"{prefix}_sent_bytes", f"{what} bytes sent.", lab,
-                  s.get("bytes_out_total"))
+            f.set("counter", f"{prefix}_payload_sent_bytes", f"{what} payload bytes sent: "
+                  "encoded messages before compression, without frame headers.", lab,
+                  s.get("payload_sent_bytes_total"))
+            f.set("counter", f"{prefix}_wire_sent_bytes", f"{what} bytes written to the "
+                  "connections' transports (compressed frames with headers); absent where "
+                  "the server frames the messages (ASGI, SSE).", lab,
+                  s.get("wire_sent_bytes_total"))
             f.set("counter", f"{prefix}_messages_received", f"{what} messages received.", lab,
                   s.get("messages_in_total"))
             f.set("counter", f"{prefix}_messages_dropped", f"{what} messages dropped from full "
                   "per-connection queues.", lab, s.get("dropped_total"))
             f.set("gauge", f"{prefix}_slow_consumers", f"{what} connections behind now.", lab,
                   s.get("slow_consumers_now"))
-            delivery = s.get("delivery_latency") or {}
-            f.set("gauge", f"{prefix}_delivery_latency_p99_seconds", "99th percentile of the "
-                  "time from publish to send, over the recent window.", lab,
-                  delivery.get("p99_seconds"))
+            send = s.get("send_latency") or {}
+            f.set("gauge", f"{prefix}_send_latency_p99_seconds", "99th percentile of the "
+                  "time from publish until the write call returned (not delivery), over the "
+                  "last 60-120 s.", lab, send.get("p99_seconds"))
+            f.set("gauge", f"{prefix}_send_latency_samples", "Messages that send latency "
+                  "percentile is computed from (the same window).", lab, send.get("count"))
             for code, n in (s.get("disconnects_by_code") or {}).items():
                 f.set("counter", f"{prefix}_disconnects", f"{what} disconnections by close "
                       "code or reason.", {"stream": lab["stream"], "code": str(code)}, n)

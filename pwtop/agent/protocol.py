@@ -33,7 +33,14 @@ import math
 from typing import Any
 
 PROTOCOL = "pwtop-agent"
-VERSION = 1
+#: 2: the realtime stats (schema 2) name the payload bytes ``payload_sent_bytes_*``, add the
+#: wire bytes (``wire_sent_bytes_*``, ``unavailable``) and call the publish-to-write time
+#: ``send_latency`` (schema 1's ``delivery_latency``, which never measured delivery). Hello
+#: and command messages are unchanged: a client answers an agent in the agent's version
+#: (:func:`spoken_version`), so a newer pwtop still talks to an older agent. (Version 1 grew
+#: the snapshot's ``database.workload`` without a bump: an added key readers may ignore;
+#: version 2 is for keys renamed because they meant something else.)
+VERSION = 2
 #: Largest frame either side reads. Snapshots of 200 operations stay far below it.
 MAX_MESSAGE_BYTES = 1 << 20
 
@@ -106,13 +113,23 @@ def decode(frame: str | bytes) -> dict[str, Any]:
     return message
 
 
-def hello(**fields: Any) -> dict[str, Any]:
-    return {"type": HELLO, "v": VERSION, "protocol": PROTOCOL, **fields}
+def spoken_version(agent_hello: dict[str, Any]) -> int:
+    """The version a client writes to the agent that sent ``agent_hello``: the older of
+    the two (versions 1 and 2 write hello and command messages alike)."""
+    theirs = agent_hello.get("v", 1)
+    if isinstance(theirs, bool) or not isinstance(theirs, int) or theirs < 1:
+        return 1
+    return min(theirs, VERSION)
+
+
+def hello(*, v: int = VERSION, **fields: Any) -> dict[str, Any]:
+    return {"type": HELLO, "v": v, "protocol": PROTOCOL, **fields}
 
 
 def command(id: int, target: str, name: str, params: dict[str, Any] | None = None, *,
-            token: str | None = None, dry_run: bool = False) -> dict[str, Any]:
-    return {"type": COMMAND, "v": VERSION, "id": id, "token": token, "target": target,
+            token: str | None = None, dry_run: bool = False,
+            v: int = VERSION) -> dict[str, Any]:
+    return {"type": COMMAND, "v": v, "id": id, "token": token, "target": target,
             "command": name, "params": params or {}, "dry_run": dry_run}
 
 

@@ -18,6 +18,7 @@ after loading the config), in one line naming the file and the rule. ``docs/aler
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import operator
 from dataclasses import dataclass
@@ -27,11 +28,12 @@ from pwtop.alerts.responses import RESPONSES
 from pwtop.config import Settings
 from pwtop.errors import ConfigError
 from pwtop.history import parse_duration
-from pwtop.metric_names import catalog, is_known, suggest
+from pwtop.metric_names import DEPRECATED, catalog, is_known, suggest
 from pwtop.model import Level
 from pwtop.system import limits as system  # the thresholds the System tab flags at too
 from pwtop.units import format_metric
 
+log = logging.getLogger("pwtop.alerts.rules")
 LEVELS: tuple[Level, ...] = (Level.INFO, Level.WARNING, Level.CRITICAL, Level.EMERGENCY)
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -188,9 +190,9 @@ def default_rules(settings: Any = None) -> list[Rule]:
                      "or degraded mode (broadcast less often) helps",
               responses=("degraded_mode",),
               evidence=("realtime_slow_consumers", "realtime_messages_out_per_second")),
-        _rule("realtime_latency", "realtime_delivery_p99_seconds", ">", warning=0.5,
+        _rule("realtime_latency", "realtime_send_p99_seconds", ">", warning=0.5,
               critical=2.0, for_seconds=30.0, hysteresis=0.1,
-              title="WebSocket/SSE delivery slow (p99)",
+              title="WebSocket/SSE sends slow (p99 until the write returned)",
               advice="the app's loop or its clients are slow; see async_loop_lag",
               responses=("degraded_mode",),
               evidence=("realtime_slow_consumers", "async_loop_lag_p99_seconds")),
@@ -323,6 +325,7 @@ def rule_from_table(table: dict[str, Any], base: Rule | None = None) -> Rule:
     unknown = [k for k in table if k not in RULE_KEYS]
     if unknown:
         raise ValueError(f"unknown key {unknown[0]!r} (known: {', '.join(RULE_KEYS)})")
+    table = renamed_metrics(table)
     for key in ("name", "metric", "op", "title", "advice"):
         if key in table and not isinstance(table[key], str):
             raise ValueError(f"{key} must be a string, got {table[key]!r}")
@@ -356,6 +359,33 @@ def rule_from_table(table: dict[str, Any], base: Rule | None = None) -> Rule:
     if base is not None:
         return dataclasses.replace(base, **changes)
     return Rule(**{"name": "", "metric": "", **changes})
+
+
+def renamed_metrics(table: dict[str, Any]) -> dict[str, Any]:
+    """``table`` with a renamed metric's old name (in ``metric``, ``evidence`` or
+    ``unless``) replaced by its new one, and a deprecation warning logged once per name,
+    so a config written for an older pwtop keeps working (see ``DEPRECATED``)."""
+    def new(name: Any) -> Any:
+        if not isinstance(name, str) or name not in DEPRECATED:
+            return name
+        replacement, why = DEPRECATED[name]
+        if name not in _WARNED:
+            _WARNED.add(name)
+            log.warning("[[alerts.rules]] metric %s is deprecated, read as %s (%s); write %s "
+                        "in the config", name, replacement, why, replacement)
+        return replacement
+
+    out = dict(table)
+    if "metric" in out:
+        out["metric"] = new(out["metric"])
+    if isinstance(out.get("evidence"), list):
+        out["evidence"] = [new(n) for n in out["evidence"]]
+    if isinstance(out.get("unless"), list) and out["unless"]:
+        out["unless"] = [new(out["unless"][0]), *out["unless"][1:]]
+    return out
+
+
+_WARNED: set[str] = set()
 
 
 def build_rules(tables: list[dict[str, Any]], settings: Any = None,

@@ -26,7 +26,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     timeout = (float(args.timeout) if args.timeout is not None
                else min(CONNECT_TIMEOUT, max(duration, 0.1)))
     result = asyncio.run(probe(args.url, duration, timeout=timeout, headers=headers,
-                               follow_redirects=not args.no_follow))
+                               follow_redirects=not args.no_follow,
+                               synced_clocks=args.synced_clocks))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -56,6 +57,7 @@ def render(r) -> list[str]:
             f"{human_seconds(r.ping_rtt_max_seconds)} ({r.pings} pings, {r.pings_lost} lost)")
     else:
         row("ping round trip", r.unavailable.get("ping_rtt_seconds", "-"))
+    row("delivery", delivery_text(r))
     rate = format_metric("messages_per_second", r.messages_per_second)
     last10 = (format_metric("messages_per_second", r.messages_per_second_last_10s)
               if r.messages_per_second_last_10s is not None else "n/a (probe < 10 s)")
@@ -94,3 +96,20 @@ def render(r) -> list[str]:
     else:
         row("errors", "none")
     return lines
+
+
+def delivery_text(r) -> str:
+    """Client-side delivery latency (receipt minus the message's ts) with its sample count,
+    or why it is not shown; negative differences are named as clock skew."""
+    why = r.unavailable.get("delivery_latency_seconds")
+    skew = (f"; {r.delivery_latency_negative} message(s) stamped after their receipt: "
+            "clock skew, not latency (left out)" if r.delivery_latency_negative else "")
+    if why is not None:
+        return f"unavailable ({why})" + skew
+    p99 = (human_seconds(r.delivery_latency_p99_seconds)
+           if r.delivery_latency_p99_seconds is not None
+           else r.unavailable.get("delivery_latency_p99_seconds", "n/a"))
+    return (f"p50 {human_seconds(r.delivery_latency_p50_seconds)}, p99 {p99}, max "
+            f"{human_seconds(r.delivery_latency_max_seconds)} from "
+            f"{r.delivery_latency_samples:,} messages' ts to their receipt "
+            f"({r.delivery_clock})" + skew)

@@ -20,6 +20,8 @@ pwtop has something true to show:
   ``/sse/status``, pwtop's endpoints at ``/performance``; and simulated clients: steady
   readers that echo ``seq``, one on a tiny receive buffer that falls behind and loses
   messages, one that keeps disconnecting, and SSE readers that resume with ``Last-Event-ID``;
+  each measures its delivery latency from the messages' ``ts`` (one clock: the app's
+  process), served at ``GET /demo/clients`` (:mod:`pwtop.demo.delivery`);
 * the **agent**, started in two lines like any app would, with the advisor's capture hook
   (:class:`~pwtop.database.advisor.capture.WorkloadCapture`) on every database
   connection of the pool, so the statements the app really runs, counted and timed,
@@ -59,6 +61,7 @@ from pwtop.config import RealtimeSettings
 from pwtop.database.advisor.capture import WorkloadCapture
 from pwtop.demo.generate import create_demo_database
 from pwtop.demo import web
+from pwtop.demo.delivery import ClientDelivery
 from pwtop.errors import PwtopError
 from pwtop.realtime import RealtimeOptimizer, SSEStream, WebSocketHub
 
@@ -151,6 +154,8 @@ class DemoApp:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.capture = WorkloadCapture()
+        #: the simulated clients' delivery latency, served at GET /demo/clients
+        self.delivery = ClientDelivery()
         self.db = Path(args.db).expanduser()
         self.speed = max(0.1, float(args.speed))
         self.rng = random.Random(args.seed)
@@ -349,7 +354,7 @@ class DemoApp:
 
     # ------------------------------------------------------------ simulated clients
 
-    async def _ws_reader(self, url: str, *, echo: bool, rcvbuf: int | None = None,
+    async def _ws_reader(self, url: str, name: str, *, echo: bool, rcvbuf: int | None = None,
                          pause: float = 0.0, lifetime: tuple[float, float] | None = None
                          ) -> None:
         from websockets.asyncio.client import connect
@@ -368,11 +373,15 @@ class DemoApp:
                 async with connect(url, sock=sock, max_size=2**20, ping_interval=None,
                                    close_timeout=0.5) as ws:
                     async for raw in ws:
-                        if echo and isinstance(raw, str):
+                        received = time.time()
+                        decoded = None
+                        if isinstance(raw, str):
                             with contextlib.suppress(ValueError):
-                                seq = json.loads(raw).get("seq")
-                                if isinstance(seq, int):
-                                    await ws.send(json.dumps({"ack": seq}))
+                                decoded = json.loads(raw)
+                        self.delivery.received(name, decoded, received)
+                        seq = decoded.get("seq") if isinstance(decoded, dict) else None
+                        if echo and isinstance(seq, int):
+                            await ws.send(json.dumps({"ack": seq}))
                         if pause:
                             await asyncio.sleep(pause)
                         if deadline is not None and time.monotonic() > deadline:
@@ -386,7 +395,8 @@ class DemoApp:
                     sock.close()
             await asyncio.sleep(self.rng.uniform(0.5, 2.0))
 
-    async def _sse_reader(self, url: str, *, drop_every: float | None = None) -> None:
+    async def _sse_reader(self, url: str, name: str, *,
+                          drop_every: float | None = None) -> None:
         host, port = url.split("/")[2].split(":")
         path = "/" + url.split("/", 3)[3]
         last_id: str | None = None
@@ -406,6 +416,10 @@ class DemoApp:
                         break
                     if line.startswith(b"id:"):
                         last_id = line[3:].strip().decode()
+                    elif line.startswith(b"data:"):  # the demo's events are one line
+                        received = time.time()
+                        with contextlib.suppress(ValueError):
+                            self.delivery.received(name, json.loads(line[5:]), received)
                     if deadline is not None and time.monotonic() > deadline:
                         break
             except asyncio.CancelledError:
@@ -480,6 +494,8 @@ class DemoApp:
                      "healthz_url": self.agent.healthz_url,
                      "token_file": str(self.agent.token_file) if self.agent.token_file else None,
                      "db": str(self.db), "streams": streams, "http": self.web_url,
+                     "clients_url": f"{self.web_url}/demo/clients"
+                     if streams and not self.args.no_clients else None,
                      "dashboard_url": f"{self.web_url}/performance/dashboard"
                      if self.performance is not None else None}
             print(json.dumps(ready), flush=True)
@@ -489,17 +505,20 @@ class DemoApp:
         return 0
 
     def _start_clients(self, streams: dict[str, str]) -> None:
+        def spawn(name: str, reader: Any, url: str, **options: Any) -> None:
+            self._spawn(reader(url, name, **options), name)
+
         for i in range(3):
-            self._spawn(self._ws_reader(streams["ws_aps"], echo=True), f"client-aps-{i}")
-        self._spawn(self._ws_reader(streams["ws_status"], echo=True), "client-status")
-        self._spawn(self._ws_reader(streams["ws_detections"], echo=True), "client-detect")
+            spawn(f"client-aps-{i}", self._ws_reader, streams["ws_aps"], echo=True)
+        spawn("client-status", self._ws_reader, streams["ws_status"], echo=True)
+        spawn("client-detect", self._ws_reader, streams["ws_detections"], echo=True)
         # behind a poor link: tiny receive buffer and slow reading, so its queue overflows
-        self._spawn(self._ws_reader(streams["ws_detections"], echo=False, rcvbuf=2048,
-                                    pause=0.5), "client-slow")
-        self._spawn(self._ws_reader(streams["ws_aps"], echo=False, lifetime=(3.0, 10.0)),
-                    "client-flapping")
-        self._spawn(self._sse_reader(streams["sse_aps"]), "sse-aps")
-        self._spawn(self._sse_reader(streams["sse_status"], drop_every=8.0), "sse-resume")
+        spawn("client-slow", self._ws_reader, streams["ws_detections"], echo=False,
+              rcvbuf=2048, pause=0.5)
+        spawn("client-flapping", self._ws_reader, streams["ws_aps"], echo=False,
+              lifetime=(3.0, 10.0))
+        spawn("sse-aps", self._sse_reader, streams["sse_aps"])
+        spawn("sse-resume", self._sse_reader, streams["sse_status"], drop_every=8.0)
 
     def _ensure_database(self) -> None:
         if self.db.is_file():

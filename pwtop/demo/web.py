@@ -54,6 +54,12 @@ def build(demo: "DemoApp") -> FastAPI:
             raise HTTPException(status_code=404, detail=f"no access point {bssid}")
         return ap_row(rows[0])
 
+    @app.get("/demo/clients")
+    async def clients() -> dict[str, Any]:
+        """The simulated clients' delivery latency, measured at the client from each
+        message's ts (pwtop.demo.delivery)."""
+        return demo.delivery.to_dict()
+
     @app.get("/api/status")
     async def status() -> dict[str, Any]:
         return {"queue_depth": demo.queue.depth, "pool_in_use": demo.pool.in_use,

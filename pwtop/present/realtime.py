@@ -19,32 +19,41 @@ if TYPE_CHECKING:
     from pwtop.agent.details import Probe, RealtimeDetail
 
 FIGURES = ("realtime_connections", "realtime_messages_out_per_second",
-           "realtime_bytes_out_per_second", "realtime_messages_in_per_second",
-           "realtime_delivery_p99_seconds", "realtime_dropped_per_second",
+           "realtime_payload_sent_bytes_per_second", "realtime_wire_sent_bytes_per_second",
+           "realtime_messages_in_per_second",
+           "realtime_send_p99_seconds", "realtime_dropped_per_second",
            "realtime_slow_consumers", "realtime_handshakes_refused",
            "realtime_probe_messages_per_second", "realtime_probe_ping_rtt_seconds")
 
 STREAM_COLUMNS = (
     ("name", "stream", None), ("kind", "kind", None), ("connections", "conns", ""),
-    ("messages_out_per_second", "out", "1/s"), ("bytes_out_per_second", "bytes out", "bytes/s"),
-    ("messages_in_per_second", "in", "1/s"), ("delivery_p99_seconds", "delivery p99", "seconds"),
+    ("messages_out_per_second", "out", "1/s"),
+    ("payload_sent_bytes_per_second", "payload out", "bytes/s"),
+    ("wire_sent_bytes_per_second", "wire out", "bytes/s"),
+    ("messages_in_per_second", "in", "1/s"), ("send_p99_seconds", "send p99", "seconds"),
+    ("send_samples", "sends", ""),
     ("dropped_total", "dropped", ""), ("slow_consumers", "slow", ""))
 CLIENT_COLUMNS = (
     ("stream", "stream", None), ("id", "id", None), ("path", "path", None),
     ("queue_length", "queue", ""), ("dropped", "dropped", ""),
     ("ping_rtt_seconds", "ping RTT", "seconds"), ("slow", "slow", "flag"),
-    ("messages_sent", "sent", ""), ("connected_seconds", "connected", "seconds"))
+    ("messages_sent", "sent", ""), ("payload_sent_bytes", "payload", "bytes"),
+    ("wire_sent_bytes", "wire", "bytes"), ("compressed", "deflate", "flag"),
+    ("connected_seconds", "connected", "seconds"))
 PROBE_COLUMNS = (
     ("url", "url", None), ("ok", "ok", "flag"), ("connect_seconds", "connect", "seconds"),
     ("messages_per_second", "messages", "1/s"), ("ping_rtt_p50_seconds", "ping", "seconds"),
+    ("delivery_latency_p50_seconds", "delivery p50", "seconds"),
+    ("delivery_latency_samples", "of", ""),
     ("seq_gaps", "seq gaps", ""), ("reconnects", "reconnects", ""), ("error", "error", None),
     ("age_seconds", "age", "seconds"))
 
 
 #: name -> (title, columns, sort, row key field)
 TABLES = {
-    "streams": ("Streams (rates over 10 s, latency over the recent window)", STREAM_COLUMNS,
-                "connections", "name"),
+    "streams": ("Streams (rates over 10 s; payload: before compression, wire: written to "
+                "the socket; send p99: until the write returned, last 60-120 s, of 'sends')",
+                STREAM_COLUMNS, "connections", "name"),
     "clients": ("Connections, worst first", CLIENT_COLUMNS, None, "id"),
     "probes": ("Probes (from outside the app)", PROBE_COLUMNS, None, "url"),
 }
@@ -80,13 +89,17 @@ class ProbeRow:
     connect_seconds: float | None = None
     messages_per_second: float | None = None
     ping_rtt_p50_seconds: float | None = None
+    #: client-side: receipt minus the message's ts (None when the clocks differ)
+    delivery_latency_p50_seconds: float | None = None
+    delivery_latency_samples: int | None = None
     seq_gaps: int | None = None
     reconnects: int | None = None
 
 
 #: The figures of a probe's latest window shown in its row.
 PROBE_FIGURES = ("connect_seconds", "messages_per_second", "ping_rtt_p50_seconds",
-                 "seq_gaps", "reconnects")
+                 "delivery_latency_p50_seconds", "delivery_latency_samples", "seq_gaps",
+                 "reconnects")
 
 
 def probe_rows(probes: list[Probe]) -> list[ProbeRow]:

@@ -82,8 +82,9 @@ class RealtimeComponent(AgentComponent):
 
     METRICS = (
         "realtime_connections", "realtime_connections_peak",
-        "realtime_messages_out_per_second", "realtime_bytes_out_per_second",
-        "realtime_messages_in_per_second", "realtime_delivery_p99_seconds",
+        "realtime_messages_out_per_second", "realtime_payload_sent_bytes_per_second",
+        "realtime_wire_sent_bytes_per_second",
+        "realtime_messages_in_per_second", "realtime_send_p99_seconds",
         "realtime_dropped_per_second", "realtime_slow_consumers",
         "realtime_handshakes_refused",
     )
@@ -220,7 +221,10 @@ class RealtimeComponent(AgentComponent):
                 ("realtime_connections", t.connections, None),
                 ("realtime_connections_peak", t.connections_peak, None),
                 ("realtime_messages_out_per_second", t.messages_out_per_second_10s, recent),
-                ("realtime_bytes_out_per_second", t.bytes_out_per_second_10s, recent),
+                ("realtime_payload_sent_bytes_per_second",
+                 t.payload_sent_bytes_per_second_10s, recent),
+                ("realtime_wire_sent_bytes_per_second", t.wire_sent_bytes_per_second_10s,
+                 t.unavailable.get("wire_sent_bytes_per_second_10s") or recent),
                 ("realtime_messages_in_per_second", t.messages_in_per_second_10s, recent),
                 ("realtime_dropped_per_second", t.dropped_per_second_60s, minute),
                 ("realtime_slow_consumers", t.slow_consumers_now, None),
@@ -229,12 +233,11 @@ class RealtimeComponent(AgentComponent):
                 m[metric] = value
             else:
                 why[metric] = f"unavailable ({reason or 'not in the app stats'})"
-        p99s = [s.delivery_p99_seconds for s in detail.streams
-                if s.delivery_p99_seconds is not None]
+        p99s = [s.send_p99_seconds for s in detail.streams if s.send_p99_seconds is not None]
         if not p99s:
-            why["realtime_delivery_p99_seconds"] = "no message delivered in the recent window"
+            why["realtime_send_p99_seconds"] = "no message sent in the recent window"
         else:
-            m["realtime_delivery_p99_seconds"] = max(p99s)
+            m["realtime_send_p99_seconds"] = max(p99s)
 
     # ------------------------------------------------------------ text
 

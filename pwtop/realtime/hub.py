@@ -27,6 +27,15 @@ the way it does:
 - permessage-deflate is on or off with tuned window bits and memLevel; changes apply to new
   connections (extensions are negotiated once, at the handshake). ``buffer_size``, the
   queue length and the heartbeat apply to live connections too.
+- Bytes out are counted twice: the payload (the encoded message, before deflate) and, on
+  the hub's own server, the bytes websockets writes to each transport (compressed frames
+  with their headers, pings, the handshake answer: :class:`_WireCounter`). Through ASGI the
+  server frames and compresses after the hub's send and reports no byte count, so the wire
+  figures say unavailable, with that reason, once an ASGI connection is served.
+- "send latency" is the time from ``broadcast()`` until the write call returned (the queue
+  wait plus the write into the transport's buffer): what the app controls, not delivery.
+  Messages carry ``ts`` (publish time, Unix seconds) so a client on the same clock measures
+  delivery itself (``pwtop probe``).
 """
 
 from __future__ import annotations
@@ -62,6 +71,36 @@ CLOSE_ERROR = (1011, "on_connect failed")
 ECHO_MEMORY = 1024          # recent (group, seq) send times kept to time client echoes
 CLIENTS_LISTED = 20         # connections listed in stats, worst first
 ASGI_BATCH = 64             # messages an ASGI sender sends before it counts them
+ASGI_WIRE_UNAVAILABLE = ("connections served through ASGI: the server (uvicorn, hypercorn "
+                         "...) frames and compresses each message after the hub's send and "
+                         "reports no bytes written")
+FOREIGN_WIRE_UNAVAILABLE = ("connections served by a websockets server not started with the "
+                            "hub's serve_options() (its create_connection counts the bytes)")
+
+
+class _WireCounter:
+    """Counts the bytes websockets writes to one connection's transport.
+
+    Everything ``Connection.send_data()`` writes comes from the sans-I/O protocol's
+    ``data_to_send()`` (frames after permessage-deflate, with their headers; control
+    frames; the handshake answer), so wrapping that one method of the connection's
+    protocol counts the wire bytes without touching the write path itself.
+    """
+
+    __slots__ = ("bytes", "_take", "_metrics")
+
+    def __init__(self, protocol: Any, metrics: StreamMetrics) -> None:
+        self.bytes = 0
+        self._take = protocol.data_to_send
+        self._metrics = metrics
+        protocol.data_to_send = self
+
+    def __call__(self) -> list[bytes]:
+        chunks = self._take()
+        n = sum(map(len, chunks))  # an empty chunk is the end of the stream
+        self.bytes += n
+        self._metrics.wire_bytes_total += n
+        return chunks
 
 
 @dataclass(frozen=True)
@@ -103,7 +142,7 @@ class _Client:
     sender: asyncio.Task | None = None
     ping_task: asyncio.Task | None = None
     sent: int = 0
-    bytes_sent: int = 0
+    payload_bytes: int = 0
     received: int = 0
     dropped: int = 0
     missed_pongs: int = 0
@@ -125,14 +164,16 @@ class _Client:
         return sum(len(data) for data, _ in self.queue)
 
     def to_dict(self, now: float) -> dict[str, Any]:
+        wire: _WireCounter | None = getattr(self.ws, "wire", None)
         return {
             "id": self.id, "path": self.path, "remote": self.remote,
             "groups": sorted(self.groups),
             "connected_seconds": round(now - self.connected_at, 3),
             "compressed": self.compressed, "window_bits": self.window_bits,
             "queue_length": len(self.queue), "queue_bytes": self.queued_bytes(),
-            "messages_sent": self.sent,
-            "bytes_sent": self.bytes_sent, "messages_received": self.received,
+            "messages_sent": self.sent, "payload_sent_bytes": self.payload_bytes,
+            "wire_sent_bytes": None if wire is None else wire.bytes,
+            "messages_received": self.received,
             "dropped": self.dropped, "missed_pongs": self.missed_pongs,
             "ping_rtt_seconds": self.ping_rtt,
             "slow": self.behind_since is not None,
@@ -309,7 +350,9 @@ class WebSocketHub:
         # set_buffer_size() reach the next handshake without restarting the server.
         protocol.available_extensions = self._extensions()
         kwargs["write_limit"] = self.buffer_size
-        return ServerConnection(protocol, server, **kwargs)
+        connection = ServerConnection(protocol, server, **kwargs)
+        connection.wire = _WireCounter(protocol, self.metrics)  # type: ignore[attr-defined]
+        return connection
 
     def _active(self) -> int:
         opening = sum(1 for conn in self._pending
@@ -338,6 +381,8 @@ class WebSocketHub:
             self.metrics.refused()
             await ws.close(*CLOSE_FULL)
             return
+        if getattr(ws, "wire", None) is None:
+            self.metrics.wire_unmeasured(FOREIGN_WIRE_UNAVAILABLE)
         self._next_id += 1
         path = urlsplit(ws.request.path).path if ws.request is not None else "/"
         remote = ws.remote_address
@@ -409,6 +454,7 @@ class WebSocketHub:
                 code, reason = refused[2]
                 await raw_send({"type": "websocket.close", "code": code, "reason": reason})
                 return
+        self.metrics.wire_unmeasured(ASGI_WIRE_UNAVAILABLE)
         client_addr = scope.get("client")
         peer = _AsgiSocket(raw_send, tuple(client_addr) if client_addr else None)
         peer.task = asyncio.current_task()
@@ -470,7 +516,7 @@ class WebSocketHub:
                     await client.ws.send(data, text=True)
                     self.metrics.sent(1, len(data))
                     client.sent += 1
-                    client.bytes_sent += len(data)
+                    client.payload_bytes += len(data)
             except (ConnectionClosed, asyncio.CancelledError):
                 raise
             except Exception:
@@ -537,9 +583,9 @@ class WebSocketHub:
         (written or queued). A mapping gets ``seq`` and ``ts``; it is encoded once.
 
         Call it from the event loop's thread (websockets is not thread-safe). Raises only
-        for a message that cannot be encoded (bytes that are not UTF-8). Delivery latency
-        is the queue wait: exact for queued messages; for direct writes it is the time this
-        call took, an upper bound of each one's wait.
+        for a message that cannot be encoded (bytes that are not UTF-8). Send latency is
+        the time until the write call returned: exact for queued messages; for direct
+        writes it is the time this call took, an upper bound of each one's.
         """
         seq = self._seq.get(group, 0) + 1
         self._seq[group] = seq
@@ -578,9 +624,9 @@ class WebSocketHub:
             else:
                 direct.append(ws)
                 client.sent += 1
-                client.bytes_sent += size
+                client.payload_bytes += size
         if asgi:
-            self.metrics.delivered(time.monotonic() - started, asgi)
+            self.metrics.send_done(time.monotonic() - started, asgi)
             self.metrics.sent(asgi, asgi * size)
         if direct:
             try:
@@ -590,7 +636,7 @@ class WebSocketHub:
                     if client.ws.protocol.state is not State.OPEN:
                         self._leave_all(client)
             # A direct write waits at most as long as this loop took: an upper bound.
-            self.metrics.delivered(time.monotonic() - started, len(direct))
+            self.metrics.send_done(time.monotonic() - started, len(direct))
             self.metrics.sent(len(direct), len(direct) * size)
         return len(direct) + queued + asgi
 
@@ -611,7 +657,7 @@ class WebSocketHub:
             waiting_on = coro.send(None)
         except StopIteration:
             client.sent += 1
-            client.bytes_sent += size
+            client.payload_bytes += size
             return True
         except Exception:
             peer.closed = True
@@ -652,10 +698,10 @@ class WebSocketHub:
                     continue
                 data, queued_at = queue.popleft()
                 await ws.send(data, text=True)
-                self.metrics.delivered(time.monotonic() - queued_at)
+                self.metrics.send_done(time.monotonic() - queued_at)
                 self.metrics.sent(1, len(data))
                 client.sent += 1
-                client.bytes_sent += len(data)
+                client.payload_bytes += len(data)
         except ConnectionClosed:
             self._leave_all(client)
         except asyncio.CancelledError:
@@ -667,10 +713,10 @@ class WebSocketHub:
     async def _asgi_sender(self, client: _Client) -> None:
         """:meth:`_sender` for an ASGI connection, where every message takes this path:
         it drains what is queued in one go and counts the batch once (the windowed
-        counters cost more than a send), each message's delivery latency still timed."""
+        counters cost more than a send), each message's send latency still timed."""
         peer: _AsgiSocket = client.ws  # type: ignore[assignment]
         queue = client.queue
-        record = self.metrics.delivery.record
+        record = self.metrics.send.record
         clock = time.monotonic
         try:
             while True:
@@ -689,7 +735,7 @@ class WebSocketHub:
                     record(now - began, 1, now)
                     self.metrics.sent(1, size)
                     client.sent += 1
-                    client.bytes_sent += size
+                    client.payload_bytes += size
                     continue
                 if not queue:
                     client.behind_since = None
@@ -717,7 +763,7 @@ class WebSocketHub:
                     if sent:
                         self.metrics.sent(sent, nbytes)
                         client.sent += sent
-                        client.bytes_sent += nbytes
+                        client.payload_bytes += nbytes
         except ConnectionClosed:
             self._leave_all(client)
         except asyncio.CancelledError:

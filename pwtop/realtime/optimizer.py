@@ -31,7 +31,10 @@ from pwtop.model import ActionResult, Level, Recommendation
 from pwtop.realtime.stats import deflate_memory_bytes
 from pwtop.seed_settings import group_settings
 
-SCHEMA = 1
+#: 2: streams count payload and wire bytes apart (``payload_sent_bytes_*``,
+#: ``wire_sent_bytes_*``, ``unavailable``; ``bytes_out_*`` is gone) and the publish-to-write
+#: latency is ``send_latency`` (was ``delivery_latency``: it never measured delivery).
+SCHEMA = 2
 
 # Commands by name: parameter -> (type, bound source, doc). Bounds of settings come from
 # RealtimeSettings' metadata; window_bits and mem_level are zlib's own limits.
@@ -192,7 +195,7 @@ class RealtimeOptimizer:
     # ------------------------------------------------------------ stats
 
     def get_stats(self) -> dict[str, Any]:
-        """One plain JSON-ready document (``"schema": 1``) of every hub and stream."""
+        """One plain JSON-ready document (``"schema": 2``) of every hub and stream."""
         hubs = [hub.stats() for hub in self.hubs]
         streams = [stream.stats() for stream in self.streams]
         every = hubs + streams
@@ -207,7 +210,8 @@ class RealtimeOptimizer:
             "connections_peak": sum(s["connections_peak"] for s in every),
             "handshakes_refused": sum(s["handshakes_refused"] for s in every),
             "messages_out_per_second_10s": rate_sum("messages_out_per_second"),
-            "bytes_out_per_second_10s": rate_sum("bytes_out_per_second"),
+            "payload_sent_bytes_per_second_10s": rate_sum("payload_sent_bytes_per_second"),
+            "wire_sent_bytes_per_second_10s": rate_sum("wire_sent_bytes_per_second"),
             "messages_in_per_second_10s": rate_sum("messages_in_per_second"),
             "dropped_per_second_60s": rate_sum("dropped_per_second", "60s"),
             "dropped_total": sum(s["dropped_total"] for s in every),
@@ -215,6 +219,10 @@ class RealtimeOptimizer:
             "stale_disconnects": sum(s.get("stale_disconnects", 0) for s in hubs),
             "slow_disconnects": sum(s.get("slow_disconnects", 0) for s in every),
         }
+        wire_missing = [f"{s['name']}: {s['unavailable']['wire_sent_bytes']}" for s in every
+                        if "wire_sent_bytes" in s["unavailable"]]
+        totals["unavailable"] = {"wire_sent_bytes_per_second_10s": "; ".join(wire_missing)
+                                 } if wire_missing else {}
         return {
             "schema": SCHEMA,
             "component": "realtime",

@@ -7,6 +7,14 @@ gaps when messages carry ``seq``, reconnects (with backoff, when the server clos
 mid-stream) and errors. It works against any server: it speaks plain RFC 6455 through the
 websockets client and a small HTTP/1.1 reader for SSE, and assumes nothing of pwtop's hub.
 
+Delivery latency is measured at the client, from each JSON message's ``ts`` (its publish
+time, Unix seconds, as pwtop's hub and SSE stream stamp it) to the moment the probe
+received it, on this host's clock. That subtraction only means something when both clocks
+are one: the server is on this host (the connection's peer is a loopback address or this
+host's own address on it), or the clocks are known to be synchronized
+(``synced_clocks=True``). Otherwise the figure is unavailable with that reason. A negative
+difference is a clock-skew signal, counted apart, never a latency.
+
 A first connection that fails raises :class:`~pwtop.errors.TargetError` with one line for
 a person; later failures, odd frames and oversized messages are counted in the result.
 
@@ -24,7 +32,9 @@ carry credentials along. Every URL, the given one and each redirect's, goes thro
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import math
 import ssl
 import statistics
 import time
@@ -51,6 +61,10 @@ MAX_ERRORS = 50
 MAX_HEADERS = 100
 USER_AGENT = f"pwtop-probe/{__version__}"
 MAX_REDIRECTS = 5
+MAX_LATENCY_SAMPLES = 100_000
+#: Fewest delivery-latency samples a p99 is computed from (below it: n/a with the count).
+MIN_SAMPLES_P99 = 20
+NOT_CONNECTED = "no connection was made"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Headers the probe itself must control (the protocols depend on them).
 RESERVED_HEADERS = frozenset({
@@ -111,6 +125,16 @@ class ProbeResult:
     ping_rtt_p50_seconds: float | None = None
     ping_rtt_max_seconds: float | None = None
     keepalives: int = 0
+    #: Client-side delivery latency: receipt on this host's clock minus the message's ``ts``
+    #: (publish time); only when the clocks are comparable (see ``delivery_clock``).
+    delivery_latency_samples: int = 0
+    delivery_latency_p50_seconds: float | None = None
+    delivery_latency_p99_seconds: float | None = None
+    delivery_latency_max_seconds: float | None = None
+    #: messages stamped after their receipt: clock skew, not latency (left out above)
+    delivery_latency_negative: int = 0
+    #: "same host" or "synchronized clocks (assumed)"; None when not comparable
+    delivery_clock: str | None = None
     events_by_type: dict[str, int] = field(default_factory=dict)
     http_status: int | None = None
     content_type: str | None = None
@@ -158,6 +182,11 @@ class _Recorder:
         self.last_seq: int | None = None
         self.fresh_session = False
         self.rtts: list[float] = []
+        self.synced_clocks = False
+        #: Why the server's ts cannot be compared with this clock (None: it can).
+        self.clock_problem: str | None = NOT_CONNECTED
+        self.latencies: list[float] = []
+        self.stamped = 0
 
     def error(self, text: str) -> None:
         errors = self.result.errors
@@ -181,7 +210,21 @@ class _Recorder:
         self.result.closes.append({"code": code, "reason": reason, "by": by,
                                    "at_seconds": round(time.monotonic() - self.started, 3)})
 
+    def peer(self, local: Any, remote: Any) -> None:
+        """Where this session's server is: on this host (its clock is ours) or not. One
+        session to another host (a redirect, a reconnect) makes the whole figure unusable."""
+        problem = clock_problem(local, remote)
+        label = "same host"
+        if problem is not None and self.synced_clocks:
+            problem, label = None, "synchronized clocks (assumed: --synced-clocks)"
+        if problem is not None:
+            self.clock_problem = problem
+        elif self.clock_problem == NOT_CONNECTED:
+            self.clock_problem = None
+            self.result.delivery_clock = label
+
     def message(self, payload: str | bytes, size: int) -> None:
+        received = time.time()
         r = self.result
         now = time.monotonic()
         r.messages += 1
@@ -208,6 +251,18 @@ class _Recorder:
             seq = decoded.get("seq")
             if isinstance(seq, int) and not isinstance(seq, bool):
                 self.sequence(seq)
+            ts = decoded.get("ts")
+            if isinstance(ts, (int, float)) and not isinstance(ts, bool) and \
+                    math.isfinite(ts):
+                self.stamped += 1
+                if self.clock_problem is None:
+                    self.delivered(received - ts)
+
+    def delivered(self, seconds: float) -> None:
+        if seconds < 0:
+            self.result.delivery_latency_negative += 1
+        elif len(self.latencies) < MAX_LATENCY_SAMPLES:
+            self.latencies.append(seconds)
 
     def sequence(self, seq: int) -> None:
         r = self.result
@@ -257,10 +312,60 @@ class _Recorder:
             r.unavailable["ping_rtt_seconds"] = "no pong received"
         if r.seq_messages == 0:
             r.unavailable["seq_gaps"] = "no message carried an integer \"seq\""
+        self._finish_latency()
         if r.messages == 0:
             r.unavailable["first_message_bytes"] = "no message received"
             r.unavailable["largest_message_bytes"] = "no message received"
         return r
+
+    def _finish_latency(self) -> None:
+        r = self.result
+        why = r.unavailable
+        if self.clock_problem is not None:  # even samples of an earlier same-host session
+            self.latencies.clear()
+            r.delivery_clock = None
+        samples = sorted(self.latencies)
+        r.delivery_latency_samples = n = len(samples)
+        if self.clock_problem is not None:
+            why["delivery_latency_seconds"] = self.clock_problem
+        elif self.stamped == 0:
+            why["delivery_latency_seconds"] = ("no JSON message carried a numeric \"ts\" "
+                                               "(publish time) to measure from")
+        elif n == 0:
+            why["delivery_latency_seconds"] = (
+                f"all {r.delivery_latency_negative} stamped messages arrived before their "
+                "ts: the server's clock is ahead of this one (clock skew, not latency)")
+        if n:
+            r.delivery_latency_p50_seconds = nearest_rank(samples, 0.5)
+            r.delivery_latency_max_seconds = samples[-1]
+            if n >= MIN_SAMPLES_P99:
+                r.delivery_latency_p99_seconds = nearest_rank(samples, 0.99)
+            else:
+                why["delivery_latency_p99_seconds"] = (
+                    f"n/a ({n} samples; a p99 needs at least {MIN_SAMPLES_P99})")
+
+
+def nearest_rank(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of sorted ``ordered`` by the nearest-rank method (a value that
+    was observed, never an interpolation)."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def clock_problem(local: Any, remote: Any) -> str | None:
+    """Why a server at ``remote`` (a peername) cannot be timed on this host's clock, or
+    None when it is this host: a loopback peer, or the connection's own local address."""
+    try:
+        peer = ipaddress.ip_address(str(remote[0]).split("%")[0])
+        mine = ipaddress.ip_address(str(local[0]).split("%")[0])
+    except (TypeError, ValueError, IndexError):
+        return "the connection's addresses are unknown, so whether the server shares this " \
+               "host's clock is unknown"
+    mapped = getattr(peer, "ipv4_mapped", None) or peer
+    if mapped.is_loopback or peer == mine:
+        return None
+    return (f"the server ({peer}) is another host: its message timestamps and this clock "
+            "cannot be compared (client-side latency is only meaningful on the same host or "
+            "with synchronized clocks; --synced-clocks if they are)")
 
 
 def parse_target(url: str) -> Target:
@@ -374,13 +479,16 @@ async def probe(url: str, duration: float = 10.0, *, timeout: float = 5.0,
                 ssl_context: ssl.SSLContext | None = None,
                 headers: Sequence[tuple[str, str]] | Mapping[str, str] = (),
                 follow_redirects: bool = True,
-                max_redirects: int = MAX_REDIRECTS) -> ProbeResult:
+                max_redirects: int = MAX_REDIRECTS,
+                synced_clocks: bool = False) -> ProbeResult:
     """Probe ``url`` for ``duration`` seconds; see the module docstring.
 
     ``timeout`` bounds each connection attempt (TCP, TLS and handshake) and each ping;
     ``max_size`` is the largest message accepted (a bigger one is reported and the probe
     reconnects). ``headers`` are extra request headers (name, value); redirects are
     followed unless ``follow_redirects`` is False, at most ``max_redirects`` in a row.
+    ``synced_clocks`` says the server's clock is synchronized with this one, so the
+    delivery latency of a server on another host is measured too.
     Raises TargetError when the URL is unusable or the first connection fails.
     """
     if duration <= 0:
@@ -393,6 +501,7 @@ async def probe(url: str, duration: float = 10.0, *, timeout: float = 5.0,
     result = ProbeResult(url=target.url, kind=target.kind, max_size=max_size,
                          headers_sent=[redact_header(n, v) for n, v in sent])
     recorder = _Recorder(result)
+    recorder.synced_clocks = synced_clocks
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration
     backoff = BACKOFF_FIRST
@@ -551,6 +660,7 @@ async def _websocket_session(target: Target, rec: _Recorder, *, timeout: float,
     except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
         raise _connect_failure(target, exc, timeout, headers) from None
     rec.connected(time.monotonic() - started)
+    rec.peer(ws.local_address, ws.remote_address)
     pinger = asyncio.create_task(_pinger(ws, rec, ping_interval, timeout))
     try:
         while True:
@@ -658,6 +768,7 @@ async def _sse_session(target: Target, rec: _Recorder, *, timeout: float, max_si
             raise _Failure(f"answered HTTP 200 with Content-Type "
                            f"{content_type or '(none)'} instead of text/event-stream ({what})")
         rec.connected(time.monotonic() - started)
+        rec.peer(writer.get_extra_info("sockname"), writer.get_extra_info("peername"))
         parser = SSEParser(max_size)
         try:
             async for chunk in _body(reader, headers_in, max_size):

@@ -8,9 +8,11 @@ framework. Route it at its exact path: ``app.add_route("/sse/aps", stream)`` ans
 EventSource follows but many HTTP clients (and ``pwtop probe --no-follow``) do not. The
 stream answers any path it is handed. Each listener gets a bounded queue with a
 drop-oldest policy, so a slow browser loses old events instead of growing memory or
-delaying the others. Events keep an integer ``id`` and a bounded history, so a client that
-reconnects with ``Last-Event-ID`` gets what it missed, or is told plainly (a ``resume-gap``
-event) when what it asks for is older than the history.
+delaying the others. Its byte counts are the event frames' payload (the wire bytes are
+the server's, see :data:`SSE_WIRE_UNAVAILABLE`); its send latency runs from ``publish()``
+until the server's send returned. Events keep an integer ``id`` and a bounded history, so
+a client that reconnects with ``Last-Event-ID`` gets what it missed, or is told plainly
+(a ``resume-gap`` event) when what it asks for is older than the history.
 
 :func:`serve_asgi` is a minimal asyncio HTTP/1.1 server for tests and the demo: one request
 per connection, streamed with chunked encoding (or until close for HTTP/1.0 clients).
@@ -44,6 +46,9 @@ SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 KEEPALIVE_FRAME = b": keep-alive\n\n"
 RESUME_GAP_EVENT = "resume-gap"
+SSE_WIRE_UNAVAILABLE = ("an SSE stream hands its events to the ASGI server, which adds the "
+                        "HTTP framing (chunked encoding) and any compression middleware's "
+                        "work after it and reports no bytes written")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -86,7 +91,7 @@ class _Listener:
     queue: collections.deque = field(default_factory=collections.deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     sent: int = 0
-    bytes_sent: int = 0
+    payload_bytes: int = 0
     dropped: int = 0
     behind_since: float | None = None
     ever_slow: bool = False
@@ -97,7 +102,8 @@ class _Listener:
             "id": self.id, "path": self.path, "remote": self.remote,
             "connected_seconds": round(now - self.connected_at, 3),
             "queue_length": len(self.queue), "messages_sent": self.sent,
-            "bytes_sent": self.bytes_sent, "dropped": self.dropped,
+            "payload_sent_bytes": self.payload_bytes, "wire_sent_bytes": None,
+            "dropped": self.dropped,
             "slow": self.behind_since is not None,
         }
 
@@ -128,6 +134,7 @@ class SSEStream:
         self.retry_ms = retry_ms
         self.slow_timeout = slow_timeout
         self.metrics = StreamMetrics()
+        self.metrics.wire_unmeasured(SSE_WIRE_UNAVAILABLE)
         self._history: collections.deque[tuple[int, bytes, float]] = collections.deque(
             maxlen=history)
         self._listeners: dict[str, _Listener] = {}
@@ -335,9 +342,9 @@ class SSEStream:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 now = time.monotonic()
                 for _, queued_at in batch:
-                    self.metrics.delivered(now - queued_at)
+                    self.metrics.send_done(now - queued_at)
                 listener.sent += len(batch)
-                listener.bytes_sent += len(body)
+                listener.payload_bytes += len(body)
                 self.metrics.sent(len(batch), len(body))
                 if not listener.queue:
                     listener.behind_since = None

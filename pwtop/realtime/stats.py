@@ -1,10 +1,21 @@
 """The figures a realtime stream keeps about itself, and the message encoding they share.
 
 One :class:`StreamMetrics` per hub or SSE stream: connection counts, disconnects by close
-code, windowed message and byte rates in both directions, delivery latency (queue wait),
-echo and ping round trips, drops and slow consumers. Rates are windowed on the monotonic
-clock (:mod:`pwtop.metrics`); latency quantiles come from mergeable log-bucket histograms
-(:mod:`pwtop.histogram`) that cover the last one or two minutes, not the stream's life.
+code, windowed message and byte rates in both directions, send latency (from publish until
+the app's write call returned: queue wait plus the write, not the client's receipt), echo
+and ping round trips, drops and slow consumers.
+
+Bytes out are counted twice, and named apart: *payload* bytes are the encoded messages the
+app hands to the connection (before permessage-deflate, without frame headers); *wire*
+bytes are what was written to the connection's transport (compressed frames with their
+headers, control frames, the handshake answer), counted where the stream can see the
+transport (the hub's own websockets server). Where it cannot (a connection served through
+ASGI: the server frames and compresses after the app's send; an SSE stream: the server
+adds the chunked framing), the wire figures are unavailable with that reason.
+
+Rates are windowed on the monotonic clock (:mod:`pwtop.metrics`); latency quantiles come
+from mergeable log-bucket histograms (:mod:`pwtop.histogram`) that cover the last one or
+two minutes, not the stream's life.
 
 Memory per connection is reported twice, and labelled: an *estimate* derived from the
 settings (a full send queue, a full write buffer, zlib state), and a *measurement* (growth
@@ -37,8 +48,10 @@ def encode_message(message: Any, seq: int | None, ts: float | None = None) -> by
     """Encode a message ONCE for every listener, as UTF-8 JSON text.
 
     A mapping gets ``seq`` (so clients can see gaps; not when ``seq`` is None) and ``ts``
-    (send time, Unix seconds) unless it carries them already; str and bytes are sent as they are (bytes must be
-    UTF-8, because text frames and SSE carry text); anything else is JSON-encoded.
+    (publish time, Unix seconds: a client on the same clock measures its delivery latency
+    as its receipt time minus ``ts``) unless it carries them already; str and bytes are
+    sent as they are (bytes must be UTF-8, because text frames and SSE carry text; they
+    carry no ``ts``); anything else is JSON-encoded.
     """
     if isinstance(message, Mapping):
         if (seq is not None and "seq" not in message) or "ts" not in message:
@@ -130,17 +143,25 @@ class StreamMetrics:
         self.dropped_total = 0
         self.keepalives_total = 0
         self.messages_out = WindowedRate(WINDOWS, clock=clock)
-        self.bytes_out = WindowedRate(WINDOWS, clock=clock)
+        self.payload_out = WindowedRate(WINDOWS, clock=clock)
+        #: Bytes written to transports the stream can see (plain int: a connection adds to
+        #: it on every write); sampled into ``wire_out`` on sends and on reading.
+        self.wire_bytes_total = 0
+        self.wire_out = WindowedRate(WINDOWS, clock=clock)
+        #: Why the wire bytes are not measured (None: they are), see the module docstring.
+        self.wire_unavailable: str | None = None
         self.messages_in = WindowedRate(WINDOWS, clock=clock)
         self.bytes_in = WindowedRate(WINDOWS, clock=clock)
         self.published_messages = WindowedRate(WINDOWS, clock=clock)
         self.published_bytes = WindowedRate(WINDOWS, clock=clock)
         self.drops = WindowedRate(WINDOWS, clock=clock)
-        self.delivery = RecentHistogram(clock=clock)
+        #: publish -> the app's write call returned (not the client's receipt)
+        self.send = RecentHistogram(clock=clock)
         self.echo = RecentHistogram(clock=clock)
         self.ping = RecentHistogram(clock=clock)
         self.rss_baseline_bytes = process_rss()
-        for rate in (self.messages_out, self.bytes_out, self.messages_in, self.bytes_in,
+        for rate in (self.messages_out, self.payload_out, self.wire_out, self.messages_in,
+                     self.bytes_in,
                      self.published_messages, self.published_bytes, self.drops):
             rate.update(0.0, self.started_at)  # windows are covered from the start
 
@@ -167,15 +188,24 @@ class StreamMetrics:
         self.published_bytes.add(nbytes)
 
     def sent(self, messages: int, nbytes: int) -> None:
+        """``messages`` sent, ``nbytes`` of payload (the wire bytes are counted apart)."""
         self.messages_out.add(messages)
-        self.bytes_out.add(nbytes)
+        self.payload_out.add(nbytes)
+        if self.wire_unavailable is None:
+            self.wire_out.update(self.wire_bytes_total)
+
+    def wire_unmeasured(self, why: str) -> None:
+        """From now on the wire figures do not cover every connection: unavailable."""
+        if self.wire_unavailable is None:
+            self.wire_unavailable = why
 
     def received(self, messages: int, nbytes: int) -> None:
         self.messages_in.add(messages)
         self.bytes_in.add(nbytes)
 
-    def delivered(self, seconds: float, count: int = 1) -> None:
-        self.delivery.record(seconds, count)
+    def send_done(self, seconds: float, count: int = 1) -> None:
+        """``count`` messages whose write call returned ``seconds`` after their publish."""
+        self.send.record(seconds, count)
 
     def echoed(self, seconds: float) -> None:
         self.echo.record(seconds)
@@ -209,14 +239,20 @@ class StreamMetrics:
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         now = self.clock() if now is None else now
         rates: dict[str, dict[str, float | None]] = {}
+        wire = self.wire_unavailable is None
+        if wire:
+            self.wire_out.update(self.wire_bytes_total, now)
         for key, rate in (("messages_out_per_second", self.messages_out),
-                          ("bytes_out_per_second", self.bytes_out),
+                          ("payload_sent_bytes_per_second", self.payload_out),
                           ("messages_in_per_second", self.messages_in),
                           ("bytes_in_per_second", self.bytes_in),
                           ("published_per_second", self.published_messages),
                           ("dropped_per_second", self.drops)):
             rate.update(rate.total, now)  # "no event since" counts as zero up to now
             rates[key] = {window_label(w): rate.rate(w) for w in WINDOWS}
+        rates["wire_sent_bytes_per_second"] = {
+            window_label(w): self.wire_out.rate(w) if wire else None for w in WINDOWS}
+        unavailable = {} if wire else {"wire_sent_bytes": self.wire_unavailable}
         return {
             "connections_now": self.connections_now,
             "connections_peak": self.connections_peak,
@@ -225,17 +261,19 @@ class StreamMetrics:
             "disconnects_by_code": dict(self.disconnects),
             "rates": rates,
             "messages_out_total": int(self.messages_out.total),
-            "bytes_out_total": int(self.bytes_out.total),
+            "payload_sent_bytes_total": int(self.payload_out.total),
+            "wire_sent_bytes_total": self.wire_bytes_total if wire else None,
             "messages_in_total": int(self.messages_in.total),
             "bytes_in_total": int(self.bytes_in.total),
             "published_total": int(self.published_messages.total),
             "dropped_total": self.dropped_total,
             "slow_consumers_total": self.slow_consumers_total,
             "keepalives_total": self.keepalives_total,
-            "delivery_latency": self.delivery.to_dict(now),
+            "send_latency": self.send.to_dict(now),
             "echo_latency": self.echo.to_dict(now),
             "ping_rtt": self.ping.to_dict(now),
             "uptime_seconds": round(now - self.started_at, 3),
+            "unavailable": unavailable,
         }
 
 

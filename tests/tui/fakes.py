@@ -281,18 +281,22 @@ def realtime_snapshot_parts() -> tuple[dict, dict, RealtimeDetail]:
     detail = RealtimeDetail(
         agent=AgentLink(connected=True, link="connected to the agent at ws://127.0.0.1:8765"),
         streams=[Stream(name="ws", kind="websocket", connections=7,
-                        messages_out_per_second=12.8, bytes_out_per_second=20105.0,
-                        messages_in_per_second=12.0, delivery_p99_seconds=0.003,
+                        messages_out_per_second=12.8, payload_sent_bytes_per_second=20105.0,
+                        wire_sent_bytes_per_second=1460.0,
+                        messages_in_per_second=12.0, send_p99_seconds=0.003, send_samples=1536,
                         dropped_total=0, slow_consumers=0),
                  Stream(name="sse_aps", kind="sse", connections=2, messages_out_per_second=0.8,
-                        bytes_out_per_second=2880.0, messages_in_per_second=0.0,
-                        delivery_p99_seconds=0.0036, dropped_total=0, slow_consumers=0)],
+                        payload_sent_bytes_per_second=2880.0, messages_in_per_second=0.0,
+                        send_p99_seconds=0.0036, send_samples=96, dropped_total=0,
+                        slow_consumers=0)],
         clients=[Connection(stream="ws", id="c1", path="/ws/aps", queue_length=3, dropped=2,
                             ping_rtt_seconds=0.00045, slow=True, messages_sent=19,
                             connected_seconds=38.6)])
     metrics = {"agent_connected": 1, "realtime_connections": [8, 9, 9],
                "realtime_messages_out_per_second": 13.6,
-               "realtime_bytes_out_per_second": 22985.0,
-               "realtime_delivery_p99_seconds": 0.0036, "realtime_slow_consumers": 1}
-    unavailable = {"realtime_dropped_per_second": "unavailable (less than 60 s of history)"}
+               "realtime_payload_sent_bytes_per_second": 22985.0,
+               "realtime_send_p99_seconds": 0.0036, "realtime_slow_consumers": 1}
+    unavailable = {"realtime_dropped_per_second": "unavailable (less than 60 s of history)",
+                   "realtime_wire_sent_bytes_per_second": "unavailable (sse_aps: the ASGI "
+                   "server frames SSE events and reports no bytes written)"}
     return metrics, unavailable, detail

@@ -26,7 +26,7 @@ def values_on(tab, widget_id: str) -> dict[str, str]:
 
 async def test_a_byte_rate_reads_the_same_on_the_tab_in_analyze_and_in_monitor(make_app):
     realtime = fake_agent("realtime")
-    realtime.metrics["realtime_bytes_out_per_second"] = 1264.0
+    realtime.metrics["realtime_payload_sent_bytes_per_second"] = 1264.0
     app = make_app(fake_factories(realtime=lambda s: realtime))
     async with app.run_test(size=(120, 50)) as pilot:
         await settle(app, pilot)
@@ -35,9 +35,10 @@ async def test_a_byte_rate_reads_the_same_on_the_tab_in_analyze_and_in_monitor(m
         shown = values_on(app.main.query_one(RealtimeTab), "#realtime-figures")
         snap = app.view.state("realtime").snapshot
     cli = report.presentation_lines(realtime_present.present(snap))
-    assert shown["bytes out"] == "1.2 KiB/s"
-    assert any(line.split() == ["bytes", "out", "1.2", "KiB/s"] for line in cli)
-    assert format_metric("realtime_bytes_out_per_second", 1264.0) == "1.2 KiB/s"  # monitor
+    assert shown["payload out"] == "1.2 KiB/s"
+    assert any(line.split() == ["payload", "out", "1.2", "KiB/s"] for line in cli)
+    assert format_metric("realtime_payload_sent_bytes_per_second", 1264.0) == \
+        "1.2 KiB/s"  # monitor
     for row in realtime_present.present(snap).section("figures").rows:
         assert shown[row.label] == row.text
 

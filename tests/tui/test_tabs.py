@@ -258,7 +258,9 @@ async def test_async_and_realtime_tabs_with_an_agent(make_app):
         clients = tab.query_one("#realtime-clients", SyncTable)
         assert cells(clients, "clients:c1")[3:7] == ["3", "2", "450 µs", "yes"]
         screen = text_of(app)
-        assert "bytes out" in screen and "22.4 KiB/s" in screen
+        assert "payload out" in screen and "22.4 KiB/s" in screen
+        assert "wire out" in screen and "sse_aps: the ASGI server frames" in screen
+        assert "send p99" in screen and "delivery" not in screen
 
 
 @pytest.mark.slow
