@@ -154,10 +154,11 @@ new Promise((resolve, reject) => {
 
 
 @pytest.mark.slow
-async def test_the_dashboard_draws_live_figures_in_chromium(tmp_path):
+@pytest.mark.parametrize("worker", [True, False], ids=["worker-process", "in-process"])
+async def test_the_dashboard_draws_live_figures_in_chromium(tmp_path, worker):
     db = make_db(tmp_path / "app.db", wal=False)  # advice to show: switch to WAL
 
-    async with serve(db, interval=0.3) as served:
+    async with serve(db, interval=0.3, worker=worker) as served:
         stop = asyncio.Event()
 
         async def busy() -> None:  # the app at work: operations whose counts move
