@@ -160,15 +160,7 @@ async def test_the_demo_apps_process_is_the_agents_pid_and_its_cpu_is_one_figure
 # ---------------------------------------------------------------- without an agent
 
 ASGI_APP = """\
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+async def app(scope, receive, send):  # served with --lifespan off
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
 """
@@ -202,7 +194,7 @@ def test_a_uvicorn_serving_the_app_is_the_app_and_found_alone(tmp_path):
         started.append(subprocess.Popen([sys.executable, str(helper)], stdin=subprocess.PIPE))
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", f"{marker}_service:app", "--host", "127.0.0.1",
-             "--port", "0", "--app-dir", str(tmp_path)],
+             "--port", "0", "--lifespan", "off", "--app-dir", str(tmp_path)],
             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         started.append(server)
         for line in server.stderr:
