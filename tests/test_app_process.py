@@ -226,3 +226,29 @@ def test_a_uvicorn_serving_the_app_is_the_app_and_found_alone(tmp_path):
             _stop(proc)
     assert not any(psutil.pid_exists(p.pid) and psutil.Process(p.pid).status()
                    != psutil.STATUS_ZOMBIE for p in started)
+
+
+def test_only_an_agent_on_this_host_names_the_apps_process():
+    """A pid reported by an agent reached over the network is another host's: not used."""
+    from pwtop.agent.details import AgentFed, AgentLink
+    from pwtop.model import Snapshot
+    from pwtop.system.component import SystemComponent
+
+    class Peers:
+        def __init__(self, address: str) -> None:
+            self.snap = Snapshot("async", detail=AgentFed(agent=AgentLink(
+                address=address, connected=True, pid=os.getpid())))
+
+        def latest(self, name: str) -> Snapshot | None:
+            return self.snap if name == "async" else None
+
+        def why_missing(self, name: str) -> str:
+            return "not in this test"
+
+    component = SystemComponent(Settings())
+    for address, expected in (("ws://127.0.0.1:8765", True), ("unix:/run/app.sock", True),
+                              ("ws://192.0.2.7:8765", False)):
+        component.peers = Peers(address)
+        assert component._agent_pid() == ((os.getpid(), address) if expected else None)
+    component.peers = None
+    assert component._agent_pid() is None

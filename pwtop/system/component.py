@@ -10,6 +10,7 @@ the recommendations are advice, and :meth:`SystemComponent.apply` says so.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import time
@@ -20,6 +21,7 @@ from typing import Any, Sequence
 import psutil
 
 from pwtop.agent.details import AgentFed
+from pwtop.agent.protocol import parse_address
 from pwtop.component import Component
 from pwtop.components import AGENT_FED
 from pwtop.config import Settings, default_database_path
@@ -202,7 +204,8 @@ class SystemComponent(Component):
         for name in AGENT_FED:
             snap = peers.latest(name)
             detail = snap.detail if snap is not None else None
-            if isinstance(detail, AgentFed) and detail.agent.connected and detail.agent.pid:
+            if isinstance(detail, AgentFed) and detail.agent.connected and detail.agent.pid \
+                    and _on_this_host(detail.agent.address or ""):
                 return detail.agent.pid, detail.agent.address or "?"
         return None
 
@@ -425,6 +428,21 @@ class SystemComponent(Component):
         snap.duration_s = time.perf_counter() - started
         self.last_cpu_seconds = time.thread_time() - cpu_started
         return snap
+
+
+def _on_this_host(address: str) -> bool:
+    """An agent on a unix socket or a loopback address runs here: its pid is one of ours
+    (an agent reached over the network reports a pid of another host)."""
+    try:
+        kind, host, _ = parse_address(address)
+    except Exception:
+        return False
+    if kind == "unix" or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _uptime() -> float:
