@@ -44,6 +44,21 @@ class Peers(Protocol):
         """Why :meth:`latest` has nothing for ``name``, as one line."""
 
 
+class CollectedPeers:
+    """:class:`Peers` for a run without a session (``pwtop analyze``): the snapshots the
+    run has collected so far, in the registry's order (the agent-fed components before
+    the system component, which then finds the app by the agent's pid)."""
+
+    def __init__(self, snapshots: dict[str, Snapshot] | None = None) -> None:
+        self.snapshots: dict[str, Snapshot] = {} if snapshots is None else snapshots
+
+    def latest(self, name: str) -> Snapshot | None:
+        return self.snapshots.get(name)
+
+    def why_missing(self, name: str) -> str:
+        return f"the {name} component is not collected before this one in this run"
+
+
 class Component(abc.ABC):
     """Base of the database, system, async and realtime components."""
 

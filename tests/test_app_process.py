@@ -251,3 +251,26 @@ def test_only_an_agent_on_this_host_names_the_apps_process():
         assert component._agent_pid() == ((os.getpid(), address) if expected else None)
     component.peers = None
     assert component._agent_pid() is None
+
+
+@pytest.mark.slow
+def test_analyze_finds_the_app_by_its_agents_pid(demo_db, tmp_path, capsys):
+    """``pwtop analyze`` has no session: the system component reads the async snapshot
+    collected before it in the same run."""
+    from pwtop import cli
+
+    app = start_demo_app(demo_db, log_path=tmp_path / "app.log", timeout=90,
+                         extra_args=["--no-clients"])
+    try:
+        config = tmp_path / "pwtop.toml"
+        config.write_text(f'[target]\nagent_token_file = "{app.token_file}"\n'
+                          'process_match = "piwardrive"\n')
+        code = cli.main(["--config", str(config), "--agent", app.agent, "analyze",
+                         "--component", "async", "--component", "system", "--json"])
+    finally:
+        app.stop()
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    process = out["system"]["stats"]["detail"]["process"]
+    assert process["pid"] == app.pid
+    assert process["found_by"].startswith(f"the agent at {app.agent}")
