@@ -33,8 +33,8 @@ class Peers(Protocol):
     (the system component's), and the system component finds the app's process by the
     pid its agent reports (the agent-fed components'). A component never holds another;
     the session that runs them sets ``component.peers`` to this view of its latest
-    snapshots. Outside a session (``pwtop analyze`` builds one component at a time) it
-    stays None, and the component says the figure is unavailable, and why.
+    snapshots (``pwtop analyze``: :class:`CollectedPeers`). Without it (None) the
+    component says where its figure came from instead, or that it is unavailable, and why.
     """
 
     def latest(self, name: str) -> Snapshot | None:
