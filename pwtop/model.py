@@ -245,7 +245,7 @@ class HostCpu:
         return self.busy_percent is not None
 
     def describe(self) -> str:
-        """"host CPU 12 % busy over 10 s (source)", or why there is no figure."""
+        """"host CPU 12 % busy over 10 s, SOURCE", or why there is no figure."""
         if self.busy_percent is None:
             return f"host CPU unavailable ({self.reason or 'not measured'})"
         over = f" over {round(self.window_seconds, 1):g} s" if self.window_seconds else ""
