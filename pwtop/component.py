@@ -17,7 +17,7 @@ take nothing more, so any face can call any component the same way.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
 
 from pwtop.model import ActionResult, BenchmarkResult, Recommendation, Snapshot
 
@@ -26,11 +26,46 @@ if TYPE_CHECKING:  # pwtop.present reads the metric catalog, which reads this mo
     from pwtop.present.rows import Presentation
 
 
+class Peers(Protocol):
+    """What a component may read of the other components of its session.
+
+    Some figures need another component's: advice about idle CPU needs the host's CPU
+    (the system component's), and the system component finds the app's process by the
+    pid its agent reports (the agent-fed components'). A component never holds another;
+    the session that runs them sets ``component.peers`` to this view of its latest
+    snapshots (``pwtop analyze``: :class:`CollectedPeers`). Without it (None) the
+    component says where its figure came from instead, or that it is unavailable, and why.
+    """
+
+    def latest(self, name: str) -> Snapshot | None:
+        """The newest snapshot of component ``name`` that has figures (None: none)."""
+
+    def why_missing(self, name: str) -> str:
+        """Why :meth:`latest` has nothing for ``name``, as one line."""
+
+
+class CollectedPeers:
+    """:class:`Peers` for a run without a session (``pwtop analyze``): the snapshots the
+    run has collected so far, in the registry's order (the agent-fed components before
+    the system component, which then finds the app by the agent's pid)."""
+
+    def __init__(self, snapshots: dict[str, Snapshot] | None = None) -> None:
+        self.snapshots: dict[str, Snapshot] = {} if snapshots is None else snapshots
+
+    def latest(self, name: str) -> Snapshot | None:
+        return self.snapshots.get(name)
+
+    def why_missing(self, name: str) -> str:
+        return f"the {name} component is not collected before this one in this run"
+
+
 class Component(abc.ABC):
     """Base of the database, system, async and realtime components."""
 
     #: The component's name in the registry, metric names and the UI ("database", ...).
     name: ClassVar[str] = ""
+    #: The other components of the session running this one (set by the session).
+    peers: Peers | None = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "Component":
         self = super().__new__(cls)  # raises TypeError for a missing abstract method

@@ -96,8 +96,12 @@ class TargetSettings:
     agent_token_file: str = setting(
         "", "File holding the agent's command token. Empty: the agent's default location.")
     process_match: str = setting(
-        "piwardrive", "Find the app's process by this text in its command line.")
-    pid_file: str = setting("", "Find the app's process by this pid file (wins over the match).")
+        "piwardrive", "Find the app's process by this text in its command line (an ASGI "
+        "server running a matching module:app first; nothing matching: the one ASGI app "
+        "server running). While pwtop is connected to the app's agent, the pid it reports "
+        "is used instead.")
+    pid_file: str = setting("", "Find the app's process by this pid file (wins over the match; "
+                                "the agent's pid wins over both).")
     probe_urls: list[str] = setting(
         [], "WebSocket (ws://, wss://) and SSE (http://, https://) URLs to probe.")
 

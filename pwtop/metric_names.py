@@ -74,7 +74,12 @@ SLOW_ROUND: dict[str, str] = {
 # Rates are over the shortest window the history covers (1 s once running); the detail's
 # ``rates`` holds the 1 s / 10 s / 60 s windows.
 SYSTEM: dict[str, str] = {
-    "system_cpu_percent": "busy share of all CPUs (per core in the detail), from cpu_times",
+    "system_cpu_percent": "busy share of all CPUs, from pwtop's own /proc/stat (cpu_times) "
+                          "deltas over the shortest window covered (1 s once running; the "
+                          "detail has 10 s and 60 s, and per core); one value per collect, "
+                          "as old as the last collect. Advice about idle CPU (a rate limiter "
+                          "holding back work) is judged on the 10 s share "
+                          "(SystemDetail.cpu_advice) and names it",
     "system_load1": "1-minute load average",
     "system_load5": "5-minute load average",
     "system_load15": "15-minute load average",
@@ -102,7 +107,12 @@ SYSTEM: dict[str, str] = {
     "system_net_sent_bytes_per_second": "sent on physical interfaces",
     "system_net_recv_packets_per_second": "packets received on physical interfaces",
     "system_net_sent_packets_per_second": "packets sent on physical interfaces",
-    "process_cpu_percent": "the app's CPU use, % of one core",
+    "process_cpu_percent": "the app's CPU use, % of one core: pwtop's reading of "
+                           "/proc/PID/stat over the shortest window covered (1 s once "
+                           "running). The process is the pid the app's agent reports while "
+                           "the session is connected to it, else [target] pid_file or "
+                           "process_match. The session's one app-CPU figure: the Async tab "
+                           "shows this value too",
     "process_rss_bytes": "the app's resident memory",
     "process_threads": "the app's threads",
     "process_open_files": "regular files the app has open",
@@ -143,7 +153,11 @@ ASYNC: dict[str, str] = {
     "async_queue_dropped_per_second": "items task queues discarded per second: "
                                       "the app's 10 s count / the seconds it covers (fewer "
                                       "while the queue is younger: rate_windows says so)",
-    "async_app_cpu_percent": "the app's CPU use as it measures it, % of one core",
+    "async_app_cpu_percent": "the app's CPU use, % of one core: the System component's "
+                             "process_cpu_percent when the session watches the agent's pid "
+                             "(the same value), else the app's own psutil reading since its "
+                             "previous one (at least 1 s); the row says which, and over "
+                             "what",
     "async_instrumentation_errors": "faults of pwtop's instrumentation inside the app "
                                     "(never raised into it)",
 }

@@ -220,3 +220,42 @@ def shallow_copy(obj: Any) -> Any:
     new = object.__new__(type(obj))
     new.__dict__.update(obj.__dict__)
     return new
+
+
+@dataclass(frozen=True)
+class HostCpu:
+    """The host's CPU busy share that advice is judged on, and where it comes from.
+
+    The async advice (inside the app, and on pwtop's side) asks whether the host has CPU
+    to spare; the system component measures it (:func:`pwtop.system.component.host_cpu`)
+    and the app measures its own reading. Plain data, so both sides can hold it.
+
+    ``busy_percent`` is busy CPU time over all cores' time (0-100) over
+    ``window_seconds``; None with ``reason`` when there is no such figure.
+    """
+
+    busy_percent: float | None = None
+    window_seconds: float | None = None
+    source: str = ""
+    reason: str = ""
+    age_seconds: float | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.busy_percent is not None
+
+    def describe(self) -> str:
+        """"host CPU 12 % busy over 10 s, SOURCE", or why there is no figure."""
+        if self.busy_percent is None:
+            return f"host CPU unavailable ({self.reason or 'not measured'})"
+        over = f" over {round(self.window_seconds, 1):g} s" if self.window_seconds else ""
+        source = f", {self.source}" if self.source else ""
+        return f"host CPU {self.busy_percent:.0f} % busy{over}{source}"
+
+    def evidence(self) -> dict[str, Any]:
+        """The figure as a recommendation's evidence (None: not known)."""
+        return {"host_cpu_busy_percent": self.busy_percent,
+                "host_cpu_window_seconds": self.window_seconds,
+                "host_cpu_source": self.source or None,
+                "host_cpu_age_seconds": self.age_seconds,
+                "host_cpu_unavailable": None if self.available else self.reason}

@@ -37,7 +37,7 @@ def row_text(row: Row) -> str:
     just measured), or "unavailable (why)"."""
     if not row.available:
         return f"unavailable ({row.reason})"
-    return row.shown
+    return f"{row.shown} ({row.note})" if row.note else row.shown
 
 
 def table_lines(t: Table) -> list[str]:

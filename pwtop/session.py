@@ -210,6 +210,28 @@ class WatchRunner:
             return []
 
 
+class SessionPeers:
+    """The view of a session's components one component gets (``Component.peers``): the
+    latest snapshot of another, read on the event loop or from a worker thread."""
+
+    def __init__(self, session: "Session") -> None:
+        self._session = session
+
+    def latest(self, name: str) -> Snapshot | None:
+        state = self._session.states.get(name)
+        if state is None or state.missing is not None:
+            return None
+        return state.snapshot
+
+    def why_missing(self, name: str) -> str:
+        state = self._session.states.get(name)
+        if state is None:
+            return f"the {name} component is not part of this session"
+        if state.missing is not None:
+            return f"the {name} component has no figures ({state.missing})"
+        return f"the {name} component has not delivered a snapshot yet"
+
+
 class Session:
     """One run of the engine over the chosen components.
 
@@ -285,6 +307,8 @@ class Session:
                 state.problem = f"could not start: {type(exc).__name__}: {exc}"
                 continue
             self.components[name] = component
+            with contextlib.suppress(AttributeError):  # a test's stand-in may refuse it
+                component.peers = SessionPeers(self)
             poller = Poller(name, component, self.interval_for(name), self._deliver,
                             epoch=epoch)
             self.pollers[name] = poller

@@ -142,3 +142,35 @@ async def test_the_component_advises_for_what_the_app_ran(demo_db, monkeypatch):
     assert hot and "country_code" in hot[0].evidence["index_columns"]
     line = next(v for k, v in hot[0].evidence.items() if k.startswith("query captured:"))
     assert "SCAN wifi_detections" in line.split("=>")[0]
+
+
+def test_the_capture_reads_each_wrapped_connections_settings(tmp_path):
+    """Issue 15 item 13: the app's per-connection settings, read in the app on the
+    connection's own thread, with their age; a PRAGMA the app sets later is read again."""
+    import threading
+
+    cap = WorkloadCapture()
+    raw = sqlite3.connect(tmp_path / "a.db", timeout=2.0)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=NORMAL")
+    raw.row_factory = lambda cursor, row: {"not": "a tuple"}  # the app's own factory
+    conn = cap.wrap(raw)  # read now, on the thread that opened it
+    (listed,) = cap.snapshot()["connections"]["listed"]
+    assert listed["settings"]["synchronous"] == 1 and listed["settings"]["busy_timeout"] == 2000
+    assert listed["settings"]["journal_mode"] == "wal" and listed["age_seconds"] >= 0
+    conn.execute("PRAGMA temp_store = MEMORY")  # set after wrapping: read again at once
+    (listed,) = cap.snapshot()["connections"]["listed"]
+    assert listed["settings"]["temp_store"] == 2
+
+    # A connection bound to the thread that opened it is read at its first statement
+    # there (reading it from another thread would raise into nobody, but read nothing).
+    opened: list[sqlite3.Connection] = []
+    thread = threading.Thread(target=lambda: opened.append(sqlite3.connect(tmp_path / "b.db")))
+    thread.start()
+    thread.join()
+    other = cap.wrap(opened[0])  # wrapped here, not on its thread: not read
+    snapshot = cap.snapshot()["connections"]
+    assert snapshot["registered"] == 2
+    assert {"age_seconds": None} in snapshot["listed"]
+    conn.close()
+    del other, opened

@@ -259,23 +259,66 @@ async def test_a_flapping_breaker_backs_off():
     assert br.reset_timeout == 20
 
 
-def limiter_stats(rejected: int, cpu: float | None) -> dict:
-    return {"process": {"cpu_percent": cpu},
-            "limiters": {"upload": {"rate_per_second": 100.0,
-                                    "in_window": {"rejected": {"60s": rejected},
-                                                  "delayed": {"60s": 0},
-                                                  "admitted": {"60s": 500}}}}}
+def limiter_stats(rejected: int, app_cpu: float | None, host: float | None = None) -> dict:
+    """An app using ``app_cpu`` % of one core; ``host``: the host's busy share the app
+    measured itself (absent: an app whose stats carry none)."""
+    stats = {"process": {"cpu_percent": app_cpu},
+             "limiters": {"upload": {"rate_per_second": 100.0,
+                                     "in_window": {"rejected": {"60s": rejected},
+                                                   "delayed": {"60s": 0},
+                                                   "admitted": {"60s": 500}}}}}
+    if host is not None:
+        stats["host"] = {"cpu_busy_percent": host, "cpu_window_seconds": 10.0}
+    return stats
 
 
-def test_a_limiter_rejecting_while_the_cpu_idles_is_raised_within_rate_limit():
+def test_limiter_advice_is_judged_on_the_host_cpu_not_the_apps_share_of_a_core():
+    """Issue 15 item 6: the app at 5 % of one core on a host 97 % busy has no CPU to spare."""
     settings = AsyncSettings(rate_limit=120.0)
-    (rec,) = advice.recommend(limiter_stats(40, cpu=12.0), settings)
-    assert rec.id == "async.limiter.upload.raise"
+    busy = advice.HostCpu(97.0, 10.0, source="the System component's")
+    assert advice.recommend(limiter_stats(40, app_cpu=5.0), settings, host=busy) == []
+
+    idle = advice.HostCpu(12.0, 10.0, source="the System component's")
+    (rec,) = advice.recommend(limiter_stats(40, app_cpu=5.0), settings, host=idle)
+    assert rec.id == "async.limiter.upload.raise" and rec.kind == "limiter_raise"
     assert rec.action == "set_rate name=upload rate=120.0"  # 150 clamped to rate_limit
-    assert rec.evidence["process_cpu_percent"] == 12.0
-    assert advice.recommend(limiter_stats(40, cpu=95.0), settings) == []  # CPU is the limit
-    assert advice.recommend(limiter_stats(40, cpu=None), settings) == []  # not measured yet
-    assert advice.recommend(limiter_stats(0, cpu=5.0), settings) == []
+    assert "host CPU 12 % busy over 10 s, the System component's" in rec.title
+    assert rec.evidence["host_cpu_busy_percent"] == 12.0
+    assert rec.evidence["host_cpu_window_seconds"] == 10.0
+    assert "process_cpu_percent" not in rec.evidence  # the app's share is not the evidence
+
+    # Inside the app (no pwtop figure): the host CPU the app measured itself, named so.
+    (own,) = advice.recommend(limiter_stats(40, app_cpu=5.0, host=30.0), settings)
+    assert "host CPU 30 % busy over 10 s, measured in the app" in own.title
+    assert advice.recommend(limiter_stats(40, app_cpu=5.0, host=96.0), settings) == []
+    # pwtop's figure wins over the app's when both are there.
+    assert advice.recommend(limiter_stats(40, app_cpu=5.0, host=30.0), settings,
+                            host=busy) == []
+
+    # No host figure at all: said so, nothing proposed; never the app's 5 % instead.
+    missing = advice.HostCpu(reason="the system component is not part of this session")
+    (unknown,) = advice.recommend(limiter_stats(40, app_cpu=5.0), settings, host=missing)
+    assert unknown.kind == "limiter_cpu_unknown" and not unknown.applicable
+    assert not unknown.action
+    assert "host CPU unavailable (the system component is not part of this session" \
+        in unknown.title
+    assert "5 %" not in unknown.title
+    assert advice.recommend(limiter_stats(0, app_cpu=5.0), settings, host=idle) == []
+
+
+def test_the_app_measures_the_hosts_cpu_over_its_window():
+    """The stats carry the host's busy share (all cores) beside the app's own share."""
+    opt, _ = make()
+    assert opt.get_stats()["host"]["cpu_busy_percent"] is None  # one sample: no interval
+    meter = opt._cpu
+    meter._t -= 1.0  # the next read is due (a second has "passed" for the meter)
+    import time
+    deadline = time.monotonic() + 0.05
+    while time.monotonic() < deadline:  # a little CPU time for the counters to show
+        pass
+    host = opt.get_stats()["host"]
+    assert 0.0 <= host["cpu_busy_percent"] <= 100.0
+    assert 0.0 < host["cpu_window_seconds"] < 5.0
 
 
 def test_the_first_cpu_reading_is_not_reported_as_zero():

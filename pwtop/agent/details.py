@@ -438,9 +438,18 @@ class Queue:
 
 @dataclass(slots=True)
 class AppProcess:
+    """The app's process: its pid, and its CPU use (% of one core).
+
+    ``cpu_percent`` is the session's one app-CPU figure: the system component's
+    ``process_cpu_percent`` (pwtop reading ``/proc/PID/stat`` of the agent's pid) when the
+    session has it, else the app's own reading; ``cpu_source`` says which, and over what.
+    """
+
     pid: int | None = None
     cpu_percent: float | None = None
     cpu_unavailable: str | None = field(default=None, metadata=INTERNAL)
+    cpu_window_seconds: float | None = None
+    cpu_source: str = ""
 
 
 @dataclass(slots=True)
@@ -491,6 +500,8 @@ def parse_async(stats: Mapping[str, Any], previous: Mapping[str, Histogram] | No
     process = r.obj(stats, "process", "async")
     d.process = AppProcess(pid=r.integer(process, "pid", "async.process"),
                            cpu_percent=r.num(process, "cpu_percent", "async.process"),
+                           cpu_window_seconds=r.num(process, "cpu_window_seconds",
+                                                    "async.process"),
                            cpu_unavailable=r.texts(process, "unavailable", "async.process")
                            .get("cpu_percent"))
     d.problems = r.problems

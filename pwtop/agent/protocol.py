@@ -7,9 +7,12 @@ Five message types, each a JSON object with ``"type"`` and the protocol version 
               reads); a client answers with its own, ``"subscribe": true`` to receive
               snapshots.
 ``snapshot``  agent -> client, every interval: ``"async"`` and ``"realtime"`` stats (the
-              optimizers' ``get_stats()``, ``null`` when absent), their
-              ``"recommendations"``, ``"database"``, ``"agent"`` (its own figures) and
-              ``"unavailable"`` (section -> why it is missing).
+              optimizers' ``get_stats()``, ``null`` when absent; the async stats carry the
+              app's ``"process"`` and the host CPU it measures, ``"host"``), their
+              ``"recommendations"``, ``"database"`` (the path, and with a workload capture
+              its ``"workload"``: statements, and the wrapped connections' settings under
+              ``"connections"``), ``"agent"`` (its own figures) and ``"unavailable"``
+              (section -> why it is missing).
 ``command``   client -> agent: ``{"id", "token", "target": "async"|"realtime"|"agent",
               "command", "params": {...}, "dry_run"}``. Every command needs the token.
 ``reply``     agent -> client: ``{"id", "ok": true, "result"}`` for a command that ran.
@@ -23,7 +26,9 @@ itself (close code 1009) before any parsing.
 pwtop reads a snapshot's sections in one place, :mod:`pwtop.agent.details`, into typed
 dataclasses; it lists the versions it reads (``PROTOCOL_VERSIONS``, and the stats'
 ``STATS_SCHEMAS``). A change to what a snapshot carries bumps :data:`VERSION` here and
-that list there, together (importing ``details`` fails while they disagree).
+that list there, together (importing ``details`` fails while they disagree). A key added
+where readers ignore unknown keys (``"host"``, ``"connections"``) keeps the version: an
+older pwtop reads the rest as before, and a newer one says what an older agent lacks.
 """
 
 from __future__ import annotations

@@ -5,23 +5,33 @@ and pwtop (reading the same dict from the agent) reach the same advice from the 
 numbers. Each recommendation's ``action`` is a command :mod:`pwtop.aio.commands` can run,
 already clamped to the configured bounds; advice pwtop cannot carry out (a blocking call
 in the app's code) is marked ``applicable=False`` and carries a code hint instead.
+
+Advice about idle CPU (a rate limiter holding back work) is judged on the *host's* CPU,
+never on the app's share of one core: an app using 5 % of a core on a host that is 97 %
+busy has no CPU to spare. pwtop passes the system component's figure (:class:`HostCpu`,
+through its session); inside the app, and for pwtop when that figure is missing, the
+host CPU the app measures itself (``stats["host"]``) is used. Each such advice names the
+figure it used; without one it says the CPU could not be judged, and proposes nothing.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 from pwtop.aio.commands import MAX_RESET_TIMEOUT, format_action
 from pwtop.aio.queue import MAX_WORKERS
 from pwtop.config import AsyncSettings
-from pwtop.model import Level, Recommendation
+from pwtop.model import HostCpu, Level, Recommendation
 
 COMPONENT = "async"
 #: A pool is saturated when this share of recent acquisitions had to wait.
 POOL_WAITED_SHARE = 0.1
-#: Below this process CPU (% of one core) a limiter that rejects work is holding back idle capacity.
+#: Below this host CPU busy share (% of all cores) a limiter that rejects work is holding
+#: back capacity the host has.
 LIMITER_IDLE_CPU_PERCENT = 50.0
+#: The kinds of advice judged on the host's CPU (pwtop recomputes them with its figure).
+CPU_KINDS = ("limiter_raise", "limiter_at_limit", "limiter_cpu_unknown")
 LIMITER_DELAYED_SHARE = 0.5
 #: This many openings in 5 minutes is flapping.
 BREAKER_FLAP_OPENS = 3
@@ -32,20 +42,78 @@ QUEUE_FULL_RATIO = 0.8
 MIN_SAMPLE = 10
 
 
+def host_cpu_in_stats(stats: dict[str, Any]) -> HostCpu:
+    """The host CPU the app measured itself (``stats["host"]``, see AsyncOptimizer)."""
+    host = stats.get("host")
+    if not isinstance(host, dict):
+        return HostCpu(reason="the app's stats carry no host CPU figure (an older pwtop "
+                              "inside the app)")
+    busy = host.get("cpu_busy_percent")
+    if not isinstance(busy, (int, float)) or isinstance(busy, bool):
+        why = (host.get("unavailable") or {}).get("cpu_busy_percent")
+        return HostCpu(reason=str(why or "the app has not measured the host CPU yet"))
+    window = host.get("cpu_window_seconds")
+    return HostCpu(float(busy), float(window) if isinstance(window, (int, float)) else None,
+                   source="measured in the app from /proc/stat")
+
+
+def choose_host_cpu(stats: dict[str, Any], host: HostCpu | None) -> HostCpu:
+    """``host`` (pwtop's figure) when it has one, else the app's own reading of the host;
+    when neither has a figure, why not, for both."""
+    if host is not None and host.available:
+        return host
+    own = host_cpu_in_stats(stats)
+    if own.available or host is None:
+        return own
+    return HostCpu(reason=f"{host.reason}; {own.reason}")
+
+
+def settings_in_stats(stats: dict[str, Any]) -> AsyncSettings:
+    """The bounds the app's optimizer runs with (``stats["bounds"]``), as settings: advice
+    recomputed outside the app stays within the app's limits, not pwtop's config."""
+    bounds = stats.get("bounds") or {}
+    out = AsyncSettings()
+    for key in ("max_pool_size", "rate_limit"):
+        value = bounds.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            setattr(out, key, type(getattr(out, key))(value))
+    return out
+
+
+def with_host_cpu(recs: Iterable[Recommendation], stats: dict[str, Any],
+                  host: HostCpu | None) -> list[Recommendation]:
+    """``recs`` (the app's advice) with the advice judged on CPU recomputed on ``host``.
+
+    The app judged it on the host CPU it measures itself; pwtop has the system
+    component's figure (its window and age known), so that one is used when there.
+    """
+    kept = [r for r in recs if r.kind not in CPU_KINDS]
+    settings = settings_in_stats(stats)
+    chosen = choose_host_cpu(stats, host)
+    for name, limiter in (stats.get("limiters") or {}).items():
+        rec = _limiter(name, limiter, settings, chosen)
+        if rec:
+            kept.append(rec)
+    return kept
+
+
 def _last(window: dict[str, Any] | None, key: str, label: str = "60s") -> int:
     if not window:
         return 0
     return int((window.get(key) or {}).get(label) or 0)
 
 
-def recommend(stats: dict[str, Any], settings: AsyncSettings | None = None) -> list[Recommendation]:
+def recommend(stats: dict[str, Any], settings: AsyncSettings | None = None,
+              host: HostCpu | None = None) -> list[Recommendation]:
+    """Advice from ``stats``; CPU questions are judged on ``host`` (pwtop's figure of the
+    host), else on the host CPU the app measured (``stats["host"]``)."""
     settings = settings or AsyncSettings()
     recs: list[Recommendation] = []
     for name, pool in (stats.get("pools") or {}).items():
         rec = _pool(name, pool, settings)
         if rec:
             recs.append(rec)
-    cpu = (stats.get("process") or {}).get("cpu_percent")
+    cpu = choose_host_cpu(stats, host)
     for name, limiter in (stats.get("limiters") or {}).items():
         rec = _limiter(name, limiter, settings, cpu)
         if rec:
@@ -102,20 +170,33 @@ def _pool(name: str, pool: dict[str, Any], settings: AsyncSettings) -> Recommend
 
 
 def _limiter(name: str, limiter: dict[str, Any], settings: AsyncSettings,
-             cpu: float | None) -> Recommendation | None:
+             cpu: HostCpu) -> Recommendation | None:
     win = limiter.get("in_window")
     rejected = _last(win, "rejected")
     delayed = _last(win, "delayed")
     admitted = _last(win, "admitted")
     throttled = rejected > 0 or (admitted >= MIN_SAMPLE and delayed / admitted
                                  >= LIMITER_DELAYED_SHARE)
-    if not throttled or cpu is None or cpu >= LIMITER_IDLE_CPU_PERCENT:
+    if not throttled:
         return None
     rate = float(limiter["rate_per_second"])
     limit = settings.rate_limit
     evidence = {"rejected_60s": rejected, "delayed_60s": delayed, "admitted_60s": admitted,
-                "process_cpu_percent": cpu, "rate_per_second": rate, "rate_limit": limit}
-    title = f"limiter {name} holds back work while the CPU is idle ({cpu:.0f} %)"
+                **{k: v for k, v in cpu.evidence().items() if v is not None},
+                "rate_per_second": rate, "rate_limit": limit}
+    if cpu.busy_percent is None:  # never judged on the app's own share of one core
+        return Recommendation(
+            id=f"async.limiter.{name}.raise", component=COMPONENT, kind="limiter_cpu_unknown",
+            target=f"limiter {name}",
+            title=(f"limiter {name} holds back work ({rejected} rejected, {delayed} delayed "
+                   f"in 60 s); whether the host has CPU to spare is unknown: "
+                   f"{cpu.describe()}"),
+            evidence=evidence, applicable=False,
+            code="raise the limiter's rate (set_rate) only if the host's CPU has room: "
+                 "watch the System tab's CPU")
+    if cpu.busy_percent >= LIMITER_IDLE_CPU_PERCENT:
+        return None
+    title = f"limiter {name} holds back work while the host CPU has room ({cpu.describe()})"
     if rate >= limit:
         return Recommendation(
             id=f"async.limiter.{name}.raise", component=COMPONENT, kind="limiter_at_limit",

@@ -19,12 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 from pwtop.agent.component import AgentComponent
-from pwtop.agent.details import AgentMessage, AsyncDetail, parse_async
+from pwtop.agent.details import AgentMessage, AppProcess, AsyncDetail, parse_async
 from pwtop.config import Settings
 from pwtop.histogram import Histogram
-from pwtop.model import Snapshot
+from pwtop.model import HostCpu, Recommendation, Snapshot
 from pwtop.present.aio import present
 from pwtop.present.rows import Presentation
+from pwtop.system.component import host_cpu
 
 
 class AsyncComponent(AgentComponent):
@@ -112,6 +113,8 @@ class AsyncComponent(AgentComponent):
         self._breakers(m, why, detail)
         self._queues(m, why, detail)
         process = detail.process
+        if process is not None:
+            self._app_cpu(process)
         if process is not None and process.cpu_percent is not None:
             m["async_app_cpu_percent"] = process.cpu_percent
         else:
@@ -166,11 +169,55 @@ class AsyncComponent(AgentComponent):
                      [(q.dropped_10s, q.dropped_10s_seconds) for q in detail.queues],
                      "task queue")
 
+    def _app_cpu(self, process: AppProcess) -> None:
+        """One app-CPU figure per session: the system component's ``process_cpu_percent``
+        when it watches the same pid (pwtop's reading of ``/proc``, as the System tab
+        shows it), else the app's own reading, each saying where it comes from."""
+        system = self.peers.latest("system") if self.peers is not None else None
+        watched = getattr(system.detail, "process", None) if system is not None else None
+        value = system.metrics.get("process_cpu_percent") if system is not None else None
+        if watched is not None and watched.pid == process.pid and value is not None:
+            process.cpu_percent = value
+            process.cpu_window_seconds = watched.cpu_window_seconds
+            process.cpu_source = (f"pwtop's reading of /proc/{watched.pid}/stat"
+                                  f"{_over(watched.cpu_window_seconds)}, as on the System tab")
+        elif process.cpu_percent is not None:
+            process.cpu_source = (f"measured in the app (psutil)"
+                                  f"{_over(process.cpu_window_seconds)}")
+
+    # ------------------------------------------------------------ advice
+
+    def recommend(self, snapshot: Snapshot) -> list[Recommendation]:
+        """The app's advice, with the advice about idle CPU judged on the host's CPU: the
+        system component's figure (through the session) when there is one, else the host
+        CPU the app measures itself; never the app's share of one core."""
+        detail = snapshot.detail
+        recs = super().recommend(snapshot)
+        if not isinstance(detail, AsyncDetail) or detail.stats is None:
+            return recs
+        from pwtop.aio.advice import with_host_cpu  # in-app code: loaded when asked
+
+        return with_host_cpu(recs, detail.stats, self.host_cpu())
+
+    def host_cpu(self) -> HostCpu:
+        """The system component's host CPU figure, or why there is none."""
+        if self.peers is None:
+            return HostCpu(reason="no system component in this run (pwtop watches the host "
+                                  "in a session with the System component)")
+        snap = self.peers.latest("system")
+        if snap is None:
+            return HostCpu(reason=self.peers.why_missing("system"))
+        return host_cpu(snap)
+
     # ------------------------------------------------------------ text
 
     def describe(self, snapshot: Snapshot) -> Presentation:
         """The snapshot as labelled rows and tables (``pwtop analyze`` prints them)."""
         return present(snapshot)
+
+
+def _over(seconds: float | None) -> str:
+    return f" over {round(seconds, 1):g} s" if seconds else ""
 
 
 #: The window the app counts limiter rejections and queue drops over (the agent's "10s").

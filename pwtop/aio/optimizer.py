@@ -26,6 +26,7 @@ import functools
 import inspect
 import os
 import time
+from collections import deque
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import psutil
@@ -48,18 +49,37 @@ KINDS = ("pools", "limiters", "breakers", "queues")
 SAMPLE_EVERY = 1.0
 
 
+#: The window the host's CPU busy share is measured over inside the app (seconds).
+HOST_CPU_WINDOW = 10.0
+#: Kernel CPU fields that are not work (guest time is already inside user and nice).
+_IDLE_FIELDS = ("idle", "iowait")
+_GUEST_FIELDS = ("guest", "guest_nice")
+
+
+def _host_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of all cores since boot, from ``/proc/stat``."""
+    times = psutil.cpu_times()._asdict()
+    total = sum(v for k, v in times.items() if k not in _GUEST_FIELDS)
+    return total - sum(times.get(k, 0.0) for k in _IDLE_FIELDS), total
+
+
 class _CpuMeter:
-    """CPU use of this process since the previous reading (at least a second apart).
+    """CPU use of this process since the previous reading (at least a second apart), and
+    the host's CPU busy share over the last :data:`HOST_CPU_WINDOW` seconds.
 
     psutil's first ``cpu_percent()`` reading is always 0.0 (the upstream suite showed it),
     so the meter is primed when the optimizer is created and reports None until a real
-    interval has passed.
+    interval has passed. The host's share is what advice about idle CPU is judged on
+    (:mod:`pwtop.aio.advice`): the app's share of one core says nothing of whether the
+    host has CPU to spare.
     """
 
     def __init__(self) -> None:
         self.value: float | None = None
         self.window: float | None = None
         self.reason: str | None = None
+        self._host: deque[tuple[float, float, float]] = deque()
+        self.host_reason: str | None = None
         try:
             self._proc: psutil.Process | None = psutil.Process()
             self._proc.cpu_percent(None)
@@ -67,18 +87,45 @@ class _CpuMeter:
             self._proc = None
             self.reason = f"unavailable (psutil cannot read this process: {exc})"
         self._t = time.monotonic()
+        self._read_host(self._t)
+
+    def _read_host(self, now: float) -> None:
+        try:
+            busy, total = _host_cpu_seconds()
+        except Exception as exc:
+            self.host_reason = f"unavailable (psutil cannot read the host's CPU times: {exc})"
+            return
+        host = self._host
+        host.append((now, busy, total))
+        # keep the newest sample at least a window old as the base
+        while len(host) > 2 and now - host[1][0] >= HOST_CPU_WINDOW:
+            host.popleft()
 
     def read(self) -> None:
-        if self._proc is None:
-            return
         now = time.monotonic()
-        if now - self._t >= 1.0:
+        if now - self._t < 1.0:
+            return
+        if self._proc is not None:
             try:
                 self.value = self._proc.cpu_percent(None)
                 self.window = now - self._t
             except Exception as exc:
                 self.value, self.reason = None, f"unavailable ({exc})"
-            self._t = now
+        self._read_host(now)
+        self._t = now
+
+    def host(self) -> dict[str, Any]:
+        """The host's CPU busy share (% of all cores) over the samples held."""
+        if len(self._host) < 2:
+            return {"cpu_busy_percent": None, "cpu_window_seconds": None, "unavailable": {
+                "cpu_busy_percent": self.host_reason or
+                "unavailable (first interval not over yet)"}}
+        (t0, b0, a0), (t1, b1, a1) = self._host[0], self._host[-1]
+        if a1 - a0 <= 0:
+            return {"cpu_busy_percent": None, "cpu_window_seconds": t1 - t0, "unavailable": {
+                "cpu_busy_percent": "unavailable (no CPU time accounted)"}}
+        share = min(100.0, max(0.0, 100.0 * (b1 - b0) / (a1 - a0)))
+        return {"cpu_busy_percent": share, "cpu_window_seconds": t1 - t0}
 
     def snapshot(self) -> dict[str, Any]:
         self.read()
@@ -352,6 +399,7 @@ class AsyncOptimizer:
             stats["loop"] = {"running": False, "unavailable": {
                 "loop": "unavailable (loop monitor not started: no running event loop seen)"}}
         stats["process"] = self._cpu.snapshot()
+        stats["host"] = self._cpu.host()
         for kind in KINDS:
             out = {}
             for name, obj in list(self._registry[kind].items()):

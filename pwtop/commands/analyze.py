@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from pwtop import components, report
+from pwtop.component import CollectedPeers
 from pwtop.config import Settings
 from pwtop.model import Level
 
@@ -38,13 +39,16 @@ async def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     text: list[str] = []
     first: list[str] = []  # a damaged file is said before anything read from it
     failed = False  # a component met errors (e.g. invalid workload SQL): exit 1 after output
+    peers = CollectedPeers()  # a later component reads an earlier one's (the agent's pid)
     for name in names:
         comp = components.build(name, settings, **component_options(name, args))
+        comp.peers = peers
         try:
             snap = await comp.collect()
             recs = comp.recommend(snap)
         finally:
             await comp.close()
+        peers.snapshots[name] = snap
         failed |= bool(snap.errors)
         first += [f"{f.level.label}: {f.message}" for f in snap.flags
                   if f.level >= Level.CRITICAL]

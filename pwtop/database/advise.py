@@ -20,7 +20,8 @@ from pwtop.config import Settings
 from pwtop.database import indexes as index_rules
 from pwtop.database import space
 from pwtop.database.activity import STARVED_LAG_FRAMES
-from pwtop.database.advisor.recommend import create_index_advice
+from pwtop.database.advisor.captured import AppConnections, connections_from_snapshot
+from pwtop.database.advisor.recommend import captured_section, create_index_advice
 from pwtop.database.inspect import MIN_ROWS_FOR_STATS, needs_stats, quote
 from pwtop.database.model import DatabaseDetail, FileInfo
 from pwtop.model import Level, Recommendation, Snapshot
@@ -344,7 +345,54 @@ def _walk(nodes):
 
 # ---------------------------------------------------------------- the app's connections
 
+#: PRAGMA synchronous / temp_store values by number, as SQLite reports them.
+SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+TEMP_STORE = {0: "DEFAULT", 1: "FILE", 2: "MEMORY"}
+BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass
+class _Setting:
+    """One per-connection setting the advice proposes, and how to tell it is already set."""
+
+    name: str
+    line: str                       # the code line that sets it
+    wanted: str                     # "NORMAL", "5000 ms", ... for the evidence
+    done: Callable[[object], bool]  # the app's value (as PRAGMA reports it) is already so
+    shown: Callable[[object], str] = str
+
+
+def _cache_bytes(value: object, page: int) -> int | None:
+    """PRAGMA cache_size as bytes: pages when positive, KiB when negative."""
+    if not isinstance(value, int):
+        return None
+    return value * page if value >= 0 else -value * 1024
+
+
+def _app_connections(ctx: AdviceContext) -> tuple[AppConnections | None, str]:
+    """(the AppConnections the app's agent reports, or None; why there are none)."""
+    section, why = captured_section(ctx.settings)
+    if section is None:
+        return None, why
+    found = connections_from_snapshot(section)
+    if found is None:
+        return None, "the app's agent does not report its connections' settings (an older pwtop)"
+    if not found.settings:
+        why = ("; ".join(found.errors[:2]) if found.errors else
+               "the app wraps no connection with pwtop's WorkloadCapture" if not
+               found.registered else "its connections have not run a statement yet")
+        return None, f"the app's agent reports no connection settings ({why})"
+    return found, ""
+
+
 def app_settings_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
+    """The per-connection settings pwtop would give the app's connections.
+
+    pwtop cannot read them from another process, and PiWardrive's connection factory
+    already sets some (synchronous, cache_size, temp_store): with the app's agent and its
+    capture, the settings of the connections the app wrapped are known, and those already
+    set are left out (and named); without them the advice says "unless already set".
+    """
     f = ctx.detail.file
     s = ctx.settings.database
     wal = f.journal_mode == "wal"
@@ -360,35 +408,88 @@ def app_settings_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         sync_note = ("synchronous=NORMAL in WAL mode can lose the last commits on power loss "
                      "(the file stays consistent), which is likely on a battery-powered rig; "
                      "use FULL if every detection must survive a power cut")
-    code = "\n".join([
-        "# Per-connection settings: run them on every connection the app opens",
-        "# (pwtop cannot set them from another process). With aiosqlite: await conn.execute(...)",
-        "def tune(conn):",
-        "    conn.execute(\"PRAGMA busy_timeout = 5000\")   # wait up to 5 s for a lock "
-        "instead of failing with 'database is locked'",
-        f"    conn.execute(\"PRAGMA synchronous = {sync}\")",
-        f"    conn.execute(\"PRAGMA cache_size = -{cache_kib}\")  # {s.cache_size} pages of "
-        f"{page} B = {human_bytes(cache_kib * 1024)} per connection",
-        f"    conn.execute(\"PRAGMA temp_store = {s.temp_store.upper()}\")  # sorts and temp "
-        "b-trees",
-        f"    conn.execute(\"PRAGMA mmap_size = {mmap}\")  # read pages through mmap",
-        "",
-        "# Before closing a long-lived connection (analyses what that connection queried):",
-        "#     conn.execute(\"PRAGMA optimize\")",
-    ])
+    temp = s.temp_store.upper()
+    settings = [
+        _Setting("busy_timeout",
+                 f"    conn.execute(\"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}\")   # wait up to "
+                 "5 s for a lock instead of failing with 'database is locked'",
+                 f"{BUSY_TIMEOUT_MS} ms",
+                 lambda v: isinstance(v, int) and v >= BUSY_TIMEOUT_MS, lambda v: f"{v} ms"),
+        _Setting("synchronous", f"    conn.execute(\"PRAGMA synchronous = {sync}\")", sync,
+                 lambda v: SYNCHRONOUS.get(v) == sync, lambda v: SYNCHRONOUS.get(v, str(v))),
+        _Setting("cache_size",
+                 f"    conn.execute(\"PRAGMA cache_size = -{cache_kib}\")  # {s.cache_size} "
+                 f"pages of {page} B = {human_bytes(cache_kib * 1024)} per connection",
+                 human_bytes(cache_kib * 1024),
+                 lambda v: (_cache_bytes(v, page) or 0) >= cache_kib * 1024,
+                 lambda v: f"{v} ({human_bytes(_cache_bytes(v, page))})"),
+        _Setting("temp_store", f"    conn.execute(\"PRAGMA temp_store = {temp}\")  # sorts "
+                 "and temp b-trees", temp, lambda v: TEMP_STORE.get(v) == temp,
+                 lambda v: TEMP_STORE.get(v, str(v))),
+        _Setting("mmap_size", f"    conn.execute(\"PRAGMA mmap_size = {mmap}\")  # read pages "
+                 "through mmap", human_bytes(mmap), lambda v: isinstance(v, int) and v >= mmap,
+                 lambda v: human_bytes(v) if isinstance(v, int) else "unsupported"),
+    ]
+    app, unknown = _app_connections(ctx)
+    already: list[str] = []
+    differs: dict[str, str] = {}
+    todo = settings
+    if app is not None:
+        todo = []
+        for item in settings:
+            values = [c.get(item.name) for c in app.settings]
+            if all(item.done(v) for v in values):
+                already.append(f"{item.name}={item.shown(values[0])}")
+                continue
+            todo.append(item)
+            seen = sorted({item.shown(v) for v in values})
+            differs[item.name] = ", ".join(seen)
+        if not todo:
+            return
+    n = len(app.settings) if app is not None else 0
+    lines = ["# Per-connection settings: run them on every connection the app opens",
+             "# (pwtop cannot set them from another process). With aiosqlite: await "
+             "conn.execute(...)"]
+    if app is None:
+        lines.append("# unless already set: pwtop cannot see the app's settings from "
+                     "outside (" + unknown + ")")
+    else:
+        lines.append(f"# read from the {n} connection(s) the app wraps: "
+                     + (f"already set: {', '.join(already)}" if already else "none of "
+                        "these is set yet"))
+    lines.append("def tune(conn):")
+    for item in todo:
+        has = f"the app has {differs[item.name]}" if item.name in differs else ""
+        lines.append(item.line + (("; " if "#" in item.line else "  # ") + has if has else ""))
+    lines += ["", "# Before closing a long-lived connection (analyses what that connection "
+              "queried):", "#     conn.execute(\"PRAGMA optimize\")"]
+    names = ", ".join(i.name for i in todo)
+    if app is None:
+        title = (f"Per-connection settings for the app's own connections ({names}), unless "
+                 "already set: pwtop cannot see them from outside")
+    else:
+        title = (f"Per-connection settings for the app's own connections: {names}"
+                 + (f" (already set: {', '.join(already)})" if already else ""))
     act = ctx.detail.activity
+    evidence: dict[str, object] = {
+        "journal_mode": f.journal_mode, "page_size_bytes": page, "file_bytes": f.file_bytes,
+        "busy_count": act.busy_count, "cache_per_connection_bytes": cache_kib * 1024,
+        "mmap_size_bytes": mmap}
+    if app is None:
+        evidence["app_settings"] = f"unknown: {unknown}"
+    else:
+        evidence.update({"app_connections_read": n,
+                         "app_settings_read_age_seconds": app.oldest_read_seconds,
+                         "already_set": ", ".join(already) or "none",
+                         **{f"app_{k}": v for k, v in differs.items()}})
     yield _rec(
-        "app_setting", "db-app-settings", ctx.detail.path,
-        "Per-connection settings for the app's own connections",
-        evidence={"journal_mode": f.journal_mode, "page_size_bytes": page,
-                  "file_bytes": f.file_bytes, "busy_count": act.busy_count,
-                  "cache_per_connection_bytes": cache_kib * 1024, "mmap_size_bytes": mmap},
+        "app_setting", "db-app-settings", ctx.detail.path, title, evidence=evidence,
         impact="busy_timeout turns 'database is locked' errors into short waits; a larger "
                "cache and mmap cut reads from the SD card; temp_store=MEMORY keeps sorts off it",
         risk=f"{sync_note}. cache_size is per connection: a pool of 10 holds 10x "
              f"{human_bytes(cache_kib * 1024)}. mmap turns an I/O error of a failing card into "
              "a crash (SIGBUS) instead of an error",
-        code=code, applicable=False, level=Level.INFO)
+        code="\n".join(lines), applicable=False, level=Level.INFO)
 
 
 ADVISORS: list[Advisor] = [analyze_advice, vacuum_advice, wal_advice, index_advice,

@@ -63,8 +63,12 @@ def present(snapshot: Snapshot) -> Presentation:
     blocked callback), one per table of :data:`TABLES`, ``other`` (the remaining measured
     figures) and ``errors``."""
     d: AsyncDetail | None = snapshot.detail
+    figures = metric_rows(snapshot, FIGURES, reported_only=True)
+    for row in figures:
+        if row.metric == "async_app_cpu_percent" and d is not None and d.process is not None:
+            row.note = d.process.cpu_source
     out = Presentation("async", [
-        Section("figures", rows=metric_rows(snapshot, FIGURES, reported_only=True)),
+        Section("figures", rows=figures),
         Section("link", lines=link_lines(d))])
     for name, (title, columns, sort, key) in TABLES.items():
         items = getattr(d, name) if d is not None else []
@@ -93,6 +97,8 @@ def link_lines(d: AsyncDetail | None) -> list[str]:
                      f"{worst.where}")
     parts += [f"{metric} {window}" for metric, window in sorted(d.rate_windows.items())]
     lines = [" · ".join(p for p in parts if p)]
+    if d.process is not None and d.process.cpu_source:
+        lines.append(f"app CPU: {d.process.cpu_source}")
     if agent.pid:
         lines.append(f"app pid {agent.pid}, pwtop {agent.version} agent, snapshot "
                      f"#{agent.seq}, {human_seconds(agent.snapshot_age_seconds)} old")

@@ -33,6 +33,7 @@ class Row:
     age: float | None = None       # seconds since it was measured, when not just now
     reason: str | None = None      # why it is missing (without "unavailable (...)")
     metric: str | None = None      # the catalog name it shows, if any
+    note: str = ""                 # where the figure comes from, when that is not plain
 
     @property
     def available(self) -> bool:

@@ -15,6 +15,7 @@ from pwtop.system.limits import LEVELS
 
 if TYPE_CHECKING:  # the component imports this module to describe its snapshots
     from pwtop.system.component import SystemDetail
+    from pwtop.system.process import ProcessDetail
 from pwtop.units import format_metric, human_bytes, human_seconds
 
 #: The figures shown, in order (grouped as the notes below them).
@@ -40,13 +41,26 @@ def present(snapshot: Snapshot) -> Presentation:
     """Sections ``figures``, ``notes`` (one "title: text" line per group), ``flags`` (the
     conditions the component flagged) and ``errors``."""
     texts = notes(snapshot)
+    figures = metric_rows(snapshot, FIGURES, levels=level_of)
+    process = getattr(snapshot.detail, "process", None)
+    for row in figures:
+        if row.metric == "process_cpu_percent" and row.available and process is not None:
+            row.note = app_cpu_source(process)
     return Presentation("system", [
-        Section("figures", rows=metric_rows(snapshot, FIGURES, levels=level_of)),
+        Section("figures", rows=figures),
         Section("notes", lines=[f"{NOTE_TITLES[k]}: {texts[k]}" for k in NOTE_TITLES
                                 if texts.get(k)]),
         Section("flags", lines=[f"{f.level.label.upper()}: {f.message}"
                                 for f in snapshot.flags]),
         errors_section(snapshot)])
+
+
+def app_cpu_source(process: "ProcessDetail") -> str:
+    """Where the app-CPU figure comes from: pwtop's reading of the process's ``/proc``
+    counters over a known span (the Async tab shows this same figure)."""
+    span = process.cpu_window_seconds
+    over = f" over {round(span, 1):g} s" if span else ""
+    return f"pwtop's reading of /proc/{process.pid}/stat{over}"
 
 
 def _f(snapshot: Snapshot, metric: str) -> str:

@@ -10,6 +10,7 @@ the recommendations are advice, and :meth:`SystemComponent.apply` says so.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import time
@@ -19,12 +20,15 @@ from typing import Any, Sequence
 
 import psutil
 
+from pwtop.agent.details import AgentFed
+from pwtop.agent.protocol import parse_address
 from pwtop.component import Component
+from pwtop.components import AGENT_FED
 from pwtop.config import Settings, default_database_path
 from pwtop.metric_names import SYSTEM as METRICS
 from pwtop.metrics import DEFAULT_WINDOWS, CounterSum, WindowedRate, window_label
-from pwtop.model import (ActionResult, BenchmarkResult, Figure, Flag, Level, Recommendation,
-                         Snapshot)
+from pwtop.model import (ActionResult, BenchmarkResult, Figure, Flag, HostCpu, Level,
+                         Recommendation, Snapshot)
 from pwtop.present.rows import Presentation
 from pwtop.present.system import present
 from pwtop.system.limits import (CPU_BUSY_PERCENT, DISK_CRITICAL_FREE_BYTES,
@@ -32,12 +36,15 @@ from pwtop.system.limits import (CPU_BUSY_PERCENT, DISK_CRITICAL_FREE_BYTES,
                                  DISK_WARNING_RATIO, MEMORY_CRITICAL_RATIO,
                                  MEMORY_WARNING_RATIO, TEMPERATURE_CRITICAL_CELSIUS,
                                  TEMPERATURE_WARNING_CELSIUS)
-from pwtop.system.host import CpuMeter, DiskDetail, counted_interfaces, locate_filesystem
+from pwtop.system.host import (CpuMeter, CpuReading, DiskDetail, counted_interfaces,
+                               locate_filesystem)
 from pwtop.system.process import ProcessDetail, ProcessTracker, find_by_match
 from pwtop.system.sensors import (THERMAL_ROOT, Temperature, Throttle, read_cpu_temperature,
                                   read_throttled)
 from pwtop.units import human_bytes, human_ratio
 
+#: The window the host's CPU busy share given to advice covers (seconds).
+ADVICE_CPU_WINDOW_S = 10.0
 
 
 @dataclass
@@ -71,6 +78,9 @@ class SystemDetail:
     rates: dict[str, RateDetail] = field(default_factory=dict)
     # Seconds since each cached slow probe was read (None: never, or not used).
     sample_ages: dict[str, float | None] = field(default_factory=dict)
+    #: The host's CPU busy share over the last ADVICE_CPU_WINDOW_S (the whole history
+    #: while shorter), with its exact span: what advice about idle CPU is judged on.
+    cpu_advice: CpuReading | None = None
 
 
 class _Rates:
@@ -176,12 +186,28 @@ class SystemComponent(Component):
         running = self._inflight
         if running is None or running.done() or running.get_loop() is not (
                 asyncio.get_running_loop()):
+            self._process.agent = self._agent_pid()
             running = asyncio.ensure_future(asyncio.to_thread(self._collect_sync))
             self._inflight = running
         return await asyncio.shield(running)
 
     def recommend(self, snapshot: Snapshot) -> list[Recommendation]:
         return recommendations(snapshot)
+
+    def _agent_pid(self) -> tuple[int, str] | None:
+        """(pid, address) the app's agent reports, when the session has an agent-fed
+        component connected to it: the app's process is then the one serving the agent,
+        whatever its command line says."""
+        peers = self.peers
+        if peers is None:
+            return None
+        for name in AGENT_FED:
+            snap = peers.latest(name)
+            detail = snap.detail if snap is not None else None
+            if isinstance(detail, AgentFed) and detail.agent.connected and detail.agent.pid \
+                    and _on_this_host(detail.agent.address or ""):
+                return detail.agent.pid, detail.agent.address or "?"
+        return None
 
     async def apply(self, recommendations: Sequence[Recommendation], *,
                     dry_run: bool = True) -> list[ActionResult]:
@@ -380,6 +406,7 @@ class SystemComponent(Component):
                     k: (None if v is None else v * scale)
                     for k, v in tracker_rate.rates().items()})
         cpu_windows = {window_label(w): self._cpu.total(w).percent for w in self.windows}
+        cpu_advice = self._cpu.total(ADVICE_CPU_WINDOW_S, partial=True)
         rates["system_cpu_percent"] = RateDetail(cpu.percent, cpu.window_seconds, cpu_windows)
 
         snap.detail = SystemDetail(
@@ -396,11 +423,26 @@ class SystemComponent(Component):
                 "temperature": self._age(self._temperature_at),
                 "throttle": self._age(self._throttle_at),
                 "filesystem": self._age(self._disk_at),
-            })
+            }, cpu_advice=cpu_advice)
         snap.flags = flags(snap)
         snap.duration_s = time.perf_counter() - started
         self.last_cpu_seconds = time.thread_time() - cpu_started
         return snap
+
+
+def _on_this_host(address: str) -> bool:
+    """An agent on a unix socket or a loopback address runs here: its pid is one of ours
+    (an agent reached over the network reports a pid of another host)."""
+    try:
+        kind, host, _ = parse_address(address)
+    except Exception:
+        return False
+    if kind == "unix" or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _uptime() -> float:
@@ -448,6 +490,20 @@ def flags(snapshot: Snapshot) -> list[Flag]:
         level = Level.CRITICAL if m.get("system_undervoltage") else Level.WARNING
         out.append(Flag(level, "system_throttled", f"Pi throttled now: {now}"))
     return out
+
+
+def host_cpu(snapshot: Snapshot) -> HostCpu:
+    """The host's CPU busy share in ``snapshot``, for advice judged on idle CPU (the async
+    component's, through its session): over the last 10 s, with its span and age."""
+    detail = _detail(snapshot)
+    reading = detail.cpu_advice if detail is not None else None
+    if reading is None:
+        return HostCpu(reason="the system snapshot has no CPU figure")
+    if reading.percent is None:
+        return HostCpu(reason=f"the System component: {reading.reason}")
+    return HostCpu(reading.percent, reading.window_seconds,
+                   source="the System component's, from /proc/stat",
+                   age_seconds=max(0.0, time.monotonic() - snapshot.monotonic))
 
 
 def recommendations(snapshot: Snapshot) -> list[Recommendation]:

@@ -1,8 +1,13 @@
 """The monitored app's process: finding it, and measuring it each tick.
 
-The app is found through ``[target] pid_file`` (which wins, read every tick because a
-restarted app writes a new pid) or ``[target] process_match``, a piece of text in its
-command line. A match needs a scan of every process, so it runs only on a slow interval
+The app is, first, the process serving its agent: when the session is connected to the
+app's agent, the agent reports its pid (in its hello, its snapshots and ``/healthz``) and
+that pid is used, whatever the command line says. Without an agent it is found through
+``[target] pid_file`` (read every tick because a restarted app writes a new pid) or
+``[target] process_match``, a piece of text in its command line; an ASGI server running
+an app that matches (``uvicorn piwardrive.service:app``, ``python -m uvicorn ...``) is
+preferred, and when nothing matches the text, the one ASGI app server running is taken
+(and said so). A match needs a scan of every process, so it runs only on a slow interval
 or when the process it found has exited. pwtop's own process, and any other pwtop
 command, is never taken for the app: ``pwtop --db ~/.config/piwardrive/app.db`` contains
 "piwardrive" too.
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +29,10 @@ from pwtop.metrics import DEFAULT_WINDOWS, WindowedRate
 
 # Programs that run a Python web app; a match in their arguments is likely the app itself.
 APP_RUNNERS = ("python", "uvicorn", "gunicorn", "hypercorn", "daphne")
+#: ASGI/WSGI servers that take the app as ``module:attribute`` (uvicorn, ``python -m
+#: uvicorn``...).
+APP_SERVERS = ("uvicorn", "gunicorn", "hypercorn", "daphne")
+_APP_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(.*\))?$")
 
 PROCESS_METRICS = ("process_cpu_percent", "process_rss_bytes", "process_threads",
                    "process_open_files", "process_read_bytes_per_second",
@@ -38,7 +48,7 @@ class ProcessDetail:
     cmdline: list[str]
     username: str | None
     started_at: float  # wall-clock seconds since the epoch
-    found_by: str  # "pid_file PATH" or "process_match 'TEXT'"
+    found_by: str  # "pid_file PATH", "process_match 'TEXT'", "the agent at ADDRESS ..."
     matches: list[int] = field(default_factory=list)
     cpu_window_seconds: float | None = None
     io_window_seconds: float | None = None
@@ -67,6 +77,20 @@ def program_of(cmdline: list[str]) -> tuple[str, str]:
         if not arg.startswith("-"):
             return prog, arg
     return prog, ""
+
+
+def app_spec(cmdline: list[str]) -> str | None:
+    """The ``module:app`` an ASGI server runs (``uvicorn piwardrive.service:app``,
+    ``python -m uvicorn app:app --port 8000``, ``gunicorn -k uvicorn.workers.UvicornWorker
+    main:create_app()``), or None for any other command line."""
+    prog, target = program_of(cmdline)
+    server = os.path.basename(target) if prog.startswith("python") else prog
+    if server not in APP_SERVERS:
+        return None
+    for arg in cmdline[1:]:
+        if not arg.startswith("-") and _APP_SPEC.match(arg):
+            return arg
+    return None
 
 
 def is_pwtop_command(cmdline: list[str]) -> bool:
@@ -188,32 +212,41 @@ def find_by_match(text: str, lines: CommandLines | None = None
                   ) -> tuple[psutil.Process, list[int]]:
     """The process whose command line contains ``text`` (one scan of every process).
 
-    Several may match (a shell wrapper, ``tail -f piwardrive.log``, uvicorn workers): the
-    best is the one running the match as its program, then one run by a Python app runner;
-    wrappers whose child also matches are dropped; the oldest of the rest wins. ``lines``
-    keeps command lines between scans (see :class:`CommandLines`).
+    Several may match (a shell wrapper, ``tail -f piwardrive.log``, a helper script,
+    uvicorn workers): the best is an ASGI server running an app whose ``module:app``
+    contains the match, then a process running the match as its program, then one run by
+    a Python app runner; wrappers whose child also matches are dropped; the oldest of the
+    rest wins. When nothing contains ``text``, the one ASGI app server running is taken
+    (:class:`ProcessNotFound` when there are none, or several). ``lines`` keeps command
+    lines between scans (see :class:`CommandLines`).
     """
     me = os.getpid()
     found: list[tuple[psutil.Process, list[str]]] = []
+    servers: list[tuple[int, list[str], str]] = []
     for pid, cmdline in (lines or CommandLines()).scan():
-        if pid == me:
+        if pid == me or not cmdline or is_pwtop_command(cmdline):
             continue
-        if not cmdline or text not in " ".join(cmdline) or is_pwtop_command(cmdline):
+        if text not in " ".join(cmdline):
+            spec = app_spec(cmdline)
+            if spec is not None:
+                servers.append((pid, cmdline, spec))
             continue
         try:
             found.append((psutil.Process(pid), cmdline))
         except psutil.Error:  # gone since the scan
             continue
     if not found:
-        raise ProcessNotFound(f"no process matches {text!r}; set [target] pid_file or "
-                              "process_match")
+        return _only_app_server(text, servers)
     pids = sorted(p.pid for p, _ in found)
 
     def rank(item: tuple[psutil.Process, list[str]]) -> int:
+        spec = app_spec(item[1])
+        if spec is not None and text in spec:
+            return 0
         prog, target = program_of(item[1])
         if text in target:
-            return 0
-        return 1 if prog.startswith(APP_RUNNERS) else 2
+            return 1
+        return 2 if prog.startswith(APP_RUNNERS) else 3
 
     best_rank = min(rank(item) for item in found)
     best = [item for item in found if rank(item) == best_rank]
@@ -232,6 +265,40 @@ def find_by_match(text: str, lines: CommandLines | None = None
             return float("inf"), item[0].pid
 
     return min(leaves, key=started)[0], pids
+
+
+class FoundAppServer(psutil.Process):
+    """A process taken because it is the one ASGI app server running (nothing matched
+    ``process_match``); ``how`` says so."""
+
+    how = ""
+
+
+def _only_app_server(text: str, servers: list[tuple[int, list[str], str]]
+                     ) -> tuple[psutil.Process, list[int]]:
+    """The one ASGI server running an app, when nothing matched ``text``; uvicorn's
+    worker processes (children of another server of the same app) count once."""
+    pids = {pid for pid, _, _ in servers}
+    alive: list[tuple[FoundAppServer, str]] = []
+    for pid, _, spec in servers:
+        try:
+            proc = FoundAppServer(pid)
+            if proc.ppid() in pids:
+                continue
+        except psutil.Error:
+            continue
+        alive.append((proc, spec))
+    nothing = f"no process matches {text!r}"
+    if not alive:
+        raise ProcessNotFound(f"{nothing}; set [target] pid_file or process_match")
+    if len(alive) > 1:
+        listed = ", ".join(f"pid {p.pid} ({spec})" for p, spec in alive[:4])
+        raise ProcessNotFound(f"{nothing}, and {len(alive)} ASGI app servers run ({listed}); "
+                              "set [target] pid_file or process_match to choose one")
+    proc, spec = alive[0]
+    proc.how = (f"the only ASGI app server running ({spec}); process_match {text!r} "
+                "matched nothing")
+    return proc, [proc.pid]
 
 
 @dataclass
@@ -259,6 +326,9 @@ class ProcessTracker:
         self.detail: ProcessDetail | None = None
         self.reason = ""
         self.scanned_at: float | None = None  # last full scan (process_match only)
+        #: (pid, address) the app's agent reports; set each tick by the component while
+        #: the session is connected to the agent. It wins over pid_file and the match.
+        self.agent: tuple[int, str] | None = None
         self.lines = CommandLines()
         self.baseline_at: float | None = None
         self._new_rates()
@@ -277,6 +347,20 @@ class ProcessTracker:
     def refresh(self) -> bool:
         """Find the process if needed; True when a new process was taken (fresh baseline)."""
         now = self._clock()
+        if self.agent is not None:
+            pid, address = self.agent
+            if self.proc is not None and self.proc.pid == pid and _alive(self.proc):
+                return False
+            how = f"the agent at {address} (the pid it reports)"
+            try:
+                proc = psutil.Process(pid)
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    raise psutil.NoSuchProcess(pid)
+            except psutil.Error:
+                self._lose(f"the agent at {address} reports pid {pid}, which is not a "
+                           "running process on this host")
+                return False
+            return self._take(proc, [pid], how)
         if self.pid_file is not None:
             try:
                 proc, matches = find_by_pid_file(self.pid_file)
@@ -301,24 +385,25 @@ class ProcessTracker:
         except ProcessNotFound as exc:
             self._lose(str(exc))
             return False
-        return self._take(proc, matches)
+        return self._take(proc, matches, getattr(proc, "how", "") or self.how)
 
     def _lose(self, reason: str) -> None:
         self.proc, self.detail, self.reason, self.baseline_at = None, None, reason, None
         self._new_rates()
 
-    def _take(self, proc: psutil.Process, matches: list[int]) -> bool:
+    def _take(self, proc: psutil.Process, matches: list[int], how: str = "") -> bool:
+        how = how or self.how
         try:
             with proc.oneshot():
                 self.detail = ProcessDetail(
                     pid=proc.pid, name=proc.name(), cmdline=proc.cmdline(),
                     username=_or_none(proc.username), started_at=proc.create_time(),
-                    found_by=self.how, matches=matches)
+                    found_by=how, matches=matches)
         except psutil.NoSuchProcess:
             self._lose(f"process {proc.pid} exited while being looked at")
             return False
         except psutil.AccessDenied:
-            self.detail = ProcessDetail(proc.pid, "?", [], None, 0.0, self.how, matches)
+            self.detail = ProcessDetail(proc.pid, "?", [], None, 0.0, how, matches)
         self.proc, self.reason = proc, ""
         self._new_rates()
         try:

@@ -21,12 +21,21 @@ dropped); a fingerprint is computed once per distinct SQL text (a bounded cache)
 are never kept, only the text with ``?`` in place of literals. Counts and totals run
 since the capture started (or :meth:`reset`); the snapshot says since when. They are
 totals, never presented as rates.
+
+The per-connection settings (``PRAGMA synchronous``, ``cache_size``, ``temp_store``,
+``busy_timeout``, ``mmap_size``, ``journal_mode``) of every wrapped connection are read
+too, because pwtop cannot see them from another process and would otherwise advise what
+the app's connection factory already does. They are read on the connection's own thread
+(when it is wrapped, then before a statement at most every :data:`SETTINGS_EVERY_S`), six
+PRAGMA reads that take microseconds, never on a snapshot; the snapshot reports each
+connection's values with their age (``connections``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
@@ -34,6 +43,13 @@ from typing import Any, Iterable, Iterator
 from pwtop.database.advisor.sqltext import first_keyword, fingerprint, fingerprint_id, tokenize
 
 SCHEMA = 1
+#: The per-connection settings read from each wrapped connection.
+SETTINGS = ("busy_timeout", "synchronous", "cache_size", "temp_store", "mmap_size",
+            "journal_mode")
+#: A wrapped connection's settings are read again at most this often (seconds).
+SETTINGS_EVERY_S = 30.0
+#: Connections listed in a snapshot, at most.
+MAX_CONNECTIONS = 50
 MAX_STATEMENTS = 500
 TEXT_CACHE = 2000
 WRITE_WORDS = ("INSERT", "REPLACE", "UPDATE", "DELETE")
@@ -84,12 +100,22 @@ class WorkloadCapture:
         self.dropped = 0
         self.started_at = time.time()
         self._started = time.monotonic()
+        # the wrapped connections (their proxies: sqlite3 connections take no weak refs)
+        self._connections: weakref.WeakSet[CapturedConnection] = weakref.WeakSet()
 
     # ------------------------------------------------------------ wrapping
 
     def wrap(self, conn: Any) -> "CapturedConnection":
-        """A drop-in proxy of a ``sqlite3.Connection`` that records its statements."""
-        return CapturedConnection(conn, self)
+        """A drop-in proxy of a ``sqlite3.Connection`` that records its statements (and
+        reads its settings now, on the thread that opened it, where that is allowed)."""
+        proxy = CapturedConnection(conn, self)
+        self._adopt(proxy)
+        proxy._read_settings()
+        return proxy
+
+    def _adopt(self, proxy: "CapturedConnection") -> None:
+        with self._lock:
+            self._connections.add(proxy)
 
     def wrap_aiosqlite(self, conn: Any) -> Any:
         """Record the statements of an open ``aiosqlite.Connection`` (returned as is).
@@ -102,7 +128,8 @@ class WorkloadCapture:
             raise ValueError("wrap_aiosqlite() needs a connected aiosqlite.Connection "
                              "(await aiosqlite.connect(...) first)")
         if not isinstance(inner, CapturedConnection):
-            conn._connection = CapturedConnection(inner, self)
+            conn._connection = proxy = CapturedConnection(inner, self)
+            self._adopt(proxy)  # settings read on aiosqlite's thread, at its next statement
         return conn
 
     # ------------------------------------------------------------ recording
@@ -145,11 +172,31 @@ class WorkloadCapture:
             self.started_at = time.time()
             self._started = time.monotonic()
 
+    def connection_settings(self) -> dict[str, Any]:
+        """The wrapped connections' settings as last read, each with its age."""
+        now = time.monotonic()
+        with self._lock:
+            proxies = list(self._connections)
+        listed = []
+        for proxy in proxies[:MAX_CONNECTIONS]:
+            read_at, values, error = proxy._settings
+            item: dict[str, Any] = {"age_seconds": None if read_at is None else now - read_at}
+            if values is not None:
+                item["settings"] = dict(values)
+            if error:
+                item["error"] = error
+            listed.append(item)
+        return {"registered": len(proxies), "read_every_seconds": SETTINGS_EVERY_S,
+                "settings_read": list(SETTINGS), "listed": listed}
+
     def snapshot(self) -> dict[str, Any]:
-        """Plain data for the agent: every fingerprint with its totals since ``since``."""
+        """Plain data for the agent: every fingerprint with its totals since ``since``,
+        and the wrapped connections' settings (``connections``)."""
+        connections = self.connection_settings()
         with self._lock:
             entries = sorted(self._entries.values(), key=lambda e: -e.total_seconds)
             return {
+                "connections": connections,
                 "schema": SCHEMA,
                 "since": self.started_at,
                 "captured_seconds": time.monotonic() - self._started,
@@ -162,14 +209,22 @@ class WorkloadCapture:
             }
 
 
+def _sets_a_pragma(sql: str) -> bool:
+    """``PRAGMA name = value`` (or ``PRAGMA name(value)``): a setting changed."""
+    head = sql.lstrip()[:6].upper()
+    return head == "PRAGMA" and ("=" in sql or "(" in sql)
+
+
 class _TimedCursor:
     """Wraps a ``sqlite3.Cursor``: the time of execute and of the fetches that drain it."""
 
-    __slots__ = ("_cur", "_cap", "_sql", "_spent", "_runs", "_open", "_write")
+    __slots__ = ("_cur", "_cap", "_owner", "_sql", "_spent", "_runs", "_open", "_write")
 
-    def __init__(self, cur: Any, capture: WorkloadCapture) -> None:
+    def __init__(self, cur: Any, capture: WorkloadCapture,
+                 owner: "CapturedConnection | None" = None) -> None:
         self._cur = cur
         self._cap = capture
+        self._owner = owner
         self._sql: str | None = None
         self._spent = 0.0
         self._runs = 0
@@ -191,18 +246,26 @@ class _TimedCursor:
                              rows if rows and rows > 0 else 0)
 
     def execute(self, sql: str, parameters: Any = ()) -> "_TimedCursor":
+        if self._owner is not None:
+            self._owner._settings_due()
         t0 = self._cap.clock()
         self._cur.execute(sql, parameters)
         self._start(sql, 1, self._cap.clock() - t0)
+        if self._owner is not None and _sets_a_pragma(sql):
+            self._owner._read_settings()  # the app changed a setting: read it now
         return self
 
     def executemany(self, sql: str, seq: Iterable[Any]) -> "_TimedCursor":
+        if self._owner is not None:
+            self._owner._settings_due()
         t0 = self._cap.clock()
         self._cur.executemany(sql, seq)
         self._start(sql, 1, self._cap.clock() - t0)
         return self
 
     def executescript(self, script: str) -> "_TimedCursor":
+        if self._owner is not None:
+            self._owner._settings_due()
         t0 = self._cap.clock()
         self._cur.executescript(script)
         self._start(script, 1, self._cap.clock() - t0)
@@ -268,9 +331,39 @@ class CapturedConnection:
     def __init__(self, conn: Any, capture: WorkloadCapture) -> None:
         object.__setattr__(self, "_conn", conn)
         object.__setattr__(self, "_cap", capture)
+        # (monotonic time of the last read or None, the values read, why they could not be)
+        object.__setattr__(self, "_settings", (None, None, ""))
+
+    def _settings_due(self) -> None:
+        read_at = self._settings[0]
+        if read_at is None or time.monotonic() - read_at >= SETTINGS_EVERY_S:
+            self._read_settings()
+
+    def _read_settings(self) -> None:
+        """Read :data:`SETTINGS` on this connection; never raises into the app. A
+        connection bound to another thread (``check_same_thread``) is read at its next
+        statement instead, on its own thread."""
+        try:
+            cur = self._conn.cursor()
+            try:
+                cur.row_factory = None  # plain tuples, whatever the app's factory
+                values = {}
+                for name in SETTINGS:
+                    row = cur.execute(f"PRAGMA {name}").fetchone()
+                    values[name] = row[0] if row else None
+            finally:
+                cur.close()
+        except Exception as exc:
+            if type(exc).__name__ == "ProgrammingError" and "thread" in str(exc):
+                return  # not this thread's connection: read at its next statement
+            read_at, values, _ = self._settings
+            object.__setattr__(self, "_settings", (time.monotonic(), values,
+                                                   f"{type(exc).__name__}: {exc}"))
+            return
+        object.__setattr__(self, "_settings", (time.monotonic(), values, ""))
 
     def cursor(self, *args: Any) -> _TimedCursor:
-        return _TimedCursor(self._conn.cursor(*args), self._cap)
+        return _TimedCursor(self._conn.cursor(*args), self._cap, self)
 
     def execute(self, sql: str, parameters: Any = ()) -> _TimedCursor:
         return self.cursor().execute(sql, parameters)

@@ -2,11 +2,13 @@
 
 The hook itself (:mod:`pwtop.database.advisor.capture`) runs inside the app and publishes
 its counts in every agent snapshot under ``database.workload``; this is pwtop's side:
-fetching that section and turning it into the advisor's workload items.
+fetching that section and turning it into the advisor's workload items, and reading the
+settings of the connections the app wrapped (:class:`AppConnections`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from pwtop.database.advisor.analysis import WorkloadItem
@@ -39,6 +41,47 @@ def items_from_snapshot(section: dict[str, Any] | None
             frequency=float(count), seconds=total / count,
             writes=kind.upper() in WRITE_WORDS, source="captured by the app's hook"))
     return items, inserts
+
+
+@dataclass
+class AppConnections:
+    """The per-connection settings of the connections the app wrapped with its capture,
+    as its agent reports them: one dict of ``PRAGMA`` values per connection read."""
+
+    registered: int = 0
+    settings: list[dict[str, Any]] = field(default_factory=list)
+    #: Seconds since the oldest of those reads (the app reads them every
+    #: ``read_every_seconds`` at most, when the connection runs a statement).
+    oldest_read_seconds: float | None = None
+    read_every_seconds: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def connections_from_snapshot(section: dict[str, Any] | None) -> AppConnections | None:
+    """The ``connections`` part of the agent's ``database.workload`` (None: an agent
+    whose capture does not read settings, or no capture at all)."""
+    if not isinstance(section, dict) or section.get("schema") != SCHEMA:
+        return None
+    data = section.get("connections")
+    if not isinstance(data, dict):
+        return None
+    out = AppConnections(registered=int(data.get("registered") or 0))
+    every = data.get("read_every_seconds")
+    out.read_every_seconds = float(every) if isinstance(every, (int, float)) else None
+    ages = []
+    for item in data.get("listed") or []:
+        if not isinstance(item, dict):
+            continue
+        if item.get("error"):
+            out.errors.append(str(item["error"]))
+        values = item.get("settings")
+        if isinstance(values, dict):
+            out.settings.append(values)
+            age = item.get("age_seconds")
+            if isinstance(age, (int, float)):
+                ages.append(float(age))
+    out.oldest_read_seconds = max(ages) if ages else None
+    return out
 
 
 async def fetch_from_agent(address: str, *, token_file: str | None = None,

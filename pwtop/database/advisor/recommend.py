@@ -74,26 +74,32 @@ def items_from_detail(d: DatabaseDetail, deadline: float) -> tuple[list[Workload
     return items, skipped
 
 
-_captured_at: dict[str, tuple[float, tuple[list[WorkloadItem], dict[str, float]]]] = {}
+_section_at: dict[str, tuple[float, dict[str, Any] | None, str]] = {}
+
+
+def captured_section(settings: Any) -> tuple[dict[str, Any] | None, str]:
+    """The ``database.workload`` section of the app's agent (the captured statements and
+    the wrapped connections' settings), read at most every CAPTURE_TTL_S; None and why
+    when there is none."""
+    address = getattr(settings.target, "agent", "")
+    if not address:
+        return None, "no agent configured ([target] agent is empty)"
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _section_at.get(address)
+    if hit is not None and now - hit[0] < CAPTURE_TTL_S:
+        return hit[1], hit[2]
+    section, why = _fetch_section(settings, address)
+    with _cache_lock:
+        _section_at[address] = (now, section, why)
+    return section, why
 
 
 def _captured(settings: Any) -> tuple[list[WorkloadItem], dict[str, float]]:
-    address = getattr(settings.target, "agent", "")
-    if not address:
-        return [], {}
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _captured_at.get(address)
-    if hit is not None and now - hit[0] < CAPTURE_TTL_S:
-        return hit[1]
-    found = _fetch_captured(settings, address)
-    with _cache_lock:
-        _captured_at[address] = (now, found)
-    return found
+    return items_from_snapshot(captured_section(settings)[0])
 
 
-def _fetch_captured(settings: Any, address: str
-                    ) -> tuple[list[WorkloadItem], dict[str, float]]:
+def _fetch_section(settings: Any, address: str) -> tuple[dict[str, Any] | None, str]:
 
     def fetch() -> Any:
         return asyncio.run(fetch_from_agent(
@@ -106,8 +112,11 @@ def _fetch_captured(settings: Any, address: str
             section = pool.submit(fetch).result(timeout=AGENT_TIMEOUT_S + 3)
         except Exception as exc:  # the agent is optional here: say why in the log only
             log.info("captured workload not read from %s: %s", address, exc)
-            return [], {}
-    return items_from_snapshot(section)
+            return None, f"the agent at {address} did not answer ({exc or type(exc).__name__})"
+    if section is None:
+        return None, (f"the app's agent at {address} publishes no workload capture (wrap "
+                      "its connections with pwtop's WorkloadCapture)")
+    return section, ""
 
 
 def _key(d: DatabaseDetail, items: list[WorkloadItem]) -> tuple:

@@ -33,7 +33,7 @@ def metric_lines(view: View, component: str, rows: Iterable[Row]) -> list[Metric
             values = view.series.values(component, row.metric)
             lo, hi = metric_names.info(row.metric).spark
         lines.append(MetricLine(row.label, row.shown, values, level=row.level, lo=lo, hi=hi,
-                                note=row.reason or ""))
+                                note=row.reason or row.note))
     return lines
 
 
