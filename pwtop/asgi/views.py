@@ -151,6 +151,10 @@ class SessionCollector:
     app's optimizers."""
 
     COMPONENTS = ("database", "system")
+    #: Written by the agent's collector beside this one (the app measuring itself): the
+    #: same family twice in one exposition is invalid, and the app's reading is the one
+    #: its ``/metrics`` has always carried.
+    SKIP = frozenset({"process_cpu_percent"})
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -170,6 +174,8 @@ class SessionCollector:
             if name not in self.COMPONENTS or snap is None or state.missing:
                 continue
             for metric, value in snap.metrics.items():
+                if metric in self.SKIP:
+                    continue
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or \
                         not math.isfinite(value):
                     continue
