@@ -16,7 +16,7 @@ def tables_of(conn: sqlite3.Connection) -> list[TableInfo]:
     names = [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY rowid")]
     return [TableInfo(name=n, rows_estimate=None, rows_estimate_source="", rows_exact=None,
-                      size_bytes=None, own_bytes=None, indexes=read_indexes(conn, n))
+                      total_bytes=None, own_bytes=None, indexes=read_indexes(conn, n))
             for n in names]
 
 

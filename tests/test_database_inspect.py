@@ -66,7 +66,10 @@ async def test_sizes_include_every_index_and_add_up_to_the_file(aged_demo_db):
     assert frag.freelist_bytes == d.file.freelist_count * 4096 > 0
     wifi = d.table("wifi_detections")
     assert len(wifi.indexes) == 15
-    assert wifi.size_bytes == wifi.own_bytes + sum(ix.size_bytes for ix in wifi.indexes)
+    assert wifi.indexes_bytes == sum(ix.size_bytes for ix in wifi.indexes) > 0
+    assert wifi.total_bytes == wifi.own_bytes + wifi.indexes_bytes
+    assert wifi.own_bytes == next(o.size_bytes for o in frag.objects if o.name == wifi.name)
+    assert frag.other_bytes == 0  # no auto_vacuum pointer maps, under 1 GiB: no lock page
     assert snap.metrics["database_fragmentation_ratio"] == pytest.approx(
         (frag.freelist_bytes + frag.unused_bytes) / d.file.file_bytes)
 
@@ -86,7 +89,8 @@ async def test_without_dbstat_nothing_is_estimated(demo_db, monkeypatch):
     d, snap = await collect(demo_db, **QUICK)
     assert d.fragmentation is None and d.features["dbstat"] is False
     assert d.fragmentation_unavailable == "unavailable (dbstat not compiled in)"
-    assert all(t.size_bytes is None and t.own_bytes is None for t in d.tables)
+    assert all(t.total_bytes is None and t.own_bytes is None and t.indexes_bytes is None
+               for t in d.tables)
     assert all(ix.size_bytes is None for t in d.tables for ix in t.indexes)
     for name in ("database_fragmentation_ratio", "database_unused_ratio"):
         assert name not in snap.metrics
@@ -281,7 +285,10 @@ async def test_a_dbstat_scan_cut_off_by_the_deadline_is_reported_not_estimated(
     monkeypatch.setattr(inspect, "_scan_object", slow_for_wifi)
     d, snap = await collect(demo_db, probe_deadline=0.1, **QUICK)
     assert d.fragmentation.interrupted == ["wifi_detections"]
-    assert d.table("wifi_detections").size_bytes is None  # not a partial sum
+    assert d.table("wifi_detections").total_bytes is None  # not a partial sum
+    wifi = d.table("wifi_detections")
+    assert wifi.own_bytes is None and wifi.indexes_bytes > 0  # its indexes were scanned
+    assert d.fragmentation.other_bytes is None  # the cut b-tree's pages are in no row
     assert d.table("wifi_detections").indexes[0].size_bytes > 0
     assert "database_fragmentation_ratio" not in snap.metrics
     assert "interrupted on wifi_detections" in snap.unavailable["database_fragmentation_ratio"]

@@ -67,13 +67,13 @@ async def test_database_presenter_on_a_real_file(demo_db):
     space = shown.section("space").table
     assert "t:wifi_detections" in space.rows and "i:idx_wifi_ssid" in space.rows
     size = space.rows["t:wifi_detections"][4]
-    assert size.value == snap.detail.table("wifi_detections").size_bytes
+    assert size.value == snap.detail.table("wifi_detections").own_bytes
     queries = shown.section("queries").table
     statuses = {cells[0].text: cells[4].text for cells in queries.rows.values()}
     assert statuses["retention_wifi"] == "explained (writes)"  # a DELETE: never run
     assert {"ok", "explained (writes)"} >= set(statuses.values()) - {"SLOW"}
     text = cli_text(shown)
-    assert "Tables and indexes" in text and "Workload queries (" in text
+    assert "Space by b-tree" in text and "Workload queries (" in text
     assert f"fragmentation {frag.text} = free pages" in text
 
 

@@ -221,7 +221,7 @@ def read_tables(cx: Connection, deadline: float,
         stat1 = read_stat1(conn)
         # Copies: the caller fills in sizes and workload use on the indexes it gets.
         return [TableInfo(name=name, rows_estimate=None, rows_estimate_source="",
-                          rows_exact=None, size_bytes=None, own_bytes=None,
+                          rows_exact=None, total_bytes=None, own_bytes=None,
                           indexes=[shallow_copy(ix) for ix in indexes],
                           without_rowid=without_rowid, stats_rows=stat1.get(name))
                 for name, without_rowid, indexes in listing]
@@ -315,28 +315,32 @@ def scan_dbstat(cx: Connection, file: FileInfo, deadline: float) -> Fragmentatio
     unused = sum(o.unused_bytes for o in out)
     leaves = sum(o.leaf_pages for o in out)
     jumps = sum(o.nonsequential_leaf_pages for o in out)
+    # page_count and freelist_count were read before the scan: a write in between can
+    # make the rest negative, which is no page count at all.
+    other = file_bytes - free - sum(o.size_bytes for o in out)
     return Fragmentation(
         measured_at=started, age_s=0.0, scan_s=time.monotonic() - t0, file_bytes=file_bytes,
         freelist_bytes=free, unused_bytes=unused,
         unused_ratio=unused / file_bytes if file_bytes else 0.0,
         nonsequential_ratio=jumps / leaves if leaves else 0.0,
         fragmentation_ratio=space.fragmentation_ratio(free, unused, file_bytes),
-        objects=out, interrupted=interrupted)
+        objects=out, interrupted=interrupted,
+        other_bytes=None if interrupted or other < 0 else other)
 
 
 def apply_sizes(tables: list[TableInfo], frag: Fragmentation | None) -> None:
-    """Table and index sizes from the last dbstat scan (tables include all their indexes)."""
+    """Table and index sizes from the last dbstat scan: each table's own b-tree
+    (``own_bytes``, the part its "unused" figure covers), its indexes apart
+    (``indexes_bytes``) and both (``total_bytes``); a part the scan did not reach leaves
+    its sum None rather than partial."""
     if frag is None:
         return
     sizes = {o.name: o.size_bytes for o in frag.objects}
-    missing = set(frag.interrupted)
     for t in tables:
-        own = sizes.get(t.name)
+        t.own_bytes = sizes.get(t.name)
         for ix in t.indexes:
             ix.size_bytes = sizes.get(ix.name)
-        parts = [t.name, *(ix.name for ix in t.indexes)]
-        t.own_bytes = own
-        if any(p in missing or p not in sizes for p in parts):
-            t.size_bytes = None
-        else:
-            t.size_bytes = sum(sizes[p] for p in parts)
+        parts = [ix.size_bytes for ix in t.indexes]
+        t.indexes_bytes = None if None in parts else sum(parts)  # type: ignore[arg-type]
+        t.total_bytes = (None if t.own_bytes is None or t.indexes_bytes is None
+                         else t.own_bytes + t.indexes_bytes)

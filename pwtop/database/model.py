@@ -71,6 +71,10 @@ class Fragmentation:
     fragmentation_ratio: float          # (freelist_bytes + unused_bytes) / file_bytes
     objects: list[ObjectSpace] = field(default_factory=list)
     interrupted: list[str] = field(default_factory=list)  # b-trees cut off by the deadline
+    #: Pages in no b-tree and not free (pointer-map pages of auto_vacuum files, the
+    #: lock-byte page of files over 1 GiB): file_bytes - freelist - every b-tree. None when
+    #: a b-tree was interrupted (its pages would be counted here).
+    other_bytes: int | None = None
 
 
 @dataclass
@@ -114,9 +118,10 @@ class TableInfo:
     rows_estimate: int | None           # from sqlite_stat1, else the cheap estimate below
     rows_estimate_source: str           # "sqlite_stat1", "rowid span" (max(rowid) - min(rowid) + 1, an upper bound) or ""
     rows_exact: int | None              # COUNT(*) only on request (--exact-counts)
-    size_bytes: int | None              # the table's own b-tree plus all its indexes
-    own_bytes: int | None               # the table's own b-tree only
+    total_bytes: int | None             # own_bytes + indexes_bytes (None if either is)
+    own_bytes: int | None               # the table's own b-tree only (what "unused" covers)
     indexes: list[IndexInfo] = field(default_factory=list)
+    indexes_bytes: int | None = None    # all its indexes' b-trees (0 for none; None: unknown)
     stats_state: str = "missing"        # "fresh", "stale", "missing" or "empty"
     stats_rows: int | None = None       # row count recorded by the last ANALYZE
     cheap_rows: int | None = None       # max(rowid) - min(rowid) + 1: an upper bound, cheap

@@ -30,10 +30,7 @@ def present(snapshot: Snapshot, recommendations: list[Recommendation] | None = N
     d = snapshot.detail
     if isinstance(d, DatabaseDetail):
         out.sections += [Section("file", lines=file_lines(d)),
-                         Section("space", table=space_table(d),
-                                 lines=[f"sizes: {d.fragmentation_unavailable}"]
-                                 if d.fragmentation is None and d.fragmentation_unavailable
-                                 else []),
+                         Section("space", table=space_table(d), lines=space_lines(d)),
                          Section("queries", table=query_table(d, slow_threshold)),
                          Section("plans", lines=plan_lines(d))]
     out.sections.append(errors_section(snapshot))
@@ -121,14 +118,44 @@ def file_lines(d: DatabaseDetail) -> list[str]:
 SPACE_COLUMNS = [Column("name", "name"), Column("kind", "kind"), Column("table", "table"),
                  Column("rows", "rows", numeric=True), Column("size", "size", numeric=True),
                  Column("share", "of file", numeric=True),
-                 Column("unused", "unused", numeric=True), Column("stats", "stats"),
+                 Column("unused", "unused", numeric=True),
+                 Column("indexes", "+ indexes", numeric=True), Column("stats", "stats"),
                  Column("used", "workload")]
+
+#: Space rows that are no b-tree of the schema, and the kind column they show.
+FREELIST_ROW, OTHER_ROW = "(free pages)", "(other pages)"
+
+
+def space_title(d: DatabaseDetail) -> str:
+    """What the space table's sizes and shares are of, and how old they are."""
+    frag = d.fragmentation
+    if frag is None:
+        why = d.fragmentation_unavailable or "not measured yet"
+        return f"Tables and indexes (sizes, shares and unused bytes: {why})"
+    return (f"Space by b-tree: each table's own b-tree and each index on its own row, "
+            f"shares of the {human_bytes(frag.file_bytes)} of pages at the dbstat scan "
+            f"({human_age(frag.age_s)} old), adding up to 100 %")
+
+
+def space_lines(d: DatabaseDetail) -> list[str]:
+    """What the space table cannot show, and why (no dbstat: no sizes at all)."""
+    if d.fragmentation is None and d.fragmentation_unavailable:
+        return [f"table and index sizes, their shares of the file and unused bytes: "
+                f"{d.fragmentation_unavailable}"]
+    return []
 
 
 def space_table(d: DatabaseDetail) -> Table:
-    """One row per table (its size includes its indexes) and one per index."""
-    file_bytes = d.file.file_bytes or 0
-    objects = {o.name: o for o in (d.fragmentation.objects if d.fragmentation else [])}
+    """One row per b-tree (a table's own, each index, SQLite's own tables) plus the free
+    pages and the pages in no b-tree, so that the shares add up to the whole file.
+
+    A table's "size" and "unused" are of its own b-tree; "+ indexes" is what its indexes
+    add (they are listed on their own rows too, so it is no part of the sum). Shares are of
+    ``page_count x page_size`` as the scan saw it, not of the file's current size.
+    """
+    frag = d.fragmentation
+    file_bytes = frag.file_bytes if frag is not None else 0
+    objects = {o.name: o for o in (frag.objects if frag is not None else [])}
 
     def share(size: int | None) -> Cell:
         return number(None if size is None or not file_bytes else size / file_bytes,
@@ -139,6 +166,7 @@ def space_table(d: DatabaseDetail) -> Table:
         return number(None if obj is None else obj.unused_ratio, "ratio 0..1")
 
     rows: dict[str, tuple[Cell, ...]] = {}
+    shown: set[str] = set()
     for t in d.tables:
         count = t.rows_exact if t.rows_exact is not None else t.rows_estimate
         count_cell = number(count)
@@ -150,17 +178,38 @@ def space_table(d: DatabaseDetail) -> Table:
             stats += f" (drift {human_ratio(t.stats_drift_ratio)})"
         rows[f"t:{t.name}"] = (
             Cell(t.name, strong=True), text("table"), text(t.name), count_cell,
-            number(t.size_bytes, "bytes"), share(t.size_bytes), unused(t.name),
-            text(stats), text(""))
+            number(t.own_bytes, "bytes"), share(t.own_bytes), unused(t.name),
+            number(t.indexes_bytes, "bytes"), text(stats), text(""))
+        shown.add(t.name)
         for ix in t.indexes:
             used = "-" if ix.used_by_workload is None else (
                 ", ".join(ix.used_by) if ix.used_by else "unused")
             rows[f"i:{ix.name}"] = (
                 text(ix.name), text("index"), text(t.name), Cell(""),
                 number(ix.size_bytes, "bytes"), share(ix.size_bytes), unused(ix.name),
-                text(""), text(used))
-    return Table("space", "Tables and indexes (a table's size includes its indexes)",
-                 SPACE_COLUMNS, rows, sort="size")
+                Cell(""), text(""), text(used))
+            shown.add(ix.name)
+    if frag is None:
+        return Table("space", space_title(d), SPACE_COLUMNS, rows, sort="size")
+    for o in frag.objects:  # sqlite_schema, sqlite_stat1, sqlite_sequence and the like
+        if o.name in shown:
+            continue
+        kind = "schema" if o.name == "sqlite_schema" else f"SQLite {o.kind}"
+        rows[f"s:{o.name}"] = (
+            text(o.name), text(kind), text(o.table), Cell(""), number(o.size_bytes, "bytes"),
+            share(o.size_bytes), unused(o.name), Cell(""), text(""), text(""))
+    rows[f"f:{FREELIST_ROW}"] = (
+        text(FREELIST_ROW), text("freelist"), text(""), Cell(""),
+        number(frag.freelist_bytes, "bytes"), share(frag.freelist_bytes), Cell(""), Cell(""),
+        text(""), text(""))
+    other = frag.other_bytes
+    rows[f"o:{OTHER_ROW}"] = (
+        text(OTHER_ROW), text("overhead"), text(""), Cell(""),
+        number(other, "bytes") if other is not None else
+        text("unavailable (b-trees interrupted: " + ", ".join(frag.interrupted) + ")"
+             if frag.interrupted else "unavailable (the file changed during the scan)"),
+        share(other), Cell(""), Cell(""), text(""), text(""))
+    return Table("space", space_title(d), SPACE_COLUMNS, rows, sort="size")
 
 
 QUERY_COLUMNS = [Column("name", "query"), Column("median", "median", numeric=True),

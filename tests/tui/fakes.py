@@ -168,14 +168,22 @@ def database_snapshot_parts() -> tuple[dict, dict, object, list]:
     objects = [ObjectSpace("wifi_detections", "wifi_detections", "table", 6000, 24 * mib,
                            2 * mib, 0.08, 5900, 1200, 0.2),
                ObjectSpace("idx_wifi_ssid", "wifi_detections", "index", 500, 2 * mib,
-                           mib // 2, 0.25, 480, 100, 0.21)]
+                           mib // 2, 0.25, 480, 100, 0.21),
+               ObjectSpace("idx_wifi_bssid", "wifi_detections", "index", 1000, 4 * mib,
+                           mib // 4, 0.06, 990, 10, 0.01),
+               ObjectSpace("health_records", "health_records", "table", 16, 64 * 1024,
+                           4096, 0.06, 15, 0, 0.0),
+               ObjectSpace("sqlite_schema", "sqlite_schema", "table", 1, 4096, 1024, 0.25,
+                           1, 0, 0.0)]
     frag = Fragmentation(measured_at=1_700_000_000.0, age_s=12.0, scan_s=0.84,
                          file_bytes=48 * mib, freelist_bytes=15 * mib,
                          unused_bytes=3 * mib, unused_ratio=0.0625, nonsequential_ratio=0.2,
-                         fragmentation_ratio=0.375, objects=objects)
+                         fragmentation_ratio=0.375, objects=objects,
+                         other_bytes=48 * mib - 15 * mib - sum(o.size_bytes for o in objects))
     wifi = TableInfo("wifi_detections", rows_estimate=250_000,
                      rows_estimate_source="sqlite_stat1", rows_exact=None,
-                     size_bytes=30 * mib, own_bytes=24 * mib, stats_state="stale",
+                     total_bytes=30 * mib, own_bytes=24 * mib,
+                     indexes_bytes=6 * mib, stats_state="stale",
                      indexes=[
                          IndexInfo("idx_wifi_ssid", "wifi_detections",
                                    [IndexColumn("ssid")], False, False, "c", 2 * mib, False),
@@ -183,7 +191,8 @@ def database_snapshot_parts() -> tuple[dict, dict, object, list]:
                                    [IndexColumn("bssid")], False, False, "c", 4 * mib, True,
                                    ["per_network"])])
     health = TableInfo("health_records", rows_estimate=700, rows_estimate_source="rowid span",
-                       rows_exact=None, size_bytes=64 * 1024, own_bytes=64 * 1024,
+                       rows_exact=None, total_bytes=64 * 1024, own_bytes=64 * 1024,
+                       indexes_bytes=0,
                        stats_state="missing")
     queries = [
         QueryTiming("per_network", "SELECT ...", runs=20, median_s=0.0042, p95_s=0.0061,

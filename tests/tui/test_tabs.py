@@ -57,11 +57,14 @@ async def test_database_tab_figures_tables_queries_and_advice(make_app):
         tab = app.main.query_one(DatabaseTab)
         space = tab.query_one("#db-space", SyncTable)
         assert space.shown_row_keys[0] == "t:wifi_detections"  # largest first
-        assert cells(space, "t:wifi_detections")[:6] == [
-            "wifi_detections", "table", "wifi_detections", "250,000", "30.0 MiB", "62.5 %"]
+        # its own b-tree, the same pages "unused" covers; its indexes beside it
+        assert cells(space, "t:wifi_detections")[:8] == [
+            "wifi_detections", "table", "wifi_detections", "250,000", "24.0 MiB", "50.0 %",
+            "8.0 %", "6.0 MiB"]
+        assert cells(space, "f:(free pages)")[4:6] == ["15.0 MiB", "31.2 %"]
         assert cells(space, "t:health_records")[3] == "≤700"  # the rowid span: an upper bound
-        assert cells(space, "i:idx_wifi_ssid")[6:] == ["25.0 %", "", "unused"]
-        assert cells(space, "i:idx_wifi_bssid")[8] == "per_network"
+        assert cells(space, "i:idx_wifi_ssid")[6:] == ["25.0 %", "", "", "unused"]
+        assert cells(space, "i:idx_wifi_bssid")[9] == "per_network"
         queries = tab.query_one("#db-queries", SyncTable)
         assert queries.shown_row_keys[0] == "q:1:evil_twins"  # slowest p95 first
         assert cells(queries, "q:1:evil_twins")[1:] == [

@@ -607,7 +607,7 @@ class WhatIf:
             st = self.stats.get(t)
             out.append(TableInfo(name=t, rows_estimate=st.rows if st else None,
                                  rows_estimate_source="sample", rows_exact=None,
-                                 size_bytes=None, own_bytes=None,
+                                 total_bytes=None, own_bytes=None,
                                  indexes=read_indexes(self.conn, t)))
         return out
 
