@@ -14,8 +14,11 @@ hot path of :mod:`pwtop.aio.operations` inlines exactly that.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
+from collections import deque
 from itertools import compress
+from operator import add, sub
 from typing import Any, Iterable, Sequence
 
 MIN_SECONDS = 1e-6
@@ -30,9 +33,37 @@ MAX_SECONDS = BOUNDS[-1]
 
 _INDEXES = range(NBUCKETS)
 
+#: The one window latency percentiles are computed over (seconds): the operations' p50,
+#: p95 and p99 everywhere pwtop shows them (the Async tab, ``analyze``, ``monitor``, the
+#: agent's snapshots) cover the last minute of calls, not one poll interval, so that a
+#: quiet second neither empties them nor lets five calls stand for a p99.
+PERCENTILE_WINDOW_SECONDS = 60.0
+#: The window advances in slots of this many seconds: it covers between
+#: ``PERCENTILE_WINDOW_SECONDS - PERCENTILE_SLOT_SECONDS`` and ``PERCENTILE_WINDOW_SECONDS``
+#: (the snapshot says exactly how long), and costs ``window / slot`` sparse slots per
+#: operation in the app.
+PERCENTILE_SLOT_SECONDS = 5.0
+
 #: Describes the layout in snapshots, so a reader can check it speaks the same buckets.
 LAYOUT = {"min_seconds": MIN_SECONDS, "per_decade": PER_DECADE, "decades": DECADES,
           "buckets": NBUCKETS}
+
+
+def min_samples(q: float) -> int:
+    """Fewest samples a ``q``-quantile is shown from: ``1 / (1 - q)``, so that at least one
+    sample lies above it (p50: 2, p95: 20, p99: 100). From fewer, a "p99" is just the
+    largest sample, and p50 = p95 = p99 from one sample."""
+    return max(1, math.ceil(1.0 / (1.0 - min(q, 0.999999)) - 1e-9))
+
+
+#: The percentiles pwtop shows, by name, with the samples each needs (:func:`min_samples`).
+PERCENTILES: dict[str, float] = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+MIN_SAMPLES: dict[str, int] = {name: min_samples(q) for name, q in PERCENTILES.items()}
+
+
+def gated(value: float | None, samples: int, q: float) -> float | None:
+    """``value`` when ``samples`` are enough for a ``q``-quantile, else None."""
+    return value if samples >= min_samples(q) else None
 
 
 def bucket_index(seconds: float) -> int:
@@ -123,8 +154,10 @@ class Histogram:
         """Plain JSON data: totals, percentiles and (unless ``buckets`` is False) the
         non-empty buckets as [index, count].
 
-        One pass over the buckets, then the percentiles from the (short) sparse list: an
-        agent snapshots every operation's histogram each interval.
+        A percentile is None while ``count`` is below its :data:`MIN_SAMPLES` (the count
+        beside it says how many there are). One pass over the buckets, then the
+        percentiles from the (short) sparse list: an agent snapshots every operation's
+        histogram each interval.
         """
         counts = self.counts
         sparse = [[i, counts[i]] for i in compress(_INDEXES, counts)]
@@ -132,7 +165,8 @@ class Histogram:
         p50, p95, p99 = _sparse_quantiles(sparse, total, (0.50, 0.95, 0.99), self.max)
         out = {"count": total, "sum_seconds": self.sum,
                "max_seconds": self.max if total else None,
-               "p50_seconds": p50, "p95_seconds": p95, "p99_seconds": p99}
+               "p50_seconds": gated(p50, total, 0.50), "p95_seconds": gated(p95, total, 0.95),
+               "p99_seconds": gated(p99, total, 0.99)}
         if buckets:
             out["buckets"] = sparse
         return out
@@ -226,6 +260,104 @@ def _sparse_quantiles(buckets: Sequence[Sequence[int]], total: int, qs: Sequence
     while len(out) < last:  # pragma: no cover - unreachable with consistent counts
         out.append(maximum or None)
     return out
+
+
+class SlidingWindow:
+    """The observations of the last :data:`PERCENTILE_WINDOW_SECONDS` of a cumulative
+    histogram, without touching its hot path.
+
+    The histogram keeps counting as before; :meth:`advance`, called about once a second
+    (the app's sampling tick), closes a slot every :data:`PERCENTILE_SLOT_SECONDS` by
+    storing the difference since the previous slot as a sparse tuple of (bucket, count),
+    added to a running total of the closed slots and taken off it again when the slot
+    leaves the window. The window is that total plus the open slot (the counts now minus
+    the counts when it opened): one pass over the buckets per read. Memory is two copies
+    of the counts and at most ``window / slot`` sparse slots, whatever the call rate;
+    recording a call costs nothing more.
+    """
+
+    __slots__ = ("source", "window", "slot", "_base", "_base_sum", "_opened", "_slots",
+                 "_closed", "_closed_sum", "_started", "_expired", "_cached")
+
+    def __init__(self, source: Histogram, now: float, *,
+                 window: float = PERCENTILE_WINDOW_SECONDS,
+                 slot: float = PERCENTILE_SLOT_SECONDS) -> None:
+        self.source = source
+        self.window = float(window)
+        self.slot = float(slot)
+        self._base = list(source.counts)
+        self._base_sum = source.sum
+        self._opened = now
+        self._started = now
+        #: (opened, sparse counts, sum) of each closed slot in the window, oldest first,
+        #: and their total.
+        self._slots: deque[tuple[float, tuple[tuple[int, int], ...], float]] = deque()
+        self._closed = [0] * NBUCKETS
+        self._closed_sum = 0.0
+        #: Slots dropped so far, and (counts, (that number, buckets), snapshot) of the last
+        #: snapshot: one with neither a new call nor a dropped slot since (closing a slot
+        #: moves counts from the open slot to the closed ones: no change) is reused, for
+        #: the price of a list comparison in C instead of passes over the buckets.
+        self._expired = 0
+        self._cached: tuple[list[int], tuple[int, bool], dict[str, Any]] | None = None
+
+    def advance(self, now: float) -> None:
+        """Close the open slot once it is :attr:`slot` seconds old; drop closed slots
+        that opened more than :attr:`window` seconds ago."""
+        if now - self._opened >= self.slot:
+            counts, base, closed = self.source.counts, self._base, self._closed
+            diff = tuple((i, n - b) for i, (n, b) in enumerate(zip(counts, base)) if n != b)
+            for i, n in diff:
+                closed[i] += n
+            added = self.source.sum - self._base_sum
+            self._closed_sum += added
+            self._slots.append((self._opened, diff, added))
+            self._base = list(counts)
+            self._base_sum = self.source.sum
+            self._opened = now
+        slots, closed = self._slots, self._closed
+        while slots and now - slots[0][0] > self.window:
+            _, diff, added = slots.popleft()
+            self._expired += 1
+            for i, n in diff:
+                closed[i] -= n
+            self._closed_sum -= added
+
+    def histogram(self, now: float) -> tuple[Histogram, float]:
+        """(the window's observations, the seconds they cover). The maximum is the upper
+        bound of the highest bucket hit (capped by the lifetime maximum)."""
+        self.advance(now)
+        start = self._slots[0][0] if self._slots else self._opened
+        seconds = now - max(start, self._started)
+        counts = self.source.counts
+        h = Histogram.__new__(Histogram)
+        # closed + counts - base, bucket by bucket, in C (this runs for every operation
+        # of every snapshot the agent publishes)
+        h.counts = list(map(sub, map(add, self._closed, counts), self._base))
+        h.max = 0.0
+        h.sum = max(0.0, self._closed_sum + self.source.sum - self._base_sum)
+        top = _highest(h.counts)
+        if top is not None:
+            bound = BOUNDS[top] if top < len(BOUNDS) else self.source.max
+            h.max = min(bound, self.source.max) if self.source.max > 0 else bound
+        return h, seconds
+
+    def snapshot(self, now: float, buckets: bool = True) -> dict[str, Any]:
+        """The window as plain data: its span, its sample count, the percentiles it has
+        enough samples for (None for the others: :data:`MIN_SAMPLES`) and the buckets."""
+        self.advance(now)
+        cached, counts = self._cached, self.source.counts
+        if cached is not None and cached[1] == (self._expired, buckets) and cached[0] == counts:
+            out = dict(cached[2])
+        else:
+            h, _ = self.histogram(now)
+            out = h.snapshot(buckets)
+            self._cached = (list(counts), (self._expired, buckets), out)
+            out = dict(out)
+        start = self._slots[0][0] if self._slots else self._opened
+        out["seconds"] = now - max(start, self._started)
+        out["window_seconds"] = self.window
+        return out
 
 
 def merged(histograms: Iterable[Histogram]) -> Histogram:

@@ -42,7 +42,13 @@ DATABASE: dict[str, str] = {
                                    "planner's defaults serve them)",
     "database_workload_queries": "workload statements analysed",
     "database_slow_queries": "workload queries with median above analyze_threshold",
-    "database_query_p95_seconds": "worst p95 over the timed workload queries",
+    "database_slowest_query_seconds": "median time of the slowest timed workload query over "
+                                      "its own runs (1 to 15 runs within the probe deadline; "
+                                      "a query slower than 50 ms runs once, so this is often "
+                                      "one run: database_slowest_query_runs says how many). "
+                                      "Formerly database_query_p95_seconds, which it never "
+                                      "was",
+    "database_slowest_query_runs": "runs behind database_slowest_query_seconds (1 to 15)",
     "database_commits_per_second": "commits per second, WAL-index change counter, windowed",
     "database_lock_holders": "processes holding a lock on the database (other than pwtop)",
     "database_busy_count": "SQLITE_BUSY met by pwtop's probes since it started",
@@ -65,7 +71,8 @@ _WORKLOAD_AGE = ("slow round: up to `[database] slow_probe_interval` old (300 s 
 SLOW_ROUND: dict[str, str] = {
     "database_fragmentation_ratio": _SCAN_AGE, "database_unused_ratio": _SCAN_AGE,
     "database_reclaimable_bytes": _SCAN_AGE, "database_nonsequential_ratio": _SCAN_AGE,
-    "database_query_p95_seconds": _WORKLOAD_AGE, "database_slow_queries": _WORKLOAD_AGE,
+    "database_slowest_query_seconds": _WORKLOAD_AGE,
+    "database_slowest_query_runs": _WORKLOAD_AGE, "database_slow_queries": _WORKLOAD_AGE,
     "database_workload_queries": _WORKLOAD_AGE,
 }
 
@@ -134,11 +141,23 @@ ASYNC: dict[str, str] = {
     "async_errors_per_second": "operations that raised, per second, over 10 s",
     "async_operations_completed": "operations completed since the app started",
     "async_operations_in_flight": "operations started and not finished",
-    "async_operation_p99_seconds": "99th percentile operation latency since the previous "
-                                   "collect (all operations)",
+    "async_operation_p99_seconds": "99th percentile latency of every operation completed in "
+                                   "the app's last 60 s (pwtop.histogram."
+                                   "PERCENTILE_WINDOW_SECONDS, in 5 s slots: 55 to 60 s, "
+                                   "less while the app is younger), from "
+                                   "async_operation_samples calls; unavailable below 100 "
+                                   "calls (a p95 needs 20, a p50 2); as old as the agent's "
+                                   "snapshot (agent_snapshot_age_seconds)",
+    "async_operation_samples": "operations completed in the app's last 60 s: the calls "
+                               "async_operation_p99_seconds and the Async tab's per-operation "
+                               "p50/p95/p99 are computed from",
     "async_loop_lag_seconds": "event-loop lag: how late the app's last timer woke up",
     "async_loop_lag_p99_seconds": "99th percentile of event-loop lag over the loop "
-                                  "monitor's window",
+                                  "monitor's window (60 s, a sample every 0.25 s: 240 "
+                                  "samples), from async_loop_lag_samples samples; "
+                                  "unavailable below 100 (the app's first 25 s)",
+    "async_loop_lag_samples": "lag samples in the loop monitor's window behind "
+                              "async_loop_lag_p99_seconds",
     "async_loop_busy_ratio": "share of the last 10 s the app's loop spent running callbacks",
     "async_loop_tasks": "tasks alive on the app's event loop",
     "async_loop_blocked_callbacks": "callbacks that blocked the loop past the threshold, "
@@ -219,6 +238,10 @@ REALTIME: dict[str, str] = {
 #: Old names still accepted where a config may name a metric (alert rules), with why they
 #: were renamed: old name -> (new name, why). Nothing emits them any more.
 DEPRECATED: dict[str, tuple[str, str]] = {
+    "database_query_p95_seconds": (
+        "database_slowest_query_seconds", "it was the worst of at most 15 runs (often one "
+        "run) of the slowest workload query, never a p95; the new figure is that query's "
+        "median, with database_slowest_query_runs"),
     "realtime_delivery_p99_seconds": (
         "realtime_send_p99_seconds", "it measured publish until the write call returned, "
         "not delivery to the client"),
@@ -237,6 +260,8 @@ PROMETHEUS: dict[str, str] = {
         "histogram_quantile(0.99, sum by (le) (rate(pwtop_operation_duration_seconds_bucket)))",
     "async_loop_lag_seconds": "pwtop_loop_lag_seconds",
     "async_loop_lag_p99_seconds": "pwtop_loop_lag_p99_seconds",
+    "async_loop_lag_samples": "pwtop_loop_lag_samples",
+    "async_operation_samples": "sum(increase(pwtop_operation_duration_seconds_count[1m]))",
     "async_loop_busy_ratio": "pwtop_loop_busy_ratio",
     "async_loop_tasks": "pwtop_loop_tasks",
     "async_loop_blocked_callbacks": "pwtop_loop_blocked_callbacks_total",
@@ -267,6 +292,15 @@ PROMETHEUS: dict[str, str] = {
     "realtime_handshakes_refused": "sum(pwtop_websocket_handshakes_refused_total)",
 }
 
+#: Figures computed from a handful of samples -> (the metric counting them, its noun):
+#: every face writes the count beside the figure ("12.0 ms (340 samples)", "n/a (37
+#: samples)") so that a percentile never stands without what it was computed from.
+COUNTED_BY: dict[str, tuple[str, str]] = {
+    "async_operation_p99_seconds": ("async_operation_samples", "sample"),
+    "async_loop_lag_p99_seconds": ("async_loop_lag_samples", "sample"),
+    "database_slowest_query_seconds": ("database_slowest_query_runs", "run"),
+}
+
 #: How screens name a figure (the TUI's tabs and Overview, the CLI's text, the web
 #: dashboard). A metric not listed here is named after itself (see :func:`default_label`).
 LABELS: dict[str, str] = {
@@ -274,7 +308,7 @@ LABELS: dict[str, str] = {
     "database_freelist_ratio": "free pages", "database_fragmentation_ratio": "fragmentation",
     "database_unused_ratio": "unused in pages", "database_nonsequential_ratio":
     "leaves out of order", "database_reclaimable_bytes": "reclaimable",
-    "database_commits_per_second": "commits", "database_query_p95_seconds": "slowest query p95",
+    "database_commits_per_second": "commits", "database_slowest_query_seconds": "slowest query",
     "database_slow_queries": "slow queries", "database_cache_hit_ratio": "cache hit ratio",
     "database_app_not_from_storage_ratio": "app reads not from storage",
     "database_busy_count": "SQLITE_BUSY met by pwtop",
@@ -315,7 +349,7 @@ LABELS: dict[str, str] = {
 KEY_FIGURES: dict[str, tuple[str, ...]] = {
     "database": ("database_file_bytes", "database_wal_bytes", "database_freelist_ratio",
                  "database_fragmentation_ratio", "database_commits_per_second",
-                 "database_query_p95_seconds"),
+                 "database_slowest_query_seconds"),
     "async": ("async_operations_per_second", "async_errors_per_second",
               "async_operation_p99_seconds", "async_loop_lag_seconds",
               "async_pool_saturation_ratio"),
@@ -333,7 +367,7 @@ MONITOR_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
                  ("db.slow", "database_slow_queries"),
                  ("db.commit/s", "database_commits_per_second")),
     "async": (("ops/s", "async_operations_per_second"),
-              ("lag.p99", "async_loop_lag_p99_seconds"),
+              ("lag.p99", "async_loop_lag_p99_seconds"), ("lag.n", "async_loop_lag_samples"),
               ("pool", "async_pool_saturation_ratio"), ("queue", "async_queue_fill_ratio")),
     "realtime": (("conns", "realtime_connections"),
                  ("msg/s", "realtime_messages_out_per_second"),
@@ -489,6 +523,48 @@ def suggest(name: str) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+def _percentile_notes() -> list[str]:
+    """The percentile window and sample minimums, and what the space table's sizes are,
+    written from the constants the code uses."""
+    from pwtop.histogram import (MIN_SAMPLES, PERCENTILE_SLOT_SECONDS,
+                                 PERCENTILE_WINDOW_SECONDS)
+
+    need = ", ".join(f"{k} needs {v}" for k, v in MIN_SAMPLES.items())
+    counted = ", ".join(f"`{m}` by `{c}`" for m, (c, _) in COUNTED_BY.items())
+    return [
+        "",
+        "## Percentiles, samples and windows",
+        "",
+        "Operation latency percentiles (the Async tab's p50/p95/p99 per operation and",
+        "`async_operation_p99_seconds`) are computed inside the app over a sliding window of",
+        f"the last {PERCENTILE_WINDOW_SECONDS:g} s (`pwtop.histogram.PERCENTILE_WINDOW_SECONDS`),",
+        f"kept in {PERCENTILE_SLOT_SECONDS:g} s slots (so a full window spans "
+        f"{PERCENTILE_WINDOW_SECONDS - PERCENTILE_SLOT_SECONDS:g} to "
+        f"{PERCENTILE_WINDOW_SECONDS:g} s, less while",
+        "the app is younger: the agent's snapshot says how long, `window.seconds`), never over",
+        "pwtop's poll interval. A percentile q is shown only from 1 / (1 - q) samples, so that",
+        f"at least one sample lies above it: {need}. Below that it reads",
+        "`n/a (N samples)` and its reason says what it needs; the same minimums apply to every",
+        "percentile the app's histograms report (pool and limiter waits, queue batches, loop",
+        "lag). A figure computed from a counted handful is always written with its count",
+        f"({counted}). Agent-fed figures are as old as the agent's snapshot",
+        "(`agent_snapshot_age_seconds`); the database's workload figures come from its slow",
+        "round and carry that round's age.",
+        "",
+        "## Table and index sizes",
+        "",
+        "`pwtop analyze` and the Database tab list the file's space by b-tree, from the last",
+        "dbstat scan (slow round; its age is in the table's title): a table's row is its own",
+        "b-tree (the pages its \"unused\" covers), its indexes' total is beside it (\"+ indexes\")",
+        "and each index has its own row; SQLite's own b-trees (`sqlite_schema`, `sqlite_stat1`...),",
+        "the free pages and the pages in no b-tree (pointer-map pages of auto_vacuum files, the",
+        "lock-byte page) have rows too, so the shares add up to 100 % of page_count x page_size",
+        "at the scan. In the JSON: `tables[].own_bytes`, `indexes_bytes`, `total_bytes`;",
+        "`fragmentation.objects[]`, `freelist_bytes`, `other_bytes`. A SQLite built without",
+        "dbstat has none of these: they are unavailable, with that reason.",
+    ]
+
+
 def metrics_reference() -> str:
     """docs/metrics.md."""
     lines = [
@@ -512,6 +588,7 @@ def metrics_reference() -> str:
         "a `METRIC.age_s` column per slow-round figure (CSV); the history stores a slow-round",
         "figure once, at the time it was measured; an alert on an aged figure says how old it",
         "is. The meaning of a slow-round figure below says how old it can be.",
+        *_percentile_notes(),
     ]
     for component in (*COMPONENTS, "agent"):
         rows = [info for info in catalog().values() if info.component == component]

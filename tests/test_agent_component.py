@@ -65,7 +65,7 @@ async def test_async_component_reads_operations_and_applies_through_the_agent():
         client = component._client
         await client.wait_snapshot(2.0, after=client.snapshots)
         second = await component.collect()
-        assert first.detail.window == "lifetime" and second.detail.window == "interval"
+        assert first.detail.window == second.detail.window == "sliding"
         ops = {o.name: o for o in second.detail.operations}
         assert set(ops) == {"wifi_scan", "gps_poll"}
         assert ops["wifi_scan"].count > ops["gps_poll"].count > 0
@@ -73,7 +73,13 @@ async def test_async_component_reads_operations_and_applies_through_the_agent():
             first.metrics["async_operations_completed"]
         assert 0.0 <= second.metrics["async_pool_saturation_ratio"] <= 1.0
         assert second.detail.pools[0].waited_60s > 0  # three workers, one resource
-        assert 0 < second.metrics["async_operation_p99_seconds"] < 1.0
+        samples = second.metrics["async_operation_samples"]
+        assert samples == sum(o.samples for o in second.detail.operations) > 0
+        if samples >= 100:
+            assert 0 < second.metrics["async_operation_p99_seconds"] < 1.0
+        else:  # a young app: the count, never its slowest call standing for a p99
+            assert second.unavailable["async_operation_p99_seconds"].startswith(
+                f"unavailable ({samples} samples: operations completed over the last ")
 
         recs = component.recommend(second)
         grow = next(r for r in recs if r.id == "async.pool.db.grow")

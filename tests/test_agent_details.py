@@ -63,9 +63,11 @@ async def test_a_real_agent_snapshot_reads_without_a_problem():
     assert msg.pid is not None and msg.seq is not None
     d = parse_async(msg.stats)
     assert d.problems == []
-    assert d.window == "lifetime"
+    assert d.window == "sliding"
     assert [o.name for o in d.operations] == ["wifi_scan"] and d.operations[0].count == 1
-    assert d.operations[0].latency.count == 1 and d.operations[0].p99_seconds is not None
+    op = d.operations[0]
+    assert op.latency.count == 1 and op.samples == 1 and op.window_seconds >= 0
+    assert op.p50_seconds is None and op.p99_seconds is None  # one call: no percentile
     (pool,) = d.pools
     assert (pool.name, pool.max_size, pool.in_use, pool.saturation_ratio) == ("db", 2, 0, 0.0)
     assert pool.acquisitions_60s == 1
@@ -92,13 +94,22 @@ async def test_a_real_agent_snapshot_reads_without_a_problem():
     assert list(to_jsonable(r)) == json_fields(RealtimeDetail)
 
 
-async def test_the_interval_percentiles_cover_only_what_happened_since():
+async def test_percentiles_are_the_apps_window_and_gated_by_its_sample_count():
     message, *_ = await real_snapshot()
     stats = read_message(message, "async").stats
-    first = parse_async(stats)
-    again = parse_async(stats, {o.name: o.latency for o in first.operations})
-    assert again.window == "interval"
-    assert again.operations[0].interval_count == 0 and again.operations[0].p99_seconds is None
+    op = stats["operations"]["wifi_scan"]
+    op["window"] = {"count": 150, "seconds": 58.0, "sum_seconds": 1.5, "max_seconds": 0.02,
+                    "buckets": [[100, 150]]}
+    d = parse_async(stats)
+    (got,) = d.operations
+    assert d.window == "sliding" and got.samples == 150 and got.window_seconds == 58.0
+    assert got.p99_seconds is not None and got.recent.count == 150
+    op["window"]["buckets"] = [[100, 19]]  # 19 calls: a p50, no p95 nor p99
+    got = parse_async(stats).operations[0]
+    assert got.samples == 19 and got.p50_seconds is not None
+    assert got.p95_seconds is None and got.p99_seconds is None
+    del op["window"]  # an agent without the window: its lifetime figures, said so
+    assert parse_async(stats).window == "lifetime"
 
 
 def test_wrong_types_read_as_none_with_one_line_each():

@@ -292,9 +292,6 @@ def _read_everything(message: Any) -> None:
         if msg.stats is not None:
             detail = parse(msg.stats)
             assert all(one_line(p) for p in detail.problems), detail.problems
-            if section == "async":  # the next collect, with this one's histograms
-                before = {op.name: op.latency for op in detail.operations}
-                details.parse_async(msg.stats, before)
 
 
 @FUZZ

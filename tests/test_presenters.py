@@ -40,10 +40,13 @@ def check_rows(shown: Presentation, snapshot) -> list[Row]:
         assert row.label == info.label and row.unit == info.unit
         if row.metric in snapshot.metrics:
             assert row.value == snapshot.metrics[row.metric]
-            assert row.text == format_metric(row.metric, row.value)
+            # a percentile says its samples, a single run says so: "35.3 ms (one run)"
+            figure = format_metric(row.metric, row.value)
+            assert row.text == figure or row.text.startswith(figure + " (")
             assert row.reason is None
         else:
-            assert row.text == NOT_MEASURED and row.reason
+            assert row.text == NOT_MEASURED or row.text.startswith(NOT_MEASURED + " (")
+            assert row.reason
             assert "unavailable (" not in row.reason  # the wrapper is the face's
         line = next(ln for ln in text.splitlines() if ln.startswith(row.label + " "))
         assert report.row_text(row) in line
@@ -157,6 +160,13 @@ async def test_async_presenter_on_an_agent_snapshot():
     check_rows(shown, snap)
     ops = shown.section("operations").table
     assert list(ops.rows) == ["operations:wifi_scan"]
+    # every percentile with its sample count: the figure's, and the table's column
+    samples = snap.metrics["async_operation_samples"]
+    assert samples == snap.detail.operations[0].samples > 0
+    p99 = next(r for r in shown.rows() if r.metric == "async_operation_p99_seconds")
+    assert p99.text.endswith(f"({samples:,} samples)")
+    keys = [c.key for c in ops.columns]
+    assert ops.rows["operations:wifi_scan"][keys.index("samples")].value == samples
     assert shown.section("pools").table.rows["pools:db"][0].text == "db"
     assert "connected to the agent" in "\n".join(shown.section("link").lines)
     assert "Operations\n" in cli_text(shown)

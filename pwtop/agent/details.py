@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from pwtop.agent.protocol import VERSION
-from pwtop.histogram import Histogram
+from pwtop.histogram import PERCENTILES, Histogram, gated
 from pwtop.model import INTERNAL, Level, Recommendation
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class _Reader:
         self.problems: list[str] = []
 
     def problem(self, text: str) -> None:
+        text = " ".join(text.split())  # one line, whatever keys the app sent
         if text not in self.problems:
             self.problems.append(text)
 
@@ -316,7 +317,9 @@ class SlowCall:
 
 @dataclass(slots=True)
 class Operation:
-    """One named operation. Percentiles cover ``AsyncDetail.window``."""
+    """One named operation. Percentiles cover ``AsyncDetail.window``: the app's last
+    minute (``window_seconds`` of it, from ``samples`` calls), each None while the calls
+    are fewer than :data:`pwtop.histogram.MIN_SAMPLES` asks for it."""
 
     name: str
     count: int | None = None
@@ -332,16 +335,18 @@ class Operation:
     p95_seconds: float | None = None
     p99_seconds: float | None = None
     max_seconds: float | None = None
-    interval_count: int | None = None
+    #: Calls the percentiles are computed from, and the seconds they span.
+    samples: int | None = None
+    window_seconds: float | None = None
     slow: list[SlowCall] = field(default_factory=list)
     #: HTTP responses by status class ("2xx" ...); only for the ASGI middleware's
     #: operations (empty for every other one).
     status_classes: dict[str, int] = field(default_factory=dict)
     #: The same as text, ``2xx 120 4xx 3`` (classes never seen left out; "" if not HTTP).
     http: str = ""
-    #: Lifetime latency histogram as sent (the next collect's baseline).
+    #: Lifetime latency histogram as sent.
     latency: Histogram = field(default_factory=Histogram, metadata=INTERNAL)
-    #: The part of it the percentiles above cover.
+    #: The part of it the percentiles above cover (the window's calls).
     recent: Histogram = field(default_factory=Histogram, metadata=INTERNAL)
 
 
@@ -366,6 +371,9 @@ class Loop:
     lag_p50_seconds: float | None = None
     lag_p99_seconds: float | None = None
     lag_max_seconds: float | None = None
+    #: Lag samples the percentiles come from, and the window they are kept over.
+    lag_samples: int | None = None
+    window_seconds: float | None = None
     busy_ratio: float | None = None           # over 10 s (1 s while younger)
     tasks: int | None = None
     blocked_count: int | None = None
@@ -456,7 +464,9 @@ class AppProcess:
 class AsyncDetail(AgentFed):
     """``Snapshot.detail`` of the async component."""
 
-    window: str | None = None                 # "interval" or "lifetime": what p50..p99 cover
+    #: What p50..p99 cover: "sliding" (the app's last minute, ``Operation.window_seconds``)
+    #: or "lifetime" (an agent that sends no window).
+    window: str | None = None
     operations: list[Operation] = field(default_factory=list)   # busiest first
     loop: Loop | None = None
     pools: list[Pool] = field(default_factory=list)
@@ -473,22 +483,22 @@ class AsyncDetail(AgentFed):
     rate_windows: dict[str, str] = field(default_factory=dict)
 
 
-def parse_async(stats: Mapping[str, Any], previous: Mapping[str, Histogram] | None = None
-                ) -> AsyncDetail:
+def parse_async(stats: Mapping[str, Any]) -> AsyncDetail:
     """The typed view of ``AsyncOptimizer.get_stats()`` as the agent sent it.
 
-    ``previous`` maps operation names to the histograms of the previous collect (its
-    ``Operation.latency``): the percentiles then cover the time since (the fixed buckets
-    make that difference exact) and ``window`` is "interval"; without it they are
-    lifetime figures.
+    Operation percentiles are those of the app's sliding window (``"window"`` of each
+    operation: the last minute, whatever pwtop's poll interval), so two collects a second
+    apart agree and a second without calls empties nothing. An agent that sends no window
+    gets its lifetime figures, and ``window`` says "lifetime".
     """
     r = _Reader()
-    d = AsyncDetail(window="interval" if previous else "lifetime", stats=dict(stats),
-                    schema=r.integer(stats, "schema", "async"),
+    d = AsyncDetail(stats=dict(stats), schema=r.integer(stats, "schema", "async"),
                     degraded=bool(r.flag(stats, "degraded", "async")),
                     instrumentation_errors=r.integer(stats, "instrumentation_errors", "async"))
     for name, op in r.named(stats, "operations", "async"):
-        d.operations.append(_operation(r, name, op, (previous or {}).get(name)))
+        d.operations.append(_operation(r, name, op))
+    d.window = ("lifetime" if any(o.window_seconds is None for o in d.operations)
+                else "sliding")
     d.operations.sort(key=lambda o: (o.rate_per_second or 0.0, o.count or 0), reverse=True)
     d.loop = _loop(r, r.obj(stats, "loop", "async"))
     d.pools = [_pool(r, n, p, f"async.pools.{n}") for n, p in r.named(stats, "pools", "async")]
@@ -508,17 +518,26 @@ def parse_async(stats: Mapping[str, Any], previous: Mapping[str, Histogram] | No
     return d
 
 
-def _operation(r: _Reader, name: str, op: dict[str, Any], before: Histogram | None
-               ) -> Operation:
+def _histogram(r: _Reader, data: dict[str, Any], where: str) -> Histogram:
+    try:
+        return Histogram.from_snapshot(data)
+    except (TypeError, ValueError) as exc:
+        r.problem(f"{where}: unreadable histogram ({exc})")
+        return Histogram()
+
+
+def _operation(r: _Reader, name: str, op: dict[str, Any]) -> Operation:
     where = f"async.operations.{name}"
     latency = r.obj(op, "latency", where)
-    try:
-        hist = Histogram.from_snapshot(latency)
-    except (TypeError, ValueError) as exc:
-        r.problem(f"{where}.latency: unreadable histogram ({exc})")
-        hist = Histogram()
-    recent = hist.delta(before) if before is not None and before.count <= hist.count else hist
-    pct = recent.percentiles()
+    hist = _histogram(r, latency, f"{where}.latency")
+    window = r.obj(op, "window", where) if "window" in op else None
+    if window is not None:
+        recent = _histogram(r, window, f"{where}.window")
+        seconds = r.num(window, "seconds", f"{where}.window")
+    else:  # an agent without the window: its lifetime, said so by AsyncDetail.window
+        recent, seconds = hist, None
+    samples = recent.count
+    pct = {name: gated(recent.quantile(q), samples, q) for name, q in PERCENTILES.items()}
     throughput = r.obj(op, "throughput_per_second", where)
     rate, rate_window = r.rate(throughput, f"{where}.throughput_per_second")
     statuses = r.counts(op, "status_classes", where)
@@ -534,9 +553,9 @@ def _operation(r: _Reader, name: str, op: dict[str, Any], before: Histogram | No
         rate_1s_per_second=r.num(throughput, "1s", f"{where}.throughput_per_second"),
         errors_per_second=r.rate(r.obj(op, "errors_per_second", where),
                                  f"{where}.errors_per_second")[0],
-        p50_seconds=pct["p50_seconds"], p95_seconds=pct["p95_seconds"],
-        p99_seconds=pct["p99_seconds"], max_seconds=r.num(latency, "max_seconds", where),
-        interval_count=recent.count, slow=slow[-MAX_SLOW_LISTED:],
+        p50_seconds=pct["p50"], p95_seconds=pct["p95"], p99_seconds=pct["p99"],
+        max_seconds=r.num(latency, "max_seconds", where), samples=samples,
+        window_seconds=seconds, slow=slow[-MAX_SLOW_LISTED:],
         status_classes=statuses, http=" ".join(f"{k} {n}" for k, n in statuses.items() if n),
         latency=hist, recent=recent)
 
@@ -563,6 +582,8 @@ def _loop(r: _Reader, loop: dict[str, Any]) -> Loop:
         lag_p50_seconds=r.num(lag, "p50", f"{where}.lag_seconds"),
         lag_p99_seconds=r.num(lag, "p99", f"{where}.lag_seconds"),
         lag_max_seconds=r.num(lag, "max", f"{where}.lag_seconds"),
+        lag_samples=r.integer(lag, "samples", f"{where}.lag_seconds"),
+        window_seconds=r.num(loop, "window_seconds", where),
         busy_ratio=r.rate(busy, f"{where}.busy_ratio") if busy else None,
         tasks=r.integer(loop, "tasks", where),
         blocked_count=r.integer(loop, "blocked_count", where),

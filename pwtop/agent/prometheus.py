@@ -172,7 +172,10 @@ def _async(f: _Families, stats: dict[str, Any]) -> None:
     f.set("gauge", "pwtop_loop_lag_seconds", "Event-loop lag: how late the last timer woke "
           "up.", {}, lag.get("last"))
     f.set("gauge", "pwtop_loop_lag_p99_seconds", "99th percentile of event-loop lag over the "
-          "monitor's window.", {}, lag.get("p99"))
+          "monitor's window; absent below 100 samples (pwtop_loop_lag_samples).", {},
+          lag.get("p99"))
+    f.set("gauge", "pwtop_loop_lag_samples", "Lag samples in the loop monitor's window, "
+          "behind pwtop_loop_lag_p99_seconds.", {}, lag.get("samples"))
     busy = loop.get("busy_ratio")
     if isinstance(busy, dict):
         f.set("gauge", "pwtop_loop_busy_ratio", "Share of the last 10 s the loop spent running "

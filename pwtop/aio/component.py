@@ -5,9 +5,11 @@ pwtop never measures another process's event loop from outside; the app's
 ``get_stats()``. This component turns that document into flat metrics, a structured
 ``detail`` for the Async tab and a text report, and sends commands back with the token.
 
-Latency percentiles come from the difference between the histograms of this collect and
-the previous one (the fixed buckets make that exact), so they describe the last interval,
-not the app's lifetime; on the first collect they are the lifetime figures and say so.
+Latency percentiles are those of the app's sliding window (the last
+:data:`pwtop.histogram.PERCENTILE_WINDOW_SECONDS` of calls, kept by the app and sent with
+each snapshot), merged over operations for the all-operations p99: they do not depend on
+pwtop's poll interval, and each comes with the number of calls it is computed from. Below
+:data:`pwtop.histogram.MIN_SAMPLES` calls a percentile is unavailable, with that count.
 
 ``Snapshot.detail`` is a :class:`pwtop.agent.details.AsyncDetail` (operations, loop,
 pools, limiters, breakers, queues, the app's process), read from the agent's JSON by
@@ -21,11 +23,12 @@ from typing import Any
 from pwtop.agent.component import AgentComponent
 from pwtop.agent.details import AgentMessage, AppProcess, AsyncDetail, parse_async
 from pwtop.config import Settings
-from pwtop.histogram import Histogram
+from pwtop.histogram import Histogram, min_samples
 from pwtop.model import HostCpu, Recommendation, Snapshot
 from pwtop.present.aio import present
 from pwtop.present.rows import Presentation
 from pwtop.system.component import host_cpu
+from pwtop.units import human_seconds
 
 
 class AsyncComponent(AgentComponent):
@@ -33,8 +36,8 @@ class AsyncComponent(AgentComponent):
     section = "async"
     METRICS = (
         "async_operations_per_second", "async_errors_per_second", "async_operations_completed",
-        "async_operations_in_flight", "async_operation_p99_seconds",
-        "async_loop_lag_seconds", "async_loop_lag_p99_seconds", "async_loop_busy_ratio",
+        "async_operations_in_flight", "async_operation_p99_seconds", "async_operation_samples",
+        "async_loop_lag_seconds", "async_loop_lag_p99_seconds", "async_loop_lag_samples", "async_loop_busy_ratio",
         "async_loop_tasks", "async_loop_blocked_callbacks", "async_pool_saturation_ratio",
         "async_pool_waiters", "async_limiter_rejected_per_second", "async_breakers_open",
         "async_queue_fill_ratio", "async_queue_dropped_per_second", "async_app_cpu_percent",
@@ -48,11 +51,6 @@ class AsyncComponent(AgentComponent):
             return "no agent configured ([target] agent is empty)"
         return None
 
-    def __init__(self, settings: Any = None, **options: Any) -> None:
-        super().__init__(settings, **options)
-        self._previous: dict[str, Histogram] = {}
-        self._previous_key: tuple[Any, ...] | None = None
-
     def parse_action(self, action: str) -> tuple[str, dict[str, Any]]:
         from pwtop.aio.commands import parse_action
 
@@ -64,18 +62,12 @@ class AsyncComponent(AgentComponent):
         return AsyncDetail()
 
     def parse(self, msg: AgentMessage) -> AsyncDetail:
-        """The stats, with latency percentiles since the previous collect of the same app."""
+        """The stats, with the percentiles of the app's sliding window."""
         assert msg.stats is not None
-        key = (msg.pid, msg.stats.get("schema"))
-        if key != self._previous_key:  # another app (or a restarted one): start over
-            self._previous, self._previous_key = {}, key
-        detail = parse_async(msg.stats, self._previous)
-        self._previous = {o.name: o.latency for o in detail.operations}
-        return detail
+        return parse_async(msg.stats)
 
     def fill(self, snap: Snapshot, detail: AsyncDetail) -> None:
         m, why = snap.metrics, snap.unavailable
-        interval = detail.window == "interval"
         total_rate: float | None = 0.0
         merged = Histogram()
         for op in detail.operations:
@@ -100,13 +92,12 @@ class AsyncComponent(AgentComponent):
                                            for o in detail.operations)
         m["async_operations_completed"] = sum(o.count or 0 for o in detail.operations)
         m["async_operations_in_flight"] = sum(o.in_flight or 0 for o in detail.operations)
-        p99 = merged.quantile(0.99)
-        if p99 is None:
-            why["async_operation_p99_seconds"] = ("no operation completed since the previous "
-                                                  "collect" if interval else
-                                                  "no operation completed yet")
-        else:
-            m["async_operation_p99_seconds"] = p99
+        seconds = [o.window_seconds for o in detail.operations if o.window_seconds is not None]
+        over = (f"over the last {human_seconds(max(seconds))}"
+                if detail.window == "sliding" and seconds
+                else "over the app's lifetime (its agent sends no window)")
+        _percentile(m, why, "async_operation_p99_seconds", "async_operation_samples",
+                    merged.quantile(0.99), merged.count, 0.99, f"operations completed {over}")
         self._loop(m, why, detail)
         self._pools(m, why, detail)
         self._limiters(m, why, detail)
@@ -126,6 +117,11 @@ class AsyncComponent(AgentComponent):
         loop = detail.loop
         reasons = loop.unavailable if loop is not None else {}
         fallback = reasons.get("loop", "unavailable (the app's loop monitor has no sample yet)")
+        if loop is not None and loop.lag_samples is not None:
+            _percentile(m, why, "async_loop_lag_p99_seconds", "async_loop_lag_samples",
+                        loop.lag_p99_seconds, loop.lag_samples, 0.99,
+                        "lag samples over the loop monitor's last "
+                        f"{human_seconds(loop.window_seconds)}")
         for metric, value, reason in (
                 ("async_loop_lag_seconds", loop and loop.lag_seconds, fallback),
                 ("async_loop_lag_p99_seconds", loop and loop.lag_p99_seconds, fallback),
@@ -136,7 +132,7 @@ class AsyncComponent(AgentComponent):
                  reasons.get("blocked", fallback))):
             if isinstance(value, (int, float)):
                 m[metric] = value
-            else:
+            elif metric not in why:
                 why[metric] = reason
 
     def _pools(self, m: dict, why: dict, detail: AsyncDetail) -> None:
@@ -218,6 +214,20 @@ class AsyncComponent(AgentComponent):
 
 def _over(seconds: float | None) -> str:
     return f" over {round(seconds, 1):g} s" if seconds else ""
+
+
+def _percentile(m: dict, why: dict, metric: str, samples_metric: str, value: float | None,
+                samples: int, q: float, what: str) -> None:
+    """A percentile and the samples it comes from; below :func:`min_samples` the
+    percentile is unavailable with that count ("37 samples ..."), never the top sample
+    presented as a p99."""
+    m[samples_metric] = samples
+    need = min_samples(q)
+    if samples < need or value is None:
+        why[metric] = (f"unavailable ({samples} samples: {what}; a p{q * 100:g} needs "
+                       f"{need})")
+    else:
+        m[metric] = value
 
 
 #: The window the app counts limiter rejections and queue drops over (the agent's "10s").

@@ -36,6 +36,7 @@ import time
 from collections import deque
 from typing import Any, Awaitable, Callable
 
+from pwtop.histogram import gated
 from pwtop.metrics import WindowedRate
 
 Clock = Callable[[], float]
@@ -355,7 +356,8 @@ class LoopMonitor:
             "window_seconds": self.window,
             "lag_seconds": {
                 "last": self._lags[-1][1] if self._lags else None,
-                "p50": _pick(lags, 0.50), "p99": _pick(lags, 0.99),
+                "p50": gated(_pick(lags, 0.50), len(lags), 0.50),
+                "p99": gated(_pick(lags, 0.99), len(lags), 0.99),
                 "max": lags[-1] if lags else None, "samples": len(lags)},
             "tasks": self.tasks,
             "blocked_count": self.blocked_count,

@@ -20,6 +20,10 @@ the hot path is cut to the bone, and each cut is deliberate:
   and "in flight" is ``entered - completed``. Windowed throughput is not counted per call:
   the total is sampled about once a second into :class:`pwtop.metrics.WindowedRate`, the
   way Prometheus derives ``rate()`` from a counter.
+* The percentiles of the last minute are not recorded per call either: the same
+  once-a-second tick closes a 5 s slot of the histogram's counts now and then
+  (:class:`pwtop.histogram.SlidingWindow`), so the window costs the call nothing and its
+  memory is bounded by the number of slots, not by the call rate.
 
 A span must be entered where it is created (``async with opt.monitor_operation(...)``
 does exactly that); one created and never entered would stay "in flight".
@@ -37,7 +41,7 @@ from bisect import bisect_left
 from collections import deque
 from typing import Any, Callable
 
-from pwtop.histogram import BOUNDS, LAYOUT, Histogram
+from pwtop.histogram import BOUNDS, LAYOUT, MIN_SAMPLES, Histogram, SlidingWindow
 from pwtop.metrics import WindowedRate
 
 Clock = Callable[[], float]
@@ -85,7 +89,7 @@ class OperationStats:
 
     __slots__ = ("name", "clock", "entered", "cancelled", "error_count", "errors", "latency",
                  "counts", "watch", "slow_threshold", "slow", "created", "faults",
-                 "statuses", "_throughput", "_error_rate")
+                 "statuses", "window", "_throughput", "_error_rate")
 
     def __init__(self, name: str, *, clock: Clock, slow_threshold: float, faults: Faults) -> None:
         self.name = name
@@ -101,6 +105,8 @@ class OperationStats:
         self.slow: deque[dict[str, Any]] = deque(maxlen=SLOW_KEPT)
         self.created = clock()
         self.faults = faults
+        #: The last minute's latencies, advanced by :meth:`sample` (never by a call).
+        self.window = SlidingWindow(self.latency, self.created)
         self._throughput = WindowedRate(WINDOWS, clock=clock, resolution=1.0)
         self._throughput.update(0, self.created)
         self._error_rate: WindowedRate | None = None  # made on the first error
@@ -156,6 +162,7 @@ class OperationStats:
     def sample(self, now: float) -> None:
         """Record the cumulative counts for the windowed rates (about once a second)."""
         self._throughput.update(sum(self.counts), now)
+        self.window.advance(now)
         if self._error_rate is not None:
             self._error_rate.update(self.error_count, now)
 
@@ -177,6 +184,7 @@ class OperationStats:
             "throughput_per_second": throughput,
             "errors_per_second": errors_rate,
             "latency": latency,
+            "window": self.window.snapshot(now, buckets),
             "slow_threshold_seconds": self.slow_threshold,
             "slow": list(self.slow),
             "age_seconds": now - self.created,
@@ -363,4 +371,5 @@ class OperationTable:
                                 "folded_distinct": len(self.folded_names),
                                 "folded_distinct_capped": self.folded_names_capped},
             "histogram_layout": dict(LAYOUT),
+            "percentile_min_samples": dict(MIN_SAMPLES),
         }

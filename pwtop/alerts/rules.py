@@ -146,7 +146,7 @@ def default_rules(settings: Any = None) -> list[Rule]:
         _rule("database_slow_queries", "database_slow_queries", ">=", warning=1, critical=5,
               title="slow workload queries",
               advice="see the Database tab's queries and pwtop analyze for missing indexes",
-              evidence=("database_query_p95_seconds", "database_stats_stale_tables")),
+              evidence=("database_slowest_query_seconds", "database_stats_stale_tables")),
         _rule("database_stale_statistics", "database_stats_stale_tables", ">=", info=1,
               warning=5, repeat_seconds=3600.0,
               title="query planner statistics missing or stale",

@@ -167,7 +167,7 @@ class QueryTiming:
     status: str = "timed"               # "timed", "explained", "interrupted", "error"
     runs: int = 0
     median_s: float | None = None
-    p95_s: float | None = None
+    max_s: float | None = None          # the slowest of its ``runs`` (1 to 15: no p95)
     min_s: float | None = None
     slow: bool = False
     plan: list[PlanNode] = field(default_factory=list)  # root nodes

@@ -17,7 +17,6 @@ NULLs would measure a query that matches nothing.
 
 from __future__ import annotations
 
-import math
 import re
 import sqlite3
 import statistics
@@ -34,8 +33,9 @@ from pwtop.database.piwardrive.workload import default_workload
 from pwtop.errors import TargetError
 
 # Each read query runs until it has MAX_RUNS timings or TARGET_S seconds of them, and
-# never past the probe deadline in total: a median and a p95 of a fast query, while a
-# query slower than TARGET_S (or HEAVY_S) runs once (each run of a heavy query holds a
+# never past the probe deadline in total: a median and the slowest run of a fast query
+# (15 runs are too few for a p95: pwtop.histogram.min_samples), while a query slower than
+# TARGET_S (or HEAVY_S) runs once (each run of a heavy query holds a
 # read snapshot that keeps the app's checkpoints from finishing, and costs the rig CPU).
 MAX_RUNS = 15
 TARGET_S = 0.05
@@ -185,12 +185,6 @@ def is_write(conn: sqlite3.Connection, sql: str, params: Sequence) -> bool:
         if (op == "Transaction" and p2) or op in WRITE_OPS:
             return True
     return False
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..1) of a non-empty list."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def _drain(cur: sqlite3.Cursor) -> None:
@@ -352,7 +346,7 @@ def _time_one(cx: Connection, q: QueryTiming, params: Sequence, deadline: float,
     if times:
         q.runs = len(times)
         q.median_s = statistics.median(times)
-        q.p95_s = percentile(times, 0.95)
+        q.max_s = max(times)
         q.min_s = min(times)
         q.slow = q.median_s > slow_threshold
 
@@ -360,7 +354,7 @@ def _time_one(cx: Connection, q: QueryTiming, params: Sequence, deadline: float,
 def _reuse(q: QueryTiming, p: QueryTiming, slow_threshold: float) -> None:
     """``q`` (explained now) takes ``p``'s timing, which keeps its age."""
     q.status, q.error = p.status, p.error
-    q.runs, q.median_s, q.p95_s, q.min_s = p.runs, p.median_s, p.p95_s, p.min_s
+    q.runs, q.median_s, q.max_s, q.min_s = p.runs, p.median_s, p.max_s, p.min_s
     q.slow = p.slow if p.status == "interrupted" else (p.median_s or 0.0) > slow_threshold
     q.counters, q.timing_s, q.age_s = p.counters, p.timing_s, p.age_s
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pwtop.histogram import MIN_SAMPLES, PERCENTILE_WINDOW_SECONDS, PERCENTILES
 from pwtop.model import Snapshot
-from pwtop.present.rows import (Presentation, Section, errors_section, field_table,
-                                metric_rows, other_rows)
-from pwtop.units import human_seconds
+from pwtop.present.rows import (NOT_MEASURED, Cell, Presentation, Section, Table,
+                                errors_section, field_table, metric_rows, other_rows)
+from pwtop.units import human_count, human_seconds
 
 if TYPE_CHECKING:
     from pwtop.agent.details import AsyncDetail
@@ -30,7 +31,8 @@ FIGURES = ("async_operations_per_second", "async_errors_per_second",
 TABLES = {
     "operations": ("Operations", (
         ("name", "operation", None), ("count", "count", ""),
-        ("rate_per_second", "rate", "1/s"), ("p50_seconds", "p50", "seconds"),
+        ("rate_per_second", "rate", "1/s"), ("samples", "last 60 s", ""),
+        ("p50_seconds", "p50", "seconds"),
         ("p95_seconds", "p95", "seconds"), ("p99_seconds", "p99", "seconds"),
         ("error_count", "errors", ""), ("in_flight", "in flight", ""),
         ("http", "HTTP", None)), "rate_per_second", "name"),
@@ -72,12 +74,33 @@ def present(snapshot: Snapshot) -> Presentation:
         Section("link", lines=link_lines(d))])
     for name, (title, columns, sort, key) in TABLES.items():
         items = getattr(d, name) if d is not None else []
-        out.sections.append(Section(name, table=field_table(name, title, columns, items,
-                                                            key=key, sort=sort)))
+        table = field_table(name, title, columns, items, key=key, sort=sort)
+        if name == "operations":
+            percentile_cells(table, items)
+        out.sections.append(Section(name, table=table))
     out.sections += [Section("other", title="other figures",
                              rows=other_rows(snapshot, FIGURES)),
                      errors_section(snapshot)]
     return out
+
+
+def samples_text(n: float) -> str:
+    return f"{human_count(n)} sample{'' if n == 1 else 's'}"
+
+
+def percentile_cells(table: Table, operations: list) -> None:
+    """An operation's p50/p95/p99 below their minimum sample count read "n/a (N
+    samples)" instead of a bare "-" (or, before, the one sample standing for all three)."""
+    keys = [c.key for c in table.columns]
+    for row_key, op in zip(list(table.rows), operations):
+        if op.samples is None:
+            continue
+        cells = list(table.rows[row_key])
+        for name in PERCENTILES:
+            i = keys.index(f"{name}_seconds")
+            if getattr(op, f"{name}_seconds") is None:
+                cells[i] = Cell(f"{NOT_MEASURED} ({samples_text(op.samples)})")
+        table.rows[row_key] = tuple(cells)
 
 
 def link_lines(d: AsyncDetail | None) -> list[str]:
@@ -86,9 +109,11 @@ def link_lines(d: AsyncDetail | None) -> list[str]:
     agent = d.agent
     parts = [agent.link]
     if d.window == "lifetime":
-        parts.append("percentiles over the app's lifetime until a second sample arrives")
-    elif d.window == "interval":
-        parts.append("percentiles over the last interval")
+        parts.append("percentiles over the app's lifetime (its agent sends no window)")
+    elif d.window == "sliding":
+        need = ", ".join(f"{k} {v}" for k, v in MIN_SAMPLES.items())
+        parts.append(f"percentiles over the app's last {PERCENTILE_WINDOW_SECONDS:g} s, "
+                     f"shown from {need} samples")
     blocked = d.loop.blocked if d.loop is not None else []
     if blocked:
         worst = max(blocked, key=lambda b: b.duration_seconds or 0)

@@ -213,7 +213,7 @@ def space_table(d: DatabaseDetail) -> Table:
 
 
 QUERY_COLUMNS = [Column("name", "query"), Column("median", "median", numeric=True),
-                 Column("p95", "p95", numeric=True), Column("runs", "runs", numeric=True),
+                 Column("max", "slowest run", numeric=True), Column("runs", "runs", numeric=True),
                  Column("status", "status"), Column("plan", "plan")]
 
 
@@ -252,11 +252,11 @@ def query_table(d: DatabaseDetail, slow_threshold: float | None = None) -> Table
         strong = q.slow or q.status in ("error", "interrupted")
         rows[f"q:{n}:{q.name}"] = (
             Cell(q.name, strong=strong), number(q.median_s, "seconds", strong=strong),
-            number(q.p95_s, "seconds", strong=strong), number(q.runs or None),
+            number(q.max_s, "seconds", strong=strong), number(q.runs or None),
             Cell(query_status(q), strong=strong),
             text(" · ".join(q.badges) or q.error or "-"))
     return Table("queries", workload_title(d, slow_threshold), QUERY_COLUMNS, rows,
-                 sort="p95", empty=NO_WORKLOAD)
+                 sort="median", empty=NO_WORKLOAD)
 
 
 def plan_lines(d: DatabaseDetail) -> list[str]:

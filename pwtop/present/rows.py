@@ -34,6 +34,15 @@ class Row:
     reason: str | None = None      # why it is missing (without "unavailable (...)")
     metric: str | None = None      # the catalog name it shows, if any
     note: str = ""                 # where the figure comes from, when that is not plain
+    #: What the figure was computed from ("141 samples"), also at the end of ``text`` in
+    #: brackets; a face short of room draws it apart (the TUI, after the value).
+    counted: str = ""
+
+    @property
+    def value_text(self) -> str:
+        """``text`` without the bracketed count."""
+        tail = f" ({self.counted})"
+        return self.text[:-len(tail)] if self.counted and self.text.endswith(tail) else self.text
 
     @property
     def available(self) -> bool:
@@ -43,9 +52,17 @@ class Row:
     def shown(self) -> str:
         """The text with the figure's age when it was not just measured ("27.4 % (4m 00s
         ago)"): every face shows a slow-round figure this way, so none reads as current."""
+        return self._aged(self.text)
+
+    @property
+    def shown_value(self) -> str:
+        """:attr:`shown` without the bracketed count (a face drawing the count apart)."""
+        return self._aged(self.value_text)
+
+    def _aged(self, text: str) -> str:
         if self.available and self.age is not None and self.age >= 1.0:
-            return f"{self.text} ({human_age(self.age)} ago)"
-        return self.text
+            return f"{text} ({human_age(self.age)} ago)"
+        return text
 
 
 @dataclass
@@ -127,13 +144,27 @@ def metric_row(snapshot: Snapshot, name: str, *, levels: Levels | None = None,
     only flicker."""
     info = metric_names.info(name)
     value = snapshot.metrics.get(name)
+    counted = counted_by(snapshot, name)
+    tail = f" ({counted})" if counted else ""
     if value is None:
         why = reason(snapshot.unavailable.get(name)) or "not measured"
-        return Row(info.label, NOT_MEASURED, None, info.unit, reason=why, metric=name)
+        return Row(info.label, NOT_MEASURED + tail, None, info.unit, reason=why,
+                   metric=name, counted=counted)
     if age is None and info.slow_round and name in snapshot.measured_at:
         age = snapshot.age_of(name)
-    return Row(info.label, format_value(value, info.unit), value, info.unit,
-               level=levels(name, value) if levels else "", age=age, metric=name)
+    return Row(info.label, format_value(value, info.unit) + tail, value, info.unit,
+               level=levels(name, value) if levels else "", age=age, metric=name,
+               counted=counted)
+
+
+def counted_by(snapshot: Snapshot, name: str) -> str:
+    """"340 samples" for a figure the catalog says is computed from a counted handful
+    (:data:`pwtop.metric_names.COUNTED_BY`), or ""."""
+    counter, noun = metric_names.COUNTED_BY.get(name, ("", ""))
+    n = snapshot.metrics.get(counter) if counter else None
+    if not isinstance(n, (int, float)) or isinstance(n, bool):
+        return ""
+    return f"{n:,.0f} {noun}{'' if n == 1 else 's'}"
 
 
 def metric_rows(snapshot: Snapshot, names: Iterable[str], *, levels: Levels | None = None,

@@ -195,9 +195,9 @@ def database_snapshot_parts() -> tuple[dict, dict, object, list]:
                        indexes_bytes=0,
                        stats_state="missing")
     queries = [
-        QueryTiming("per_network", "SELECT ...", runs=20, median_s=0.0042, p95_s=0.0061,
+        QueryTiming("per_network", "SELECT ...", runs=20, median_s=0.0042, max_s=0.0061,
                     badges=["index idx_wifi_bssid"]),
-        QueryTiming("evil_twins", "SELECT ...", runs=5, median_s=0.31, p95_s=0.42, slow=True,
+        QueryTiming("evil_twins", "SELECT ...", runs=5, median_s=0.31, max_s=0.42, slow=True,
                     badges=["full scan wifi_detections", "temp b-tree GROUP BY"]),
         QueryTiming("retention", "DELETE ...", writes=True, status="explained",
                     badges=["index idx_wifi_time"]),
@@ -214,7 +214,8 @@ def database_snapshot_parts() -> tuple[dict, dict, object, list]:
                "database_freelist_ratio": [0.29, 0.30, 0.31],
                "database_fragmentation_ratio": 0.375,
                "database_commits_per_second": [2.0, 5.0, 3.5],
-               "database_query_p95_seconds": 0.42}
+               "database_slowest_query_seconds": 0.31,
+               "database_slowest_query_runs": 5}
     unavailable = {"database_app_not_from_storage_ratio":
                    "unavailable (no process matches 'piwardrive')"}
     flags = [Flag(Level.WARNING, "database_freelist_ratio", "free pages are 31.0 % of the file"),
@@ -264,12 +265,14 @@ def async_snapshot_parts() -> tuple[dict, dict, AsyncDetail]:
     detail = AsyncDetail(
         agent=AgentLink(address="ws://127.0.0.1:8765", connected=True,
                         link="connected to the agent at ws://127.0.0.1:8765"),
-        window="interval",
+        window="sliding",
         operations=[
-            Operation(name="upload", count=80, in_flight=0, error_count=1, rate_per_second=2.0,
-                      p50_seconds=0.1155, p95_seconds=0.3831, p99_seconds=0.4731),
+            Operation(name="upload", count=180, in_flight=0, error_count=1, rate_per_second=2.0,
+                      p50_seconds=0.1155, p95_seconds=0.3831, p99_seconds=0.4731,
+                      samples=120, window_seconds=60.0),
             Operation(name="wifi_scan", count=21, in_flight=1, error_count=0,
-                      rate_per_second=0.5, p50_seconds=1.2, p95_seconds=1.9, p99_seconds=2.1)],
+                      rate_per_second=0.5, p50_seconds=1.2, p95_seconds=1.9, p99_seconds=None,
+                      samples=21, window_seconds=42.0)],
         loop=Loop(lag_seconds=0.0009, busy_ratio=0.05, tasks=47, blocked=[
             BlockedCallback(name="lookup_vendor_blocking", where="app.py:94",
                             duration_seconds=0.29)]),
@@ -279,6 +282,7 @@ def async_snapshot_parts() -> tuple[dict, dict, AsyncDetail]:
                           opens_300s=1, retry_after_seconds=3.9)])
     metrics = {"agent_connected": 1, "async_operations_per_second": [2.4, 2.6, 2.5],
                "async_errors_per_second": 0.0, "async_operation_p99_seconds": 0.4731,
+               "async_operation_samples": 141,
                "async_operations_in_flight": 1, "async_loop_lag_seconds": 0.0009,
                "async_loop_busy_ratio": 0.05, "async_loop_tasks": 47,
                "async_pool_saturation_ratio": 0.25, "async_app_cpu_percent": 3.0}

@@ -20,7 +20,8 @@ from pwtop.units import format_metric
 
 
 def values_on(tab, widget_id: str) -> dict[str, str]:
-    return {line.label: line.value_text
+    """Each line's value as drawn, with the count drawn after it ("141 samples")."""
+    return {line.label: line.value_text + (f" ({line.counted})" if line.counted else "")
             for line in tab.query_one(widget_id, MetricLines).lines}
 
 

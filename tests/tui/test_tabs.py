@@ -26,7 +26,7 @@ async def test_overview_shows_each_components_key_numbers(make_app):
         await settle(app, pilot)
         screen = text_of(app)
         for expected in ("file size", "48.0 MiB", "free pages", "29.0 %", "commits",
-                         "2.0/s", "slowest query p95", "420.0 ms", "CPU", "12.0 %",
+                         "2.0/s", "slowest query", "310.0 ms (5 runs)", "CPU", "12.0 %",
                          "memory used", "40.0 %", "CPU temperature", "51.0 °C",
                          "app memory", "96.0 MiB", "Async: not connected (see its tab)",
                          "Realtime: not connected (see its tab)"):
@@ -248,7 +248,10 @@ async def test_async_and_realtime_tabs_with_an_agent(make_app):
         ops = tab.query_one("#async-operations", SyncTable)
         assert ops.shown_row_keys == ["operations:upload", "operations:wifi_scan"]
         assert cells(ops, "operations:upload") == [
-            "upload", "80", "2.0/s", "115.5 ms", "383.1 ms", "473.1 ms", "1", "0", ""]
+            "upload", "180", "2.0/s", "120", "115.5 ms", "383.1 ms", "473.1 ms", "1", "0", ""]
+        # 21 calls in the window: a p95, no p99, and the count where the p99 would be
+        assert cells(ops, "operations:wifi_scan")[3:7] == [
+            "21", "1.20 s", "1.90 s", "n/a (21 samples)"]
         assert not tab.query_one("#async-limiters", SyncTable).display  # none in this app
         screen = text_of(app)
         assert "loop blocked 1 time(s), worst" in screen

@@ -26,7 +26,7 @@ class DatabaseTab(ComponentTab):
         yield MetricLines(id="db-figures")
         yield Static("", id="db-file", classes="note", markup=False)
         yield from compose_table("db", "space", "Tables and indexes", SPACE_COLUMNS, "size")
-        yield from compose_table("db", "queries", "Workload queries", QUERY_COLUMNS, "p95")
+        yield from compose_table("db", "queries", "Workload queries", QUERY_COLUMNS, "median")
         yield from compose_table("db", "advice", "Recommendations", ADVICE_COLUMNS, "level")
 
     def render_snapshot(self, view: View, state: ComponentState) -> None:

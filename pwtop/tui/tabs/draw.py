@@ -32,8 +32,8 @@ def metric_lines(view: View, component: str, rows: Iterable[Row]) -> list[Metric
         if row.metric is not None:
             values = view.series.values(component, row.metric)
             lo, hi = metric_names.info(row.metric).spark
-        lines.append(MetricLine(row.label, row.shown, values, level=row.level, lo=lo, hi=hi,
-                                note=row.reason or row.note))
+        lines.append(MetricLine(row.label, row.shown_value, values, level=row.level, lo=lo,
+                                hi=hi, note=row.reason or row.note, counted=row.counted))
     return lines
 
 

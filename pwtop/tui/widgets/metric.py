@@ -20,11 +20,12 @@ from pwtop.tui.widgets.sparkline import spark_text
 class MetricLine:
     """One line of a :class:`MetricLines` block."""
 
-    __slots__ = ("label", "value_text", "values", "level", "lo", "hi", "note", "_drawn")
+    __slots__ = ("label", "value_text", "values", "level", "lo", "hi", "note", "counted",
+                 "_drawn")
 
     def __init__(self, label: str, value_text: str, values: Iterable[float | None] = (), *,
                  level: str = "", lo: float | None = 0.0, hi: float | None = None,
-                 note: str = "") -> None:
+                 note: str = "", counted: str = "") -> None:
         self.label = label
         self.value_text = value_text
         self.values = tuple(values)
@@ -33,6 +34,8 @@ class MetricLine:
         self.hi = hi
         # Drawn where the sparkline would be when there is none: why a figure is missing.
         self.note = note
+        # What the value was computed from ("141 samples"), drawn right after it.
+        self.counted = counted
         self._drawn: tuple[int, str, bool] | None = None
 
     def tail(self, width: int) -> tuple[str, bool]:
@@ -40,11 +43,13 @@ class MetricLine:
         when there is nothing to draw. Kept for the width it was made for."""
         drawn = self._drawn
         if drawn is None or drawn[0] != width:
+            counted = f" ({self.counted})"[:width] if self.counted else ""
+            room = width - len(counted)
             if self.note and not any(v is not None for v in self.values):
-                drawn = (width, " " + self.note[: max(0, width - 1)], True)
+                drawn = (width, counted + " " + self.note[: max(0, room - 1)], True)
             else:
-                drawn = (width, " " + spark_text(list(self.values), width, self.lo, self.hi),
-                         False)
+                drawn = (width, counted + " " + spark_text(list(self.values), room, self.lo,
+                                                           self.hi), False)
             self._drawn = drawn
         return drawn[1], drawn[2]
 
