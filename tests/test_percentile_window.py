@@ -133,3 +133,54 @@ def test_every_counted_figure_travels_with_its_count():
         assert metric_names.is_known(counter)
         assert metric_names.component_of(counter) == metric_names.component_of(figure)
         assert figure not in shown or counter in shown, figure
+
+
+async def test_every_face_writes_the_count_beside_the_percentile():
+    # The app's real stats (manual clock), read as pwtop reads its agent's message, then
+    # presented as the Async tab and `pwtop analyze` show them, and scraped as /metrics.
+    from pwtop import report
+    from pwtop.agent.details import parse_async
+    from pwtop.agent.prometheus import exposition, make_registry
+    from pwtop.aio import ResourcePool
+    from pwtop.aio.component import AsyncComponent
+    from pwtop.model import Snapshot
+    from pwtop.present.aio import present
+
+    opt, clock = make()
+    pool = opt.register_pool("db", ResourcePool(object, 2))
+    for _ in range(3):
+        async with pool.acquire(timeout=1.0):
+            pass
+    await calls(opt, clock, 37, 0.01, spread=5.0)
+    stats = opt.get_stats()
+    stats["loop"] = {"lag_seconds": {"last": 0.001, "p50": 0.001, "p99": None, "samples": 12},
+                     "window_seconds": 60.0}
+    snap = Snapshot(component="async")
+    AsyncComponent.fill(AsyncComponent.__new__(AsyncComponent), snap, parse_async(stats))
+    snap.detail = parse_async(stats)
+    assert snap.metrics["async_operation_samples"] == 37
+    assert "async_operation_p99_seconds" not in snap.metrics  # 37 < 100
+    assert snap.unavailable["async_operation_p99_seconds"].startswith(
+        "unavailable (37 samples: operations completed over the last 5")
+    assert snap.metrics["async_loop_lag_samples"] == 12
+    assert "a p99 needs 100" in snap.unavailable["async_loop_lag_p99_seconds"]
+
+    shown = present(snap)
+    p99 = next(r for r in shown.rows() if r.metric == "async_operation_p99_seconds")
+    assert p99.text == "n/a (37 samples)" and p99.counted == "37 samples"
+    ops = shown.section("operations").table
+    keys = [c.key for c in ops.columns]
+    row = [c.text for c in ops.rows["operations:scan"]]
+    assert row[keys.index("samples")] == "37"
+    assert row[keys.index("p95_seconds")] != "-" and row[keys.index("p99_seconds")] == \
+        "n/a (37 samples)"
+    pools = shown.section("pools").table
+    wait = pools.rows["pools:db"][[c.key for c in pools.columns].index("wait_p99_seconds")]
+    assert wait.text == "n/a (3 samples)"
+    text = "\n".join(report.presentation_lines(shown))
+    assert "unavailable (37 samples: operations completed" in text
+
+    scraped = exposition(make_registry(lambda: {"async": stats}, process=False)).decode()
+    assert "pwtop_loop_lag_samples 12.0" in scraped
+    samples = [line for line in scraped.splitlines() if not line.startswith("#")]
+    assert not any(line.startswith("pwtop_loop_lag_p99_seconds") for line in samples)

@@ -394,7 +394,8 @@ class Pool:
     timeouts_60s: int | None = None
     waited_60s: int | None = None
     acquisitions_60s: int | None = None
-    wait_p99_seconds: float | None = None
+    wait_p99_seconds: float | None = None     # over the pool's lifetime
+    wait_samples: int | None = None           # the waits it is computed from
 
 
 @dataclass(slots=True)
@@ -437,7 +438,8 @@ class Queue:
     dropped: int | None = None
     dropped_60s: int | None = None
     processed: int | None = None
-    batch_p99_seconds: float | None = None
+    batch_p99_seconds: float | None = None    # over the queue's lifetime
+    batch_samples: int | None = None          # the batches it is computed from
     #: Workers the queue is set to run (``workers`` can lag behind after a change).
     target_workers: int | None = field(default=None, metadata=INTERNAL)
     dropped_10s: int | None = field(default=None, metadata=INTERNAL)
@@ -601,7 +603,8 @@ def _pool(r: _Reader, name: str, p: dict[str, Any], where: str) -> Pool:
         waited_60s=r.window(p, "waited", "60s", where),
         acquisitions_60s=r.window(p, "acquisitions", "60s", where),
         wait_p99_seconds=r.num(r.obj(p, "wait_time", where), "p99_seconds",
-                               f"{where}.wait_time"))
+                               f"{where}.wait_time"),
+        wait_samples=r.integer(r.obj(p, "wait_time", where), "count", f"{where}.wait_time"))
 
 
 def _limiter(r: _Reader, name: str, x: dict[str, Any], where: str) -> Limiter:
@@ -635,6 +638,8 @@ def _queue(r: _Reader, name: str, q: dict[str, Any], where: str) -> Queue:
         dropped=r.integer(q, "dropped", where), dropped_60s=r.window(q, "dropped", "60s", where),
         processed=r.integer(q, "processed", where),
         batch_p99_seconds=r.num(r.obj(q, "batch_latency", where), "p99_seconds",
+                                f"{where}.batch_latency"),
+        batch_samples=r.integer(r.obj(q, "batch_latency", where), "count",
                                 f"{where}.batch_latency"),
         target_workers=r.integer(q, "target_workers", where),
         dropped_10s=r.window(q, "dropped", RATE_WINDOW, where),

@@ -75,8 +75,7 @@ def present(snapshot: Snapshot) -> Presentation:
     for name, (title, columns, sort, key) in TABLES.items():
         items = getattr(d, name) if d is not None else []
         table = field_table(name, title, columns, items, key=key, sort=sort)
-        if name == "operations":
-            percentile_cells(table, items)
+        percentile_cells(table, items)
         out.sections.append(Section(name, table=table))
     out.sections += [Section("other", title="other figures",
                              rows=other_rows(snapshot, FIGURES)),
@@ -88,18 +87,25 @@ def samples_text(n: float) -> str:
     return f"{human_count(n)} sample{'' if n == 1 else 's'}"
 
 
-def percentile_cells(table: Table, operations: list) -> None:
-    """An operation's p50/p95/p99 below their minimum sample count read "n/a (N
-    samples)" instead of a bare "-" (or, before, the one sample standing for all three)."""
+#: Table -> {percentile column: the field counting its samples}.
+COUNTED_COLUMNS: dict[str, dict[str, str]] = {
+    "operations": {f"{name}_seconds": "samples" for name in PERCENTILES},
+    "pools": {"wait_p99_seconds": "wait_samples"},
+    "queues": {"batch_p99_seconds": "batch_samples"},
+}
+
+
+def percentile_cells(table: Table, items: list) -> None:
+    """A percentile below its minimum sample count reads "n/a (N samples)" instead of a
+    bare "-" (or, before, the one sample standing for p50, p95 and p99 alike)."""
     keys = [c.key for c in table.columns]
-    for row_key, op in zip(list(table.rows), operations):
-        if op.samples is None:
-            continue
+    counted = COUNTED_COLUMNS.get(table.name, {})
+    for row_key, item in zip(list(table.rows), items):
         cells = list(table.rows[row_key])
-        for name in PERCENTILES:
-            i = keys.index(f"{name}_seconds")
-            if getattr(op, f"{name}_seconds") is None:
-                cells[i] = Cell(f"{NOT_MEASURED} ({samples_text(op.samples)})")
+        for column, field in counted.items():
+            n = getattr(item, field)
+            if n is not None and getattr(item, column) is None and column in keys:
+                cells[keys.index(column)] = Cell(f"{NOT_MEASURED} ({samples_text(n)})")
         table.rows[row_key] = tuple(cells)
 
 
