@@ -146,10 +146,6 @@ class Histogram:
         """
         return quantile(self.counts, q, self.max)
 
-    def percentiles(self) -> dict[str, float | None]:
-        return {"p50_seconds": self.quantile(0.50), "p95_seconds": self.quantile(0.95),
-                "p99_seconds": self.quantile(0.99)}
-
     def snapshot(self, buckets: bool = True) -> dict[str, Any]:
         """Plain JSON data: totals, percentiles and (unless ``buckets`` is False) the
         non-empty buckets as [index, count].

@@ -539,7 +539,7 @@ def _operation(r: _Reader, name: str, op: dict[str, Any]) -> Operation:
     else:  # an agent without the window: its lifetime, said so by AsyncDetail.window
         recent, seconds = hist, None
     samples = recent.count
-    pct = {name: gated(recent.quantile(q), samples, q) for name, q in PERCENTILES.items()}
+    pct = {p: gated(recent.quantile(q), samples, q) for p, q in PERCENTILES.items()}
     throughput = r.obj(op, "throughput_per_second", where)
     rate, rate_window = r.rate(throughput, f"{where}.throughput_per_second")
     statuses = r.counts(op, "status_classes", where)
