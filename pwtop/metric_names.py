@@ -405,8 +405,8 @@ SOURCES: dict[str, str] = {
         "process_cpu_percent", "process_rss_bytes", "process_threads", "process_open_files",
         "process_read_bytes_per_second", "process_write_bytes_per_second")},
     **{name: "pwtop.aio.component:AsyncComponent._loop" for name in (
-        "async_loop_lag_seconds", "async_loop_lag_p99_seconds", "async_loop_busy_ratio",
-        "async_loop_tasks", "async_loop_blocked_callbacks")},
+        "async_loop_lag_seconds", "async_loop_lag_p99_seconds", "async_loop_lag_samples",
+        "async_loop_busy_ratio", "async_loop_tasks", "async_loop_blocked_callbacks")},
     "async_pool_saturation_ratio": "pwtop.aio.component:AsyncComponent._pools",
     "async_pool_waiters": "pwtop.aio.component:AsyncComponent._pools",
     "async_limiter_rejected_per_second": "pwtop.aio.component:AsyncComponent._limiters",

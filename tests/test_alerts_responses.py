@@ -292,13 +292,13 @@ async def test_the_metric_names_are_the_ones_the_components_and_metrics_endpoint
     with urllib.request.urlopen(app.metrics_url, timeout=10) as response:
         text = response.read().decode()
     families = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
-    families |= {f + "_total" for f in families} | {f + "_bucket" for f in families}
+    families |= {f + suffix for f in families for suffix in ("_total", "_bucket", "_count")}
     wanted = {name for expr in PROMETHEUS.values()
               for name in re.findall(r"pwtop_[a-z0-9_]+", expr)}
     # Families that only exist once something happened (an operation failed, the loop
-    # has 10 s of history) may be absent from one scrape; the rest must be there.
-    # The wire bytes exist only where the hub serves on its own websockets server (the
-    # demo's hub is served through uvicorn: unavailable, so absent).
+    # has 10 s of history, 100 lag samples for a p99) may be absent from one scrape; the
+    # rest must be there. The wire bytes exist only where the hub serves on its own
+    # websockets server (the demo's hub is served through uvicorn: unavailable, so absent).
     optional = {"pwtop_operation_errors_total", "pwtop_loop_busy_ratio",
-                "pwtop_websocket_wire_sent_bytes_total"}
+                "pwtop_websocket_wire_sent_bytes_total", "pwtop_loop_lag_p99_seconds"}
     assert sorted(wanted - families - optional) == []
