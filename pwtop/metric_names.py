@@ -257,7 +257,7 @@ PROMETHEUS: dict[str, str] = {
     "async_operations_completed": "sum(pwtop_operations_total)",
     "async_operations_in_flight": "sum(pwtop_operations_in_flight)",
     "async_operation_p99_seconds":
-        "histogram_quantile(0.99, sum by (le) (rate(pwtop_operation_duration_seconds_bucket)))",
+        "histogram_quantile(0.99, sum by (le) (rate(pwtop_operation_duration_seconds_bucket[1m])))",
     "async_loop_lag_seconds": "pwtop_loop_lag_seconds",
     "async_loop_lag_p99_seconds": "pwtop_loop_lag_p99_seconds",
     "async_loop_lag_samples": "pwtop_loop_lag_samples",
