@@ -556,12 +556,13 @@ def _percentile_notes() -> list[str]:
         "`pwtop analyze` and the Database tab list the file's space by b-tree, from the last",
         "dbstat scan (slow round; its age is in the table's title): a table's row is its own",
         "b-tree (the pages its \"unused\" covers), its indexes' total is beside it (\"+ indexes\")",
-        "and each index has its own row; SQLite's own b-trees (`sqlite_schema`, `sqlite_stat1`...),",
-        "the free pages and the pages in no b-tree (pointer-map pages of auto_vacuum files, the",
-        "lock-byte page) have rows too, so the shares add up to 100 % of page_count x page_size",
-        "at the scan. In the JSON: `tables[].own_bytes`, `indexes_bytes`, `total_bytes`;",
-        "`fragmentation.objects[]`, `freelist_bytes`, `other_bytes`. A SQLite built without",
-        "dbstat has none of these: they are unavailable, with that reason.",
+        "and each index has its own row; SQLite's own b-trees (`sqlite_schema`,",
+        "`sqlite_stat1`...), the free pages and the pages in no b-tree (pointer-map pages of",
+        "auto_vacuum files, the lock-byte page) have rows too, so the shares add up to 100 %",
+        "of page_count x page_size at the scan. In the JSON: `tables[].own_bytes`,",
+        "`indexes_bytes`, `total_bytes`; `fragmentation.objects[]`, `freelist_bytes`,",
+        "`other_bytes`. A SQLite built without dbstat has none of these: they are",
+        "unavailable, with that reason.",
     ]
 
 

@@ -37,10 +37,11 @@ class AsyncComponent(AgentComponent):
     METRICS = (
         "async_operations_per_second", "async_errors_per_second", "async_operations_completed",
         "async_operations_in_flight", "async_operation_p99_seconds", "async_operation_samples",
-        "async_loop_lag_seconds", "async_loop_lag_p99_seconds", "async_loop_lag_samples", "async_loop_busy_ratio",
-        "async_loop_tasks", "async_loop_blocked_callbacks", "async_pool_saturation_ratio",
-        "async_pool_waiters", "async_limiter_rejected_per_second", "async_breakers_open",
-        "async_queue_fill_ratio", "async_queue_dropped_per_second", "async_app_cpu_percent",
+        "async_loop_lag_seconds", "async_loop_lag_p99_seconds", "async_loop_lag_samples",
+        "async_loop_busy_ratio", "async_loop_tasks", "async_loop_blocked_callbacks",
+        "async_pool_saturation_ratio", "async_pool_waiters", "async_limiter_rejected_per_second",
+        "async_breakers_open", "async_queue_fill_ratio", "async_queue_dropped_per_second",
+        "async_app_cpu_percent",
     )
 
     @classmethod
