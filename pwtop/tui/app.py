@@ -42,6 +42,7 @@ from pwtop.schedule import PollResult
 from pwtop.session import WATCH_CLOSE_S, Session, WatchFactory, default_watch
 from pwtop.tui import bindings
 from pwtop.tui.alerting import alert_items
+from pwtop.tui.glyphs import ascii_wanted
 from pwtop.tui.screens.too_small import TooSmallScreen, too_small
 from pwtop.tui.state import UiState, load_state, save_state
 from pwtop.tui.tabs.alerts import history_trouble
@@ -371,7 +372,8 @@ class MainScreen(Screen[None]):
 class PwtopApp(App[int]):
     """pwtop's TUI. ``factories`` maps component names to ``factory(settings)``."""
 
-    CSS_PATH = str(Path(__file__).with_name("pwtop.tcss"))  # absolute: subclasses live elsewhere
+    # absolute: subclasses live elsewhere. ascii.tcss only acts under the -ascii class.
+    CSS_PATH = [str(Path(__file__).with_name(name)) for name in ("pwtop.tcss", "ascii.tcss")]
     TITLE = "pwtop"
 
     def __init__(self, settings: Settings, factories: Mapping[str, Factory] | None = None, *,
@@ -390,6 +392,11 @@ class PwtopApp(App[int]):
         self.session.on_recommendations = self._recommendations_ready
         self.session.after_round = self._after_watch_round
         self.view = View(components=self.session.states, interval=settings.ui.interval)
+        # Glyphs a console font has (pwtop.tui.glyphs): asked once, for the whole run.
+        self.ascii_mode = ascii_wanted(settings.ui.ascii, os.environ)
+        self._restore_scrollbars: Callable[[], None] | None = None
+        if self.ascii_mode:
+            self.add_class("-ascii")
         self.watch_terminal = watch_terminal
         self._exiting = False
         self.polls_handled: dict[str, int] = {}
@@ -426,6 +433,10 @@ class PwtopApp(App[int]):
         return chosen
 
     def on_mount(self) -> None:
+        if self.ascii_mode:
+            from pwtop.tui.widgets.console import use_ascii_scrollbars
+
+            self._restore_scrollbars = use_ascii_scrollbars()
         self.main = MainScreen(self)
         self.push_screen(self.main)
         if self.watch_terminal and not self.is_headless:
@@ -506,6 +517,8 @@ class PwtopApp(App[int]):
         return self.main is not None and self.main.ready and self.main.is_attached
 
     async def on_unmount(self) -> None:
+        if self._restore_scrollbars is not None:
+            self._restore_scrollbars()
         self._save_state()
         await self.shutdown_components()
 

@@ -12,14 +12,13 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Grid
-from textual.widgets import Static
 
 from pwtop.present.system import present
 from pwtop.tui.tabs.base import ComponentTab
 from pwtop.tui.tabs.draw import metric_lines
 from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricLines
-from pwtop.tui.widgets.text import set_text
+from pwtop.tui.widgets.text import TextLines, set_text
 
 
 def scaled(values: list[float | None]) -> tuple[list[float | None], str]:
@@ -62,7 +61,7 @@ class SystemTab(ComponentTab):
 
     def compose_content(self) -> ComposeResult:
         yield MetricLines(id="sys-figures")
-        yield Static("", id="sys-notes", classes="note", markup=False)
+        yield TextLines(id="sys-notes", classes="note")
         yield Grid(id="system-charts")
 
     def _charts(self) -> dict[str, Any]:
@@ -86,7 +85,7 @@ class SystemTab(ComponentTab):
         figures, notes = shown.section("figures"), shown.section("notes")
         self.query_one("#sys-figures", MetricLines).set_lines(
             metric_lines(view, "system", figures.rows if figures else []))
-        set_text(self.query_one("#sys-notes", Static), "\n".join(notes.lines if notes else []))
+        set_text(self.query_one("#sys-notes", TextLines), "\n".join(notes.lines if notes else []))
         charts = self._charts()
         rng = view.chart_range
 
