@@ -43,6 +43,7 @@ from pwtop.session import WATCH_CLOSE_S, Session, WatchFactory, default_watch
 from pwtop.tui import bindings
 from pwtop.tui.alerting import alert_items
 from pwtop.tui.glyphs import ascii_wanted
+from pwtop.tui.heap import HeapTrimmer
 from pwtop.tui.screens.too_small import TooSmallScreen, too_small
 from pwtop.tui.state import UiState, load_state, save_state
 from pwtop.tui.tabs.alerts import history_trouble
@@ -395,6 +396,7 @@ class PwtopApp(App[int]):
         # Glyphs a console font has (pwtop.tui.glyphs): asked once, for the whole run.
         self.ascii_mode = ascii_wanted(settings.ui.ascii, os.environ)
         self._restore_scrollbars: Callable[[], None] | None = None
+        self.heap = HeapTrimmer()  # a burst of work (the first index advice) gives back
         if self.ascii_mode:
             self.add_class("-ascii")
         self.watch_terminal = watch_terminal
@@ -624,6 +626,7 @@ class PwtopApp(App[int]):
         """Draw what the polls of the last moment changed, once for all of them."""
         self._render_timer = None
         names, self._dirty = self._dirty, set()
+        self.heap.check()
         try:
             if not self._main_ready():
                 return

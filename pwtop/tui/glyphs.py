@@ -72,3 +72,24 @@ def ascii_wanted(setting: str, environ: Mapping[str, str]) -> bool:
     if setting == "off":
         return False
     return environ.get("TERM", "") in CONSOLE_TERMS
+
+
+def _console_fallbacks() -> dict[int, str]:
+    """What the terminal gets instead of glyphs a console font lacks, one cell for one
+    cell: the last net under ASCII mode, for text pwtop does not draw itself (Textual's
+    and Rich's ellipsis, eighth blocks, rounded and heavy box pieces, braille)."""
+    table: dict[str, str] = {"…": ".", "━": "-", "╸": "-", "╺": "-", "┃": "|", "▔": "-",
+                             "╭": "+", "╮": "+", "╰": "+", "╯": "+", "▏": "|", "▕": "|",
+                             "●": "*", "○": "o", "✓": "v", "✗": "x", "⏸": "=", "→": ">",
+                             "←": "<"}
+    table.update(dict.fromkeys("▁▂▃", "_"))
+    table.update(dict.fromkeys("▅▆▇", "#"))
+    table.update(dict.fromkeys("▉▊▋▍▎", "|"))
+    out = {ord(k): v for k, v in table.items()}
+    out.update({code: ":" for code in range(0x2801, 0x2900)})
+    out[0x2800] = " "
+    return out
+
+
+#: str.translate table: applied to what is written to a console-font terminal.
+CONSOLE_FALLBACKS = _console_fallbacks()

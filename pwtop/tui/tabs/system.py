@@ -2,8 +2,8 @@
 
 It draws the system presenter (:mod:`pwtop.present.system`): each figure with its
 sparkline, or "n/a" and the reason it gave, and the lines under them. The charts
-(textual-plotext) are created the first time the tab is shown, so pwtop starts without
-loading plotext.
+(:mod:`pwtop.tui.widgets.charts`) are created the first time the tab is shown; each
+repaints only the lines whose cells changed.
 """
 
 from __future__ import annotations
@@ -88,18 +88,20 @@ class SystemTab(ComponentTab):
         set_text(self.query_one("#sys-notes", TextLines), "\n".join(notes.lines if notes else []))
         charts = self._charts()
         rng = view.chart_range
+        # The newest sample's wall time: each chart column holds a fixed slice of time.
+        anchor = view.series.newest_wall("system")
 
         def pts(metric: str, factor: float = 1.0) -> list[tuple[float, float]]:
             return [(x, v * factor) for x, v in chart_points(view, "system", metric)]
 
         charts["chart-cpu"].set_series([("CPU", pts("system_cpu_percent")),
                                         ("memory", pts("system_memory_used_ratio", 100.0))],
-                                       range=rng)
+                                       range=rng, anchor=anchor)
         heat = pts("system_cpu_temperature_celsius")
         measured = "system_cpu_temperature_celsius" in snap.metrics or bool(heat)
         charts["chart-heat"].set_series(
             [("°C", heat)], title="CPU temperature, °C" if measured
-            else "CPU temperature: unavailable", range=rng)
+            else "CPU temperature: unavailable", range=rng, anchor=anchor)
         for chart, pair, name in (
                 ("chart-disk", ("system_disk_write_bytes_per_second",
                                 "system_disk_read_bytes_per_second"), "database's disk"),
@@ -112,4 +114,4 @@ class SystemTab(ComponentTab):
             charts[chart].set_series(
                 [(labels[0], [(x, y) for (x, _), y in zip(first, ys[:n])]),
                  (labels[1], [(x, y) for (x, _), y in zip(second, ys[n:])])],
-                title=f"{name}, {unit}", range=rng)
+                title=f"{name}, {unit}", range=rng, anchor=anchor)

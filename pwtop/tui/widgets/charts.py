@@ -19,6 +19,7 @@ the Linux console, whose font has no braille.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from rich.segment import Segment
@@ -65,12 +66,18 @@ def y_bounds(series: Sequence[tuple[str, Points]],
 
 
 def plot_cells(series: Sequence[Points], width: int, height: int, x_span: float,
-               y_range: tuple[float, float], glyphs: Glyphs) -> list[list[tuple[str, int]]]:
+               y_range: tuple[float, float], glyphs: Glyphs,
+               anchor: float | None = None) -> list[list[tuple[str, int]]]:
     """The plot area as ``height`` rows of ``width`` (glyph, series index) cells (-1: empty).
 
     Points are (x in [-x_span, 0], y); consecutive points are joined by a line on the
     grid of dots (braille: 2x4 per cell; ASCII: 1x3), so a sparse series still reads as
     a line. A cell that two series cross takes the later one's mark.
+
+    ``anchor`` is the newest sample's own time (same unit as x): each dot column then
+    holds a fixed slice of time, and the picture moves one whole column when a slice
+    is full, instead of every point shifting by a fraction of a column (and most lines
+    being repainted) at every sample.
     """
     cols, rows = glyphs.chart_dots
     dots_x, dots_y = width * cols, height * rows
@@ -83,11 +90,14 @@ def plot_cells(series: Sequence[Points], width: int, height: int, x_span: float,
     owner = [[-1] * width for _ in range(height)]
     x_scale = (dots_x - 1) / x_span
     y_scale = (dots_y - 1) / span
+    column = x_span / max(1, dots_x - 1)  # the time one dot column holds
+    newest = math.floor(anchor / column) if anchor is not None else 0
     for index, points in enumerate(series):
         mask = [[0] * width for _ in range(height)]
         prev: tuple[int, int] | None = None
         for x, y in points:
-            dx = round((x + x_span) * x_scale)
+            dx = (dots_x - 1 - (newest - math.floor((anchor + x) / column))
+                  if anchor is not None else round((x + x_span) * x_scale))
             dy = round((min(max(y, lo), hi) - lo) * y_scale)
             if not 0 <= dx < dots_x:
                 prev = None
@@ -136,6 +146,7 @@ class TimeChart(Widget):
         self.ylim = ylim
         self.range = "5m"
         self.series: list[tuple[str, tuple[tuple[float, float], ...]]] = []
+        self.anchor: float | None = None
         self._lines: list[tuple] = []       # what each line shows: compared, then drawn
         self._drawn_for: tuple | None = None  # (size, glyphs, data) the lines were made for
         self.redraws = 0                    # how many times the cells were worked out
@@ -145,15 +156,19 @@ class TimeChart(Widget):
         return glyphs_for(getattr(self.app, "ascii_mode", False))
 
     def set_series(self, series: Sequence[tuple[str, Points]], title: str | None = None,
-                   range: str = "5m") -> None:
+                   range: str = "5m", anchor: float | None = None) -> None:
         """Plot each (label, [(seconds before the newest sample (<= 0), value)]) over
-        ``range`` (a key of pwtop.history.RANGES). Unchanged data costs a comparison;
-        changed data repaints only the lines whose cells changed."""
+        ``range`` (a key of pwtop.history.RANGES). ``anchor``: the newest sample's own
+        time in seconds (any clock), so the picture steps one dot column at a time (see
+        :func:`plot_cells`). Unchanged data costs a comparison; changed data repaints
+        only the lines whose cells changed."""
         new = [(label, tuple(points)) for label, points in series]
         title = self.chart_title if title is None else title
-        if (title, range, new) == (self.chart_title, self.range, self.series):
+        if (title, range, new, anchor) == (self.chart_title, self.range, self.series,
+                                           self.anchor):
             return
         self.chart_title, self.range, self.series = title, range, new
+        self.anchor = anchor
         self._update_lines()
 
     def on_resize(self) -> None:
@@ -176,7 +191,8 @@ class TimeChart(Widget):
     def _make_lines(self, width: int, height: int) -> list[tuple]:
         """Each line as a tuple of (text, style name) runs: cheap to compare."""
         glyphs = self.glyphs
-        key = (width, height, glyphs.name, self.chart_title, self.range, self.series)
+        key = (width, height, glyphs.name, self.chart_title, self.range, self.series,
+               self.anchor)
         if key == self._drawn_for:
             return self._lines
         self._drawn_for = key
@@ -196,7 +212,7 @@ class TimeChart(Widget):
         label_w = max(len(t) for t in labels)
         plot_w = max(1, width - label_w - 1)
         cells = plot_cells([points for _, points in scaled], plot_w, plot_h, span, (lo, hi),
-                           glyphs)
+                           glyphs, None if self.anchor is None else self.anchor / per)
         ticks = {0: labels[0], (plot_h - 1) // 2: labels[1], plot_h - 1: labels[2]}
         for y, row in enumerate(cells):
             runs: list[tuple[str, str]] = []
