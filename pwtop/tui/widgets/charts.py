@@ -20,6 +20,8 @@ the Linux console, whose font has no braille.
 from __future__ import annotations
 
 import math
+from itertools import groupby
+from operator import itemgetter
 from typing import Sequence
 
 from rich.segment import Segment
@@ -92,38 +94,56 @@ def plot_cells(series: Sequence[Points], width: int, height: int, x_span: float,
     y_scale = (dots_y - 1) / span
     column = x_span / max(1, dots_x - 1)  # the time one dot column holds
     newest = math.floor(anchor / column) if anchor is not None else 0
+    bit_of = [[glyphs.dot_bit(in_x, in_y) for in_y in range(rows)] for in_x in range(cols)]
+    drawn: set[tuple[int, int]] = set()
     for index, points in enumerate(series):
-        mask = [[0] * width for _ in range(height)]
-        prev: tuple[int, int] | None = None
+        # Points become dot columns first (first, lowest, highest and last dot of each):
+        # a column's line is its vertical extent plus the step from the column before,
+        # so the work follows the chart's width, not the number of samples.
+        spans: dict[int, list[int]] = {}
         for x, y in points:
             dx = (dots_x - 1 - (newest - math.floor((anchor + x) / column))
                   if anchor is not None else round((x + x_span) * x_scale))
-            dy = round((min(max(y, lo), hi) - lo) * y_scale)
             if not 0 <= dx < dots_x:
-                prev = None
                 continue
-            if prev is None:
-                steps, x0, y0 = 0, dx, dy
+            dy = round((min(max(y, lo), hi) - lo) * y_scale)
+            seen = spans.get(dx)
+            if seen is None:
+                spans[dx] = [dy, dy, dy, dy]
             else:
+                if dy < seen[1]:
+                    seen[1] = dy
+                elif dy > seen[2]:
+                    seen[2] = dy
+                seen[3] = dy
+        mask: dict[tuple[int, int], int] = {}
+
+        def dot(px: int, py: int) -> None:
+            cell_y, in_y = divmod(dots_y - 1 - py, rows)  # rows from the top
+            cell_x, in_x = divmod(px, cols)
+            key = (cell_y, cell_x)
+            mask[key] = mask.get(key, 0) | bit_of[in_x][in_y]
+
+        prev: tuple[int, int] | None = None
+        for dx in sorted(spans):
+            first, low, high, last = spans[dx]
+            if prev is not None:  # the step from the column before (a line across a gap)
                 x0, y0 = prev
-                steps = max(abs(dx - x0), abs(dy - y0))
-            for s in range(steps + 1):
-                px = x0 + ((dx - x0) * s + (steps >> 1)) // steps if steps else dx
-                py = y0 + ((dy - y0) * s + (steps >> 1)) // steps if steps else dy
-                row = dots_y - 1 - py  # from the top
-                cell_y, in_y = divmod(row, rows)
-                cell_x, in_x = divmod(px, cols)
-                mask[cell_y][cell_x] |= glyphs.dot_bit(in_x, in_y)
-            prev = (dx, dy)
-        for cy in range(height):
-            mrow, brow, orow = mask[cy], bits[cy], owner[cy]
-            for cx in range(width):
-                if mrow[cx]:
-                    # Braille dots of both series add up; ASCII marks are one series' own.
-                    brow[cx] = (brow[cx] | mrow[cx]) if glyphs.braille else mrow[cx]
-                    orow[cx] = index
-    return [[(glyphs.dot_char(bits[cy][cx], owner[cy][cx]) if owner[cy][cx] >= 0 else "",
-              owner[cy][cx]) for cx in range(width)] for cy in range(height)]
+                steps = max(dx - x0, abs(first - y0))
+                for step in range(1, steps):
+                    dot(x0 + ((dx - x0) * step + (steps >> 1)) // steps,
+                        y0 + ((first - y0) * step + (steps >> 1)) // steps)
+            for py in range(low, high + 1):
+                dot(dx, py)
+            prev = (dx, last)
+        drawn.update(mask)
+        for (cy, cx), set_bits in mask.items():
+            # Braille dots of both series add up; ASCII marks are one series' own.
+            bits[cy][cx] = (bits[cy][cx] | set_bits) if glyphs.braille else set_bits
+            owner[cy][cx] = index
+    for cy, cx in drawn:
+        empty[cy][cx] = (glyphs.dot_char(bits[cy][cx], owner[cy][cx]), owner[cy][cx])
+    return empty
 
 
 class TimeChart(Widget):
@@ -219,10 +239,10 @@ class TimeChart(Widget):
             tick = ticks.get(y)
             runs.append(((tick or "").rjust(label_w)
                          + (glyphs.axis_tick if tick is not None else glyphs.axis_v), "axis"))
-            for char, owner in row:
+            for owner, cells_of in groupby(row, key=itemgetter(1)):
                 style = f"series-{owner}" if owner >= 0 else "axis"
-                text = char or " "
-                if runs and runs[-1][1] == style:
+                text = "".join(char or " " for char, _ in cells_of)
+                if runs[-1][1] == style:
                     runs[-1] = (runs[-1][0] + text, style)
                 else:
                     runs.append((text, style))
