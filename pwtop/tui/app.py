@@ -396,6 +396,7 @@ class PwtopApp(App[int]):
         # Glyphs a console font has (pwtop.tui.glyphs): asked once, for the whole run.
         self.ascii_mode = ascii_wanted(settings.ui.ascii, os.environ)
         self._restore_scrollbars: Callable[[], None] | None = None
+        self._advice_drawn: dict[str, list] = {}  # the recommendations last drawn
         self.heap = HeapTrimmer()  # a burst of work (the first index advice) gives back
         if self.ascii_mode:
             self.add_class("-ascii")
@@ -651,6 +652,12 @@ class PwtopApp(App[int]):
             self.notify(f"{message.name}: {n} recommendation(s)"
                         + ("; press o to review and apply" if n else ""), timeout=4,
                         markup=False)
+        # Advice is recomputed every few seconds for the tab shown, mostly to the same
+        # result: the tab is drawn again only when it changed.
+        same = self._advice_drawn.get(message.name) == message.recommendations
+        self._advice_drawn[message.name] = list(message.recommendations)
+        if same and message.error is None and not message.analyzed:
+            return
         if self._main_ready() and self.screen is self.main:
             self.main.data_changed({message.name})
 

@@ -71,4 +71,9 @@ def render_table(widget: Any, prefix: str, name: str, table: Table | None) -> No
     show(grid, bool(rows))
     if table is not None and say:
         set_text(title, table.title if rows else f"{table.title} · {table.empty}")
-        grid.set_rows(table_rows(table))
+        # The presenter's rows as last drawn: a table whose rows did not change (most
+        # polls: the tables and indexes move once per slow round) costs one comparison,
+        # not a Cell per cell and a diff.
+        if getattr(grid, "_pwtop_rows", None) != rows:
+            grid.set_rows(table_rows(table))
+            grid._pwtop_rows = rows
