@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--theme", help="colour theme for the TUI")
     parser.add_argument("--interval", "-d", type=finite_float, metavar="SECONDS",
                         help="refresh interval of the TUI")
+    parser.add_argument("--ascii", action="store_true",
+                        help="draw with ASCII only (as on the Linux console, TERM=linux)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=VerbParser)
 
     def verb(name: str, parent: argparse.ArgumentParser = common) -> argparse.ArgumentParser:
@@ -116,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", "-d", type=finite_float, metavar="SECONDS",
                    help="refresh interval",
                    default=argparse.SUPPRESS)
+    p.add_argument("--ascii", action="store_true", default=argparse.SUPPRESS,
+                   help="draw with ASCII only (as on the Linux console, TERM=linux)")
 
     p = verb("analyze")
     _add_component_args(p)

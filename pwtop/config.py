@@ -111,6 +111,11 @@ class UiSettings:
     interval: float = setting(1.0, "Refresh interval of the fast collectors.", min=0.2, max=60.0,
                               unit="s")
     theme: str = setting("pwtop-dark", "Colour theme (see themes/).")
+    ascii: str = setting(
+        "auto", "Draw charts, sparklines, borders and rules with glyphs every console font "
+        "has (ASCII): on, off, or auto = on the Linux console (TERM=linux, a Pi's own "
+        "screen), whose font has no braille and few block glyphs. --ascii forces it on.",
+        choices=("auto", "on", "off"))
 
 
 @dataclass

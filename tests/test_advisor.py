@@ -316,3 +316,22 @@ def test_a_statement_that_was_only_explained_is_quoted_without_a_time(demo_db):
         assert "estimated" not in text
     for text in quoted(timed=True):
         assert "not timed" not in text and "predicted" in text
+
+
+def test_a_cached_report_keeps_counts_and_widths_but_not_the_sampled_values(tmp_path):
+    """The report outlives its analysis (the TUI's advice cache, validate at apply time):
+    it keeps what those read (row counts, widths, how many rows were sampled) and lets go
+    of the values, which on a large rig were most of the TUI's memory."""
+
+    db = tmp_path / "t.db"
+    cx = sqlite3.connect(db)
+    cx.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+    cx.executemany("INSERT INTO t VALUES (?, ?)", [(i % 50, f"v{i}") for i in range(2000)])
+    cx.commit()
+    cx.close()
+    report = analyse(db, [WorkloadItem("q", "SELECT b FROM t WHERE a = ?", (7,))],
+                     probe_deadline=2.0)
+    sample = report.sampling.tables["t"]
+    assert sample.values == {}
+    assert sample.n == 2000 and sample.rows_total == 2000
+    assert sample.widths and "all 2,000 rows" in report.sampling.describe()

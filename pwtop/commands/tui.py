@@ -1,6 +1,6 @@
 """`pwtop` / `pwtop tui`: open the full-screen monitor.
 
-``--theme`` and ``--interval`` override the settings for this run only (never written to
+``--theme``, ``--interval`` and ``--ascii`` override the settings for this run only (never written to
 the config). Textual is imported here and only here, so the headless verbs never load it.
 """
 
@@ -13,13 +13,16 @@ from pwtop.errors import PwtopError
 
 
 def apply_overrides(args: argparse.Namespace, settings: Settings) -> None:
-    """Copy --theme/--interval into ``settings`` (in memory), validated like the config."""
+    """Copy --theme/--interval/--ascii into ``settings`` (in memory), validated like the
+    config."""
     interval = getattr(args, "interval", None)
     if interval is not None:
         settings.override("ui.interval", check_setting("ui.interval", interval, "--interval"))
     theme = getattr(args, "theme", None)
     if theme:
         settings.override("ui.theme", theme)
+    if getattr(args, "ascii", False):
+        settings.override("ui.ascii", "on")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

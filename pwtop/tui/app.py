@@ -42,6 +42,8 @@ from pwtop.schedule import PollResult
 from pwtop.session import WATCH_CLOSE_S, Session, WatchFactory, default_watch
 from pwtop.tui import bindings
 from pwtop.tui.alerting import alert_items
+from pwtop.tui.glyphs import ascii_wanted
+from pwtop.tui.heap import HeapTrimmer
 from pwtop.tui.screens.too_small import TooSmallScreen, too_small
 from pwtop.tui.state import UiState, load_state, save_state
 from pwtop.tui.tabs.alerts import history_trouble
@@ -371,7 +373,8 @@ class MainScreen(Screen[None]):
 class PwtopApp(App[int]):
     """pwtop's TUI. ``factories`` maps component names to ``factory(settings)``."""
 
-    CSS_PATH = str(Path(__file__).with_name("pwtop.tcss"))  # absolute: subclasses live elsewhere
+    # absolute: subclasses live elsewhere. ascii.tcss only acts under the -ascii class.
+    CSS_PATH = [str(Path(__file__).with_name(name)) for name in ("pwtop.tcss", "ascii.tcss")]
     TITLE = "pwtop"
 
     def __init__(self, settings: Settings, factories: Mapping[str, Factory] | None = None, *,
@@ -390,6 +393,13 @@ class PwtopApp(App[int]):
         self.session.on_recommendations = self._recommendations_ready
         self.session.after_round = self._after_watch_round
         self.view = View(components=self.session.states, interval=settings.ui.interval)
+        # Glyphs a console font has (pwtop.tui.glyphs): asked once, for the whole run.
+        self.ascii_mode = ascii_wanted(settings.ui.ascii, os.environ)
+        self._restore_scrollbars: Callable[[], None] | None = None
+        self._advice_drawn: dict[str, list] = {}  # the recommendations last drawn
+        self.heap = HeapTrimmer()  # a burst of work (the first index advice) gives back
+        if self.ascii_mode:
+            self.add_class("-ascii")
         self.watch_terminal = watch_terminal
         self._exiting = False
         self.polls_handled: dict[str, int] = {}
@@ -426,6 +436,10 @@ class PwtopApp(App[int]):
         return chosen
 
     def on_mount(self) -> None:
+        if self.ascii_mode:
+            from pwtop.tui.widgets.console import use_ascii_scrollbars
+
+            self._restore_scrollbars = use_ascii_scrollbars()
         self.main = MainScreen(self)
         self.push_screen(self.main)
         if self.watch_terminal and not self.is_headless:
@@ -506,6 +520,8 @@ class PwtopApp(App[int]):
         return self.main is not None and self.main.ready and self.main.is_attached
 
     async def on_unmount(self) -> None:
+        if self._restore_scrollbars is not None:
+            self._restore_scrollbars()
         self._save_state()
         await self.shutdown_components()
 
@@ -611,6 +627,7 @@ class PwtopApp(App[int]):
         """Draw what the polls of the last moment changed, once for all of them."""
         self._render_timer = None
         names, self._dirty = self._dirty, set()
+        self.heap.check()
         try:
             if not self._main_ready():
                 return
@@ -635,6 +652,12 @@ class PwtopApp(App[int]):
             self.notify(f"{message.name}: {n} recommendation(s)"
                         + ("; press o to review and apply" if n else ""), timeout=4,
                         markup=False)
+        # Advice is recomputed every few seconds for the tab shown, mostly to the same
+        # result: the tab is drawn again only when it changed.
+        same = self._advice_drawn.get(message.name) == message.recommendations
+        self._advice_drawn[message.name] = list(message.recommendations)
+        if same and message.error is None and not message.analyzed:
+            return
         if self._main_ready() and self.screen is self.main:
             self.main.data_changed({message.name})
 

@@ -35,6 +35,8 @@ from textual import constants
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
 
+from pwtop.tui.glyphs import CONSOLE_FALLBACKS
+
 # How often the parser is ticked while an escape sequence may be pending, and how long
 # after the last input that lasts beyond the escape delay itself.
 TICK_S = 0.05
@@ -123,6 +125,15 @@ class QuietLinuxDriver(LinuxDriver):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.exit_event: WakingEvent = WakingEvent()
+        # ASCII mode (pwtop.tui.glyphs): glyphs pwtop does not draw itself (an ellipsis
+        # from Rich, a heavy rule from Textual) become ones a console font has.
+        self._fallbacks = CONSOLE_FALLBACKS if getattr(self._app, "ascii_mode", False) \
+            else None
+
+    def write(self, data: str) -> None:
+        if self._fallbacks is not None:
+            data = data.translate(self._fallbacks)
+        super().write(data)
 
     def run_input_thread(self) -> None:
         """Read keys and mouse events and hand them to the app, sleeping in between."""

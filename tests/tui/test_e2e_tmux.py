@@ -127,6 +127,36 @@ def test_tmux_start_switch_tabs_and_quit(tmp_path, xdg, demo_db):
 
 
 @needs_tmux
+def test_the_linux_console_gets_ascii_charts_and_console_glyphs_only(tmp_path, demo_db):
+    """TERM=linux (a Pi's own screen): ASCII mode by itself. What the terminal shows on
+    every tab is in the console font (code page 437's glyphs), no braille, no eighth
+    blocks; the System tab's charts have their ASCII axes and legend."""
+    term = Tmux(tmp_path, demo_db, extra_env={"TERM": "linux"})
+    try:
+        seen = term.wait_for(TABS, "every 1s")
+        for key, shows in (("2", "journal"), ("3", "Async"), ("4", "Realtime"),
+                           ("5", "memory used"), ("6", "Active"), ("1", "System")):
+            term.send(key)
+            seen += term.wait_for(shows)
+        term.send("5")
+        term.wait_for("memory used")
+        for _ in range(3):
+            term.send("PageDown")
+        seen += term.wait_for("-- CPU  ++ memory", "+-300")
+        outside = set()
+        for ch in seen:
+            try:
+                ch.encode("cp437")
+            except UnicodeEncodeError:
+                outside.add(ch)
+        assert outside == set(), seen
+        term.send("q")
+        wait_until(lambda: not alive(term.pid), "pwtop to exit after q")
+    finally:
+        term.close()
+
+
+@needs_tmux
 def test_starts_and_works_with_textual_debug_on(tmp_path, xdg, demo_db):
     """TEXTUAL=debug turns on Textual's CSS watching, which calls App.set_interval with
     keywords: pwtop must not shadow Textual's API (it did, and crashed at start)."""

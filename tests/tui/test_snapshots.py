@@ -68,6 +68,17 @@ def test_tab(snap_compare, snapshot_app, number, tab, size):
     assert snap_compare(snapshot_app(), terminal_size=size, run_before=before(str(number)))
 
 
+@pytest.mark.parametrize("number, tab", [(n, t) for n, (t, _) in enumerate(TABS, start=1)],
+                         ids=[t for t, _ in TABS])
+def test_tab_ascii(snap_compare, snapshot_app, monkeypatch, number, tab):
+    """ASCII mode, as on a Pi's own screen (TERM=linux): charts, sparklines, borders and
+    the tab bar drawn with glyphs a console font has."""
+    monkeypatch.setenv("TERM", "linux")
+    app = snapshot_app()
+    assert app.ascii_mode
+    assert snap_compare(app, terminal_size=(100, 30), run_before=before(str(number)))
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("number, tab", [(3, "async"), (4, "realtime")],
                          ids=["async", "realtime"])

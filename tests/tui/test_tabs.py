@@ -86,7 +86,7 @@ async def test_system_tab_figures_notes_and_charts(make_app):
     app = make_app()
     async with app.run_test(size=(120, 60)) as pilot:
         await settle(app, pilot)
-        assert not app.main.query("#system-charts TimeChart")  # plotext not loaded yet
+        assert not app.main.query("#system-charts TimeChart")  # made when first shown
         await pilot.press("5")
         await pilot.pause()
         assert len(app.main.query("#system-charts TimeChart")) == 4

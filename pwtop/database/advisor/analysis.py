@@ -198,6 +198,8 @@ def analyse(path: str | Path, items: Sequence[WorkloadItem], *,
         _fill(report, choice, chooser, statements, cands, share, measured)
     finally:
         wi.close()
+        for sample in sampling.tables.values():
+            sample.release()
     report.seconds = time.monotonic() - t0
     return report
 

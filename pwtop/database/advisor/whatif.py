@@ -88,12 +88,23 @@ class TableSample:
     method: str = "not sampled"
     seconds: float = 0.0
     note: str = ""
+    released: int | None = None                  # rows there were, once values are let go
 
     @property
     def n(self) -> int:
+        if self.released is not None:
+            return self.released
         if not self.values:
             return 0
         return len(next(iter(self.values.values())))
+
+    def release(self) -> None:
+        """Let go of the sampled values once the analysis is done: a cached report keeps
+        its sampling for the widths and row counts (validate, describe), and the values
+        of 10,000 rows a table were most of a TUI's memory on a large rig."""
+        if self.released is None:
+            self.released = self.n
+        self.values = {}
 
 
 @dataclass

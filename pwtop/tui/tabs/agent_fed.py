@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any, Callable, ClassVar
 
 from textual.app import ComposeResult
-from textual.widgets import Static
 
 from pwtop.model import Snapshot
 from pwtop.present.rows import Presentation, field_columns
@@ -15,7 +14,7 @@ from pwtop.tui.tabs.base import ComponentTab
 from pwtop.tui.tabs.draw import compose_table, metric_lines, render_table
 from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricLines
-from pwtop.tui.widgets.text import set_text
+from pwtop.tui.widgets.text import TextLines, set_text
 
 
 class AgentFedTab(ComponentTab):
@@ -27,7 +26,7 @@ class AgentFedTab(ComponentTab):
     def compose_content(self) -> ComposeResult:
         prefix = self.component
         yield MetricLines(id=f"{prefix}-figures")
-        yield Static("", id=f"{prefix}-link", classes="note", markup=False)
+        yield TextLines(id=f"{prefix}-link", classes="note")
         for name, (title, columns, sort, _key) in self.table_specs.items():
             yield from compose_table(prefix, name, title, field_columns(columns), sort)
 
@@ -39,7 +38,7 @@ class AgentFedTab(ComponentTab):
         figures, link = shown.section("figures"), shown.section("link")
         self.query_one(f"#{prefix}-figures", MetricLines).set_lines(
             metric_lines(view, prefix, figures.rows if figures else []))
-        set_text(self.query_one(f"#{prefix}-link", Static),
+        set_text(self.query_one(f"#{prefix}-link", TextLines),
                  "\n".join(link.lines if link else []))
         for name in self.table_specs:
             section = shown.section(name)

@@ -20,7 +20,7 @@ from pwtop.model import Level
 from pwtop.tui.alerting import alert_items
 from pwtop.tui.view import View
 from pwtop.tui.widgets.tables import Cell, Column, SyncTable
-from pwtop.tui.widgets.text import set_text
+from pwtop.tui.widgets.text import TextLines, set_text
 from pwtop.units import clock_time, format_metric, human_age
 
 __all__ = ["AlertsTab", "history_trouble"]
@@ -52,7 +52,7 @@ class AlertsTab(VerticalScroll):
     """Three tables in one scrolling tab (every row reachable at 80x24)."""
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="alerts-summary", markup=False)
+        yield TextLines(id="alerts-summary")
         yield Static("Active", classes="section-title", markup=False)
         yield SyncTable([Column("level", "Level", numeric=True), Column("since", "For"),
                          Column("metric", "Metric"), Column("value", "Value"),
@@ -125,7 +125,7 @@ class AlertsTab(VerticalScroll):
         trouble = history_trouble(view.history)
         if trouble:
             parts.append(trouble[1])
-        set_text(self.query_one("#alerts-summary", Static), " · ".join(parts))
+        set_text(self.query_one("#alerts-summary", TextLines), " · ".join(parts))
 
     def selected_alert_id(self) -> int | None:
         """The alert on the active table's highlighted row, when that row is an alert."""

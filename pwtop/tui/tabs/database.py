@@ -7,7 +7,6 @@ reason is shown instead of a number, as ``pwtop analyze`` prints it.
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.widgets import Static
 
 from pwtop.present.database import QUERY_COLUMNS, SPACE_COLUMNS, present
 from pwtop.present.rows import ADVICE_COLUMNS
@@ -15,7 +14,7 @@ from pwtop.tui.tabs.base import ComponentTab
 from pwtop.tui.tabs.draw import compose_table, metric_lines, render_table
 from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricLines
-from pwtop.tui.widgets.text import set_text
+from pwtop.tui.widgets.text import TextLines, set_text
 
 
 class DatabaseTab(ComponentTab):
@@ -24,7 +23,7 @@ class DatabaseTab(ComponentTab):
 
     def compose_content(self) -> ComposeResult:
         yield MetricLines(id="db-figures")
-        yield Static("", id="db-file", classes="note", markup=False)
+        yield TextLines(id="db-file", classes="note")
         yield from compose_table("db", "space", "Tables and indexes", SPACE_COLUMNS, "size")
         yield from compose_table("db", "queries", "Workload queries", QUERY_COLUMNS, "median")
         yield from compose_table("db", "advice", "Recommendations", ADVICE_COLUMNS, "level")
@@ -41,7 +40,7 @@ class DatabaseTab(ComponentTab):
             metric_lines(view, "database", figures.rows if figures else []))
         file, errors = shown.section("file"), shown.section("errors")
         if file is not None:
-            set_text(self.query_one("#db-file", Static),
+            set_text(self.query_one("#db-file", TextLines),
                      "\n".join(file.lines + (errors.lines if errors else [])))
         for name in ("space", "queries", "advice"):
             section = shown.section(name)

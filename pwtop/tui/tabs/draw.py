@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from textual.app import ComposeResult
-from textual.widgets import Static
 
 from pwtop import metric_names
 from pwtop.present.rows import Column, Row, Table
@@ -18,7 +17,7 @@ from pwtop.tui.view import View
 from pwtop.tui.widgets.metric import MetricLine
 from pwtop.tui.widgets.tables import Cell, SyncTable
 from pwtop.tui.widgets.tables import Column as TableColumn
-from pwtop.tui.widgets.text import set_text, show
+from pwtop.tui.widgets.text import TextLines, set_text, show
 
 
 def metric_lines(view: View, component: str, rows: Iterable[Row]) -> list[MetricLine]:
@@ -57,14 +56,14 @@ def table_rows(table: Table) -> dict[str, tuple[Cell, ...]]:
 def compose_table(prefix: str, name: str, title: str, columns: Iterable[Column],
                   sort: str | None = None) -> ComposeResult:
     """A titled table, ids ``{prefix}-{name}-title`` and ``{prefix}-{name}``."""
-    yield Static(title, id=f"{prefix}-{name}-title", classes="section-title", markup=False)
+    yield TextLines(title, id=f"{prefix}-{name}-title", classes="section-title")
     yield SyncTable(table_columns(columns), id=f"{prefix}-{name}", default_sort=sort)
 
 
 def render_table(widget: Any, prefix: str, name: str, table: Table | None) -> None:
     """Fill a table composed by :func:`compose_table`. Without rows it is hidden, unless
     the presenter says what its absence means (then the title says it)."""
-    title = widget.query_one(f"#{prefix}-{name}-title", Static)
+    title = widget.query_one(f"#{prefix}-{name}-title", TextLines)
     grid = widget.query_one(f"#{prefix}-{name}", SyncTable)
     rows = table.rows if table is not None else {}
     say = bool(rows) or bool(table is not None and table.empty)
@@ -72,4 +71,9 @@ def render_table(widget: Any, prefix: str, name: str, table: Table | None) -> No
     show(grid, bool(rows))
     if table is not None and say:
         set_text(title, table.title if rows else f"{table.title} · {table.empty}")
-        grid.set_rows(table_rows(table))
+        # The presenter's rows as last drawn: a table whose rows did not change (most
+        # polls: the tables and indexes move once per slow round) costs one comparison,
+        # not a Cell per cell and a diff.
+        if getattr(grid, "_pwtop_rows", None) != rows:
+            grid.set_rows(table_rows(table))
+            grid._pwtop_rows = rows

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from pwtop.components import NAMES, REGISTRY
 from pwtop.present.overview import overview_rows
 from pwtop.tui.tabs.draw import metric_lines
 from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricLines
-from pwtop.tui.widgets.text import set_text
+from pwtop.tui.widgets.text import TextLines, set_text
 
 TITLES = {c.name: c.title for c in REGISTRY}
 
@@ -42,10 +41,10 @@ class OverviewTab(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         # Kept, not queried at each render: a DOM query per block per second adds up.
-        self._blocks: dict[str, tuple[Static, MetricLines]] = {}
+        self._blocks: dict[str, tuple[TextLines, MetricLines]] = {}
         for name in NAMES:
-            title = Static(TITLES[name], id=f"overview-{name}-title",
-                           classes="section-title", markup=False)
+            title = TextLines(TITLES[name], id=f"overview-{name}-title",
+                              classes="section-title")
             lines = MetricLines(id=f"overview-{name}-lines")
             self._blocks[name] = (title, lines)
             yield title

@@ -2,8 +2,8 @@
 
 It draws the system presenter (:mod:`pwtop.present.system`): each figure with its
 sparkline, or "n/a" and the reason it gave, and the lines under them. The charts
-(textual-plotext) are created the first time the tab is shown, so pwtop starts without
-loading plotext.
+(:mod:`pwtop.tui.widgets.charts`) are created the first time the tab is shown; each
+repaints only the lines whose cells changed.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Grid
-from textual.widgets import Static
 
 from pwtop.present.system import present
 from pwtop.tui.tabs.base import ComponentTab
 from pwtop.tui.tabs.draw import metric_lines
 from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricLines
-from pwtop.tui.widgets.text import set_text
+from pwtop.tui.widgets.text import TextLines, set_text
 
 
 def scaled(values: list[float | None]) -> tuple[list[float | None], str]:
@@ -62,7 +61,7 @@ class SystemTab(ComponentTab):
 
     def compose_content(self) -> ComposeResult:
         yield MetricLines(id="sys-figures")
-        yield Static("", id="sys-notes", classes="note", markup=False)
+        yield TextLines(id="sys-notes", classes="note")
         yield Grid(id="system-charts")
 
     def _charts(self) -> dict[str, Any]:
@@ -86,21 +85,23 @@ class SystemTab(ComponentTab):
         figures, notes = shown.section("figures"), shown.section("notes")
         self.query_one("#sys-figures", MetricLines).set_lines(
             metric_lines(view, "system", figures.rows if figures else []))
-        set_text(self.query_one("#sys-notes", Static), "\n".join(notes.lines if notes else []))
+        set_text(self.query_one("#sys-notes", TextLines), "\n".join(notes.lines if notes else []))
         charts = self._charts()
         rng = view.chart_range
+        # The newest sample's wall time: each chart column holds a fixed slice of time.
+        anchor = view.series.newest_wall("system")
 
         def pts(metric: str, factor: float = 1.0) -> list[tuple[float, float]]:
             return [(x, v * factor) for x, v in chart_points(view, "system", metric)]
 
         charts["chart-cpu"].set_series([("CPU", pts("system_cpu_percent")),
                                         ("memory", pts("system_memory_used_ratio", 100.0))],
-                                       range=rng)
+                                       range=rng, anchor=anchor)
         heat = pts("system_cpu_temperature_celsius")
         measured = "system_cpu_temperature_celsius" in snap.metrics or bool(heat)
         charts["chart-heat"].set_series(
             [("°C", heat)], title="CPU temperature, °C" if measured
-            else "CPU temperature: unavailable", range=rng)
+            else "CPU temperature: unavailable", range=rng, anchor=anchor)
         for chart, pair, name in (
                 ("chart-disk", ("system_disk_write_bytes_per_second",
                                 "system_disk_read_bytes_per_second"), "database's disk"),
@@ -113,4 +114,4 @@ class SystemTab(ComponentTab):
             charts[chart].set_series(
                 [(labels[0], [(x, y) for (x, _), y in zip(first, ys[:n])]),
                  (labels[1], [(x, y) for (x, _), y in zip(second, ys[n:])])],
-                title=f"{name}, {unit}", range=rng)
+                title=f"{name}, {unit}", range=rng, anchor=anchor)

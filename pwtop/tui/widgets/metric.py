@@ -14,7 +14,8 @@ from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
-from pwtop.tui.widgets.sparkline import spark_text
+from pwtop.tui.glyphs import glyphs_for
+from pwtop.tui.widgets.sparkline import BARS, spark_text
 
 
 class MetricLine:
@@ -36,27 +37,28 @@ class MetricLine:
         self.note = note
         # What the value was computed from ("141 samples"), drawn right after it.
         self.counted = counted
-        self._drawn: tuple[int, str, bool] | None = None
+        self._drawn: tuple[tuple[int, str], str, bool] | None = None
 
-    def tail(self, width: int) -> tuple[str, bool]:
-        """What follows the value at ``width`` cells: the sparkline, or the note (True)
-        when there is nothing to draw. Kept for the width it was made for."""
+    def tail(self, width: int, bars: str = BARS) -> tuple[str, bool]:
+        """What follows the value at ``width`` cells: the sparkline (drawn with ``bars``),
+        or the note (True) when there is nothing to draw. Kept for the width it was made
+        for."""
         drawn = self._drawn
-        if drawn is None or drawn[0] != width:
+        if drawn is None or drawn[0] != (width, bars):
             counted = f" ({self.counted})"[:width] if self.counted else ""
             room = width - len(counted)
             if self.note and not any(v is not None for v in self.values):
-                drawn = (width, counted + " " + self.note[: max(0, room - 1)], True)
+                drawn = ((width, bars), counted + " " + self.note[: max(0, room - 1)], True)
             else:
-                drawn = (width, counted + " " + spark_text(list(self.values), room, self.lo,
-                                                           self.hi), False)
+                drawn = ((width, bars), counted + " " + spark_text(
+                    list(self.values), room, self.lo, self.hi, bars), False)
             self._drawn = drawn
         return drawn[1], drawn[2]
 
-    def key(self, width: int) -> tuple:
+    def key(self, width: int, bars: str = BARS) -> tuple:
         """What the line looks like at ``width`` sparkline cells: equal keys draw the same
         cells, so a sample that moves no bar (a flat memory figure) repaints nothing."""
-        return (self.label, self.value_text, self.level, self.tail(width))
+        return (self.label, self.value_text, self.level, self.tail(width, bars))
 
 
 class MetricLines(Widget):
@@ -93,9 +95,14 @@ class MetricLines(Widget):
             return
         width = self.size.width
         spark_width = self._spark_width(width)
+        bars = self._bars()
         for y, (before, after) in enumerate(zip(old, lines)):
-            if before.key(spark_width) != after.key(spark_width):
+            if before.key(spark_width, bars) != after.key(spark_width, bars):
                 self.refresh(Region(0, y, width, 1))
+
+    def _bars(self) -> str:
+        """The sparkline's glyphs: ASCII where the app draws for a console font."""
+        return glyphs_for(getattr(self.app, "ascii_mode", False)).bars
 
     def _spark_width(self, width: int) -> int:
         return max(0, width - self.label_width - self.value_width - 1)
@@ -129,7 +136,7 @@ class MetricLines(Widget):
         line = self.lines[y]
         label = line.label[: self.label_width - 1].ljust(self.label_width)
         value = line.value_text[: self.value_width].rjust(self.value_width)
-        text, is_note = line.tail(self._spark_width(width))
+        text, is_note = line.tail(self._spark_width(width), self._bars())
         tail = Segment(text, note_style if is_note else spark_style)
         segments = [Segment(label, label_style),
                     Segment(value, levels.get(line.level, value_style)), tail]

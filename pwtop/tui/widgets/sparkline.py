@@ -7,15 +7,18 @@ None means "the smallest/largest value shown"). Missing samples (None) are gaps.
 
 from __future__ import annotations
 
-BARS = "▁▂▃▄▅▆▇█"
+from pwtop.tui.glyphs import UNICODE
+
+BARS = UNICODE.bars
 
 
 def spark_text(values: list[float | None], width: int, lo: float | None = 0.0,
-               hi: float | None = None) -> str:
+               hi: float | None = None, bars: str = BARS) -> str:
     """The last ``width`` values as block characters, right-aligned.
 
     ``lo``/``hi`` fix the scale; None takes the smallest/largest value shown. A series
-    that does not move on an automatic scale is drawn at half height. (Drawn for every
+    that does not move on an automatic scale is drawn at half height. ``bars`` are the
+    levels, lowest first (:mod:`pwtop.tui.glyphs`: ASCII on a console). (Drawn for every
     metric at every refresh, so kept to one pass over the values.)
     """
     shown = values[-width:] if width > 0 else []
@@ -27,10 +30,9 @@ def spark_text(values: list[float | None], width: int, lo: float | None = 0.0,
     span = top - bottom
     pad = " " * (width - len(shown))
     if span <= 0:
-        flat = BARS[len(BARS) // 2 - 1] if lo is None or top > bottom else BARS[0]
+        flat = bars[len(bars) // 2 - 1] if lo is None or top > bottom else bars[0]
         return pad + "".join(" " if v is None else flat for v in shown)
-    scale = (len(BARS) - 1) / span
-    bars = BARS
+    scale = (len(bars) - 1) / span
     return pad + "".join(
         " " if v is None else bars[int((min(max(v, bottom), top) - bottom) * scale + 0.5)]
         for v in shown)

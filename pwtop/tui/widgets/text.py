@@ -4,7 +4,11 @@ second ago."""
 
 from __future__ import annotations
 
+from rich.cells import cell_len
+from rich.segment import Segment
 from rich.text import Text
+from textual.geometry import Region, Size
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -14,9 +18,73 @@ def show(widget: Widget, visible: bool) -> None:
         widget.display = visible
 
 
-def set_text(widget: Static, text: str | Text) -> None:
+def set_text(widget: "Static | TextLines", text: str | Text) -> None:
     plain = text.plain if isinstance(text, Text) else text
     if getattr(widget, "_pwtop_text", None) == plain:
         return
     widget._pwtop_text = plain  # type: ignore[attr-defined]
     widget.update(text if isinstance(text, Text) else Text(text))
+
+
+class TextLines(Widget):
+    """Lines of plain text (wrapped to the width), drawn with the line API.
+
+    For text that changes at every poll (the System tab's notes, a table's title with an
+    age in it): ``Static.update`` re-lays out the whole screen each time, which once a
+    second was most of a tab's cost. Here a change repaints only the lines that changed,
+    and the screen is laid out again only when the number of lines does.
+    """
+
+    DEFAULT_CSS = """
+    TextLines { height: auto; width: 1fr; }
+    """
+
+    def __init__(self, text: str = "", *, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.plain = text
+        self._wrapped: list[str] = []
+        self._wrapped_for: tuple[str, int] | None = None
+
+    def update(self, text: str | Text = "") -> None:
+        """Show ``text`` (its plain characters: the style comes from CSS)."""
+        plain = text.plain if isinstance(text, Text) else text
+        if plain == self.plain:
+            return
+        width = self.size.width
+        before = self._wrap(width) if width > 0 else None
+        self.plain = plain
+        if before is None:
+            self.refresh(layout=True)
+            return
+        after = self._wrap(width)
+        if len(after) != len(before):
+            self.refresh(layout=True)
+            return
+        for y, (old, new) in enumerate(zip(before, after)):
+            if old != new:
+                self.refresh(Region(0, y, width, 1))
+
+    def _wrap(self, width: int) -> list[str]:
+        key = (self.plain, width)
+        if self._wrapped_for != key:
+            lines: list[str] = []
+            for line in self.plain.split("\n") if self.plain else []:
+                if width <= 0 or cell_len(line) <= width:
+                    lines.append(line)
+                    continue
+                wrapped = Text(line).wrap(self.app.console, width, overflow="fold")
+                lines.extend(part.plain.rstrip() for part in wrapped)
+            self._wrapped, self._wrapped_for = lines, key
+        return self._wrapped
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._wrap(width))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        lines = self._wrap(width)
+        style = self.rich_style
+        if y >= len(lines):
+            return Strip.blank(width, style)
+        return Strip([Segment(lines[y], style)]).adjust_cell_length(width, style)
