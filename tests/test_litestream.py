@@ -375,3 +375,42 @@ def test_a_litestream_process_whose_config_cannot_be_read_counts_as_present(tmp_
             f"process pid {fake.pid} (`litestream replicate -config {broken}`): its config "
             f"{broken} is malformed (line 1: dbs is written inline; pwtop reads the block "
             "form ('dbs:' then '- path: ...' lines)): it may replicate this database"]
+
+
+# ---------------------------------------------------------------- POST /performance/optimize
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("worker", [False, True], ids=["in-process", "worker-process"])
+async def test_post_optimize_answers_409_with_one_line_and_obeys_the_field(tmp_path, worker):
+    from tests.asgi_serving import TOKEN, serve
+    from tests.test_asgi_app import one_line_error, ready
+    from tests.test_asgi_worker import available
+
+    db = make_rig(tmp_path / "app.db")
+    pages = page_count(db)
+    vacuum = {"component": "database", "only": ["db-vacuum"], "dry_run": False}
+    async with serve(db, worker=worker) as served:
+        if worker:
+            await available(served, ["database"])
+        else:
+            await ready(served)
+        reply = await served.post("optimize", vacuum, token=TOKEN)
+        assert reply.status == 409, reply.body
+        error = one_line_error(reply)
+        assert error.startswith("refused: db-vacuum (VACUUM) rewrites every page")
+        assert '"break_litestream_replica": true' in error and page_count(db) == pages
+
+        reply = await served.post("optimize", {**vacuum, "break_litestream_replica": "yes"},
+                                  token=TOKEN)
+        assert reply.status == 400
+        assert one_line_error(reply) == "break_litestream_replica must be true or false"
+
+        plan = await served.post("optimize", {**vacuum, "dry_run": True})
+        assert plan.status == 200
+        assert plan.json()["results"][0]["error"] == LITESTREAM_ERROR
+
+        reply = await served.post("optimize", {**vacuum, "break_litestream_replica": True},
+                                  token=TOKEN)
+        assert reply.status == 200, reply.body
+        assert reply.json()["results"][-1]["ok"] and page_count(db) < pages / 2

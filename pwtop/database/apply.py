@@ -1002,7 +1002,7 @@ class _Job:
 
 ADDED_VACUUM_ID = "db-vacuum-after-drops"
 #: ActionResult.error of an action refused because Litestream replicates the database.
-LITESTREAM_ERROR = "refused: Litestream replicates this database"
+LITESTREAM_ERROR = litestream.REFUSED_ERROR
 
 
 def litestream_risk(plan: Plan) -> str | None:

@@ -45,6 +45,8 @@ CONFIG_ENV = "LITESTREAM_CONFIG"
 FLAG = "--break-litestream-replica"
 #: The same, as a field of ``POST /performance/optimize``'s JSON body.
 BODY_FIELD = "break_litestream_replica"
+#: ``ActionResult.error`` of an action optimize refused because Litestream is there.
+REFUSED_ERROR = "refused: Litestream replicates this database"
 # `litestream replicate` flags that take a value (Go's flag package: -f V, -f=V, --f V).
 _VALUE_FLAGS = {"config", "exec", "log-level", "addr"}
 _ENV_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
