@@ -80,10 +80,12 @@ def rec(rec_id: str, kind: str, action: str, db: Path) -> Recommendation:
 
 
 @contextlib.contextmanager
-def fake_litestream(tmp_path: Path, db: Path, cfg: Path) -> Iterator[subprocess.Popen]:
+def fake_litestream(tmp_path: Path, db: Path, cfg: Path | None,
+                    args: tuple[str, ...] = ()) -> Iterator[subprocess.Popen]:
     """A stand-in for the real ``litestream`` binary, which is not installed here.
 
-    Python is exec'd with argv ``litestream replicate -config CFG``: the kernel keeps that
+    Python is exec'd with argv ``litestream replicate -config CFG`` (or ``litestream
+    replicate ARGS...`` when ``cfg`` is None): the kernel keeps that
     vector as the process's command line, and Python runs the file ``replicate`` from
     its working directory with the rest as its arguments. Like Litestream it creates its
     tables and keeps a read transaction open on the database until told to stop."""
@@ -100,7 +102,8 @@ def fake_litestream(tmp_path: Path, db: Path, cfg: Path) -> Iterator[subprocess.
         "sys.stdin.readline()\n"
         "conn.execute('ROLLBACK')\n"
         "conn.close()\n")
-    proc = subprocess.Popen(["litestream", "replicate", "-config", str(cfg)],
+    argv = ["litestream", "replicate", *(("-config", str(cfg)) if cfg else args)]
+    proc = subprocess.Popen(argv,
                             executable=sys.executable, cwd=home, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             env={**os.environ, "FAKE_LITESTREAM_DB": str(db)})
@@ -197,6 +200,12 @@ def test_an_unreadable_or_malformed_config_is_reported_and_detection_goes_on(tmp
     assert not rep.present
     assert rep.problems == [f"config {folder} is unreadable (Is a directory)"]
     assert "unreadable (Is a directory)" in litestream.summary(rep)
+
+    fifo = tmp_path / "fifo.yml"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    monkeypatch.setenv(litestream.CONFIG_ENV, str(fifo))
+    rep = litestream.detect(db, ["wifi_detections"])
+    assert rep.problems == [f"config {fifo} is unreadable (not a regular file)"]
 
     garbage = tmp_path / "garbage.yml"
     garbage.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff binary")
@@ -414,3 +423,18 @@ async def test_post_optimize_answers_409_with_one_line_and_obeys_the_field(tmp_p
                                   token=TOKEN)
         assert reply.status == 200, reply.body
         assert reply.json()["results"][-1]["ok"] and page_count(db) < pages / 2
+
+
+@pytest.mark.slow
+def test_a_database_named_on_the_command_line_is_resolved_from_the_process_directory(
+        tmp_path):
+    db = make_rig(tmp_path / "app.db", tables=False)
+    other = make_rig(tmp_path / "other.db", tables=False)
+    # its working directory is tmp_path/fake-litestream: ../app.db is this database
+    with fake_litestream(tmp_path, db, None, ("../app.db", "file:///backup/app")) as fake:
+        assert litestream.detect(db, []).evidence == [
+            f"process pid {fake.pid} (`litestream replicate ../app.db file:///backup/app`) "
+            "names it on its command line"]
+        rep = litestream.detect(other, [])
+        assert not rep.present
+        assert rep.processes[0].how == "replicates ../app.db (named on its command line)"

@@ -33,6 +33,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -162,6 +163,18 @@ def read_config(path: str | Path, db: str, environ: Mapping[str, str] | None = N
     environ = os.environ if environ is None else environ
     out = LitestreamConfig(str(path))
     try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        out.problem = "missing"
+        return out
+    except OSError as exc:
+        out.problem = f"unreadable ({exc.strerror or exc})"
+        return out
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read forever
+        out.problem = ("unreadable (Is a directory)" if stat.S_ISDIR(st.st_mode) else
+                       "unreadable (not a regular file)")
+        return out
+    try:
         with open(path, "rb") as fh:
             raw = fh.read(_MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
@@ -257,6 +270,12 @@ def replicate_processes(db: str, environ: Mapping[str, str], proc: str = "/proc"
         except OSError:
             cwd = None
         command = " ".join(argv)
+        named_path = positional[1] if len(positional) > 1 else config
+        if cwd is None and named_path and not os.path.isabs(os.path.expanduser(named_path)):
+            found.append(LitestreamProcess(
+                int(pid), command, None, f"names {named_path} relative to its working "
+                "directory, which cannot be read: it may replicate this database"))
+            continue
         if len(positional) > 1:  # litestream replicate DB REPLICA_URL...
             named = _resolve(positional[1], cwd) == db
             how = ("names it on its command line" if named else
