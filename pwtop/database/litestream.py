@@ -154,6 +154,21 @@ def parse_config(text: str) -> tuple[list[str], list[tuple[str, str, bool]]]:
     return paths, dirs
 
 
+def _read_regular(path: str | Path) -> bytes | str:
+    """The first bytes of a regular file, or "missing" / "unreadable (why)". Anything
+    but a regular file is not opened: a FIFO would block the read forever."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return ("unreadable (Is a directory)" if os.path.isdir(path) else
+                    "unreadable (not a regular file)")
+        with open(path, "rb") as fh:
+            return fh.read(_MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+
+
 def read_config(path: str | Path, db: str, environ: Mapping[str, str] | None = None, *,
                 expand: bool = True, base: str | Path | None = None) -> LitestreamConfig:
     """The config file at ``path`` and whether it lists ``db`` (a resolved path).
@@ -162,26 +177,9 @@ def read_config(path: str | Path, db: str, environ: Mapping[str, str] | None = N
     ``problem`` set and ``names_database`` None (cannot tell)."""
     environ = os.environ if environ is None else environ
     out = LitestreamConfig(str(path))
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        out.problem = "missing"
-        return out
-    except OSError as exc:
-        out.problem = f"unreadable ({exc.strerror or exc})"
-        return out
-    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read forever
-        out.problem = ("unreadable (Is a directory)" if stat.S_ISDIR(st.st_mode) else
-                       "unreadable (not a regular file)")
-        return out
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(_MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        out.problem = "missing"
-        return out
-    except OSError as exc:
-        out.problem = f"unreadable ({exc.strerror or exc})"
+    raw = _read_regular(path)
+    if isinstance(raw, str):
+        out.problem = raw
         return out
     if len(raw) > _MAX_CONFIG_BYTES:
         out.problem = f"malformed (over {_MAX_CONFIG_BYTES // 1024} KiB: not a Litestream config)"
