@@ -306,10 +306,9 @@ def wal_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
                      "means it is not keeping up (replica unreachable, slow uplink, stopped "
                      "sync) - see its log and its checkpoint settings; a TRUNCATE checkpoint "
                      "behind its back would break its replica",
-                code="# Litestream config (litestream.yml), per database, e.g.:\n"
-                     "#   checkpoint-interval: 1m\n"
-                     "#   min-checkpoint-page-count: 1000\n"
-                     "# and check `journalctl -u litestream` for sync errors.",
+                code="# Litestream checkpoints on its own schedule: see its log for sync "
+                     "errors\n# (journalctl -u litestream) and, per database in its config,\n"
+                     "# checkpoint-interval and its page-count thresholds (its reference).",
                 applicable=False, level=Level.WARNING)
             return
         yield _rec(
