@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accept-insert-cost", nargs="+", metavar="ID",
                    help="apply these new indexes even though inserts measured slower on "
                    "the scratch copy than predicted")
+    p.add_argument("--break-litestream-replica", action="store_true",
+                   help="where Litestream replicates the database: run VACUUM and TRUNCATE/"
+                   "RESTART checkpoints anyway (its replica starts a new generation)")
 
     p = verb("monitor")
     _add_component_args(p)

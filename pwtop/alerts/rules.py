@@ -139,8 +139,10 @@ def default_rules(settings: Any = None) -> list[Rule]:
         _rule("database_wal_size", "database_wal_bytes", ">", warning=64 * MIB,
               critical=256 * MIB, emergency=1 * GIB, for_seconds=60.0, hysteresis=8 * MIB,
               title="WAL file large",
-              advice="checkpoints are starved by a long-lived reader; pwtop optimize "
-                     "--component database runs a checkpoint",
+              advice="checkpoints are starved by a long-lived reader (the Database tab "
+                     "names it: the app's, or Litestream's, which checkpoints itself); pwtop "
+                     "optimize --component database runs a checkpoint (PASSIVE next to "
+                     "Litestream)",
               evidence=("database_checkpoint_lag_frames", "database_lock_holders",
                         "database_commits_per_second")),
         _rule("database_slow_queries", "database_slow_queries", ">=", warning=1, critical=5,

@@ -93,7 +93,7 @@ VARY = (b"vary", b"accept-encoding")
 ENDPOINTS = {"": "GET", "stats": "GET", "alerts": "GET", "recommendations": "GET",
              "metrics": "GET", "healthz": "GET", "events": "GET", "dashboard": "GET",
              "optimize": "POST"}
-OPTIMIZE_FIELDS = ("component", "only", "dry_run")
+OPTIMIZE_FIELDS = ("component", "only", "dry_run", "break_litestream_replica")
 
 
 def default_settings() -> Settings:
@@ -619,7 +619,7 @@ class PerformanceApp:
         except Disconnected:
             return
         try:
-            component, only, dry_run = _parse_optimize(body)
+            component, only, dry_run, break_litestream = _parse_optimize(body)
         except ValueError as exc:
             await error(send, 400, str(exc))
             return
@@ -639,7 +639,8 @@ class PerformanceApp:
                 try:
                     await self.worker.wait_ready()
                     reply = await self.worker.request(OPTIMIZE_TIMEOUT_S, optimize={
-                        "component": component, "only": only, "dry_run": dry_run})
+                        "component": component, "only": only, "dry_run": dry_run,
+                        "break_litestream_replica": break_litestream})
                 except WorkerGone as exc:
                     await error(send, 503, str(exc), headers=[(b"retry-after", b"5")])
                     return
@@ -647,7 +648,7 @@ class PerformanceApp:
                               reply.parts.get("body", b"{}"), JSON)
                 return
             status, result = await views.run_optimize(self.session, component, only, dry_run,
-                                                      self.interval)
+                                                      self.interval, break_litestream)
         await respond_json(send, status, result)
 
     async def _unauthorised(self, send: Send, why: str) -> None:
@@ -656,8 +657,9 @@ class PerformanceApp:
                                f"read it from {where})",
                     headers=[(b"www-authenticate", b'Bearer realm="pwtop"')])
 
-def _parse_optimize(body: bytes) -> tuple[str, list[str] | None, bool]:
-    """(component, only, dry_run) from the JSON body; ValueError with one line."""
+def _parse_optimize(body: bytes) -> tuple[str, list[str] | None, bool, bool]:
+    """(component, only, dry_run, break_litestream_replica) from the JSON body;
+    ValueError with one line."""
     try:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -678,7 +680,10 @@ def _parse_optimize(body: bytes) -> tuple[str, list[str] | None, bool]:
     dry_run = data.get("dry_run", True)
     if not isinstance(dry_run, bool):
         raise ValueError("dry_run must be true or false")
-    return component, only, dry_run
+    breaks = data.get("break_litestream_replica", False)
+    if not isinstance(breaks, bool):
+        raise ValueError("break_litestream_replica must be true or false")
+    return component, only, dry_run, breaks
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:

@@ -215,10 +215,13 @@ def make_registry(session: Session | None, async_optimizer: Any, realtime_optimi
 
 
 async def run_optimize(session: Session, name: str, only: list[str] | None, dry_run: bool,
-                       interval: float) -> tuple[int, dict[str, Any]]:
+                       interval: float, break_litestream: bool = False
+                       ) -> tuple[int, dict[str, Any]]:
     """``POST optimize`` once its body is checked: (HTTP status, JSON answer). The
     component's advice is computed from its latest snapshot, the chosen actions applied
-    (or described, for a dry run) while its polls are held, and it is measured again."""
+    (or described, for a dry run) while its polls are held, and it is measured again.
+    A real run the component refuses before it starts (``refusal``: VACUUM next to
+    Litestream without ``break_litestream``) is a 409 with its one line; nothing runs."""
     if name not in session.states:
         return 400, {"error": f"unknown component {name!r} (expected one of "
                               f"{', '.join(registry.NAMES)})"}
@@ -237,6 +240,13 @@ async def run_optimize(session: Session, name: str, only: list[str] | None, dry_
             chosen = select_recommendations(recs, only)
         except PwtopError as exc:
             return 400, {"error": exc.message}
+        refusal = getattr(component, "refusal", None)
+        if hasattr(component, "break_litestream"):
+            component.break_litestream = break_litestream
+        if not dry_run and refusal is not None and chosen:
+            why = refusal(snapshot, chosen)
+            if why:
+                return 409, {"error": why}
         results = await component.apply(chosen, dry_run=dry_run) if chosen else []
     if not dry_run and results:
         session.analyze([name])

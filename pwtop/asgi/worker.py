@@ -167,7 +167,8 @@ class Worker:
             try:
                 status, result = await views.run_optimize(
                     self.session, request["component"], request.get("only"),
-                    bool(request.get("dry_run", True)), self.interval)
+                    bool(request.get("dry_run", True)), self.interval,
+                    bool(request.get("break_litestream_replica", False)))
             except Exception as exc:  # the app answers 500 with this line, logged here
                 log.exception("optimize failed")
                 status, result = 500, {"error": f"internal error in pwtop's optimize: "

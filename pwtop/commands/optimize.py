@@ -88,6 +88,8 @@ async def _optimize(args: argparse.Namespace, settings: Settings) -> int:
                 opts["backup"] = args.backup
             if getattr(args, "accept_insert_cost", None):
                 opts["accept_insert_cost"] = list(args.accept_insert_cost)
+            if getattr(args, "break_litestream_replica", False):
+                opts["break_litestream"] = True
         comp = components.build(name, settings, **opts)
         path = getattr(comp, "path", None) if name == "database" else None
         try:

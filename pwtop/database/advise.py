@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 
 from pwtop.config import Settings
 from pwtop.database import indexes as index_rules
+from pwtop.database import litestream
 from pwtop.database import space
 from pwtop.database.activity import STARVED_LAG_FRAMES
 from pwtop.database.advisor.captured import AppConnections, connections_from_snapshot
@@ -205,6 +206,12 @@ def vacuum_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
             return
     need = 2 * size
     free = f.filesystem_free_bytes
+    rep = ctx.detail.replication
+    if rep is not None and rep.present:
+        evidence["litestream"] = "; ".join(rep.evidence)
+        wal_note += (" Litestream replicates this database: a VACUUM forces a new generation "
+                     f"of its replica (a full upload); optimize refuses it without "
+                     f"{litestream.FLAG}.")
     room = (f"needs up to {human_bytes(need)} free on its filesystem "
              f"({human_bytes(free) if free is not None else 'unknown'} free now)")
     yield _rec(
@@ -252,7 +259,25 @@ def wal_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     if f.journal_mode != "wal":
         return
     large = WAL_LARGE_PAGES * max(f.page_size_bytes, 1)
-    if f.wal_bytes is not None and f.wal_bytes > large:
+    rep = ctx.detail.replication
+    held = litestream.held_by(rep)
+    if f.wal_bytes is not None and f.wal_bytes > large and rep is not None and rep.present:
+        # Litestream owns the WAL: only a PASSIVE checkpoint leaves its position intact.
+        yield _rec(
+            "wal_checkpoint", "db-wal-checkpoint", ctx.detail.path,
+            f"Checkpoint the {human_bytes(f.wal_bytes)} WAL file (PASSIVE: Litestream "
+            "replicates this database and owns truncation)",
+            evidence={"wal_bytes": f.wal_bytes, "wal_frames": f.wal_frames,
+                      "checkpoint_lag_frames": f.checkpoint_lag_frames,
+                      "file_bytes": f.file_bytes, "large_wal_bytes": large,
+                      "litestream": "; ".join(rep.evidence),
+                      "wal_held_by": held or "no Litestream read lock seen now"},
+            impact="copies the frames no reader needs into the database without resetting "
+                   "the WAL; the -wal file keeps its size until Litestream checkpoints it",
+            risk="none for the replica (a PASSIVE checkpoint never waits and never resets "
+                 f"the WAL); TRUNCATE/RESTART are refused without {litestream.FLAG}",
+            action="PRAGMA wal_checkpoint(PASSIVE)", level=Level.INFO)
+    elif f.wal_bytes is not None and f.wal_bytes > large:
         yield _rec(
             "wal_checkpoint", "db-wal-checkpoint", ctx.detail.path,
             f"Checkpoint and truncate the {human_bytes(f.wal_bytes)} WAL file",
@@ -267,6 +292,25 @@ def wal_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     lag = f.checkpoint_lag_frames
     if lag is not None and lag > STARVED_LAG_FRAMES:
         readers = act.readers
+        if held:
+            yield _rec(
+                "checkpoint_starvation", "db-checkpoint-starvation", ctx.detail.path,
+                f"WAL growth {held}: {lag:,} frames not copied back",
+                evidence={"checkpoint_lag_frames": lag, "wal_frames": f.wal_frames,
+                          "wal_bytes": f.wal_bytes, "wal_held_by": held,
+                          "litestream": "; ".join(rep.evidence) if rep else ""},
+                impact="every read has to search a growing WAL, and the -wal file keeps "
+                       "growing until Litestream checkpoints",
+                risk="Litestream keeps a read transaction open on purpose and checkpoints "
+                     "after it has shipped the WAL to its replica: a WAL that keeps growing "
+                     "means it is not keeping up (replica unreachable, slow uplink, stopped "
+                     "sync) - see its log and its checkpoint settings; a TRUNCATE checkpoint "
+                     "behind its back would break its replica",
+                code="# Litestream checkpoints on its own schedule: see its log for sync "
+                     "errors\n# (journalctl -u litestream) and, per database in its config,\n"
+                     "# checkpoint-interval and its page-count thresholds (its reference).",
+                applicable=False, level=Level.WARNING)
+            return
         yield _rec(
             "checkpoint_starvation", "db-checkpoint-starvation", ctx.detail.path,
             f"Checkpoints are not keeping up: {lag:,} WAL frames not copied back",

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Collection, Sequence
 
-from pwtop.database import activity, connect, preflight, scratch
+from pwtop.database import activity, connect, litestream, preflight, scratch
+from pwtop.database.model import Replication
 from pwtop.database.preflight import SpaceNeed
 from pwtop.errors import TargetError
 from pwtop.model import ActionResult, Recommendation
@@ -265,8 +266,11 @@ class _Job:
 
     def __init__(self, path: Path | str, recs: Sequence[Recommendation], dry_run: bool,
                  busy_timeout: float, backup: Path | str | None,
-                 vacuum_rule: tuple[float, int] | None = None, checked: bool = False) -> None:
+                 vacuum_rule: tuple[float, int] | None = None, checked: bool = False,
+                 break_litestream: bool = False) -> None:
         self.path_arg, self.recs, self.dry_run = path, list(recs), dry_run
+        self.break_litestream = break_litestream
+        self.replication = Replication()  # detected once connected (run)
         self.vacuum_rule = vacuum_rule
         self.checked = checked and not dry_run  # check_before_changes passed just now
         self.busy_timeout = max(0.0, float(busy_timeout))
@@ -359,9 +363,12 @@ class _Job:
                 log.warning("%s: %s", self.path, exc)
         ids = {p.rec.id for p in plans}  # (a list being sorted looks empty to its key)
         plans.sort(key=lambda p: rank(p, ids))
-        self._add_vacuum_step(plans)
         self.conn = self._connect()
         try:
+            self.replication = self._detect_litestream()
+            plans, withheld = self._litestream_guard(plans)
+            refused = withheld + refused
+            self._add_vacuum_step(plans)
             try:
                 self.journal_mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
                 self.journal_mode = self.journal_mode.lower()
@@ -409,6 +416,45 @@ class _Job:
             self.conn = None
             self.handle.close()
 
+    # ------------------------------------------------------------ Litestream
+
+    def _detect_litestream(self) -> Replication:
+        """Litestream around the file, from its tables (read on this connection), its
+        process and its config (:mod:`pwtop.database.litestream`)."""
+        try:
+            names = [r[0] for r in self.conn.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN (?, ?)",
+                litestream.TABLES)]
+        except sqlite3.Error:
+            names = None  # said as a problem; the process and config still count
+        rep = litestream.detect(self.path, names)
+        litestream.attribute(rep, activity.lock_holders(self.path)[0])
+        return rep
+
+    def _litestream_guard(self, plans: list[Plan]) -> tuple[list[Plan], list[ActionResult]]:
+        """With Litestream present: the actions that would break its replica are refused
+        (unless ``break_litestream``), and the rest pass."""
+        rep = self.replication
+        if not rep.present or self.break_litestream:
+            return plans, []
+        kept, refused = [], []
+        for plan in plans:
+            why = litestream_risk(plan)
+            if why is None:
+                kept.append(plan)
+                continue
+            msg = litestream.refusal(rep, f"{plan.rec.id} ({'; '.join(plan.statements)})", why)
+            log.warning("%s: %s", self.path, msg)
+            refused.append(ActionResult(plan.rec.id, ok=False, dry_run=self.dry_run,
+                                        message=msg, error=LITESTREAM_ERROR))
+        return kept, refused
+
+    def _after_vacuum_mode(self) -> str:
+        """The checkpoint that follows a VACUUM: PASSIVE next to Litestream (it
+        checkpoints the rewritten pages itself, after shipping them), else TRUNCATE."""
+        return "PASSIVE" if self.replication.present and not self.break_litestream \
+            else "TRUNCATE"
+
     # ------------------------------------------------------------ the run's own free pages
 
     def _add_vacuum_step(self, plans: list[Plan]) -> None:
@@ -419,6 +465,9 @@ class _Job:
         the VACUUM is done now, in the same run (the step decides when it is reached, on
         measurements of the file as the drops left it)."""
         if self.vacuum_rule is None or not any(p.kind == "drop_index" for p in plans):
+            return
+        if self.replication.present and not self.break_litestream:
+            log.info("no VACUUM after the drops of %s: Litestream replicates it", self.path)
             return
         if any(p.kind in ("vacuum", "auto_vacuum_incremental") for p in plans):
             return
@@ -582,7 +631,7 @@ class _Job:
 
     def _follow_up(self, plan: Plan) -> list[str]:
         if plan.kind in ("vacuum", "auto_vacuum_incremental") and self.journal_mode == "wal":
-            return ["PRAGMA wal_checkpoint(TRUNCATE)"]
+            return [f"PRAGMA wal_checkpoint({self._after_vacuum_mode()})"]
         return []
 
     def _validate(self, plan: Plan) -> None:
@@ -906,6 +955,11 @@ class _Job:
                         "note": f"the checkpoint could not finish within {self.busy_timeout:g} s "
                                 "(a reader kept an older snapshot, or the app's own checkpoint "
                                 "kept the checkpoint lock); nothing is lost; try again later"}
+            if plan.checkpoint_mode == "PASSIVE" and 0 <= done < log_frames:
+                # PASSIVE never waits: frames a reader's snapshot still needs stay behind
+                held = litestream.held_by(self.replication) or "needed by a reader's snapshot"
+                return {"note": f"PASSIVE checkpoint copied {done:,} of {log_frames:,} WAL "
+                                f"frames into the main file; the rest are {held}"}
             return {"note": "the -wal was copied into the main file"
                             + (" and truncated" if plan.checkpoint_mode == "TRUNCATE" else "")}
         return {}
@@ -917,7 +971,7 @@ class _Job:
         # page_count either way (database_bytes), never on the main file alone.
         if self.journal_mode != "wal":
             return {}
-        busy, log_frames, done = self._checkpoint(executed)
+        busy, log_frames, done = self._checkpoint(executed, self._after_vacuum_mode())
         if busy:
             return {"note": "the -wal still holds the new pages (the checkpoint could not "
                             f"finish within {self.busy_timeout:g} s: a reader kept an older "
@@ -947,6 +1001,23 @@ class _Job:
 
 
 ADDED_VACUUM_ID = "db-vacuum-after-drops"
+#: ActionResult.error of an action refused because Litestream replicates the database.
+LITESTREAM_ERROR = litestream.REFUSED_ERROR
+
+
+def litestream_risk(plan: Plan) -> str | None:
+    """Why ``plan`` would break a Litestream replica, or None when it is safe next to it.
+
+    VACUUM rewrites every page, and a checkpoint other than PASSIVE waits for Litestream's
+    read transaction (FULL) or resets the WAL it has not shipped yet (RESTART, TRUNCATE)."""
+    if plan.kind in ("vacuum", "auto_vacuum_incremental"):
+        return ("rewrites every page behind Litestream's back, which forces a new "
+                "generation of its replica (a full upload)")
+    if plan.kind == "wal_checkpoint" and plan.checkpoint_mode != "PASSIVE":
+        return (f"is a {plan.checkpoint_mode} checkpoint: Litestream owns checkpointing and "
+                "only PASSIVE leaves its WAL position intact (a reset WAL breaks its replica "
+                "or forces a new generation)")
+    return None
 
 
 def rank(plan: Plan, chosen_ids: Collection[str]) -> int:
@@ -1027,7 +1098,8 @@ async def apply_recommendations(path: Path | str, recs: Sequence[Recommendation]
                                 dry_run: bool = True, busy_timeout: float = 2.0,
                                 backup: Path | str | None = None,
                                 vacuum_rule: tuple[float, int] | None = None,
-                                checked: bool = False) -> list[ActionResult]:
+                                checked: bool = False,
+                                break_litestream: bool = False) -> list[ActionResult]:
     """Apply (or, with ``dry_run``, plan) the database recommendations ``recs``.
 
     Returns one :class:`ActionResult` per distinct recommendation: first one with id
@@ -1041,8 +1113,14 @@ async def apply_recommendations(path: Path | str, recs: Sequence[Recommendation]
     follows the drops if they leave the file over that threshold. ``checked``: the
     caller ran :func:`check_before_changes` just before, so the real run does not read
     every page for a second ``quick_check`` (each action's post-flight check remains).
+
+    Where Litestream replicates the database (:mod:`pwtop.database.litestream`), VACUUM
+    and non-PASSIVE checkpoints are refused (error :data:`LITESTREAM_ERROR`), no VACUUM is
+    added after drops and a VACUUM's follow-up checkpoint is PASSIVE, unless
+    ``break_litestream`` (the CLI's ``--break-litestream-replica``).
     """
-    job = _Job(path, recs, dry_run, busy_timeout, backup, vacuum_rule, checked)
+    job = _Job(path, recs, dry_run, busy_timeout, backup, vacuum_rule, checked,
+               break_litestream)
     task = asyncio.ensure_future(asyncio.to_thread(job.run))
     try:
         return await asyncio.shield(task)

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from pwtop.component import Component
 from pwtop.config import Settings, default_database_path
-from pwtop.database import activity, advise, connect, inspect, space, workload
+from pwtop.database import activity, advise, connect, inspect, litestream, space, workload
 from pwtop.database.connect import ProbeBusy, ProbeInterrupted
 from pwtop.database.model import (Activity, CacheInfo, DatabaseDetail, Fragmentation,
                                   ProbeRecord, QueryTiming)
@@ -66,7 +66,8 @@ class DatabaseComponent(Component):
     def __init__(self, settings: Settings, *, path: str | Path | None = None,
                  workload: str | Path | None = None, exact_counts: bool = False,
                  backup: str | Path | None = None,
-                 accept_insert_cost: Sequence[str] = ()) -> None:
+                 accept_insert_cost: Sequence[str] = (),
+                 break_litestream: bool = False) -> None:
         self.settings = settings
         chosen = path or settings.target.database or default_database_path()
         self.path = Path(chosen).expanduser()
@@ -76,6 +77,9 @@ class DatabaseComponent(Component):
         # new indexes to apply even if inserts measure slower than predicted (the CLI's
         # --accept-insert-cost; the TUI sets it after asking)
         self.accept_insert_cost = set(accept_insert_cost)
+        # VACUUM and TRUNCATE/RESTART checkpoints even where Litestream replicates the
+        # file (the CLI's --break-litestream-replica; POST optimize sets it per request)
+        self.break_litestream = break_litestream
         self._locks: dict[int, asyncio.Lock] = {}
         self._frag: Fragmentation | None = None
         self._frag_at: float | None = None
@@ -138,7 +142,29 @@ class DatabaseComponent(Component):
             return found + checked + await apply_recommendations(
                 self.path, chosen, dry_run=dry_run, busy_timeout=s.busy_timeout,
                 backup=self.backup, vacuum_rule=(s.vacuum_threshold, s.vacuum_min_bytes),
-                checked=not dry_run)
+                checked=not dry_run, break_litestream=self.break_litestream)
+
+    def refusal(self, snapshot: Snapshot, recommendations: Sequence[Recommendation]) -> str | None:
+        """The one line a real run of ``recommendations`` would be refused with, judged
+        on ``snapshot`` before anything runs (``POST optimize`` answers 409 with it).
+
+        Only Litestream's guard is judged here; ``apply`` checks it again on the file as
+        it is then, with the rest of its pre-flight checks."""
+        from pwtop.database.apply import Refused, litestream_risk, parse_action
+
+        d = snapshot.detail
+        rep = d.replication if isinstance(d, DatabaseDetail) else None
+        if rep is None or not rep.present or self.break_litestream:
+            return None
+        for rec in recommendations:
+            try:
+                plan = parse_action(rec)
+            except Refused:
+                continue  # apply refuses it with its own line
+            why = litestream_risk(plan)
+            if why is not None:
+                return litestream.refusal(rep, f"{rec.id} ({'; '.join(plan.statements)})", why)
+        return None
 
     async def benchmark(self) -> BenchmarkResult:
         """Inserts, fsync, lookups and scans on a scratch copy (pwtop.database.bench)."""
@@ -209,7 +235,8 @@ class DatabaseComponent(Component):
             workload_age_s=_oldest(queries, self._workload_at, now),
             workload_errors=list(self._workload_errors), activity=act, cache=cache,
             features=features, probes=probes, warnings=warnings,
-            slow_round_note=self._note)
+            slow_round_note=self._note,
+            replication=_replication(path, tables, holders))
         snap = Snapshot(component=self.name, detail=detail)
         self._metrics(snap, detail)
         snap.errors = errors + [e for e in self._workload_errors if e not in errors]
@@ -490,8 +517,10 @@ class DatabaseComponent(Component):
                                    f"{ratio * 100:.0f} % of the file is free or unused space"))
         lag = f.checkpoint_lag_frames
         if lag is not None and lag > activity.STARVED_LAG_FRAMES:
+            held = litestream.held_by(d.replication)
             snap.flags.append(Flag(Level.WARNING, "database_checkpoint_lag_frames",
-                                   f"checkpoints lag {lag:,} frames behind the writer"))
+                                   f"checkpoints lag {lag:,} frames behind the writer"
+                                   + (f" ({held})" if held else "")))
 
     # ------------------------------------------------------------ text
 
@@ -551,6 +580,13 @@ def _damage(path: Path, errors: list[str]) -> str | None:
     return (f"{path}: the database file is damaged (SQLite: {hits[0].split(': ', 1)[-1]}; "
             f"met by {len(where)} probe(s): {', '.join(where)}); what could be read follows; "
             "restore a backup or recover it with the sqlite3 shell's .recover")
+
+
+def _replication(path: Path, tables: list, holders: list) -> Any:
+    """Litestream around the file (its tables, process, config) and its read locks."""
+    rep = litestream.detect(path, [t.name for t in tables])
+    litestream.attribute(rep, holders)
+    return rep
 
 
 def _alive(pid: int) -> bool:

@@ -234,6 +234,48 @@ class ProbeRecord:
 
 
 @dataclass
+class LitestreamConfig:
+    """One Litestream config file, read only for the databases it lists."""
+
+    path: str
+    databases: list[str] = field(default_factory=list)  # each `dbs[].path`, expanded
+    directories: list[str] = field(default_factory=list)  # `dbs[].dir` + pattern, as said
+    problem: str | None = None          # "unreadable (...)", "malformed (...)", "missing"
+    names_database: bool | None = None  # None: cannot tell (see problem)
+
+
+@dataclass
+class LitestreamProcess:
+    """A running ``litestream replicate`` found by its command line in /proc."""
+
+    pid: int
+    command: str                        # its command line, arguments joined by spaces
+    names_database: bool | None         # None: cannot tell which databases it replicates
+    how: str                            # how that was decided, e.g. "its config X lists it"
+
+
+@dataclass
+class Replication:
+    """Whether Litestream replicates this database, and every piece of evidence found.
+
+    Litestream owns checkpointing of a database it replicates and holds a read
+    transaction on it; optimize checkpoints PASSIVE only and refuses VACUUM and
+    TRUNCATE/RESTART checkpoints there (``pwtop.database.litestream``)."""
+
+    present: bool = False
+    evidence: list[str] = field(default_factory=list)   # what says it replicates this file
+    problems: list[str] = field(default_factory=list)   # what could not be read, and why
+    tables: list[str] = field(default_factory=list)     # _litestream_seq / _litestream_lock
+    processes: list[LitestreamProcess] = field(default_factory=list)
+    configs: list[LitestreamConfig] = field(default_factory=list)
+    reader_pids: list[int] = field(default_factory=list)  # its processes holding a read lock
+    looked_at: list[str] = field(default_factory=list)  # where it was looked for
+
+    def process(self, pid: int | None) -> LitestreamProcess | None:
+        return next((p for p in self.processes if p.pid == pid), None)
+
+
+@dataclass
 class DatabaseDetail:
     path: str
     file: FileInfo
@@ -253,6 +295,8 @@ class DatabaseDetail:
     # Why this collect ran the slow round (dbstat, workload timing) before its interval,
     # or why a large change did not bring it forward yet (the rate limit); None otherwise.
     slow_round_note: str | None = None
+    # Litestream replicating this file (None: not looked for, e.g. an older snapshot).
+    replication: Replication | None = None
 
     def table(self, name: str) -> TableInfo | None:
         return next((t for t in self.tables if t.name == name), None)

@@ -9,7 +9,7 @@ Database tab draws it; neither formats a database snapshot itself.
 from __future__ import annotations
 
 from pwtop import metric_names
-from pwtop.database import plans, workload
+from pwtop.database import litestream, plans, workload
 from pwtop.database.model import DatabaseDetail, QueryTiming
 from pwtop.model import Recommendation, Snapshot
 from pwtop.present.rows import (Cell, Column, Presentation, Row, Section, Table,
@@ -94,12 +94,22 @@ def file_lines(d: DatabaseDetail) -> list[str]:
     if a.locks_unavailable:
         parts.append(f"locks {a.locks_unavailable}")
     elif a.lock_holders:
-        who = sorted({f"{h.role} pid {h.pid} ({h.process or '?'})" for h in a.lock_holders})
+        rep = d.replication
+        ours = set(rep.reader_pids) | {p.pid for p in rep.processes} if rep else set()
+        who = sorted({f"{h.role} pid {h.pid} ("
+                      f"{'Litestream' if h.pid in ours else h.process or '?'})"
+                      for h in a.lock_holders})
         parts.append("locks: " + "; ".join(who))
     elif a.writer_active is None and a.readers is None:
         parts.append("no other process holds a lock")
     parts.append(f"SQLITE_BUSY met by pwtop: {a.busy_count}")
     lines.append("activity  " + "; ".join(parts))
+    if d.replication is not None:
+        lines.append("replica   " + litestream.summary(d.replication))
+        held = litestream.held_by(d.replication)
+        if held and f.checkpoint_lag_frames:
+            lines.append(f"          WAL growth {held}: {human_count(f.checkpoint_lag_frames)} "
+                         "frames not checkpointed yet")
     c = d.cache
     lines.append(f"cache     hit ratio {c.hit_ratio_unavailable or human_ratio(c.hit_ratio)}")
     if c.not_from_storage_ratio is not None:

@@ -22,6 +22,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, ProgressBar, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
+from pwtop.database.litestream import REFUSED_ERROR as LITESTREAM_ERROR
 from pwtop.errors import PwtopError
 from pwtop.model import INSERT_COST_ERROR, ActionResult, Recommendation
 from pwtop.tui.bindings import textual_bindings
@@ -156,6 +157,10 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
         actions = self.query_one("#optimize-actions", SelectionList)
         for rec in recs:
             mark = "" if rec.applicable else "  (advice for the app)"
+            plan = self.plans.get(rec.id)
+            if plan is not None and plan.error == LITESTREAM_ERROR:
+                # the refusal line itself is in the detail pane (describe: "dry run: ...")
+                mark = "  (refused: Litestream replicates this file)"
             actions.add_option(Selection(Text(f"[{rec.level.label}] {rec.title}{mark}"), rec.id,
                                          False, disabled=not rec.applicable))
         if not recs:
