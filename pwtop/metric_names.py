@@ -15,6 +15,7 @@ import functools
 from dataclasses import dataclass
 
 from pwtop.components import AGENT_FED, NAMES as COMPONENTS
+from pwtop.histogram import MIN_SAMPLES, PERCENTILE_SLOT_SECONDS, PERCENTILE_WINDOW_SECONDS
 from pwtop.units import UNITS, unit_of
 
 # Flat metrics of a database snapshot (Snapshot.metrics), one definition each. A metric
@@ -526,9 +527,6 @@ def suggest(name: str) -> str:
 def _percentile_notes() -> list[str]:
     """The percentile window and sample minimums, and what the space table's sizes are,
     written from the constants the code uses."""
-    from pwtop.histogram import (MIN_SAMPLES, PERCENTILE_SLOT_SECONDS,
-                                 PERCENTILE_WINDOW_SECONDS)
-
     need = ", ".join(f"{k} needs {v}" for k, v in MIN_SAMPLES.items())
     counted = ", ".join(f"`{m}` by `{c}`" for m, (c, _) in COUNTED_BY.items())
     return [
