@@ -173,8 +173,11 @@ def test_optimize_all_reports_the_file_size_and_leaves_no_vacuum_due(demo_db, ca
     size = demo_db.stat().st_size
     assert optimize(demo_db, "--yes") == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[0] == "== database ==" and len(out) == 2, out  # the summary line only
-    summary = out[1]
+    # the summary line only, and on a loaded machine the insert-cost measurement's
+    # "NOT stable" (always said: a person must know the check could not decide)
+    noted = [line for line in out[1:-1] if "NOT stable" in line]
+    assert out[0] == "== database ==" and len(out) == 2 + len(noted), out
+    summary = out[-1]
     assert summary.startswith("applied ") and "integrity ok" in summary
     done, total = summary.split()[1], summary.split()[3]
     assert done == total
