@@ -443,6 +443,52 @@ class MetricInfo:
     slow_round: str = ""     # how old it can be, for a figure of the database's slow round
 
 
+#: How a figure is measured where the component's rule below does not say it all: its
+#: window, its samples, how old it can be. Shown in docs/metrics.md's "measured" column.
+MEASURED: dict[str, str] = {
+    **{f"system_load{n}": f"the kernel's exponentially damped {n}-minute average, read at "
+                          "each system poll" for n in (1, 5, 15)},
+    "system_cpu_temperature_celsius": "one sensor reading by the slow probe, every 5 s: "
+                                      "up to 5 s older than the snapshot",
+    **{name: "statvfs of the database's filesystem by the slow probe, every 5 s: up to 5 s "
+             "older than the snapshot" for name in ("system_disk_total_bytes",
+                                                   "system_disk_free_bytes",
+                                                   "system_disk_used_ratio")},
+    **{name: "the app's process (found by the agent's pid, [target] pid_file or "
+             "process_match; the process list rescanned every 10 s), read at each system poll"
+       for name in ("process_rss_bytes", "process_threads", "process_open_files")},
+    "agent_connected": "the link's state at each poll of the async or realtime component",
+    "agent_disconnected_seconds": "the link's state at each poll of the async or realtime "
+                                  "component",
+}
+
+
+def measured(info: "MetricInfo") -> str:
+    """Window, samples and age of one figure, for docs/metrics.md (issue 15): the
+    figure's own entry in MEASURED, else its slow round's, else its component's rule."""
+    if info.name in MEASURED:
+        return MEASURED[info.name]
+    if info.slow_round:
+        return f"the database's slow round: {info.slow_round}"
+    rate = info.name.endswith("_per_second")
+    if info.component == "database":
+        return ("read from the file at each database poll (every third refresh in the TUI "
+                "and /performance); as old as the database snapshot (`database.age_s`)"
+                + ("; a rate between two polls, unavailable until there are two" if rate
+                   else ""))
+    if info.component == "system":
+        if rate:
+            return ("counters read at each system poll, the rate over the last 1 s window "
+                    "(10 s and 60 s beside it in the tab); unavailable until two reads")
+        return "read at each system poll (every refresh); as old as the system snapshot"
+    if info.component in ("async", "realtime"):
+        return ("the app's figure when its agent built the snapshot (every second by "
+                "default); as old as `agent_snapshot_age_seconds`"
+                + ("; rates over the window the meaning names (10 s unless said)" if rate
+                   else ""))
+    return "at each poll"
+
+
 def default_label(name: str) -> str:
     """A readable name for a metric without a label: its words, without the component
     prefix and the unit suffix ("database_page_count" -> "page count")."""
@@ -592,13 +638,13 @@ def metrics_reference() -> str:
     for component in (*COMPONENTS, "agent"):
         rows = [info for info in catalog().values() if info.component == component]
         title = "agent link (async and realtime)" if component == "agent" else component
-        lines += ["", f"## {title}", "", "| metric | shown as | unit | meaning | computed in | "
-                  "on /metrics |", "| --- | --- | --- | --- | --- | --- |"]
+        lines += ["", f"## {title}", "", "| metric | shown as | unit | meaning | measured "
+                  "(window, samples, age) | computed in | on /metrics |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         for info in rows:
             key = " (key figure)" if info.key else ""
-            age = f" ({info.slow_round})" if info.slow_round else ""
             lines.append(f"| `{info.name}` | {info.label}{key} | {info.unit or 'count'} | "
-                         f"{info.help}{age} | `{info.source}` | "
+                         f"{info.help} | {measured(info)} | `{info.source}` | "
                          f"{f'`{info.prometheus}`' if info.prometheus else ''} |")
     lines += ["", "## Renamed metrics", "",
               "Alert rules in a config may still name these; they are read as the new name",
