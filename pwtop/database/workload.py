@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from pwtop.database import plans
+from pwtop.database.advisor import weights
 from pwtop.database.connect import Connection, ProbeBusy, ProbeInterrupted
 from pwtop.database.model import QueryTiming, StmtCounters
 from pwtop.database.piwardrive import schema
@@ -140,6 +141,15 @@ def load_file(path: str | Path) -> list[Statement]:
         raise TargetError(f"{p}: workload file holds {exc.message}") from None
     if not stmts:
         raise TargetError(f"{p}: workload file holds no SQL statement")
+    cursor = 0
+    for s in stmts:  # annotations checked where they are written: file and line
+        at = text.find(s, cursor)
+        cursor = at + len(s) if at >= 0 else cursor
+        try:
+            weights.parse(s)
+        except weights.AnnotationError as exc:
+            line = text.count("\n", 0, max(at, 0)) + exc.line
+            raise TargetError(f"{p}:{line}: {exc.message}") from None
     return [Statement(_name_of(s, f"{p.name}#{i}"), s.rstrip().rstrip(";").rstrip(), None)
             for i, s in enumerate(stmts, 1)]
 
@@ -153,6 +163,11 @@ def from_config(queries: Sequence[str]) -> list[Statement]:
             raise TargetError(f"[database] queries #{i} holds {exc.message}") from None
         for j, s in enumerate(statements, 1):
             suffix = f".{j}" if j > 1 else ""
+            try:
+                weights.parse(s)
+            except weights.AnnotationError as exc:
+                raise TargetError(f"[database] queries #{i}{suffix}, line {exc.line}: "
+                                  f"{exc.message}") from None
             out.append(Statement(_name_of(s, f"config#{i}{suffix}"),
                                  s.rstrip().rstrip(";").rstrip(), None))
     return out

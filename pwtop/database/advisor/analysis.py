@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 from pwtop.database import connect, plans, workload as workload_mod
 from pwtop.database.advisor import candidates as cand_mod
 from pwtop.database.advisor.candidates import IndexKey
-from pwtop.database.advisor.choose import ALLOWANCE, MIN_GAIN_SHARE, Choice, Chooser, Statement
+from pwtop.database.advisor.choose import MIN_GAIN_SHARE, Choice, Chooser, Statement
 from pwtop.database.advisor.shape import analyse as analyse_shape
 from pwtop.database.advisor.whatif import (SAMPLE_DEADLINE_S, SAMPLE_ROWS, Sampling, WhatIf,
                                            read_schema, sample_tables)
@@ -39,7 +39,9 @@ class WorkloadItem:
     ``params`` None: the values are unknown (captured statements, ``--workload`` files);
     the statement is explained with NULLs and its selectivity taken from statistics.
     ``seconds`` is its measured time per run (median), ``frequency`` how many times it
-    runs per workload run (captured counts; 1 when unknown).
+    runs per workload run (captured counts, or a workload file's ``-- pwtop: weight=``
+    per hour; 1 when unknown). ``counted``: the frequency is a real count or rate, so an
+    INSERT item's frequency is the rows it puts into its table over the same window.
     """
 
     name: str
@@ -49,6 +51,7 @@ class WorkloadItem:
     seconds: float | None = None
     writes: bool = False
     source: str = ""
+    counted: bool = False
 
 
 @dataclass
@@ -140,7 +143,7 @@ def _live_stat1(cx: connect.Connection, deadline: float) -> dict[tuple[str, str 
 
 def analyse(path: str | Path, items: Sequence[WorkloadItem], *,
             sample_rows: int = SAMPLE_ROWS, sample_deadline: float = SAMPLE_DEADLINE_S,
-            probe_deadline: float = 2.0, allowance: float = ALLOWANCE,
+            probe_deadline: float = 2.0,
             min_gain_share: float = MIN_GAIN_SHARE,
             insert_counts: Mapping[str, float] | None = None) -> AdvisorReport:
     """Advise indexes for ``items`` on the database at ``path`` (read-only)."""
@@ -188,11 +191,14 @@ def analyse(path: str | Path, items: Sequence[WorkloadItem], *,
         report.notes += wi.notes
         statements, cost = _prepare(wi, items, shapes, report)
         measured = _calibrate(statements, items, cost)
+        if not insert_counts:
+            insert_counts = _counted_inserts(items, shapes, tables) or None
         share = _insert_share(sampling, insert_counts, tables)
         weights = {s.name: s.weight for s in statements}
         cands = cand_mod.generate(cand_mod.Workload(
             {s.name: s.shape for s in statements}, weights, columns, aliases))
-        chooser = Chooser(wi, statements, cands, share, allowance=allowance,
+        inserted = sum(insert_counts.values()) if insert_counts else None
+        chooser = Chooser(wi, statements, cands, share, inserted_rows=inserted,
                           min_gain_share=min_gain_share)
         choice = chooser.run()
         _fill(report, choice, chooser, statements, cands, share, measured)
@@ -262,6 +268,22 @@ def _calibrate(statements: list[Statement], items: Sequence[WorkloadItem],
             s.weight = freq * cost.get(s.name, 0.0) * per_unit
             measured[s.name] = False
     return measured
+
+
+def _counted_inserts(items: Sequence[WorkloadItem], shapes: Mapping[str, Any],
+                     tables: list[str]) -> dict[str, float]:
+    """Rows inserted per table from INSERT items whose frequency is a real rate (a
+    workload file's ``-- pwtop: weight=`` on an INSERT); empty when none has one."""
+    out: dict[str, float] = {}
+    names = {t.lower(): t for t in tables}
+    for it in items:
+        shape = shapes.get(it.name)
+        if not it.counted or shape is None or shape.kind not in ("insert", "replace"):
+            continue
+        table = names.get((shape.written_table or "").lower())
+        if table is not None:
+            out[table] = out.get(table, 0.0) + max(float(it.frequency), 0.0)
+    return out
 
 
 def _insert_share(sampling: Sampling, counts: Mapping[str, float] | None,

@@ -39,7 +39,8 @@ def items_from_snapshot(section: dict[str, Any] | None
         items.append(WorkloadItem(
             name=f"captured:{st.get('id') or fingerprint_id(sql)}", sql=sql, params=None,
             frequency=float(count), seconds=total / count,
-            writes=kind.upper() in WRITE_WORDS, source="captured by the app's hook"))
+            writes=kind.upper() in WRITE_WORDS, source="captured by the app's hook",
+            counted=True))
     return items, inserts
 
 

@@ -29,6 +29,7 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable
 
 from pwtop.database.advisor.analysis import AdvisorReport, QueryReport, WorkloadItem, analyse
+from pwtop.database.advisor import weights
 from pwtop.database.advisor.captured import fetch_from_agent, items_from_snapshot
 from pwtop.database.model import DatabaseDetail
 from pwtop.errors import PwtopError
@@ -69,8 +70,13 @@ def items_from_detail(d: DatabaseDetail, deadline: float) -> tuple[list[Workload
         seconds = q.median_s
         if q.status == "interrupted":
             seconds = deadline  # slower than the deadline: at least that
-        items.append(WorkloadItem(q.name, q.sql, params, 1.0, seconds, q.writes,
-                                  source=d.workload_source))
+        try:
+            weight = weights.parse(q.sql)
+        except weights.AnnotationError:
+            weight = weights.Weight()  # the workload loader already refused it
+        items.append(WorkloadItem(q.name, q.sql, params, weight.frequency(), seconds,
+                                  q.writes, source=d.workload_source,
+                                  counted=weight.annotated))
     return items, skipped
 
 
