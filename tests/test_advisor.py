@@ -90,13 +90,17 @@ def test_shape_of_joins_groups_aliases_and_subqueries():
                  "WHERE x.a IN (1, 2) AND u.name IS NOT NULL GROUP BY u.name ORDER BY n",
                  COLUMNS, ())
     uses = {u.table: u for u in s.uses}
-    assert uses["t"].eq_columns == ["a"] and not uses["t"].outer
+    assert uses["t"].eq_columns == ["a", "id"] and not uses["t"].outer
+    # the join binds both sides (each is the inner loop one way), marked as a join
+    assert [(c.column, c.join) for c in uses["t"].constraints] == [("a", False), ("id", True)]
     assert {c.column for c in uses["u"].constraints} == {"name", "t_id"}
+    assert [c.join for c in uses["u"].constraints if c.column == "t_id"] == [True]
     assert uses["u"].group == ["name"] and uses["u"].order == []  # n is an alias
     assert s.aggregate
     s = shape_of("SELECT a FROM t WHERE b = (SELECT max(t_id) FROM u WHERE name = ?)",
                  COLUMNS, ("z",))
     assert {u.table for u in s.uses} == {"t", "u"}
+    assert {u.table: u.minmax for u in s.uses} == {"t": [], "u": ["t_id"]}
     s = shape_of("DELETE FROM t WHERE ts < ?", COLUMNS, ("2024",))
     assert s.kind == "delete" and s.written_table == "t"
     assert s.uses[0].range_columns == ["ts"]
@@ -335,3 +339,26 @@ def test_a_cached_report_keeps_counts_and_widths_but_not_the_sampled_values(tmp_
     assert sample.values == {}
     assert sample.n == 2000 and sample.rows_total == 2000
     assert sample.widths and "all 2,000 rows" in report.sampling.describe()
+
+
+def _keys(sql: str, columns: dict, params=()) -> set[tuple[str, str]]:
+    from pwtop.database.advisor import candidates as cm
+    shape = shape_of(sql, columns, params)
+    work = cm.Workload({"q": shape}, {"q": 1.0}, columns, {t: "id" for t in columns})
+    return {(c.key.table, c.key.text()) for c in cm.generate(work)}
+
+
+def test_candidates_for_joins_both_ways_and_min_max():
+    cols = {"w": ["id", "scan_id", "time", "bssid"], "s": ["id", "device", "started"]}
+    keys = _keys("SELECT w.bssid FROM w JOIN s ON s.id = w.scan_id WHERE s.device = ? "
+                 "ORDER BY w.time DESC LIMIT 50", cols, ("rig",))
+    # s drives the join by its own filter (its rowid is bound only by the join)
+    assert ("s", "device") in keys
+    # w as the inner loop (by the join column) and as the driving loop (by its order)
+    assert ("w", "scan_id") in keys and ("w", "time") in keys
+    keys = _keys("SELECT * FROM w WHERE time = (SELECT max(time) FROM w WHERE scan_id = ?)",
+                 cols, (3,))
+    assert ("w", "scan_id, time") in keys
+    # a rowid bound by a constant needs no index
+    assert not {k for k in _keys("SELECT * FROM s WHERE id = 3 AND device = 'x'", cols)
+                if k[0] == "s"}

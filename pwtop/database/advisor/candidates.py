@@ -124,11 +124,33 @@ def _plain(col: str, table: str, workload: Workload) -> bool:
 
 def for_use(use: TableUse, name: str, workload: Workload, eq_score: Mapping,
             hot: bool) -> list[Candidate]:
-    """Candidates for one table use of one statement."""
+    """Candidates for one table use of one statement.
+
+    A join condition (``a.x = b.y``) binds a column only when the table is the inner
+    loop, so a joined table gets candidates both ways: with its join columns (looked up
+    from the other table's rows) and without them (driving the join by its own filters,
+    ORDER BY or GROUP BY). A rowid bound by a constant needs no index at all; a rowid
+    bound by a join is the table's own b-tree, so only the other way is left.
+    """
     table = use.table
-    ok = [c for c in use.eq_columns if _plain(c, table, workload)]
-    if len(ok) < len(use.eq_columns):
+    const = {c.column for c in use.constraints if c.equality and not c.join}
+    if any(not _plain(c, table, workload) for c in const):
         return []  # the rowid is bound: the table's own b-tree answers it
+    eq_all = [c for c in use.eq_columns if _plain(c, table, workload)]
+    variants = [eq_all]
+    own = [c for c in eq_all if c in const]
+    if own != eq_all:
+        variants.append(own)
+    out: list[Candidate] = []
+    for eq in variants:
+        out += _for_eq(use, name, workload, eq_score, hot, eq)
+    return out
+
+
+def _for_eq(use: TableUse, name: str, workload: Workload, eq_score: Mapping, hot: bool,
+            ok: list[str]) -> list[Candidate]:
+    """Candidates whose key starts with the equality columns ``ok``."""
+    table = use.table
     eq = sorted(ok, key=lambda c: (-eq_score.get((table, c), 0.0), ok.index(c)))
     eq = eq[:MAX_KEY_COLUMNS]
     eq_key = tuple((c, False) for c in eq)
@@ -136,9 +158,12 @@ def for_use(use: TableUse, name: str, workload: Workload, eq_score: Mapping,
     if eq_key:
         keys.append((eq_key, "equality on " + ", ".join(eq)))
     for col in use.range_columns:
-        if _plain(col, table, workload):
+        if _plain(col, table, workload) and col not in eq:
             keys.append((eq_key + ((col, False),), _why(eq, f"range on {col}")))
-    if use.order and use.outer:
+    for col in dict.fromkeys(use.minmax):
+        if _plain(col, table, workload) and col not in eq:
+            keys.append((eq_key + ((col, False),), _why(eq, f"MIN/MAX of {col}")))
+    if use.order:
         order = tuple((c, d) for c, d in use.order if c not in eq)
         if order and all(_plain(c, table, workload) for c, _ in order):
             if all(d for _, d in order):
@@ -146,7 +171,7 @@ def for_use(use: TableUse, name: str, workload: Workload, eq_score: Mapping,
             if use.order_complete:
                 keys.append((eq_key + order, _why(eq, "ORDER BY " + ", ".join(
                     f"{c}{' DESC' if d else ''}" for c, d in use.order))))
-    if use.group and use.group_complete and use.outer:
+    if use.group and use.group_complete:
         group = tuple((c, False) for c in use.group if c not in eq)
         if group and all(_plain(c, table, workload) for c, _ in group):
             keys.append((eq_key + group, _why(eq, "GROUP BY " + ", ".join(use.group))))

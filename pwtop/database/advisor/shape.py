@@ -37,6 +37,7 @@ class Constraint:
     column: str
     op: str                      # "eq", "in", "lt", "le", "gt", "ge", "notnull", "isnull"
     values: list[Any] = field(default_factory=list)   # UNKNOWN where not known
+    join: bool = False           # the value is another table's column (a join condition)
 
     @property
     def equality(self) -> bool:
@@ -60,6 +61,7 @@ class TableUse:
     group_complete: bool = False
     columns: set[str] | None = field(default_factory=set)         # None: every column (*)
     outer: bool = True               # the only table of its block (no join)
+    minmax: list[str] = field(default_factory=list)   # columns read as MIN(c) / MAX(c)
 
     @property
     def eq_columns(self) -> list[str]:
@@ -351,8 +353,13 @@ class _Block:
         word = rest[0].upper if rest[0].kind == "word" else rest[0].text
         if rest[0].kind == "op" and word in _COMPARE:
             value = self.value_of(rest[1:], use)
+            other = self.column_at(rest, 1)
+            join = other is not None and other[2] == len(rest) - 1 and other[0] is not use
             if value is not None:
-                use.constraints.append(Constraint(col, _COMPARE[word], [value]))
+                use.constraints.append(Constraint(col, _COMPARE[word], [value], join=join))
+            if join and other is not None:  # a.x = b.y also constrains b.y, for b's indexes
+                other[0].constraints.append(
+                    Constraint(other[1], _FLIP[_COMPARE[word]], [UNKNOWN], join=True))
         elif word == "IS":
             tail = [t.upper for t in rest[1:]]
             if tail == ["NOT", "NULL"]:
@@ -474,6 +481,14 @@ class _Block:
                   and item[-2].text == ")"):
                 self.result_aliases.add((item[-1].name or "").lower())
         self._nested_in(select_list)
+        for k in range(len(select_list) - 3):
+            fn = select_list[k]
+            if (fn.kind == "word" and fn.upper in ("MIN", "MAX")
+                    and select_list[k + 1].text == "(" and k + 2 < len(select_list)):
+                hit = self.column_at(select_list, k + 2)
+                if hit is not None and k + 2 + hit[2] < len(select_list) and \
+                        select_list[k + 2 + hit[2]].text == ")":
+                    hit[0].minmax.append(hit[1])
         for name in ("WHERE", "HAVING"):
             self._nested_in(self.clauses.get(name, []))
         for part in self.clauses.values():
