@@ -65,3 +65,58 @@ FIELD[HELD_OUT] = [
     ("wifi_ssid_seen", "SELECT ssid, count(*) FROM wifi WHERE channel = ? AND rssi > ? "
      "GROUP BY ssid", (36, -50)),
 ]
+
+
+# ----------------------------------------------------------------- the demo database
+def demo_families(conn) -> dict[str, list[tuple[str, str, tuple]]]:
+    """Families on PiWardrive's demo schema (``pwtop.demo.generate``), parameters read
+    from the data; ``analytics`` is PiWardrive's own read workload
+    (:func:`pwtop.database.piwardrive.workload.default_workload`)."""
+    from pwtop.database.piwardrive.workload import default_workload
+
+    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+    bssid = one("SELECT bssid FROM wifi_detections WHERE id = 5000")
+    mac = one("SELECT mac_address FROM bluetooth_detections ORDER BY id LIMIT 1 OFFSET 700")
+    session = one("SELECT id FROM scan_sessions ORDER BY started_at LIMIT 1 OFFSET 3")
+    t_lo, t_hi = conn.execute("SELECT min(timestamp), max(timestamp) FROM gps_tracks"
+                              ).fetchone()
+    mid = t_lo[:8] + "07T12:00:00"
+    return {
+        "top_n": [
+            ("wifi_latest", "SELECT bssid, ssid, signal_strength_dbm FROM wifi_detections "
+             "ORDER BY detection_timestamp DESC LIMIT 50 OFFSET 50", ()),
+            ("health_latest", "SELECT * FROM health_records ORDER BY timestamp DESC "
+             "LIMIT 60", ()),
+            ("fingerprints_page", "SELECT bssid, device_model FROM network_fingerprints "
+             "ORDER BY bssid LIMIT 40 OFFSET 200", ()),
+        ],
+        "eq_order": [
+            ("bssid_history", "SELECT detection_timestamp, signal_strength_dbm FROM "
+             "wifi_detections WHERE bssid = ? ORDER BY detection_timestamp DESC LIMIT 20",
+             (bssid,)),
+            ("bt_device_history", "SELECT detection_timestamp, rssi_dbm FROM "
+             "bluetooth_detections WHERE mac_address = ? ORDER BY detection_timestamp DESC",
+             (mac,)),
+            ("session_track", "SELECT timestamp, latitude, longitude FROM gps_tracks "
+             "WHERE scan_session_id = ? ORDER BY timestamp", (session,)),
+        ],
+        "range_group": [
+            ("strong_in_window", "SELECT bssid, signal_strength_dbm FROM wifi_detections "
+             "WHERE detection_timestamp BETWEEN ? AND ? ORDER BY detection_timestamp",
+             (mid, mid[:11] + "12:20:00")),
+            ("bt_types", "SELECT device_type, count(*), avg(rssi_dbm) FROM "
+             "bluetooth_detections GROUP BY device_type", ()),
+            ("cell_tech_in_session", "SELECT technology, count(*) FROM cellular_detections "
+             "WHERE scan_session_id = ? GROUP BY technology", (session,)),
+        ],
+        "join_subquery": [
+            ("rig_wifi", "SELECT w.bssid, w.detection_timestamp FROM wifi_detections w "
+             "JOIN scan_sessions s ON s.id = w.scan_session_id WHERE s.device_id = ? "
+             "ORDER BY w.detection_timestamp DESC LIMIT 30", ("piwardrive-rig-01",)),
+            ("bt_last_fix", "SELECT b.mac_address, (SELECT g.latitude FROM gps_tracks g "
+             "WHERE g.timestamp <= b.detection_timestamp ORDER BY g.timestamp DESC LIMIT 1) "
+             "FROM bluetooth_detections b WHERE b.mac_address = ?", (mac,)),
+        ],
+        "analytics": [(q.name, q.sql, tuple(q.params)) for q in default_workload(conn)
+                      if not q.writes],
+    }

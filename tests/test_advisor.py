@@ -355,7 +355,7 @@ def test_candidates_for_joins_both_ways_and_min_max():
     # s drives the join by its own filter (its rowid is bound only by the join)
     assert ("s", "device") in keys
     # w as the inner loop (by the join column) and as the driving loop (by its order)
-    assert ("w", "scan_id") in keys and ("w", "time") in keys
+    assert ("w", "scan_id, time") in keys and ("w", "time") in keys
     keys = _keys("SELECT * FROM w WHERE time = (SELECT max(time) FROM w WHERE scan_id = ?)",
                  cols, (3,))
     assert ("w", "scan_id, time") in keys

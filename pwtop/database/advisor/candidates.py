@@ -175,6 +175,12 @@ def _for_eq(use: TableUse, name: str, workload: Workload, eq_score: Mapping, hot
         group = tuple((c, False) for c in use.group if c not in eq)
         if group and all(_plain(c, table, workload) for c, _ in group):
             keys.append((eq_key + group, _why(eq, "GROUP BY " + ", ".join(use.group))))
+    if len(keys) > 1 and keys[0][0] == eq_key and eq_key and (
+            use.minmax or use.order_complete or use.group_complete):
+        # the equality key alone is dominated by its extension that also answers the
+        # ORDER BY / GROUP BY / MIN-MAX: one more column per entry, and no sort or scan
+        # of the matching rows (a fixed cost the ratio model scales down to nothing)
+        keys = keys[1:]
     out = [Candidate(IndexKey(table, k[:MAX_KEY_COLUMNS]), [name], [why])
            for k, why in keys if k]
     if hot and use.columns is not None:

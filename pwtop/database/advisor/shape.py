@@ -481,7 +481,11 @@ class _Block:
                   and item[-2].text == ")"):
                 self.result_aliases.add((item[-1].name or "").lower())
         self._nested_in(select_list)
-        for k in range(len(select_list) - 3):
+        calls = [k for k, t in enumerate(select_list[:-1]) if t.kind == "word"
+                 and t.upper in _AGGREGATES and select_list[k + 1].text == "("]
+        # SQLite answers a lone MIN(c)/MAX(c) with one index seek when c follows the
+        # equality columns in an index key; with any other aggregate beside it, it scans
+        for k in (calls if len(calls) == 1 else []):
             fn = select_list[k]
             if (fn.kind == "word" and fn.upper in ("MIN", "MAX")
                     and select_list[k + 1].text == "(" and k + 2 < len(select_list)):

@@ -23,6 +23,7 @@ afterwards.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import sqlite3
@@ -171,16 +172,20 @@ def time_statements(conns: Mapping[str, sqlite3.Connection],
     """Median seconds of each read statement on each connection, interleaved.
 
     Every round runs each statement once on every connection, the order of the
-    connections rotating, so that a cache warmed by one helps the next equally. A
-    statement stops being repeated once it has used ``budget_s`` on a connection.
+    connections going through every permutation, so that a cache warmed (or a CPU cache
+    flushed by a slow statement) on one copy weighs on each of the others alike: with
+    three copies a plain rotation keeps the cyclic order, and the copy after the slow
+    baseline was always the same one. A statement stops being repeated once it has used
+    ``budget_s`` on a connection.
     """
     labels = list(conns)
+    orders = [list(p) for p in itertools.permutations(labels)]
     times: dict[str, dict[str, list[float]]] = {lab: {} for lab in labels}
     for name, sql, params in statements:  # warm-up: first reads of the pages
         for lab in labels:
             _drain(conns[lab].execute(sql, params))
     for r in range(rounds):
-        order = labels[r % len(labels):] + labels[:r % len(labels)]
+        order = orders[r % len(orders)]
         for name, sql, params in statements:
             for lab in order:
                 spent = sum(times[lab].get(name, []))
