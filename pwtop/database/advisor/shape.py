@@ -62,6 +62,7 @@ class TableUse:
     columns: set[str] | None = field(default_factory=set)         # None: every column (*)
     outer: bool = True               # the only table of its block (no join)
     minmax: list[str] = field(default_factory=list)   # columns read as MIN(c) / MAX(c)
+    maxes: list[str] = field(default_factory=list)    # those of them read as MAX(c)
 
     @property
     def eq_columns(self) -> list[str]:
@@ -493,6 +494,8 @@ class _Block:
                 if hit is not None and k + 2 + hit[2] < len(select_list) and \
                         select_list[k + 2 + hit[2]].text == ")":
                     hit[0].minmax.append(hit[1])
+                    if fn.upper == "MAX":
+                        hit[0].maxes.append(hit[1])
         for name in ("WHERE", "HAVING"):
             self._nested_in(self.clauses.get(name, []))
         for part in self.clauses.values():

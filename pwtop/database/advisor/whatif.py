@@ -436,12 +436,39 @@ class Stats:
             keys = self._sorted[column] = [_sort_key(v) for v in self.s.values[column]]
         return keys
 
+    def rows_from_end(self, column: str, from_top: bool,
+                      constraints: Sequence[Constraint]) -> float | None:
+        """Rows an index on ``column`` is read from one end until one meets
+        ``constraints`` (the MIN/MAX optimisation with filters the index does not apply),
+        scaled from the sample; None when the sample cannot say (values unknown)."""
+        if not self.s.n or column not in self.s.values or not all(
+                c.column in self.s.values and all(v is not UNKNOWN for v in c.values)
+                for c in constraints):
+            return None
+        mask = self._mask(constraints) or [True] * self.s.n
+        keys = self._keys(column)
+        order = sorted((k, i) for i, k in enumerate(keys)
+                       if self.s.values[column][i] is not None)
+        if from_top:
+            order.reverse()
+        scale = self.rows / self.s.n
+        for pos, (_, i) in enumerate(order):
+            if mask[i]:
+                return (pos + 1) * scale
+        return float(self.rows)
+
     def _hits(self, constraints: Sequence[Constraint]) -> int:
         memo_key = tuple(sorted((c.column, c.op, tuple(map(repr, c.values)))
                                 for c in constraints))
         found = self._hit_memo.get(memo_key)
         if found is not None:
             return found
+        mask = self._mask(constraints)
+        hits = sum(mask) if mask is not None else self.s.n
+        self._hit_memo[memo_key] = hits
+        return hits
+
+    def _mask(self, constraints: Sequence[Constraint]) -> list[bool] | None:
         mask: list[bool] | None = None
         for c in constraints:
             col = self.s.values[c.column]
@@ -467,9 +494,7 @@ class Stats:
                 else:
                     ok = [v is not None and k >= bound for v, k in zip(col, keys)]
             mask = ok if mask is None else [a and b for a, b in zip(mask, ok)]
-        hits = sum(mask) if mask is not None else self.s.n
-        self._hit_memo[memo_key] = hits
-        return hits
+        return mask
 
 
 # ---------------------------------------------------------------- the in-memory copy
@@ -699,9 +724,13 @@ class WhatIf:
         for use in shape.uses:
             if alias is not None and use.alias.lower() == alias.lower():
                 return use
-        for use in shape.uses:
-            if use.table.lower() == table:
-                return use
+        same = [u for u in shape.uses if u.table.lower() == table]
+        if len(same) > 1:  # the table read twice (a subquery): the use the terms fit
+            cols = {c.lower() for c, _ in _plan_terms(node.detail)}
+            return max(same, key=lambda u: len(cols & {c.column.lower()
+                                                       for c in u.constraints}))
+        if same:
+            return same[0]
         for use in shape.uses:  # SQLite 3.40 names an aliased table by its alias alone
             if use.alias and use.alias.lower() == table:
                 return use
@@ -746,7 +775,17 @@ class WhatIf:
             if (use is not None and use.minmax and not use.group and not skipped
                     and len(key_cols) > eq_terms
                     and key_cols[eq_terms].lower() in {c.lower() for c in use.minmax}):
-                visited = 1.0  # the MIN/MAX optimisation: one entry at the key's end
+                # the MIN/MAX optimisation: from the key's end, entries are read until
+                # one passes the filters the index does not apply
+                rest = [c for c in constraints if c not in used]
+                col = key_cols[eq_terms]
+                walk = (st.rows_from_end(col, col.lower() in {c.lower() for c in use.maxes},
+                                         rest) if rest and st is not None and not used
+                        else None)
+                if walk is None:  # unknown values, or within an equality range: independence
+                    rest_sel = st.selectivity(rest) if rest and st is not None else 1.0
+                    walk = 1.0 / max(rest_sel, 1e-9)
+                visited = min(visited, walk)
         else:
             visited, seek = n, 0.0
         all_sel = st.selectivity(constraints) if st is not None else 0.25 ** len(constraints)

@@ -1,4 +1,4 @@
-"""Statement weights (``-- pwtop: weight=``, ``cached``) and advice for every table:
+"""Statement weights (``-- pwtop: weight=``, ``cached``), advice for every table and shape:
 real SQLite files, the real workload loader and the real advisor."""
 
 from __future__ import annotations
@@ -132,3 +132,21 @@ def test_a_cached_report_does_not_tax_every_insert(tmp_path):
 
     assert "bt" in advice("weight=5000")
     assert advice("cached") == set()
+
+
+def test_a_max_under_a_filter_gets_the_filter_first(tmp_path):
+    """MAX(time) of one scan: an index on time alone is read from its end until a row
+    of that scan comes up (a quarter of the table here, where the scans follow time);
+    the advisor sees that on the sample and keys the index by scan first."""
+    db = tmp_path / "g.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE gps (id INTEGER PRIMARY KEY, scan_id INTEGER, time REAL, "
+                 "lat REAL)")
+    conn.execute("CREATE INDEX gps_time ON gps(time)")
+    conn.executemany("INSERT INTO gps VALUES (NULL, ?, ?, ?)",
+                     [(i // 30, float(i), 0.5) for i in range(60_000)])
+    conn.close()
+    items = _items(db, [("latest", "SELECT * FROM gps WHERE time = (SELECT max(time) "
+                         "FROM gps WHERE scan_id = ?)", (1500,))])
+    report = analyse(db, items)
+    assert [a.key.text() for a in report.creates] == ["scan_id, time"], report.steps
