@@ -37,6 +37,12 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+
+# Why the annotations are in the help: they decide which indexes the advisor proposes.
+WORKLOAD_HELP = ("SQL statements separated by ';'; comment lines before a statement: "
+                 "'-- name: X', '-- pwtop: weight=N' (runs per hour; on an INSERT, rows "
+                 "per hour), '-- pwtop: cached[=SECONDS]' (the app caches it)")
+
 def finite_float(text: str) -> float:
     """The argparse type of every number-of-seconds (or days) flag: a float that is not
     NaN or infinite. NaN compares false with every bound, so a range check after parsing
@@ -124,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("analyze")
     _add_component_args(p)
     _add_json(p)
-    p.add_argument("--workload", metavar="FILE", help="SQL statements separated by ';'")
+    p.add_argument("--workload", metavar="FILE", help=WORKLOAD_HELP)
     p.add_argument("--exact-counts", action="store_true", help="COUNT(*) every table")
 
     p = verb("optimize")
@@ -135,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--yes", "-y", action="store_true", help="apply without asking")
     p.add_argument("--only", nargs="+", metavar="ID", help="apply only these recommendations")
     p.add_argument("--backup", metavar="PATH", help="back up the database here first")
-    p.add_argument("--workload", metavar="FILE", help="SQL statements separated by ';'")
+    p.add_argument("--workload", metavar="FILE", help=WORKLOAD_HELP)
     p.add_argument("--verbose", "-v", action="store_true",
                    help="with --yes: print the recommendations and every action's "
                    "measurements, not only the summary line")
