@@ -143,8 +143,10 @@ def test_a_max_under_a_filter_gets_the_filter_first(tmp_path):
     conn.execute("CREATE TABLE gps (id INTEGER PRIMARY KEY, scan_id INTEGER, time REAL, "
                  "lat REAL)")
     conn.execute("CREATE INDEX gps_time ON gps(time)")
-    conn.executemany("INSERT INTO gps VALUES (NULL, ?, ?, ?)",
-                     [(i // 30, float(i), 0.5) for i in range(60_000)])
+    with conn:  # one transaction, not 60,000 commits
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO gps VALUES (NULL, ?, ?, ?)",
+                         [(i // 30, float(i), 0.5) for i in range(60_000)])
     conn.close()
     items = _items(db, [("latest", "SELECT * FROM gps WHERE time = (SELECT max(time) "
                          "FROM gps WHERE scan_id = ?)", (1500,))])
