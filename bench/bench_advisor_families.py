@@ -20,11 +20,11 @@ today (expert_drops: what a user of ``.expert`` would get by also taking pwtop's
 ``db-drop-*`` advice); ANALYZE on every copy; the family's statements are timed on the
 four interleaved (median per statement; the family's time is the sum). ``same`` marks a
 family where pwtop's and ``.expert``'s creates are the same keys (an all-DESC key counted
-as its ascending twin): there the two figures differ only by this machine's noise. Insert cost: rows copied from each table the
-two sets change are inserted in 50-row transactions into every copy (interleaved), the
-seconds per row summed over those tables and divided by the baseline's. Then the copies
-are put back (created indexes dropped, dropped ones re-created, ANALYZE) for the next
-family.
+as its ascending twin): there the two figures differ only by this machine's noise.
+Insert cost: rows copied from each table the sets change are inserted in 50-row
+transactions into every copy (interleaved), the seconds per row summed over those
+tables and divided by the baseline's. Then the copies are put back (created indexes
+dropped, dropped ones re-created, ANALYZE) for the next family.
 
 Run: ``.venv/bin/python bench/bench_advisor_families.py [--databases demo,field]
 [--families top_n,...] [--rounds 6] [--insert-rows 600]``. Needs the sqlite3 CLI.

@@ -4,11 +4,13 @@
 and never counts what an index costs. This advisor looks at the whole workload, weighs
 each statement by how often it runs and how long it takes, evaluates candidate indexes
 as hypothetical indexes in an in-memory copy of the schema carrying statistics measured
-from the real data, and chooses the set that saves the most per unit of write cost,
-dropping the indexes the new ones make redundant.
+from the real data, and chooses the set that saves the most net of its write cost
+(writes priced in the same seconds as the reads they save), dropping the indexes the new
+ones make redundant.
 
 Modules, in pipeline order: :mod:`.sqltext` (tokens and fingerprints), :mod:`.shape`
-(what a statement filters, orders and reads), :mod:`.candidates`, :mod:`.whatif`
+(what a statement filters, orders and reads), :mod:`.weights` (a workload file's
+``-- pwtop: weight=`` / ``cached`` lines), :mod:`.candidates`, :mod:`.whatif`
 (sampling, the copy, plan costs), :mod:`.choose`, :mod:`.analysis` (one run),
 :mod:`.recommend` (the ``create_index`` advisor of ``pwtop analyze``/``optimize``),
 :mod:`.validate` (the check on a copy before anything is applied), :mod:`.capture`

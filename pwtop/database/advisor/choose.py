@@ -1,4 +1,4 @@
-"""Choose the index set that helps the whole workload most per unit of write cost.
+"""Choose the index set that saves the whole workload the most, net of what its writes cost.
 
 A PiWardrive rig inserts all day, and every index costs every insert a b-tree update, so
 an index is worth having only for what it saves the workload. The choice is greedy and
