@@ -7,6 +7,7 @@ a list the test steps, so a 10-minute scenario runs in microseconds and every bo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -102,6 +103,100 @@ def test_hysteresis_holds_a_level_until_the_value_is_clearly_back(clock):
     flappy = engine_for(Clock())
     kinds = [k for i, v in enumerate((0.51, 0.49, 0.51, 0.49)) for k in step(flappy, clock, i, v)]
     assert kinds == ["fired:warning", "resolved:warning", "fired:warning", "resolved:warning"]
+
+
+def test_clear_holds_an_alert_until_the_value_stayed_back_that_long(clock):
+    engine = engine_for(clock, clear="10s")
+    assert step(engine, clock, 0, 0.95) == ["fired:critical"]
+    assert step(engine, clock, 1, 0.6) == []                  # back below critical: held
+    assert "held at critical until it stays back for 10" in engine.worst().message
+    assert step(engine, clock, 5, 0.95) == []                 # back up: the timer resets
+    assert step(engine, clock, 6, 0.1) == []
+    assert step(engine, clock, 15.9, 0.1) == []
+    assert step(engine, clock, 16, 0.1) == ["resolved:critical"]  # 10 s after 6, not 1
+    # one level down, then its own 10 s below warning before resolving
+    assert step(engine, clock, 20, 0.95) == ["fired:critical"]
+    assert step(engine, clock, 21, 0.6) == []
+    assert step(engine, clock, 31, 0.6) == ["deescalated:warning"]
+    assert step(engine, clock, 32, 0.1) == []
+    assert step(engine, clock, 42, 0.1) == ["resolved:warning"]
+
+
+def demo_breaker_counts(seconds: float) -> list[tuple[float, float]]:
+    """``async_breakers_open`` as pwtop reads it from the demo app's upload breaker.
+
+    A real :class:`~pwtop.aio.CircuitBreaker` built as ``pwtop.demo.app`` builds it (5
+    failures open it, 5 s reset timeout) gets the demo's traffic on a clock stepped by hand:
+    an upload every 0.4 s +-20 % that takes ~0.12 s and is refused during the upstream's
+    outage (15 s of every minute). Once a second, between the uploads, the count is read
+    as the agent's snapshot reads it (the breakers whose state is open): a read after the
+    reset timeout sees the breaker half-open until its probe fails and reopens it.
+    """
+    import asyncio
+    import math
+    import random
+
+    from pwtop.aio import CircuitBreaker, CircuitOpenError
+
+    now = [0.0]
+    rng = random.Random(16)
+    breaker = CircuitBreaker(5, 5.0, name="upload", clock=lambda: now[0])
+    samples: list[tuple[float, float]] = []
+    next_poll = [0.5]
+
+    def polls_until(limit: float) -> None:
+        while next_poll[0] <= limit:
+            now[0] = next_poll[0]
+            samples.append((now[0], float(breaker.state == "open")))
+            next_poll[0] += 1.0
+
+    async def run() -> None:
+        t = 0.0
+        while t < seconds:
+            polls_until(t)
+            now[0] = t
+            try:
+                await breaker.__aenter__()
+            except CircuitOpenError:
+                pass
+            else:
+                end = t + rng.lognormvariate(math.log(0.12), 0.6)
+                polls_until(end)
+                now[0] = end
+                refused = t % 60.0 >= 45.0
+                await breaker.__aexit__(RuntimeError if refused else None, None, None)
+            t = max(now[0], t + 0.4 * rng.uniform(0.8, 1.2))
+
+    asyncio.run(run())
+    assert breaker.opened_count >= 6, "the breaker did not flap; the test proves nothing"
+    return samples
+
+
+def test_a_flapping_circuit_breaker_is_one_alert_per_outage(clock):
+    """The built-in async_breaker_open rule over the demo's breaker for 340 s (five outages):
+    each 15 s outage opens the breaker, its probes fail and reopen it every 5 s, and a
+    read between reads 0. One alert per outage, resolved once the breaker stayed shut."""
+    samples = demo_breaker_counts(340.0)
+    drops = sum(1 for (_, a), (_, b) in zip(samples, samples[1:]) if a and not b)
+    assert drops > 5  # more than once per outage: it read 0 while the upstream was down
+
+    def events(rules) -> list[tuple[str, float]]:
+        engine = AlertEngine(rules, clock=clock, wall=clock.wall)
+        out = []
+        for at, value in samples:
+            clock.now = at
+            out += [(e.kind, at) for e in engine.evaluate({"async_breakers_open": value})]
+        return out
+
+    rule = next(r for r in default_rules() if r.name == "async_breaker_open")
+    seen = events([rule])
+    assert [k for k, _ in seen] == ["fired", "resolved"] * 5, seen
+    fired = [at for k, at in seen if k == "fired"]
+    assert [int(at // 60) for at in fired] == [0, 1, 2, 3, 4]  # one per outage (45-60 s)
+    assert all(at % 60 >= 45 for at in fired)
+    # the same rule without ``clear`` raises an alert for every reopening it saw
+    flappy = events([dataclasses.replace(rule, clear_seconds=0.0)])
+    assert sum(1 for k, _ in flappy if k == "fired") == drops
 
 
 def test_falling_metrics_compare_the_other_way(clock):

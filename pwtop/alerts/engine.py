@@ -114,6 +114,7 @@ class AlertEvent:
 @dataclass
 class _RuleState:
     pending: dict[Level, float] = field(default_factory=dict)  # level -> passed since
+    below: dict[Level, float] = field(default_factory=dict)    # level held -> back since
     alert: Alert | None = None
 
 
@@ -266,7 +267,7 @@ class AlertEngine:
                 state.pending.setdefault(level, now)
             else:
                 state.pending.pop(level, None)
-        new = min(raw, current)
+        new = min(self._held(state, rule, raw, current, now), current)
         for level, _ in rule.thresholds:
             if new < level <= raw and now - state.pending[level] >= rule.for_seconds:
                 new = level
@@ -299,6 +300,20 @@ class AlertEngine:
             return self._notify(alert, ESCALATED, previous, now)
         return self._notify(alert, DEESCALATED, previous, now)
 
+    @staticmethod
+    def _held(state: _RuleState, rule: Rule, raw: Level, current: Level, now: float) -> Level:
+        """The level the alert may drop to: ``raw``, or higher while the value has been
+        back below a level held now for less than the rule's ``clear`` seconds."""
+        held = raw
+        for level, _ in rule.thresholds:
+            if raw < level <= current:
+                since = state.below.setdefault(level, now)
+                if now - since < rule.clear_seconds:
+                    held = max(held, level)
+            else:
+                state.below.pop(level, None)
+        return held
+
     def _fire(self, state: _RuleState, rule: Rule, level: Level, value: float,
               component: str, evidence: dict[str, Any], now: float) -> AlertEvent:
         self._ids += 1
@@ -319,6 +334,7 @@ class AlertEngine:
         assert alert is not None
         state.alert = None
         state.pending.clear()
+        state.below.clear()
         alert.resolved_at = self.wall()
         alert.resolution = reason
         if value is not None:
@@ -350,10 +366,14 @@ class AlertEngine:
             text += f" {rule.op} {format_metric(rule.metric, threshold)}"
             if rule.for_seconds:
                 text += f" for {format_metric('x_seconds', rule.for_seconds)}"
-        elif threshold is not None:  # held by the hysteresis
+        elif threshold is not None and rule.hysteresis and rule.level_for(value, level) >= level:
             text += (f", held at {level.label} by the hysteresis of "
                      f"{format_metric(rule.metric, rule.hysteresis)} (threshold {rule.op} "
                      f"{format_metric(rule.metric, threshold)})")
+        elif threshold is not None:  # back, held for the rule's clear time
+            text += (f", back within {rule.op} {format_metric(rule.metric, threshold)}: held "
+                     f"at {level.label} until it stays back for "
+                     f"{format_metric('x_seconds', rule.clear_seconds)}")
         age = self._aged.get(rule.metric)
         if age is not None:
             text += f" (measured {human_age(age)} ago)"

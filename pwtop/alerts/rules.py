@@ -4,7 +4,9 @@ A rule compares one metric (a name from :mod:`pwtop.metric_names`) with a thresh
 level (info, warning, critical, emergency). The value must stay past a threshold for
 ``for`` seconds before the alert reaches that level; once there it holds until the value
 comes back past the threshold by ``hysteresis`` (in the metric's own unit), so a value
-hovering at a threshold does not flap. ``repeat`` is the least time between two
+hovering at a threshold does not flap, and until it stayed back for ``clear`` seconds, so
+a metric that drops to zero for a moment and comes back (a circuit breaker probing between
+its open spells) stays one alert instead of a fire and a resolve every few seconds. ``repeat`` is the least time between two
 reminders of an alert that stays active unacknowledged. ``responses`` names the opt-in
 automated responses the alert may trigger (see :mod:`pwtop.alerts.responses`).
 
@@ -39,8 +41,8 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 #: Keys a ``[[alerts.rules]]`` table may hold.
 RULE_KEYS = ("name", "metric", "op", "info", "warning", "critical", "emergency", "for",
-             "hysteresis", "repeat", "title", "advice", "responses", "evidence", "enabled",
-             "unless")
+             "clear", "hysteresis", "repeat", "title", "advice", "responses", "evidence",
+             "enabled", "unless")
 DEFAULT_REPEAT = 600.0
 MIB, GIB = 1024 ** 2, 1024 ** 3
 
@@ -53,6 +55,9 @@ class Rule:
     op: str = ">"
     for_seconds: float = 0.0
     hysteresis: float = 0.0
+    # How long the value must stay back below a level before the alert leaves it (resolves
+    # or de-escalates): hysteresis in time, for metrics that flap rather than hover.
+    clear_seconds: float = 0.0
     repeat_seconds: float = DEFAULT_REPEAT
     title: str = ""                               # what the condition is, in a few words
     advice: str = ""                              # what to do about it
@@ -103,7 +108,8 @@ class Rule:
         """The rule as a ``[[alerts.rules]]`` table would write it."""
         out: dict[str, Any] = {"name": self.name, "metric": self.metric, "op": self.op}
         out.update({level.label: value for level, value in self.thresholds})
-        out.update({"for": self.for_seconds, "hysteresis": self.hysteresis,
+        out.update({"for": self.for_seconds, "clear": self.clear_seconds,
+                    "hysteresis": self.hysteresis,
                     "repeat": self.repeat_seconds, "title": self.title, "advice": self.advice,
                     "responses": list(self.responses), "evidence": list(self.evidence),
                     "enabled": self.enabled})
@@ -168,8 +174,12 @@ def default_rules(settings: Any = None) -> list[Rule]:
                      "a connection",
               responses=("scale_pool",),
               evidence=("async_pool_waiters", "async_operation_p99_seconds")),
+        # A breaker open for a while reads half-open at each reset timeout until its probe
+        # fails and opens it again: the count drops to 0 for a moment every few seconds.
+        # ``clear`` keeps such a flapping breaker one alert; it resolves once the breaker
+        # has stayed shut for 30 s.
         _rule("async_breaker_open", "async_breakers_open", ">=", warning=1, critical=2,
-              title="circuit breaker open",
+              clear_seconds=30.0, title="circuit breaker open",
               advice="the service behind it is failing; check it before resetting the breaker",
               responses=("restart_component",),
               evidence=("async_errors_per_second",)),
@@ -272,8 +282,8 @@ def check_rule(rule: Rule) -> str | None:
     problem = _problem_thresholds(rule)
     if problem:
         return problem
-    for name, value in (("for", rule.for_seconds), ("hysteresis", rule.hysteresis),
-                        ("repeat", rule.repeat_seconds)):
+    for name, value in (("for", rule.for_seconds), ("clear", rule.clear_seconds),
+                        ("hysteresis", rule.hysteresis), ("repeat", rule.repeat_seconds)):
         if not math.isfinite(value) or value < 0:
             return f"{name} must be >= 0, got {value!r}"
     for name in rule.responses:
@@ -345,6 +355,8 @@ def rule_from_table(table: dict[str, Any], base: Rule | None = None) -> Rule:
             changes[attr] = table[key]
     if "for" in table:
         changes["for_seconds"] = _seconds("for", table["for"])
+    if "clear" in table:
+        changes["clear_seconds"] = _seconds("clear", table["clear"])
     if "repeat" in table:
         changes["repeat_seconds"] = _seconds("repeat", table["repeat"])
     if "hysteresis" in table:
@@ -458,9 +470,11 @@ def alerts_reference() -> str:
         "A rule compares one metric (see [metrics.md](metrics.md)) with a threshold per level.",
         "The value must stay past a level's threshold for `for` before the alert reaches that",
         "level (fired, or escalated); it holds a level until the value is back past the",
-        "threshold by `hysteresis` (in the metric's unit), and resolves when it is below every",
-        "level. While an alert stays active and unacknowledged it is repeated (logged and",
-        "shown again) at most every `repeat`. Acknowledging (`k` in the Alerts tab) stops the",
+        "threshold by `hysteresis` (in the metric's unit) and has stayed back for `clear`",
+        "(for a metric that flaps rather than hovers, such as a circuit breaker that reopens",
+        "after each failed probe), and resolves when it is below every level. While an alert",
+        "stays active and unacknowledged it is repeated (logged and shown again) at most every",
+        "`repeat`. Acknowledging (`k` in the Alerts tab) stops the",
         "repeats until the alert escalates. Every change is logged to the `pwtop.alerts`",
         "logger with the evidence: the value, the threshold and the related metrics. A metric",
         "that stops being measured holds an active alert for a minute, then resolves it as",
@@ -471,13 +485,14 @@ def alerts_reference() -> str:
         "",
         "## Built-in rules",
         "",
-        "| rule | metric | info | warning | critical | emergency | for | hysteresis | "
+        "| rule | metric | info | warning | critical | emergency | for | clear | hysteresis | "
         "responses |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in default_rules():
         cells = [f"`{r.name}`", f"`{r.metric}`"] + [r.describe_threshold(lv) for lv in LEVELS]
         cells += [format_metric("x_seconds", r.for_seconds) if r.for_seconds else "-",
+                  format_metric("x_seconds", r.clear_seconds) if r.clear_seconds else "-",
                   format_metric(r.metric, r.hysteresis) if r.hysteresis else "-",
                   ", ".join(f"`{x}`" for x in r.responses) or "-"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -495,9 +510,9 @@ def alerts_reference() -> str:
         "",
         "Each `[[alerts.rules]]` table in the config either changes a built-in rule (give its",
         "`name` and only the keys to change) or adds one (a new `name` and a `metric`).",
-        "Durations are seconds or text like `30s`, `5m`, `1h`. A rule naming an unknown metric",
-        "or with thresholds out of order is refused when the config is loaded, with one line",
-        "naming the file and the rule (`pwtop config check`).",
+        "Durations (`for`, `clear`, `repeat`) are seconds or text like `30s`, `5m`, `1h`. A",
+        "rule naming an unknown metric or with thresholds out of order is refused when the",
+        "config is loaded, with one line naming the file and the rule (`pwtop config check`).",
         "",
         "```toml",
         "[[alerts.rules]]          # change a built-in rule",
@@ -511,6 +526,7 @@ def alerts_reference() -> str:
         "warning = 10000",
         "critical = 100000",
         'for = "2m"',
+        'clear = "1m"              # resolve only after a minute back below every level',
         "hysteresis = 1000",
         'repeat = "30m"',
         'title = "checkpoints lag behind the writer"',
