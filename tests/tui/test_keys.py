@@ -300,6 +300,27 @@ async def test_too_small_terminal_says_what_it_needs(make_app, size):
         assert isinstance(app.screen, MainScreen)
 
 
+@pytest.mark.parametrize("size", [(60, 15), (45, 10), (30, 8), (20, 5)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_too_small_notice_is_whole_down_to_20x5(make_app, size):
+    """What is wrong, what to do and that q quits, on screen and not cut, in the terminal
+    the notice complains about; then q quits."""
+    width, height = size
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        screen = text_of(app)
+        lines = [line.strip() for line in screen.splitlines() if line.strip()]
+        assert len(lines) <= height and all(len(line) <= width for line in lines)
+        words = " ".join(lines)
+        assert f"{width}x{height}" in words and "60x16" in words
+        assert "enlarge" in words and ("press q to quit" in words or "q quits" in words)
+        assert "terminal too small" in words or width < 30
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.return_code == 0  # set by exit(): q was handled
+
+
 async def test_no_color_is_honoured(make_app, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     app = make_app()
