@@ -34,7 +34,7 @@ from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Tab, Tabs
+from textual.widgets import Input, Tab, Tabs
 
 from pwtop.components import NAMES, info
 from pwtop.config import Settings, default_database_path, ui_state_path
@@ -50,6 +50,7 @@ from pwtop.tui.tabs.alerts import history_trouble
 from pwtop.tui.theming import choose_theme, load_themes, next_theme
 from pwtop.tui.view import View
 from pwtop.tui.widgets.banner import AlertBanner
+from pwtop.tui.widgets.footer import footer_for
 from pwtop.tui.widgets.header import PwtopHeader, home_relative
 from pwtop.tui.widgets.tables import SyncTable
 from pwtop.tui.widgets.text import show
@@ -175,7 +176,7 @@ class MainScreen(Screen[None]):
         yield tab_class(initial)(id=f"tab-{initial}", classes="tab-pane")
         yield FilterInput(placeholder="filter rows: type to filter, Enter keeps, Esc clears",
                           id="filter")
-        yield Footer(compact=True)
+        yield footer_for("main")
 
     def on_mount(self) -> None:
         self.query_one("#filter").display = False

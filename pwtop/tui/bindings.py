@@ -28,6 +28,8 @@ class Key:
     ``key`` uses Textual's key names (comma-separated alternatives); ``display`` is how a
     person writes it. ``screen`` says where it works: "main" (the tabs), "optimize" (the
     optimize dialog), "help", or "app" for Textual's own keys, which are only documented.
+    ``rank`` orders the footer's hints: when the footer is too narrow the lowest-ranked
+    hints are hidden first (pwtop/tui/widgets/footer.py), so quitting and help stay.
     """
 
     key: str
@@ -39,6 +41,7 @@ class Key:
     footer: bool = False
     screen: str = "main"
     palette: bool = True
+    rank: int = 0
 
 
 def _tab_keys() -> tuple[Key, ...]:
@@ -55,16 +58,17 @@ KEYS: tuple[Key, ...] = (
         "Shift+Tab", palette=False),
     Key("o", "optimize", "Optimize", "Optimize the current tab's component: review the "
         "dry-run plan, choose actions, Enter applies, Esc cancels.", "Actions", "o",
-        footer=True),
+        footer=True, rank=50),
     Key("a", "analyze", "Analyze", "Measure the current component now and recompute its "
-        "recommendations (on Overview: every component).", "Actions", "a", footer=True),
+        "recommendations (on Overview: every component).", "Actions", "a", footer=True,
+        rank=40),
     Key("space", "refresh", "Refresh", "Collect every component now.", "Actions", "Space"),
     Key("p", "pause", "Pause", "Pause or resume polling (the header says PAUSED).",
-        "Actions", "p", footer=True),
+        "Actions", "p", footer=True, rank=30),
     Key("plus", "faster", "Faster", "Shorten the refresh interval (shown in the header).",
-        "Actions", "+", footer=True),
+        "Actions", "+", footer=True, rank=20),
     Key("minus", "slower", "Slower", "Lengthen the refresh interval.", "Actions", "-",
-        footer=True),
+        footer=True, rank=20),
     Key("k", "acknowledge", "Acknowledge", "Acknowledge an alert: the selected one on the "
         "Alerts tab, else the worst unacknowledged one. It stays listed and stops "
         "repeating until it escalates.", "Alerts", "k"),
@@ -77,10 +81,10 @@ KEYS: tuple[Key, ...] = (
     Key("t", "cycle_theme", "Theme", "Switch to the next colour theme (remembered).",
         "View", "t"),
     Key("question_mark,f1", "help", "Help", "Show this list of keys.", "View", "? / F1",
-        footer=True),
-    Key("q", "quit", "Quit", "Quit pwtop.", "View", "q", footer=True),
+        footer=True, rank=90),
+    Key("q", "quit", "Quit", "Quit pwtop.", "View", "q", footer=True, rank=100),
     Key("ctrl+p", "command_palette", "Command palette", "Search and run any command by "
-        "name.", "View", "Ctrl+P", screen="app", palette=False),
+        "name.", "View", "Ctrl+P", screen="app", palette=False, rank=10),
     Key("ctrl+q", "quit", "Quit", "Quit from anywhere, even a dialog.", "View", "Ctrl+Q",
         screen="app", palette=False),
     # The optimize dialog
@@ -88,12 +92,12 @@ KEYS: tuple[Key, ...] = (
         "Optimize dialog", "Space", screen="optimize", palette=False),
     Key("enter", "apply", "Apply", "Apply the selected actions, with progress, then show "
         "the measurements before and after.", "Optimize dialog", "Enter", footer=True,
-        screen="optimize", palette=False),
+        screen="optimize", palette=False, rank=80),
     Key("escape", "cancel", "Cancel", "Close the dialog; before Enter nothing is changed.",
-        "Optimize dialog", "Esc", footer=True, screen="optimize", palette=False),
+        "Optimize dialog", "Esc", footer=True, screen="optimize", palette=False, rank=100),
     # The help screen
     Key("escape,q,question_mark,f1", "close", "Close", "Close the help screen.", "Help screen",
-        "Esc / q / ?", footer=True, screen="help", palette=False),
+        "Esc / q / ?", footer=True, screen="help", palette=False, rank=100),
     # The filter box under a table
     Key("escape", "clear_filter", "Clear filter", "Clear the filter and close the box (Enter "
         "keeps the filter).", "Tables", "Esc", screen="filter", palette=False),

@@ -5,18 +5,13 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from tui_helpers import HOST, FakeComponent, fake_factories, settle
+from tui_helpers import HOST, FakeComponent, fake_factories, settle, text_of
 
 from pwtop.model import Flag, Level
 from pwtop.tui import bindings
 from pwtop.tui.app import INTERVAL_FACTOR, INTERVALS, MainScreen, PwtopApp
 from pwtop.tui.screens.help import HelpScreen
 from pwtop.tui.widgets.tables import SyncTable
-
-
-def text_of(app: PwtopApp) -> str:
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(seg.text for seg in strip) for strip in strips)
 
 
 def test_every_main_key_has_an_action():

@@ -78,8 +78,14 @@ async def settle(app, pilot, polls: int = 1, names=None) -> None:
     await pilot.pause()
 
 
+def text_of(app) -> str:
+    """The screen as text, one line per row (what a person reads, without colours)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strip) for strip in strips)
+
+
 __all__ = ["FakeComponent", "UnreachableComponent", "fake_agent", "fake_database",
-           "fake_factories", "fake_system", "settle", "HOST"]
+           "fake_factories", "fake_system", "settle", "text_of", "HOST"]
 
 
 class PtyReader:

@@ -7,9 +7,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from pwtop.tui.bindings import help_rows, textual_bindings
+from pwtop.tui.widgets.footer import footer_for
 
 
 def help_renderable() -> Table:
@@ -32,7 +33,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-dialog"):
             yield Static("pwtop keys (↑ ↓ PgUp PgDn scroll)", id="help-title")
             yield Static(help_renderable(), id="help-body")
-        yield Footer()
+        yield footer_for("help")
 
     def action_close(self) -> None:
         self.dismiss(None)

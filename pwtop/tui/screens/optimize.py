@@ -19,13 +19,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, ProgressBar, SelectionList, Static
+from textual.widgets import DataTable, ProgressBar, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from pwtop.database.litestream import REFUSED_ERROR as LITESTREAM_ERROR
 from pwtop.errors import PwtopError
 from pwtop.model import INSERT_COST_ERROR, ActionResult, Recommendation
 from pwtop.tui.bindings import textual_bindings
+from pwtop.tui.widgets.footer import footer_for
 from pwtop.units import format_metric
 
 log = logging.getLogger("pwtop.tui")
@@ -114,7 +115,7 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
                 yield Static("", id="optimize-detail")
             yield ProgressBar(id="optimize-progress", show_eta=False)
             yield DataTable(id="optimize-results", cursor_type="row")
-        yield Footer()
+        yield footer_for("optimize")
 
     def on_mount(self) -> None:
         self.query_one("#optimize-progress").display = False

@@ -1,0 +1,80 @@
+"""The footer: key hints that drop whole, least needed first, when the line is too narrow.
+
+Textual's footer lays its hints out in a row that scrolls sideways: in 60 columns the
+last hints are cut mid-word and the command palette's hint, docked on the right, is drawn
+over them (``? Hel▏^p palette``). Here every hint has a rank (from
+:mod:`pwtop.tui.bindings`, where the keys are defined) and the lowest-ranked hints are
+hidden until the rest fit; ``q Quit`` and ``? Help`` rank highest and stay.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from textual.app import ComposeResult
+from textual.geometry import Size
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
+
+from pwtop.tui.bindings import Key
+
+
+def ranks(keys: Iterable[Key]) -> dict[str, int]:
+    """action -> rank of the keys a footer shows (the highest rank of an action wins)."""
+    out: dict[str, int] = {}
+    for key in keys:
+        for action in (key.action, key.action.removeprefix("app.")):
+            out[action] = max(out.get(action, key.rank), key.rank)
+    return out
+
+
+def hints_that_fit(widths: list[int], order: list[int], space: int) -> set[int]:
+    """Which hints stay: drop by ``order`` (indexes, least needed first) until the
+    ``widths`` of the rest add up to at most ``space``."""
+    shown = set(range(len(widths)))
+    total = sum(widths)
+    for index in order:
+        if total <= space:
+            break
+        shown.discard(index)
+        total -= widths[index]
+    return shown
+
+
+class FitFooter(Footer):
+    """A compact footer whose hints are hidden, lowest rank first, to fit its width."""
+
+    def __init__(self, key_ranks: Mapping[str, int], **kw) -> None:
+        kw.setdefault("compact", True)
+        super().__init__(**kw)
+        self.key_ranks = dict(key_ranks)
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+        self.call_after_refresh(self.fit)
+
+    def on_resize(self) -> None:
+        self.fit()
+
+    def fit(self) -> None:
+        """Show the hints that fit, highest rank first (rightmost first among equals)."""
+        keys = list(self.query(FooterKey))
+        if not keys or not self.size.width:
+            return
+        size = Size(self.size.width, 1)
+        widths = [k.get_content_width(size, size) + k.styles.gutter.width
+                  + k.styles.margin.width for k in keys]
+        order = sorted(range(len(keys)),
+                       key=lambda i: (self.key_ranks.get(keys[i].action, 0), -i))
+        shown = hints_that_fit(widths, order, self.size.width)
+        for i, key in enumerate(keys):
+            if key.display != (i in shown):
+                key.display = i in shown
+
+
+def footer_for(screen: str) -> FitFooter:
+    """The footer of one screen of :mod:`pwtop.tui.bindings` (with Textual's own keys,
+    the command palette's among them)."""
+    from pwtop.tui.bindings import keys_for
+
+    return FitFooter(ranks([*keys_for(screen), *keys_for("app")]))
