@@ -131,10 +131,8 @@ def step_interval(current: float, direction: int) -> float:
     return larger[0] if larger else INTERVALS[-1]
 
 
-def target_text(settings: Settings) -> str:
-    db = home_relative(settings.target.database or str(default_database_path()))
-    agent = settings.target.agent
-    return f"{db} · {agent}" if agent else db
+def target_database(settings: Settings) -> str:
+    return home_relative(settings.target.database or str(default_database_path()))
 
 
 class FilterInput(Input):
@@ -161,8 +159,8 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         app = self.pwtop
-        yield PwtopHeader(app.host, target_text(app.settings), app.view.interval,
-                          INTERVAL_FACTOR)
+        yield PwtopHeader(app.host, target_database(app.settings), app.view.interval,
+                          INTERVAL_FACTOR, agent=app.settings.target.agent or "")
         yield AlertBanner(id="banner")
         initial = app.ui_state.last_tab if app.ui_state.last_tab in TAB_IDS else "overview"
         self._active = initial

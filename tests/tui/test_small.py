@@ -54,3 +54,37 @@ async def test_the_footer_shows_whole_hints_and_keeps_quit_and_help(make_app, wi
         assert "^p palette" not in footer  # the palette hint ranks lowest of all
     if width >= 100:
         assert not dropped and "^p palette" in footer
+
+
+def test_a_path_is_shortened_in_the_middle_keeping_its_file_name():
+    from pwtop.tui.widgets.header import fit_target, middle_path
+
+    path = "/home/pi/piwardrive/data/piwardrive.db"
+    assert middle_path(path, 100) == path
+    short = middle_path(path, 24)
+    assert len(short) == 24 and short.endswith("/piwardrive.db") and short.startswith("/hom")
+    assert "…" in short
+    assert middle_path(path, 14) == "piwardrive.db"  # no room for "…/": the name alone
+    assert middle_path(path, 8) == "piwardr…"
+    agent = "ws://127.0.0.1:8765"
+    assert fit_target(path, agent, 80) == f"{path} · {agent}"
+    kept = fit_target(path, agent, 40)  # the agent stays while the name has room
+    assert kept.endswith(f"/piwardrive.db · {agent}") and len(kept) == 40
+    assert fit_target(path, agent, 30) == middle_path(path, 30)  # then the agent goes
+    assert fit_target(path, "", 30).endswith("/piwardrive.db")
+
+
+@pytest.mark.parametrize("width", [80, 100])
+async def test_the_header_keeps_the_database_file_name_at_80_columns(make_app, settings,
+                                                                    width):
+    settings.target.database = "/home/pi/piwardrive/data/piwardrive.db"
+    settings.target.agent = "ws://127.0.0.1:45041"
+    app = make_app()
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(app, pilot)
+        header = text_of(app).splitlines()[0]
+    assert "/piwardrive.db" in header and "…" in header, header
+    assert "/home/pi/piwardrive/data/piwardrive.db" not in header
+    # the right end whole: the interval drops the database's own before the name is cut
+    assert header.rstrip().endswith("sys:ok every 60s" if width == 80 else
+                                    "every 60s (db 180s)"), header

@@ -1,10 +1,17 @@
 """The one-line header: host, target, connection state, refresh interval, paused, and
-the history's trouble when it cannot record (disk full, file locked)."""
+the history's trouble when it cannot record (disk full, file locked).
+
+In a narrow terminal the target gives way first: the agent's address goes, then the
+database path is shortened in the middle, keeping its file name (what tells two rigs'
+targets apart); the interval drops the slower components' intervals before anything on
+the right is cut.
+"""
 
 from __future__ import annotations
 
 import os
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -30,22 +37,53 @@ def home_relative(path: str) -> str:
     return path
 
 
-class TailText(Widget):
-    """Text cut on the left when too long: the end of a path (the file name) is what
-    tells targets apart."""
+def middle_path(path: str, width: int) -> str:
+    """``path`` in at most ``width`` cells, shortened in the middle: the start of the
+    directory, "…", and the whole file name ("/srv/…/rig/app.db"); only a file name
+    longer than the width is cut, at its end."""
+    if len(path) <= width:
+        return path
+    head, sep, name = path.rpartition("/")
+    if width <= 0:
+        return ""
+    if not sep or len(name) + 2 > width:  # no room for "…/name": the name alone, cut
+        return name if len(name) <= width else name[:max(0, width - 1)] + "…"
+    room = width - len(name) - 2
+    keep_start = (room + 1) // 2
+    keep_end = room - keep_start
+    return head[:keep_start] + "…" + (head[len(head) - keep_end:] if keep_end else "") \
+        + "/" + name
 
-    DEFAULT_CSS = "TailText { width: 1fr; height: 1; }"
 
-    def __init__(self, text: str, id: str | None = None) -> None:
+def fit_target(database: str, agent: str, width: int) -> str:
+    """"database · agent" in ``width`` cells: the agent goes before the database's file
+    name is touched, and the path is shortened in the middle (:func:`middle_path`)."""
+    full = f"{database} · {agent}" if agent else database
+    if len(full) <= width:
+        return full
+    name = database.rpartition("/")[2]
+    if agent and width - len(agent) - 3 >= len(name) + 2:
+        return f"{middle_path(database, width - len(agent) - 3)} · {agent}"
+    return middle_path(database, width)
+
+
+class TargetText(Widget):
+    """The monitored target, fitted to the room the header leaves it (:func:`fit_target`)."""
+
+    DEFAULT_CSS = "TargetText { width: 1fr; height: 1; }"
+
+    def __init__(self, database: str, agent: str = "", id: str | None = None) -> None:
         super().__init__(id=id)
-        self.text = text
+        self.database = database
+        self.agent = agent
+
+    @property
+    def text(self) -> str:
+        return f"{self.database} · {self.agent}" if self.agent else self.database
 
     def render(self) -> Text:
-        width = self.size.width
-        text = self.text
-        if width and len(text) > width:
-            text = "…" + text[len(text) - width + 1:]
-        return Text(text, no_wrap=True)
+        return Text(fit_target(self.database, self.agent, self.size.width), no_wrap=True,
+                    overflow="ellipsis")
 
 
 class PwtopHeader(Horizontal):
@@ -62,12 +100,13 @@ class PwtopHeader(Horizontal):
     PwtopHeader.-history #header-history { display: block; }
     """
 
-    def __init__(self, host: str, target: str, interval: float,
-                 factors: dict[str, float] | None = None) -> None:
+    def __init__(self, host: str, database: str, interval: float,
+                 factors: dict[str, float] | None = None, agent: str = "") -> None:
         super().__init__()
         self._factors = factors or {}
         self._host = host
-        self._target = target
+        self._database = database
+        self._agent = agent
         self._interval = interval
         self._connection = ""
         self._history = ""
@@ -75,7 +114,7 @@ class PwtopHeader(Horizontal):
     def compose(self) -> ComposeResult:
         yield Label("pwtop", id="header-title")
         yield Label(self._host, id="header-host", markup=False)
-        yield TailText(self._target, id="header-target")
+        yield TargetText(self._database, self._agent, id="header-target")
         yield Label("", id="header-connection", markup=False)
         yield Label(interval_text(self._interval, self._factors), id="header-interval")
         yield Label("", id="header-history", markup=False)
@@ -93,12 +132,34 @@ class PwtopHeader(Horizontal):
         label = self.query_one("#header-connection", Label)
         label.update(text)
         label.set_class(any(s == "down" for _, s in parts), "-down")
+        self._fit()
 
     def set_interval(self, seconds: float) -> None:
-        self.query_one("#header-interval", Label).update(interval_text(seconds, self._factors))
+        self._interval = seconds
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """The interval with the slower components' intervals when the labels beside the
+        target leave room for it and for the database's file name, else the refresh
+        interval alone."""
+        if not self.is_mounted or not self.size.width:
+            return
+        label = self.query_one("#header-interval", Label)
+        target = self.query_one(TargetText)
+        full = interval_text(self._interval, self._factors)
+        others = sum(cell_len(str(w.render())) + w.styles.gutter.width + w.styles.margin.width
+                     for w in self.query(Label) if w.display and w is not label)
+        name = self._database.rpartition("/")[2]
+        wanted = min(len(target.text), len(name) + 2) + target.styles.margin.width
+        room = self.size.width - others - label.styles.gutter.width - wanted
+        label.update(full if cell_len(full) <= room else interval_text(self._interval))
 
     def set_paused(self, paused: bool) -> None:
         self.set_class(paused, "-paused")
+        self._fit()
 
     def set_history(self, text: str, detail: str = "") -> None:
         """A short word on the history when it cannot record ("" hides it); the whole
@@ -110,3 +171,4 @@ class PwtopHeader(Horizontal):
         label.update(text)
         label.tooltip = detail or None
         self.set_class(bool(text), "-history")
+        self._fit()
