@@ -95,6 +95,9 @@ KEYS: tuple[Key, ...] = (
         screen="optimize", palette=False, rank=80),
     Key("escape", "cancel", "Cancel", "Close the dialog; before Enter nothing is changed.",
         "Optimize dialog", "Esc", footer=True, screen="optimize", palette=False, rank=100),
+    Key("enter,escape", "close", "Close", "Once applied (or with nothing to apply): close "
+        "the dialog.", "Optimize dialog", "Enter / Esc", footer=True, screen="optimize",
+        palette=False, rank=100),
     # The help screen
     Key("escape,q,question_mark,f1", "close", "Close", "Close the help screen.", "Help screen",
         "Esc / q / ?", footer=True, screen="help", palette=False, rank=100),
@@ -117,7 +120,8 @@ def textual_bindings(screen: str) -> list:
 
     return [Binding(k.key, k.action, k.title, show=k.footer,
                     key_display=k.display.split(" / ")[0],
-                    tooltip=k.help, priority=(k.screen == "optimize" and k.key == "enter"))
+                    tooltip=k.help,
+                    priority=(k.screen == "optimize" and "enter" in k.key.split(",")))
             for k in keys_for(screen)]
 
 

@@ -19,6 +19,11 @@ def text_of(app) -> str:
     return "\n".join("".join(seg.text for seg in strip) for strip in strips)
 
 
+def row_of(app, text: str) -> str:
+    """The screen line that shows ``text``."""
+    return next(line for line in text_of(app).splitlines() if text in line)
+
+
 def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -91,13 +96,22 @@ async def test_enter_applies_the_selection_with_before_and_after(make_app, sqlit
         screen = await open_dialog(app, pilot)
         await pilot.press("enter")  # nothing selected yet: nothing happens
         assert screen.phase == "ready" and comp.applied == [(["idx-1"], True)]
+        # selected or not in characters, not only in the colour of a glyph
+        assert "[ ] " in row_of(app, "Index t(a) for the lookup query")
+        assert text_of(app).splitlines()[-1].split() == ["Enter", "Apply", "Esc", "Cancel"]
         await pilot.press("down", "space")  # the advice row is skipped: never selectable
         assert screen.query_one("#optimize-actions").selected == ["idx-1"]
+        await pilot.pause()
+        assert "[x] " in row_of(app, "Index t(a) for the lookup query")
+        assert "[ ] " in row_of(app, "(advice for the app)")
         await pilot.press("enter")
         await wait_phase(screen, pilot, "ready", "applying")
         assert screen.phase == "done"
+        await pilot.pause()
         shown = text_of(app)
         assert "applied 1 of 1" in shown
+        # applied: nothing left to apply, so the footer no longer offers it
+        assert shown.splitlines()[-1].split() == ["Enter", "Close"], shown.splitlines()[-1]
         assert "database_file_bytes" in shown and "before" in shown and "after" in shown
         assert screen.query_one("#optimize-progress").percentage == 1.0
         await pilot.press("enter")

@@ -2,9 +2,10 @@
 
 Opening the dialog measures the component afresh, asks for its recommendations and has
 ``apply(..., dry_run=True)`` plan them, so what is shown is what would run now. Nothing is
-selected at first; Space selects, Enter applies the selection one action at a time with
-progress, then the measurements before and after are shown. Esc before Enter changes
-nothing. While the dialog is open the component is not polled (``hold``), so it is never
+selected at first; Space selects (each row reads ``[x]`` or ``[ ]``, which says it
+without colour), Enter applies the selection one action at a time with progress, then the
+measurements before and after are shown and the footer offers only Close. Esc before
+Enter changes nothing. While the dialog is open the component is not polled (``hold``), so it is never
 asked to collect and apply at once.
 """
 
@@ -15,11 +16,15 @@ import contextlib
 import logging
 from typing import Any, AsyncContextManager, Callable
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.strip import Strip
 from textual.widgets import DataTable, ProgressBar, SelectionList, Static
+from textual.widgets._toggle_button import ToggleButton
 from textual.widgets.selection_list import Selection
 
 from pwtop.database.litestream import REFUSED_ERROR as LITESTREAM_ERROR
@@ -86,6 +91,26 @@ def result_rows(results: list[ActionResult]) -> list[tuple[str, str, str, str, s
     return rows
 
 
+class CheckList(SelectionList[str]):
+    """A selection list whose rows read ``[x]`` or ``[ ]``: Textual's toggle button
+    (``▐X▌``) tells selected from not by the colour of the X alone, which is lost under
+    NO_COLOR and on a monochrome screen."""
+
+    def render_line(self, y: int) -> Strip:
+        line = super().render_line(y)
+        segments = list(line)
+        button = (ToggleButton.BUTTON_LEFT, ToggleButton.BUTTON_INNER,
+                  ToggleButton.BUTTON_RIGHT)
+        if len(segments) < 4 or tuple(s.text for s in segments[:3]) != button:
+            return line
+        index = self.scroll_offset.y + y
+        selected = self.get_option_at_index(index).value in self._selected
+        style = (segments[3].style or Style()) + Style(meta={"option": index})
+        segments[:3] = [Segment("[", style), Segment("x" if selected else " ", style),
+                        Segment("]", style)]
+        return Strip(segments, line.cell_length)
+
+
 class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
     """Plan, choose, apply, show before/after; the result is what was applied (or None)."""
 
@@ -98,19 +123,43 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
         self.title_text = title
         self.component = component
         self.hold = hold or contextlib.nullcontext
-        self.phase = "planning"
+        self._phase = "planning"
         self.recommendations: dict[str, Recommendation] = {}
         self.plans: dict[str, ActionResult] = {}
         self.results: list[ActionResult] = []
         self._decision: asyncio.Future[list[str] | None] | None = None
         self._question: asyncio.Future[bool] | None = None
 
+    @property
+    def phase(self) -> str:
+        """planning, ready, asking, applying, then done; or empty / failed."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, value: str) -> None:
+        self._phase = value
+        if self.is_mounted:
+            self.refresh_bindings()  # the footer offers what this phase can do
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Apply and Cancel until the dialog is finished, Close after (hidden, not greyed:
+        the footer must not offer Enter Apply once everything was applied)."""
+        finished = self.phase in ("done", "empty", "failed")
+        if action == "close":
+            return finished
+        if action in ("apply", "cancel", "toggle"):
+            if finished:
+                return False
+            if action == "apply":
+                return True if self.phase in ("ready", "asking") else None
+        return True
+
     def compose(self) -> ComposeResult:
         with Vertical(id="optimize-dialog"):
             yield Static(Text(f"Optimize {self.title_text}: dry run, nothing has changed yet"),
                          id="optimize-title")
             yield Static("measuring and planning…", id="optimize-status")
-            yield SelectionList[str](id="optimize-actions")
+            yield CheckList(id="optimize-actions")
             with VerticalScroll(id="optimize-detail-box"):
                 yield Static("", id="optimize-detail")
             yield ProgressBar(id="optimize-progress", show_eta=False)
@@ -279,9 +328,6 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
     def action_apply(self) -> None:
         if self._answer(True):
             return
-        if self.phase == "done" or self.phase in ("empty", "failed"):
-            self.dismiss(self.results or None)
-            return
         if self.phase != "ready" or self._decision is None:
             return
         chosen = list(self.query_one("#optimize-actions", SelectionList).selected)
@@ -290,6 +336,9 @@ class OptimizeScreen(ModalScreen[list[ActionResult] | None]):
                         severity="warning")
             return
         self._decision.set_result(chosen)
+
+    def action_close(self) -> None:
+        self.dismiss(self.results or None)
 
     def action_cancel(self) -> None:
         if self._answer(False):
