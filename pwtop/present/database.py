@@ -125,12 +125,14 @@ def file_lines(d: DatabaseDetail) -> list[str]:
     return lines
 
 
-SPACE_COLUMNS = [Column("name", "name"), Column("kind", "kind"), Column("table", "table"),
-                 Column("rows", "rows", numeric=True), Column("size", "size", numeric=True),
-                 Column("share", "of file", numeric=True),
-                 Column("unused", "unused", numeric=True),
-                 Column("indexes", "+ indexes", numeric=True), Column("stats", "stats"),
-                 Column("used", "workload")]
+SPACE_COLUMNS = [Column("name", "name", priority=10), Column("kind", "kind", priority=8),
+                 Column("table", "table", priority=1),
+                 Column("rows", "rows", numeric=True, priority=7),
+                 Column("size", "size", numeric=True, priority=9),
+                 Column("share", "of file", numeric=True, priority=6),
+                 Column("unused", "unused", numeric=True, priority=5),
+                 Column("indexes", "+ indexes", numeric=True, priority=3),
+                 Column("stats", "stats", priority=2), Column("used", "workload", priority=4)]
 
 #: Space rows that are no b-tree of the schema, and the kind column they show.
 FREELIST_ROW, OTHER_ROW = "(free pages)", "(other pages)"
@@ -222,9 +224,11 @@ def space_table(d: DatabaseDetail) -> Table:
     return Table("space", space_title(d), SPACE_COLUMNS, rows, sort="size")
 
 
-QUERY_COLUMNS = [Column("name", "query"), Column("median", "median", numeric=True),
-                 Column("max", "slowest run", numeric=True), Column("runs", "runs", numeric=True),
-                 Column("status", "status"), Column("plan", "plan")]
+QUERY_COLUMNS = [Column("name", "query", priority=9),
+                 Column("median", "median", numeric=True, priority=5),
+                 Column("max", "slowest run", numeric=True, priority=8),
+                 Column("runs", "runs", numeric=True, priority=6),
+                 Column("status", "status", priority=7), Column("plan", "plan", priority=4)]
 
 
 def query_status(q: QueryTiming) -> str:

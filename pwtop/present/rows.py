@@ -77,9 +77,14 @@ class Cell:
 
 @dataclass
 class Column:
+    """A table's column. ``priority`` decides which columns a narrow face leaves out:
+    the lowest first, and among equals the rightmost first (so a table without
+    priorities loses columns from the right)."""
+
     key: str
     label: str
     numeric: bool = False
+    priority: int = 0
 
 
 @dataclass
@@ -202,8 +207,9 @@ def text(value: Any, *, strong: bool = False) -> Cell:
     return Cell("-" if value is None else str(value), None, strong)
 
 
-ADVICE_COLUMNS = [Column("level", "level", numeric=True), Column("title", "recommendation"),
-                  Column("how", "how"), Column("id", "id")]
+ADVICE_COLUMNS = [Column("level", "level", numeric=True, priority=8),
+                  Column("title", "recommendation", priority=9),
+                  Column("how", "how", priority=7), Column("id", "id", priority=6)]
 
 
 def advice_table(recs: list[Recommendation] | None, name: str = "advice") -> Table:

@@ -88,3 +88,96 @@ async def test_the_header_keeps_the_database_file_name_at_80_columns(make_app, s
     # the right end whole: the interval drops the database's own before the name is cut
     assert header.rstrip().endswith("sys:ok every 60s" if width == 80 else
                                     "every 60s (db 180s)"), header
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_columns_are_left_out_by_priority_and_text_is_cut_first():
+    from pwtop.tui.widgets.tables import fit_columns
+
+    natural, text = [15, 5, 15, 8, 9], [True, True, True, False, False]
+    priority = [9, 7, 1, 6, 8]
+    assert fit_columns(natural, text, priority, 100) == natural  # all fit
+    # 40 cells: the column of priority 1 goes, then that of 6; the rest whole
+    assert fit_columns(natural, text, priority, 40) == [15, 5, None, None, 9]
+    # the sort column is kept even at the lowest priority; others make room for it
+    kept = fit_columns(natural, text, priority, 40, keep=2)
+    assert kept[2] is not None and kept[3] is None and kept[0] == 15
+    assert sum(w + 2 for w in kept if w is not None) <= 40
+    # a long text column is cut (not left out) while the room allows
+    assert fit_columns([8, 200], [False, True], [9, 8], 60) == [8, 48]
+    assert fit_columns([30], [True], [0], 10) == [8]  # alone: cut to fit what it can
+
+
+async def shown_table(app, pilot, tab: str, table_id: str):
+    """Settle, show the tab (its number key) and return its table widget."""
+    from pwtop.tui.widgets.tables import SyncTable
+
+    await settle(app, pilot)
+    await pilot.press(tab)
+    await pilot.pause()
+    return app.main.query_one(f"#{table_id}", SyncTable)
+
+
+def table_lines(app, title: str) -> list[str]:
+    """The title line of a table and the lines under it (its header first)."""
+    lines = text_of(app).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith(title))
+    return lines[at:]
+
+
+@pytest.mark.parametrize("size", [(60, 40), (80, 40), (100, 40)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_tables_fit_the_width_and_show_their_sort(make_app, size):
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        table = await shown_table(app, pilot, "2", "db-space")
+        assert table.virtual_size.width <= table.size.width  # nothing to scroll sideways
+        assert not table.show_horizontal_scrollbar
+        title, header, *_ = table_lines(app, "Tables and indexes")
+        assert "size ↓" in header  # the sort column and its direction (largest first)
+        assert header.split()[0] == "name"
+        shown = table.visible_columns
+        assert shown[:1] == ["name"] and "size" in shown
+        if size[0] >= 100:
+            assert len(shown) >= 8
+        else:  # the lowest priorities went first
+            from pwtop.present.database import SPACE_COLUMNS
+            left_out = [c.priority for c in SPACE_COLUMNS if c.key not in shown]
+            kept = [c.priority for c in SPACE_COLUMNS if c.key in shown]
+            assert left_out and max(left_out) < min(kept)
+
+
+async def test_s_cycles_through_the_columns_shown_only(make_app):
+    app = make_app()
+    async with app.run_test(size=(60, 30)) as pilot:
+        table = await shown_table(app, pilot, "6", "alerts-table")
+        shown = table.visible_columns
+        assert len(shown) < len(table.columns_spec)  # some were left out at 60 columns
+        seen = []
+        for _ in range(len(shown) + 1):
+            await pilot.press("s")
+            seen.append(table.sort_column)
+        assert set(seen) == set(shown) and seen[-1] == seen[0]
+        header = table_lines(app, "Active")[1]
+        label = next(c.label for c in table.columns_spec if c.key == seen[-1])
+        assert f"{label} ↑" in header or f"{label} ↓" in header
+
+
+async def test_a_kept_filter_is_shown_while_it_applies(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 40)) as pilot:
+        table = await shown_table(app, pilot, "2", "db-space")
+        await pilot.press("slash", *"idx", "enter")
+        await pilot.pause()
+        assert not app.main.query_one("#filter").display  # the box is closed...
+        title = " ".join(" ".join(table_lines(app, "Tables and indexes")[:2]).split())  # wraps
+        assert "filter 'idx': 2 of 4 rows" in title, title  # ...and the filter said
+        app.refresh_now()  # a new poll keeps saying it
+        await settle(app, pilot, polls=2, names=["database"])
+        assert "filter 'idx'" in " ".join(table_lines(app, "Tables and indexes")[:2])
+        await pilot.press("slash", "escape")
+        await pilot.pause()
+        title = " ".join(table_lines(app, "Tables and indexes")[:2])
+        assert "filter" not in title and table.row_count == 4

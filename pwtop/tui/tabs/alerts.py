@@ -53,22 +53,31 @@ class AlertsTab(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield TextLines(id="alerts-summary")
-        yield Static("Active", classes="section-title", markup=False)
-        yield SyncTable([Column("level", "Level", numeric=True), Column("since", "For"),
-                         Column("metric", "Metric"), Column("value", "Value"),
-                         Column("threshold", "Threshold"), Column("message", "Message"),
-                         Column("advice", "Advice")],
+        # Priorities: what is left out first when the screen is narrow (tables.py).
+        yield Static("Active", id="alerts-table-title", classes="section-title",
+                     markup=False)
+        yield SyncTable([Column("level", "Level", numeric=True, priority=9),
+                         Column("since", "For", priority=7),
+                         Column("metric", "Metric", priority=5),
+                         Column("value", "Value", priority=6),
+                         Column("threshold", "Threshold", priority=4),
+                         Column("message", "Message", priority=8),
+                         Column("advice", "Advice", priority=3)],
                         id="alerts-table", default_sort="level")
-        yield Static("Past", classes="section-title", markup=False)
-        yield SyncTable([Column("resolved", "Resolved", numeric=True),
-                         Column("level", "Peak", numeric=True), Column("lasted", "Lasted"),
-                         Column("metric", "Metric"), Column("title", "Alert"),
-                         Column("resolution", "Why it resolved")],
+        yield Static("Past", id="alerts-past-title", classes="section-title", markup=False)
+        yield SyncTable([Column("resolved", "Resolved", numeric=True, priority=9),
+                         Column("level", "Peak", numeric=True, priority=7),
+                         Column("lasted", "Lasted", priority=6),
+                         Column("metric", "Metric", priority=4),
+                         Column("title", "Alert", priority=8),
+                         Column("resolution", "Why it resolved", priority=5)],
                         id="alerts-past", default_sort="resolved")
-        yield Static("Events", classes="section-title", markup=False)
-        yield SyncTable([Column("at", "Time", numeric=True), Column("kind", "Event"),
-                         Column("level", "Level", numeric=True),
-                         Column("message", "Message")],
+        yield Static("Events", id="alerts-events-title", classes="section-title",
+                     markup=False)
+        yield SyncTable([Column("at", "Time", numeric=True, priority=9),
+                         Column("kind", "Event", priority=7),
+                         Column("level", "Level", numeric=True, priority=6),
+                         Column("message", "Message", priority=8)],
                         id="alerts-events", default_sort="at")
 
     def render_view(self, view: View) -> None:

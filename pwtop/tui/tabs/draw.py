@@ -37,7 +37,8 @@ def metric_lines(view: View, component: str, rows: Iterable[Row]) -> list[Metric
 
 
 def table_columns(columns: Iterable[Column]) -> list[TableColumn]:
-    return [TableColumn(c.key, c.label, numeric=c.numeric) for c in columns]
+    return [TableColumn(c.key, c.label, numeric=c.numeric, priority=c.priority)
+            for c in columns]
 
 
 def table_rows(table: Table) -> dict[str, tuple[Cell, ...]]:
@@ -70,7 +71,7 @@ def render_table(widget: Any, prefix: str, name: str, table: Table | None) -> No
     show(title, say)
     show(grid, bool(rows))
     if table is not None and say:
-        set_text(title, table.title if rows else f"{table.title} · {table.empty}")
+        grid.caption(table.title if rows else f"{table.title} · {table.empty}")
         # The presenter's rows as last drawn: a table whose rows did not change (most
         # polls: the tables and indexes move once per slow round) costs one comparison,
         # not a Cell per cell and a diff.
