@@ -52,6 +52,7 @@ from pwtop.tui.view import View
 from pwtop.tui.widgets.banner import AlertBanner
 from pwtop.tui.widgets.footer import footer_for
 from pwtop.tui.widgets.header import PwtopHeader, home_relative
+from pwtop.tui.widgets.scrollbar import use_plain_scrollbars
 from pwtop.tui.widgets.tables import SyncTable
 from pwtop.tui.widgets.text import show
 from pwtop.tui.watching import RANGE_AXES, RangeHistory
@@ -414,6 +415,7 @@ class PwtopApp(App[int]):
         self.theme = choose_theme(settings, self.ui_state, self.available_themes)
         self.main: MainScreen | None = None
         self._too_small: TooSmallScreen | None = None
+        use_plain_scrollbars(self.no_color)  # NO_COLOR: a scrollbar drawn in characters
         if "TEXTUAL_ANIMATIONS" not in os.environ:  # a Pi's CPU is for measuring, not tweening
             self.animation_level = "none"
 

@@ -181,3 +181,54 @@ async def test_a_kept_filter_is_shown_while_it_applies(make_app):
         await pilot.pause()
         title = " ".join(table_lines(app, "Tables and indexes")[:2])
         assert "filter" not in title and table.row_count == 4
+
+
+# ---------------------------------------------------------------- scrollbars
+
+
+def scrollbar_cells(app) -> list[tuple[object, str]]:
+    """(widget, the characters its visible scrollbars are drawn with)."""
+    lines = text_of(app).splitlines()
+    out = []
+    for widget in app.screen.query("*"):
+        for shown, bar in ((widget.show_vertical_scrollbar, "vertical_scrollbar"),
+                           (widget.show_horizontal_scrollbar, "horizontal_scrollbar")):
+            if not shown or not widget.display or widget.region.area == 0:
+                continue
+            region = getattr(widget, bar).region
+            cells = "".join(lines[y][region.x:region.right]
+                            for y in range(region.y, region.bottom) if y < len(lines))
+            out.append((widget, cells))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("no_color", [False, True], ids=["colour", "NO_COLOR"])
+@pytest.mark.parametrize("size", [(60, 16), (80, 24), (100, 30)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_scrollbars_only_where_something_scrolls_plain_without_colour(
+        make_app, monkeypatch, size, no_color):
+    from textual.containers import ScrollableContainer
+    from textual.scroll_view import ScrollView
+
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        seen_a_bar = False
+        for number in range(1, len(bindings.TABS) + 1):
+            await pilot.press(str(number))
+            await pilot.pause()
+            for widget in app.screen.query("*"):
+                if not isinstance(widget, (ScrollableContainer, ScrollView)):
+                    continue
+                if widget.show_vertical_scrollbar:  # only where the content overflows
+                    assert widget.virtual_size.height > widget.scrollable_content_region.height
+                assert not widget.show_horizontal_scrollbar, widget  # nothing is wider
+            for widget, cells in scrollbar_cells(app):
+                seen_a_bar = True
+                if no_color:  # a line and whole blocks: both visible in one colour
+                    assert set(cells) <= {"│", "█"} and "█" in cells, (widget, cells)
+                    assert widget.styles.scrollbar_size_vertical == 1
+        assert seen_a_bar or size[1] >= 30  # at 60x16 and 80x24 some tab scrolls
