@@ -1,4 +1,6 @@
-"""Screenshots of every tab at 80x24 and 120x40 with deterministic fake components.
+"""Screenshots of every tab at 60x16, 80x24, 100x30 and 120x40 with deterministic fake
+components, and at the three small sizes under NO_COLOR too (where a terminal has no
+colour: the optimize dialog's [x] / [ ], plain scrollbars).
 
 Fixed host name, fixed target path, fixed values that step per poll (so the sparklines
 have a shape), no clock anywhere on screen: the alert engine's wall clock is fixed and
@@ -20,7 +22,8 @@ from pwtop.tui.bindings import TABS
 
 # Each test renders a whole screen to SVG and compares it: about a second apiece.
 pytestmark = pytest.mark.slow
-SIZES = [(80, 24), (120, 40)]
+SMALL = [(60, 16), (80, 24), (100, 30)]
+SIZES = [*SMALL, (120, 40)]
 POLLS = 3
 
 
@@ -52,6 +55,12 @@ def utc(monkeypatch):
 
 
 @pytest.fixture
+def no_color(monkeypatch):
+    """A terminal without colour: Textual reads NO_COLOR when the app is made."""
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture
 def snapshot_app(make_app, settings, utc):
     settings.target.database = "/srv/rig/app.db"
 
@@ -79,7 +88,14 @@ def test_tab_ascii(snap_compare, snapshot_app, monkeypatch, number, tab):
     assert snap_compare(app, terminal_size=(100, 30), run_before=before(str(number)))
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("size", SMALL, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("number, tab", [(n, t) for n, (t, _) in enumerate(TABS, start=1)],
+                         ids=[t for t, _ in TABS])
+def test_tab_without_colour(snap_compare, snapshot_app, no_color, number, tab, size):
+    assert snap_compare(snapshot_app(), terminal_size=size, run_before=before(str(number)))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("number, tab", [(3, "async"), (4, "realtime")],
                          ids=["async", "realtime"])
 def test_agent_tab_connected(snap_compare, snapshot_app, number, tab, size):
@@ -87,12 +103,13 @@ def test_agent_tab_connected(snap_compare, snapshot_app, number, tab, size):
     assert snap_compare(app, terminal_size=size, run_before=before(str(number)))
 
 
-def test_help_screen(snap_compare, snapshot_app):
-    assert snap_compare(snapshot_app(), terminal_size=(80, 24),
+@pytest.mark.parametrize("size", SMALL, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help_screen(snap_compare, snapshot_app, size):
+    assert snap_compare(snapshot_app(), terminal_size=size,
                         run_before=before("question_mark", polls=1))
 
 
-def test_optimize_dialog(snap_compare, snapshot_app):
+def open_optimize(select: bool = False):
     async def run_before(pilot) -> None:
         await before("2", polls=1)(pilot)
         await pilot.press("o")
@@ -101,11 +118,25 @@ def test_optimize_dialog(snap_compare, snapshot_app):
             if screen.phase != "planning":
                 break
             await pilot.pause(0.01)
+        if select:
+            await pilot.press("space")
         await pilot.pause()
+    return run_before
+
+
+@pytest.mark.parametrize("size", SMALL, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_optimize_dialog(snap_compare, snapshot_app, size):
     assert snap_compare(snapshot_app(database=lambda s: fake_database()),
-                        terminal_size=(100, 30), run_before=run_before)
+                        terminal_size=size, run_before=open_optimize())
 
 
-def test_too_small(snap_compare, snapshot_app):
-    assert snap_compare(snapshot_app(), terminal_size=(50, 12),
-                        run_before=before("1", polls=1))
+@pytest.mark.parametrize("size", SMALL, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_optimize_dialog_without_colour(snap_compare, snapshot_app, no_color, size):
+    """One action selected: [x] against [ ], readable without colour."""
+    assert snap_compare(snapshot_app(database=lambda s: fake_database()),
+                        terminal_size=size, run_before=open_optimize(select=True))
+
+
+@pytest.mark.parametrize("size", [(50, 12), (45, 10), (20, 5)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_too_small(snap_compare, snapshot_app, size):
+    assert snap_compare(snapshot_app(), terminal_size=size, run_before=before("1", polls=1))
