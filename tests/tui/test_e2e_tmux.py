@@ -157,6 +157,38 @@ def test_the_linux_console_gets_ascii_charts_and_console_glyphs_only(tmp_path, d
 
 
 @needs_tmux
+def test_small_terminal_footer_sort_filter_and_the_too_small_notice(tmp_path, demo_db):
+    """60x16, then 20x5, in a real terminal: whole footer hints (q Quit and ? Help kept),
+    the sort shown in a table's header, a kept filter said in its title; shrunk to 20x5
+    the notice is whole and q quits from it; under NO_COLOR, as people run it."""
+    term = Tmux(tmp_path, demo_db, size=(60, 16), extra_env={"NO_COLOR": "1"})
+    try:
+        screen = term.wait_for("Overview", "q Quit", "? Help", "+ Faster")  # settled
+        footer = screen.rstrip("\n").splitlines()[-1]
+        assert footer.split() == "o Optimize a Analyze p Pause + Faster ? Help q Quit".split(), \
+            footer
+        term.send("6")  # the Alerts tab: three tables, each header with its sort
+        term.wait_for("Level ↓", "Time ↓")
+        term.send("/")  # a filter kept after the box closes is said
+        term.wait_for("filter rows: type to filter")
+        term.send("x")
+        term.wait_for("filter 'x':")
+        term.send("Enter")
+        wait_until(lambda: "filter rows: type" not in term.screen(), "the filter box to close")
+        term.wait_for("filter 'x':")
+        subprocess.run([*term.tmux, "resize-window", "-t", term.name, "-x", "20", "-y", "5"],
+                       check=True)
+        screen = term.wait_for("enlarge", "q")
+        lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
+        assert len(lines) <= 5 and all(len(line) <= 20 for line in lines), screen
+        assert "20x5" in screen and "60x16" in screen and "quit" in screen
+        term.send("q")
+        wait_until(lambda: not alive(term.pid), "pwtop to exit after q on the notice")
+    finally:
+        term.close()
+
+
+@needs_tmux
 def test_starts_and_works_with_textual_debug_on(tmp_path, xdg, demo_db):
     """TEXTUAL=debug turns on Textual's CSS watching, which calls App.set_interval with
     keywords: pwtop must not shadow Textual's API (it did, and crashed at start)."""
