@@ -163,7 +163,7 @@ def test_small_terminal_footer_sort_filter_and_the_too_small_notice(tmp_path, de
     the notice is whole and q quits from it; under NO_COLOR, as people run it."""
     term = Tmux(tmp_path, demo_db, size=(60, 16), extra_env={"NO_COLOR": "1"})
     try:
-        screen = term.wait_for("Overview", "q Quit", "? Help", "+ Faster")  # settled
+        screen = term.wait_for("Overview", "q Quit", "? Help")
         footer = screen.rstrip("\n").splitlines()[-1]
         assert footer.split() == "o Optimize a Analyze p Pause + Faster ? Help q Quit".split(), \
             footer

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
-from textual.geometry import Size
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -41,6 +41,17 @@ def hints_that_fit(widths: list[int], order: list[int], space: int) -> set[int]:
     return shown
 
 
+def hint_width(key: FooterKey) -> int:
+    """The cells a hint takes in a compact footer: "k Description" and a space after it
+    (the command palette's also a bar before it). From the text, not the hint's current
+    styles: a hint just mounted has not taken the compact style yet, and measured then
+    it is wider than it will be (the footer dropped a hint it had room for)."""
+    width = cell_len(key.key_display) + 1
+    if key.description:
+        width += 1 + cell_len(key.description)
+    return width + (1 if key.has_class("-command-palette") else 0)
+
+
 class FitFooter(Footer):
     """A compact footer whose hints are hidden, lowest rank first, to fit its width."""
 
@@ -61,9 +72,7 @@ class FitFooter(Footer):
         keys = list(self.query(FooterKey))
         if not keys or not self.size.width:
             return
-        size = Size(self.size.width, 1)
-        widths = [k.get_content_width(size, size) + k.styles.gutter.width
-                  + k.styles.margin.width for k in keys]
+        widths = [hint_width(k) for k in keys]
         order = sorted(range(len(keys)),
                        key=lambda i: (self.key_ranks.get(keys[i].action, 0), -i))
         shown = hints_that_fit(widths, order, self.size.width)
