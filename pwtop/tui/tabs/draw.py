@@ -17,7 +17,7 @@ from pwtop.tui.view import View
 from pwtop.tui.widgets.metric import MetricLine
 from pwtop.tui.widgets.tables import Cell, SyncTable
 from pwtop.tui.widgets.tables import Column as TableColumn
-from pwtop.tui.widgets.text import TextLines, set_text, show
+from pwtop.tui.widgets.text import TextLines, show
 
 
 def metric_lines(view: View, component: str, rows: Iterable[Row]) -> list[MetricLine]:

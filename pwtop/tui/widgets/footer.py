@@ -9,7 +9,7 @@ hidden until the rest fit; ``q Quit`` and ``? Help`` rank highest and stay.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from rich.cells import cell_len
 from textual.app import ComposeResult
@@ -55,7 +55,7 @@ def hint_width(key: FooterKey) -> int:
 class FitFooter(Footer):
     """A compact footer whose hints are hidden, lowest rank first, to fit its width."""
 
-    def __init__(self, key_ranks: Mapping[str, int], **kw) -> None:
+    def __init__(self, key_ranks: Mapping[str, int], **kw: Any) -> None:
         kw.setdefault("compact", True)
         super().__init__(**kw)
         self.key_ranks = dict(key_ranks)
