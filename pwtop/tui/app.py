@@ -437,7 +437,7 @@ class PwtopApp(App[int]):
         return chosen
 
     def on_mount(self) -> None:
-        if self.ascii_mode:
+        if self.ascii_mode and not self.no_color:  # (without colour: the plain one)
             from pwtop.tui.widgets.console import use_ascii_scrollbars
 
             self._restore_scrollbars = use_ascii_scrollbars()

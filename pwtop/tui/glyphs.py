@@ -81,7 +81,7 @@ def _console_fallbacks() -> dict[int, str]:
     table: dict[str, str] = {"…": ".", "━": "-", "╸": "-", "╺": "-", "┃": "|", "▔": "-",
                              "╭": "+", "╮": "+", "╰": "+", "╯": "+", "▏": "|", "▕": "|",
                              "●": "*", "○": "o", "✓": "v", "✗": "x", "⏸": "=", "→": ">",
-                             "←": "<"}
+                             "←": "<", "↓": "v", "↑": "^"}
     table.update(dict.fromkeys("▁▂▃", "_"))
     table.update(dict.fromkeys("▅▆▇", "#"))
     table.update(dict.fromkeys("▉▊▋▍▎", "|"))

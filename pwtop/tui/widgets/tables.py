@@ -9,7 +9,7 @@ The table is never wider than the screen: columns have priorities, and those tha
 fit are left out, lowest first (:func:`fit_columns`); long text is cut with "…" rather
 than a figure dropped. The sort column is always kept, and its header carries the
 direction; ``s`` steps through the columns shown. A filter kept after its box closed is
-said in the table's title line (a Static with the table's id and ``-title``).
+said in the table's title line (the widget with the table's id and ``-title``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any, Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
+
+from pwtop.tui.widgets.text import set_text
 
 #: After the sort column's label: largest first, smallest first. Arrows that the Linux
 #: console's fonts have too.
@@ -296,15 +298,14 @@ class SyncTable(DataTable):
         found = self.parent.query_children(f"#{self.id}-title")
         if not found:
             return
-        text = self.title or str(found.first(Static).content)
-        if not self.title:
-            self.title = text
+        widget = found.first()
+        if not self.title:  # the title it was composed with
+            self.title = str(getattr(widget, "plain", None) or getattr(widget, "content", ""))
+        text = self.title
         if self.filter_text:
             text += (f" · filter {self.filter_text!r}: {len(self._shown)} of "
                      f"{len(self._rows)} rows")
-        widget = found.first(Static)
-        if str(widget.content) != text:
-            widget.update(text)
+        set_text(widget, text)
 
     # ------------------------------------------------------------ filter and sort
 
