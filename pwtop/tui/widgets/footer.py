@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-from pwtop.tui.bindings import Key
+from pwtop.tui.bindings import Key, keys_for
 
 
 def ranks(keys: Iterable[Key]) -> dict[str, int]:
@@ -84,6 +84,4 @@ class FitFooter(Footer):
 def footer_for(screen: str) -> FitFooter:
     """The footer of one screen of :mod:`pwtop.tui.bindings` (with Textual's own keys,
     the command palette's among them)."""
-    from pwtop.tui.bindings import keys_for
-
     return FitFooter(ranks([*keys_for(screen), *keys_for("app")]))
