@@ -20,7 +20,7 @@ It prints the p50/p99 loop lag and commit latency of each and the ratio
 watched/quiet of the p99s; the goal is <= 1.1 for both.
 
     .venv/bin/python bench/bench_performance_app.py [--rounds R] [--window S] [--browser]
-        [--encoding gzip|identity] [--in-process] [--settle S]
+        [--encoding gzip|identity] [--in-process | --stand-in] [--settle S]
 """
 
 from __future__ import annotations
@@ -64,10 +64,15 @@ def serve_app(db: str, out: str, port_file: str, where: str = "worker") -> None:
 
     optimizer = AsyncOptimizer()
     realtime = RealtimeOptimizer(hubs=[WebSocketHub(name="aps")])
-    perf = PerformanceApp(db_path=db, async_optimizer=optimizer, realtime_optimizer=realtime,
-                          token=TOKEN, worker=where == "worker")
-    app = FastAPI(lifespan=perf.lifespan)
-    app.mount("/performance", perf)
+    if where == "stand-in":
+        app = FastAPI()
+        app.mount("/performance", stand_in(optimizer, realtime, db))
+    else:
+        perf = PerformanceApp(db_path=db, async_optimizer=optimizer,
+                              realtime_optimizer=realtime, token=TOKEN,
+                              worker=where == "worker")
+        app = FastAPI(lifespan=perf.lifespan)
+        app.mount("/performance", perf)
     samples: list[tuple[str, float, float]] = []
     conn = sqlite3.connect(db, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -121,6 +126,46 @@ def serve_app(db: str, out: str, port_file: str, where: str = "worker") -> None:
         Path(out).write_text(json.dumps(samples))
 
     asyncio.run(main())
+
+
+def stand_in(optimizer, realtime, db: str):
+    """``--stand-in``: the floor of what serving costs. A bare ASGI function answers
+    ``stats`` with fixed gzipped bytes of a real answer's size and ``events`` with a
+    75 KB event a second, while an agent encodes its snapshot every second as the worker
+    mode's agent does; no session, no worker, no document built."""
+    import gzip
+
+    from pwtop.agent.server import Agent
+
+    agent = Agent(optimizer, realtime, db, token=TOKEN)
+    stats = gzip.compress(os.urandom(7500).hex().encode() + b"x" * 135000)
+    event = b"data: " + b"y" * 75000 + b"\n\n"
+    encoder: list[asyncio.Task] = []
+
+    async def encode_every_second() -> None:
+        while True:
+            agent.encode_snapshot()
+            await asyncio.sleep(1.0)
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        if not encoder:
+            encoder.append(asyncio.get_running_loop().create_task(encode_every_second()))
+        if scope["path"].endswith("stats"):
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"application/json"), (b"content-encoding", b"gzip"),
+                (b"content-length", str(len(stats)).encode())]})
+            await send({"type": "http.response.body", "body": stats})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream")]})
+        for _ in range(30):
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+            await asyncio.sleep(1.0)
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
 
 
 # ---------------------------------------------------------------- the watchers
@@ -310,6 +355,8 @@ def main() -> None:
                              "fetch or curl --compressed asks)")
     parser.add_argument("--in-process", action="store_true",
                         help="PerformanceApp(worker=False): the session on the app's loop")
+    parser.add_argument("--stand-in", action="store_true",
+                        help="no pwtop session at all: fixed bytes served (the floor)")
     parser.add_argument("--settle", type=float, default=4.0,
                         help="seconds at the start of each window left out (default 4)")
     parser.add_argument("--json", action="store_true")
@@ -317,6 +364,7 @@ def main() -> None:
     if not 0 <= args.settle < args.window:
         parser.error("--settle must be at least 0 and shorter than --window")
     result = run(args.rounds, args.window, args.browser, args.encoding, args.settle,
+                 "stand-in" if args.stand_in else
                  "in-process" if args.in_process else "worker")
     if args.json:
         print(json.dumps(result, indent=2))
