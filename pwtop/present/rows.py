@@ -55,14 +55,16 @@ class Row:
         return self._aged(self.text)
 
     @property
-    def shown_value(self) -> str:
-        """:attr:`shown` without the bracketed count (a face drawing the count apart)."""
-        return self._aged(self.value_text)
+    def age_text(self) -> str:
+        """"4m 00s ago" for a figure not just measured, else "" (a face that draws the
+        value in a narrow column puts this beside it)."""
+        if self.available and self.age is not None and self.age >= 1.0:
+            return f"{human_age(self.age)} ago"
+        return ""
 
     def _aged(self, text: str) -> str:
-        if self.available and self.age is not None and self.age >= 1.0:
-            return f"{text} ({human_age(self.age)} ago)"
-        return text
+        age = self.age_text
+        return f"{text} ({age})" if age else text
 
 
 @dataclass

@@ -31,8 +31,10 @@ def metric_lines(view: View, component: str, rows: Iterable[Row]) -> list[Metric
         if row.metric is not None:
             values = view.series.values(component, row.metric)
             lo, hi = metric_names.info(row.metric).spark
-        lines.append(MetricLine(row.label, row.shown_value, values, level=row.level, lo=lo,
-                                hi=hi, note=row.reason or row.note, counted=row.counted))
+        # the value column is narrow: the age goes beside the count, after the value
+        counted = ", ".join(part for part in (row.counted, row.age_text) if part)
+        lines.append(MetricLine(row.label, row.value_text, values, level=row.level, lo=lo,
+                                hi=hi, note=row.reason or row.note, counted=counted))
     return lines
 
 
