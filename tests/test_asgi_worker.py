@@ -175,7 +175,11 @@ async def test_a_worker_that_cannot_start_is_one_line_and_503(tmp_path, monkeypa
         await until(lambda: served.perf.worker.starts >= 1 and not served.perf.worker.alive
                     and "exited with code" in (served.perf.worker.problem or ""),
                     what="the worker's exit")
+        asked = time.monotonic()
         reply = await served.get("stats")
+        # at once while it is down, within FRESH_S while it restarts: never the client's
+        # whole timeout (a reply after 30 s is no reply)
+        assert time.monotonic() - asked < 10
         assert reply.status == 503 and reply.headers["retry-after"]
         line = one_line_error(reply)
         assert "worker" in line and "unknown table [nonsense]" in line

@@ -273,7 +273,7 @@ class PerformanceApp:
         if worker.wanted is None or (advise and not self._advise_wanted):
             self._advise_wanted = self._advise_wanted or advise
             self._docs = None
-            await worker.wait_ready()
+            await worker.wait_ready(FRESH_S)
             worker.want(True, advise=self._advise_wanted)
         loop = asyncio.get_running_loop()
         ends = loop.time() + FRESH_S

@@ -50,6 +50,7 @@ class WorkerLink:
         self.pid: int | None = None
         self.problem: str | None = "not started"
         self.starts = 0
+        self.down = False                  # exited, waiting to be restarted
         self.wanted: dict[str, Any] | None = None
         self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._ready = asyncio.Event()
@@ -67,7 +68,11 @@ class WorkerLink:
                 self._supervise(), name="pwtop-worker-supervisor")
 
     async def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
-        """Until the worker said it is ready; WorkerGone if it did not within ``timeout``."""
+        """Until the worker said it is ready; WorkerGone if it did not within ``timeout``,
+        and at once while it is down (exited, restarting after a delay): a request then
+        says why instead of waiting out the restart."""
+        if self.down:
+            raise WorkerGone(self.problem or "pwtop's worker is down")
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
         except TimeoutError:
@@ -83,6 +88,7 @@ class WorkerLink:
                 await self._run_once()
             except Exception as exc:  # the worker could not be started at all
                 self.problem = f"pwtop's worker could not start: {type(exc).__name__}: {exc}"
+                self.down = True
                 log.warning("%s", self.problem)
             if self._closed:
                 return
@@ -99,6 +105,7 @@ class WorkerLink:
             limit=frames.MAX_HEADER_BYTES, start_new_session=True)
         self.proc, self.pid = proc, proc.pid
         self.starts += 1
+        self.down = False
         stderr = asyncio.ensure_future(self._read_stderr(proc))
         try:
             assert proc.stdin is not None and proc.stdout is not None
@@ -122,6 +129,7 @@ class WorkerLink:
             last = self.stderr[-1] if self.stderr else "nothing on its stderr"
             self.problem = (f"pwtop's worker (pid {proc.pid}) exited with code "
                             f"{proc.returncode}: {last}")
+        self.down = True
 
     async def _read_frames(self, stdout: asyncio.StreamReader) -> None:
         while (frame := await frames.read(stdout)) is not None:
