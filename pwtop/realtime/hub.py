@@ -528,8 +528,8 @@ class WebSocketHub:
                 await self._close(client, *CLOSE_ERROR)
                 return False
             client.ready = True
-        client.sender = asyncio.create_task(
-            self._asgi_sender(client) if client.asgi else self._sender(client))
+        client.sender = asyncio.create_task(self._send_until_closed(
+            client, self._asgi_sender(client) if client.asgi else self._sender(client)))
         if client.queue:
             client.wake.set()
         return True
@@ -685,23 +685,12 @@ class WebSocketHub:
             self.slow_disconnects += 1
             self._drop(client, *CLOSE_SLOW)
 
-    async def _sender(self, client: _Client) -> None:
-        """Drain one connection's queue; waits on that connection's flow control only."""
-        ws = client.ws
-        queue = client.queue
+    async def _send_until_closed(self, client: _Client, sender: Any) -> None:
+        """Run one connection's sender (:meth:`_sender` or :meth:`_asgi_sender`) until
+        the connection closes or the sender fails; either way the client leaves its
+        groups (a failure is logged: it is pwtop's bug, not the client's)."""
         try:
-            while True:
-                if not queue:
-                    client.behind_since = None
-                    client.wake.clear()
-                    await client.wake.wait()
-                    continue
-                data, queued_at = queue.popleft()
-                await ws.send(data, text=True)
-                self.metrics.send_done(time.monotonic() - queued_at)
-                self.metrics.sent(1, len(data))
-                client.sent += 1
-                client.payload_bytes += len(data)
+            await sender
         except ConnectionClosed:
             self._leave_all(client)
         except asyncio.CancelledError:
@@ -709,6 +698,26 @@ class WebSocketHub:
         except Exception:
             log.exception("sender of %s failed", client.id)
             self._leave_all(client)
+
+    def _count_sent(self, client: _Client, messages: int, nbytes: int) -> None:
+        self.metrics.sent(messages, nbytes)
+        client.sent += messages
+        client.payload_bytes += nbytes
+
+    async def _sender(self, client: _Client) -> None:
+        """Drain one connection's queue; waits on that connection's flow control only."""
+        ws = client.ws
+        queue = client.queue
+        while True:
+            if not queue:
+                client.behind_since = None
+                client.wake.clear()
+                await client.wake.wait()
+                continue
+            data, queued_at = queue.popleft()
+            await ws.send(data, text=True)
+            self.metrics.send_done(time.monotonic() - queued_at)
+            self._count_sent(client, 1, len(data))
 
     async def _asgi_sender(self, client: _Client) -> None:
         """:meth:`_sender` for an ASGI connection, where every message takes this path:
@@ -718,59 +727,47 @@ class WebSocketHub:
         queue = client.queue
         record = self.metrics.send.record
         clock = time.monotonic
-        try:
-            while True:
-                if client.in_flight is not None:
-                    coro, waiting_on, size = client.in_flight
-                    began = peer.sending_since or clock()
-                    try:
-                        await _finish(coro, waiting_on)
-                    except Exception as exc:
-                        peer.closed = True
-                        raise ConnectionClosed(None, None) from exc
-                    finally:
-                        client.in_flight = None
-                        peer.sending_since = None
-                    now = clock()
-                    record(now - began, 1, now)
-                    self.metrics.sent(1, size)
-                    client.sent += 1
-                    client.payload_bytes += size
-                    continue
-                if not queue:
-                    client.behind_since = None
-                    client.wake.clear()
-                    await client.wake.wait()
-                    continue
-                sent = nbytes = 0
-                send = peer.raw_send
+        while True:
+            if client.in_flight is not None:
+                coro, waiting_on, size = client.in_flight
+                began = peer.sending_since or clock()
                 try:
-                    peer.sending_since = clock()
-                    while queue and sent < ASGI_BATCH:
-                        (message, size), queued_at = queue.popleft()
-                        await send(message)
-                        now = peer.sending_since = clock()
-                        record(now - queued_at, 1, now)
-                        sent += 1
-                        nbytes += size
-                except (asyncio.CancelledError, ConnectionClosed):
-                    raise
-                except Exception as exc:  # the server's "client disconnected"
+                    await _finish(coro, waiting_on)
+                except Exception as exc:
                     peer.closed = True
                     raise ConnectionClosed(None, None) from exc
                 finally:
+                    client.in_flight = None
                     peer.sending_since = None
-                    if sent:
-                        self.metrics.sent(sent, nbytes)
-                        client.sent += sent
-                        client.payload_bytes += nbytes
-        except ConnectionClosed:
-            self._leave_all(client)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("sender of %s failed", client.id)
-            self._leave_all(client)
+                now = clock()
+                record(now - began, 1, now)
+                self._count_sent(client, 1, size)
+                continue
+            if not queue:
+                client.behind_since = None
+                client.wake.clear()
+                await client.wake.wait()
+                continue
+            sent = nbytes = 0
+            send = peer.raw_send
+            try:
+                peer.sending_since = clock()
+                while queue and sent < ASGI_BATCH:
+                    (message, size), queued_at = queue.popleft()
+                    await send(message)
+                    now = peer.sending_since = clock()
+                    record(now - queued_at, 1, now)
+                    sent += 1
+                    nbytes += size
+            except (asyncio.CancelledError, ConnectionClosed):
+                raise
+            except Exception as exc:  # the server's "client disconnected"
+                peer.closed = True
+                raise ConnectionClosed(None, None) from exc
+            finally:
+                peer.sending_since = None
+                if sent:
+                    self._count_sent(client, sent, nbytes)
 
     def _drop(self, client: _Client, code: int, reason: str) -> None:
         """Stop sending to ``client`` and close it; never waits on the client."""
