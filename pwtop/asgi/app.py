@@ -264,14 +264,13 @@ class PerformanceApp:
             worker.want(False)
             self._docs = None  # never served once the worker stops refreshing them
 
-    async def _doc(self, part: str, *, advise: bool = False) -> bytes:
+    async def _doc(self, part: str) -> bytes:
         """A document from the worker, as fresh as the session: the first read after an
         idle spell waits for the worker's next set. WorkerGone when it has none."""
         worker = self.worker
         assert worker is not None
         self._last_read = time.monotonic()
-        if worker.wanted is None or (advise and not self._advise_wanted):
-            self._advise_wanted = self._advise_wanted or advise
+        if worker.wanted is None:  # (with the advice once a read asked for it: _advise)
             self._docs = None
             await worker.wait_ready(FRESH_S)
             worker.want(True, advise=self._advise_wanted)
@@ -361,7 +360,7 @@ class PerformanceApp:
     async def _current(self) -> bytes:
         """The stats document of the session as it is now, built if it changed since."""
         if self.use_worker:  # the worker sends it gzipped: most clients take it so
-            packed = await self._doc("stats.gz", advise=True)
+            packed = await self._doc("stats.gz")
             async with self._compressing:
                 done = self._gzipped
                 if done is None or done[1] is not packed:
@@ -379,7 +378,7 @@ class PerformanceApp:
         zlib releases the GIL) however many clients read it; a 150 KB document shrinks
         about tenfold, and sending it is most of what serving it costs the app's loop."""
         if self.use_worker:
-            return await self._doc("stats.gz", advise=True)
+            return await self._doc("stats.gz")
         stats = await self._current()
         async with self._compressing:
             done = self._gzipped
@@ -516,7 +515,7 @@ class PerformanceApp:
 
     async def _get_recommendations(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.use_worker:
-            await respond(send, 200, await self._doc("recommendations", advise=True), JSON)
+            await respond(send, 200, await self._doc("recommendations"), JSON)
             return
         assert self.session is not None
         await respond_json(send, 200, views.recommendations_document(self.session))
