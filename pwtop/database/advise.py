@@ -21,6 +21,8 @@ from pwtop.database import indexes as index_rules
 from pwtop.database import litestream
 from pwtop.database import space
 from pwtop.database.activity import STARVED_LAG_FRAMES
+from pwtop.database.advice_process import AnalysisUnavailable
+from pwtop.database.advisor.analysis import AdvisorReport
 from pwtop.database.advisor.captured import AppConnections, connections_from_snapshot
 from pwtop.database.advisor.recommend import captured_section, create_index_advice
 from pwtop.database.inspect import MIN_ROWS_FOR_STATS, needs_stats, quote
@@ -40,6 +42,8 @@ class AdviceContext:
     snapshot: Snapshot
     detail: DatabaseDetail
     settings: Settings
+    #: What runs the index analysis (``analyse``'s signature); None: in this process.
+    run_analysis: Callable[..., AdvisorReport] | None = None
 
 
 Advisor = Callable[[AdviceContext], Iterable[Recommendation]]
@@ -52,15 +56,25 @@ def register(advisor: Advisor) -> Advisor:
     return advisor
 
 
-def recommend(snapshot: Snapshot, settings: Settings) -> list[Recommendation]:
+def recommend(snapshot: Snapshot, settings: Settings, *,
+              run_analysis: Callable[..., AdvisorReport] | None = None
+              ) -> list[Recommendation]:
+    """Every advisor's recommendations, most severe first. ``run_analysis`` runs the index
+    analysis (see :class:`AdviceContext`); when it raises :class:`AnalysisUnavailable`
+    the index advice is one ``db-index-advice-unavailable`` line saying why, and the
+    other advice is given as usual."""
     detail = snapshot.detail
     if not isinstance(detail, DatabaseDetail):
         return []
-    ctx = AdviceContext(snapshot, detail, settings)
+    ctx = AdviceContext(snapshot, detail, settings, run_analysis)
     recs: list[Recommendation] = []
     seen: set[str] = set()
     for advisor in ADVISORS:
-        for rec in advisor(ctx):
+        try:
+            found = list(advisor(ctx))
+        except AnalysisUnavailable as exc:
+            found = [analysis_unavailable(ctx, exc.why)]
+        for rec in found:
             if rec.id not in seen:
                 seen.add(rec.id)
                 recs.append(rec)
@@ -81,6 +95,18 @@ def unavailable(reason: str) -> str:
     if reason.startswith("unavailable ("):
         return reason
     return f"unavailable ({reason})"
+
+
+def analysis_unavailable(ctx: AdviceContext, why: str) -> Recommendation:
+    """The index advice's place when its analysis process did not deliver: why, in one
+    line (nothing to apply)."""
+    return _rec(
+        "index_advice_unavailable", "db-index-advice-unavailable", ctx.detail.path,
+        f"Index advice unavailable: {why}",
+        evidence={"reason": why, "workload_queries": len(ctx.detail.queries)},
+        impact="no create_index advice (nor the drops it would bring) until the analysis "
+               "runs again; every other recommendation is unaffected",
+        risk="none: nothing is proposed", applicable=False, level=Level.INFO)
 
 
 def _rec(kind: str, rec_id: str, target: str, title: str, **kw: object) -> Recommendation:

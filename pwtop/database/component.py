@@ -24,7 +24,8 @@ from typing import Any, Sequence
 
 from pwtop.component import Component
 from pwtop.config import Settings, default_database_path
-from pwtop.database import activity, advise, connect, inspect, litestream, space, workload
+from pwtop.database import (activity, advice_process, advise, connect, inspect, litestream,
+                            space, workload)
 from pwtop.database.connect import ProbeBusy, ProbeInterrupted
 from pwtop.database.model import (Activity, CacheInfo, DatabaseDetail, Fragmentation,
                                   ProbeRecord, QueryTiming)
@@ -104,6 +105,10 @@ class DatabaseComponent(Component):
         self._forward_at: float | None = None
         self.forward_gap_s = FORWARD_GAP_S
         self._note: str | None = None
+        # The index analysis runs in a short-lived child: its tens of MB go back to the
+        # system when it exits instead of staying in this long-lived process's heap.
+        self.run_analysis: advice_process.ChildAnalysis | None = advice_process.ChildAnalysis(
+            settings.database.analysis_timeout)
 
     # ------------------------------------------------------------ protocol
 
@@ -121,7 +126,9 @@ class DatabaseComponent(Component):
             return await asyncio.to_thread(self.collect_now)
 
     def recommend(self, snapshot: Snapshot) -> list[Recommendation]:
-        return advise.recommend(snapshot, self.settings)
+        """The advice for ``snapshot``; the index analysis in a child process (see
+        :mod:`pwtop.database.advice_process`), or here when ``run_analysis`` is None."""
+        return advise.recommend(snapshot, self.settings, run_analysis=self.run_analysis)
 
     async def apply(self, recommendations: Sequence[Recommendation], *,
                     dry_run: bool = True) -> list[ActionResult]:

@@ -214,6 +214,14 @@ ADVICE_COLUMNS = [Column("level", "level", numeric=True, priority=8),
                   Column("how", "how", priority=7), Column("id", "id", priority=6)]
 
 
+def _how(r: Recommendation) -> str:
+    """Who carries it out: pwtop (``o``), the app's code, or nobody (a ``*_unavailable``
+    line stands where advice could not be computed, and says why)."""
+    if r.applicable:
+        return "o applies"
+    return "-" if r.kind.endswith("_unavailable") else "app code"
+
+
 def advice_table(recs: list[Recommendation] | None, name: str = "advice") -> Table:
     """The recommendations as a table: level, title, how it is applied, id."""
     if recs is None:
@@ -224,7 +232,7 @@ def advice_table(recs: list[Recommendation] | None, name: str = "advice") -> Tab
     else:
         title = "Recommendations: none"
     rows = {r.id: (Cell(r.level.label, int(r.level), strong=r.level >= 2), Cell(r.title),
-                   Cell("o applies" if r.applicable else "app code"), Cell(r.id))
+                   Cell(_how(r)), Cell(r.id))
             for r in recs or []}
     return Table(name, title, ADVICE_COLUMNS, rows, sort="level")
 

@@ -26,7 +26,7 @@ import math
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pwtop.database.advisor.analysis import AdvisorReport, QueryReport, WorkloadItem, analyse
 from pwtop.database.advisor import weights
@@ -141,14 +141,19 @@ def _key(d: DatabaseDetail, items: list[WorkloadItem]) -> tuple:
 
 
 def cached_report(d: DatabaseDetail, items: list[WorkloadItem], *, probe_deadline: float,
-                  insert_counts: dict[str, float] | None) -> AdvisorReport:
+                  insert_counts: dict[str, float] | None,
+                  run: Callable[..., AdvisorReport] | None = None) -> AdvisorReport:
+    """The report for ``items`` on ``d``'s file, from the cache or from ``run`` (``analyse``
+    unless the caller gives one with its signature: the database component runs it in a
+    child process, :mod:`pwtop.database.advice_process`)."""
     key = _key(d, items)
     now = time.monotonic()
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None and now - hit[0] < CACHE_TTL_S:
             return hit[1]
-    report = analyse(d.path, items, probe_deadline=probe_deadline, insert_counts=insert_counts)
+    report = (run or analyse)(d.path, items, probe_deadline=probe_deadline,
+                              insert_counts=insert_counts)
     with _cache_lock:
         for k in [k for k, (t, _) in _cache.items() if now - t >= CACHE_TTL_S]:
             del _cache[k]
@@ -170,7 +175,7 @@ def create_index_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         return
     try:
         report = cached_report(d, items, probe_deadline=s.probe_deadline,
-                               insert_counts=inserts or None)
+                               insert_counts=inserts or None, run=ctx.run_analysis)
     except PwtopError as exc:
         log.warning("index advice for %s: %s", d.path, exc.message)
         return
