@@ -15,7 +15,16 @@ not flatter the next:
 The demo database is generated once and cached under /tmp/pwtop-bench/ by rows and seed.
 The OS page cache is warm after the first child (the figures are not cold-disk figures).
 
-    .venv/bin/python bench/bench_database_analysis.py [--rows N] [--repeat K]
+``--isolation`` measures instead where the index analysis runs (the advice after a
+collect, ``recommend()``): in the calling process (as before) or in the short-lived child
+of :mod:`pwtop.database.advice_process` (as now), each in a fresh process: the advice's
+wall time, the resident size the calling process keeps afterwards (after
+``malloc_trim``, as the TUI trims) and its peak, and the child's peak. Then what starting
+a child costs, each way it could be started: ``python -m`` (what pwtop does), and
+multiprocessing's spawn and forkserver contexts (the forkserver's first task starts the
+server; the server then stays, and its resident size is shown).
+
+    .venv/bin/python bench/bench_database_analysis.py [--rows N] [--repeat K] [--isolation]
 """
 
 from __future__ import annotations
@@ -111,6 +120,137 @@ def child(mode: str, path: Path) -> dict:
     return out
 
 
+def _status_kib(field: str) -> int:
+    """A field of /proc/self/status (VmRSS, VmHWM) in KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def isolation_child(mode: str, path: Path) -> dict:
+    """One collect, then the advice with the analysis here (inline) or in a child."""
+    from pwtop.database.advice_process import ChildAnalysis
+    from pwtop.tui.heap import HeapTrimmer
+
+    comp = build(path)
+    if mode == "inline":
+        comp.run_analysis = None
+    snap = asyncio.run(comp.collect())
+    trimmer = HeapTrimmer()
+    before = _status_kib("VmRSS")
+    t0 = time.perf_counter()
+    recs = comp.recommend(snap)
+    elapsed = time.perf_counter() - t0
+    trimmer.check()
+    runner = comp.run_analysis
+    return {"advice_s": elapsed, "recommendations": len(recs),
+            "creates": sum(1 for r in recs if r.kind == "create_index"),
+            "unavailable": [r.title for r in recs if r.kind == "index_advice_unavailable"],
+            "rss_before_kib": before, "rss_after_kib": _status_kib("VmRSS"),
+            "hwm_kib": _status_kib("VmHWM"),
+            "child_s": runner.last_seconds if isinstance(runner, ChildAnalysis) else None,
+            "child_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
+
+
+def _import_child() -> None:
+    """What a multiprocessing child would run first: the analysis module's imports."""
+    import pwtop.database.advice_process  # noqa: F401
+
+
+def start_costs(repeat: int) -> list[tuple[str, str, str]]:
+    """Seconds from asking for a child to its having imported the analysis, each way."""
+    import multiprocessing
+
+    med = statistics.median
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+
+    def run(argv: list[str]) -> float:
+        t0 = time.perf_counter()
+        subprocess.run(argv, check=True, env=env)
+        return time.perf_counter() - t0
+
+    def mp(ctx) -> float:
+        t0 = time.perf_counter()
+        p = ctx.Process(target=_import_child)
+        p.start()
+        p.join()
+        return time.perf_counter() - t0
+
+    bare = [run([sys.executable, "-c", "pass"]) for _ in range(repeat)]
+    module = [run([sys.executable, "-c", "import pwtop.database.advice_process"])
+              for _ in range(repeat)]
+    spawn = [mp(multiprocessing.get_context("spawn")) for _ in range(repeat)]
+    fs = multiprocessing.get_context("forkserver")
+    first = mp(fs)
+    warm = [mp(fs) for _ in range(repeat)]
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    server_rss = "unavailable (no forkserver pid)"
+    if server:
+        with open(f"/proc/{server}/status") as f:
+            server_rss = next((f"{int(x.split()[1]) / 1024:.1f} MiB" for x in f
+                               if x.startswith("VmRSS:")), "unavailable")
+    return [
+        ("python -c pass (the interpreter alone)", f"{med(bare):.3f} s", ""),
+        ("python + import of the analysis (pwtop: -m)", f"{med(module):.3f} s",
+         f"imports add {med(module) - med(bare):.3f} s; nothing stays between analyses"),
+        ("multiprocessing spawn + import", f"{med(spawn):.3f} s",
+         "from this script; from the TUI it also re-imports pwtop's __main__"),
+        ("multiprocessing forkserver, first task", f"{first:.3f} s", "starts the server"),
+        ("multiprocessing forkserver, next tasks", f"{med(warm):.3f} s",
+         f"the server stays resident: {server_rss}"),
+    ]
+
+
+def isolation(path: Path, repeat: int) -> int:
+    med = statistics.median
+    runs: dict[str, list[dict]] = {"inline": [], "child": []}
+    for _ in range(repeat):  # alternated: the machine's load hits both alike
+        for mode, results in runs.items():
+            results.append(run_child(f"isolate-{mode}", path))
+    for mode, results in runs.items():
+        for r in results:
+            if r["unavailable"] or not r["creates"]:
+                raise SystemExit(f"{mode}: no index advice: {r['unavailable']}")
+
+    def kib(results: list[dict], key: str) -> float:
+        return med(r[key] for r in results) * 1024
+
+    inline, child = runs["inline"], runs["child"]
+
+    def counts(results: list[dict]) -> str:
+        return ", ".join(f"{r['recommendations']} ({r['creates']})" for r in results)
+
+    kept = {m: med(r["rss_after_kib"] - r["rss_before_kib"] for r in rs) * 1024
+            for m, rs in runs.items()}
+    rows = [
+        ("advice with the analysis inline", f"{med(r['advice_s'] for r in inline):.3f} s",
+         "runs: " + ", ".join(f"{r['advice_s']:.3f}" for r in inline) + " s"),
+        ("advice with the analysis in a child", f"{med(r['advice_s'] for r in child):.3f} s",
+         f"x{med(r['advice_s'] for r in child) / med(r['advice_s'] for r in inline):.2f}; "
+         f"of which the child's life {med(r['child_s'] for r in child):.3f} s"),
+        ("RSS the caller keeps, analysis inline", mib(kept["inline"]),
+         f"{mib(kib(inline, 'rss_before_kib'))} -> {mib(kib(inline, 'rss_after_kib'))} "
+         "(after malloc_trim)"),
+        ("RSS the caller keeps, analysis in a child", mib(kept["child"]),
+         f"{mib(kib(child, 'rss_before_kib'))} -> {mib(kib(child, 'rss_after_kib'))}"),
+        ("caller's peak RSS, inline / child", mib(kib(inline, "hwm_kib")),
+         f"/ {mib(kib(child, 'hwm_kib'))}"),
+        ("the analysis child's peak RSS", mib(kib(child, "child_maxrss_kib")),
+         "gone when it exits"),
+        ("recommendations (create_index) per run", counts(inline), f"child: {counts(child)} "
+         "(each run times the workload anew: its weights, so its advice, can differ)"),
+    ] + start_costs(repeat)
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    for name, value, note in rows:
+        print(f"{name:<{w0}}  {value:>{w1}}  {note}")
+    return 0
+
+
 def run_child(mode: str, path: Path) -> dict:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)
@@ -132,11 +272,18 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3, help="children per measurement")
     p.add_argument("--regenerate", action="store_true")
-    p.add_argument("--child", choices=("baseline", "time", "trace"), help=argparse.SUPPRESS)
+    p.add_argument("--isolation", action="store_true",
+                   help="the index analysis inline vs in a child process, and child start costs")
+    p.add_argument("--child", choices=("baseline", "time", "trace", "isolate-inline",
+                                       "isolate-child"), help=argparse.SUPPRESS)
     p.add_argument("--db", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, Path(args.db))))
+        if args.child.startswith("isolate-"):
+            result = isolation_child(args.child.removeprefix("isolate-"), Path(args.db))
+        else:
+            result = child(args.child, Path(args.db))
+        print(json.dumps(result))
         return 0
 
     path = demo_db(args.rows, args.seed, regenerate=args.regenerate)
@@ -146,6 +293,8 @@ def main() -> int:
 
     print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
           f"{os.cpu_count()} CPUs; median of {args.repeat} child processes each\n")
+    if args.isolation:
+        return isolation(path, args.repeat)
     t0 = time.perf_counter()
     base = [run_child("baseline", path) for _ in range(args.repeat)]
     timed = [run_child("time", path) for _ in range(args.repeat)]
