@@ -6,10 +6,12 @@ runner; the tests stop or kill it by its pid."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -92,7 +94,9 @@ def test_a_child_killed_by_its_pid_makes_the_index_advice_unavailable(demo_db):
     recs = comp.recommend(snap)
     gap = [r for r in recs if r.id == "db-index-advice-unavailable"]
     assert len(gap) == 1 and not gap[0].applicable
-    assert f"pid {killed[0]}" in gap[0].title and "killed by SIGKILL" in gap[0].title
+    assert gap[0].title == ("Index advice unavailable: the index analysis process "
+                            f"(pid {killed[0]}) was killed by SIGKILL (signal 9; the kernel's "
+                            "out-of-memory killer sends it)")
     assert gap[0].evidence["reason"] in gap[0].title
     assert not any(r.kind == "create_index" for r in recs)
     assert any(r.id == "db-analyze" for r in recs)  # the other advice is given as usual
@@ -168,3 +172,27 @@ def test_an_unreadable_file_is_refused_as_in_process(tmp_path):
         ChildAnalysis(60.0)(bad, QUERY)
     assert type(there.value) is type(here.value)
     assert there.value.message == here.value.message
+
+
+def test_closing_the_component_stops_a_running_child(demo_db):
+    """Quitting pwtop during an analysis: the worker thread it runs in is waited for at
+    exit, so closing the component kills the child instead of waiting for it."""
+    started = threading.Event()
+    pids = []
+
+    def hang(pid: int) -> None:
+        os.kill(pid, signal.SIGSTOP)
+        pids.append(pid)
+        started.set()
+
+    comp = _component(demo_db)
+    comp.run_analysis = ChildAnalysis(600.0, on_start=hang)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running = pool.submit(comp.run_analysis, demo_db, QUERY)
+        assert started.wait(60)
+        asyncio.run(comp.close())
+        with pytest.raises(AnalysisUnavailable) as info:
+            running.result(timeout=60)
+    assert info.value.why == (f"the index analysis process (pid {pids[0]}) was stopped: the "
+                              "database component closed")
+    assert _gone(pids[0])

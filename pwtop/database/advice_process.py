@@ -104,6 +104,18 @@ class ChildAnalysis:
         self.last_seconds: float | None = None
         self._failed: tuple[float, str] | None = None   # (monotonic time, why)
         self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None   # the child running now
+        self._closing = False
+
+    def close(self) -> None:
+        """Kill the child running now, if any (the component is closing: pwtop quits).
+
+        The analysis runs in a worker thread that the program's exit waits for; without
+        this, quitting during an analysis would wait until it ended."""
+        self._closing = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
 
     def __call__(self, path: str | Path, items: Sequence[WorkloadItem], *,
                  probe_deadline: float = 2.0,
@@ -113,6 +125,7 @@ class ChildAnalysis:
             if failed is not None and time.monotonic() - failed[0] < self.retry_after_s:
                 left = self.retry_after_s - (time.monotonic() - failed[0])
                 raise AnalysisUnavailable(f"{failed[1]}; tried again in {left:.0f} s")
+            self._closing = False
             request = Request(str(path), list(items), probe_deadline,
                               dict(insert_counts) if insert_counts else None)
             try:
@@ -135,11 +148,12 @@ class ChildAnalysis:
             raise AnalysisUnavailable(f"the index analysis process could not start "
                                       f"({' '.join(self.command[:3])}: {exc})") from None
         self.last_pid = proc.pid
+        self._proc = proc
         what = f"the index analysis process (pid {proc.pid})"
         try:
             if self.on_start is not None:
                 self.on_start(proc.pid)
-            try:
+            try:  # (a child that ended before reading the request: communicate copes)
                 out, err = proc.communicate(pickle.dumps(request), timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
@@ -147,18 +161,20 @@ class ChildAnalysis:
                 raise AnalysisUnavailable(f"{what} did not finish within "
                                           f"{self.timeout_s:g} s and was stopped "
                                           "([database] analysis_timeout)") from None
-            except BrokenPipeError:  # it ended before reading the request
-                out, err = proc.communicate()
         finally:
             if proc.poll() is None:  # an exception of ours (or the caller's) above
                 proc.kill()
                 proc.wait()
             self.last_seconds = time.monotonic() - t0
+            self._proc = None
+        if self._closing:
+            raise AnalysisUnavailable(f"{what} was stopped: the database component closed")
         if proc.returncode < 0:
-            name = _signal_name(-proc.returncode)
-            raise AnalysisUnavailable(f"{what} was killed by {name}"
-                                      + (" (the kernel's out-of-memory killer sends it)"
-                                         if -proc.returncode == signal.SIGKILL else ""))
+            number = -proc.returncode
+            oom = ("; the kernel's out-of-memory killer sends it" if number == signal.SIGKILL
+                   else "")
+            raise AnalysisUnavailable(f"{what} was killed by {_signal_name(number)} "
+                                      f"(signal {number}{oom})")
         if proc.returncode != 0:
             raise AnalysisUnavailable(f"{what} failed with exit status {proc.returncode}: "
                                       f"{_last_line(err)}")
@@ -176,9 +192,9 @@ class ChildAnalysis:
 
 def _signal_name(number: int) -> str:
     try:
-        return f"{signal.Signals(number).name} (signal {number})"
+        return signal.Signals(number).name
     except ValueError:
-        return f"signal {number}"
+        return "a signal"
 
 
 def _last_line(err: bytes) -> str:

@@ -180,7 +180,10 @@ class DatabaseComponent(Component):
         return await asyncio.to_thread(bench.run, self.path)
 
     async def close(self) -> None:
-        """Nothing stays open between collects; kept for the protocol."""
+        """Nothing stays open between collects; an index analysis still running in its
+        child process is stopped (quitting does not wait for it)."""
+        if self.run_analysis is not None:
+            self.run_analysis.close()
 
     # ------------------------------------------------------------ collecting
 
