@@ -236,3 +236,28 @@ async def test_scrollbars_only_where_something_scrolls_plain_without_colour(
                     assert set(cells) <= {"│", "█"} and "█" in cells, (widget, cells)
                     assert widget.styles.scrollbar_size_vertical == 1
         assert seen_a_bar or size[1] >= 30  # at 60x16 and 80x24 some tab scrolls
+
+
+async def test_rebuilding_the_footer_keeps_no_dead_hints(make_app):
+    """Textual's footer is rebuilt at tab switches, and each hint it builds binds its
+    ``compact`` to the footer's: the watcher of a removed hint stayed on the footer (with
+    the hint) until that value changed, which it never does. Rebuilt five times here, the
+    footer watches only the hints it shows."""
+    from textual.widgets._footer import FooterKey
+
+    from pwtop.tui.widgets.footer import FitFooter
+
+    app = make_app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        await settle(app, pilot)
+        footer = app.screen.query_one(FitFooter)
+        first = set(map(id, footer.query(FooterKey)))
+        for _ in range(5):  # in the footer's own context, as Textual rebuilds it
+            footer.call_later(footer.recompose)
+            await pilot.pause()
+        shown = list(footer.query(FooterKey))
+        assert shown and first.isdisjoint(map(id, shown))  # built anew
+        watching = [node for node, _ in getattr(footer, "__watchers")["compact"]]
+        # the shown hints' watchers (the command palette's hint binds none), no others
+        assert watching and set(map(id, watching)) <= set(map(id, shown))
+        assert len(watching) >= len(shown) - 1

@@ -80,6 +80,18 @@ class FitFooter(Footer):
             if key.display != (i in shown):
                 key.display = i in shown
 
+    async def recompose(self) -> None:
+        """Build the hints anew, then forget the watchers of the ones removed.
+
+        Each hint binds its ``compact`` to the footer's (``data_bind``), and Textual drops
+        the watcher of a removed hint only when the footer's ``compact`` changes, which it
+        never does here: the footer is rebuilt at tab switches, so every switch kept a
+        dozen dead hints (about 0.3 MB a switch; 95 MB after two minutes of switching)."""
+        await super().recompose()
+        for watchers in getattr(self, "__watchers", {}).values():
+            watchers[:] = [(node, callback) for node, callback in watchers
+                           if not (node._closing or node._closed)]
+
 
 def footer_for(screen: str) -> FitFooter:
     """The footer of one screen of :mod:`pwtop.tui.bindings` (with Textual's own keys,
