@@ -293,6 +293,23 @@ PROMETHEUS: dict[str, str] = {
     "realtime_handshakes_refused": "sum(pwtop_websocket_handshakes_refused_total)",
 }
 
+#: The family of the session's alerts on /metrics (PerformanceApp's, ``pwtop serve``'s):
+#: 1 per active alert, labelled ``rule``, ``metric`` and ``level``.
+ALERT_ACTIVE_FAMILY = "pwtop_alert_active"
+
+
+def session_family(name: str) -> tuple[str, str, float]:
+    """(kind, Prometheus family, scale) of a flat figure the session exports itself (the
+    database and system components'), by Prometheus' naming rules: a percentage becomes a
+    ratio (``_ratio``, times ``scale`` = 0.01), a ``_count`` is a counter."""
+    scale = 1.0
+    if name.endswith("_percent"):
+        name, scale = name[:-len("_percent")] + "_ratio", 0.01
+    if name.endswith("_count"):
+        return "counter", "pwtop_" + name[:-len("_count")], scale
+    return "gauge", "pwtop_" + name, scale
+
+
 #: Figures computed from a handful of samples -> (the metric counting them, its noun):
 #: every face writes the count beside the figure ("12.0 ms (340 samples)", "n/a (37
 #: samples)") so that a percentile never stands without what it was computed from.
