@@ -237,7 +237,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     """The config file's settings, checked, with the command line's overrides."""
     settings = load_settings(args.config)
     if settings.from_file("alerts"):
-        from pwtop.alerts.rules import validate  # the metric catalog: only when needed
+        from pwtop.alerts import validate  # the metric catalog: only when needed
 
         validate(settings)
     if args.db:
