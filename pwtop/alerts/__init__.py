@@ -85,7 +85,8 @@ class Watch:
             records = await asyncio.wait_for(self.responses.close(), CLOSE_TIMEOUT)
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
             await asyncio.wait_for(self.history.close(), CLOSE_TIMEOUT)
-        await asyncio.to_thread(self.notifier.close)  # bounded by notify.CLOSE_S
+        if self.notifier.senders:
+            await asyncio.to_thread(self.notifier.close)  # bounded by notify.CLOSE_S
         return records
 
 
