@@ -193,7 +193,7 @@ async def test_min_level_and_events_choose_what_a_target_sends(clock, receiver):
 async def test_ntfy_posts_the_body_with_title_priority_and_tags(clock, receiver):
     r = receiver()
     watch = watch_for(clock, {"kind": "ntfy", "url": r.url.replace("/hook", "/my-rigs"),
-                              "title": "{rig} ⚠ {title}", "body": "{message} · {advice}"},
+                              "title": "{rig} ⚠\n{title}", "body": "{message} · {advice}"},
                       rig="backpack")
     try:
         step(watch, clock, 0, 25)

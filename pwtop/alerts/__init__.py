@@ -80,13 +80,16 @@ class Watch:
         return out
 
     async def close(self) -> list[ResponseRecord]:
+        # the queued notifications go out (bounded by notify.CLOSE_S) meanwhile
+        notifying = asyncio.ensure_future(asyncio.to_thread(self.notifier.close)) \
+            if self.notifier.senders else None
         records: list[ResponseRecord] = []
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
             records = await asyncio.wait_for(self.responses.close(), CLOSE_TIMEOUT)
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
             await asyncio.wait_for(self.history.close(), CLOSE_TIMEOUT)
-        if self.notifier.senders:
-            await asyncio.to_thread(self.notifier.close)  # bounded by notify.CLOSE_S
+        if notifying is not None:
+            await notifying
         return records
 
 

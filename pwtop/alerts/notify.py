@@ -285,8 +285,10 @@ def _http(target: Target, note: Notification) -> None:
         headers = {"Content-Type": "application/json"}
     else:
         data = note.body.encode()
-        title = note.title if note.title.isascii() else \
-            email.header.Header(note.title, "utf-8").encode()  # RFC 2047, as ntfy reads it
+        title = " ".join(note.title.split())  # one header line whatever the template held
+        if not title.isascii():
+            # RFC 2047, as ntfy reads it, in one encoded word (no folding)
+            title = email.header.Header(title, "utf-8").encode(maxlinelen=100_000)
         headers = {"Title": title, "Priority": NTFY_PRIORITY[note.level],
                    "Tags": f"pwtop,{note.data['level']},{note.data['rule']}"}
     headers["User-Agent"] = f"pwtop/{__version__}"
