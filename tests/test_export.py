@@ -388,3 +388,61 @@ def test_grafana_export_to_stdout_and_an_unwritable_path(tmp_path, capsys):
     assert err.startswith(f"pwtop: {bad}: cannot write the export") and "\n" not in err
     assert "Traceback" not in err
     assert not list((tmp_path).rglob("*.tmp"))
+
+
+@needs_promtool
+def test_the_rules_fire_in_prometheus_as_pwtop_judges(tmp_path):
+    """promtool's rule unit tests evaluate the rules over series as a rig exports them:
+    a WAL past its warning threshold fires after the rule's `for` (and not before), drops
+    on a rig with WebSockets and no SSE stream still add up, and fragmentation stands
+    down where too little is reclaimable (pwtop's `unless`) and fires where enough is."""
+    (tmp_path / "pwtop.rules.yml").write_text(export.prometheus_rules_text(Settings()))
+    advice = {r.name: r.advice for r in default_rules()}
+    car = {"job": "pwtop", "instance": "car:9477"}
+
+    def labels(rule: str, metric: str, severity: str, **extra: str) -> dict[str, str]:
+        return {**car, **extra, "severity": severity, "pwtop_rule": rule, "metric": metric}
+
+    def series(name: str, values: str, **extra: str) -> dict[str, str]:
+        selector = ", ".join(f'{k}="{v}"' for k, v in {**car, **extra}.items())
+        return {"series": f"{name}{{{selector}}}", "values": values}
+
+    tests = {"rule_files": ["pwtop.rules.yml"], "evaluation_interval": "15s", "tests": [{
+        "interval": "15s",
+        "input_series": [
+            series("pwtop_database_wal_bytes", "100000000x40"),
+            series("pwtop_websocket_messages_dropped_total", "0+10x40", stream="ws"),
+            series("pwtop_database_fragmentation_ratio", "0.4x40"),
+            series("pwtop_database_reclaimable_bytes", "4096x40"),
+            series("pwtop_database_fragmentation_ratio", "0.4x40", instance="backpack:9477"),
+            series("pwtop_database_reclaimable_bytes", "20000000x40",
+                   instance="backpack:9477"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "30s", "alertname": "PwtopDatabaseWalSize", "exp_alerts": []},
+            {"eval_time": "5m", "alertname": "PwtopDatabaseWalSize", "exp_alerts": [{
+                "exp_labels": labels("database_wal_size", "database_wal_bytes", "warning"),
+                "exp_annotations": {
+                    "summary": "WAL file large on car:9477",
+                    "description": "database_wal_bytes is 95.37Mi (> 64.0 MiB for "
+                                   f"warning). {advice['database_wal_size']}"}}]},
+            {"eval_time": "5m", "alertname": "PwtopRealtimeDrops", "exp_alerts": [{
+                "exp_labels": labels("realtime_drops", "realtime_dropped_per_second",
+                                     "warning"),
+                "exp_annotations": {
+                    "summary": "WebSocket/SSE messages dropped on car:9477",
+                    "description": "realtime_dropped_per_second is 666.7m (> 0.0/s for "
+                                   f"warning). {advice['realtime_drops']}"}}]},
+            {"eval_time": "5m", "alertname": "PwtopDatabaseFragmentation", "exp_alerts": [{
+                "exp_labels": labels("database_fragmentation", "database_fragmentation_ratio",
+                                     "warning", instance="backpack:9477"),
+                "exp_annotations": {
+                    "summary": "database file fragmented on backpack:9477",
+                    "description": "database_fragmentation_ratio is 40% (> 30.0 % for "
+                                   f"warning). {advice['database_fragmentation']}"}}]},
+        ]}]}
+    path = tmp_path / "pwtop.rules.test.yml"
+    path.write_text(json.dumps(tests))
+    done = subprocess.run([PROMTOOL, "test", "rules", str(path)], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
