@@ -25,10 +25,14 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import sys
 import time
+import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -186,8 +190,8 @@ EXPOSITIONS: dict[str, Callable[[Path, Path], Awaitable[str]]] = {
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, demo_db_template) -> dict[str, set[str]]:
-    """name -> the sample names its /metrics exported (``_total``, ``_bucket`` included)."""
+def expositions(tmp_path_factory, demo_db_template) -> dict[str, str]:
+    """name -> the text its /metrics answered (checked by promtool when installed)."""
     out = {}
     for name, make in EXPOSITIONS.items():
         text = asyncio.run(make(tmp_path_factory.mktemp(name), demo_db_template))
@@ -195,8 +199,15 @@ def exported(tmp_path_factory, demo_db_template) -> dict[str, set[str]]:
             check = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
                                    capture_output=True, timeout=60)
             assert check.returncode == 0, (name, check.stdout + check.stderr)
-        out[name] = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+        out[name] = text
     return out
+
+
+@pytest.fixture(scope="module")
+def exported(expositions) -> dict[str, set[str]]:
+    """name -> the sample names its /metrics exported (``_total``, ``_bucket`` included)."""
+    return {name: {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+            for name, text in expositions.items()}
 
 
 #: Families a real /metrics cannot carry on this machine, why, and the check that it
@@ -446,3 +457,115 @@ def test_the_rules_fire_in_prometheus_as_pwtop_judges(tmp_path):
     done = subprocess.run([PROMTOOL, "test", "rules", str(path)], capture_output=True,
                           text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------- a real Prometheus
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+class Scraped:
+    """The expositions served on 127.0.0.1 (one target each, as they were scraped) and a
+    real Prometheus scraping them every second."""
+
+    def __init__(self, tmp_path: Path, texts: dict[str, str]) -> None:
+        self.servers = []
+        targets = []
+        for text in texts.values():
+            body = text.encode()
+
+            class Handler(BaseHTTPRequestHandler):
+                def do_GET(self, body: bytes = body) -> None:  # noqa: N802
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain; version=0.0.4")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+                def log_message(self, *args: Any) -> None:
+                    pass
+            server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.servers.append(server)
+            targets.append(f"127.0.0.1:{server.server_address[1]}")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = tmp_path / "prometheus.yml"
+        config.write_text(json.dumps({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "pwtop",
+                                "static_configs": [{"targets": targets}]}]}))
+        self.proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.targets = targets
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        url = (f"http://127.0.0.1:{self.port}/api/v1/query?"
+               + urllib.parse.urlencode({"query": expr}))
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            answer = json.load(reply)
+        assert answer["status"] == "success", answer
+        return answer["data"]["result"]
+
+    def wait_ready(self, scrapes: int) -> None:
+        """Until every target was scraped ``scrapes`` times (polls: Prometheus has no
+        event to wait for)."""
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()
+            try:
+                counts = self.query("count_over_time(up[1m])")
+                if len(counts) == len(self.targets) and \
+                        all(float(r["value"][1]) >= scrapes for r in counts):
+                    return
+            except OSError:  # not listening yet
+                pass
+            assert time.monotonic() < deadline, "Prometheus scraped too little in 60 s"
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.proc.stderr.close()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PROMETHEUS is None, reason="the Prometheus server is not installed")
+def test_every_panel_charts_a_series_in_a_real_prometheus(expositions, tmp_path):
+    """Prometheus scrapes what the real /metrics answered; every panel's query, with the
+    dashboard's variables set to all rigs, returns at least one series."""
+    scraped = Scraped(tmp_path, expositions)
+    try:
+        scraped.wait_ready(scrapes=5)
+        lacking = {name for name, (_, lacks) in HOST_LACKS.items() if lacks()}
+        empty = []
+        for panel in export.grafana_dashboard(Settings())["panels"]:
+            for target in panel.get("targets", []):
+                expr = target["expr"].replace("$__rate_interval", "10s") \
+                    .replace("$job", "pwtop").replace("$instance", ".*")
+                if export.families_named(expr) & lacking:
+                    continue
+                if not scraped.query(expr):
+                    empty.append((panel["title"], expr))
+        assert empty == []
+        # the rig menus: label_values(selector, label) lists every job and rig scraped
+        variables = {v["name"]: v["query"]["query"] for v in
+                     export.grafana_dashboard(Settings())["templating"]["list"]
+                     if v["type"] == "query"}
+        for name, query in variables.items():
+            selector, label = re.fullmatch(r"label_values\((.*), (\w+)\)", query).groups()
+            found = {r["metric"][label] for r in scraped.query(
+                f"count by ({label}) ({selector.replace('$job', 'pwtop')})")}
+            assert found == ({"pwtop"} if name == "job" else set(scraped.targets)), name
+    finally:
+        scraped.close()
