@@ -399,3 +399,17 @@ def test_a_good_config_checks_and_names_its_targets(tmp_path, capsys):
     with pytest.raises(ConfigError):
         Notifier.from_settings(settings_from_dict(
             {"alerts": {"notify": [{"kind": "webhook"}]}}, "x"))
+
+
+def test_the_documented_example_is_a_valid_config():
+    import re
+    import tomllib
+
+    from pwtop.alerts.notify import notify_reference
+
+    example = re.search(r"```toml\n(.*?)```", notify_reference(), re.S).group(1)
+    tables = tomllib.loads(example)["alerts"]["notify"]
+    assert [t["kind"] for t in tables] == ["ntfy", "webhook", "exec"]
+    tables[2]["command"][0] = sys.executable  # the example's pager does not exist here
+    targets = targets_from_settings(settings_from_dict({"alerts": {"notify": tables}}, "x"))
+    assert [t.kind for t in targets] == ["ntfy", "webhook", "exec"]

@@ -14,7 +14,9 @@ exports. The expositions are produced by real parts, listed in :data:`EXPOSITION
   this machine; everything else is read from the host).
 
 ``promtool check rules`` is run on the rules and on the dashboard's expressions (written as
-recording rules, so PromQL syntax errors in a panel fail the test too).
+recording rules, so PromQL syntax errors in a panel fail the test too), ``promtool test
+rules`` checks that the rules fire as pwtop judges, and a real Prometheus scraping the
+expositions answers every panel's query and both rig menus with series.
 """
 
 from __future__ import annotations
