@@ -244,6 +244,7 @@ async def test_a_receiver_answering_500_is_retried_then_given_up(clock, receiver
     assert len(r.requests) == 3
     lines = [rec.getMessage() for rec in caplog.records if rec.name == "pwtop.alerts.notify"]
     name = f"#1 webhook {r.url}"
+    assert lines.pop(0) == f"notifications from rig car to {name}"
     assert sum(f"notification to {name} failed (HTTP 500" in x for x in lines) == 2
     assert "retry 1 of 2" in lines[0] and "retry 2 of 2" in lines[1]
     assert lines[2].startswith(f"notification to {name} given up after 3 attempts")

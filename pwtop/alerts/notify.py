@@ -422,6 +422,9 @@ class Notifier:
         self.deliveries: deque[Delivery] = deque(maxlen=RECENT)
         self._changed = threading.Condition()
         self.senders = [Sender(t, self._done) for t in self.targets]
+        if self.targets:
+            log.info("notifications from rig %s to %s", self.rig,
+                     ", ".join(t.name for t in self.targets))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Notifier":
