@@ -150,6 +150,10 @@ class NotifySettings:
     url: str = setting("", "webhook and ntfy: the http:// or https:// URL "
                        "(ntfy: https://ntfy.sh/TOPIC or your server's topic).")
     command: list[str] = setting([], "exec: the program and its arguments (no shell).")
+    token_file: str = setting("", "webhook and ntfy: a file holding a token sent as "
+                              "'Authorization: Bearer TOKEN' (an ntfy access token, a "
+                              "webhook's secret), kept out of the config; readable by its "
+                              "owner only.")
     title: str = setting("pwtop {rig}: {level} {title}", "Title template: {rule}, {level}, "
                          "{message}, {value}, {rig} and the other fields in docs/alerts.md.")
     body: str = setting("{message}", "Body template (the same fields).")

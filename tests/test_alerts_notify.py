@@ -210,6 +210,21 @@ async def test_ntfy_posts_the_body_with_title_priority_and_tags(clock, receiver)
         "WAL file large: database_wal_bytes 25 B > 20 B · checkpoint it"
 
 
+async def test_a_token_file_is_sent_as_a_bearer_token(clock, receiver, tmp_path):
+    r = receiver()
+    token = tmp_path / "ntfy.token"
+    token.write_text("tk_s3cret\n")
+    token.chmod(0o600)
+    watch = watch_for(clock, {"kind": "ntfy", "url": r.url, "token_file": str(token)})
+    try:
+        step(watch, clock, 0, 15)
+        delivered(watch, 1)
+        assert "s3cret" not in repr(watch.notifier.targets)
+    finally:
+        await watch.close()
+    assert r.requests[0]["headers"]["Authorization"] == "Bearer tk_s3cret"
+
+
 async def test_exec_runs_the_command_with_the_alert_on_stdin(clock, tmp_path):
     out = tmp_path / "alert.json"
     script = ("import json, sys, pathlib\n"
@@ -373,9 +388,21 @@ def test_a_listener_that_raises_does_not_stop_the_engine(clock, caplog):
     ({"kind": "webhook", "url": "http://x/", "retry": 3}, "#1: unknown key 'retry'"),
     ({"kind": "webhook", "url": "http://x/", "timeout": 0},
      "#1 timeout: expected a number from 0.1 to 300.0, got 0"),
+    ({"kind": "ntfy", "url": "http://x/t", "token_file": "TMP/shared.token"},
+     "#1 (ntfy): token_file TMP/shared.token is readable by others; chmod 600 it"),
+    ({"kind": "ntfy", "url": "http://x/t", "token_file": "TMP/absent"},
+     "#1 (ntfy): token_file TMP/absent: cannot read it (No such file or directory)"),
+    ({"kind": "exec", "command": ["sh"], "token_file": "TMP/absent"},
+     "#1 (exec): token_file is for kind webhook or ntfy; remove it"),
 ])
 def test_bad_notify_tables_are_one_line_naming_the_file_and_table(tmp_path, capsys, table,
                                                                   expected):
+    shared = tmp_path / "shared.token"   # for the token_file cases
+    shared.write_text("tk\n")
+    shared.chmod(0o644)
+    table = {k: v.replace("TMP", str(tmp_path)) if isinstance(v, str) else v
+             for k, v in table.items()}
+    expected = expected.replace("TMP", str(tmp_path))
     config = tmp_path / "pwtop.toml"
     lines = ["[[alerts.notify]]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
     config.write_text("\n".join(lines) + "\n")

@@ -141,6 +141,7 @@ class Target:
     retries: int
     backoff: float
     queue: int
+    token: str = field(default="", repr=False)
 
     @property
     def name(self) -> str:
@@ -169,6 +170,22 @@ def _check_url(url: str, where: str) -> None:
                           "host")
 
 
+def _read_token(path_text: str, where: str) -> str:
+    """The token in ``token_file``, refused when others may read it."""
+    path = Path(path_text).expanduser()
+    try:
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(f"{where}: token_file {path} is readable by others; chmod 600 "
+                              "it")
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{where}: token_file {path}: cannot read it "
+                          f"({exc.strerror or exc})") from None
+    if not token or "\n" in token:
+        raise ConfigError(f"{where}: token_file {path} must hold one line, the token")
+    return token
+
+
 def target_from_table(table: dict[str, Any], index: int, origin: str) -> Target:
     """Check one table: keys and types (as settings), then what each kind needs. Raises
     ConfigError naming ``origin``, the table and the key."""
@@ -185,12 +202,15 @@ def target_from_table(table: dict[str, Any], index: int, origin: str) -> Target:
             raise ConfigError(f"{where}: url {s.url!r} names no topic (https://ntfy.sh/TOPIC)")
         if s.command:
             raise ConfigError(f"{where}: command is for kind exec; remove it")
+        token = _read_token(s.token_file, where) if s.token_file else ""
     else:
         if not s.command:
             raise ConfigError(f"{where}: needs a command, e.g. [\"/usr/local/bin/page\", "
                               "\"--urgent\"]")
-        if s.url:
-            raise ConfigError(f"{where}: url is for kind webhook or ntfy; remove it")
+        if s.url or s.token_file:
+            raise ConfigError(f"{where}: {'url' if s.url else 'token_file'} is for kind "
+                              "webhook or ntfy; remove it")
+        token = ""
         program = shutil.which(s.command[0])
         if program is None:
             raise ConfigError(f"{where}: command {s.command[0]!r} not found or not "
@@ -203,7 +223,8 @@ def target_from_table(table: dict[str, Any], index: int, origin: str) -> Target:
                   title=Template.parse(s.title, f"{where} title"),
                   body=Template.parse(s.body, f"{where} body"),
                   events=frozenset(s.events), min_level=Level.parse(s.min_level),
-                  timeout=s.timeout, retries=s.retries, backoff=s.backoff, queue=s.queue)
+                  timeout=s.timeout, retries=s.retries, backoff=s.backoff, queue=s.queue,
+                  token=token)
 
 
 def targets_from_settings(settings: Settings) -> list[Target]:
@@ -292,6 +313,8 @@ def _http(target: Target, note: Notification) -> None:
         headers = {"Title": title, "Priority": NTFY_PRIORITY[note.level],
                    "Tags": f"pwtop,{note.data['level']},{note.data['rule']}"}
     headers["User-Agent"] = f"pwtop/{__version__}"
+    if target.token:
+        headers["Authorization"] = f"Bearer {target.token}"
     request = urllib.request.Request(target.url, data=data, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=target.timeout) as reply:
