@@ -80,7 +80,8 @@ class DatabaseSettings:
     advice_check_budget: float = setting(
         60.0, "Longest the check of index advice on a scratch copy may take (building the "
         "chosen indexes and close runners-up there and timing the workload with and "
-        "without each). Advice that could not be checked is shown as predicted only.",
+        "without each). Advice that could not be checked is shown as predicted only; 0 turns "
+        "the check off.",
         min=0.0, unit="s")
     advice_record: str = setting(
         "", "Calibration record of the index advisor (JSON: what each check measured on a "
