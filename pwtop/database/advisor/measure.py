@@ -25,10 +25,13 @@ round, the weighted workload time without it minus with it; over the rounds that
 median and a distribution-free band (a sign-test confidence interval, :func:`band`, at
 :data:`CONFIDENCE`). **The measurement decides**: a new index is recommended only when
 the band's low end exceeds the write price the model puts on it (so its benefit is above
-the measured noise) and the median saving is at least the minimum gain; an index the
-last run recommended (the calibration record, :mod:`.record`) stays recommended unless
-the band's high end falls below its price, so advice changes only when the evidence does.
-A runner-up the model left out but whose band clears its price is recommended too. Where
+the measured noise) and the median saving is at least the minimum gain. Between runs the
+advice changes only when the evidence does: the indexes the last run recommended (the
+calibration record, :mod:`.record`) are preferred by the model's choice (they need a net
+gain of zero, not the minimum gain) and, once chosen, stay recommended unless the band's
+high end falls below their price; one the model still leaves out is measured as a
+runner-up and must clear the noise again. A runner-up whose band clears its price is
+recommended although the model left it out. Where
 the model and the measurement disagree, the check says so (:attr:`Check.disagreements`)
 and the record keeps it.
 """

@@ -310,9 +310,9 @@ def _impact(a: IndexAdvice, report: AdvisorReport, helped: str, drops: str) -> s
 
 def _timed(q: QueryReport) -> str:
     """A statement's time and its prediction, or "not timed" for one that was only
-    explained (parameters without values): its weight then comes from the plan's cost, not
-    from a clock, so no time is quoted for it."""
+    explained (parameters without values, or a file that could not be timed safely): its
+    weight then comes from the plan's cost, not from a clock, so no time is quoted for it."""
     if not q.measured:
-        return "not timed (only explained: it has parameters and no values)"
+        return "not timed (only explained: its weight is an estimate from the plan's cost)"
     return f"{_ms(q.weight_seconds)} -> {_ms(q.predicted_seconds)} predicted"
 

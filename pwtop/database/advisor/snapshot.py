@@ -38,6 +38,7 @@ from pwtop.units import human_bytes
 # Pages copied per backup step: 256 pages of 4 KiB is 1 MiB, a few milliseconds of
 # SHARED lock on an SD card's page cache; between steps the app's writer can commit.
 STEP_PAGES = 256
+SQLITE_DONE = 101
 
 
 class SnapshotRefused(TargetError):
@@ -102,8 +103,10 @@ def backup_within(source: sqlite3.Connection, dest: Path, deadline_s: float) -> 
     """Copy ``source`` into ``dest`` in steps, abandoning it at ``deadline_s``."""
     t0 = time.monotonic()
 
-    def progress(_status: int, remaining: int, total: int) -> None:
-        if remaining and time.monotonic() - t0 > deadline_s:
+    def progress(status: int, remaining: int, total: int) -> None:
+        # also called after a step that met SQLITE_BUSY (a writer's EXCLUSIVE lock), which
+        # the backup retries: the deadline ends that wait too
+        if status != SQLITE_DONE and time.monotonic() - t0 > deadline_s:
             raise _TooSlow(f"{total - remaining:,} of {total:,} pages")
         preflight.pause("snapshot-step")  # tests: stop between two steps
 
