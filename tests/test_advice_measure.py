@@ -313,7 +313,10 @@ def test_the_database_disappearing_mid_snapshot(rollback_db, wl, tmp_path, scrat
             proc.kill()
             proc.wait()
     assert "Traceback" not in err
+    assert proc.returncode == 1
     data = json.loads(out)
+    assert any(e.startswith("index advice not given: ") and "no such database file" in e
+               for e in data["stats"]["errors"])
     assert all(q["timed_on"] == workload.SNAPSHOT for q in data["stats"]["detail"]["queries"])
     assert not [r for r in data["recommendations"] if r["kind"] == "create_index"]
     assert list(scratch.iterdir()) == []

@@ -178,8 +178,11 @@ def create_index_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         report = cached_report(d, items, probe_deadline=s.probe_deadline,
                                insert_counts=inserts or None,
                                check=CheckOptions.from_settings(s))
-    except PwtopError as exc:
+    except PwtopError as exc:  # e.g. the file disappeared after the collect read it
         log.warning("index advice for %s: %s", d.path, exc.message)
+        line = f"index advice not given: {exc.message}"
+        if line not in ctx.snapshot.errors:
+            ctx.snapshot.errors.append(line)
         return
     recs = recommendations(report, analyze_threshold=s.analyze_threshold, skipped=skipped)
     with _cache_lock:
