@@ -360,11 +360,13 @@ def _check(report: AdvisorReport, opts: CheckOptions, wi: WhatIf, chooser: Choos
         else:
             report.rejected.append(a)
     reasons = {cd.key: cd.reasons for cd in cands}
+    reported = {q.name for q in report.queries}
     for ic in c.indexes:
         if ic.role == "chosen" or not ic.recommend or ic.saving is None:
             continue
         keep.append(IndexAdvice(
-            key=ic.key, name=ic.name, sql=ic.key.sql(ic.name), helps=list(ic.statements),
+            key=ic.key, name=ic.name, sql=ic.key.sql(ic.name),
+            helps=[n for n in ic.statements if n in reported],
             saving_seconds=ic.saving.median,
             write_units=chooser._units(ic.key.table, ic.key.names),
             insert_share=share.get(ic.key.table, 0.0),

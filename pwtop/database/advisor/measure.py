@@ -16,8 +16,13 @@ A state is made inside a transaction: ``BEGIN; DROP INDEX`` the ones the state l
 run the statements, ``ROLLBACK``. The rollback puts the dropped indexes back without
 rebuilding them, so every state is timed on the same pages. A statement whose plan in a
 state is the one it has in ``advised`` is not run again there (its time is the same).
-Every run prepares its statement afresh in every state alike (a DROP inside a transaction
-does not expire statements prepared before it, so none is cached).
+A DROP inside a transaction does not expire the statements prepared before it, so each
+state runs its own text of every statement (a comment naming the state): a statement
+prepared in one state is never run in another. The rollback expires them, so a statement
+faster than :data:`WARM_RUN_S` runs once untimed in its state before the timed run: the
+times compare executions, not re-preparations, as in an app whose statements are cached.
+The floor of one call (``SELECT 1`` through the same connection) is measured with them
+and given with the figures: a statement's time is never below it.
 
 Every round times every state once, the order of the states changing from round to
 round, so a burst of load lands on all of them alike. An index's measured saving is, per
@@ -61,7 +66,9 @@ CONFIDENCE = 0.95
 RUNNERS_UP = 3            # close runners-up built and timed beside the chosen set
 RUNNER_EVALUATIONS = 60   # at most this many model evaluations to find them
 RUN_CAP_S = 2.0           # one run of one statement is interrupted after this
-DISAGREE_FACTOR = 2.0     # model and measurement disagree beyond this factor
+DISAGREE_FACTOR = 2.0     # model and measurement disagree beyond this factor...
+DISAGREE_FLOORS = 2.0     # ... and by more than this many call floors in seconds
+WARM_RUN_S = 0.01         # a statement faster than this runs once untimed in each state
 
 
 @dataclass
@@ -138,6 +145,7 @@ class StatementCheck:
     predicted_ratio: float          # the model's cost after / before
     runs: int
     capped: bool = False            # a run hit RUN_CAP_S (its time is at least that)
+    floor_s: float = 0.0            # the time of one call that does nothing (SELECT 1)
 
     @property
     def measured_ratio(self) -> float:
@@ -145,8 +153,13 @@ class StatementCheck:
 
     @property
     def disagrees(self) -> bool:
+        """The ratios differ by more than DISAGREE_FACTOR, and the predicted time after by
+        more than DISAGREE_FLOORS call floors from the measured one (a prediction of 1 µs
+        for a statement whose call alone takes 10 µs is not a disagreement of the plan)."""
         p, m = max(self.predicted_ratio, 1e-9), max(self.measured_ratio, 1e-9)
-        return max(p / m, m / p) > DISAGREE_FACTOR
+        predicted_after = self.before_s * self.predicted_ratio
+        return (max(p / m, m / p) > DISAGREE_FACTOR
+                and abs(predicted_after - self.after_s) > DISAGREE_FLOORS * self.floor_s)
 
 
 @dataclass
@@ -161,6 +174,7 @@ class Check:
     workload_before: Band | None = None     # weighted seconds per workload run
     workload_after: Band | None = None
     noise_s: float | None = None            # half the IQR of the advised state's rounds
+    floor_s: float | None = None            # one call that does nothing (SELECT 1), median
     indexes: list[IndexCheck] = field(default_factory=list)
     statements: list[StatementCheck] = field(default_factory=list)
     disagreements: list[str] = field(default_factory=list)
@@ -176,6 +190,8 @@ class Check:
         if self.noise_s is not None:
             parts.append(f"noise ±{_s(self.noise_s)} per run (half the interquartile range "
                          "of the rounds)")
+        if self.floor_s is not None:
+            parts.append(f"one call's floor {_s(self.floor_s)}")
         return "; ".join(parts)
 
     def verdict(self, name: str) -> IndexCheck | None:
@@ -255,6 +271,12 @@ def _plan_text(conn: sqlite3.Connection, sql: str, params: Any) -> str:
     return "\n".join(plans.render(plans.explain(conn, sql, params)))
 
 
+def _in(sql: str, label: str) -> str:
+    """The statement's text for one state (see the module doc: one prepared statement per
+    state)."""
+    return f"{sql}\n/* pwtop check state {label} */"
+
+
 class _Timer:
     """Runs statements on the copy, each run cut at RUN_CAP_S."""
 
@@ -264,7 +286,9 @@ class _Timer:
         self.capped: set[str] = set()
         conn.set_progress_handler(lambda: 1 if time.perf_counter() > self.until else 0, 2000)
 
-    def run(self, name: str, sql: str, params: Any) -> float:
+    def run(self, name: str, sql: str, params: Any, warm: bool = False) -> float:
+        if warm:
+            self.run(name, sql, params)
         t0 = time.perf_counter()
         self.until = t0 + RUN_CAP_S
         try:
@@ -334,9 +358,7 @@ def check(path: str | Path, chooser: Chooser, choice: Choice, cands: Sequence[An
             src.close()  # the copy is made: the live file is not held while it is used
             open_src = False
             out.copy = snap.describe()
-            # no statement cache: a DROP INDEX inside a transaction does not expire the
-            # statements prepared before it, so a cached one would keep the dropped index
-            conn = sqlite3.connect(snap.path, isolation_level=None, cached_statements=0)
+            conn = sqlite3.connect(snap.path, isolation_level=None, cached_statements=1024)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 _measure(conn, out, _skeletons(chooser, choice, runners), choice, drops,
@@ -381,8 +403,8 @@ def _measure(conn: sqlite3.Connection, out: Check, checks: list[IndexCheck], cho
     # plans per state: a statement is timed in a state only where its plan differs
     plan_of: dict[str, dict[str, str]] = {}
     for st in states:
-        plan_of[st.label] = _in_state(conn, st, lambda: {
-            n: _plan_text(conn, by_name[n].sql, timeable[n]) for n in reads})
+        plan_of[st.label] = _in_state(conn, st, lambda st=st: {
+            n: _plan_text(conn, _in(by_name[n].sql, st.label), timeable[n]) for n in reads})
     advised = plan_of["advised"]
     for st in states:
         st.statements = (list(reads) if st.label == "advised" else
@@ -393,15 +415,20 @@ def _measure(conn: sqlite3.Connection, out: Check, checks: list[IndexCheck], cho
                              .statements)
     timer = _Timer(conn)
     times: dict[str, dict[str, list[float]]] = {st.label: {} for st in states}
+    last: dict[str, float] = {}
+    floor: list[float] = []
 
     def one_round(record: bool, order: list[_State]) -> None:
         for st in order:
             def go(st: _State = st) -> None:
                 for n in st.statements:
-                    dt = timer.run(n, by_name[n].sql, timeable[n])
+                    dt = timer.run(n, _in(by_name[n].sql, st.label), timeable[n],
+                                   warm=last.get(n, 0.0) < WARM_RUN_S)
+                    last[n] = dt
                     if record:
                         times[st.label].setdefault(n, []).append(dt)
             _in_state(conn, st, go)
+        floor.append(timer.run("floor", "SELECT 1", (), warm=True))
 
     one_round(False, states)  # warm-up: the copy's pages into the cache
     rounds = 0
@@ -419,6 +446,7 @@ def _measure(conn: sqlite3.Connection, out: Check, checks: list[IndexCheck], cho
         return
     _decided(out, checks, states, times, rounds, frequency, previous, min_gain_share)
     out.done = True
+    out.floor_s = statistics.median(floor)
     if timer.capped:
         out.notes.append(f"runs cut at {RUN_CAP_S:g} s (counted as {RUN_CAP_S:g} s): "
                          + ", ".join(sorted(timer.capped)))
@@ -433,7 +461,7 @@ def _measure(conn: sqlite3.Connection, out: Check, checks: list[IndexCheck], cho
         after = [per_state["advised"][n][r] for r in range(rounds)]
         out.statements.append(StatementCheck(
             n, statistics.median(before), statistics.median(after), queries.get(n, 1.0),
-            rounds, n in timer.capped))
+            rounds, n in timer.capped, out.floor_s))
     for sc in out.statements:
         if sc.disagrees:
             out.disagreements.append(

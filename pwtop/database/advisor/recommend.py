@@ -301,9 +301,11 @@ def _saving_evidence(a: IndexAdvice, report: AdvisorReport, total: float) -> dic
 def _impact(a: IndexAdvice, report: AdvisorReport, helped: str, drops: str) -> str:
     m, check = a.measured, report.check
     whole = "estimated" if report.estimated else "predicted"
+    chosen = len(report.creates) if report.check is None else len(
+        [c for c in report.check.indexes if c.role == "chosen"]) or len(report.creates)
     tail = (f"the whole workload {_ms(report.workload_seconds)} -> "
-            f"{_ms(report.predicted_seconds)} per run {whole} with the full set of "
-            f"{len(report.creates)} index(es){drops}")
+            f"{_ms(report.predicted_seconds)} per run {whole} with the model's set of "
+            f"{chosen} index(es){drops}")
     if m is not None and m.saving is not None and check is not None and check.done:
         noise = f"; noise ±{_ms(check.noise_s)}" if check.noise_s is not None else ""
         return (f"measured on a scratch copy: saves {m.saving.describe()} per workload run"
