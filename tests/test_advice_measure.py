@@ -511,3 +511,21 @@ def test_repeated_analyze_gives_the_same_advice(rollback_template, tmp_path):
                                                                     "drop_index")))
     assert all(s == seen[0] for s in seen), seen
     assert any(i.startswith("db-create-pwtop_bt_t") for i in seen[0]), seen[0]
+
+
+def test_two_substitutes_are_not_both_refused():
+    """Each of two indexes serving one statement measures ~0 with the other present: the
+    one with the smaller saving is refused, the other kept (measured only with it)."""
+    zero = [-1e-5, 2e-5, 1e-5, -2e-5, 0.0]
+    a = measure.IndexCheck(IndexKey("t", (("a", False),)), "a", "chosen", 1e-3, 0.0, ["q"],
+                           measure.band([v - 1e-6 for v in zero]))
+    b = measure.IndexCheck(IndexKey("t", (("a", False), ("b", False))), "ab", "chosen", 1e-3,
+                           0.0, ["q"], measure.band(zero))
+    c = measure.IndexCheck(IndexKey("u", (("c", False),)), "c", "chosen", 1e-3, 0.0, ["r"],
+                           measure.band(zero))
+    for ic in (a, b, c):
+        measure._verdict(ic, 1e-6, False)
+        assert ic.recommend is False
+    measure._substitutes([a, b, c])
+    assert a.recommend is False and c.recommend is False   # c serves another statement
+    assert b.recommend is True and "with a present" in b.why

@@ -19,8 +19,9 @@ state is the one it has in ``advised`` is not run again there (its time is the s
 A DROP inside a transaction does not expire the statements prepared before it, so each
 state runs its own text of every statement (a comment naming the state): a statement
 prepared in one state is never run in another. The rollback expires them, so a statement
-faster than :data:`WARM_RUN_S` runs once untimed in its state before the timed run: the
-times compare executions, not re-preparations, as in an app whose statements are cached.
+faster than :data:`TWICE_S` runs twice in its state and the faster run counts: the times
+compare executions, not re-preparations (as in an app whose statements are cached), and
+a moment the process was not scheduled (a loaded machine) lands on one run, not both.
 The floor of one call (``SELECT 1`` through the same connection) is measured with them
 and given with the figures: a statement's time is never below it.
 
@@ -61,14 +62,14 @@ from pwtop.errors import TargetError
 from pwtop.units import human_seconds
 
 ROUNDS_MIN = 5            # the least rounds a sign-test band at CONFIDENCE needs (n=5: 97 %)
-ROUNDS_MAX = 11
+ROUNDS_MAX = 21           # more while an index's band still straddles its threshold
 CONFIDENCE = 0.95
 RUNNERS_UP = 3            # close runners-up built and timed beside the chosen set
 RUNNER_EVALUATIONS = 60   # at most this many model evaluations to find them
 RUN_CAP_S = 2.0           # one run of one statement is interrupted after this
 DISAGREE_FACTOR = 2.0     # model and measurement disagree beyond this factor...
 DISAGREE_FLOORS = 2.0     # ... and by more than this many call floors in seconds
-WARM_RUN_S = 0.01         # a statement faster than this runs once untimed in each state
+TWICE_S = 0.05            # a statement faster than this runs twice per state, min counts
 
 
 @dataclass
@@ -286,9 +287,9 @@ class _Timer:
         self.capped: set[str] = set()
         conn.set_progress_handler(lambda: 1 if time.perf_counter() > self.until else 0, 2000)
 
-    def run(self, name: str, sql: str, params: Any, warm: bool = False) -> float:
-        if warm:
-            self.run(name, sql, params)
+    def run(self, name: str, sql: str, params: Any, twice: bool = False) -> float:
+        if twice:
+            return min(self.run(name, sql, params), self.run(name, sql, params))
         t0 = time.perf_counter()
         self.until = t0 + RUN_CAP_S
         try:
@@ -423,12 +424,12 @@ def _measure(conn: sqlite3.Connection, out: Check, checks: list[IndexCheck], cho
             def go(st: _State = st) -> None:
                 for n in st.statements:
                     dt = timer.run(n, _in(by_name[n].sql, st.label), timeable[n],
-                                   warm=last.get(n, 0.0) < WARM_RUN_S)
+                                   twice=last.get(n, 0.0) < TWICE_S)
                     last[n] = dt
                     if record:
                         times[st.label].setdefault(n, []).append(dt)
             _in_state(conn, st, go)
-        floor.append(timer.run("floor", "SELECT 1", (), warm=True))
+        floor.append(timer.run("floor", "SELECT 1", (), twice=True))
 
     one_round(False, states)  # warm-up: the copy's pages into the cache
     rounds = 0
@@ -523,7 +524,28 @@ def _decided(out: Check, checks: list[IndexCheck], states: list[_State],
         elif ic.statements:
             ic.saving = band([a - b for a, b in zip(adv, w[f"+{ic.name}"])])
         decided &= _verdict(ic, min_gain, ic.key in previous)
+    _substitutes(checks)
     return decided
+
+
+def _substitutes(checks: list[IndexCheck]) -> None:
+    """Leave one chosen index out at a time, and two that serve the same statements each
+    measure a saving near zero (the other takes over): refusing both would refuse what
+    either gives. So the refusals go one at a time, the smallest saving first, and one
+    whose statements a refused index also served is kept as the model chose it: its own
+    saving was measured with that one present, never alone."""
+    refused = sorted((ic for ic in checks if ic.role == "chosen" and ic.recommend is False
+                      and ic.saving is not None), key=lambda ic: ic.saving.median)
+    served: dict[str, str] = {}
+    for ic in refused:
+        other = next((served[n] for n in ic.statements if n in served), None)
+        if other is not None:
+            ic.recommend = True
+            ic.why = (f"kept as the model chose it: its saving was measured with {other} "
+                      "present, which serves the same statements and is refused, never alone")
+            continue
+        for n in ic.statements:
+            served[n] = ic.name
 
 
 def _verdict(ic: IndexCheck, min_gain: float, was_recommended: bool) -> bool:
