@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping, Sequence
 
-from pwtop.database import plans, workload as workload_mod
+from pwtop.database import plans
 from pwtop.database.advisor.candidates import IndexKey
 from pwtop.database.advisor.choose import Choice, Chooser, Evaluation
 from pwtop.database.advisor.snapshot import Bounds, SnapshotRefused, snapshot
@@ -515,7 +515,9 @@ def _decided(out: Check, checks: list[IndexCheck], states: list[_State],
     q1, _, q3 = (statistics.quantiles(adv, n=4, method="inclusive") if rounds > 1
                  else (adv[0], adv[0], adv[0]))
     out.noise_s = (q3 - q1) / 2
-    min_gain = min_gain_share * out.workload_before.median
+    # the minimum gain is a share of the workload as the least disturbed round saw it: a
+    # burst of load inflates the median, and with it the bar, on a noisy machine
+    min_gain = min_gain_share * min(w["base"])
     out.indexes = checks
     decided = True
     for ic in checks:
@@ -561,13 +563,14 @@ def _verdict(ic: IndexCheck, min_gain: float, was_recommended: bool) -> bool:
         ic.why = ("recommended by the last run, and the measurement does not contradict it"
                   if ic.recommend else "recommended by the last run, but measured worth less "
                   "than its write price even at the band's high end")
+        ic.why += f" (measured saving {s.describe()}, write price {_s(price)})"
         return net_high <= 0 or net_low > 0
     ic.recommend = net_low > 0 and net_mid >= min_gain
+    saving = f"measured saving {s.describe()}, write price {_s(price)}"
     if ic.recommend:
-        ic.why = "its measured saving is above the noise and its write price"
-    elif net_mid < min_gain and net_low <= 0:
-        ic.why = (f"measured saving {_s(s.median)} less its write price is below the noise "
-                  f"or the minimum gain ({_s(min_gain)})")
+        ic.why = f"{saving}: above the noise and the write price"
+    elif net_low > 0:
+        ic.why = f"{saving}: above the noise, but below the minimum gain ({_s(min_gain)})"
     else:
-        ic.why = "its saving is not above the measured noise"
+        ic.why = f"{saving}: not above the measured noise and the write price"
     return net_low > 0 or net_high <= 0
