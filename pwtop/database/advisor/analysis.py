@@ -29,7 +29,8 @@ from typing import Any, Mapping, Sequence
 from pwtop.database import connect, plans, workload as workload_mod
 from pwtop.database.advisor import candidates as cand_mod, measure, record as record_mod
 from pwtop.database.advisor.candidates import IndexKey
-from pwtop.database.advisor.choose import MIN_GAIN_SHARE, Choice, Chooser, Statement
+from pwtop.database.advisor.choose import (MIN_GAIN_SHARE, UNKNOWN_RATE_PRICE, Choice,
+                                           Chooser, Statement)
 from pwtop.database.advisor.shape import analyse as analyse_shape
 from pwtop.database.advisor.snapshot import Bounds
 from pwtop.database.advisor.validate import index_bytes
@@ -241,7 +242,7 @@ def analyse(path: str | Path, items: Sequence[WorkloadItem], *,
         _fill(report, choice, chooser, statements, cands, share, measured)
         if check is not None:
             _check(report, check, wi, chooser, choice, cands, statements, items, share,
-                   found, cost, min_gain_share)
+                   found, cost, min_gain_share, inserted)
     finally:
         wi.close()
         for sample in sampling.tables.values():
@@ -328,7 +329,7 @@ def _check(report: AdvisorReport, opts: CheckOptions, wi: WhatIf, chooser: Choos
            choice: Choice, cands: list, statements: list[Statement],
            items: Sequence[WorkloadItem], share: Mapping[str, float],
            found: Mapping[str, Any], cost: Mapping[str, float],
-           min_gain_share: float) -> None:
+           min_gain_share: float, inserted: float | None) -> None:
     """Check the choice on a scratch copy; the measurement decides (see :mod:`.measure`)."""
     names = {s.name for s in statements}
     timeable: dict[str, Any] = {}
@@ -347,7 +348,8 @@ def _check(report: AdvisorReport, opts: CheckOptions, wi: WhatIf, chooser: Choos
         frequency={it.name: max(float(it.frequency or 0.0), 0.0) for it in items},
         bounds=opts.bounds, budget_s=opts.budget_s, analyze=not report.live_stats,
         previous=record_mod.recommended_keys(found), min_gain_share=min_gain_share,
-        extra_bytes=2 * index_bytes(report))
+        extra_bytes=2 * index_bytes(report),
+        price_share=UNKNOWN_RATE_PRICE if inserted is None else None)
     report.check = c
     if not c.done:
         report.notes.append(c.describe())

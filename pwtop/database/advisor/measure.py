@@ -124,11 +124,12 @@ class IndexCheck:
     name: str
     role: str                      # "chosen", "runner-up", "recommended last run"
     predicted_saving_s: float      # the model's (marginal) saving per workload run
-    write_price_s: float           # the model's price of its writes per workload run
+    write_price_s: float           # the price of its writes per workload run
     statements: list[str] = field(default_factory=list)   # timed where its plan changes
     saving: Band | None = None     # measured; None: nothing it changes could be timed
     recommend: bool | None = None  # the verdict; None: not measured (model stands)
     why: str = ""
+    write_units: float = 0.0       # the share-weighted write units it adds per insert
 
     def describe(self) -> str:
         if self.saving is None:
@@ -176,6 +177,7 @@ class Check:
     workload_after: Band | None = None
     noise_s: float | None = None            # half the IQR of the advised state's rounds
     floor_s: float | None = None            # one call that does nothing (SELECT 1), median
+    price_share: float | None = None        # see check(): write units priced per workload
     indexes: list[IndexCheck] = field(default_factory=list)
     statements: list[StatementCheck] = field(default_factory=list)
     disagreements: list[str] = field(default_factory=list)
@@ -260,11 +262,13 @@ def _skeletons(chooser: Chooser, choice: Choice,
     out = []
     for key in choice.chosen:
         without = chooser.evaluate([k for k in choice.chosen if k != key])
+        units = final.write_total - without.write_total
         out.append(IndexCheck(key, key.default_name(), "chosen", choice.marginal.get(key, 0.0),
-                              chooser.price * (final.write_total - without.write_total)))
+                              chooser.price * units, write_units=units))
     for key, ev, role in runners:
+        units = ev.write_total - final.write_total
         out.append(IndexCheck(key, key.default_name(), role, ev.benefit - final.benefit,
-                              chooser.price * (ev.write_total - final.write_total)))
+                              chooser.price * units, write_units=units))
     return out
 
 
@@ -323,18 +327,24 @@ def check(path: str | Path, chooser: Chooser, choice: Choice, cands: Sequence[An
           statements: Sequence[Any], *, timeable: Mapping[str, Any],
           frequency: Mapping[str, float], bounds: Bounds, budget_s: float,
           analyze: bool, previous: Collection[IndexKey] = (),
-          min_gain_share: float = 0.005, extra_bytes: int = 0) -> Check:
+          min_gain_share: float = 0.005, extra_bytes: int = 0,
+          price_share: float | None = None) -> Check:
     """Measure ``choice`` (and runners-up) on a snapshot of ``path``; see the module doc.
 
     ``timeable``: statement name -> its parameter values, for the read statements that
     can be run (the others are left to the model); ``frequency``: runs per workload run.
     ``analyze``: run ANALYZE on the copy first (the live file has no statistics, and the
     model assumed the ones ANALYZE gives). ``previous``: the indexes the last run
-    recommended (kept unless the measurement contradicts them).
+    recommended (kept unless the measurement contradicts them). ``price_share``: the
+    insert rate is unknown and the model prices a write unit at this share of the
+    workload (UNKNOWN_RATE_PRICE): the check prices it as that share of the workload it
+    measured, not of the live timings the model was given (on a loaded machine those
+    moved the price, and the verdict, from run to run); None: the model's absolute
+    price (a known insert rate) stands.
     """
     t0 = time.monotonic()
     keys = list(choice.chosen)
-    out = Check(done=False, why="")
+    out = Check(done=False, why="", price_share=price_share)
     if budget_s <= 0:
         out.why = "advice_check_budget is 0 (checks are off)"
         return out
@@ -518,6 +528,9 @@ def _decided(out: Check, checks: list[IndexCheck], states: list[_State],
     # the minimum gain is a share of the workload as the least disturbed round saw it: a
     # burst of load inflates the median, and with it the bar, on a noisy machine
     min_gain = min_gain_share * min(w["base"])
+    if out.price_share is not None:
+        for ic in checks:
+            ic.write_price_s = out.price_share * min(w["base"]) * ic.write_units
     out.indexes = checks
     decided = True
     for ic in checks:
