@@ -434,6 +434,17 @@ def test_the_check_within_too_small_bounds_says_why(rollback_db, scratch, tmp_pa
     assert rep.creates and all(a.measured is None for a in rep.creates)
 
 
+def test_a_check_past_its_budget_is_not_taken_for_a_measurement(rollback_db, scratch,
+                                                                 tmp_path):
+    items = items_for(rollback_db)
+    rep = analyse(rollback_db, items, check=options(scratch, tmp_path, budget=1e-6))
+    assert rep.check is not None and not rep.check.done
+    assert "advice_check_budget ran out" in rep.check.why
+    assert rep.creates and all(a.measured is None for a in rep.creates)
+    assert not (tmp_path / "record.json").exists()  # nothing measured, nothing recorded
+    assert list(scratch.iterdir()) == []
+
+
 def test_the_database_gone_before_the_check(rollback_db, scratch, tmp_path):
     good = IndexKey("bt", (("t", False),))
     wi, chooser, choice, cands, stmts, items, sampling = _fabricated(rollback_db, [good], [good])
