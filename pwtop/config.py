@@ -63,6 +63,29 @@ class DatabaseSettings:
     busy_timeout: float = setting(
         2.0, "How long optimize waits for a lock before it gives up cleanly.", min=0.0,
         max=60.0, unit="s")
+    snapshot_max_bytes: int = setting(
+        268435456, "Largest scratch copy pwtop makes, through the backup API, to time the "
+        "workload of a rollback-journal file (where a timed read would block the app's "
+        "commits) or to check index advice (the copy plus the new indexes). A bigger file "
+        "is timed on the live file only while no writer holds a lock, else only estimated.",
+        min=0, unit="B")
+    snapshot_min_free_bytes: int = setting(
+        67108864, "Free space a scratch copy must leave on the scratch filesystem "
+        "($PWTOP_SCRATCH, else the temp directory): a copy that would leave less is not made.",
+        min=0, unit="B")
+    snapshot_deadline: float = setting(
+        10.0, "Longest the backup of a scratch copy may take: the copy is made in steps that "
+        "let the app's writers in, and one still running then (a busy writer makes the "
+        "backup restart) is abandoned and deleted.", min=0.0, unit="s")
+    advice_check_budget: float = setting(
+        60.0, "Longest the check of index advice on a scratch copy may take (building the "
+        "chosen indexes and close runners-up there and timing the workload with and "
+        "without each). Advice that could not be checked is shown as predicted only; 0 turns "
+        "the check off.",
+        min=0.0, unit="s")
+    advice_record: str = setting(
+        "", "Calibration record of the index advisor (JSON: what each check measured on a "
+        "scratch copy, the advice it gave). Empty: $XDG_STATE_HOME/pwtop/advisor-record.json.")
 
 
 @dataclass
