@@ -530,3 +530,53 @@ def test_two_substitutes_are_not_both_refused():
     measure._substitutes([a, b, c])
     assert a.recommend is False and c.recommend is False   # c serves another statement
     assert b.recommend is True and "with a present" in b.why
+
+
+def test_a_snapshot_goes_to_memory_when_nobody_chose_a_directory(rollback_db, monkeypatch):
+    """A Pi's temp directory is on its SD card: with no directory chosen, the copy is made
+    in the tmpfs /dev/shm (this machine has one), and deleted there afterwards."""
+    from pwtop.database.advisor import snapshot as snap_mod
+
+    monkeypatch.delenv("PWTOP_SCRATCH", raising=False)
+    shm = Path(snap_mod.MEMORY_DIR)
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        pytest.skip(f"{shm} is not a writable directory here")
+    cx = open_readonly(rollback_db)
+    try:
+        with snap_mod.snapshot(cx, Bounds(1 << 30, 0, 30.0)) as snap:
+            assert snap.path.parent.parent == shm and snap.path.exists()
+            made = snap.path.parent
+        assert not made.exists()
+    finally:
+        cx.close()
+
+
+def test_a_snapshot_leaves_memory_alone_when_little_is_available(rollback_db, tmp_path,
+                                                                monkeypatch):
+    """When the copy would leave less than snapshot_min_free_bytes of the memory the kernel
+    says is available, it goes to the temp directory instead. A tiny MemAvailable cannot be
+    arranged on this 24 GiB machine, so /proc/meminfo is replaced by a file saying 1 MiB."""
+    from pwtop.database.advisor import snapshot as snap_mod
+
+    monkeypatch.delenv("PWTOP_SCRATCH", raising=False)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 4096 kB\nMemAvailable: 1024 kB\n")
+    monkeypatch.setattr(snap_mod, "MEMINFO", str(meminfo))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(snap_mod.tempfile, "tempdir", str(temp))
+    assert snap_mod.in_memory(rollback_db.stat().st_size, Bounds(1 << 30, 0, 30.0)) is None
+    cx = open_readonly(rollback_db)
+    try:
+        with snap_mod.snapshot(cx, Bounds(1 << 30, 0, 30.0)) as snap:
+            assert snap.path.parent.parent == temp
+    finally:
+        cx.close()
+    assert list(temp.iterdir()) == []
+
+
+def test_a_chosen_scratch_directory_wins_over_memory(rollback_db, scratch):
+    from pwtop.database.advisor import snapshot as snap_mod
+
+    assert snap_mod.in_memory(1, Bounds(1 << 30, 0, 30.0)) is None  # PWTOP_SCRATCH is set
+    assert snap_mod.in_memory(1, Bounds(1 << 30, 0, 30.0, scratch)) is None

@@ -15,12 +15,15 @@ indexes). Both run on a snapshot made with SQLite's backup API, within three bou
   connection makes SQLite restart the backup, and a copy still unfinished at the deadline
   is abandoned and deleted.
 
+The copy goes to a tmpfs (``/dev/shm``) when it fits there and in the memory available
+(:func:`in_memory`: a Pi's temp directory is on its SD card), else to the scratch directory.
 A copy that cannot be made within them raises :class:`SnapshotRefused` with one line that
 says which bound stopped it, so the caller can say what it did instead.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -39,6 +42,9 @@ from pwtop.units import human_bytes
 # SHARED lock on an SD card's page cache; between steps the app's writer can commit.
 STEP_PAGES = 256
 SQLITE_DONE = 101
+#: A tmpfs tried first for snapshots (see :func:`in_memory`); tests point it elsewhere.
+MEMORY_DIR = "/dev/shm"
+MEMINFO = "/proc/meminfo"
 
 
 class SnapshotRefused(TargetError):
@@ -76,6 +82,44 @@ class Snapshot:
     def describe(self) -> str:
         return (f"a snapshot made with the backup API ({human_bytes(self.bytes)} in "
                 f"{self.seconds:.2f} s; {self.bounds.describe()})")
+
+
+def in_memory(need: int, bounds: Bounds) -> Path | None:
+    """:data:`MEMORY_DIR` when a copy of ``need`` bytes may go there, else None.
+
+    Why: a monitor on a rollback-journal file copies the database every slow round (and
+    the advice check once per advice), and on a Raspberry Pi the temp directory is usually
+    on the SD card, whose wear is the rig's most limited resource. A copy in a tmpfs
+    writes nothing to storage. It is taken only when nobody chose a directory
+    (``bounds.directory``, $PWTOP_SCRATCH), the copy is within ``snapshot_max_bytes``, and
+    both the tmpfs and the memory the kernel says is available (``MemAvailable``: a tmpfs
+    page is RAM) keep ``snapshot_min_free_bytes`` free after it.
+    """
+    if bounds.directory is not None or os.environ.get("PWTOP_SCRATCH"):
+        return None
+    where = Path(MEMORY_DIR)
+    if need > bounds.max_bytes or not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
+        return None
+    try:
+        free = preflight.disk_usage(where).free
+    except OSError:
+        return None
+    available = memory_available()
+    if available is None or min(free, available) - need < bounds.min_free_bytes:
+        return None
+    return where
+
+
+def memory_available() -> int | None:
+    """The kernel's estimate of memory available without swapping (bytes), or None."""
+    try:
+        with open(MEMINFO) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 class _TooSlow(Exception):
@@ -132,14 +176,17 @@ def snapshot(cx: connect.Connection, bounds: Bounds, *, extra_bytes: int = 0
     """A consistent copy of the database behind ``cx`` in a private scratch directory,
     deleted on exit (and at once when it cannot be finished within ``bounds``)."""
     try:
-        where = scratch_directory(bounds.directory)
         size = database_bytes(cx)
-    except TargetError as exc:
-        raise SnapshotRefused(exc.message) from None
     except sqlite3.Error as exc:
         raise SnapshotRefused(f"cannot read the size of {cx.path} "
                               f"({' '.join(str(exc).split())})") from None
-    check_bounds(where, size, extra_bytes, bounds)
+    where = in_memory(size + extra_bytes, bounds)
+    if where is None:
+        try:
+            where = scratch_directory(bounds.directory)
+        except TargetError as exc:
+            raise SnapshotRefused(exc.message) from None
+        check_bounds(where, size, extra_bytes, bounds)
     tmp = Path(tempfile.mkdtemp(prefix=preflight.scratch_prefix(), dir=where))
     try:
         dest = tmp / "snapshot.db"
