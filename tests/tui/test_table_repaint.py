@@ -65,11 +65,17 @@ async def test_a_changed_cell_repaints_its_row_only_and_reads_as_a_full_redraw(m
             return original(self, y, *args, **kw)
 
         monkeypatch.setattr(DataTable, "_render_line", spy)
+        cache = live._cell_render_cache
+        cached = {k: cache.get(k) for k in cache.keys()}  # held: compared by identity
         live.set_rows(rows({**START, "beta": "3s"}, SIZES))
         await pilot.pause()
         await pilot.pause()
         monkeypatch.setattr(DataTable, "_render_line", original)
         assert rendered and set(rendered) == {2}  # header 0, alpha 1, beta 2
+        # of its cells only the changed one was rendered again (the others were cached)
+        made = {(k[0].value, k[1].value) for k in cache.keys()
+                if cached.get(k) is not cache.get(k)}
+        assert made == {("beta", "age")}
         after = lines_of(live)
         assert after[2].split()[:2] == ["beta", "3s"]
         assert after[:2] == before[:2] and after[3:] == before[3:]
