@@ -33,6 +33,7 @@ from textual.widget import Widget
 from pwtop.history import RANGES
 from pwtop.tui.glyphs import Glyphs, glyphs_for
 from pwtop.tui.watching import RANGE_AXES
+from pwtop.tui.widgets.text import repaint
 
 Points = Sequence[tuple[float, float]]
 
@@ -272,7 +273,7 @@ class TimeChart(Widget):
             return
         for y, (before, after) in enumerate(zip(old, lines)):
             if before != after:
-                self.refresh(Region(0, y, size.width, 1))
+                repaint(self, Region(0, y, size.width, 1))
 
     def _make_lines(self, width: int, height: int) -> list[tuple]:
         """Each line as a tuple of (text, style name) runs: cheap to compare."""

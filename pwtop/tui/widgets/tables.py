@@ -22,7 +22,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from pwtop.tui.widgets.text import set_text
+from pwtop.tui.widgets.text import repaint, set_text
 
 #: After the sort column's label: largest first, smallest first. Arrows that the Linux
 #: console's fonts have too.
@@ -269,7 +269,7 @@ class SyncTable(DataTable):
                                 (self._line_cache, lambda k: k[0] in lines)):
                 for cached in [k for k in cache.keys() if gone(k)]:
                     cache.discard(cached)
-            self._refresh_region(region)
+            repaint(self, region.translate(-self.scroll_offset))
 
     # ------------------------------------------------------------ fitting the width
 

@@ -13,6 +13,26 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 
+def repaint(widget: Widget, *regions: Region) -> None:
+    """Repaint these regions (the widget's own coordinates) of a widget.
+
+    A widget scrolled out of view (a chart or a table row below the fold) only marks
+    the lines: when Textual is told to repaint a widget it did not draw last, it throws
+    away its map of every widget's place and works it out again for the whole screen,
+    which at a refresh a second cost a tab more than all its drawing. The marked lines
+    are drawn afresh when the widget is scrolled into view.
+    """
+    try:
+        on_screen = widget in widget.screen._compositor.visible_widgets
+    except Exception:  # not on a screen yet: the first frame draws it whole
+        on_screen = True
+    if on_screen:
+        widget.refresh(*regions)
+    else:
+        offset = widget.content_offset
+        widget._styles_cache.set_dirty(*(region.translate(offset) for region in regions))
+
+
 def show(widget: Widget, visible: bool) -> None:
     if widget.display != visible:
         widget.display = visible
@@ -63,7 +83,7 @@ class TextLines(Widget):
             return
         for y, (old, new) in enumerate(zip(before, after)):
             if old != new:
-                self.refresh(Region(0, y, width, 1))
+                repaint(self, Region(0, y, width, 1))
 
     def _wrap(self, width: int) -> list[str]:
         key = (self.plain, width)
