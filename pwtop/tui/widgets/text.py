@@ -65,6 +65,7 @@ class TextLines(Widget):
         self.plain = text
         self._wrapped: list[str] = []
         self._wrapped_for: tuple[str, int] | None = None
+        self._line_wraps: dict[str, list[str]] = {}  # line -> its wrapped parts
 
     def update(self, text: str | Text = "") -> None:
         """Show ``text`` (its plain characters: the style comes from CSS)."""
@@ -88,14 +89,23 @@ class TextLines(Widget):
     def _wrap(self, width: int) -> list[str]:
         key = (self.plain, width)
         if self._wrapped_for != key:
+            # Each line's wrapping is kept for the next text at this width: a change
+            # is usually one figure in one line, and wrapping a long line is Rich's work.
+            before = self._line_wraps if self._wrapped_for and \
+                self._wrapped_for[1] == width else {}
+            known: dict[str, list[str]] = {}
             lines: list[str] = []
             for line in self.plain.split("\n") if self.plain else []:
-                if width <= 0 or cell_len(line) <= width:
-                    lines.append(line)
-                    continue
-                wrapped = Text(line).wrap(self.app.console, width, overflow="fold")
-                lines.extend(part.plain.rstrip() for part in wrapped)
-            self._wrapped, self._wrapped_for = lines, key
+                parts = known.get(line) or before.get(line)
+                if parts is None:
+                    if width <= 0 or cell_len(line) <= width:
+                        parts = [line]
+                    else:
+                        wrapped = Text(line).wrap(self.app.console, width, overflow="fold")
+                        parts = [part.plain.rstrip() for part in wrapped]
+                known[line] = parts
+                lines.extend(parts)
+            self._wrapped, self._wrapped_for, self._line_wraps = lines, key, known
         return self._wrapped
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
