@@ -7,6 +7,7 @@ from __future__ import annotations
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.text import Text
+from textual.dom import NoScreen
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
@@ -24,7 +25,7 @@ def repaint(widget: Widget, *regions: Region) -> None:
     """
     try:
         on_screen = widget in widget.screen._compositor.visible_widgets
-    except Exception:  # not on a screen yet: the first frame draws it whole
+    except NoScreen:  # not on a screen yet: the first frame draws it whole
         on_screen = True
     if on_screen:
         widget.refresh(*regions)
