@@ -34,6 +34,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "config": ("pwtop.commands.config", "create, show or check the configuration"),
     "history": ("pwtop.commands.history", "export recorded history (CSV, or JSON Lines: one "
                 "JSON object per line)"),
+    "export": ("pwtop.commands.export", "write a Grafana dashboard or Prometheus alerting "
+               "rules, generated from the metric catalog and the alert rules"),
 }
 
 
@@ -216,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "name, as the TUI and monitor record it)")
     hsub.add_parser("targets", parents=[common], help="list the targets (database file, "
                     "agent) the history holds samples of")
+
+    p = verb("export")
+    esub = p.add_subparsers(dest="export_verb", metavar="WHAT", required=True)
+    for what, text in (("grafana", "a Grafana dashboard (JSON) with per-rig variables"),
+                       ("prometheus-rules", "Prometheus alerting rules (YAML)")):
+        e = esub.add_parser(what, parents=[common], help=text, description=text)
+        e.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
     return parser
 
 
@@ -228,7 +237,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     """The config file's settings, checked, with the command line's overrides."""
     settings = load_settings(args.config)
     if settings.from_file("alerts"):
-        from pwtop.alerts.rules import validate  # the metric catalog: only when needed
+        from pwtop.alerts import validate  # the metric catalog: only when needed
 
         validate(settings)
     if args.db:

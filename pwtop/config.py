@@ -67,6 +67,29 @@ class DatabaseSettings:
     busy_timeout: float = setting(
         2.0, "How long optimize waits for a lock before it gives up cleanly.", min=0.0,
         max=60.0, unit="s")
+    snapshot_max_bytes: int = setting(
+        268435456, "Largest scratch copy pwtop makes, through the backup API, to time the "
+        "workload of a rollback-journal file (where a timed read would block the app's "
+        "commits) or to check index advice (the copy plus the new indexes). A bigger file "
+        "is timed on the live file only while no writer holds a lock, else only estimated.",
+        min=0, unit="B")
+    snapshot_min_free_bytes: int = setting(
+        67108864, "Free space a scratch copy must leave on the scratch filesystem "
+        "($PWTOP_SCRATCH, else the temp directory): a copy that would leave less is not made.",
+        min=0, unit="B")
+    snapshot_deadline: float = setting(
+        10.0, "Longest the backup of a scratch copy may take: the copy is made in steps that "
+        "let the app's writers in, and one still running then (a busy writer makes the "
+        "backup restart) is abandoned and deleted.", min=0.0, unit="s")
+    advice_check_budget: float = setting(
+        60.0, "Longest the check of index advice on a scratch copy may take (building the "
+        "chosen indexes and close runners-up there and timing the workload with and "
+        "without each). Advice that could not be checked is shown as predicted only; 0 turns "
+        "the check off.",
+        min=0.0, unit="s")
+    advice_record: str = setting(
+        "", "Calibration record of the index advisor (JSON: what each check measured on a "
+        "scratch copy, the advice it gave). Empty: $XDG_STATE_HOME/pwtop/advisor-record.json.")
 
 
 @dataclass
@@ -137,6 +160,43 @@ class AlertsSettings:
         min=1.0, max=10.0)
     throttle_factor: float = setting(
         0.5, "throttle multiplies each rate limiter's rate by this.", min=0.05, max=1.0)
+    notify: list[dict[str, Any]] = setting(
+        [], "[[alerts.notify]] tables: where alerts are sent (webhook, ntfy, exec); their "
+        "keys are in docs/configuration.md, examples in docs/alerts.md.")
+    rig: str = setting("", "This rig's name in notifications ({rig}). Empty: the host name.")
+
+
+@dataclass
+class NotifySettings:
+    """The keys of one ``[[alerts.notify]]`` table (checked by pwtop.alerts.notify)."""
+
+    kind: str = setting("", "webhook (the alert POSTed as JSON), ntfy (the body POSTed to a "
+                        "topic URL, with Title, Priority and Tags headers) or exec (a "
+                        "command given the alert as JSON on stdin). Required.",
+                        choices=("webhook", "ntfy", "exec"))
+    url: str = setting("", "webhook and ntfy: the http:// or https:// URL "
+                       "(ntfy: https://ntfy.sh/TOPIC or your server's topic).")
+    command: list[str] = setting([], "exec: the program and its arguments (no shell).")
+    token_file: str = setting("", "webhook and ntfy: a file holding a token sent as "
+                              "'Authorization: Bearer TOKEN' (an ntfy access token, a "
+                              "webhook's secret), kept out of the config; readable by its "
+                              "owner only.")
+    title: str = setting("pwtop {rig}: {level} {title}", "Title template: {rule}, {level}, "
+                         "{message}, {value}, {rig} and the other fields in docs/alerts.md.")
+    body: str = setting("{message}", "Body template (the same fields).")
+    events: list[str] = setting(["fired", "escalated", "repeated", "resolved"],
+                                "Which changes are sent: fired, escalated, repeated, "
+                                "deescalated, acknowledged, resolved.")
+    min_level: str = setting("warning", "Alerts below this level are not sent.",
+                             choices=("info", "warning", "critical", "emergency"))
+    timeout: float = setting(10.0, "Longest one delivery may take (HTTP answer, command "
+                             "run).", min=0.1, max=300.0, unit="s")
+    retries: int = setting(3, "Retries after a failed delivery before it is given up.",
+                           min=0, max=20)
+    backoff: float = setting(2.0, "Wait before the first retry; doubled for each next one.",
+                             min=0.01, max=3600.0, unit="s")
+    queue: int = setting(100, "Notifications waiting for this receiver at most; a newer "
+                         "one is dropped (and logged) while it is full.", min=1, max=10000)
 
 
 @dataclass
@@ -166,6 +226,11 @@ class LoggingSettings:
     max_bytes: int = setting(1_000_000, "Rotate the log at this size.", min=10_000, unit="B")
     backups: int = setting(3, "Rotated log files kept.", min=0, max=100)
 
+
+#: Arrays of tables inside a group ("group.key") -> the dataclass whose fields are each
+#: table's keys (documented like the settings; see :func:`table_from_dict`).
+TABLES: dict[str, type] = {"alerts.notify": NotifySettings}
+_TABLE_LISTS = ("rules", "notify")
 
 # TOML table name -> (attribute on Settings, dataclass). "async" is a Python keyword.
 GROUPS: dict[str, tuple[str, type]] = {
@@ -300,7 +365,7 @@ def _type_name(f: dataclasses.Field) -> str:
         return "a number"
     if isinstance(default, str):
         return "a string"
-    if f.name == "rules":
+    if f.name in _TABLE_LISTS:
         return "an array of tables"
     return "an array of strings"
 
@@ -346,7 +411,7 @@ def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     elif isinstance(default, list):
         if not isinstance(value, list):
             raise bad(_type_name(f))
-        item_type = dict if f.name == "rules" else str
+        item_type = dict if f.name in _TABLE_LISTS else str
         if not all(isinstance(v, item_type) for v in value):
             raise bad(_type_name(f))
     lo, hi = meta.get("min"), meta.get("max")
@@ -366,6 +431,17 @@ def check_setting(name: str, value: Any, where: str) -> Any:
     group, key = name.split(".", 1)
     fields = {f.name: f for f in dataclasses.fields(GROUPS[group][1])}
     return _check_value(where, fields[key], value)
+
+
+def table_from_dict(cls: type, table: dict[str, Any], where: str) -> Any:
+    """One table of an array of tables (:data:`TABLES`) as its dataclass, each key checked
+    like a setting; a ConfigError starting with ``where`` names the key."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(fields)})")
+    return cls(**{key: _check_value(f"{where} {key}", fields[key], value)
+                  for key, value in table.items()})
 
 
 def settings_from_dict(data: dict[str, Any], origin: str) -> Settings:
@@ -428,6 +504,8 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
 # ---------------------------------------------------------------- writing
 
 def render_value(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(v, str) and v.isprintable() for v in value):
+        return "[" + ", ".join(render_value(v) for v in value) + "]"  # on one line
     rendered = tomli_w.dumps({"k": value}).strip()
     return rendered[len("k = "):] if rendered.startswith("k = ") else rendered
 

@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from pwtop import config as cfg
+from pwtop.alerts.notify import notify_reference
 from pwtop.alerts.rules import alerts_reference
 from pwtop.cli import VERBS
 from pwtop.components import NAMES
@@ -29,8 +30,10 @@ def configuration_reference() -> str:
         "effective value and where it came from; `pwtop config check` validates a file.",
         "Command-line flags override a value for one run and are never written back.",
     ]
-    for group, (_, klass) in cfg.GROUPS.items():
-        lines += ["", f"## [{group}]", "", "| key | default | meaning |", "| --- | --- | --- |"]
+    sections = [(f"[{group}]", klass) for group, (_, klass) in cfg.GROUPS.items()]
+    sections += [(f"[[{name}]]", klass) for name, klass in cfg.TABLES.items()]
+    for heading, klass in sections:
+        lines += ["", f"## {heading}", "", "| key | default | meaning |", "| --- | --- | --- |"]
         for f in dataclasses.fields(klass):
             meta = f.metadata
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -61,7 +64,7 @@ GENERATED = {
     "docs/commands.md": commands_reference,
     "config.example.toml": cfg.example_toml,
     "docs/metrics.md": metrics_reference,
-    "docs/alerts.md": alerts_reference,
+    "docs/alerts.md": lambda: alerts_reference() + notify_reference(),
     "docs/seed-settings.md": seed_settings_reference,
 }
 

@@ -293,6 +293,31 @@ PROMETHEUS: dict[str, str] = {
     "realtime_handshakes_refused": "sum(pwtop_websocket_handshakes_refused_total)",
 }
 
+#: The family of the session's alerts on /metrics (PerformanceApp's, ``pwtop serve``'s):
+#: 1 per active alert, labelled ``rule``, ``metric`` and ``level``.
+ALERT_ACTIVE_FAMILY = "pwtop_alert_active"
+
+
+def session_family(name: str) -> tuple[str, str, float]:
+    """(kind, Prometheus family, scale) of a flat figure the session exports itself (the
+    database and system components'), by Prometheus' naming rules: a percentage becomes a
+    ratio (``_ratio``, times ``scale`` = 0.01), a ``_count`` is a counter (but those in :data:`SESSION_GAUGE_COUNTS`)."""
+    scale = 1.0
+    if name.endswith("_percent"):
+        name, scale = name[:-len("_percent")] + "_ratio", 0.01
+    if name in SESSION_GAUGE_COUNTS:
+        return "gauge", SESSION_GAUGE_COUNTS[name], scale
+    if name.endswith("_count"):
+        return "counter", "pwtop_" + name[:-len("_count")], scale
+    return "gauge", "pwtop_" + name, scale
+
+
+#: Figures named ``_count`` that go up and down (a gauge, not a counter), with the family
+#: they are exported as: Prometheus keeps ``_count`` for histograms and summaries, and a
+#: counter's ``rate()`` over a shrinking page count would read a VACUUM as a reset.
+SESSION_GAUGE_COUNTS: dict[str, str] = {"database_page_count": "pwtop_database_pages"}
+
+
 #: Figures computed from a handful of samples -> (the metric counting them, its noun):
 #: every face writes the count beside the figure ("12.0 ms (340 samples)", "n/a (37
 #: samples)") so that a percentile never stands without what it was computed from.

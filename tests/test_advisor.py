@@ -289,6 +289,9 @@ def test_workload_file_with_errors_through_the_component(demo_db, tmp_path):
     s = Settings()
     s.target.database = str(demo_db)
     s.target.process_match = ""
+    # the model's advice, not checked on a copy: its saving here is a few µs, which the
+    # check rightly refuses when a loaded machine's noise is larger (tests/test_advice_check)
+    s.database.advice_check_budget = 0.0
     comp = DatabaseComponent(s, workload=wl)
     snap = await_collect(comp)
     recs = comp.recommend(snap)

@@ -28,6 +28,7 @@ def test_every_verb_has_a_parser_and_a_module():
     for verb, (module, _) in VERBS.items():
         assert parser.parse_args([verb] + (["init"] if verb == "config" else
                                            ["export"] if verb == "history" else
+                                           ["grafana"] if verb == "export" else
                                            ["ws://127.0.0.1:1"] if verb == "probe" else []))
         __import__(module)
 
@@ -64,6 +65,7 @@ HEADLESS = [
     ["monitor", "--duration", "0"],
     ["benchmark", "--all"],
     ["history", "export"],
+    ["export", "prometheus-rules"],
 ]
 
 

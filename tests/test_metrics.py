@@ -167,3 +167,13 @@ def test_an_early_tick_is_preferred_to_a_window_twice_as_long(clock):
     rate.update(200)
     d = rate.delta(1.0)
     assert d.seconds == pytest.approx(0.999) and d.value == 100
+
+
+def test_session_families_follow_prometheus_naming():
+    """A figure that goes up and down is a gauge even when its name ends in ``_count``; a
+    monotone ``_count`` is a counter; a percentage becomes a ratio scaled by 0.01."""
+    from pwtop.metric_names import session_family
+
+    assert session_family("database_page_count") == ("gauge", "pwtop_database_pages", 1.0)
+    assert session_family("database_busy_count") == ("counter", "pwtop_database_busy", 1.0)
+    assert session_family("system_cpu_percent") == ("gauge", "pwtop_system_cpu_ratio", 0.01)

@@ -23,8 +23,10 @@ from typing import Any, Mapping, Sequence
 
 from pwtop.alerts.engine import (ACKNOWLEDGED, DEESCALATED, ESCALATED, FIRED, REPEATED,
                                  RESOLVED, Alert, AlertEngine, AlertEvent)
+from pwtop.alerts.notify import Notifier, targets_from_settings
 from pwtop.alerts.responses import RESPONSES, ResponseManager, ResponseRecord
 from pwtop.alerts.rules import Rule, build_rules, default_rules, rules_from_settings
+from pwtop.alerts.rules import validate as validate_rules
 from pwtop.config import history_path
 from pwtop.history import History
 from pwtop.model import Snapshot
@@ -52,6 +54,10 @@ class Watch:
                  history: Any = None, **engine_options: Any) -> None:
         self.settings = settings
         self.engine = AlertEngine.from_settings(settings, **engine_options)
+        # the notifications: a thread per [[alerts.notify]] target, fed by the engine
+        self.notifier = Notifier.from_settings(settings) if settings.alerts.enabled \
+            else Notifier([])
+        self.engine.listeners.append(self.notifier.notify)
         self.responses = ResponseManager(settings, components or {})
         if history is None or history is True:
             history = History.from_settings(settings)
@@ -74,15 +80,28 @@ class Watch:
         return out
 
     async def close(self) -> list[ResponseRecord]:
+        # the queued notifications go out (bounded by notify.CLOSE_S) meanwhile
+        notifying = asyncio.ensure_future(asyncio.to_thread(self.notifier.close)) \
+            if self.notifier.senders else None
         records: list[ResponseRecord] = []
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
             records = await asyncio.wait_for(self.responses.close(), CLOSE_TIMEOUT)
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
             await asyncio.wait_for(self.history.close(), CLOSE_TIMEOUT)
+        if notifying is not None:
+            await notifying
         return records
+
+
+def validate(settings: Any) -> None:
+    """Check ``[alerts]`` beyond its types: the rules and responses
+    (:func:`pwtop.alerts.rules.validate`) and the notification targets. Raises
+    ConfigError in one line naming the config file and the table."""
+    validate_rules(settings)
+    targets_from_settings(settings)
 
 
 __all__ = ["ACKNOWLEDGED", "DEESCALATED", "ESCALATED", "FIRED", "REPEATED", "RESOLVED",
            "RESPONSES", "Alert", "AlertEngine", "AlertEvent", "ResponseManager",
-           "ResponseRecord", "RoundResult", "Rule", "Watch", "build_rules", "default_rules",
-           "rules_from_settings"]
+           "Notifier", "ResponseRecord", "RoundResult", "Rule", "Watch", "build_rules",
+           "default_rules", "rules_from_settings", "validate"]

@@ -184,6 +184,10 @@ class AlertEngine:
         self._aged: dict[str, float] = {}  # name -> seconds old, this round's aged figures
         #: The worst level any alert fired or escalated to since the engine started.
         self.worst_fired = Level.OK
+        #: Called with every event and its alert, as it happens (the notifications,
+        #: pwtop.alerts.notify). A listener must not block: it is called inside
+        #: ``evaluate`` and ``acknowledge``; one that raises is logged and skipped.
+        self.listeners: list[Callable[[AlertEvent, Alert], None]] = []
         self.set_rules(rules)
 
     @classmethod
@@ -357,6 +361,11 @@ class AlertEngine:
             _LOG_LEVEL[alert.level]
         log.log(level, "%s | evidence: %s", event.line(),
                 json.dumps(to_jsonable(event.evidence), default=str, sort_keys=True))
+        for listener in self.listeners:
+            try:
+                listener(event, alert)
+            except Exception:
+                log.exception("an alert listener failed on %s", event.line())
         return event
 
     def _message(self, rule: Rule, value: float, level: Level) -> str:

@@ -133,17 +133,6 @@ def health_document(session: Session, started: float) -> dict[str, Any]:
 # ---------------------------------------------------------------- Prometheus
 
 
-def _family(name: str) -> tuple[str, str, float]:
-    """(kind, Prometheus name, scale) of a flat pwtop metric, by Prometheus' naming rules:
-    a percentage becomes a ratio (``_ratio``, divided by 100), a ``_count`` is a counter."""
-    scale = 1.0
-    if name.endswith("_percent"):
-        name, scale = name[:-len("_percent")] + "_ratio", 0.01
-    if name.endswith("_count"):
-        return "counter", "pwtop_" + name[:-len("_count")], scale
-    return "gauge", "pwtop_" + name, scale
-
-
 class SessionCollector:
     """The database and system components' figures and the alerts, at scrape time, from
     the session's latest snapshots (a scrape never collects). The async and realtime
@@ -179,7 +168,7 @@ class SessionCollector:
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or \
                         not math.isfinite(value):
                     continue
-                kind, family, scale = _family(metric)
+                kind, family, scale = metric_names.session_family(metric)
                 doc = metric_names.info(metric).help or metric
                 f.set(kind, family, doc.rstrip(".") + ".", {}, value * scale)
         engine = self.session.alerts
@@ -189,7 +178,7 @@ class SessionCollector:
                 f.set("gauge", "pwtop_alerts_active", "Active alerts by level.",
                       {"level": level}, sum(1 for a in active if a.level.label == level))
             for alert in active:
-                f.set("gauge", "pwtop_alert_active", "1 for each active alert.",
+                f.set("gauge", metric_names.ALERT_ACTIVE_FAMILY, "1 for each active alert.",
                       {"rule": alert.rule, "metric": alert.metric,
                        "level": alert.level.label}, 1)
         yield from f.items.values()

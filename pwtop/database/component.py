@@ -26,6 +26,7 @@ from pwtop.component import Component
 from pwtop.config import Settings, default_database_path
 from pwtop.database import (activity, advice_process, advise, connect, inspect, litestream,
                             space, workload)
+from pwtop.database.advisor.snapshot import Bounds
 from pwtop.database.connect import ProbeBusy, ProbeInterrupted
 from pwtop.database.model import (Activity, CacheInfo, DatabaseDetail, Fragmentation,
                                   ProbeRecord, QueryTiming)
@@ -89,6 +90,7 @@ class DatabaseComponent(Component):
         self._workload_at: float | None = None
         self._workload_wall: float | None = None
         self._workload_source = ""
+        self._workload_timing = ""
         self._workload_errors: list[str] = []
         self._commits = activity.CommitRate()
         self._header_counter: tuple[float, int] | None = None
@@ -240,7 +242,7 @@ class DatabaseComponent(Component):
         detail = DatabaseDetail(
             path=str(path), file=file, fragmentation=frag_view,
             fragmentation_unavailable=frag_why, tables=tables, queries=queries,
-            workload_source=self._workload_source,
+            workload_source=self._workload_source, workload_timing=self._workload_timing,
             workload_measured_at=self._workload_wall,
             workload_age_s=_oldest(queries, self._workload_at, now),
             workload_errors=list(self._workload_errors), activity=act, cache=cache,
@@ -366,16 +368,14 @@ class DatabaseComponent(Component):
                 sources.append("PiWardrive default workload")
         self._workload_source = " + ".join(sources)
         # In rollback-journal mode a reader's shared lock makes the app's commits fail or
-        # wait, so there the workload is only explained (EXPLAIN takes no lock for long).
-        no_timing = None
-        if journal_mode != "wal":
-            no_timing = ("not timed: in rollback-journal mode a timed read would block the "
-                         "app's commits (see db-enable-wal)")
+        # wait: timed on a snapshot there, or while no writer holds a lock (timing_place).
         previous = {q.name: q for q in self._aged_queries(now) if q.age_s is not None}
-        queries = log.run("workload", lambda: workload.analyse(
-            cx, statements, deadline=s.probe_deadline, slow_threshold=s.analyze_threshold,
-            counters=features.get("sqlite_stmt", False), no_timing=no_timing,
-            previous=previous, budget=workload.ROTATION_BUDGET_S)) or []
+        found = log.run("workload", lambda: workload.analyse_at(
+            cx, self.path, journal_mode, Bounds.from_settings(s), statements,
+            deadline=s.probe_deadline, slow_threshold=s.analyze_threshold,
+            counters=features.get("sqlite_stmt", False),
+            previous=previous, budget=workload.ROTATION_BUDGET_S))
+        queries, self._workload_timing = found or ([], "")
         self._queries = queries
         end = time.monotonic()  # a statement timed now: its figures are this fresh
         self._timed_at = {q.name: end if q.age_s == 0.0 else now - q.age_s for q in queries

@@ -179,6 +179,7 @@ class QueryTiming:
     # turn (workload.analyse), so some rows are older than the collect. None: never timed.
     age_s: float | None = None
     timing_s: float = 0.0               # seconds spent running it for these figures
+    timed_on: str | None = None         # where: "live file", "snapshot"... (None: not timed)
 
 
 @dataclass
@@ -287,6 +288,7 @@ class DatabaseDetail:
     workload_measured_at: float | None = None
     workload_age_s: float | None = None
     workload_errors: list[str] = field(default_factory=list)
+    workload_timing: str = ""           # where the workload was timed, or why it was not
     activity: Activity = field(default_factory=Activity)
     cache: CacheInfo = field(default_factory=CacheInfo)
     features: dict[str, bool] = field(default_factory=dict)  # "dbstat", "sqlite_stmt"

@@ -13,6 +13,14 @@ running it). Everything else is only explained. PRAGMA statements are not even p
 SQLite applies some of them while compiling, so an EXPLAIN would change the connection.
 A statement with ``?`` parameters but no values is explained, not timed: timing it with
 NULLs would measure a query that matches nothing.
+
+Where the statements are timed (:func:`timing_place`, said in every timed row and in the
+workload's title): on the live file in WAL mode (a reader does not block the writer
+there); in rollback-journal mode, where a reader's SHARED lock makes the app's commit wait,
+on a snapshot made with the backup API within ``[database] snapshot_*`` bounds
+(:mod:`pwtop.database.advisor.snapshot`), else on the live file while no other process
+holds a write lock (checked again before every statement), else not at all: the rows then
+say why and no time is shown for them.
 """
 
 from __future__ import annotations
@@ -21,13 +29,16 @@ import re
 import sqlite3
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
-from pwtop.database import plans
+from pwtop.database import activity, plans
 from pwtop.database.advisor import weights
+from pwtop.database.advisor.snapshot import Bounds, SnapshotRefused, snapshot
 from pwtop.database.connect import Connection, ProbeBusy, ProbeInterrupted
+from pwtop.database.scratch import open_readonly
 from pwtop.database.model import QueryTiming, StmtCounters
 from pwtop.database.piwardrive import schema
 from pwtop.database.piwardrive.workload import default_workload
@@ -236,6 +247,77 @@ def time_statement(cx: Connection, sql: str, params: Sequence, deadline: float,
     return times
 
 
+LIVE_WAL = "live file"
+LIVE_UNLOCKED = "live file, no writer"
+SNAPSHOT = "snapshot"
+
+
+@dataclass
+class Place:
+    """Where the workload is timed: ``cx`` (None: nowhere, ``why`` says why), ``label``
+    (shown in each timed row), ``why`` (shown in the workload's title), and ``stop``: a
+    check before each statement that returns why timing must stop (a writer took a lock
+    on the live file), or None."""
+
+    cx: Connection | None
+    label: str
+    why: str
+    stop: Callable[[], str | None] | None = None
+
+
+def write_locks(path: Path) -> list[str]:
+    """Other processes holding a write lock (RESERVED, PENDING, EXCLUSIVE) on the database
+    file, as "pid N (name) role"; an unreadable /proc/locks counts as one (unknown)."""
+    holders, why = activity.lock_holders(path)
+    if why is not None:
+        return [f"unknown ({why})"]
+    return [f"pid {h.pid or '?'} ({h.process or 'OFD lock'}) {h.role}" for h in holders
+            if h.file == "db" and h.role != "reader"]
+
+
+@contextmanager
+def timing_place(cx: Connection, path: Path, journal_mode: str, bounds: Bounds
+                 ) -> Iterator[Place]:
+    """Where a timed read cannot block the app's commits (see the module's docstring)."""
+    if journal_mode == "wal":
+        yield Place(cx, LIVE_WAL, "timed on the live file (WAL: a reader does not block the "
+                                  "writer)")
+        return
+    try:
+        with snapshot(cx, bounds) as snap:
+            scx = open_readonly(snap.path)
+            try:
+                yield Place(scx, SNAPSHOT, f"rollback journal: timed on {snap.describe()}")
+            finally:
+                scx.close()
+            return
+    except SnapshotRefused as exc:
+        no_copy = exc.message
+    writers = write_locks(path)
+    if writers:
+        yield Place(None, "", f"not timed (estimates only): rollback journal, no snapshot "
+                              f"({no_copy}), and a writer holds a lock: {'; '.join(writers)}")
+        return
+
+    def stop() -> str | None:
+        now = write_locks(path)
+        return f"a writer took a lock ({'; '.join(now)}): not timed" if now else None
+
+    yield Place(cx, LIVE_UNLOCKED, f"rollback journal, no snapshot ({no_copy}): timed on the "
+                                   "live file while no writer held a lock", stop)
+
+
+def analyse_at(cx: Connection, path: Path, journal_mode: str, bounds: Bounds,
+               statements: list[Statement], **kw: object) -> tuple[list[QueryTiming], str]:
+    """:func:`analyse` where :func:`timing_place` says, and the place's description."""
+    with timing_place(cx, path, journal_mode, bounds) as place:
+        on = place.cx or cx
+        no_timing = None if place.cx is not None else place.why
+        return (analyse(on, statements, no_timing=no_timing, stop=place.stop,
+                        timed_on=place.label, **kw),  # type: ignore[arg-type]
+                place.why)
+
+
 def read_counters(conn: sqlite3.Connection) -> dict[str, StmtCounters]:
     """sqlite_stmt rows of this connection's prepared statements, by SQL text."""
     out = {}
@@ -249,7 +331,9 @@ def read_counters(conn: sqlite3.Connection) -> dict[str, StmtCounters]:
 def analyse(cx: Connection, statements: list[Statement], *, deadline: float,
             slow_threshold: float, counters: bool, no_timing: str | None = None,
             previous: Mapping[str, QueryTiming] | None = None, budget: float | None = None,
-            pause: Callable[[float], None] = time.sleep) -> list[QueryTiming]:
+            pause: Callable[[float], None] = time.sleep,
+            stop: Callable[[], str | None] | None = None,
+            timed_on: str | None = None) -> list[QueryTiming]:
     """Explain every statement, time the ones that only read; errors stay per statement.
 
     ``no_timing`` (a reason) explains every statement without running any.
@@ -260,6 +344,9 @@ def analyse(cx: Connection, statements: list[Statement], *, deadline: float,
     on timing and, if it is heavy (HEAVY_S), no other heavy one was timed in this run. The
     others keep their previous timing with its age. At least one statement is timed, so
     every one gets its turn. Without them every statement is timed (``pwtop analyze``).
+
+    ``stop`` is asked before each timing; a reason from it leaves that statement and the
+    rest explained, with the reason. ``timed_on`` names where the timings were taken.
     """
     out = []
     todo: list[tuple[QueryTiming, Statement, Sequence]] = []
@@ -310,13 +397,19 @@ def analyse(cx: Connection, statements: list[Statement], *, deadline: float,
         return (0, 0.0) if p is None else (1, -(p.age_s or 0.0))
 
     spent, heavy_done, timed_any = 0.0, False, False
+    halted: str | None = None
     for q, st, params in sorted(todo, key=turn):
         p = last(q)
+        halted = halted or (stop() if stop is not None else None)
+        if halted:
+            q.status, q.error = "explained", halted
+            continue
         if p is not None and budget is not None and timed_any and (
                 spent + p.timing_s > budget or (heavy_done and is_heavy(p))):
             _reuse(q, p, slow_threshold)
             continue
         _time_one(cx, q, params, deadline, slow_threshold)
+        q.timed_on = timed_on if q.runs else None
         spent += q.timing_s
         timed_any = True
         if is_heavy(q):
@@ -372,6 +465,7 @@ def _reuse(q: QueryTiming, p: QueryTiming, slow_threshold: float) -> None:
     q.runs, q.median_s, q.max_s, q.min_s = p.runs, p.median_s, p.max_s, p.min_s
     q.slow = p.slow if p.status == "interrupted" else (p.median_s or 0.0) > slow_threshold
     q.counters, q.timing_s, q.age_s = p.counters, p.timing_s, p.age_s
+    q.timed_on = p.timed_on
 
 
 def _one_line(exc: BaseException) -> str:

@@ -243,6 +243,8 @@ def query_status(q: QueryTiming) -> str:
                  if "no values" in (q.error or "") else "explained (not timed)")
     else:
         state = q.status
+    if q.status == "timed" and q.timed_on == workload.SNAPSHOT:
+        state += " (on a snapshot)"
     if q.age_s is not None and q.age_s >= 1.0 and q.status in workload.TIMED:
         state += f" ({human_age(q.age_s)} ago)"
     return state
@@ -250,6 +252,8 @@ def query_status(q: QueryTiming) -> str:
 
 def workload_title(d: DatabaseDetail, slow_threshold: float | None = None) -> str:
     parts = [d.workload_source or "none"]
+    if d.workload_timing:
+        parts.append(d.workload_timing)
     if d.workload_age_s is not None and d.workload_age_s >= 1.0:
         parts.append(f"oldest timing {human_age(d.workload_age_s)} old")
     if slow_threshold is not None:

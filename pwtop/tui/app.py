@@ -195,11 +195,13 @@ class MainScreen(Screen[None]):
         return self._active
 
     def tab_widget(self, tab_id: str) -> Any:
-        return self.query_one(f"#tab-{tab_id}")
+        # The tabs are the screen's children: looked up by id, not by a walk through
+        # every widget of the tabs before it (this runs at every refresh and switch).
+        return self.get_child_by_id(f"tab-{tab_id}")
 
     async def ensure_tab(self, tab_id: str) -> Any:
         """The tab's widget, built and mounted the first time it is needed."""
-        found = self.query(f"#tab-{tab_id}")
+        found = self.query_children(f"#tab-{tab_id}")
         if found:
             return found.first()
         widget = tab_class(tab_id)(id=f"tab-{tab_id}", classes="tab-pane")
@@ -242,7 +244,7 @@ class MainScreen(Screen[None]):
         self._close_filter()
         widget = await self.ensure_tab(tab)
         self._active = tab
-        for pane in self.query(".tab-pane"):
+        for pane in self.query_children(".tab-pane"):
             show(pane, pane is widget)
         widget.render_view(self.pwtop.view)
         target = widget.focus_target()

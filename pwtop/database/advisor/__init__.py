@@ -13,6 +13,9 @@ Modules, in pipeline order: :mod:`.sqltext` (tokens and fingerprints), :mod:`.sh
 ``-- pwtop: weight=`` / ``cached`` lines), :mod:`.candidates`, :mod:`.whatif`
 (sampling, the copy, plan costs), :mod:`.choose`, :mod:`.analysis` (one run),
 :mod:`.recommend` (the ``create_index`` advisor of ``pwtop analyze``/``optimize``),
+:mod:`.snapshot` (bounded backup-API copies of the live file), :mod:`.measure` (the
+chosen set and its runners-up timed on such a copy before they are recommended: the
+measurement decides), :mod:`.record` (the calibration record later runs read),
 :mod:`.validate` (the check on a copy before anything is applied), :mod:`.capture`
 (the hook inside the app that records the statements it really runs) and
 :mod:`.captured` (pwtop reading those from the agent).

@@ -10,6 +10,11 @@ Bad statements are reported one by one (:attr:`AdvisorReport.errors`) and the ot
 analysed: a syntax error, a table that does not exist, a statement that cannot be
 explained. A database too big to sample within the deadline is analysed with the rows
 that were read, and :attr:`AdvisorReport.sampling` says so.
+
+With ``check`` (:class:`CheckOptions`; ``pwtop analyze``, ``optimize`` and the Database
+tab pass it) the chosen set and its close runners-up are then built and timed on a
+scratch copy (:mod:`.measure`); the measurement decides what is recommended, and what it
+found goes into the calibration record (:mod:`.record`) the next run reads.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pwtop.database import connect, plans, workload as workload_mod
-from pwtop.database.advisor import candidates as cand_mod
+from pwtop.database.advisor import candidates as cand_mod, measure, record as record_mod
 from pwtop.database.advisor.candidates import IndexKey
-from pwtop.database.advisor.choose import MIN_GAIN_SHARE, Choice, Chooser, Statement
+from pwtop.database.advisor.choose import (MIN_GAIN_SHARE, UNKNOWN_RATE_PRICE, Choice,
+                                           Chooser, Statement)
 from pwtop.database.advisor.shape import analyse as analyse_shape
+from pwtop.database.advisor.snapshot import Bounds
+from pwtop.database.advisor.validate import index_bytes
 from pwtop.database.advisor.whatif import (SAMPLE_DEADLINE_S, SAMPLE_ROWS, Sampling, WhatIf,
                                            read_schema, sample_tables)
 from pwtop.database.connect import ProbeBusy, ProbeInterrupted
@@ -86,6 +94,7 @@ class IndexAdvice:
     insert_share: float
     reasons: list[str]
     replaces: list[str] = field(default_factory=list)   # indexes it makes redundant
+    measured: measure.IndexCheck | None = None           # its check on a scratch copy
 
 
 @dataclass
@@ -116,6 +125,30 @@ class AdvisorReport:
     evaluations: int = 0
     seconds: float = 0.0
     steps: list[str] = field(default_factory=list)
+    # how the weights of statements that were not timed were priced ("" when all were)
+    weight_basis: str = ""
+    check: measure.Check | None = None                   # None: no check was asked for
+    rejected: list[IndexAdvice] = field(default_factory=list)  # chosen, refused by it
+
+    @property
+    def estimated(self) -> list[str]:
+        """Statements whose weight is an estimate from the plan's cost, not a timing."""
+        return [q.name for q in self.queries if not q.measured]
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Check the advice on a scratch copy within ``bounds`` and ``budget_s``; ``record``:
+    the calibration record to read and write (None: neither)."""
+
+    bounds: Bounds
+    budget_s: float
+    record: Path | None = None
+
+    @classmethod
+    def from_settings(cls, database: Any) -> "CheckOptions":
+        return cls(Bounds.from_settings(database), float(database.advice_check_budget),
+                   record_mod.record_path(database.advice_record))
 
 
 def _columns_and_aliases(cx: connect.Connection, tables: list[str], deadline: float
@@ -145,7 +178,8 @@ def analyse(path: str | Path, items: Sequence[WorkloadItem], *,
             sample_rows: int = SAMPLE_ROWS, sample_deadline: float = SAMPLE_DEADLINE_S,
             probe_deadline: float = 2.0,
             min_gain_share: float = MIN_GAIN_SHARE,
-            insert_counts: Mapping[str, float] | None = None) -> AdvisorReport:
+            insert_counts: Mapping[str, float] | None = None,
+            check: CheckOptions | None = None) -> AdvisorReport:
     """Advise indexes for ``items`` on the database at ``path`` (read-only)."""
     t0 = time.monotonic()
     path = Path(path).expanduser()
@@ -186,11 +220,14 @@ def analyse(path: str | Path, items: Sequence[WorkloadItem], *,
     if sampling.cut_short:
         report.notes.append(f"the database is too big to sample within {sample_deadline:g} s: "
                             + sampling.describe())
+    found = (record_mod.entry(check.record, path) if check is not None
+             and check.record is not None else {})
     wi = WhatIf(schema, sampling, live)
     try:
         report.notes += wi.notes
         statements, cost = _prepare(wi, items, shapes, report)
-        measured = _calibrate(statements, items, cost)
+        measured, report.weight_basis = _calibrate(statements, items, cost,
+                                                   record_mod.seconds_per_cost(found))
         if not insert_counts:
             insert_counts = _counted_inserts(items, shapes, tables) or None
         share = _insert_share(sampling, insert_counts, tables)
@@ -199,9 +236,13 @@ def analyse(path: str | Path, items: Sequence[WorkloadItem], *,
             {s.name: s.shape for s in statements}, weights, columns, aliases))
         inserted = sum(insert_counts.values()) if insert_counts else None
         chooser = Chooser(wi, statements, cands, share, inserted_rows=inserted,
-                          min_gain_share=min_gain_share)
+                          min_gain_share=min_gain_share,
+                          prefer=record_mod.recommended_keys(found))
         choice = chooser.run()
         _fill(report, choice, chooser, statements, cands, share, measured)
+        if check is not None:
+            _check(report, check, wi, chooser, choice, cands, statements, items, share,
+                   found, cost, min_gain_share, inserted)
     finally:
         wi.close()
         for sample in sampling.tables.values():
@@ -249,14 +290,28 @@ def _prepare(wi: WhatIf, items: Sequence[WorkloadItem], shapes: Mapping[str, Any
 
 
 def _calibrate(statements: list[Statement], items: Sequence[WorkloadItem],
-               cost: Mapping[str, float]) -> dict[str, bool]:
+               cost: Mapping[str, float], recorded: float | None = None
+               ) -> tuple[dict[str, bool], str]:
     """Weights: frequency x measured seconds. A statement never timed gets its estimated
-    cost converted with the median seconds-per-unit of the timed ones. Returns which
-    weights were measured."""
+    cost converted into seconds: with the median seconds-per-unit of the ones timed now,
+    else with the one the last check measured (the calibration record), else at an
+    assumed 1 µs per unit. Returns which weights were measured, and how the others were
+    priced ("" when every one was measured)."""
     by_name = {it.name: it for it in items}
     ratios = [by_name[s.name].seconds / cost[s.name] for s in statements
               if by_name[s.name].seconds and cost.get(s.name, 0) > 0]
-    per_unit = statistics.median(ratios) if ratios else 1e-6
+    if ratios:
+        per_unit = statistics.median(ratios)
+        basis = (f"estimated from the plan's cost at {per_unit:.3g} s per unit (the median "
+                 f"of the {len(ratios)} statement(s) timed now)")
+    elif recorded is not None:
+        per_unit = recorded
+        basis = (f"estimated from the plan's cost at {per_unit:.3g} s per unit (measured on "
+                 "a scratch copy by an earlier check: the calibration record)")
+    else:
+        per_unit = 1e-6
+        basis = ("estimated from the plan's cost at an assumed 1 µs per unit (nothing timed, "
+                 "no calibration record)")
     measured = {}
     for s in statements:
         it = by_name[s.name]
@@ -267,7 +322,64 @@ def _calibrate(statements: list[Statement], items: Sequence[WorkloadItem],
         else:
             s.weight = freq * cost.get(s.name, 0.0) * per_unit
             measured[s.name] = False
-    return measured
+    return measured, basis if not all(measured.values()) else ""
+
+
+def _check(report: AdvisorReport, opts: CheckOptions, wi: WhatIf, chooser: Chooser,
+           choice: Choice, cands: list, statements: list[Statement],
+           items: Sequence[WorkloadItem], share: Mapping[str, float],
+           found: Mapping[str, Any], cost: Mapping[str, float],
+           min_gain_share: float, inserted: float | None) -> None:
+    """Check the choice on a scratch copy; the measurement decides (see :mod:`.measure`)."""
+    names = {s.name for s in statements}
+    timeable: dict[str, Any] = {}
+    for it in items:
+        if (it.name not in names or it.params is None or it.writes
+                or workload_mod.first_word(it.sql) not in workload_mod.READ_WORDS):
+            continue
+        try:
+            if workload_mod.is_write(wi.conn, it.sql, it.params):
+                continue
+        except sqlite3.Error:
+            continue
+        timeable[it.name] = it.params
+    c = measure.check(
+        report.path, chooser, choice, cands, statements, timeable=timeable,
+        frequency={it.name: max(float(it.frequency or 0.0), 0.0) for it in items},
+        bounds=opts.bounds, budget_s=opts.budget_s, analyze=not report.live_stats,
+        previous=record_mod.recommended_keys(found), min_gain_share=min_gain_share,
+        extra_bytes=2 * index_bytes(report),
+        price_share=UNKNOWN_RATE_PRICE if inserted is None else None)
+    report.check = c
+    if not c.done:
+        report.notes.append(c.describe())
+        return
+    keep = []
+    for a in report.creates:
+        a.measured = c.verdict(a.name)
+        if a.measured is None or a.measured.recommend is not False:
+            keep.append(a)
+        else:
+            report.rejected.append(a)
+    reasons = {cd.key: cd.reasons for cd in cands}
+    reported = {q.name for q in report.queries}
+    for ic in c.indexes:
+        if ic.role == "chosen" or not ic.recommend or ic.saving is None:
+            continue
+        keep.append(IndexAdvice(
+            key=ic.key, name=ic.name, sql=ic.key.sql(ic.name),
+            helps=[n for n in ic.statements if n in reported],
+            saving_seconds=ic.saving.median,
+            write_units=chooser._units(ic.key.table, ic.key.names),
+            insert_share=share.get(ic.key.table, 0.0),
+            reasons=list(reasons.get(ic.key, [])) + [f"{ic.role}: {ic.why}"], measured=ic))
+    report.creates = keep
+    kept = {a.name for a in keep}
+    report.drops = [d for d in report.drops if not d.made_redundant_by_new or d.kept in kept]
+    if opts.record is not None:
+        why = record_mod.save(opts.record, report.path, record_mod.from_check(c, report, cost))
+        if why:
+            report.notes.append(why)
 
 
 def _counted_inserts(items: Sequence[WorkloadItem], shapes: Mapping[str, Any],

@@ -103,9 +103,13 @@ class Chooser:
     def __init__(self, wi: WhatIf, statements: Sequence[Statement],
                  candidates: Sequence[Candidate], insert_share: Mapping[str, float], *,
                  inserted_rows: float | None = None,
-                 min_gain_share: float = MIN_GAIN_SHARE) -> None:
+                 min_gain_share: float = MIN_GAIN_SHARE,
+                 prefer: Sequence[IndexKey] = ()) -> None:
         """``insert_share``: each table's share of the inserts; ``inserted_rows``: rows
-        inserted over the window the statements' weights cover (None: not known)."""
+        inserted over the window the statements' weights cover (None: not known);
+        ``prefer``: the indexes the last run recommended (the calibration record): they
+        are chosen and kept with a net gain of zero or more instead of the minimum gain,
+        so that advice near the threshold does not flip from run to run."""
         self.wi = wi
         self.statements = list(statements)
         self.candidates = list(candidates)
@@ -119,6 +123,10 @@ class Chooser:
         self._memo: dict[tuple, tuple[list[PlanNode], Estimate] | str] = {}
         self.evaluations = 0
         self.base_cost: dict[str, float] = {}
+        self.prefer = frozenset(prefer)
+
+    def _bonus(self, key: IndexKey) -> float:
+        return self.min_gain if key in self.prefer else 0.0
 
     # ------------------------------------------------------------ one state
 
@@ -234,7 +242,7 @@ class Chooser:
                                    previous=state)
                 if any(f.index.name == key.default_name() for f in ev.drops):
                     continue
-                score = self.net(ev) - self.net(state)
+                score = self.net(ev) - self.net(state) + self._bonus(key)
                 if score < self.min_gain or ev.benefit <= state.benefit:
                     continue
                 if best is None or score > best[0]:
@@ -289,7 +297,7 @@ class Chooser:
         for key in list(chosen):
             rest = [k for k in chosen if k != key]
             ev = self.evaluate(rest)
-            if self.net(state) - self.net(ev) < self.min_gain:
+            if self.net(state) - self.net(ev) + self._bonus(key) < self.min_gain:
                 steps.append(f"prune {key.table}({key.text()}): the others give "
                              "(nearly) the same")
                 chosen, state = rest, ev

@@ -13,8 +13,11 @@ connected to the app's agent, the statements the app's capture hook recorded, in
   the two never list one drop twice) for each index the new ones make redundant.
 
 Unlike the other advisors, this one reads the database (read-only, deadline-bounded, the
-way every probe does) to sample statistics; the result is cached per file, schema and
-workload for :data:`CACHE_TTL_S`, so the TUI's repeated calls cost nothing.
+way every probe does) to sample statistics, and checks its choice by measurement on a
+scratch copy (:mod:`.measure`): a recommendation says whether its saving was measured
+there (with the band and the noise) or is only predicted, and why. The result is cached
+per file, schema and workload for :data:`CACHE_TTL_S`, so the TUI's repeated calls cost
+nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from pwtop.database.advisor.analysis import AdvisorReport, QueryReport, WorkloadItem, analyse
+from pwtop.database.advisor.analysis import (AdvisorReport, CheckOptions, IndexAdvice,
+                                             QueryReport, WorkloadItem, analyse)
 from pwtop.database.advisor import weights
 from pwtop.database.advisor.captured import fetch_from_agent, items_from_snapshot
 from pwtop.database.model import DatabaseDetail
@@ -142,6 +146,7 @@ def _key(d: DatabaseDetail, items: list[WorkloadItem]) -> tuple:
 
 def cached_report(d: DatabaseDetail, items: list[WorkloadItem], *, probe_deadline: float,
                   insert_counts: dict[str, float] | None,
+                  check: CheckOptions | None = None,
                   run: Callable[..., AdvisorReport] | None = None) -> AdvisorReport:
     """The report for ``items`` on ``d``'s file, from the cache or from ``run`` (``analyse``
     unless the caller gives one with its signature: the database component runs it in a
@@ -153,7 +158,7 @@ def cached_report(d: DatabaseDetail, items: list[WorkloadItem], *, probe_deadlin
         if hit is not None and now - hit[0] < CACHE_TTL_S:
             return hit[1]
     report = (run or analyse)(d.path, items, probe_deadline=probe_deadline,
-                              insert_counts=insert_counts)
+                              insert_counts=insert_counts, check=check)
     with _cache_lock:
         for k in [k for k, (t, _) in _cache.items() if now - t >= CACHE_TTL_S]:
             del _cache[k]
@@ -175,9 +180,13 @@ def create_index_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         return
     try:
         report = cached_report(d, items, probe_deadline=s.probe_deadline,
-                               insert_counts=inserts or None, run=ctx.run_analysis)
-    except PwtopError as exc:
+                               insert_counts=inserts or None,
+                               check=CheckOptions.from_settings(s), run=ctx.run_analysis)
+    except PwtopError as exc:  # e.g. the file disappeared after the collect read it
         log.warning("index advice for %s: %s", d.path, exc.message)
+        line = f"index advice not given: {exc.message}"
+        if line not in ctx.snapshot.errors:
+            ctx.snapshot.errors.append(line)
         return
     recs = recommendations(report, analyze_threshold=s.analyze_threshold, skipped=skipped)
     with _cache_lock:
@@ -204,13 +213,11 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
         evidence: dict[str, Any] = {
             "table": a.key.table, "index_columns": a.key.text(),
             "queries_helped": ", ".join(a.helps) or "none directly (it replaces others)",
-            "predicted_saving_seconds": a.saving_seconds,
-            "predicted_saving_ratio": a.saving_seconds / total,
-            "workload_seconds": report.workload_seconds,
-            "predicted_workload_seconds": report.predicted_seconds,
-            "write_units_per_insert": round(a.write_units, 3),
-            "insert_share_ratio": round(a.insert_share, 4),
         }
+        evidence.update(_saving_evidence(a, report, total))
+        evidence.update({
+            "write_units_per_insert": round(a.write_units, 3),
+            "insert_share_ratio": round(a.insert_share, 4)})
         if a.replaces:
             evidence["replaces"] = ", ".join(a.replaces)
         for name in a.helps:
@@ -229,15 +236,13 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
             title=(f"Create index on {a.key.table}({a.key.text()}): "
                    f"{len(a.helps)} quer{'y' if len(a.helps) == 1 else 'ies'} faster"),
             evidence=evidence,
-            impact=(f"predicted: {helped or 'see the queries'}; the whole workload "
-                    f"{_ms(report.workload_seconds)} -> {_ms(report.predicted_seconds)} per run "
-                    f"with the full set of {len(report.creates)} index(es){drops}"),
+            impact=_impact(a, report, helped, drops),
             risk=(f"every INSERT into {a.key.table} updates one more b-tree "
                   f"({a.write_units:.2f} write units per row; the set as a whole takes "
                   f"{report.write_units_before:.2f} -> {report.write_units_after:.2f} units per "
-                  "insert across tables); building it reads the whole table. Predicted from "
-                  "sampled statistics, never built on the live file: optimize builds it on a "
-                  "scratch copy first and checks the plans change as predicted." + stats_note),
+                  "insert across tables); building it reads the whole table. Never built on "
+                  "the live file: optimize builds it on a scratch copy first and checks the "
+                  "plans change as predicted." + stats_note),
             action=a.sql, level=Level.WARNING if slow else Level.INFO))
     for drop in report.drops:
         if not drop.made_redundant_by_new:
@@ -260,11 +265,63 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
     return out
 
 
+def _saving_evidence(a: IndexAdvice, report: AdvisorReport, total: float) -> dict[str, Any]:
+    """The saving's figures, each named for what it is: measured on the scratch copy, or
+    predicted by the model (and then, where weights were not timed, an estimate)."""
+    out: dict[str, Any] = {}
+    m, check = a.measured, report.check
+    if m is not None and m.saving is not None and check is not None and check.done:
+        out["basis"] = "measured on a scratch copy"
+        out["measured_saving_seconds"] = m.saving.median
+        if m.saving.rounds and m.saving.low > float("-inf"):
+            out["measured_saving_low_seconds"] = m.saving.low
+            out["measured_saving_high_seconds"] = m.saving.high
+        out["measured_rounds"] = m.saving.rounds
+        out["noise_seconds"] = check.noise_s
+        out["write_price_seconds_model"] = m.write_price_s
+        out["verdict"] = f"{m.role}: {m.why}"
+        if check.workload_before is not None and check.workload_after is not None:
+            out["measured_workload_seconds"] = check.workload_before.median
+            out["measured_workload_after_seconds"] = check.workload_after.median
+        out["check"] = check.describe()
+    else:
+        why = (m.why if m is not None else check.describe() if check is not None
+               else "no check was asked for")
+        out["basis"] = f"predicted by the cost model, not measured ({why})"
+    out["predicted_saving_seconds"] = a.saving_seconds if m is None else m.predicted_saving_s
+    out["predicted_saving_ratio"] = out["predicted_saving_seconds"] / total
+    estimated = report.estimated
+    key = "workload_seconds_estimate" if estimated else "workload_seconds"
+    out[key] = report.workload_seconds
+    out["predicted_workload_seconds"] = report.predicted_seconds
+    if estimated:
+        out["estimated_statements"] = (f"{', '.join(estimated)}: "
+                                       f"{report.weight_basis or 'not timed'}")
+    if check is not None and check.disagreements:
+        out["model_disagreements"] = "; ".join(check.disagreements)
+    return out
+
+
+def _impact(a: IndexAdvice, report: AdvisorReport, helped: str, drops: str) -> str:
+    m, check = a.measured, report.check
+    whole = "estimated" if report.estimated else "predicted"
+    chosen = len(report.creates) if report.check is None else len(
+        [c for c in report.check.indexes if c.role == "chosen"]) or len(report.creates)
+    tail = (f"the whole workload {_ms(report.workload_seconds)} -> "
+            f"{_ms(report.predicted_seconds)} per run {whole} with the model's set of "
+            f"{chosen} index(es){drops}")
+    if m is not None and m.saving is not None and check is not None and check.done:
+        noise = f"; noise ±{_ms(check.noise_s)}" if check.noise_s is not None else ""
+        return (f"measured on a scratch copy: saves {m.saving.describe()} per workload run"
+                f"{noise}; {tail}")
+    return f"predicted (not measured): {helped or 'see the queries'}; {tail}"
+
+
 def _timed(q: QueryReport) -> str:
     """A statement's time and its prediction, or "not timed" for one that was only
-    explained (parameters without values): its weight then comes from the plan's cost, not
-    from a clock, so no time is quoted for it."""
+    explained (parameters without values, or a file that could not be timed safely): its
+    weight then comes from the plan's cost, not from a clock, so no time is quoted for it."""
     if not q.measured:
-        return "not timed (only explained: it has parameters and no values)"
+        return "not timed (only explained: its weight is an estimate from the plan's cost)"
     return f"{_ms(q.weight_seconds)} -> {_ms(q.predicted_seconds)} predicted"
 

@@ -536,7 +536,7 @@ def _dependent(recs: Sequence[Any], creates: Sequence[Any]) -> set[str]:
                   and (r.evidence or {}).get("requires") in ids}
 
 
-def _index_bytes(report: Any) -> int:
+def index_bytes(report: Any) -> int:
     """Bytes the new indexes will take (rows x entry bytes, from the sample), doubled for
     the sort that builds them."""
     total = 0.0
@@ -573,7 +573,7 @@ def _guard_sync(path: Path, recs: list[Any], creates: list[Any],
                       for q in report.queries]
         shares = {a.key.table: a.insert_share for a in report.creates}
         table = max(shares, key=lambda t: shares[t]) if shares else None
-        size = _index_bytes(report)
+        size = index_bytes(report)
     else:
         size = path.stat().st_size  # unknown index sizes: room for a second copy
     analyze = any(r.kind == "analyze" for r in recs)

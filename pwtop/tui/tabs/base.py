@@ -14,6 +14,20 @@ from pwtop.tui.widgets.tables import SyncTable
 from pwtop.tui.widgets.text import set_text, show
 
 
+class TabScroll(VerticalScroll):
+    """A tab's scrolling content, which takes the keyboard when the tab is shown.
+
+    Textual restyles a widget and everything in it when it gains or loses the focus (for
+    rules like ``X:focus > Y``). No rule of pwtop's or of the widgets it uses styles what
+    is inside a scrolling tab by the tab's focus, so only the tab itself is restyled: a
+    tab switch focuses one tab and blurs another, and restyling every widget of both was
+    most of what a switch cost (tests/tui/test_switching.py checks the styles against a
+    full restyle)."""
+
+    def watch_has_focus(self, _has_focus: bool) -> None:
+        self.app.stylesheet.update_nodes([self], animate=True)
+
+
 class NotConnected(Static):
     """Shown instead of numbers when a component has none: never zeros, never fakes."""
 
@@ -44,7 +58,7 @@ class ComponentTab(Vertical):
 
     def compose(self) -> ComposeResult:
         yield NotConnected(id=f"{self.component}-not-connected")
-        with VerticalScroll(id=f"{self.component}-content", classes="tab-content"):
+        with TabScroll(id=f"{self.component}-content", classes="tab-content"):
             yield from self.compose_content()
 
     def compose_content(self) -> ComposeResult:

@@ -8,10 +8,10 @@ tab says how to connect).
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 
 from pwtop.components import NAMES, REGISTRY
 from pwtop.present.overview import overview_rows
+from pwtop.tui.tabs.base import TabScroll
 from pwtop.tui.tabs.draw import metric_lines
 from pwtop.tui.view import ComponentState, View
 from pwtop.tui.widgets.metric import MetricLines
@@ -29,7 +29,7 @@ def section_title(state: ComponentState) -> str:
     return f"{title}: not connected (see its tab)"
 
 
-class OverviewTab(VerticalScroll):
+class OverviewTab(TabScroll):
     """Titles and metric blocks directly in the scroll view: every container level under
     a changed line costs a re-composition of its whole height at every refresh."""
 

@@ -21,13 +21,12 @@ from pwtop.tui.widgets.metric import MetricLines
 from pwtop.tui.widgets.text import TextLines, set_text
 
 
-def scaled(values: list[float | None]) -> tuple[list[float | None], str]:
-    """Bytes/s values in the unit that suits their largest value."""
-    top = max((v for v in values if v is not None), default=0.0)
+def rate_unit(top: float) -> tuple[str, float]:
+    """The unit that suits a largest bytes/s value, and the bytes it stands for."""
     for unit, factor in (("MiB/s", 1024.0 ** 2), ("KiB/s", 1024.0)):
         if top >= factor:
-            return [None if v is None else v / factor for v in values], unit
-    return values, "B/s"
+            return unit, factor
+    return "B/s", 1.0
 
 
 #: The metrics the charts draw (read from the history for ranges longer than memory).
@@ -52,7 +51,9 @@ def chart_points(view: View, component: str, metric: str) -> list[tuple[float, f
         first = memory[0][0] if memory else 0.0
         older = [(p.t - newest, p.avg) for p in history.points.get(metric, ())
                  if -span <= p.t - newest < first]
-    return older + [(x, v) for x, v in memory if x >= -span]
+    if memory and memory[0][0] < -span:  # (at a 1 s refresh memory holds 5 min: rarely)
+        memory = [(x, v) for x, v in memory if x >= -span]
+    return older + memory if older else memory
 
 
 class SystemTab(ComponentTab):
@@ -92,7 +93,8 @@ class SystemTab(ComponentTab):
         anchor = view.series.newest_wall("system")
 
         def pts(metric: str, factor: float = 1.0) -> list[tuple[float, float]]:
-            return [(x, v * factor) for x, v in chart_points(view, "system", metric)]
+            points = chart_points(view, "system", metric)
+            return points if factor == 1.0 else [(x, v * factor) for x, v in points]
 
         charts["chart-cpu"].set_series([("CPU", pts("system_cpu_percent")),
                                         ("memory", pts("system_memory_used_ratio", 100.0))],
@@ -108,10 +110,10 @@ class SystemTab(ComponentTab):
                 ("chart-net", ("system_net_recv_bytes_per_second",
                                "system_net_sent_bytes_per_second"), "network")):
             first, second = pts(pair[0]), pts(pair[1])
-            ys, unit = scaled([v for _, v in first] + [v for _, v in second])
-            n = len(first)
+            unit, factor = rate_unit(max((v for _, v in first + second), default=0.0))
+            if factor != 1.0:
+                first = [(x, v / factor) for x, v in first]
+                second = [(x, v / factor) for x, v in second]
             labels = ("write", "read") if chart == "chart-disk" else ("in", "out")
-            charts[chart].set_series(
-                [(labels[0], [(x, y) for (x, _), y in zip(first, ys[:n])]),
-                 (labels[1], [(x, y) for (x, _), y in zip(second, ys[n:])])],
-                title=f"{name}, {unit}", range=rng, anchor=anchor)
+            charts[chart].set_series([(labels[0], first), (labels[1], second)],
+                                     title=f"{name}, {unit}", range=rng, anchor=anchor)

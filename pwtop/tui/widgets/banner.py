@@ -52,11 +52,14 @@ class AlertBanner(Static):
             self.set_class(top is not None and top.level == level, f"-{level.label}")
         self.set_class(top is not None and top.acknowledged, "-acknowledged")
         self.set_class(top is not None, "-shown")
+        # One line whatever it says (height 1, width 1fr): a new text repaints the line
+        # and lays nothing out again (the age in an alert's text changes at every poll;
+        # showing or hiding the banner is a class change, which lays out by itself).
         if top is None:
-            self.update("")
+            self.update("", layout=False)
             self.tooltip = None
             return
-        self.update(Text(banner_text(items)))
+        self.update(Text(banner_text(items)), layout=False)
         self.tooltip = "\n".join(
             f"{i.level.label}{' (acknowledged)' if i.acknowledged else ''}: {i.text}"
             for i in items)

@@ -33,6 +33,7 @@ from textual.widget import Widget
 from pwtop.history import RANGES
 from pwtop.tui.glyphs import Glyphs, glyphs_for
 from pwtop.tui.watching import RANGE_AXES
+from pwtop.tui.widgets.text import repaint
 
 Points = Sequence[tuple[float, float]]
 
@@ -67,6 +68,91 @@ def y_bounds(series: Sequence[tuple[str, Points]],
     return lo, hi
 
 
+def dot_columns(points: Points, dots_x: int, dots_y: int, x_span: float,
+                y_range: tuple[float, float], anchor: float | None = None,
+                ) -> dict[int, list[int]]:
+    """Each dot column's (first, lowest, highest, last) dot row (0 at the bottom) of the
+    points in it, in the points' order; columns off the chart are left out.
+
+    Points are (x in [-x_span, 0], y). With an ``anchor`` (the newest sample's own time,
+    same unit as x) each dot column holds a fixed slice of time (see :func:`plot_cells`).
+    """
+    lo, hi = y_range
+    span = hi - lo if hi > lo else 1.0
+    y_scale = (dots_y - 1) / span
+    spans: dict[int, list[int]] = {}
+    if anchor is not None:
+        column = x_span / max(1, dots_x - 1)  # the time one dot column holds
+        first_column = math.floor(anchor / column) - (dots_x - 1)
+        floor = math.floor
+        where = [(floor((anchor + x) / column) - first_column, y) for x, y in points]
+    else:
+        x_scale = (dots_x - 1) / x_span
+        where = [(round((x + x_span) * x_scale), y) for x, y in points]
+    get = spans.get
+    for dx, y in where:
+        if dx < 0 or dx >= dots_x:
+            continue
+        dy = round(((lo if y < lo else hi if y > hi else y) - lo) * y_scale)
+        seen = get(dx)
+        if seen is None:
+            spans[dx] = [dy, dy, dy, dy]
+        else:
+            if dy < seen[1]:
+                seen[1] = dy
+            elif dy > seen[2]:
+                seen[2] = dy
+            seen[3] = dy
+    return spans
+
+
+def dot_runs(spans: dict[int, list[int]]) -> dict[int, tuple[int, int]]:
+    """The dots the line lights in each dot column, as one run (lowest, highest).
+
+    A column's line is its points' vertical extent plus the dots of the straight steps
+    to the columns beside it (to the next column's first point, across any gap). Those
+    steps move at most one dot row per dot, and start next to a point of the column, so
+    in every column the dots are one unbroken run: the cells can be filled a run at a
+    time instead of a dot at a time.
+    """
+    runs: dict[int, list[int]] = {}
+    prev: tuple[int, int] | None = None
+    for dx in sorted(spans):
+        first, low, high, last = spans[dx]
+        run = runs.get(dx)
+        if run is None:
+            runs[dx] = [low, high]
+        else:  # the step into it reached this column already
+            run[0], run[1] = min(run[0], low), max(run[1], high)
+        if prev is not None:  # the step from the column before (a line across a gap)
+            x0, y0 = prev
+            wide, tall = dx - x0, first - y0
+            steps = max(wide, abs(tall))
+            half = steps >> 1
+            for step in range(1, steps):
+                px = x0 + (wide * step + half) // steps
+                py = y0 + (tall * step + half) // steps
+                run = runs.get(px)
+                if run is None:
+                    runs[px] = [py, py]
+                elif py < run[0]:
+                    run[0] = py
+                elif py > run[1]:
+                    run[1] = py
+        prev = (dx, last)
+    return {dx: (run[0], run[1]) for dx, run in runs.items()}
+
+
+def _run_bits(glyphs: Glyphs) -> list[list[list[int]]]:
+    """[column in the cell][top row][bottom row]: the bits of that run of dots in a cell."""
+    cols, rows = glyphs.chart_dots
+    return [[[sum(glyphs.dot_bit(in_x, y) for y in range(top, bottom + 1))
+              for bottom in range(rows)] for top in range(rows)] for in_x in range(cols)]
+
+
+_RUN_BITS: dict[str, list[list[list[int]]]] = {}
+
+
 def plot_cells(series: Sequence[Points], width: int, height: int, x_span: float,
                y_range: tuple[float, float], glyphs: Glyphs,
                anchor: float | None = None) -> list[list[tuple[str, int]]]:
@@ -81,61 +167,40 @@ def plot_cells(series: Sequence[Points], width: int, height: int, x_span: float,
     is full, instead of every point shifting by a fraction of a column (and most lines
     being repainted) at every sample.
     """
-    cols, rows = glyphs.chart_dots
-    dots_x, dots_y = width * cols, height * rows
-    empty = [[("", -1)] * width for _ in range(height)]
     if width <= 0 or height <= 0 or x_span <= 0:
-        return empty
-    lo, hi = y_range
-    span = hi - lo if hi > lo else 1.0
+        return [[("", -1)] * width for _ in range(max(0, height))]
+    cols, rows = glyphs.chart_dots
+    return column_cells([dot_columns(points, width * cols, height * rows, x_span, y_range,
+                                     anchor) for points in series], width, height, glyphs)
+
+
+def column_cells(columns: Sequence[dict[int, list[int]]], width: int, height: int,
+                 glyphs: Glyphs) -> list[list[tuple[str, int]]]:
+    """:func:`plot_cells` from each series' :func:`dot_columns`."""
+    cols, rows = glyphs.chart_dots
+    empty = [[("", -1)] * width for _ in range(height)]
+    run_bits = _RUN_BITS.get(glyphs.name)
+    if run_bits is None:
+        run_bits = _RUN_BITS[glyphs.name] = _run_bits(glyphs)
     bits = [[0] * width for _ in range(height)]
     owner = [[-1] * width for _ in range(height)]
-    x_scale = (dots_x - 1) / x_span
-    y_scale = (dots_y - 1) / span
-    column = x_span / max(1, dots_x - 1)  # the time one dot column holds
-    newest = math.floor(anchor / column) if anchor is not None else 0
-    bit_of = [[glyphs.dot_bit(in_x, in_y) for in_y in range(rows)] for in_x in range(cols)]
     drawn: set[tuple[int, int]] = set()
-    for index, points in enumerate(series):
-        # Points become dot columns first (first, lowest, highest and last dot of each):
-        # a column's line is its vertical extent plus the step from the column before,
-        # so the work follows the chart's width, not the number of samples.
-        spans: dict[int, list[int]] = {}
-        for x, y in points:
-            dx = (dots_x - 1 - (newest - math.floor((anchor + x) / column))
-                  if anchor is not None else round((x + x_span) * x_scale))
-            if not 0 <= dx < dots_x:
-                continue
-            dy = round((min(max(y, lo), hi) - lo) * y_scale)
-            seen = spans.get(dx)
-            if seen is None:
-                spans[dx] = [dy, dy, dy, dy]
-            else:
-                if dy < seen[1]:
-                    seen[1] = dy
-                elif dy > seen[2]:
-                    seen[2] = dy
-                seen[3] = dy
+    top_dot = height * rows - 1
+    for index, spans in enumerate(columns):
+        # One run of dots per column: the work follows the chart's width, not the number
+        # of samples or how far the line jumps.
         mask: dict[tuple[int, int], int] = {}
-
-        def dot(px: int, py: int) -> None:
-            cell_y, in_y = divmod(dots_y - 1 - py, rows)  # rows from the top
+        for px, (low, high) in dot_runs(spans).items():
             cell_x, in_x = divmod(px, cols)
-            key = (cell_y, cell_x)
-            mask[key] = mask.get(key, 0) | bit_of[in_x][in_y]
-
-        prev: tuple[int, int] | None = None
-        for dx in sorted(spans):
-            first, low, high, last = spans[dx]
-            if prev is not None:  # the step from the column before (a line across a gap)
-                x0, y0 = prev
-                steps = max(dx - x0, abs(first - y0))
-                for step in range(1, steps):
-                    dot(x0 + ((dx - x0) * step + (steps >> 1)) // steps,
-                        y0 + ((first - y0) * step + (steps >> 1)) // steps)
-            for py in range(low, high + 1):
-                dot(dx, py)
-            prev = (dx, last)
+            column_bits = run_bits[in_x]
+            top, bottom = top_dot - high, top_dot - low  # dot rows from the top
+            cell_top, cell_bottom = top // rows, bottom // rows
+            for cell_y in range(cell_top, cell_bottom + 1):
+                base = cell_y * rows
+                key = (cell_y, cell_x)
+                mask[key] = mask.get(key, 0) | column_bits[
+                    top - base if cell_y == cell_top else 0][
+                    bottom - base if cell_y == cell_bottom else rows - 1]
         drawn.update(mask)
         for (cy, cx), set_bits in mask.items():
             # Braille dots of both series add up; ASCII marks are one series' own.
@@ -169,7 +234,9 @@ class TimeChart(Widget):
         self.anchor: float | None = None
         self._lines: list[tuple] = []       # what each line shows: compared, then drawn
         self._drawn_for: tuple | None = None  # (size, glyphs, data) the lines were made for
-        self.redraws = 0                    # how many times the cells were worked out
+        self.redraws = 0                    # how many times new data was looked at
+        self.pictures = 0                   # how many times that moved a dot: cells drawn
+        self._picture: tuple | None = None  # what the lines were drawn from
 
     @property
     def glyphs(self) -> Glyphs:
@@ -206,7 +273,7 @@ class TimeChart(Widget):
             return
         for y, (before, after) in enumerate(zip(old, lines)):
             if before != after:
-                self.refresh(Region(0, y, size.width, 1))
+                repaint(self, Region(0, y, size.width, 1))
 
     def _make_lines(self, width: int, height: int) -> list[tuple]:
         """Each line as a tuple of (text, style name) runs: cheap to compare."""
@@ -219,20 +286,32 @@ class TimeChart(Widget):
         self.redraws += 1
         unit, per, said = RANGE_AXES[self.range]
         span = RANGES[self.range] / per
-        scaled = [(label, [(x / per, y) for x, y in points]) for label, points in self.series]
+        scaled = self.series if per == 1 else [
+            (label, [(x / per, y) for x, y in points]) for label, points in self.series]
         lo, hi = y_bounds(scaled, self.ylim)
+        plot_h = max(1, height - 2)
+        labels = [tick_text(hi), tick_text((lo + hi) / 2), tick_text(lo)]
+        label_w = max(len(t) for t in labels)
+        plot_w = max(1, width - label_w - 1)
+        cols, rows = glyphs.chart_dots
+        anchor = None if self.anchor is None else self.anchor / per
+        columns = [dot_columns(points, plot_w * cols, plot_h * rows, span, (lo, hi), anchor)
+                   for _, points in scaled]
+        # What the lines are made of: when a new sample moved no dot (most seconds for a
+        # flat series, and between two of a dot column's slices), the lines are kept.
+        picture = (width, height, glyphs.name, self.chart_title, self.range, labels,
+                   [label for label, _ in scaled], columns)
+        if picture == self._picture:
+            return self._lines
+        self._picture = picture
+        self.pictures += 1
         legend: list[tuple[str, str]] = []
         if len(scaled) > 1:
             for index, (label, _) in enumerate(scaled):
                 legend += [("  ", "axis"), (glyphs.legend(index), f"series-{index}"),
                            (f" {label}", "axis")]
         lines: list[tuple] = [((f"{self.chart_title} · {said}", "title"),)]
-        plot_h = max(1, height - 2)
-        labels = [tick_text(hi), tick_text((lo + hi) / 2), tick_text(lo)]
-        label_w = max(len(t) for t in labels)
-        plot_w = max(1, width - label_w - 1)
-        cells = plot_cells([points for _, points in scaled], plot_w, plot_h, span, (lo, hi),
-                           glyphs, None if self.anchor is None else self.anchor / per)
+        cells = column_cells(columns, plot_w, plot_h, glyphs)
         ticks = {0: labels[0], (plot_h - 1) // 2: labels[1], plot_h - 1: labels[2]}
         for y, row in enumerate(cells):
             runs: list[tuple[str, str]] = []

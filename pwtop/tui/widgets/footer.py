@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from rich.cells import cell_len
 from textual.app import ComposeResult
+from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -59,10 +60,31 @@ class FitFooter(Footer):
         kw.setdefault("compact", True)
         super().__init__(**kw)
         self.key_ranks = dict(key_ranks)
+        self._composed_for: tuple | None = None  # the hints' bindings when last composed
+
+    def hints(self) -> tuple:
+        """What the footer's hints are made of: the screen's shown bindings (key, action,
+        text, enabled, tooltip, group) and the command palette's."""
+        active = self.screen.active_bindings
+        shown = tuple((b.key, b.action, b.description, enabled, tooltip, b.group)
+                      for _, b, enabled, tooltip in active.values() if b.show)
+        palette = active.get(self.app.COMMAND_PALETTE_BINDING)
+        return shown, palette[1:] if palette is not None else None
 
     def compose(self) -> ComposeResult:
+        if self._bindings_ready:
+            self._composed_for = self.hints()
         yield from super().compose()
         self.call_after_refresh(self.fit)
+
+    def bindings_changed(self, screen: Screen) -> None:
+        """Textual's footer builds all its hints anew whenever the bindings may have
+        changed: at every focus change, so at every tab switch (the tab's table or
+        content takes the focus), several times. Here only when the hints would differ."""
+        if (self._composed_for is not None and screen is self.screen and self.is_attached
+                and self.hints() == self._composed_for):
+            return
+        super().bindings_changed(screen)
 
     def on_resize(self) -> None:
         self.fit()

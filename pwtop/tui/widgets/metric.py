@@ -16,6 +16,7 @@ from textual.widget import Widget
 
 from pwtop.tui.glyphs import glyphs_for
 from pwtop.tui.widgets.sparkline import BARS, spark_text
+from pwtop.tui.widgets.text import repaint
 
 
 class MetricLine:
@@ -98,7 +99,7 @@ class MetricLines(Widget):
         bars = self._bars()
         for y, (before, after) in enumerate(zip(old, lines)):
             if before.key(spark_width, bars) != after.key(spark_width, bars):
-                self.refresh(Region(0, y, width, 1))
+                repaint(self, Region(0, y, width, 1))
 
     def _bars(self) -> str:
         """The sparkline's glyphs: ASCII where the app draws for a console font."""

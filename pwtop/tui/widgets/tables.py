@@ -20,8 +20,9 @@ from typing import Any, Sequence
 from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
 
-from pwtop.tui.widgets.text import set_text
+from pwtop.tui.widgets.text import repaint, set_text
 
 #: After the sort column's label: largest first, smallest first. Arrows that the Linux
 #: console's fonts have too.
@@ -212,6 +213,8 @@ class SyncTable(DataTable):
         wanted = {k: v for k, v in self._rows.items() if self._matches(v)}
         visible = self._visible
         changed_order = False
+        changed: dict[str, list[str]] = {}  # row -> its columns changed in place
+        before = self._update_count
         with self.app.batch_update():
             for key in [k for k in self._shown if k not in wanted]:
                 self.remove_row(key)
@@ -222,16 +225,51 @@ class SyncTable(DataTable):
                     self.add_row(*(cells[i] for i in visible), key=key)
                     changed_order = True
                 elif old != cells:
+                    data = self._data[RowKey(key)]
+                    columns = changed[key] = []
                     for i in visible:
                         if old[i] != cells[i]:
                             col = self.columns_spec[i].key
-                            self.update_cell(key, col, cells[i])
+                            data[ColumnKey(col)] = cells[i]
+                            columns.append(col)
                             if col == self.sort_column:
                                 changed_order = True
                 self._shown[key] = cells
             if changed_order and self.sort_column:
                 self._apply_sort()
+            if changed:
+                self._repaint_rows(changed, everything=self._update_count != before)
         self._show_title()
+
+    def _repaint_rows(self, changed: dict[str, list[str]], everything: bool) -> None:
+        """Show cells changed in place (row -> column keys) by repainting only them.
+
+        ``DataTable.update_cell`` bumps the table's update count, which every render
+        cache is keyed on, so one changed cell redraws every cell of every row (the
+        Alerts tab's "For" column changes every second). Here only the changed cells'
+        entries, and their rows' and lines', are dropped from those caches and only
+        those lines repainted; the column widths are this table's own (:meth:`_fit`,
+        before the rows are synced), so nothing else moves. When rows were added,
+        removed or sorted (``everything``) the caches are stale already.
+        """
+        if everything:
+            self.refresh()
+            return
+        for key, columns in changed.items():
+            row_key = RowKey(key)
+            index = self._row_locations.get(row_key)
+            if index is None:
+                continue
+            region = self._get_row_region(index)
+            lines = range(region.y, region.bottom)
+            cells = {(row_key, ColumnKey(col)) for col in columns}
+            self._row_renderable_cache.discard((self._update_count, index))
+            for cache, gone in ((self._cell_render_cache, lambda k: k[:2] in cells),
+                                (self._row_render_cache, lambda k: k[0] == row_key),
+                                (self._line_cache, lambda k: k[0] in lines)):
+                for cached in [k for k in cache.keys() if gone(k)]:
+                    cache.discard(cached)
+            repaint(self, region.translate(-self.scroll_offset))
 
     # ------------------------------------------------------------ fitting the width
 
