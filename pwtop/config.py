@@ -61,9 +61,11 @@ class DatabaseSettings:
         "much of the file, a lot for a Pi's SD card; the figures show their age between runs.",
         min=1.0, unit="s")
     analysis_timeout: float = setting(
-        120.0, "Longest the index analysis (sampling, what-if plans) may run: it runs in a "
-        "child process, so that its memory goes back to the system when it ends; past this "
-        "the process is stopped and the index advice says unavailable.", min=1.0, unit="s")
+        60.0, "Longest the index analysis (sampling, what-if plans) may run on top of its "
+        "check's budget (advice_check_budget) and its scratch copy's (snapshot_deadline): it "
+        "runs in a child process, so that its memory goes back to the system when it ends; "
+        "past this the process is stopped and the index advice says unavailable.", min=1.0,
+        unit="s")
     busy_timeout: float = setting(
         2.0, "How long optimize waits for a lock before it gives up cleanly.", min=0.0,
         max=60.0, unit="s")

@@ -61,7 +61,10 @@ def _fresh_advice_cache():
 
 @pytest.mark.slow
 def test_the_child_gives_the_advice_the_in_process_analysis_gives(demo_db):
+    """With the check on a scratch copy off (its measured times differ run to run), the
+    child's advice and report are the in-process ones exactly."""
     comp = _component(demo_db)
+    comp.settings.database.advice_check_budget = 0.0
     snap = asyncio.run(comp.collect())
     assert isinstance(comp.run_analysis, ChildAnalysis)  # the default
     in_child = comp.recommend(snap)
@@ -79,6 +82,20 @@ def test_the_child_gives_the_advice_the_in_process_analysis_gives(demo_db):
     assert _without_clocks(child_report) == _without_clocks(here)
     assert child_report.creates and all(
         s.values == {} for s in child_report.sampling.tables.values())
+
+
+@pytest.mark.slow
+def test_the_check_on_a_scratch_copy_runs_in_the_child(demo_db):
+    """The advice as the component gives it, checked by measurement on a scratch copy:
+    the check runs in the child, and the report kept here says it was done."""
+    comp = _component(demo_db)
+    snap = asyncio.run(comp.collect())
+    recs = comp.recommend(snap)
+    creates = [r for r in recs if r.kind == "create_index"]
+    assert creates and comp.run_analysis.runs == 1
+    assert all(r.evidence["basis"] == "measured on a scratch copy" for r in creates)
+    report, _ = advisor_recommend.origin(creates[0].id)
+    assert report.check is not None and report.check.done
 
 
 def test_a_child_killed_by_its_pid_makes_the_index_advice_unavailable(demo_db):
@@ -107,17 +124,24 @@ def test_a_child_killed_by_its_pid_makes_the_index_advice_unavailable(demo_db):
 
 
 def test_a_hung_child_is_stopped_at_the_timeout(demo_db):
+    """The limit is analysis_timeout on top of the analysis's own budgets (the check's and
+    the scratch copy's), read from the settings when the advice is asked for."""
     stopped = []
 
     def stop(pid: int) -> None:  # a child that never answers: stopped, not killed
         os.kill(pid, signal.SIGSTOP)
         stopped.append(pid)
 
-    run = ChildAnalysis(1.0, on_start=stop)
-    with pytest.raises(AnalysisUnavailable) as info:
-        run(demo_db, QUERY)
-    assert info.value.why == (f"the index analysis process (pid {stopped[0]}) did not finish "
-                              "within 1 s and was stopped ([database] analysis_timeout)")
+    comp = _component(demo_db)
+    snap = asyncio.run(comp.collect())
+    d = comp.settings.database
+    d.analysis_timeout, d.advice_check_budget, d.snapshot_deadline = 1.0, 0.0, 0.5
+    comp.run_analysis.on_start = stop
+    gap = [r for r in comp.recommend(snap) if r.id == "db-index-advice-unavailable"]
+    assert [r.evidence["reason"] for r in gap] == [
+        f"the index analysis process (pid {stopped[0]}) did not finish within 1.5 s and was "
+        "stopped ([database] analysis_timeout 1 s + advice_check_budget 0 s + "
+        "snapshot_deadline 0.5 s)"]
     assert _gone(stopped[0])
 
 

@@ -36,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import pwtop
 from pwtop.database.advisor.analysis import AdvisorReport, WorkloadItem, analyse
@@ -62,12 +62,12 @@ class AnalysisUnavailable(Exception):
 
 @dataclass
 class Request:
-    """One analysis, as ``analyse`` takes it."""
+    """One analysis, as ``analyse`` takes it: its path, workload and keyword options
+    (``probe_deadline``, ``insert_counts``, ``check``, ...) passed through as they are."""
 
     path: str
     items: list[WorkloadItem]
-    probe_deadline: float
-    insert_counts: dict[str, float] | None
+    options: dict[str, Any]
 
 
 def default_command() -> list[str]:
@@ -84,18 +84,32 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+def time_limit(database: Any) -> tuple[float, str]:
+    """The child's time limit and what it is made of: ``[database] analysis_timeout`` on
+    top of the budgets the analysis has of its own, for the check of its advice on a
+    scratch copy (``advice_check_budget``) and for making that copy (``snapshot_deadline``)."""
+    d = database
+    total = d.analysis_timeout + d.advice_check_budget + d.snapshot_deadline
+    return total, (f"[database] analysis_timeout {d.analysis_timeout:g} s + "
+                   f"advice_check_budget {d.advice_check_budget:g} s + snapshot_deadline "
+                   f"{d.snapshot_deadline:g} s")
+
+
 class ChildAnalysis:
     """``analyse`` run in a child process, bounded by ``timeout_s``.
 
+    ``limit`` says where ``timeout_s`` comes from, in the line a timeout gives.
     ``command`` replaces the child's command line (tests start one that cannot run);
     ``on_start`` is called with the child's pid as soon as it exists, before the request
     is written (tests stop or kill it there).
     """
 
-    def __init__(self, timeout_s: float, *, retry_after_s: float = RETRY_AFTER_S,
+    def __init__(self, timeout_s: float, *, limit: str = "[database] analysis_timeout",
+                 retry_after_s: float = RETRY_AFTER_S,
                  command: Sequence[str] | None = None,
                  on_start: Callable[[int], None] | None = None) -> None:
         self.timeout_s = timeout_s
+        self.limit = limit
         self.retry_after_s = retry_after_s
         self.command = list(command) if command is not None else default_command()
         self.on_start = on_start
@@ -117,17 +131,15 @@ class ChildAnalysis:
         if proc is not None and proc.poll() is None:
             proc.kill()
 
-    def __call__(self, path: str | Path, items: Sequence[WorkloadItem], *,
-                 probe_deadline: float = 2.0,
-                 insert_counts: Mapping[str, float] | None = None) -> AdvisorReport:
+    def __call__(self, path: str | Path, items: Sequence[WorkloadItem],
+                 **options: Any) -> AdvisorReport:
         with self._lock:
             failed = self._failed
             if failed is not None and time.monotonic() - failed[0] < self.retry_after_s:
                 left = self.retry_after_s - (time.monotonic() - failed[0])
                 raise AnalysisUnavailable(f"{failed[1]}; tried again in {left:.0f} s")
             self._closing = False
-            request = Request(str(path), list(items), probe_deadline,
-                              dict(insert_counts) if insert_counts else None)
+            request = Request(str(path), list(items), options)
             try:
                 report = self._run(request)
             except AnalysisUnavailable as exc:
@@ -160,7 +172,7 @@ class ChildAnalysis:
                 proc.communicate()
                 raise AnalysisUnavailable(f"{what} did not finish within "
                                           f"{self.timeout_s:g} s and was stopped "
-                                          "([database] analysis_timeout)") from None
+                                          f"({self.limit})") from None
         finally:
             if proc.poll() is None:  # an exception of ours (or the caller's) above
                 proc.kill()
@@ -209,9 +221,7 @@ def serve(stdin: Any, stdout: Any) -> None:
     request: Request = pickle.load(stdin)
     reply: tuple[str, Any]
     try:
-        reply = ("ok", analyse(request.path, request.items,
-                               probe_deadline=request.probe_deadline,
-                               insert_counts=request.insert_counts))
+        reply = ("ok", analyse(request.path, request.items, **request.options))
     except PwtopError as exc:
         reply = ("refused", exc)
     try:

@@ -109,8 +109,9 @@ class DatabaseComponent(Component):
         self._note: str | None = None
         # The index analysis runs in a short-lived child: its tens of MB go back to the
         # system when it exits instead of staying in this long-lived process's heap.
+        timeout, limit = advice_process.time_limit(settings.database)
         self.run_analysis: advice_process.ChildAnalysis | None = advice_process.ChildAnalysis(
-            settings.database.analysis_timeout)
+            timeout, limit=limit)
 
     # ------------------------------------------------------------ protocol
 
@@ -130,6 +131,9 @@ class DatabaseComponent(Component):
     def recommend(self, snapshot: Snapshot) -> list[Recommendation]:
         """The advice for ``snapshot``; the index analysis in a child process (see
         :mod:`pwtop.database.advice_process`), or here when ``run_analysis`` is None."""
+        if self.run_analysis is not None:  # the settings of now (a test or a flag may change them)
+            self.run_analysis.timeout_s, self.run_analysis.limit = advice_process.time_limit(
+                self.settings.database)
         return advise.recommend(snapshot, self.settings, run_analysis=self.run_analysis)
 
     async def apply(self, recommendations: Sequence[Recommendation], *,
