@@ -127,6 +127,15 @@ class Chooser:
         entry = st.entry_bytes(cols) if st is not None else 9.0 * (len(cols) + 1)
         return 1.0 + entry / ENTRY_UNIT_BYTES
 
+    def key_units(self, key: IndexKey) -> float:
+        """Write units per insert into the key's table: a partial index is written only
+        by the inserts its WHERE holds (their share measured on the sample)."""
+        units = self._units(key.table, key.names)
+        st = self.wi.stats.get(key.table)
+        if key.where and st is not None:
+            units *= st.selectivity(key.predicate())
+        return units
+
     def _plan(self, st: Statement) -> tuple[list[PlanNode], Estimate] | str:
         key = (st.name, self.wi.state_key(st.tables))
         found = self._memo.get(key)
@@ -182,7 +191,7 @@ class Chooser:
                     units += self._units(t, [c.name or "" for c in ix.columns])
             for k in chosen:
                 if k.table == t:
-                    units += self._units(t, k.names)
+                    units += self.key_units(k)
             ev.write[t] = share * units
         return ev
 

@@ -198,6 +198,7 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
         rec_id = f"db-create-{a.name}"
         evidence: dict[str, Any] = {
             "table": a.key.table, "index_columns": a.key.text(),
+            **({"index_where": a.key.where_sql()} if a.key.where else {}),
             "queries_helped": ", ".join(a.helps) or "none directly (it replaces others)",
             "predicted_saving_seconds": a.saving_seconds,
             "predicted_saving_ratio": a.saving_seconds / total,
@@ -221,7 +222,9 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
                  f"{', '.join('db-drop-' + r for r in a.replaces)})") if a.replaces else ""
         out.append(Recommendation(
             id=rec_id, component="database", kind="create_index", target=a.key.table,
-            title=(f"Create index on {a.key.table}({a.key.text()}): "
+            title=(f"Create {'partial ' if a.key.where else ''}index on "
+                   f"{a.key.table}({a.key.text()})"
+                   f"{' WHERE ' + a.key.where_sql() if a.key.where else ''}: "
                    f"{len(a.helps)} quer{'y' if len(a.helps) == 1 else 'ies'} faster"),
             evidence=evidence,
             impact=(f"predicted: {helped or 'see the queries'}; the whole workload "

@@ -38,6 +38,11 @@ class Constraint:
     op: str                      # "eq", "in", "lt", "le", "gt", "ge", "notnull", "isnull"
     values: list[Any] = field(default_factory=list)   # UNKNOWN where not known
     join: bool = False           # the value is another table's column (a join condition)
+    # The constant as the statement writes it ("'open'", "0", "-1", "NULL" for IS [NOT]
+    # NULL), when it is a literal in the text rather than a parameter: the same in every
+    # run of the statement, so a partial index can be made for it (``WHERE status =
+    # 'open'``), and SQLite uses one only when the statement's WHERE has the same term.
+    literal: str | None = None
 
     @property
     def equality(self) -> bool:
@@ -357,16 +362,18 @@ class _Block:
             other = self.column_at(rest, 1)
             join = other is not None and other[2] == len(rest) - 1 and other[0] is not use
             if value is not None:
-                use.constraints.append(Constraint(col, _COMPARE[word], [value], join=join))
+                use.constraints.append(Constraint(
+                    col, _COMPARE[word], [value], join=join,
+                    literal=_literal_text(rest[1:]) if word in ("=", "==") else None))
             if join and other is not None:  # a.x = b.y also constrains b.y, for b's indexes
                 other[0].constraints.append(
                     Constraint(other[1], _FLIP[_COMPARE[word]], [UNKNOWN], join=True))
         elif word == "IS":
             tail = [t.upper for t in rest[1:]]
             if tail == ["NOT", "NULL"]:
-                use.constraints.append(Constraint(col, "notnull"))
+                use.constraints.append(Constraint(col, "notnull", literal="NULL"))
             elif tail == ["NULL"]:
-                use.constraints.append(Constraint(col, "isnull", [None]))
+                use.constraints.append(Constraint(col, "isnull", [None], literal="NULL"))
             elif tail and tail[0] != "NOT":
                 value = self.value_of(rest[1:], use)
                 if value is not None:
@@ -549,6 +556,17 @@ class _Block:
                 return None
             total += v
         return total
+
+
+def _literal_text(tokens: list[Token]) -> str | None:
+    """The text of a literal constant (a string, a number, a negative number), or None
+    for anything else (a parameter, a column, an expression)."""
+    tokens = _strip_parens(tokens)
+    if len(tokens) == 1 and tokens[0].kind in ("str", "num"):
+        return tokens[0].text
+    if len(tokens) == 2 and tokens[0].text == "-" and tokens[1].kind == "num":
+        return "-" + tokens[1].text
+    return None
 
 
 def _depth0(tokens: list[Token]) -> list[Token]:

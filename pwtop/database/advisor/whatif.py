@@ -341,6 +341,7 @@ class Stats:
         self._distinct: dict[tuple[str, ...], float] = {}
         self._sorted: dict[str, list[tuple]] = {}
         self._hit_memo: dict[tuple, int] = {}
+        self._subsets: dict[tuple, Stats] = {}
 
     @property
     def rows(self) -> int:
@@ -429,6 +430,28 @@ class Stats:
         if c.op == "notnull":
             return 0.9
         return 0.25
+
+    def subset(self, constraints: Sequence[Constraint]) -> "Stats":
+        """The statistics of the rows meeting ``constraints`` (a partial index's rows):
+        the sample's matching rows, the table's row count scaled by their share."""
+        memo_key = ("subset",) + tuple(sorted((c.column, c.op, tuple(map(repr, c.values)))
+                                              for c in constraints))
+        found = self._subsets.get(memo_key)
+        if found is not None:
+            return found
+        mask = self._mask(constraints) if self.s.n and self.has(
+            c.column for c in constraints) else None
+        keep = [] if mask is None else [i for i, ok in enumerate(mask) if ok]
+        part = TableSample(self.s.table, list(self.s.columns),
+                           {c: [v[i] for i in keep] for c, v in self.s.values.items()},
+                           row_bytes=self.s.row_bytes, widths=dict(self.s.widths),
+                           all_columns=self.s.all_columns, complete=self.s.complete,
+                           method=self.s.method)
+        share = len(keep) / self.s.n if self.s.n and mask is not None else self.selectivity(
+            constraints)
+        part.rows_total = max(int(round(self.rows * share)), len(keep))
+        found = self._subsets[memo_key] = Stats(part)
+        return found
 
     def _keys(self, column: str) -> list[tuple]:
         keys = self._sorted.get(column)
@@ -593,7 +616,10 @@ class WhatIf:
                     written = True
             for name, key in self.present.items():
                 if key.table == t:
-                    stat = self._stat_row(t, name, list(key.names), False)
+                    if key.where and st is not None and st.usable:
+                        stat = st.subset(key.predicate()).stat1(list(key.names), False)
+                    else:
+                        stat = self._stat_row(t, name, list(key.names), False)
                     if stat:
                         rows.append((t, name, stat))
                         written = True
@@ -751,6 +777,13 @@ class WhatIf:
                  else 9.0 * (len(key_cols) + 1))
         terms = _plan_terms(node.detail)
         used = _matching(constraints, terms)
+        partial = self.present.get(node.index or "")
+        pred = partial.predicate() if partial is not None and partial.where else []
+        if pred and st is not None:
+            # a partial index holds only the rows of its WHERE: whatever the plan does
+            # with it, it never steps over the others
+            have = {(c.column.lower(), c.op) for c in used}
+            used = used + [c for c in pred if (c.column.lower(), c.op) not in have]
         levels = math.log2(n + 2)
         if node.kind == "automatic_index":
             sel = self._sel(st, used, node, terms, n)
@@ -786,6 +819,8 @@ class WhatIf:
                     rest_sel = st.selectivity(rest) if rest and st is not None else 1.0
                     walk = 1.0 / max(rest_sel, 1e-9)
                 visited = min(visited, walk)
+        elif pred and st is not None:  # a scan of a partial index: its rows only
+            visited, seek = max(n * st.selectivity(pred), 1.0 if n >= 1 else 0.0), levels
         else:
             visited, seek = n, 0.0
         all_sel = st.selectivity(constraints) if st is not None else 0.25 ** len(constraints)
