@@ -74,9 +74,9 @@ async def test_aiosqlite_statements_are_captured(tmp_path):
 async def test_the_agent_publishes_the_capture_and_the_advisor_uses_it(demo_db):
     cap = WorkloadCapture()
     conn = cap.wrap(sqlite3.connect(demo_db, isolation_level=None))
-    bssid = conn.execute("SELECT bssid FROM wifi_detections ORDER BY rowid DESC LIMIT 1"
-                         ).fetchone()[0]
-    for _ in range(5):
+    bssids = [r[0] for r in conn.execute(
+        "SELECT DISTINCT bssid FROM wifi_detections ORDER BY rowid DESC LIMIT 5")]
+    for bssid in bssids:  # a value the app changes: published as ?, LIMIT 50 kept
         conn.execute("SELECT detection_timestamp, signal_strength_dbm FROM wifi_detections "
                      f"WHERE bssid = '{bssid}' ORDER BY detection_timestamp DESC LIMIT 50"
                      ).fetchall()

@@ -101,3 +101,42 @@ def test_a_partial_key_is_a_prefix_only_of_one_with_the_same_where():
     assert part.is_prefix_of(IndexKey("alerts", full.columns, where))
     assert part.default_name() != IndexKey("alerts", part.columns).default_name()
     assert [c.values for c in IndexKey("t", (), (("x", "eq", "-3"),)).predicate()] == [[-3]]
+
+
+def test_a_constant_the_app_repeats_reaches_the_advisor_from_the_capture(tmp_path):
+    """The app runs one statement shape with ``acked = 0 AND level = 'crit'`` written in
+    its text and the time changing: the capture publishes the constants (and ``?`` for
+    the time), and the advisor proposes the partial index for them."""
+    from pwtop.database.advisor.capture import WorkloadCapture
+    from pwtop.database.advisor.captured import items_from_snapshot
+
+    db = tmp_path / "alerts.db"
+    _alerts(db)
+    cap = WorkloadCapture()
+    conn = cap.wrap(sqlite3.connect(db))
+    shape = ("SELECT id, time, source FROM alerts WHERE acked = 0 AND level = 'crit' "
+             "AND time > {} ORDER BY time DESC LIMIT 20")
+    for t in (100, 2000, 30000, 45000):
+        conn.execute(shape.format(t)).fetchall()
+    conn.close()
+    [st] = [s for s in cap.snapshot()["statements"] if "alerts" in s["sql"]]
+    assert st["count"] == 4 and "30000" not in str(st)       # the varying value is not kept
+    assert "acked = 0 AND level = 'crit' AND time > ?" in st["constant_sql"]
+    items, _ = items_from_snapshot(cap.snapshot())
+    report = analyse(db, items)
+    assert any(("level", "eq", "'crit'") in a.key.where for a in report.creates), (
+        report.steps, [a.sql for a in report.creates])
+
+
+def test_a_literal_that_changes_is_no_constant():
+    from pwtop.database.advisor.capture import WorkloadCapture
+
+    cap = WorkloadCapture()
+    conn = cap.wrap(sqlite3.connect(":memory:"))
+    conn.execute("CREATE TABLE t (a, b)")
+    for v in range(4):
+        conn.execute(f"SELECT a FROM t WHERE b = {v}").fetchall()
+    conn.execute("SELECT a FROM t WHERE b = 'x'").fetchall()   # twice only: too few runs
+    conn.execute("SELECT a FROM t WHERE b = 'x'").fetchall()
+    conn.close()
+    assert all("constant_sql" not in s for s in cap.snapshot()["statements"])

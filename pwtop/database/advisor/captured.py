@@ -60,7 +60,8 @@ def items_from_snapshot(section: dict[str, Any] | None
         if count <= 0 or kind.upper() not in ("SELECT", "WITH", "VALUES", "UPDATE", "DELETE"):
             continue
         items.append(WorkloadItem(
-            name=f"captured:{st.get('id') or fingerprint_id(sql)}", sql=sql, params=None,
+            name=f"captured:{st.get('id') or fingerprint_id(sql)}",
+            sql=str(st.get("constant_sql") or sql), params=None,
             frequency=count * per_hour, seconds=total / count,
             writes=kind.upper() in WRITE_WORDS,
             source=(f"captured by the app's hook: {count:,} runs in the last {window:,.0f} s, "
