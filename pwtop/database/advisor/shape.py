@@ -66,6 +66,11 @@ class TableUse:
     group_complete: bool = False
     columns: set[str] | None = field(default_factory=set)         # None: every column (*)
     outer: bool = True               # the only table of its block (no join)
+    # LIMIT (+ OFFSET) of the query block this use is in, and whether that block
+    # aggregates: a subquery's own ``ORDER BY t DESC LIMIT 1`` stops its loop early
+    # on every run, as the outermost LIMIT does
+    limit: int | None = None
+    grouped: bool = False
     minmax: list[str] = field(default_factory=list)   # columns read as MIN(c) / MAX(c)
     maxes: list[str] = field(default_factory=list)    # those of them read as MAX(c)
 
@@ -517,15 +522,17 @@ class _Block:
         if "ORDER" in self.clauses:
             self.read_order(self.clauses["ORDER"])
         single = len(self.uses) == 1
+        limit = self.read_limit(self.clauses["LIMIT"]) if "LIMIT" in self.clauses else None
+        grouped = "GROUP" in self.clauses or any(
+            t.kind == "word" and t.upper in _AGGREGATES and k + 1 < len(select_list)
+            and select_list[k + 1].text == "(" for k, t in enumerate(select_list))
         for use in self.uses.values():
             use.outer = single
+            use.limit, use.grouped = limit, grouped
         if outermost:
             s = self.a.shape
-            s.aggregate = "GROUP" in self.clauses or any(
-                t.kind == "word" and t.upper in _AGGREGATES and k + 1 < len(select_list)
-                and select_list[k + 1].text == "(" for k, t in enumerate(select_list))
-            if "LIMIT" in self.clauses:
-                s.limit = self.read_limit(self.clauses["LIMIT"])
+            s.aggregate = grouped
+            s.limit = limit
         self.a.shape.uses.extend(self.uses.values())
 
     def _nested_in(self, tokens: list[Token]) -> None:
