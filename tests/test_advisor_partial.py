@@ -3,10 +3,14 @@ SQLite file, the real advisor, the index built on the file and SQLite's own plan
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 
+import pytest
+
 from pwtop.database import plans
+from pwtop.database.apply import Refused, apply_recommendations, parse_action
 from pwtop.database.advisor.analysis import WorkloadItem, analyse
 from pwtop.database.advisor.candidates import IndexKey
 from pwtop.database.advisor.recommend import recommendations
@@ -66,9 +70,15 @@ def test_a_constant_where_gets_a_partial_index_the_plan_uses(tmp_path):
     assert rec.evidence["index_where"] == advice.key.where_sql()
 
     conn = sqlite3.connect(db, isolation_level=None)
+    before = conn.execute(OPEN_CRIT).fetchall()
+    conn.close()
+    [res] = asyncio.run(apply_recommendations(db, [rec], dry_run=False))  # what optimize runs
+    assert res.ok, res.message
+    assert res.executed == [rec.action]
+    conn = sqlite3.connect(db, isolation_level=None)
     try:
-        before = conn.execute(OPEN_CRIT).fetchall()
-        conn.execute(rec.action)           # what optimize applies
+        assert conn.execute("SELECT partial FROM pragma_index_list('alerts') WHERE name = ?",
+                            (advice.name,)).fetchone() == (1,)
         conn.execute("ANALYZE")
         plan = " / ".join(plans.render(plans.explain(conn, OPEN_CRIT, ())))
         assert advice.name in plan, plan
@@ -140,3 +150,18 @@ def test_a_literal_that_changes_is_no_constant():
     conn.execute("SELECT a FROM t WHERE b = 'x'").fetchall()
     conn.close()
     assert all("constant_sql" not in s for s in cap.snapshot()["statements"])
+
+
+@pytest.mark.parametrize("where", [
+    "1; DROP TABLE alerts", "acked = (SELECT 0)", "acked = 0 OR 1", "acked = 0 AND",
+    "abs(acked) = 0", "acked > 0"])
+def test_apply_refuses_a_partial_index_where_it_does_not_accept(where):
+    """optimize runs a partial index's WHERE only in the advisor's form (column = literal,
+    column IS [NOT] NULL, joined by AND): anything else is refused and nothing runs."""
+    from pwtop.model import Recommendation
+
+    rec = Recommendation(id="db-create-p", component="database", kind="create_index",
+                         target="alerts", title="t", evidence={}, impact="", risk="",
+                         action=f'CREATE INDEX "p" ON "alerts" ("time") WHERE {where}')
+    with pytest.raises(Refused, match="WHERE"):
+        parse_action(rec)
