@@ -799,10 +799,11 @@ class WhatIf:
         levels = math.log2(n + 2)
         if node.kind == "automatic_index":
             sel = self._sel(st, used, node, terms, n)
-            # a PARTIAL automatic index holds only the rows meeting the statement's
-            # other terms on this table: every row is read, only those are sorted
-            rest = [c for c in constraints if c not in used and not c.join]
-            held = n * (st.selectivity(rest) if "PARTIAL" in node.detail and rest
+            # a PARTIAL automatic index holds only the rows meeting the statement's terms
+            # on this table alone (its key's among them, when bound to a constant):
+            # every row is read, only those are sorted
+            own = [c for c in constraints if not c.join]
+            held = n * (st.selectivity(own) if "PARTIAL" in node.detail and own
                         and st is not None else 1.0)
             est.loops.append(f"{node.detail}: builds an index of ~{held:,.0f} rows")
             return ({"row": n, "byte": n * row_bytes, "sort": held * math.log2(held + 2),
