@@ -75,13 +75,14 @@ class _Entry:
     total_seconds: float = 0.0
     max_seconds: float = 0.0
     rows_written: int = 0
-    example: tuple[Token, ...] = ()          # the first text's tokens
+    example: str = ""                        # the first text
     literals: tuple[str, ...] = ()           # its literals, in order
     varies: list[bool] | None = None         # per literal: another run had another value
+    _constant: tuple[tuple, str | None] = ((), None)   # (what it was made from, text)
 
-    def note_literals(self, tokens: tuple[Token, ...], literals: tuple[str, ...]) -> None:
+    def note_literals(self, sql: str, literals: tuple[str, ...]) -> None:
         if self.varies is None:
-            self.example, self.literals = tokens, literals
+            self.example, self.literals = sql, literals
             self.varies = [False] * len(literals)
         elif len(literals) != len(self.literals):
             self.varies = [True] * len(self.literals)
@@ -95,14 +96,18 @@ class _Entry:
         fingerprint has run MIN_CONSTANT_RUNS times, or when no literal stayed."""
         if self.count < MIN_CONSTANT_RUNS or not self.varies or all(self.varies):
             return None
+        made_from = tuple(self.varies)
+        if self._constant[0] == made_from:
+            return self._constant[1]
         out, k = [], 0
-        for tok in self.example:
+        for tok in tokenize(self.example):  # once per change of which literals varied
             if _is_literal(tok):
                 out.append("?" if self.varies[k] else tok.text)
                 k += 1
             else:
                 out.append(tok.text)
-        return " ".join(out)
+        self._constant = (made_from, " ".join(out))
+        return self._constant[1]
 
 
 def _is_literal(tok: Token) -> bool:
@@ -139,8 +144,8 @@ class WorkloadCapture:
         self.clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
-        self._texts: OrderedDict[str, tuple[str, str, str | None, tuple[Token, ...],
-                                            tuple[str, ...]]] = OrderedDict()
+        self._texts: OrderedDict[str, tuple[str, str, str | None, tuple[str, ...]]] = \
+            OrderedDict()
         self.dropped = 0
         self.started_at = time.time()
         self._started = time.monotonic()
@@ -178,16 +183,14 @@ class WorkloadCapture:
 
     # ------------------------------------------------------------ recording
 
-    def _classify(self, sql: str) -> tuple[str, str, str | None, tuple[Token, ...],
-                                           tuple[str, ...]]:
+    def _classify(self, sql: str) -> tuple[str, str, str | None, tuple[str, ...]]:
         found = self._texts.get(sql)
         if found is not None:
             self._texts.move_to_end(sql)
             return found
         fp = fingerprint(sql)
         word, table = _target_table(sql)
-        tokens = tuple(tokenize(sql))
-        found = (fp, word, table, tokens, tuple(t.text for t in tokens if _is_literal(t)))
+        found = (fp, word, table, tuple(t.text for t in tokenize(sql) if _is_literal(t)))
         self._texts[sql] = found
         if len(self._texts) > TEXT_CACHE:
             self._texts.popitem(last=False)
@@ -198,14 +201,14 @@ class WorkloadCapture:
         if not isinstance(sql, str) or not sql.strip():
             return
         with self._lock:
-            fp, word, table, tokens, literals = self._classify(sql)
+            fp, word, table, literals = self._classify(sql)
             entry = self._entries.get(fp)
             if entry is None:
                 if len(self._entries) >= self.max_statements:
                     self.dropped += runs
                     return
                 entry = self._entries[fp] = _Entry(fp, word.lower(), table)
-            entry.note_literals(tokens, literals)
+            entry.note_literals(sql, literals)
             entry.count += runs
             entry.total_seconds += seconds
             entry.max_seconds = max(entry.max_seconds, seconds / max(runs, 1))
