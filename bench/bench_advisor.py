@@ -49,8 +49,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import advisor_calibrate  # noqa: E402
 
 from pwtop.database.advisor.analysis import WorkloadItem, analyse  # noqa: E402
+from pwtop.database.advisor.whatif import COSTS  # noqa: E402
 from pwtop.database.advisor.validate import (  # noqa: E402
     insert_rates, open_copy, time_statements)
 from pwtop.database.scratch import scratch_copies  # noqa: E402
@@ -99,103 +103,24 @@ def index_count(conn: sqlite3.Connection, table: str) -> int:
 
 
 def calibrate(db: Path, cache: Path, rounds: int) -> int:
-    """Fit whatif.COSTS to measured times (see the module docstring)."""
-    import math
-    import statistics
-
-    from pwtop.database import plans
-    from pwtop.database.advisor import analysis, candidates as cm
-    from pwtop.database.advisor.shape import analyse as shape_of
-    from pwtop.database.advisor.whatif import (COSTS, WhatIf, price, read_schema,
-                                               sample_tables)
-    from pwtop.database.scratch import open_readonly
-
+    """Fit whatif.COSTS to measured times on this workload alone (see the module
+    docstring; bench/bench_advisor_families.py --calibrate fits the whole suite)."""
     with scratch_copies(db, ["calibrate"], directory=cache) as copies:
-        work = copies["calibrate"]
-        conn = open_copy(work)
-        conn.execute("ANALYZE")
-        wl = [q for q in default_workload(conn) if not q.writes]
-        cx = open_readonly(work)
+        conn = open_copy(copies["calibrate"])
         try:
-            schema = read_schema(cx, 5)
-            tables = [o.name for o in schema if o.type == "table"]
-            cols, alias = analysis._columns_and_aliases(cx, tables, 5)
-            shapes = {q.name: shape_of(q.sql, cols, q.params) for q in wl}
-            wanted: dict[str, set[str]] = {}
-            for sh in shapes.values():
-                for u in sh.uses:
-                    w = wanted.setdefault(u.table, set())
-                    w.update(c.column for c in u.constraints)
-                    w.update(c for c, _ in u.order)
-                    w.update(u.group)
-                    w.update(u.columns or ())
-            for t in tables:
-                for ix in analysis._index_columns(cx, t, 5):
-                    wanted.setdefault(t, set()).update(ix)
-            sampling = sample_tables(cx, list(wanted), wanted, deadline=60)
+            conn.execute("ANALYZE")
+            reads = [(q.name, q.sql, q.params) for q in default_workload(conn)
+                     if not q.writes]
+            rows = advisor_calibrate.read_samples(copies["calibrate"], conn, reads, "demo",
+                                                  rounds=rounds, budget_s=1.0)
         finally:
-            cx.close()
-        wi = WhatIf(schema, sampling, {})
-        cands = cm.generate(cm.Workload(shapes, {n: 1.0 for n in shapes}, cols, alias))
-        seen: dict[tuple, list] = {}
-        for state in [[]] + [[c.key] for c in cands]:
-            add = {k.default_name(): k for k in state}
-            for name, key in add.items():
-                conn.execute(key.sql(name))
-                conn.execute(f'ANALYZE "{name}"')
-            wi.set_state(add, ())
-            t = time_statements({"c": conn}, [(q.name, q.sql, q.params) for q in wl],
-                                rounds=rounds, budget_s=1.0)["c"]
-            for q in wl:
-                real = tuple(plans.render(plans.explain(conn, q.sql, q.params)))
-                roots = wi.explain(q.sql, q.params)
-                if tuple(plans.render(roots)) == real:
-                    est = wi.estimate(roots, shapes[q.name])
-                    seen.setdefault((q.name, real), []).append((est.work, t[q.name]))
-            for name in add:
-                conn.execute(f'DROP INDEX "{name}"')
-        conn.close()
-        wi.close()
-    rows = [(ws[0][0], statistics.median(y for _, y in ws)) for ws in seen.values()]
-    active = list(COSTS)
-    while True:
-        sol = _fit(rows, active)
-        neg = [k for k, v in sol.items() if v <= 0]
-        if not neg:
-            break
-        active.remove(min(neg, key=lambda k: sol[k]))
-    fitted = {k: sol.get(k, 0.0) * 1e6 for k in COSTS}
-    errs = [abs(math.log(price(w, fitted) * 1e-6 / y)) for w, y in rows
-            if price(w, fitted) > 0]
-    print(f"{len(rows)} (statement, plan) samples from {len(cands) + 1} index sets")
+            conn.close()
+    fitted = advisor_calibrate.fit(rows)
+    print(f"{len(rows)} (statement, plan) samples")
     print("fitted prices (microseconds):", {k: round(v, 5) for k, v in fitted.items()})
     print("current prices:               ", COSTS)
-    print(f"median |log(predicted / measured)|: {statistics.median(errs):.2f}")
+    print(f"median |log(predicted / measured)|: {advisor_calibrate.errors(rows, fitted)}")
     return 0
-
-
-def _fit(rows: list, keys: list[str]) -> dict[str, float]:
-    """Least squares on relative error (weights 1/y^2), solved by Gauss-Jordan."""
-    n = len(keys)
-    m = [[0.0] * (n + 1) for _ in range(n)]
-    for w, y in rows:
-        x = [w.get(k, 0.0) for k in keys]
-        wt = 1.0 / (y * y)
-        for i in range(n):
-            m[i][n] += wt * x[i] * y
-            for j in range(n):
-                m[i][j] += wt * x[i] * x[j]
-    for i in range(n):
-        p = max(range(i, n), key=lambda r: abs(m[r][i]))
-        m[i], m[p] = m[p], m[i]
-        if abs(m[i][i]) < 1e-30:
-            continue
-        for r in range(n):
-            if r != i:
-                f = m[r][i] / m[i][i]
-                for c in range(i, n + 1):
-                    m[r][c] -= f * m[i][c]
-    return {k: (m[i][n] / m[i][i] if abs(m[i][i]) > 1e-30 else 0.0) for i, k in enumerate(keys)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -580,3 +580,14 @@ def test_a_chosen_scratch_directory_wins_over_memory(rollback_db, scratch):
 
     assert snap_mod.in_memory(1, Bounds(1 << 30, 0, 30.0)) is None  # PWTOP_SCRATCH is set
     assert snap_mod.in_memory(1, Bounds(1 << 30, 0, 30.0, scratch)) is None
+
+
+def test_the_record_keeps_a_partial_index_partial():
+    """The last run's recommended keys come back with their WHERE: a partial index read
+    back as a full one would be 'kept' as a different index and change the advice."""
+    key = IndexKey("alerts", (("level", False),), (("acked", "eq", "0"),))
+    found = {"recommended": [{"table": key.table, "columns": [["level", False]],
+                              "where": [list(t) for t in key.where]}]}
+    assert record.recommended_keys(json.loads(json.dumps(found))) == [key]
+    assert record.recommended_keys({"recommended": [{"table": "t", "columns": [["a", True]]}]}
+                                   ) == [IndexKey("t", (("a", True),))]

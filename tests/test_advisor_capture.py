@@ -74,9 +74,9 @@ async def test_aiosqlite_statements_are_captured(tmp_path):
 async def test_the_agent_publishes_the_capture_and_the_advisor_uses_it(demo_db):
     cap = WorkloadCapture()
     conn = cap.wrap(sqlite3.connect(demo_db, isolation_level=None))
-    bssid = conn.execute("SELECT bssid FROM wifi_detections ORDER BY rowid DESC LIMIT 1"
-                         ).fetchone()[0]
-    for _ in range(5):
+    bssids = [r[0] for r in conn.execute(
+        "SELECT DISTINCT bssid FROM wifi_detections ORDER BY rowid DESC LIMIT 5")]
+    for bssid in bssids:  # a value the app changes: published as ?, LIMIT 50 kept
         conn.execute("SELECT detection_timestamp, signal_strength_dbm FROM wifi_detections "
                      f"WHERE bssid = '{bssid}' ORDER BY detection_timestamp DESC LIMIT 50"
                      ).fetchall()
@@ -91,13 +91,16 @@ async def test_the_agent_publishes_the_capture_and_the_advisor_uses_it(demo_db):
         await agent.stop()
     assert section is not None and section["statements"]
     items, inserts = items_from_snapshot(section)
-    assert inserts == {"health_records": 10.0}
+    per_hour = 3600.0 / section["captured_seconds"]  # counts become rates per hour
+    assert inserts == {"health_records": pytest.approx(10.0 * per_hour)}
     [item] = [i for i in items if "bssid = ?" in i.sql]
-    assert item.params is None and item.frequency == 5 and item.seconds > 0
+    assert item.params is None and item.seconds > 0
+    assert item.frequency == pytest.approx(5 * per_hour)
+    assert "5 runs in the last" in item.source and "per hour" in item.source
     report = analyse(demo_db, items, insert_counts=inserts)
     assert report.errors == []
     [q] = [q for q in report.queries if q.name == item.name]
-    assert q.weight_seconds == pytest.approx(item.seconds * 5)
+    assert q.weight_seconds == pytest.approx(item.seconds * 5 * per_hour)
 
 
 async def test_no_capture_in_the_snapshot_means_none(demo_db):
@@ -174,3 +177,24 @@ def test_the_capture_reads_each_wrapped_connections_settings(tmp_path):
     assert {"age_seconds": None} in snapshot["listed"]
     conn.close()
     del other, opened
+
+
+def test_captured_and_annotated_weights_share_one_window(tmp_path):
+    """Captured counts cover the capture's window, a workload file's weights an hour:
+    both become runs per hour, so 10 runs captured over half an hour weigh what
+    ``-- pwtop: weight=20`` does, and each item says which window it came from."""
+    from pwtop.database.advisor.recommend import weights_note
+
+    section = {"schema": 1, "captured_seconds": 1800.0, "statements": [
+        {"sql": "SELECT * FROM t WHERE a = ?", "kind": "select", "table": None,
+         "count": 10, "total_seconds": 0.5},
+        {"sql": "INSERT INTO t VALUES (?)", "kind": "insert", "table": "t",
+         "count": 30, "total_seconds": 0.1, "rows_written": 300}]}
+    items, inserts = items_from_snapshot(section)
+    [item] = items
+    assert item.frequency == pytest.approx(20.0) and inserts == {"t": pytest.approx(600.0)}
+    assert "10 runs in the last 1,800 s" in item.source
+    note = weights_note(items)
+    assert "captured by the app's hook" in note and "per hour" in note
+    # a snapshot that does not say its window gives counts that cannot be made rates
+    assert items_from_snapshot({**section, "captured_seconds": None}) == ([], {})

@@ -82,8 +82,15 @@ _SHAPES: dict[str, re.Pattern[str]] = {
         rf"\s*DROP\s+INDEX\s+(?P<ifexists>IF\s+EXISTS\s+)?(?P<name>{_IDENT}){_END}", _FLAGS),
     "create_index": re.compile(
         rf"\s*CREATE\s+INDEX\s+(?P<ifnot>IF\s+NOT\s+EXISTS\s+)?(?P<name>{_IDENT})\s+ON\s+"
-        rf"(?P<table>{_IDENT})\s*\((?P<columns>.*)\){_END}", _FLAGS),
+        rf"(?P<table>{_IDENT})\s*\((?P<columns>[^()]*)\)"
+        rf"(?:\s+WHERE\s+(?P<where>.*?))?{_END}", _FLAGS),
 }
+# A partial index's WHERE (the advisor's, issue 18): terms joined by AND, each a column
+# compared with a literal (string or number) or tested for NULL; nothing else runs.
+_LITERAL = r"(?:'(?:[^']|'')*'|-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+_TERM = re.compile(
+    rf"\s*(?P<col>{_IDENT})\s*(?:(?P<eq>=|==)\s*(?P<lit>{_LITERAL})|IS\s+(?P<nn>NOT\s+)?NULL)"
+    rf"\s*(?:(?P<more>AND)\b|$)", _FLAGS)
 _COLUMN = re.compile(
     rf"\s*(?P<name>{_IDENT})(?:\s+COLLATE\s+(?P<collate>{_IDENT}))?(?:\s+(?P<order>ASC|DESC))?"
     rf"\s*(?:,|$)", _FLAGS)
@@ -96,7 +103,8 @@ _EXPECTED = {
     "enable_wal": "PRAGMA journal_mode=WAL",
     "wal_checkpoint": "PRAGMA wal_checkpoint(TRUNCATE)",
     "drop_index": 'one DROP INDEX "name" statement',
-    "create_index": 'one CREATE INDEX "name" ON "table"(columns) statement',
+    "create_index": ('one CREATE INDEX "name" ON "table"(columns) statement, optionally '
+                     "WHERE column = literal [AND ...]"),
 }
 
 
@@ -196,8 +204,33 @@ def parse_action(rec: Recommendation) -> Plan:
         raise Refused(f"refused: {rec.id} (kind create_index) names no column; nothing was run")
     name, table = _unquote(m["name"]), _unquote(m["table"])
     ifnot = "IF NOT EXISTS " if m["ifnot"] else ""
+    where = _partial_where(rec, m["where"]) if m["where"] is not None else ""
     return Plan(rec, [f"CREATE INDEX {ifnot}{quote(name)} ON {quote(table)} "
-                      f"({', '.join(columns)})"], name=name, table=table)
+                      f"({', '.join(columns)}){where}"], name=name, table=table)
+
+
+def _partial_where(rec: Recommendation, text: str) -> str:
+    """`` WHERE ...`` of a partial index, rebuilt from its checked terms."""
+    terms, pos = [], 0
+    while pos < len(text):
+        t = _TERM.match(text, pos)
+        if t is None or t.end() == pos:
+            raise Refused(f"refused: {rec.id} (kind create_index) has a WHERE pwtop does not "
+                          f"accept ({text.strip()!r}); only column = literal and column IS "
+                          "[NOT] NULL terms joined by AND; nothing was run")
+        col = quote(_unquote(t["col"]))
+        if t["eq"]:
+            terms.append(f"{col} = {t['lit']}")
+        else:
+            terms.append(f"{col} IS {'NOT ' if t['nn'] else ''}NULL")
+        pos = t.end()
+        if t["more"] and pos >= len(text):
+            terms = []  # a dangling AND: not what the advisor writes
+            break
+    if not terms:
+        raise Refused(f"refused: {rec.id} (kind create_index) has an empty or unfinished "
+                      f"WHERE ({text.strip()!r}); nothing was run")
+    return " WHERE " + " AND ".join(terms)
 
 
 # ---------------------------------------------------------------- the job

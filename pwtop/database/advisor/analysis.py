@@ -455,7 +455,7 @@ def _fill(report: AdvisorReport, choice: Choice, chooser: Chooser,
         report.creates.append(IndexAdvice(
             key=key, name=name, sql=key.sql(name), helps=helps,
             saving_seconds=choice.marginal.get(key, 0.0),
-            write_units=chooser._units(key.table, key.names),
+            write_units=chooser.key_units(key),
             insert_share=share.get(key.table, 0.0),
             reasons=list(reasons.get(key, ["merged from two chosen candidates"])),
             replaces=[d.name for d in report.drops if d.kept == name]))

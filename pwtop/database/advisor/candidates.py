@@ -10,7 +10,14 @@ For each table a statement reads (see :mod:`pwtop.database.advisor.shape`):
 * for the statements that weigh most in the workload, a covering variant: the same key
   followed by every other column the statement reads, so that SQLite never visits the
   table row (on a 37-column PiWardrive row that is most of the I/O); and for scans that
-  have no usable filter at all, a covering index over just the columns they read.
+  have no usable filter at all, a covering index over just the columns they read;
+* where the statement's WHERE has terms that are constants written in its text
+  (``status = 'open'``, ``acked = 0``, ``x IS NULL``: the same in every run), a
+  **partial** variant of each key: the key without those columns, ``WHERE`` those
+  terms. It holds only the rows the statement can want, so it is smaller to read and
+  only the inserts that match it pay for it. SQLite uses a partial index only for a
+  statement whose WHERE contains its terms, which is exactly the statements it is made
+  for (and any other with the same constant).
 
 Candidates are cheap guesses; :mod:`~pwtop.database.advisor.whatif` asks SQLite's planner
 which of them it would actually use, with statistics measured from the data.
@@ -18,12 +25,14 @@ which of them it would actually use, with statistics measured from the data.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from pwtop.database.advisor.shape import Shape, TableUse
+from pwtop.database.advisor.shape import Constraint, Shape, TableUse
+from pwtop.database.advisor.sqltext import literal_value, tokenize
 
 # A key longer than this is rarely worth its write cost on an insert-heavy table.
 MAX_KEY_COLUMNS = 6
@@ -34,10 +43,13 @@ ROWID_NAMES = ("rowid", "oid", "_rowid_")
 
 @dataclass(frozen=True)
 class IndexKey:
-    """An index's table and key columns, each with its direction."""
+    """An index's table and key columns, each with its direction; for a partial index,
+    the terms of its WHERE as ``(column, op, literal text)``, op one of ``eq``,
+    ``isnull``, ``notnull`` (sorted: one predicate, one key)."""
 
     table: str
     columns: tuple[tuple[str, bool], ...]   # (column, desc)
+    where: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -49,30 +61,70 @@ class IndexKey:
     def column_sql(self) -> str:
         return ", ".join(quote(c) + (" DESC" if d else "") for c, d in self.columns)
 
+    def where_sql(self) -> str:
+        """The partial index's WHERE (empty for a full index), each constant as the
+        statements write it: SQLite compares the terms as expressions."""
+        terms = []
+        for col, op, text in self.where:
+            if op == "isnull":
+                terms.append(f"{quote(col)} IS NULL")
+            elif op == "notnull":
+                terms.append(f"{quote(col)} IS NOT NULL")
+            else:
+                terms.append(f"{quote(col)} = {text}")
+        return " AND ".join(terms)
+
+    def describe(self) -> str:
+        """The key columns, and the WHERE of a partial index."""
+        return self.text() + (f" WHERE {self.where_sql()}" if self.where else "")
+
+    def predicate(self) -> list[Constraint]:
+        """The WHERE terms as constraints (to measure on the sample which rows it holds)."""
+        out = []
+        for col, op, text in self.where:
+            toks = tokenize(text)
+            if op == "eq":
+                value = (literal_value(toks[-1]) if toks else None)
+                if len(toks) == 2 and toks[0].text == "-" and isinstance(value, (int, float)):
+                    value = -value
+                out.append(Constraint(col, "eq", [value], literal=text))
+            elif op == "isnull":
+                out.append(Constraint(col, "isnull", [None], literal=text))
+            else:
+                out.append(Constraint(col, "notnull", literal=text))
+        return out
+
     def sql(self, name: str) -> str:
         """The CREATE INDEX statement (the shape ``apply`` accepts for kind create_index)."""
-        return f"CREATE INDEX {quote(name)} ON {quote(self.table)} ({self.column_sql()})"
+        where = f" WHERE {self.where_sql()}" if self.where else ""
+        return (f"CREATE INDEX {quote(name)} ON {quote(self.table)} ({self.column_sql()})"
+                + where)
 
     def default_name(self) -> str:
-        """A readable, stable name: ``pwtop_<table>_<columns>`` (hashed when long)."""
+        """A readable, stable name: ``pwtop_<table>_<columns>`` (hashed when long; a
+        partial index's name says ``_where_`` and its columns, and is always hashed)."""
         base = f"pwtop_{self.table}_" + "_".join(
             c + ("_desc" if d else "") for c, d in self.columns)
+        if self.where:
+            base += "_where_" + "_".join(c for c, _, _ in self.where)
         base = re.sub(r"[^A-Za-z0-9_]", "_", base)
-        if len(base) <= 60:
+        if len(base) <= 60 and not self.where:
             return base
-        digest = hashlib.sha1(f"{self.table}:{self.text()}".encode()).hexdigest()[:8]
+        digest = hashlib.sha1(f"{self.table}:{self.describe()}".encode()).hexdigest()[:8]
         return f"{base[:51]}_{digest}"
 
     def normalised(self) -> "IndexKey":
         """All-DESC keys stored ascending: SQLite reads an index backwards for free."""
         if self.columns and all(d for _, d in self.columns):
-            return IndexKey(self.table, tuple((c, False) for c, _ in self.columns))
+            return IndexKey(self.table, tuple((c, False) for c, _ in self.columns), self.where)
         return self
 
     def is_prefix_of(self, other: "IndexKey") -> bool:
-        """Same table and ``other`` starts with these columns (directions equal or all
-        flipped)."""
+        """Same table, same WHERE, and ``other`` starts with these columns (directions
+        equal or all flipped)."""
         if self.table.lower() != other.table.lower() or len(self.columns) > len(other.columns):
+            return False
+        if self.where != other.where:
             return False
         mine = [(c.lower(), d) for c, d in self.columns]
         theirs = [(c.lower(), d) for c, d in other.columns[:len(self.columns)]]
@@ -144,12 +196,31 @@ def for_use(use: TableUse, name: str, workload: Workload, eq_score: Mapping,
     out: list[Candidate] = []
     for eq in variants:
         out += _for_eq(use, name, workload, eq_score, hot, eq)
+    constant = [c for c in use.constraints if c.literal is not None and not c.join
+                and c.op in ("eq", "isnull", "notnull") and _plain(c.column, table, workload)]
+    if constant:
+        where = tuple(sorted({(c.column, c.op, c.literal or "") for c in constant}))
+        fixed = {c.column for c in constant}
+        rest = dataclasses.replace(use, constraints=[c for c in use.constraints
+                                                     if c.column not in fixed])
+        for eq in dict.fromkeys(tuple(c for c in v if c not in fixed) for v in variants):
+            found = _for_eq(rest, name, workload, eq_score, hot, list(eq), where)
+            if not found:  # nothing left to order by: the constant columns themselves
+                key = tuple((c, False) for c in dict.fromkeys(c for c, _, _ in where))
+                found = [Candidate(IndexKey(table, key, where), [name],
+                                   ["partial: only the rows of " + _where_text(where)])]
+            out += found
     return out
 
 
+def _where_text(where: tuple[tuple[str, str, str], ...]) -> str:
+    return IndexKey("", (), where).where_sql()
+
+
 def _for_eq(use: TableUse, name: str, workload: Workload, eq_score: Mapping, hot: bool,
-            ok: list[str]) -> list[Candidate]:
-    """Candidates whose key starts with the equality columns ``ok``."""
+            ok: list[str], where: tuple[tuple[str, str, str], ...] = ()) -> list[Candidate]:
+    """Candidates whose key starts with the equality columns ``ok`` (partial, holding
+    only the rows of ``where``, when that is given)."""
     table = use.table
     eq = sorted(ok, key=lambda c: (-eq_score.get((table, c), 0.0), ok.index(c)))
     eq = eq[:MAX_KEY_COLUMNS]
@@ -181,7 +252,8 @@ def _for_eq(use: TableUse, name: str, workload: Workload, eq_score: Mapping, hot
         # ORDER BY / GROUP BY / MIN-MAX: one more column per entry, and no sort or scan
         # of the matching rows (a fixed cost the ratio model scales down to nothing)
         keys = keys[1:]
-    out = [Candidate(IndexKey(table, k[:MAX_KEY_COLUMNS]), [name], [why])
+    part = f"partial (WHERE {_where_text(where)}): " if where else ""
+    out = [Candidate(IndexKey(table, k[:MAX_KEY_COLUMNS], where), [name], [part + why])
            for k, why in keys if k]
     if hot and use.columns is not None:
         wanted = [c for c in workload.columns.get(table, []) if c in use.columns
@@ -200,9 +272,9 @@ def _for_eq(use: TableUse, name: str, workload: Workload, eq_score: Mapping, hot
                 continue
             if total >= len(workload.columns.get(table, [])):
                 continue  # a copy of the table
-            reason = (why + "; " if why else "") + ("covering: also holds "
-                                                     + ", ".join(c for c, _ in extra))
-            out.append(Candidate(IndexKey(table, key + extra), [name], [reason]))
+            reason = part + (why + "; " if why else "") + ("covering: also holds "
+                                                            + ", ".join(c for c, _ in extra))
+            out.append(Candidate(IndexKey(table, key + extra, where), [name], [reason]))
     return out
 
 
@@ -231,7 +303,7 @@ def generate(workload: Workload) -> list[Candidate]:
 
 def merged(a: IndexKey, b: IndexKey) -> Iterable[IndexKey]:
     """Keys serving what both serve: one's columns followed by the other's missing ones."""
-    if a.table != b.table:
+    if a.table != b.table or a.where != b.where:
         return []
     out = []
     for first, second in ((a, b), (b, a)):
@@ -239,5 +311,5 @@ def merged(a: IndexKey, b: IndexKey) -> Iterable[IndexKey]:
         extra = tuple(cd for cd in second.columns if cd[0] not in have)
         cols = first.columns + extra
         if extra and len(cols) <= MAX_KEY_COLUMNS:
-            out.append(IndexKey(a.table, cols).normalised())
+            out.append(IndexKey(a.table, cols, a.where).normalised())
     return out

@@ -17,10 +17,18 @@ statement by count x mean time, with inserts per table from the captured INSERTs
 module runs inside the app: it imports nothing of pwtop's monitoring side.
 
 Bounded: at most ``max_statements`` fingerprints are kept (later new ones are counted as
-dropped); a fingerprint is computed once per distinct SQL text (a bounded cache). Values
-are never kept, only the text with ``?`` in place of literals. Counts and totals run
-since the capture started (or :meth:`reset`); the snapshot says since when. They are
-totals, never presented as rates.
+dropped); a fingerprint is computed once per distinct SQL text (a bounded cache). Counts
+and totals run since the capture started (or :meth:`reset`); the snapshot says since
+when (``captured_seconds``), and pwtop turns them into rates over that window.
+
+Values: the published text has ``?`` in place of every literal that changed between two
+runs of the statement; parameters are never read. A literal that every run of a
+fingerprint repeats (``WHERE status = 'open'``, ``acked = 0``: written in the app's code,
+not data), once the fingerprint has run :data:`MIN_CONSTANT_RUNS` times, is published in
+``constant_sql`` (the statement with those constants in place), because an index can be
+made for exactly the rows it selects (a partial index). To know which literals repeat,
+the literals of each fingerprint's first text are held in memory, one text per
+fingerprint.
 
 The per-connection settings (``PRAGMA synchronous``, ``cache_size``, ``temp_store``,
 ``busy_timeout``, ``mmap_size``, ``journal_mode``) of every wrapped connection are read
@@ -40,7 +48,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from pwtop.database.advisor.sqltext import first_keyword, fingerprint, fingerprint_id, tokenize
+from pwtop.database.advisor.sqltext import (Token, first_keyword, fingerprint, fingerprint_id,
+                                            tokenize)
 
 SCHEMA = 1
 #: The per-connection settings read from each wrapped connection.
@@ -53,6 +62,8 @@ MAX_CONNECTIONS = 50
 MAX_STATEMENTS = 500
 TEXT_CACHE = 2000
 WRITE_WORDS = ("INSERT", "REPLACE", "UPDATE", "DELETE")
+#: Runs of a fingerprint before a literal every run repeats is published as a constant.
+MIN_CONSTANT_RUNS = 3
 
 
 @dataclass
@@ -64,6 +75,43 @@ class _Entry:
     total_seconds: float = 0.0
     max_seconds: float = 0.0
     rows_written: int = 0
+    example: str = ""                        # the first text
+    literals: tuple[str, ...] = ()           # its literals, in order
+    varies: list[bool] | None = None         # per literal: another run had another value
+    _constant: tuple[tuple, str | None] = ((), None)   # (what it was made from, text)
+
+    def note_literals(self, sql: str, literals: tuple[str, ...]) -> None:
+        if self.varies is None:
+            self.example, self.literals = sql, literals
+            self.varies = [False] * len(literals)
+        elif len(literals) != len(self.literals):
+            self.varies = [True] * len(self.literals)
+        else:
+            for k, (a, b) in enumerate(zip(literals, self.literals)):
+                if a != b:
+                    self.varies[k] = True
+
+    def constant_sql(self) -> str | None:
+        """The first text with every literal that varied as ``?``: None until the
+        fingerprint has run MIN_CONSTANT_RUNS times, or when no literal stayed."""
+        if self.count < MIN_CONSTANT_RUNS or not self.varies or all(self.varies):
+            return None
+        made_from = tuple(self.varies)
+        if self._constant[0] == made_from:
+            return self._constant[1]
+        out, k = [], 0
+        for tok in tokenize(self.example):  # once per change of which literals varied
+            if _is_literal(tok):
+                out.append("?" if self.varies[k] else tok.text)
+                k += 1
+            else:
+                out.append(tok.text)
+        self._constant = (made_from, " ".join(out))
+        return self._constant[1]
+
+
+def _is_literal(tok: Token) -> bool:
+    return tok.kind in ("str", "num", "blob")
 
 
 def _target_table(sql: str) -> tuple[str, str | None]:
@@ -96,7 +144,8 @@ class WorkloadCapture:
         self.clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
-        self._texts: OrderedDict[str, tuple[str, str, str | None]] = OrderedDict()
+        self._texts: OrderedDict[str, tuple[str, str, str | None, tuple[str, ...]]] = \
+            OrderedDict()
         self.dropped = 0
         self.started_at = time.time()
         self._started = time.monotonic()
@@ -134,14 +183,14 @@ class WorkloadCapture:
 
     # ------------------------------------------------------------ recording
 
-    def _classify(self, sql: str) -> tuple[str, str, str | None]:
+    def _classify(self, sql: str) -> tuple[str, str, str | None, tuple[str, ...]]:
         found = self._texts.get(sql)
         if found is not None:
             self._texts.move_to_end(sql)
             return found
         fp = fingerprint(sql)
         word, table = _target_table(sql)
-        found = (fp, word, table)
+        found = (fp, word, table, tuple(t.text for t in tokenize(sql) if _is_literal(t)))
         self._texts[sql] = found
         if len(self._texts) > TEXT_CACHE:
             self._texts.popitem(last=False)
@@ -152,13 +201,14 @@ class WorkloadCapture:
         if not isinstance(sql, str) or not sql.strip():
             return
         with self._lock:
-            fp, word, table = self._classify(sql)
+            fp, word, table, literals = self._classify(sql)
             entry = self._entries.get(fp)
             if entry is None:
                 if len(self._entries) >= self.max_statements:
                     self.dropped += runs
                     return
                 entry = self._entries[fp] = _Entry(fp, word.lower(), table)
+            entry.note_literals(sql, literals)
             entry.count += runs
             entry.total_seconds += seconds
             entry.max_seconds = max(entry.max_seconds, seconds / max(runs, 1))
@@ -205,7 +255,9 @@ class WorkloadCapture:
                     "id": fingerprint_id(e.fingerprint), "sql": e.fingerprint,
                     "kind": e.kind, "table": e.table, "count": e.count,
                     "total_seconds": e.total_seconds, "max_seconds": e.max_seconds,
-                    "rows_written": e.rows_written} for e in entries],
+                    "rows_written": e.rows_written,
+                    **({"constant_sql": c} if (c := e.constant_sql()) else {})}
+                    for e in entries],
             }
 
 

@@ -14,16 +14,39 @@ from typing import Any
 from pwtop.database.advisor.analysis import WorkloadItem
 from pwtop.database.advisor.capture import SCHEMA, WRITE_WORDS
 from pwtop.database.advisor.sqltext import fingerprint_id
+from pwtop.database.advisor.weights import HOUR_S
+
+
+def capture_window(section: dict[str, Any] | None) -> float | None:
+    """Seconds the capture's counts cover (None: the snapshot does not say)."""
+    if not isinstance(section, dict):
+        return None
+    window = section.get("captured_seconds")
+    if isinstance(window, (int, float)) and not isinstance(window, bool) and window > 0:
+        return float(window)
+    return None
 
 
 def items_from_snapshot(section: dict[str, Any] | None
                         ) -> tuple[list[WorkloadItem], dict[str, float]]:
-    """Workload items (count x mean time) and rows inserted per table, from the
-    ``database.workload`` part of an agent snapshot."""
+    """Workload items and rows inserted per table, from the ``database.workload`` part of
+    an agent snapshot, as **rates per hour**.
+
+    The capture counts since it started (``captured_seconds`` ago); a workload file's
+    ``-- pwtop: weight=`` is per hour. Both are turned into runs (and inserted rows) per
+    hour, so that a captured statement and an annotated one weigh on one scale and the
+    inserts are priced over the same window as the reads. Each item's ``source`` says
+    which window its rate came from. A snapshot without its window gives no items: its
+    counts cannot be made rates.
+    """
     items: list[WorkloadItem] = []
     inserts: dict[str, float] = {}
     if not isinstance(section, dict) or section.get("schema") != SCHEMA:
         return items, inserts
+    window = capture_window(section)
+    if window is None:
+        return items, inserts
+    per_hour = HOUR_S / window
     for st in section.get("statements") or []:
         try:
             sql, count = str(st["sql"]), int(st["count"])
@@ -33,13 +56,16 @@ def items_from_snapshot(section: dict[str, Any] | None
         kind = str(st.get("kind") or "")
         if kind in ("insert", "replace") and st.get("table"):
             rows = float(st.get("rows_written") or count)
-            inserts[st["table"]] = inserts.get(st["table"], 0.0) + rows
+            inserts[st["table"]] = inserts.get(st["table"], 0.0) + rows * per_hour
         if count <= 0 or kind.upper() not in ("SELECT", "WITH", "VALUES", "UPDATE", "DELETE"):
             continue
         items.append(WorkloadItem(
-            name=f"captured:{st.get('id') or fingerprint_id(sql)}", sql=sql, params=None,
-            frequency=float(count), seconds=total / count,
-            writes=kind.upper() in WRITE_WORDS, source="captured by the app's hook",
+            name=f"captured:{st.get('id') or fingerprint_id(sql)}",
+            sql=str(st.get("constant_sql") or sql), params=None,
+            frequency=count * per_hour, seconds=total / count,
+            writes=kind.upper() in WRITE_WORDS,
+            source=(f"captured by the app's hook: {count:,} runs in the last {window:,.0f} s, "
+                    "as runs per hour"),
             counted=True))
     return items, inserts
 

@@ -78,8 +78,10 @@ def items_from_detail(d: DatabaseDetail, deadline: float) -> tuple[list[Workload
             weight = weights.parse(q.sql)
         except weights.AnnotationError:
             weight = weights.Weight()  # the workload loader already refused it
+        window = ("as annotated (-- pwtop: weight/cached), per hour" if weight.annotated
+                  else "not annotated: counted once per hour")
         items.append(WorkloadItem(q.name, q.sql, params, weight.frequency(), seconds,
-                                  q.writes, source=d.workload_source,
+                                  q.writes, source=f"{d.workload_source or 'workload'}: {window}",
                                   counted=weight.annotated))
     return items, skipped
 
@@ -188,7 +190,8 @@ def create_index_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
         if line not in ctx.snapshot.errors:
             ctx.snapshot.errors.append(line)
         return
-    recs = recommendations(report, analyze_threshold=s.analyze_threshold, skipped=skipped)
+    recs = recommendations(report, analyze_threshold=s.analyze_threshold, skipped=skipped,
+                           weights_note=weights_note(items))
     with _cache_lock:
         for old in [k for k, (r, _) in _origin.items() if r.path == report.path]:
             del _origin[old]
@@ -197,8 +200,20 @@ def create_index_advice(ctx: AdviceContext) -> Iterable[Recommendation]:
     yield from recs
 
 
+def weights_note(items: Iterable[WorkloadItem]) -> str:
+    """Where the statements' weights came from and over which window: every source's
+    rate is per hour (captured counts divided by the capture's window, a workload file's
+    annotations as written), so the sources add up on one scale."""
+    counts: dict[str, int] = {}
+    for it in items:
+        counts[it.source] = counts.get(it.source, 0) + 1
+    return "; ".join(f"{n} statement{'s' if n != 1 else ''} {src}"
+                     for src, n in counts.items())
+
+
 def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
-                    skipped: Iterable[str] = ()) -> list[Recommendation]:
+                    skipped: Iterable[str] = (), weights_note: str = ""
+                    ) -> list[Recommendation]:
     """The report as ``create_index`` and ``drop_index`` recommendations."""
     out: list[Recommendation] = []
     queries = {q.name: q for q in report.queries}
@@ -212,6 +227,7 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
         rec_id = f"db-create-{a.name}"
         evidence: dict[str, Any] = {
             "table": a.key.table, "index_columns": a.key.text(),
+            **({"index_where": a.key.where_sql()} if a.key.where else {}),
             "queries_helped": ", ".join(a.helps) or "none directly (it replaces others)",
         }
         evidence.update(_saving_evidence(a, report, total))
@@ -225,6 +241,8 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
             evidence[f"query {name}"] = (
                 f"{_timed(q)}; plan {' / '.join(q.plan_before)} => {' / '.join(q.plan_after)}")
         evidence["statistics"] = sampling
+        if weights_note:
+            evidence["weights"] = weights_note
         if skipped:
             evidence["statements_not_analysed"] = ", ".join(skipped)
         slow = any(queries[n].weight_seconds > analyze_threshold for n in a.helps)
@@ -233,7 +251,9 @@ def recommendations(report: AdvisorReport, *, analyze_threshold: float = 0.1,
                  f"{', '.join('db-drop-' + r for r in a.replaces)})") if a.replaces else ""
         out.append(Recommendation(
             id=rec_id, component="database", kind="create_index", target=a.key.table,
-            title=(f"Create index on {a.key.table}({a.key.text()}): "
+            title=(f"Create {'partial ' if a.key.where else ''}index on "
+                   f"{a.key.table}({a.key.text()})"
+                   f"{' WHERE ' + a.key.where_sql() if a.key.where else ''}: "
                    f"{len(a.helps)} quer{'y' if len(a.helps) == 1 else 'ies'} faster"),
             evidence=evidence,
             impact=_impact(a, report, helped, drops),

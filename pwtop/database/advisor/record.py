@@ -16,6 +16,7 @@ copy (:mod:`.measure`) and read by the next run on the same database. Format
           "check": "checked on a snapshot ...",     # Check.describe()
           "recommended": [                          # the indexes the run recommended
             {"table": "t", "columns": [["a", false], ["b", true]], "name": "pwtop_t_a_b_desc",
+             "where": [["acked", "eq", "0"]],       # a partial index's terms ([]: none)
              "saving_s": 0.012, "low_s": 0.010, "high_s": 0.013, "write_price_s": 0.0004,
              "measured": true}
           ],
@@ -87,7 +88,9 @@ def recommended_keys(found: Mapping[str, Any]) -> list[IndexKey]:
     for r in found.get("recommended") or []:
         try:
             out.append(IndexKey(str(r["table"]), tuple((str(c), bool(d))
-                                                       for c, d in r["columns"])))
+                                                       for c, d in r["columns"]),
+                                tuple((str(c), str(op), str(lit))
+                                      for c, op, lit in r.get("where") or ())))
         except (KeyError, TypeError, ValueError):
             continue
     return out
@@ -147,7 +150,7 @@ def from_check(check: Any, report: Any, cost: Mapping[str, float]) -> dict[str, 
         band = ic.saving if ic is not None else None
         recommended.append({
             "table": a.key.table, "columns": [[c, d] for c, d in a.key.columns],
-            "name": a.name, "measured": band is not None,
+            "where": [list(t) for t in a.key.where], "name": a.name, "measured": band is not None,
             "saving_s": band.median if band is not None else a.saving_seconds,
             "low_s": band.low if band is not None and band.low > -1e300 else None,
             "high_s": band.high if band is not None and band.high < 1e300 else None,

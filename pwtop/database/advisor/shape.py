@@ -38,6 +38,11 @@ class Constraint:
     op: str                      # "eq", "in", "lt", "le", "gt", "ge", "notnull", "isnull"
     values: list[Any] = field(default_factory=list)   # UNKNOWN where not known
     join: bool = False           # the value is another table's column (a join condition)
+    # The constant as the statement writes it ("'open'", "0", "-1", "NULL" for IS [NOT]
+    # NULL), when it is a literal in the text rather than a parameter: the same in every
+    # run of the statement, so a partial index can be made for it (``WHERE status =
+    # 'open'``), and SQLite uses one only when the statement's WHERE has the same term.
+    literal: str | None = None
 
     @property
     def equality(self) -> bool:
@@ -61,6 +66,11 @@ class TableUse:
     group_complete: bool = False
     columns: set[str] | None = field(default_factory=set)         # None: every column (*)
     outer: bool = True               # the only table of its block (no join)
+    # LIMIT (+ OFFSET) of the query block this use is in, and whether that block
+    # aggregates: a subquery's own ``ORDER BY t DESC LIMIT 1`` stops its loop early
+    # on every run, as the outermost LIMIT does
+    limit: int | None = None
+    grouped: bool = False
     minmax: list[str] = field(default_factory=list)   # columns read as MIN(c) / MAX(c)
     maxes: list[str] = field(default_factory=list)    # those of them read as MAX(c)
 
@@ -357,16 +367,18 @@ class _Block:
             other = self.column_at(rest, 1)
             join = other is not None and other[2] == len(rest) - 1 and other[0] is not use
             if value is not None:
-                use.constraints.append(Constraint(col, _COMPARE[word], [value], join=join))
+                use.constraints.append(Constraint(
+                    col, _COMPARE[word], [value], join=join,
+                    literal=_literal_text(rest[1:]) if word in ("=", "==") else None))
             if join and other is not None:  # a.x = b.y also constrains b.y, for b's indexes
                 other[0].constraints.append(
                     Constraint(other[1], _FLIP[_COMPARE[word]], [UNKNOWN], join=True))
         elif word == "IS":
             tail = [t.upper for t in rest[1:]]
             if tail == ["NOT", "NULL"]:
-                use.constraints.append(Constraint(col, "notnull"))
+                use.constraints.append(Constraint(col, "notnull", literal="NULL"))
             elif tail == ["NULL"]:
-                use.constraints.append(Constraint(col, "isnull", [None]))
+                use.constraints.append(Constraint(col, "isnull", [None], literal="NULL"))
             elif tail and tail[0] != "NOT":
                 value = self.value_of(rest[1:], use)
                 if value is not None:
@@ -510,15 +522,17 @@ class _Block:
         if "ORDER" in self.clauses:
             self.read_order(self.clauses["ORDER"])
         single = len(self.uses) == 1
+        limit = self.read_limit(self.clauses["LIMIT"]) if "LIMIT" in self.clauses else None
+        grouped = "GROUP" in self.clauses or any(
+            t.kind == "word" and t.upper in _AGGREGATES and k + 1 < len(select_list)
+            and select_list[k + 1].text == "(" for k, t in enumerate(select_list))
         for use in self.uses.values():
             use.outer = single
+            use.limit, use.grouped = limit, grouped
         if outermost:
             s = self.a.shape
-            s.aggregate = "GROUP" in self.clauses or any(
-                t.kind == "word" and t.upper in _AGGREGATES and k + 1 < len(select_list)
-                and select_list[k + 1].text == "(" for k, t in enumerate(select_list))
-            if "LIMIT" in self.clauses:
-                s.limit = self.read_limit(self.clauses["LIMIT"])
+            s.aggregate = grouped
+            s.limit = limit
         self.a.shape.uses.extend(self.uses.values())
 
     def _nested_in(self, tokens: list[Token]) -> None:
@@ -549,6 +563,17 @@ class _Block:
                 return None
             total += v
         return total
+
+
+def _literal_text(tokens: list[Token]) -> str | None:
+    """The text of a literal constant (a string, a number, a negative number), or None
+    for anything else (a parameter, a column, an expression)."""
+    tokens = _strip_parens(tokens)
+    if len(tokens) == 1 and tokens[0].kind in ("str", "num"):
+        return tokens[0].text
+    if len(tokens) == 2 and tokens[0].text == "-" and tokens[1].kind == "num":
+        return "-" + tokens[1].text
+    return None
 
 
 def _depth0(tokens: list[Token]) -> list[Token]:

@@ -255,6 +255,14 @@ class SyncTable(DataTable):
         if everything:
             self.refresh()
             return
+        try:
+            self._drop_cached(changed)
+        except (AttributeError, TypeError, KeyError):  # another Textual's caches: redraw all
+            self.refresh()
+
+    def _drop_cached(self, changed: dict[str, list[str]]) -> None:
+        """Drop the changed cells' render caches (DataTable internals of Textual 8.2) and
+        repaint their lines."""
         for key, columns in changed.items():
             row_key = RowKey(key)
             index = self._row_locations.get(row_key)

@@ -27,6 +27,8 @@ def repaint(widget: Widget, *regions: Region) -> None:
         on_screen = widget in widget.screen._compositor.visible_widgets
     except NoScreen:  # not on a screen yet: the first frame draws it whole
         on_screen = True
+    except AttributeError:  # a Textual without these internals (written for 8.2)
+        on_screen = True
     if on_screen:
         widget.refresh(*regions)
     else:
