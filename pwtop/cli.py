@@ -34,6 +34,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "config": ("pwtop.commands.config", "create, show or check the configuration"),
     "history": ("pwtop.commands.history", "export recorded history (CSV, or JSON Lines: one "
                 "JSON object per line)"),
+    "serve": ("pwtop.commands.serve", "run headless on a rig and serve it: the stream for "
+              "pwtop fleet and --connect, /metrics, /healthz (SIGHUP reloads the config)"),
 }
 
 
@@ -216,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "name, as the TUI and monitor record it)")
     hsub.add_parser("targets", parents=[common], help="list the targets (database file, "
                     "agent) the history holds samples of")
+
+    p = verb("serve")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="where to listen (default: [serve] listen, 127.0.0.1:9477)")
+    p.add_argument("--interval", type=finite_float, metavar="SECONDS",
+                   help="refresh interval (default: [serve] interval)",
+                   default=argparse.SUPPRESS)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--stdio", action="store_true",
+                      help="serve one reader on stdin/stdout as JSON lines (for ssh)")
+    mode.add_argument("--systemd-unit", action="store_true",
+                      help="print a systemd unit file that runs this pwtop serve, and exit")
     return parser
 
 
