@@ -430,3 +430,28 @@ def test_the_systemd_unit_verifies_and_its_execstart_runs(daemons, demo_db, tmp_
     daemon.listening()
     assert get(daemon.url("/healthz"))[0] == 200
     assert daemon.stop() == 0
+
+
+@pytest.mark.slow
+def test_stdio_relays_to_the_daemon_already_running(daemons, demo_db, tmp_path):
+    """One session per rig: ``--stdio`` (an ssh reader) talks to the running daemon."""
+    port = _free_port()
+    config = base_config(tmp_path, demo_db, listen=f"127.0.0.1:{port}")
+    running = daemons("--config", str(config))
+    running.listening()
+    relay = daemons("--config", str(config), "--stdio", stdin=subprocess.PIPE)
+    out, inp = relay.proc.stdout, relay.proc.stdin
+    assert out is not None and inp is not None
+    hello = proto.decode(out.readline())
+    assert hello["pid"] == running.proc.pid  # the running daemon's hello, relayed
+    inp.write(proto.encode(proto.client_hello(proto.SUBSCRIBE_SUMMARY)) + "\n")
+    inp.flush()
+    assert proto.decode(out.readline())["type"] == "summary"
+    inp.close()
+    assert relay.proc.wait(60) == 0
+    deadline = time.monotonic() + 30  # the daemon sees the relay's close frame
+    while json.loads(get(running.url("/healthz"))[1])["readers"] and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert json.loads(get(running.url("/healthz"))[1])["readers"] == 0
+    assert running.stop() == 0

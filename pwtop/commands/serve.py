@@ -29,7 +29,7 @@ from pwtop.serve import protocol as proto
 from pwtop.serve import tokens
 from pwtop.serve.daemon import Daemon
 from pwtop.serve.server import StreamServer, bind
-from pwtop.serve.stdio import serve_stdio
+from pwtop.serve.stdio import local_address, open_local, relay, serve_stdio
 from pwtop.serve.unit import unit_text
 
 log = logging.getLogger("pwtop.serve")
@@ -139,6 +139,15 @@ class Service:
             say(f"configuration reloaded ({new.path or 'defaults: no config file'})")
             return True
 
+    def _local_read_token(self) -> str | None:
+        """The read token the daemon already running here asks of readers, if any."""
+        if proto.is_loopback(self.host):
+            return None
+        with contextlib.suppress(PwtopError):
+            s = self.settings.serve
+            return tokens.load(s.read_token_file, tokens.READ_FILE, "read_token_file")[0]
+        return None
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         installed = self._signals()
@@ -146,10 +155,17 @@ class Service:
         server = None
         daemon = self.daemon
         try:
-            daemon.start()
             if self.args.stdio:
+                local = await open_local(local_address(self.host, self.port),
+                                         self._local_read_token())
+                if local is not None:  # the rig's daemon runs: relay, no second session
+                    log.info("--stdio: relaying to the daemon on %s", self.settings.serve.listen)
+                    await relay(*local, self.stop)
+                    return 0
+                daemon.start()
                 await serve_stdio(daemon, self.stop)
             else:
+                daemon.start()
                 assert sock is not None
                 server = StreamServer(daemon, sock)
                 await server.start()
