@@ -455,3 +455,55 @@ def test_stdio_relays_to_the_daemon_already_running(daemons, demo_db, tmp_path):
         time.sleep(0.05)
     assert json.loads(get(running.url("/healthz"))[1])["readers"] == 0
     assert running.stop() == 0
+
+
+@pytest.mark.slow
+def test_with_the_apps_agent_every_family_is_on_metrics(daemons, demo_db, tmp_path):
+    """The demo app (a real app with pwtop's agent, in a subprocess) watched by serve:
+    /metrics carries the app's async and realtime families next to the database, system
+    and alert families, and promtool accepts the whole exposition."""
+    from pwtop.config import Settings
+    from pwtop.demo.run import attached
+
+    settings = Settings()
+    with attached(demo_db, settings):
+        t = settings.target
+        probes = ", ".join(f'"{u}"' for u in t.probe_urls)
+        config = base_config(tmp_path, demo_db,
+                             listen="127.0.0.1:0").read_text().replace(
+            "[serve]", f'agent = "{t.agent}"\nagent_token_file = "{t.agent_token_file}"\n'
+                       f'probe_urls = [{probes}]\n[serve]')
+        daemon = daemons("--config", str(write_config(tmp_path / "agent.toml", config)))
+        daemon.listening()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the agent link comes up on its own schedule
+            health = json.loads(get(daemon.url("/healthz"))[1])
+            if health["components"]["async"] == "ok" and \
+                    health["components"]["realtime"] == "ok":
+                break
+            time.sleep(0.2)
+        assert health["components"] == {"database": "ok", "async": "ok", "realtime": "ok",
+                                        "system": "ok"}
+        # the demo database's stale statistics: an info alert once judged
+        while time.monotonic() < deadline and not any(
+                a["rule"] == "database_stale_statistics" for a in
+                json.loads(get(daemon.url("/v1/summary"))[1])["alerts"]["active"]):
+            time.sleep(0.2)
+        status, body, _ = get(daemon.url("/metrics"))
+        text = body.decode()
+        for family in ("pwtop_database_file_bytes", "pwtop_system_cpu_ratio",
+                       "pwtop_operations_total", "pwtop_loop_lag_seconds",
+                       "pwtop_websocket_connections", "pwtop_alerts_active",
+                       "process_cpu_seconds_total", "pwtop_serve_info"):
+            assert f"\n{family}" in text, family
+        active = [line for line in text.splitlines() if line.startswith("pwtop_alert_active{")]
+        assert any('rule="database_stale_statistics"' in line and 'level="info"' in line
+                   for line in active), active
+        if shutil.which("promtool"):
+            check = subprocess.run(["promtool", "check", "metrics"], input=body,
+                                   capture_output=True)
+            assert check.returncode == 0, check.stdout + check.stderr
+        summary = json.loads(get(daemon.url("/v1/summary"))[1])
+        lag = "async_loop_lag_p99_seconds"
+        assert summary["values"][lag] is not None or summary["unavailable"][lag]
+        assert daemon.stop() == 0
