@@ -264,7 +264,8 @@ class Daemon:
     # ------------------------------------------------------------ publishing
 
     def _changed(self, *_: Any) -> None:
-        self._dirty.set()
+        if self.peers:  # nobody reads: nothing to build (a new reader is sent it all)
+            self._dirty.set()
 
     async def _publish_loop(self) -> None:
         while True:
@@ -274,16 +275,23 @@ class Daemon:
             if not self.peers or self.session is None:
                 continue
             now = time.time()
+            summary: list[dict[str, Any]] = []  # made once a round, for every reader
             for peer in list(self.peers):
                 try:
-                    self._offer(peer, now)
+                    self._offer(peer, now, summary)
                 except Exception:
                     log.exception("publishing to %s failed", peer.label)
 
-    def _offer(self, peer: Peer, now: float) -> None:
+    def _offer(self, peer: Peer, now: float, summary: list[dict[str, Any]] | None = None
+               ) -> None:
         if peer.subscription == proto.SUBSCRIBE_SUMMARY:
-            peer.offer(lambda: [proto.encode(peer.diff.message(round(now, 3),
-                                                               self.summary_state()))])
+            def build() -> list[str]:
+                if not summary:
+                    summary[:] = [self.summary_state()]
+                return [proto.encode(peer.diff.message(round(now, 3), summary[0]))]
+
+            summary = [] if summary is None else summary
+            peer.offer(build)
         elif peer.subscription == proto.SUBSCRIBE_FULL:
             peer.offer(lambda: self._full_messages(peer))
 
