@@ -507,3 +507,42 @@ def test_with_the_apps_agent_every_family_is_on_metrics(daemons, demo_db, tmp_pa
         lag = "async_loop_lag_p99_seconds"
         assert summary["values"][lag] is not None or summary["unavailable"][lag]
         assert daemon.stop() == 0
+
+
+def _limiter_rate(metrics_url: str) -> float | None:
+    status, body, _ = get(metrics_url)
+    found = re.search(r'pwtop_limiter_rate_per_second\{[^}]*limiter="upload"[^}]*\} (\S+)',
+                      body.decode())
+    return float(found.group(1)) if found else None
+
+
+@pytest.mark.slow
+def test_sigterm_reverts_the_automated_responses_it_holds(daemons, demo_db, tmp_path):
+    """A rule that fires as soon as the agent link is up, with the throttle response: the
+    demo app's upload limiter is halved through its agent; SIGTERM puts it back."""
+    from pwtop.config import Settings
+    from pwtop.demo.run import attached
+
+    settings = Settings()
+    with attached(demo_db, settings):
+        t = settings.target
+        metrics_url = t.agent.replace("ws://", "http://") + "/metrics"
+        before = _limiter_rate(metrics_url)
+        assert before is not None
+        config = write_config(tmp_path / "respond.toml", (
+            f'[target]\ndatabase = "{demo_db}"\nagent = "{t.agent}"\n'
+            f'agent_token_file = "{t.agent_token_file}"\n'
+            '[alerts]\nresponses = ["throttle"]\n'
+            '[[alerts.rules]]\nname = "linked"\nmetric = "agent_connected"\nop = ">="\n'
+            'warning = 1\nresponses = ["throttle"]\n'
+            '[serve]\nlisten = "127.0.0.1:0"\ninterval = 0.5\n'))
+        daemon = daemons("--config", str(config))
+        daemon.listening()
+        deadline = time.monotonic() + 60
+        while _limiter_rate(metrics_url) == before and time.monotonic() < deadline:
+            time.sleep(0.2)  # the app's own figure, read until the response has acted
+        assert _limiter_rate(metrics_url) == pytest.approx(before * 0.5)
+        assert daemon.stop() == 0
+        assert any("response throttle revert" in line and ": ok:" in line
+                   for line in daemon.lines), daemon.lines
+        assert _limiter_rate(metrics_url) == pytest.approx(before)
