@@ -277,6 +277,12 @@ def test_serve_answers_http_and_the_stream_and_stops_cleanly_on_sigterm(
     with sqlite3.connect(history) as db:  # rollups written at the stop, raw kept in memory
         assert db.execute("SELECT count(*) FROM rollup_1m").fetchone()[0] > 0
         assert db.execute("SELECT count(*) FROM raw").fetchone()[0] == 0
+    exported = subprocess.run([sys.executable, "-m", "pwtop", "history", "export", "--db",
+                               str(demo_db)], capture_output=True, text=True, timeout=60)
+    assert exported.returncode == 0, exported.stderr
+    rows = [line.split(",") for line in exported.stdout.splitlines()[1:]]
+    assert rows and {r[2] for r in rows} == {"1m"}  # pwtop history reads what serve wrote
+    assert any(r[1] == "database_file_bytes" for r in rows)
 
 
 def _free_port() -> int:

@@ -81,6 +81,15 @@ def load_tokens(settings: Settings, host: str, stdio: bool) -> tuple[str | None,
     return read, command
 
 
+def access_line(settings: Settings, read_required: bool) -> str:
+    """Who may read and command, and where the tokens are (never the tokens)."""
+    s = settings.serve
+    command = tokens.path_of(s.command_token_file, tokens.COMMAND_FILE)
+    reads = (f"reads need the read token in {tokens.path_of(s.read_token_file, tokens.READ_FILE)}"
+             if read_required else "reads open on loopback")
+    return f"{reads}; commands need the token in {command}"
+
+
 class Service:
     """One run of the daemon with its signals: stop on SIGTERM/SIGINT, reload on SIGHUP."""
 
@@ -169,11 +178,9 @@ class Service:
                 assert sock is not None
                 server = StreamServer(daemon, sock)
                 await server.start()
-                access = ("reads need the read token" if daemon.read_token_required
-                          else "reads open on loopback")
                 say(f"rig {daemon.rig} listening on ws://{server.address}"
                     f"{proto.STREAM_PATH} (and /metrics, /healthz, {proto.SUMMARY_PATH}); "
-                    f"{access}")
+                    f"{access_line(self.settings, daemon.read_token_required)}")
                 await self.stop.wait()
         finally:
             if server is not None:
