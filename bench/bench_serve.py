@@ -14,9 +14,12 @@ history at their defaults):
 
 Each has a history file of its own. Measured from outside, the same way for each, over the
 window after the warm-up: CPU (utime+stime from ``/proc/PID/stat``, % of one core), RSS
-and peak RSS (``/proc/PID/status``), and ``write_bytes`` from ``/proc/PID/io`` (what the
-process caused to be written to storage: history, log, everything; a page rewritten while
-still dirty counts once, as the SD card sees it) scaled to an hour and a day. The window
+and peak RSS (``/proc/PID/status``), and from ``/proc/PID/io``: ``write_bytes`` (pages
+the process dirtied in files on storage: history, log, SQLite's temporary files,
+everything; a page rewritten while still dirty counts once) and ``write_bytes -
+cancelled_write_bytes`` (less the dirty pages of files deleted or truncated before the
+kernel wrote them back: SQLite's temporary sort files of the database's slow round, born
+and gone within a second, never reach the card), both scaled to an hour and a day. The window
 should span several history batches (60 s each under serve) and, for the database's slow
 round, ``slow_probe_interval`` (300 s).
 
@@ -63,6 +66,8 @@ class Run:
     cpu1: float = 0.0
     wb0: int = 0
     wb1: int = 0
+    cancelled0: int = 0
+    cancelled1: int = 0
     rss: int = 0
     hwm: int = 0
     wire_bytes: int = 0
@@ -76,12 +81,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def write_bytes(pid: int) -> int:
+def io_written(pid: int) -> tuple[int, int]:
+    """(write_bytes, cancelled_write_bytes) of ``/proc/PID/io``."""
+    fields = {}
     with open(f"/proc/{pid}/io") as f:
         for line in f:
-            if line.startswith("write_bytes:"):
-                return int(line.split()[1])
-    raise RuntimeError("no write_bytes in /proc/PID/io")
+            key, _, value = line.partition(":")
+            fields[key] = int(value)
+    return fields["write_bytes"], fields["cancelled_write_bytes"]
 
 
 def memory(pid: int) -> tuple[int, int]:
@@ -241,12 +248,14 @@ async def bench(args: argparse.Namespace) -> int:
             f"ws://127.0.0.1:{ports['serve+fleet']}/v1/stream", fleet, stop))
         await asyncio.sleep(args.warmup)
         for run in runs:
-            run.cpu0, run.wb0 = cpu_seconds(run.pid), write_bytes(run.pid)
+            run.cpu0 = cpu_seconds(run.pid)
+            run.wb0, run.cancelled0 = io_written(run.pid)
         started = time.monotonic()
         await asyncio.sleep(args.duration)
         window = time.monotonic() - started
         for run in runs:
-            run.cpu1, run.wb1 = cpu_seconds(run.pid), write_bytes(run.pid)
+            run.cpu1 = cpu_seconds(run.pid)
+            run.wb1, run.cancelled1 = io_written(run.pid)
             run.rss, run.hwm = memory(run.pid)
         load = os.getloadavg()
     finally:
@@ -271,17 +280,19 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
           f"{platform.python_version()}; window {window:.0f} s after {args.warmup:.0f} s of "
           f"warm-up; load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; demo rows {args.rows}")
-    base = next(r for r in runs if r.name == "serve")
-    base_wb = max(base.wb1 - base.wb0, 1)
-    print("| process | CPU % of a core | RSS MB (peak) | written KiB/h | MiB/day | vs serve |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    def net(run: Run) -> int:
+        return (run.wb1 - run.wb0) - (run.cancelled1 - run.cancelled0)
+
+    base = max(net(next(r for r in runs if r.name == "serve")), 1)
+    print("| process | CPU % of a core | RSS MB (peak) | write_bytes KiB/h | net KiB/h | "
+          "net MiB/day | net vs serve |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for run in runs:
         cpu = 100.0 * (run.cpu1 - run.cpu0) / window
-        written = run.wb1 - run.wb0
-        per_hour = written * 3600.0 / window
+        hour = 3600.0 / window
         print(f"| {run.name} | {cpu:.2f} | {run.rss / 1e6:.1f} ({run.hwm / 1e6:.1f}) | "
-              f"{per_hour / 1024:.0f} | {per_hour * 24 / MIB:.1f} | "
-              f"{written / base_wb:.2f}x |")
+              f"{(run.wb1 - run.wb0) * hour / 1024:.0f} | {net(run) * hour / 1024:.0f} | "
+              f"{net(run) * hour * 24 / MIB:.1f} | {net(run) / base:.2f}x |")
     if fleet.wire_messages:
         print(f"serve+fleet wire: {fleet.wire_bytes / window:.0f} B/s in "
               f"{fleet.wire_messages / window:.2f} summary messages/s (uncompressed)")

@@ -150,11 +150,11 @@ class HistorySettings:
         "lost on a crash).", min=1.0, max=300.0, unit="s")
     raw_samples: str = setting(
         "auto", "Where raw samples (every poll's value) are kept: \"disk\" writes them into "
-        "the history file (kept raw_retention_hours), \"memory\" keeps the last 15 minutes "
+        "the history file (kept raw_retention_hours); \"memory\" keeps the last 15 minutes "
         "in memory (what charts of 15 minutes or less read) and writes only the 1-minute and "
-        "1-hour rollups, once a minute at most (an SD card's wear: about 6.5 MiB per series "
-        "per day written on disk, against a few hundred KiB); \"auto\" is memory under "
-        "`pwtop serve` (all day on a rig) and disk for the TUI and monitor.",
+        "1-hour rollups, every 5 minutes, for an SD card's sake (docs/benchmarks.md, `pwtop "
+        "serve`); \"auto\" is memory under `pwtop serve` (all day on a rig) and disk for "
+        "the TUI and monitor.",
         choices=("auto", "memory", "disk"))
     chart_target: str = setting(
         "", "Whose samples the TUI's charts read from the history: empty for the target "

@@ -187,10 +187,9 @@ class Service:
                 await server.stop()
             elif sock is not None:
                 sock.close()
-            for record in await daemon.close():
-                say(record.line())
-            for task in list(self._tasks):
-                task.cancel()
+            async with self._reloading:  # a reload under way finishes first (bounded)
+                for record in await daemon.close():
+                    say(record.line())
             for sig in installed:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)

@@ -245,7 +245,7 @@ class Daemon:
             command = proto.check_command(message)
             ident = command.id
             if not same_token(self.command_token, command.token):
-                log.warning("refused a %s command from %s: %s token",
+                log.warning("refused command %s from %s: %s token",
                             command.name, peer.label, "no" if not command.token else "wrong")
                 await peer.send(proto.error(ident, proto.UNAUTHORIZED,
                                             proto.UNAUTHORIZED_BODY))
