@@ -552,3 +552,24 @@ def test_sigterm_reverts_the_automated_responses_it_holds(daemons, demo_db, tmp_
         assert any("response throttle revert" in line and ": ok:" in line
                    for line in daemon.lines), daemon.lines
         assert _limiter_rate(metrics_url) == pytest.approx(before)
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm on this host")
+def test_sqlite_temporary_files_go_to_tmpfs_unless_sqlite_tmpdir_is_set(tmp_path):
+    """Process-wide, so checked in a fresh interpreter: every connection the daemon opens
+    afterwards has /dev/shm as SQLite's temporary directory; SQLITE_TMPDIR set by the
+    person is left to SQLite."""
+    probe = (
+        "import os, sqlite3, sys\n"
+        "from pwtop.commands.serve import temp_files_in_memory\n"
+        "print(temp_files_in_memory())\n"
+        "db = sqlite3.connect(sys.argv[1])\n"
+        "print(db.execute('PRAGMA temp_store_directory').fetchone()[0])\n")
+    ran = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "x.db")],
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["/dev/shm", "/dev/shm"]
+    chosen = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "x.db")],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "SQLITE_TMPDIR": str(tmp_path)})
+    assert chosen.stdout.split()[0] == "None"
