@@ -17,7 +17,8 @@ Measured:
 3. bytes the process wrote (/proc/self/io ``wchar``: what SQLite handed to the kernel,
    WAL and checkpoints included) per series per day, for a write every 1 s, 10 s and 60 s,
    each measured over ``--wear-hours`` and scaled to a day, side by side (the SD card's
-   wear);
+   wear), and with raw samples kept in memory (``pwtop serve``'s default: only rollups
+   written, every MEMORY_WRITE_INTERVAL);
 4. CPU time per recorded sample;
 5. what one chart query of each TUI range (5 min, 1 h, 24 h, 7 d) takes on that file.
 """
@@ -37,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from pwtop.history import MEMORY_WRITE_INTERVAL as HISTORY_MEMORY_WRITE  # noqa: E402
 from pwtop.history import History  # noqa: E402
 
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 86400
@@ -75,9 +77,10 @@ def make_series(n: int) -> list:
     return out
 
 
-async def write(path: Path, series: list, seconds: int, write_interval: float) -> dict:
+async def write(path: Path, series: list, seconds: int, write_interval: float,
+                raw_in_memory: bool = False) -> dict:
     clock = Clock()
-    h = History(path, write_interval=write_interval, clock=clock)
+    h = History(path, write_interval=write_interval, clock=clock, raw_in_memory=raw_in_memory)
     await h.open()
     w0, cpu0, wall0 = wchar(), time.process_time(), time.perf_counter()
     for i in range(seconds):
@@ -186,10 +189,17 @@ async def main() -> None:
                 break
             wear[interval] = r["wchar"] / n * (24 / args.wear_hours)
         if wear:
+            # pwtop serve's default: raw samples in memory, rollups every 5 minutes
+            r = await write(Path(tmp) / "wear-memory.db", series,
+                            int(args.wear_hours * 3600), 10.0, raw_in_memory=True)
+            memory = r["wchar"] / n * (24 / args.wear_hours)
             base = wear[10.0]
             for interval, value in wear.items():
                 print(f"  write every {interval:>4g} s   {value / 1024 ** 2:>10,.2f} MiB/day  "
                       f"{value / base:>6.2f}x the 10 s default")
+            print(f"  raw in memory (serve) {memory / 1024 ** 2:>10,.2f} MiB/day  "
+                  f"{memory / base:>6.2f}x the 10 s default (rollups every "
+                  f"{HISTORY_MEMORY_WRITE:g} s)")
 
 
 if __name__ == "__main__":

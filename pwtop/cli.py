@@ -36,6 +36,8 @@ VERBS: dict[str, tuple[str, str]] = {
                 "JSON object per line)"),
     "export": ("pwtop.commands.export", "write a Grafana dashboard or Prometheus alerting "
                "rules, generated from the metric catalog and the alert rules"),
+    "serve": ("pwtop.commands.serve", "run headless on a rig and serve it: the stream for "
+              "pwtop fleet and --connect, /metrics, /healthz (SIGHUP reloads the config)"),
 }
 
 
@@ -225,6 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
                        ("prometheus-rules", "Prometheus alerting rules (YAML)")):
         e = esub.add_parser(what, parents=[common], help=text, description=text)
         e.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
+
+    p = verb("serve")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="where to listen (default: [serve] listen, 127.0.0.1:9477)")
+    p.add_argument("--interval", type=finite_float, metavar="SECONDS",
+                   help="refresh interval (default: [serve] interval)",
+                   default=argparse.SUPPRESS)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--stdio", action="store_true",
+                      help="serve one reader on stdin/stdout as JSON lines (for ssh)")
+    mode.add_argument("--systemd-unit", action="store_true",
+                      help="print a systemd unit file that runs this pwtop serve, and exit")
     return parser
 
 

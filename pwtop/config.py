@@ -214,11 +214,39 @@ class HistorySettings:
     write_interval: float = setting(
         10.0, "Samples are written in batches this often (longer: less SD card wear, more "
         "lost on a crash).", min=1.0, max=300.0, unit="s")
+    raw_samples: str = setting(
+        "auto", "Where raw samples (every poll's value) are kept: \"disk\" writes them into "
+        "the history file (kept raw_retention_hours); \"memory\" keeps the last 15 minutes "
+        "in memory (what charts of 15 minutes or less read) and writes only the 1-minute and "
+        "1-hour rollups, every 5 minutes, for an SD card's sake (docs/benchmarks.md, `pwtop "
+        "serve`); \"auto\" is memory under `pwtop serve` (all day on a rig) and disk for "
+        "the TUI and monitor.",
+        choices=("auto", "memory", "disk"))
     chart_target: str = setting(
         "", "Whose samples the TUI's charts read from the history: empty for the target "
         "being watched (the database file and agent of this run), \"all\", \"unknown\" "
         "(samples recorded before pwtop kept targets), or a target as `pwtop history "
         "targets` lists it.")
+
+
+@dataclass
+class ServeSettings:
+    listen: str = setting(
+        "127.0.0.1:9477", "Where `pwtop serve` listens (HOST:PORT; [V6]:PORT): the stream, "
+        "/metrics, /healthz and /v1/summary. On an address other than loopback every read "
+        "needs the read token.")
+    name: str = setting("", "The rig's name in the fleet view. Empty: the host name.")
+    interval: float = setting(
+        1.0, "Refresh interval of `pwtop serve`'s fast collectors (the database file is "
+        "read every third).", min=0.2, max=60.0, unit="s")
+    read_token_file: str = setting(
+        "", "File holding the read token (Authorization: Bearer) asked of every read when "
+        "listening beyond loopback. Empty: serve-read.token in pwtop's runtime directory, "
+        "created (mode 0600) at the first start that needs it.")
+    command_token_file: str = setting(
+        "", "File holding the command token that optimize and respond commands must carry. "
+        "Empty: serve-command.token in pwtop's runtime directory, created (mode 0600) at "
+        "the first start.")
 
 
 @dataclass
@@ -243,6 +271,7 @@ GROUPS: dict[str, tuple[str, type]] = {
     "ui": ("ui", UiSettings),
     "alerts": ("alerts", AlertsSettings),
     "history": ("history", HistorySettings),
+    "serve": ("serve", ServeSettings),
     "logging": ("logging", LoggingSettings),
 }
 
@@ -256,6 +285,7 @@ class Settings:
     ui: UiSettings = field(default_factory=UiSettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     # "group.key" -> where the value came from: "default", a file path, or "command line".
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)

@@ -16,6 +16,16 @@ checkpoint), which an SD card pays for in wear. ``bench/bench_history.py`` measu
 bytes written per interval and the file size per series per day. A crash loses at most
 one interval of raw samples and of the current minute's rollup.
 
+Raw samples can live in memory instead (``raw_in_memory``, ``[history] raw_samples``;
+the default under ``pwtop serve``, which runs all day on a rig's SD card): the last
+:data:`RAW_SPAN` of every series is kept in compact arrays (16 bytes a sample), which is
+all a chart reads raw samples for, and only the rollups reach the file, written at most
+every :data:`MEMORY_WRITE_INTERVAL`. Raw samples on disk cost about 6.5 MiB written per
+series per day at the 10 s default (docs/benchmarks.md), a hundred series 650 MiB a day;
+rollups written every five minutes a small fraction of that (docs/benchmarks.md). What is lost: raw samples older
+than 15 minutes (the 1-minute rollups keep their min, max and average), and on a crash
+the minute not yet written (as before, a batch).
+
 History is never a reason for pwtop to stop. A damaged file (garbage bytes, a file cut
 short: :func:`check_file` looks before SQLite opens it) is moved aside and a fresh one
 started, and so is a file whose damage a write or a retention pass runs into later.
@@ -43,6 +53,7 @@ the unknown target ``""`` (:data:`UNKNOWN_TARGET`).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import csv
 import json
@@ -54,6 +65,7 @@ import sqlite3
 import stat
 import threading
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -86,6 +98,12 @@ RANGES: dict[str, float] = {"5m": 300.0, "1h": 3600.0, "24h": 86400.0, "7d": 604
 RAW_SPAN, MINUTE_SPAN = 900.0, 2 * 86400.0
 #: Samples (one metric at one time) kept in memory while the file cannot be written.
 MAX_PENDING = 200_000
+#: With raw samples in memory: the least time between two writes of the rollups. A
+#: commit rewrites the last pages of both rollup tables and the WAL writes them twice
+#: (frames, then the checkpoint), so fewer commits are most of the saving: for 120 series
+#: about 20 MiB a day at 5 minutes against 58 at one (fake clock, ``/proc`` write_bytes).
+#: A crash loses at most this much of the rollups; a clean stop writes everything.
+MEMORY_WRITE_INTERVAL = 300.0
 BUSY_TIMEOUT = 0.25
 MAINTENANCE_INTERVAL = 60.0
 RETRY_INTERVAL = 30.0
@@ -233,6 +251,38 @@ class HistoryStatus:
         return self.state in ("ok", "recovered")
 
 
+class _Ring:
+    """The raw samples of one series kept in memory: times (ms) and values in two compact
+    arrays (16 bytes a sample, where a deque of tuples takes about 100), oldest first."""
+
+    __slots__ = ("t", "v")
+    #: Samples older than the span are cut in slices of at least this many (a slice
+    #: deletion moves the whole array).
+    TRIM_AT = 64
+
+    def __init__(self) -> None:
+        self.t = array("q")
+        self.v = array("d")
+
+    def add(self, t_ms: int, value: float, keep_from_ms: int) -> None:
+        if self.t and t_ms < self.t[-1]:  # a slow-round figure measured earlier: in order
+            at = bisect.bisect_right(self.t, t_ms)
+            self.t.insert(at, t_ms)
+            self.v.insert(at, value)
+        else:
+            self.t.append(t_ms)
+            self.v.append(value)
+        old = bisect.bisect_left(self.t, keep_from_ms)
+        if old >= self.TRIM_AT or (old and old == len(self.t) - 1):
+            del self.t[:old]
+            del self.v[:old]
+
+    def between(self, lo_ms: int, hi_ms: int) -> Iterable[tuple[int, float]]:
+        start = bisect.bisect_left(self.t, lo_ms)
+        stop = bisect.bisect_left(self.t, hi_ms)
+        return zip(self.t[start:stop], self.v[start:stop])
+
+
 class _Rollup:
     """min/max/sum/count of one series in one bucket."""
 
@@ -350,8 +400,13 @@ class History:
                  clock: Callable[[], float] = time.time,
                  maintenance_interval: float = MAINTENANCE_INTERVAL,
                  busy_timeout: float = BUSY_TIMEOUT, max_pending: int = MAX_PENDING,
-                 target: str = UNKNOWN_TARGET, chart_target: str | None = None) -> None:
+                 target: str = UNKNOWN_TARGET, chart_target: str | None = None,
+                 raw_in_memory: bool = False, memory_span: float = RAW_SPAN) -> None:
         self.path = Path(path).expanduser()
+        # Raw samples in memory (the last ``memory_span`` seconds), rollups on disk.
+        self.raw_in_memory = raw_in_memory
+        self.memory_span = float(memory_span)
+        self._memory: dict[str, _Ring] = {}
         # The series recorded here are this target's; charts read ``chart_target``'s
         # (default: the same; ALL_TARGETS: every target's).
         self.target = target
@@ -393,6 +448,7 @@ class History:
         chart = target if not chosen else UNKNOWN_TARGET if chosen == "unknown" else chosen
         options.setdefault("target", target)
         options.setdefault("chart_target", chart)
+        options.setdefault("raw_in_memory", h.raw_samples == "memory")
         return cls(history_path(settings), raw_retention=h.raw_retention_hours * 3600.0,
                    rollup_retention=h.rollup_retention_days * 86400.0,
                    max_bytes=h.max_bytes, write_interval=h.write_interval,
@@ -544,7 +600,13 @@ class History:
                     continue
                 self._aged_t[name] = t_ms
             minute = t_ms - t_ms % MINUTE_MS
-            self._pending.append((name, t_ms, value))
+            if self.raw_in_memory:
+                ring = self._memory.get(name)
+                if ring is None:
+                    ring = self._memory[name] = _Ring()
+                ring.add(t_ms, value, now_ms - int(self.memory_span * 1000))
+            else:
+                self._pending.append((name, t_ms, value))
             self._accumulate(self._minutes, (name, minute), value, value, value, 1)
         overflow = len(self._pending) - self.max_pending
         if overflow > 0:
@@ -563,10 +625,25 @@ class History:
         else:
             acc.add(lo, hi, total, n)
 
+    @property
+    def batch_interval(self) -> float:
+        """Seconds between two writes: ``write_interval``, at least a minute while raw
+        samples are kept in memory (only rollups are written then)."""
+        if self.raw_in_memory:
+            return max(self.write_interval, MEMORY_WRITE_INTERVAL)
+        return self.write_interval
+
     def _due(self, now: float) -> bool:
         if self._retry_at is not None and now < self._retry_at:
             return False
-        return self._last_attempt is None or now - self._last_attempt >= self.write_interval
+        if self._last_attempt is None:
+            # The first write (it creates the file) waits for a batch in memory mode: a
+            # daemon restarted in a loop must not write at every start.
+            if not self.raw_in_memory:
+                return True
+            self._last_attempt = now
+            return False
+        return now - self._last_attempt >= self.batch_interval
 
     async def flush(self, now: float | None = None) -> bool:
         """Write pending samples and rollups now; True when everything was written."""
@@ -745,7 +822,15 @@ class History:
     # ------------------------------------------------------------ reading
 
     async def _reader(self) -> Any:
-        """The connection to read with: flushed first, so reads see every sample."""
+        """The connection to read with: flushed first, so reads see every sample. With raw
+        samples in memory, a read does not force a write (reads would then cost the SD
+        card what the batching saves): the rollups of the minutes not yet written are
+        missing from the file's answer, and the memory has those minutes raw."""
+        if self.raw_in_memory:
+            if self._db is None:
+                async with self._lock:
+                    await self._open_locked()
+            return self._db
         if self._db is None or self._pending or self._minutes:
             await self.flush()
         return self._db
@@ -773,7 +858,8 @@ class History:
         """raw up to 15 minutes (while raw samples are kept), 1m up to two days, else 1h."""
         now = self.clock()
         span = until - since
-        if span <= RAW_SPAN and since >= now - self.raw_retention:
+        kept = self.memory_span if self.raw_in_memory else self.raw_retention
+        if span <= RAW_SPAN and since >= now - kept:
             return "raw"
         if span <= MINUTE_SPAN and since >= now - self.rollup_retention:
             return "1m"
@@ -796,6 +882,9 @@ class History:
         if resolution not in TABLES:
             raise ValueError(f"resolution must be auto, raw, 1m or 1h, not {resolution!r}")
         out = Series(metric, resolution, since, until)
+        if resolution == "raw" and self.raw_in_memory and \
+                (target is None and self.chart_target == self.target or target == self.target):
+            return self.memory_series(metric, since, until, max_points)
         db = await self._reader()
         if db is None:
             out.note = f"history unavailable: {self.status.message}"
@@ -836,6 +925,44 @@ class History:
         if not out.points and not out.note:
             out.note = f"no samples of {metric} in this range at resolution {resolution}"
         return out
+
+    def memory_series(self, metric: str, since: float, until: float | None = None,
+                      max_points: int | None = None) -> Series:
+        """This run's raw samples of ``metric`` kept in memory, in [since, until)."""
+        until = self.clock() if until is None else until
+        out = Series(metric, "raw", since, until)
+        ring = self._memory.get(metric)
+        if ring is None:
+            out.note = (f"no samples of {metric} recorded yet" if self.raw_in_memory else
+                        "raw samples are on disk ([history] raw_samples)")
+            return out
+        lo_ms, hi_ms = int(since * 1000), int(until * 1000)
+        width = (max(1, math.ceil((hi_ms - lo_ms) / max_points))
+                 if max_points and max_points > 0 else 0)
+        if width:
+            out.bucket_seconds = width / 1000.0
+        bucket: Point | None = None
+        for t_ms, value in ring.between(lo_ms, hi_ms):
+            if not width:
+                out.points.append(Point(t_ms / 1000.0, value, value, value, 1))
+                continue
+            start = (lo_ms + (t_ms - lo_ms) // width * width) / 1000.0
+            if bucket is not None and bucket.t == start:
+                bucket.avg = (bucket.avg * bucket.count + value) / (bucket.count + 1)
+                bucket.min, bucket.max = min(bucket.min, value), max(bucket.max, value)
+                bucket.count += 1
+            else:
+                bucket = Point(start, value, value, value, 1)
+                out.points.append(bucket)
+        if not out.points:
+            out.note = (f"no samples of {metric} in the last "
+                        f"{self.memory_span / 60:g} minutes kept in memory")
+        return out
+
+    def memory_start(self, metric: str) -> float | None:
+        """Wall time of the oldest raw sample of ``metric`` kept in memory (None: none)."""
+        ring = self._memory.get(metric)
+        return ring.t[0] / 1000.0 if ring is not None and len(ring.t) else None
 
     async def _other_ids(self, db: Any, metric: str, target: str) -> list[int]:
         """The series ids of ``metric`` for another target (or every target)."""
@@ -1068,19 +1195,23 @@ async def _export_rows(db: Any, out: TextIO, since: float | None, until: float |
     lo_ms = -(2 ** 62) if since is None else int(since * 1000)
     hi_ms = 2 ** 62 if until is None else int(until * 1000)
 
-    async def oldest(table: str) -> int | None:
-        row = await (await db.execute(f"SELECT min(t) FROM {table}")).fetchone()
-        return row[0] if row else None
+    async def oldest(table: str) -> dict[int, int]:
+        """Each series' oldest row in ``table`` from the export's start on: a series
+        whose raw samples were kept in memory (``pwtop serve``) has only rollups, and
+        its minutes are exported even where another run's raw samples begin."""
+        async with db.execute(f"SELECT series, min(t) FROM {table} WHERE t >= ? "
+                              f"GROUP BY series", (lo_ms,)) as cur:
+            return {sid: t async for sid, t in cur}
 
     raw_from, minute_from = await oldest("raw"), await oldest("rollup_1m")
-    # Each table answers the stretch before the next finer one starts: a rollup row
-    # covering [t, t + width) is exported when it ends before the finer data begins.
+    # Each table answers the stretch before the next finer one starts, series by series:
+    # a rollup row covering [t, t + width) is exported when it ends before the finer
+    # data of its series begins.
     no_end = 2 ** 62
     plan = [("1h", "rollup_1h", HOUR_MS,
-             minute_from if minute_from is not None else
-             raw_from if raw_from is not None else no_end),
-            ("1m", "rollup_1m", MINUTE_MS, raw_from if raw_from is not None else no_end),
-            ("raw", "raw", 0, no_end)]
+             lambda sid: minute_from.get(sid, raw_from.get(sid, no_end))),
+            ("1m", "rollup_1m", MINUTE_MS, lambda sid: raw_from.get(sid, no_end)),
+            ("raw", "raw", 0, lambda sid: no_end)]
     names = ""
     if metrics:
         names = f" AND s.name IN ({', '.join('?' * len(metrics))})"
@@ -1094,11 +1225,13 @@ async def _export_rows(db: Any, out: TextIO, since: float | None, until: float |
     rows = 0
     for label, table, width, before in plan:
         cols = "x.value, x.value, x.value, 1" if table == "raw" else "x.total, x.lo, x.hi, x.n"
-        sql = (f"SELECT x.t, s.name, {cols}, s.target FROM {table} AS x JOIN series AS s "
-               f"ON s.id = x.series WHERE x.t >= ? AND x.t < ? AND x.t + {width} <= ?"
+        sql = (f"SELECT x.t, x.series, s.name, {cols}, s.target FROM {table} AS x "
+               f"JOIN series AS s ON s.id = x.series WHERE x.t >= ? AND x.t < ?"
                f"{names} ORDER BY x.t, x.series")
-        async with db.execute(sql, (lo_ms, hi_ms, before, *(metrics or []), *chosen)) as cur:
-            async for t, name, total, low, high, n, whose in cur:
+        async with db.execute(sql, (lo_ms, hi_ms, *(metrics or []), *chosen)) as cur:
+            async for t, sid, name, total, low, high, n, whose in cur:
+                if t + width > before(sid):
+                    continue
                 avg = total / n
                 record = (iso(t / 1000.0), name, label, avg, low, high, n,
                           target_label(whose))

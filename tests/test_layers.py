@@ -79,6 +79,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pwtop.schedule", "pwtop.present", "pwtop.present.*",
         # the seed's three optimizer names in one module (DatabaseOptimizer is engine)
         "pwtop.performance",
+        # pwtop serve's wire protocol: the daemon and its readers (fleet, --connect) share it
+        "pwtop.serve", "pwtop.serve.protocol",
     ),
     "faces": (
         "pwtop.__main__", "pwtop.cli", "pwtop.docs",
@@ -88,6 +90,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         # PerformanceApp runs inside the app but is a face of the engine: it drives a
         # Session and the presenters on the app's loop, as the TUI does in its process
         "pwtop.asgi.*",
+        # pwtop serve's daemon drives a Session and serves it, as PerformanceApp does
+        "pwtop.serve.*",
     ),
 }
 ORDER = tuple(LAYERS)

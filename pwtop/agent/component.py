@@ -88,6 +88,15 @@ class AgentComponent(Component):
             self._client = agent_client.shared(self.address, self.token_file)
         return self._client
 
+    @property
+    def agent_message(self) -> dict[str, Any] | None:
+        """The agent's newest snapshot message as it arrived, while connected (``pwtop
+        serve`` re-exports the app's families on /metrics from it); else None."""
+        client = self._client
+        if client is None or not client.connected:
+            return None
+        return client.snapshot
+
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
