@@ -21,6 +21,9 @@ import tomli_w
 from pwtop.errors import ConfigError
 
 CONFIG_ENV = "PWTOP_CONFIG"
+#: Settings that are arrays of tables ([[alerts.rules]], [[fleet.rigs]]), checked by
+#: their own readers.
+TABLE_LISTS = ("rules", "rigs")
 
 
 def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -163,6 +166,26 @@ class LoggingSettings:
     backups: int = setting(3, "Rotated log files kept.", min=0, max=100)
 
 
+@dataclass
+class FleetSettings:
+    rigs: list[dict[str, Any]] = setting(
+        [], "[[fleet.rigs]] tables, one per rig `pwtop fleet` watches: name, url (ws://HOST:"
+        "PORT, HOST:PORT or ssh://user@host), token_file (the rig's read token, needed off "
+        "loopback), command_token_file (its command token: optimize and acknowledge from "
+        "the rig's tabs), group.")
+    ssh_command: list[str] = setting(
+        ["ssh", "-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+         "-o", "ServerAliveInterval=5"],
+        "How ssh:// rigs are reached: this command, then -p PORT when the URL has one, the "
+        "user@host and remote_command.")
+    remote_command: str = setting(
+        "pwtop serve --stdio", "What an ssh:// rig runs: its pwtop daemon speaking on "
+        "stdin/stdout.")
+    connect_timeout: float = setting(
+        5.0, "Longest wait for a rig to answer a connection (then it is unreachable and "
+        "retried).", min=0.5, max=120.0, unit="s")
+
+
 # TOML table name -> (attribute on Settings, dataclass). "async" is a Python keyword.
 GROUPS: dict[str, tuple[str, type]] = {
     "database": ("database", DatabaseSettings),
@@ -173,6 +196,7 @@ GROUPS: dict[str, tuple[str, type]] = {
     "alerts": ("alerts", AlertsSettings),
     "history": ("history", HistorySettings),
     "logging": ("logging", LoggingSettings),
+    "fleet": ("fleet", FleetSettings),
 }
 
 
@@ -186,6 +210,7 @@ class Settings:
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     # "group.key" -> where the value came from: "default", a file path, or "command line".
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     path: Path | None = field(default=None, compare=False)
@@ -296,7 +321,7 @@ def _type_name(f: dataclasses.Field) -> str:
         return "a number"
     if isinstance(default, str):
         return "a string"
-    if f.name == "rules":
+    if f.name in TABLE_LISTS:
         return "an array of tables"
     return "an array of strings"
 
@@ -342,7 +367,7 @@ def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     elif isinstance(default, list):
         if not isinstance(value, list):
             raise bad(_type_name(f))
-        item_type = dict if f.name == "rules" else str
+        item_type = dict if f.name in TABLE_LISTS else str
         if not all(isinstance(v, item_type) for v in value):
             raise bad(_type_name(f))
     lo, hi = meta.get("min"), meta.get("max")
@@ -450,8 +475,8 @@ def example_toml() -> str:
                 extra.append(rng)
             lines.append(f"# {doc}" + (f" ({'; '.join(extra)})" if extra else ""))
             default = _default_of(f)
-            if f.name == "rules":
-                lines.append("rules = []")
+            if f.name in TABLE_LISTS:
+                lines.append(f"{f.name} = []")
             else:
                 lines.append(f"{f.name} = {render_value(default)}")
     return "\n".join(lines) + "\n"

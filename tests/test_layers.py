@@ -77,6 +77,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pwtop.alerts", "pwtop.alerts.*",
         "pwtop.history", "pwtop.report", "pwtop.session",
         "pwtop.schedule", "pwtop.present", "pwtop.present.*",
+        # pwtop serve's wire protocol, and the fleet's reading side of it
+        "pwtop.serve", "pwtop.serve.*",
+        "pwtop.fleet", "pwtop.fleet.*",
         # the seed's three optimizer names in one module (DatabaseOptimizer is engine)
         "pwtop.performance",
     ),
