@@ -174,6 +174,8 @@ class Proxy:
 
 
 class _NotFound(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self.send_error(404)
 

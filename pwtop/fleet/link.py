@@ -279,11 +279,13 @@ class RigLink:
 
     @property
     def settled(self) -> bool:
-        """Has something to show: a summary, or a failed attempt (for ``--once``)."""
+        """Has something to show (for ``--once``): a summary after every component of the
+        rig was polled once, or a failed attempt."""
         if self.state in (BAD_URL,):
             return True
         if self.subscribe == proto.SUBSCRIBE_SUMMARY and self.summary:
-            return True
+            # every component of the rig polled once ("wait": not yet, figures to come)
+            return "wait" not in (self.summary.get("components") or {}).values()
         return self.state in DOWN_STATES
 
     async def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
