@@ -158,6 +158,10 @@ class Proxy:
 
     def cut(self) -> None:
         if self._listener is not None:
+            try:  # wakes the accept() blocked in its thread (close alone does not)
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:
