@@ -249,6 +249,7 @@ class RigLink:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._closed = False
+        self._token_sent = False
         self._changed = asyncio.Event()
 
     # ------------------------------------------------------------ lifecycle
@@ -343,7 +344,7 @@ class RigLink:
             except Exception:  # a face's bug must not stop the link
                 log.exception("a fleet listener failed")
 
-    async def _open(self) -> tuple[Any, bool]:
+    async def _open(self) -> Any:
         rig = self.rig
         if rig.kind == "ssh":
             argv = ssh_argv(rig, self.settings)
@@ -354,24 +355,24 @@ class RigLink:
                     start_new_session=True)
             except OSError as exc:
                 raise LinkDown(ERROR, f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-            return SshTransport(proc, rig.ssh_target), False
+            return SshTransport(proc, rig.ssh_target)
         token = rig.token()
+        self._token_sent = token is not None
         headers = {"Authorization": f"Bearer {token}"} if token else None
         ws = await connect(rig.stream, additional_headers=headers,
                            open_timeout=self.connect_timeout, max_size=proto.MAX_MESSAGE_BYTES,
                            compression=None, user_agent_header=f"pwtop-fleet/{__version__}",
                            ping_interval=None, logger=logging.getLogger("pwtop.fleet.ws"))
-        return WsTransport(ws), token is not None
+        return WsTransport(ws)
 
     async def _run(self) -> None:
         delay = BACKOFF_INITIAL
         while not self._closed:
             self.attempts += 1
-            token_sent = False
+            self._token_sent = False
             transport = None
             try:
-                transport, token_sent = await asyncio.wait_for(self._open(),
-                                                               self.connect_timeout + 1.0)
+                transport = await asyncio.wait_for(self._open(), self.connect_timeout + 1.0)
                 self._transport = transport
                 await self._session(transport)
             except asyncio.CancelledError:
@@ -379,7 +380,7 @@ class RigLink:
                     await transport.close()
                 raise
             except Exception as exc:
-                down = describe_failure(exc, self.rig, token_sent)
+                down = describe_failure(exc, self.rig, self._token_sent)
                 self._went_down(down)
             finally:
                 self._transport = None
