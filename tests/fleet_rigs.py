@@ -41,10 +41,10 @@ class ServeRig:
         return int(self.address.rsplit(":", 1)[1])
 
     def command_token_file(self) -> Path:
-        return self.home / "run" / "serve-command.token"
+        return self.home / "run" / "pwtop" / "serve-command.token"
 
     def read_token_file(self) -> Path:
-        return self.home / "run" / "serve-read.token"
+        return self.home / "run" / "pwtop" / "serve-read.token"
 
     def stop(self) -> None:
         if self.proc.poll() is None:
