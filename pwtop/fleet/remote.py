@@ -221,11 +221,17 @@ class RemoteRig:
         return out
 
 
-def samples_as_snapshots(component: str, series: Any, since: float,
-                         until: float) -> list[Snapshot]:
+def samples_as_snapshots(component: str, series: Any, since: float, until: float, *,
+                         tolerance: float = 0.25) -> list[Snapshot]:
     """A ``history`` reply's series as one snapshot per sample time (strictly between
-    ``since`` and ``until``), metrics only: what a chart needs to draw the span."""
-    by_time: dict[float, dict[str, float]] = {}
+    ``since`` and ``until``), metrics only: what a chart needs to draw the span.
+
+    A component's figures are recorded at its poll's time, but a figure measured earlier
+    (the database's slow round) is recorded at its own time: samples within
+    ``tolerance`` seconds are one poll, and a time holding half of a poll's figures or
+    fewer is folded into the poll before it (as its own snapshot it would put a hole in
+    every other figure's chart)."""
+    samples: list[tuple[float, str, float]] = []
     if isinstance(series, dict):
         for metric, points in series.items():
             for point in points if isinstance(points, list) else ():
@@ -234,11 +240,27 @@ def samples_as_snapshots(component: str, series: Any, since: float,
                 t, v = point
                 if isinstance(t, (int, float)) and isinstance(v, (int, float)) and \
                         since < t < until:
-                    by_time.setdefault(round(float(t), 3), {})[metric] = v
+                    samples.append((float(t), metric, v))
+    samples.sort()
+    polls: list[tuple[float, dict[str, float]]] = []
+    for t, metric, v in samples:
+        if polls and t - polls[-1][0] <= tolerance:
+            polls[-1][1].setdefault(metric, v)
+        else:
+            polls.append((t, {metric: v}))
+    widest = max((len(m) for _, m in polls), default=0)
+    kept: list[tuple[float, dict[str, float]]] = []
+    for t, metrics in polls:
+        if widest > 1 and len(metrics) * 2 <= widest:
+            if kept:
+                for metric, v in metrics.items():
+                    kept[-1][1].setdefault(metric, v)
+            continue
+        kept.append((t, metrics))
     now_mono, now_wall = time.monotonic(), time.time()
     return [Snapshot(component=component, taken_at=t, metrics=metrics,
                      monotonic=local_monotonic(t, now_mono, now_wall))
-            for t, metrics in sorted(by_time.items())]
+            for t, metrics in kept]
 
 
 # ---------------------------------------------------------------- components
