@@ -10,8 +10,9 @@ subscription), so its tabs are drawn by the same code as a local run's.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Any
+from typing import Any, Callable
 
 from textual import on
 from textual.app import ComposeResult
@@ -216,6 +217,7 @@ class FleetApp(PwtopApp):
         self._dirty_rigs = True
         self.redraws = 0
         self.rig_open: str | None = None
+        self._drawn = asyncio.Event()
 
     def show_first_screen(self) -> None:
         self.fleet_screen = FleetScreen(self)
@@ -234,6 +236,14 @@ class FleetApp(PwtopApp):
         self._dirty_rigs = False
         screen.redraw()
         self.redraws += 1
+        event, self._drawn = self._drawn, asyncio.Event()
+        event.set()
+
+    async def wait_drawn(self, condition: Callable[[], bool]) -> None:
+        """Until the fleet's rows have been drawn with ``condition`` true (tests and
+        benchmarks await this rather than sleeping)."""
+        while not condition():
+            await self._drawn.wait()
 
     async def open_rig(self, name: str) -> None:
         link = self.fleet.links.get(name)
