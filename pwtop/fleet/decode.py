@@ -158,10 +158,7 @@ class Decoder:
                     continue
                 tp = f.type
                 if isinstance(tp, str):
-                    try:
-                        tp = eval(tp, namespace, {cls.__name__: cls})  # noqa: S307 - annotation
-                    except Exception:  # a TYPE_CHECKING-only name: taken as it comes
-                        tp = Any
+                    tp = _hint(tp, namespace, cls)
                 required = (f.default is dataclasses.MISSING
                             and f.default_factory is dataclasses.MISSING)
                 found.append((f.name, tp, required))
@@ -193,6 +190,17 @@ class Decoder:
         if len(self.problems) < 100:
             self.problems.setdefault(where, f"expected {_name(tp)}, got {type(value).__name__}")
         return value
+
+
+def _hint(annotation: str, namespace: dict[str, Any], owner: type) -> Any:
+    """One field's annotation resolved as ``typing.get_type_hints`` does (nested names
+    too: ``list["Flag"]``); a name only imported under TYPE_CHECKING reads as Any."""
+    holder = type("_Field", (), {"__annotations__": {"x": annotation}})
+    try:
+        return typing.get_type_hints(holder, globalns=namespace,
+                                     localns={owner.__name__: owner})["x"]
+    except Exception:
+        return Any
 
 
 def _scalar_last(tp: Any) -> bool:

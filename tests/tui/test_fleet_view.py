@@ -79,19 +79,19 @@ async def test_fleet_rows_filter_group_enter_opens_the_rig_and_esc_returns(
                                               "unreachable" in status_of(app, "dead")), WAIT)
         table = app.fleet_screen.table
         assert status_of(app, "bad") == "bad url"
-        assert set(table.shown_row_keys()) == {"car", "dead", "bad"}
+        assert set(table.shown_row_keys) == {"car", "dead", "bad"}
         # the highlighted row's problem, in one line under the table
-        table.move_cursor(row=table.shown_row_keys().index("dead"))
+        table.move_cursor(row=table.shown_row_keys.index("dead"))
         await pilot.pause()
         detail = app.fleet_screen.query_one("#fleet-detail")._pwtop_text
         assert "connection refused" in detail
         await pilot.press("g")  # groups: lab, then road, then all
-        assert set(table.shown_row_keys()) == {"bad"}
+        assert set(table.shown_row_keys) == {"bad"}
         await pilot.press("g")
-        assert set(table.shown_row_keys()) == {"car", "dead"}
+        assert set(table.shown_row_keys) == {"car", "dead"}
         await pilot.press("g")
         await pilot.press("slash", "c", "a", "r", "enter")
-        assert table.shown_row_keys() == ["car"]
+        assert table.shown_row_keys == ["car"]
         await pilot.press("s")
         assert table.sort_column != "group"
         # Enter: the rig's six tabs, fed by its pwtop serve
@@ -125,9 +125,11 @@ async def test_connect_shows_the_rigs_tabs_alerts_and_when_it_stops_answering(
         await asyncio.wait_for(session.wait_until(lambda: bool(app.view.alerts.active())),
                                WAIT)
         await pilot.press("6")
+        tab = await app.main.ensure_tab("alerts")
         await pilot.pause()
-        rows = app.main.tab_widget("alerts").query_one("#alerts-table", SyncTable)
-        assert any(key.startswith("alert:") for key in rows.all_row_keys())
+        tab.render_view(app.view)
+        rows = tab.query_one("#alerts-table", SyncTable)
+        assert any(key.startswith("alert:") for key in rows.all_row_keys)
         assert app.view.alerts.active()[0].rule == "test_file_exists"
         os.kill(car.proc.pid, signal.SIGSTOP)  # the rig stops answering
         try:
