@@ -251,7 +251,7 @@ async def test_remote_session_snapshots_are_the_rigs_typed_objects(rigs, demo_db
         engine = session.alerts
         await asyncio.wait_for(session.wait_until(lambda: bool(engine.active())), 30)
         alert = engine.active()[0]
-        assert alert.rule == "test_file_exists" and alert.level.label == "critical"
+        assert alert.rule == "test_file_exists" and alert.level.label == "critical", alert
         assert session.remote.decoder.unknown == {}
     finally:
         await session.close()
