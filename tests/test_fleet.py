@@ -287,6 +287,45 @@ async def test_a_rig_cut_off_comes_back_with_its_charts_filled_from_its_history(
         await session.close()
 
 
+async def test_optimize_and_acknowledge_go_to_the_rig_with_its_command_token(
+        rigs, aged_demo_db):
+    from pwtop.errors import TargetError
+
+    car = rigs(aged_demo_db, config=CRITICAL_RULE)
+    session = RemoteSession(rig("car", car.url), settings())
+    session.start()
+    remote = session.remote
+    try:
+        latest = remote.latest["database"]
+        await asyncio.wait_for(session.wait_until(lambda: bool(latest.recommendations)), 60)
+        component = session.components["database"]
+        with pytest.raises(TargetError) as err:  # no command token given for this rig
+            await component.apply(latest.recommendations[:1], dry_run=True)
+        assert "command_token_file" in err.value.message
+        remote.rig = rig("car", car.url, command_token_file=str(car.command_token_file()))
+        plans = await component.apply(latest.recommendations[:1], dry_run=True)
+        assert plans and all(p.dry_run for p in plans)
+        assert plans[0].recommendation_id == latest.recommendations[0].id
+        engine = session.alerts
+        await asyncio.wait_for(session.wait_until(lambda: bool(engine.active())), 30)
+        target = next(a for a in engine.active() if a.rule == "test_file_exists")
+        assert engine.acknowledge(target.id) is not None
+        await asyncio.wait_for(session.wait_until(lambda: any(
+            a.id == target.id and a.acknowledged and a.acknowledged_at != target.acknowledged_at
+            for a in engine.active())), 30)
+        confirmed = next(a for a in engine.active() if a.id == target.id)
+        assert confirmed.acknowledged  # as the rig itself now says
+    finally:
+        await session.close()
+
+
+def test_connect_with_a_bad_url_is_one_line():
+    out = subprocess.run([sys.executable, "-m", "pwtop", "--connect", "ftp://nowhere"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and "unsupported scheme" in out.stderr
+
+
 # ---------------------------------------------------------------- ssh://
 
 

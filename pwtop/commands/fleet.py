@@ -18,7 +18,7 @@ import time
 
 import pwtop.tui as tui
 from pwtop.commands.tui import apply_overrides
-from pwtop.config import Settings, check_setting
+from pwtop.config import Settings
 from pwtop.errors import PwtopError
 from pwtop.fleet.fleet import Fleet
 from pwtop.fleet.rigs import fleet_rigs
@@ -35,9 +35,7 @@ async def read_once(fleet: Fleet, timeout: float) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     rigs = fleet_rigs(settings, getattr(args, "rig", None) or [])
-    interval = getattr(args, "interval", None)
-    if interval is not None:
-        settings.override("ui.interval", check_setting("ui.interval", interval, "--interval"))
+    apply_overrides(args, settings)
     if getattr(args, "once", False):
         fleet = Fleet(rigs, settings)
         timeout = getattr(args, "timeout", None) or ONCE_TIMEOUT
@@ -51,7 +49,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return exit_code(found)
     if getattr(args, "json", False):
         raise PwtopError("--json needs --once (the fleet view is a screen)")
-    apply_overrides(args, settings)
     app = tui.FleetApp(settings, rigs)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise PwtopError("the fleet view needs a terminal (stdin and stdout are not a tty); "
