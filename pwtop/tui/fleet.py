@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Input, Static
 from pwtop.config import Settings
 from pwtop.fleet.fleet import Fleet
 from pwtop.fleet.link import OK, RigLink
-from pwtop.fleet.remote import RemoteSession
+from pwtop import fleet as fleet_parts
 from pwtop.fleet.rigs import Rig, remote_settings
 from pwtop.fleet.rows import COLUMNS, HEADINGS, FleetRow, detail_lines, texts
 from pwtop.model import Level
@@ -222,7 +222,8 @@ class FleetApp(PwtopApp):
     def show_first_screen(self) -> None:
         self.fleet_screen = FleetScreen(self)
         self.push_screen(self.fleet_screen)
-        self.fleet.start()
+        # every row is drawn ("connecting") before a hundred handshakes take the loop
+        self.call_after_refresh(self.fleet.start)
         self.set_interval(self.fleet_settings.ui.interval, self._tick)
 
     def _rig_changed(self, link: RigLink) -> None:
@@ -257,7 +258,9 @@ class FleetApp(PwtopApp):
         self.settings = shown
         self.host = rig.name
         self.rig_open = name
-        self.use_session(RemoteSession(rig, shown))
+        # the remote session (decoder, alerts, history) is imported at the first Enter:
+        # a fleet view that is only looked at starts without it
+        self.use_session(fleet_parts.RemoteSession(rig, shown))
         self.main = RigScreen(self)
         await self.push_screen(self.main)
         self.call_after_refresh(self._start_components)
