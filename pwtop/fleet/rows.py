@@ -8,6 +8,7 @@ was measured (``measured_at``, the rig's clock) and, when there is none, why
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -144,9 +145,16 @@ def alert_text(r: FleetRow) -> str:
 
 
 def seen_text(r: FleetRow, now: float) -> str:
+    """When the rig was last heard from. While it sends every round, the age swings
+    between 0 and its interval: that reads "<2s ago" (twice its interval, rounded up)
+    instead of a figure that changes every second on every row (and costs a redraw)."""
     if r.last_seen is None:
         return "never"
-    return f"{human_age(max(0.0, now - r.last_seen))} ago"
+    age = max(0.0, now - r.last_seen)
+    fresh = math.ceil(2 * (r.interval or 1.0))
+    if r.state == OK and age < fresh:
+        return f"<{fresh}s ago"
+    return f"{human_age(age)} ago"
 
 
 def texts(r: FleetRow, now: float | None = None) -> dict[str, str]:
