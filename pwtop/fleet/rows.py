@@ -61,8 +61,8 @@ class FleetRow:
         if self.last_seen is None and self.state != "bad url":
             return f"{self.state}, never answered"
         if self.down_since is not None and self.state != "bad url":
-            since = clock_time(self.down_since, now)
-            return f"{self.state} since {since} ({human_age(now - self.down_since)})"
+            # the time of day only: "last seen" has the running age
+            return f"{self.state} since {clock_time(self.down_since, now)}"
         return self.state
 
     def to_json(self, now: float | None = None) -> dict[str, Any]:
