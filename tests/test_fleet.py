@@ -91,6 +91,16 @@ def fleet_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
+async def until_worst(url: str, level: str) -> None:
+    link = RigLink(rig("r", url), settings())
+    link.start()
+    try:
+        assert await link.wait_until(
+            lambda: (link.summary.get("alerts") or {}).get("worst") == level, 60.0)
+    finally:
+        await link.close()
+
+
 # ---------------------------------------------------------------- --once
 
 
@@ -119,6 +129,7 @@ def test_once_exit_codes_all_well_and_critical(rigs, demo_db, aged_demo_db):
     assert out.returncode == EXIT_OK, out.stdout + out.stderr
     assert "calm" in out.stdout and "ok" in out.stdout
     loud = rigs(aged_demo_db, config=CRITICAL_RULE)
+    asyncio.run(until_worst(loud.url, "critical"))  # the rig has judged its first poll
     out = fleet_cli("--once", "--json", "--rig", f"calm={calm.url}", "--rig",
                     f"loud={loud.url}", "--timeout", "30")
     doc = json.loads(out.stdout)

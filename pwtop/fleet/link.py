@@ -53,6 +53,8 @@ BACKOFF_MAX = 5.0
 STALE_INTERVALS = 3.0
 STALE_MIN_S = 5.0
 REQUEST_TIMEOUT = 10.0
+#: The longest a closing handshake may take before the socket is dropped.
+CLOSE_TIMEOUT = 2.0
 #: Lines of an ssh's stderr kept for the one-line reason when it ends.
 SSH_STDERR_LINES = 5
 
@@ -86,8 +88,11 @@ class WsTransport:
         return frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(), 2.0)
+        """A closing handshake when the rig answers, else the socket is dropped: a rig
+        that stopped (SIGSTOP, a hung host) never completes one."""
+        done, _ = await bounded(self.ws.close(), CLOSE_TIMEOUT)
+        if not done:
+            self.ws.transport.abort()
 
 
 class SshTransport:
@@ -155,6 +160,29 @@ class SshTransport:
         self._stderr_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._stderr_task
+
+
+async def bounded(awaitable: Any, timeout: float) -> tuple[bool, Any]:
+    """(True, its result) when ``awaitable`` ends within ``timeout`` seconds, else (False,
+    None) at once, the awaitable cancelled but not waited for. ``asyncio.wait_for`` waits
+    until a cancelled operation has finished, and a connection to a stopped peer can
+    take its own time to finish one: a link must never hang on a rig that hangs."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_retrieve)
+        return False, None
+    return True, task.result()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a late failure is not logged as never retrieved
 
 
 def ssh_argv(rig: Rig, settings: Settings) -> list[str]:
@@ -265,8 +293,12 @@ class RigLink:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.wait({task}, timeout=CLOSE_TIMEOUT + 1.0)
+            if task.done() and not task.cancelled():
+                task.exception()
+        transport = self._transport
+        if transport is not None:
+            await transport.close()
         self._fail_pending("the link was closed")
 
     @property
@@ -372,7 +404,9 @@ class RigLink:
             self._token_sent = False
             transport = None
             try:
-                transport = await asyncio.wait_for(self._open(), self.connect_timeout + 1.0)
+                opened, transport = await bounded(self._open(), self.connect_timeout + 1.0)
+                if not opened:
+                    raise asyncio.TimeoutError()
                 self._transport = transport
                 await self._session(transport)
             except asyncio.CancelledError:
@@ -403,11 +437,9 @@ class RigLink:
         self._notify()
 
     async def _recv(self, transport: Any, timeout: float) -> dict[str, Any]:
-        try:
-            text = await asyncio.wait_for(transport.recv(), timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            raise LinkDown(UNREACHABLE, f"stopped answering: nothing for {timeout:g} s") \
-                from None
+        received, text = await bounded(transport.recv(), timeout)
+        if not received:
+            raise LinkDown(UNREACHABLE, f"stopped answering: nothing for {timeout:g} s")
         self.bytes_received += len(text)
         self.bytes_since_connect += len(text)
         return proto.decode(text)
