@@ -268,6 +268,48 @@ async def test_remote_session_snapshots_are_the_rigs_typed_objects(rigs, demo_db
         await session.close()
 
 
+async def test_the_demo_apps_async_and_realtime_arrive_typed(rigs, demo_db):
+    """`pwtop demo --serve-only` (the demo app with its agent), a `pwtop serve` watching
+    it, and a remote session: the agent-fed components come back as their dataclasses."""
+    import re
+
+    from pwtop.agent.details import AsyncDetail, RealtimeDetail
+
+    demo = subprocess.Popen([sys.executable, "-m", "pwtop", "demo", "--serve-only", "--db",
+                             str(demo_db)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, text=True)
+    session = None
+    try:
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        text = "".join(lines)
+        agent = re.search(r"agent:\s+(ws://\S+)", text).group(1)
+        token = re.search(r"token file:\s+(\S+)", text).group(1)
+        car = rigs(demo_db, config=f'{NO_ALERTS}[target]\nagent = "{agent}"\n'
+                                   f'agent_token_file = "{token}"\n')
+        session = RemoteSession(rig("car", car.url), settings())
+        session.start()
+        await asyncio.wait_for(session.wait_until(lambda: all(
+            session.states[n].has_data for n in ("async", "realtime"))), 60)
+        assert isinstance(session.states["async"].snapshot.detail, AsyncDetail)
+        assert isinstance(session.states["realtime"].snapshot.detail, RealtimeDetail)
+        assert session.states["async"].snapshot.detail.agent.connected
+        assert session.remote.decoder.unknown == {}
+    finally:
+        if session is not None:
+            await session.close()
+        demo.send_signal(signal.SIGINT)  # Ctrl-C: the demo stops its app
+        try:
+            demo.wait(30)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait(10)
+        demo.stdout.close()
+
+
 async def test_a_rig_cut_off_comes_back_with_its_charts_filled_from_its_history(
         rigs, demo_db, closing):
     car = rigs(demo_db, config=NO_ALERTS, interval=0.5)
