@@ -133,10 +133,10 @@ class RemoteRig:
         if latest is None:
             return
         data = message.get("snapshot")
-        if data is None:
+        problem = message.get("problem")
+        if data is None or problem:  # no figures there (the snapshot is then the last one)
             latest.snapshot = None
-            latest.problem = str(message.get("problem") or
-                                 f"the rig's {name} component has no figures")
+            latest.problem = str(problem or f"the rig's {name} component has no figures")
             latest.count += 1
             return
         try:
@@ -432,9 +432,9 @@ class RemoteHistory:
         if max_points and len(points) > max_points:
             bucket = (until - since) / max_points
             points = merge(points, since, bucket)
+        why = (result.get("unavailable") or {}).get(metric) or "no samples then"
         return Series(metric, resolution, since, until, bucket_seconds=bucket, points=points,
-                      note="" if points else f"rig {self.remote.rig.name} holds no samples "
-                                             f"of {metric} then")
+                      note="" if points else f"rig {self.remote.rig.name}: {why}")
 
 
 def merge(points: list[Point], since: float, bucket: float) -> list[Point]:

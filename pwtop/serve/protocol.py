@@ -80,8 +80,10 @@ not know; a message of an unknown type is answered with ``error`` (code
     {"type":"snapshot","v":1,"component":"database","snapshot":{...}|null,
      "connection":"ok"|"wait"|"down"|"off","problem":null|"why"}
 
-  ``snapshot`` is ``pwtop.model.to_jsonable(snapshot)`` (null while there is none, or
-  while the component has no figures: then ``problem`` says why). A full subscriber also
+  ``snapshot`` is ``pwtop.model.to_jsonable(snapshot)`` of the component's latest
+  snapshot (null while there is none). ``problem`` is why the component has no figures
+  (not built, its poll failed, its agent link is down), null when it has some; the
+  session's ``ComponentState.connection`` and ``missing``. A full subscriber also
   gets ``alerts`` messages when the alerts change (and once after hello)::
 
     {"type":"alerts","v":1,"enabled":true,"active":[Alert.to_dict()...],
@@ -98,8 +100,11 @@ not know; a message of an unknown type is answered with ``error`` (code
      "until":null}
 
   -> ``{"type":"reply","v":1,"id":7,"ok":true,"result":{"series":{name:[[t,v],...]},
-  "resolution":{name:"raw"|"1m"|"1h"|"memory"}}}`` from the rig's own history store
-  (in-memory recent samples and the file), averages per point, oldest first.
+  "resolution":{name:"memory"|"1m+memory"|"raw"|"1m"|"1h"|"none"},
+  "unavailable":{name:why}}}`` from the rig's own history store, averages per point,
+  oldest first: rollups from the file, then the raw samples the daemon keeps in memory
+  (its last 15 minutes; ``resolution`` says which, joined by ``+``). An unknown metric
+  or one without samples in the range is in ``unavailable`` (with an empty series).
 
 ``command`` client -> server::
 
