@@ -38,6 +38,8 @@ VERBS: dict[str, tuple[str, str]] = {
                "rules, generated from the metric catalog and the alert rules"),
     "serve": ("pwtop.commands.serve", "run headless on a rig and serve it: the stream for "
               "pwtop fleet and --connect, /metrics, /healthz (SIGHUP reloads the config)"),
+    "fleet": ("pwtop.commands.fleet", "watch many rigs' pwtop serve in one view (or read "
+              "them once for scripts)"),
 }
 
 
@@ -46,6 +48,10 @@ VERBS: dict[str, tuple[str, str]] = {
 WORKLOAD_HELP = ("SQL statements separated by ';'; comment lines before a statement: "
                  "'-- name: X', '-- pwtop: weight=N' (runs per hour; on an INSERT, rows "
                  "per hour), '-- pwtop: cached[=SECONDS]' (the app caches it)")
+
+CONNECT_HELP = ("show a remote rig's pwtop serve (ws://HOST:PORT, HOST:PORT or "
+                "ssh://user@host) in the TUI instead of this machine")
+
 
 def finite_float(text: str) -> float:
     """The argparse type of every number-of-seconds (or days) flag: a float that is not
@@ -117,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refresh interval of the TUI")
     parser.add_argument("--ascii", action="store_true",
                         help="draw with ASCII only (as on the Linux console, TERM=linux)")
+    parser.add_argument("--connect", metavar="URL", help=CONNECT_HELP)
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=VerbParser)
 
     def verb(name: str, parent: argparse.ArgumentParser = common) -> argparse.ArgumentParser:
@@ -130,6 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
                    default=argparse.SUPPRESS)
     p.add_argument("--ascii", action="store_true", default=argparse.SUPPRESS,
                    help="draw with ASCII only (as on the Linux console, TERM=linux)")
+    p.add_argument("--connect", metavar="URL", default=argparse.SUPPRESS, help=CONNECT_HELP)
+
+    p = verb("fleet")
+    p.add_argument("--rig", action="append", metavar="NAME=URL",
+                   help="a rig to watch: ws://HOST:PORT, HOST:PORT or ssh://user@host "
+                   "(repeatable; added to the config's [[fleet.rigs]])")
+    p.add_argument("--once", action="store_true",
+                   help="read every rig once, print the rows and exit (0 all well, 3 a "
+                   "critical alert, 4 a rig unreadable)")
+    p.add_argument("--timeout", type=finite_float, metavar="S",
+                   help="with --once: the longest wait for a rig (default 10 s)")
+    p.add_argument("--interval", "-d", type=finite_float, metavar="SECONDS",
+                   default=argparse.SUPPRESS, help="redraw interval of the fleet view")
+    p.add_argument("--theme", help="colour theme", default=argparse.SUPPRESS)
+    p.add_argument("--ascii", action="store_true", default=argparse.SUPPRESS,
+                   help="draw with ASCII only (as on the Linux console, TERM=linux)")
+    _add_json(p)
 
     p = verb("analyze")
     _add_component_args(p)

@@ -21,6 +21,9 @@ import tomli_w
 from pwtop.errors import ConfigError
 
 CONFIG_ENV = "PWTOP_CONFIG"
+#: Settings that are arrays of tables ([[alerts.rules]], [[alerts.notify]], [[fleet.rigs]]),
+#: checked by their own readers.
+TABLE_LISTS = ("rules", "notify", "rigs")
 
 
 def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -260,7 +263,27 @@ class LoggingSettings:
 #: Arrays of tables inside a group ("group.key") -> the dataclass whose fields are each
 #: table's keys (documented like the settings; see :func:`table_from_dict`).
 TABLES: dict[str, type] = {"alerts.notify": NotifySettings}
-_TABLE_LISTS = ("rules", "notify")
+
+
+@dataclass
+class FleetSettings:
+    rigs: list[dict[str, Any]] = setting(
+        [], "[[fleet.rigs]] tables, one per rig `pwtop fleet` watches: name, url (ws://HOST:"
+        "PORT, HOST:PORT or ssh://user@host), token_file (the rig's read token, needed off "
+        "loopback), command_token_file (its command token: optimize and acknowledge from "
+        "the rig's tabs), group.")
+    ssh_command: list[str] = setting(
+        ["ssh", "-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+         "-o", "ServerAliveInterval=5"],
+        "How ssh:// rigs are reached: this command, then -p PORT when the URL has one, the "
+        "user@host and remote_command.")
+    remote_command: str = setting(
+        "pwtop serve --stdio", "What an ssh:// rig runs: its pwtop daemon speaking on "
+        "stdin/stdout.")
+    connect_timeout: float = setting(
+        5.0, "Longest wait for a rig to answer a connection (then it is unreachable and "
+        "retried).", min=0.5, max=120.0, unit="s")
+
 
 # TOML table name -> (attribute on Settings, dataclass). "async" is a Python keyword.
 GROUPS: dict[str, tuple[str, type]] = {
@@ -273,6 +296,7 @@ GROUPS: dict[str, tuple[str, type]] = {
     "history": ("history", HistorySettings),
     "serve": ("serve", ServeSettings),
     "logging": ("logging", LoggingSettings),
+    "fleet": ("fleet", FleetSettings),
 }
 
 
@@ -287,6 +311,7 @@ class Settings:
     history: HistorySettings = field(default_factory=HistorySettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     # "group.key" -> where the value came from: "default", a file path, or "command line".
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     path: Path | None = field(default=None, compare=False)
@@ -397,7 +422,7 @@ def _type_name(f: dataclasses.Field) -> str:
         return "a number"
     if isinstance(default, str):
         return "a string"
-    if f.name in _TABLE_LISTS:
+    if f.name in TABLE_LISTS:
         return "an array of tables"
     return "an array of strings"
 
@@ -443,7 +468,7 @@ def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     elif isinstance(default, list):
         if not isinstance(value, list):
             raise bad(_type_name(f))
-        item_type = dict if f.name in _TABLE_LISTS else str
+        item_type = dict if f.name in TABLE_LISTS else str
         if not all(isinstance(v, item_type) for v in value):
             raise bad(_type_name(f))
     lo, hi = meta.get("min"), meta.get("max")
@@ -564,8 +589,8 @@ def example_toml() -> str:
                 extra.append(rng)
             lines.append(f"# {doc}" + (f" ({'; '.join(extra)})" if extra else ""))
             default = _default_of(f)
-            if f.name == "rules":
-                lines.append("rules = []")
+            if f.name in TABLE_LISTS:
+                lines.append(f"{f.name} = []")
             else:
                 lines.append(f"{f.name} = {render_value(default)}")
     return "\n".join(lines) + "\n"

@@ -77,6 +77,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pwtop.alerts", "pwtop.alerts.*",
         "pwtop.history", "pwtop.report", "pwtop.session",
         "pwtop.schedule", "pwtop.present", "pwtop.present.*",
+        # the fleet's reading side of pwtop serve (links, rows, the remote session)
+        "pwtop.fleet", "pwtop.fleet.*",
         # the seed's three optimizer names in one module (DatabaseOptimizer is engine)
         "pwtop.performance",
         # pwtop serve's wire protocol: the daemon and its readers (fleet, --connect) share it

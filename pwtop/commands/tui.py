@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+from pwtop import fleet
 from pwtop.config import Settings, check_setting
 from pwtop.errors import PwtopError
+from pwtop.fleet.rigs import connect_rig, remote_settings
 
 
 def apply_overrides(args: argparse.Namespace, settings: Settings) -> None:
@@ -31,7 +33,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     apply_overrides(args, settings)
     from pwtop.tui.app import PwtopApp
 
-    app = PwtopApp(settings)  # checks the theme before the terminal is taken over
+    connect = getattr(args, "connect", None)
+    if connect:
+        rig = connect_rig(settings, connect)
+        shown = remote_settings(settings, rig)
+        app = PwtopApp(shown, host=rig.name, session=fleet.RemoteSession(rig, shown))
+    else:
+        app = PwtopApp(settings)  # checks the theme before the terminal is taken over
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise PwtopError("the full-screen monitor needs a terminal (stdin and stdout are not "
                          "a tty); for scripts use 'pwtop monitor' or 'pwtop analyze'")

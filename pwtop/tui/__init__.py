@@ -7,3 +7,8 @@ Layout: ``app.py`` (the app and its main screen: a face of one
 ``bindings.py`` (every key, defined once), ``theming.py`` and ``state.py`` (remembered
 last tab and theme).
 """
+
+from pwtop.lazy import exports
+
+#: The apps, imported on first use: ``import pwtop.tui`` alone loads no Textual.
+__getattr__ = exports(__name__, {"PwtopApp": "pwtop.tui.app", "FleetApp": "pwtop.tui.fleet"})

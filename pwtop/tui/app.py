@@ -382,33 +382,25 @@ class PwtopApp(App[int]):
     def __init__(self, settings: Settings, factories: Mapping[str, Factory] | None = None, *,
                  host: str | None = None, state_path: Path | None = None,
                  theme_dirs: list[Path] | None = None,
-                 watch_terminal: bool = True, watch: WatchFactory | None = None) -> None:
+                 watch_terminal: bool = True, watch: WatchFactory | None = None,
+                 session: Session | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.host = host or socket.gethostname()
         self.state_path = state_path or ui_state_path()
         self.ui_state: UiState = load_state(self.state_path)
-        self.session = Session(settings, NAMES, factories=factories,
-                               factors=INTERVAL_FACTOR, watch=watch or default_watch)
-        self.session.on_poll = lambda result: self.post_message(PollDone(result))
-        self.session.on_round = lambda result: self.post_message(RoundDone(result))
-        self.session.on_recommendations = self._recommendations_ready
-        self.session.after_round = self._after_watch_round
-        self.view = View(components=self.session.states, interval=settings.ui.interval)
+        self.use_session(session or Session(settings, NAMES, factories=factories,
+                                            factors=INTERVAL_FACTOR,
+                                            watch=watch or default_watch))
         # Glyphs a console font has (pwtop.tui.glyphs): asked once, for the whole run.
         self.ascii_mode = ascii_wanted(settings.ui.ascii, os.environ)
         self._restore_scrollbars: Callable[[], None] | None = None
-        self._advice_drawn: dict[str, list] = {}  # the recommendations last drawn
         self.heap = HeapTrimmer()  # a burst of work (the first index advice) gives back
         if self.ascii_mode:
             self.add_class("-ascii")
         self.watch_terminal = watch_terminal
         self._exiting = False
-        self.polls_handled: dict[str, int] = {}
-        self._dirty: set[str] = set()
         self._render_timer: Any = None
-        self._history_write_seen: float | None = None
-        self._charts_reloaded = False
         self._leaving: asyncio.Task[None] | None = None
         themes = load_themes(theme_dirs)
         for theme in themes.values():
@@ -420,6 +412,21 @@ class PwtopApp(App[int]):
         use_plain_scrollbars(self.no_color)  # NO_COLOR: a scrollbar drawn in characters
         if "TEXTUAL_ANIMATIONS" not in os.environ:  # a Pi's CPU is for measuring, not tweening
             self.animation_level = "none"
+
+    def use_session(self, session: Session) -> None:
+        """Draw this session (a local one, or a remote rig's: pwtop.fleet.remote), with a
+        fresh view: the fleet view opens one rig after another in one app."""
+        self.session = session
+        session.on_poll = lambda result: self.post_message(PollDone(result))
+        session.on_round = lambda result: self.post_message(RoundDone(result))
+        session.on_recommendations = self._recommendations_ready
+        session.after_round = self._after_watch_round
+        self.view = View(components=session.states, interval=session.refresh)
+        self.polls_handled: dict[str, int] = {}
+        self._dirty: set[str] = set()
+        self._advice_drawn: dict[str, list] = {}  # the recommendations last drawn
+        self._history_write_seen: float | None = None
+        self._charts_reloaded = False
 
     # ------------------------------------------------------------ start and stop
 
@@ -443,12 +450,17 @@ class PwtopApp(App[int]):
             from pwtop.tui.widgets.console import use_ascii_scrollbars
 
             self._restore_scrollbars = use_ascii_scrollbars()
-        self.main = MainScreen(self)
-        self.push_screen(self.main)
+        self.show_first_screen()
         if self.watch_terminal and not self.is_headless:
             self._watch_terminal()
-        self.call_after_refresh(self._start_components)
         self.check_size()
+
+    def show_first_screen(self) -> None:
+        """The tabs, and the session started once they are drawn (the fleet view shows
+        its list instead)."""
+        self.main = MainScreen(self)
+        self.push_screen(self.main)
+        self.call_after_refresh(self._start_components)
 
     # The session's parts, for the keys, the tabs and tests.
 

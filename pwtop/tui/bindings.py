@@ -27,7 +27,8 @@ class Key:
 
     ``key`` uses Textual's key names (comma-separated alternatives); ``display`` is how a
     person writes it. ``screen`` says where it works: "main" (the tabs), "optimize" (the
-    optimize dialog), "help", or "app" for Textual's own keys, which are only documented.
+    optimize dialog), "help", "fleet" (``pwtop fleet``'s list), "rig" (a rig opened from
+    it, on top of "main"), or "app" for Textual's own keys, which are only documented.
     ``rank`` orders the footer's hints: when the footer is too narrow the lowest-ranked
     hints are hidden first (pwtop/tui/widgets/footer.py), so quitting and help stay.
     """
@@ -104,6 +105,22 @@ KEYS: tuple[Key, ...] = (
     # The filter box under a table
     Key("escape", "clear_filter", "Clear filter", "Clear the filter and close the box (Enter "
         "keeps the filter).", "Tables", "Esc", screen="filter", palette=False),
+    # The fleet view (pwtop fleet) and a rig opened from it
+    Key("enter", "open_rig", "Open rig", "Open the highlighted rig's six tabs, fed by its "
+        "pwtop serve (Esc comes back).", "Fleet", "Enter", footer=True, screen="fleet",
+        rank=90),
+    Key("slash", "filter", "Filter", "Filter the rigs by any column's text; Esc clears it.",
+        "Fleet", "/", footer=True, screen="fleet", rank=50),
+    Key("s", "sort", "Sort", "Sort the rigs by the next column (press again to reverse).",
+        "Fleet", "s", footer=True, screen="fleet", rank=60),
+    Key("g", "next_group", "Group", "Show one group of rigs after another, then all.",
+        "Fleet", "g", footer=True, screen="fleet", rank=40),
+    Key("question_mark,f1", "help", "Help", "Show this list of keys.", "Fleet", "? / F1",
+        footer=True, screen="fleet", palette=False, rank=99),
+    Key("q", "quit", "Quit", "Quit pwtop.", "Fleet", "q", footer=True, screen="fleet",
+        palette=False, rank=100),
+    Key("escape", "back_to_fleet", "Fleet", "Back from a rig's tabs to the fleet.", "Fleet",
+        "Esc", screen="rig", palette=False),
     # The "terminal too small" notice
     Key("q", "app.quit", "Quit", "Quit pwtop from the too-small notice.", "View", "q",
         screen="too_small", palette=False),

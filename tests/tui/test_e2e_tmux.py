@@ -53,15 +53,16 @@ def wait_until(check, what: str, timeout: float = TIMEOUT) -> None:
 
 
 class Tmux:
-    def __init__(self, tmp_path: Path, db: Path, size=(100, 30),
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, tmp_path: Path, db: Path | None, size=(100, 30),
+                 extra_env: dict[str, str] | None = None,
+                 argv: list[str] | None = None) -> None:
         self.name = f"pwtop-e2e-{uuid.uuid4().hex}"
         self.socket = tmp_path / "tmux.sock"
         self.tmux = ["tmux", "-S", str(self.socket)]
         self.pidfile = tmp_path / "pwtop.pid"
         env = {**os.environ, **(extra_env or {})}
-        inner = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "pwtop", "--db",
-                                                   str(db)))
+        args = argv if argv is not None else ["--db", str(db)]
+        inner = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "pwtop", *args))
         # The test's isolated home (tests/conftest.py), passed on explicitly: a tmux
         # session's shell does not take every variable from the client that made it.
         exports = " ".join(f"{k}={shlex.quote(env[k])}" for k in (
