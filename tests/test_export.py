@@ -8,6 +8,7 @@ exports. The expositions are produced by real parts, listed in :data:`EXPOSITION
   optimizers (operations with errors, a loop monitor, a pool, a limiter, a breaker, a
   queue that drops, a WebSocket hub with a real client, an SSE stream), scraped over HTTP
   on 127.0.0.1;
+* ``serve``: ``pwtop serve``'s /metrics, the real daemon on a copy of the demo database;
 * ``session``: the session's own families (what PerformanceApp and its worker serve,
   :func:`pwtop.asgi.worker.metrics_part`) from a real session on a real SQLite file. Its
   system component reads a fake thermal zone and a fake ``vcgencmd`` (neither exists on
@@ -57,6 +58,7 @@ from pwtop.realtime.sse import SSEStream
 from pwtop.session import Session
 from pwtop.system.component import SystemComponent
 from tests.conftest import SQLITE_APP, SqliteApp
+from tests.test_serve import Daemon, base_config, get
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed "
@@ -183,11 +185,34 @@ async def session_exposition(tmp_path: Path, demo_db: Path) -> str:
         app.stdout.close()
 
 
+async def serve_exposition(tmp_path: Path, demo_db: Path) -> str:
+    """``pwtop serve``'s /metrics: the real daemon (a subprocess, stopped by its pid) on a
+    copy of the demo database, scraped once its database figures are in."""
+    db = tmp_path / "demo.db"
+    shutil.copy(demo_db, db)
+    daemon = Daemon(["--config", str(base_config(tmp_path, db))])
+    try:
+        daemon.listening()
+        text = ""
+
+        def scraped() -> bool:
+            nonlocal text
+            status, body, _ = get(daemon.url("/metrics"))
+            text = body.decode()
+            return status == 200 and "pwtop_database_file_bytes" in text \
+                and "pwtop_system_cpu_ratio" in text
+        await eventually(lambda: scraped(), "serve's /metrics with the database and system", 60)
+        return text
+    finally:
+        daemon.stop()
+
+
 #: name -> an async function making that /metrics text from real parts, given a scratch
 #: directory and a demo database to copy.
 EXPOSITIONS: dict[str, Callable[[Path, Path], Awaitable[str]]] = {
     "agent": agent_exposition,
     "session": session_exposition,
+    "serve": serve_exposition,
 }
 
 
