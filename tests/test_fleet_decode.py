@@ -66,3 +66,20 @@ def test_local_monotonic_uses_plausible_wall_clock_ages_only():
     assert local_monotonic(95.0, 1000.0, 100.0) == 995.0
     assert local_monotonic(200.0, 1000.0, 100.0) == 1000.0  # the rig's clock is ahead
     assert local_monotonic(-10_000.0, 1000.0, 100.0) == 1000.0
+
+
+def test_a_rig_percentile_is_shown_with_the_count_it_came_from():
+    """The summary carries each percentile's sample count; the row's detail names it, and
+    the count is no column of its own."""
+    from pwtop.fleet import rows
+    from pwtop.serve import protocol
+
+    assert "async_loop_lag_samples" in protocol.SUMMARY_METRICS
+    assert "async_loop_lag_samples" not in rows.COLUMNS
+    r = rows.FleetRow(name="car", group="", url="ws://x", state="ok", problem="", worst=None,
+                      values={"async_loop_lag_p99_seconds": 0.004,
+                              "async_loop_lag_samples": 340},
+                      measured_at={"async_loop_lag_p99_seconds": 99.0}, rig_at=100.0)
+    assert any("from 340 samples" in line for line in rows.detail_lines(r, now=100.0))
+    r.values["async_loop_lag_samples"] = None
+    assert not any("samples" in line for line in rows.detail_lines(r, now=100.0))

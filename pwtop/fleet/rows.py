@@ -15,12 +15,12 @@ from typing import Any, Iterable
 
 from pwtop.fleet.link import DOWN_STATES, OK, RigLink
 from pwtop.model import Level
-from pwtop.serve.protocol import SUMMARY_METRICS
-from pwtop.metric_names import LABELS, default_label
+from pwtop.serve.protocol import SUMMARY_COLUMNS, SUMMARY_METRICS
+from pwtop.metric_names import COUNTED_BY, LABELS, default_label
 from pwtop.units import clock_time, format_metric, human_age
 
 #: The rig's columns after its name and alerts, by metric (the catalog's names).
-COLUMNS: tuple[str, ...] = SUMMARY_METRICS
+COLUMNS: tuple[str, ...] = SUMMARY_COLUMNS
 
 
 @dataclass
@@ -88,7 +88,7 @@ def row(link: RigLink) -> FleetRow:
         name=link.rig.name, group=link.rig.group, url=link.rig.url, state=link.state,
         problem=link.problem, worst=alerts.get("worst") if isinstance(alerts, dict) else None,
         alerts=list(alerts.get("active") or []) if isinstance(alerts, dict) else [],
-        values={name: values.get(name) for name in COLUMNS},
+        values={name: values.get(name) for name in SUMMARY_METRICS},
         unavailable=dict(summary.get("unavailable") or {}),
         measured_at=dict(summary.get("measured_at") or {}),
         components=dict(summary.get("components") or {}),
@@ -137,6 +137,15 @@ def value_text(r: FleetRow, metric: str) -> str:
     return format_metric(metric, value)
 
 
+def counted_text(r: FleetRow, metric: str) -> str:
+    """" (from 340 samples)" beside a percentile the rig sent its count with, else ""."""
+    counter, noun = COUNTED_BY.get(metric, ("", ""))
+    n = r.values.get(counter) if counter else None
+    if not isinstance(n, (int, float)) or isinstance(n, bool):
+        return ""
+    return f" (from {n:,.0f} {noun}{'' if n == 1 else 's'})"
+
+
 def alert_text(r: FleetRow) -> str:
     if not r.worst:
         return "none" if r.rig_at is not None else "-"
@@ -180,7 +189,8 @@ def detail_lines(r: FleetRow, now: float | None = None) -> list[str]:
         for metric in COLUMNS:
             when = r.measured_at.get(metric)
             if r.values.get(metric) is not None and when is not None:
-                ages.append(f"{label(metric)} {human_age(max(0.0, at - when)) or '0s'}")
+                ages.append(f"{label(metric)} {human_age(max(0.0, at - when)) or '0s'}"
+                            + counted_text(r, metric))
         if ages:
             lines.append("measured before the rig's last summary: " + ", ".join(ages))
     for metric, why in r.unavailable.items():

@@ -137,6 +137,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
+from pwtop.metric_names import COUNTED_BY
+
 VERSION = 1
 #: ``hello``'s ``"pwtop"`` field: tells a pwtop daemon from anything else on the port.
 SERVER_KIND = "serve"
@@ -182,7 +184,7 @@ ERROR_CODES = (BAD_JSON, BAD_MESSAGE, UNKNOWN_TYPE, UNSUPPORTED_VERSION, UNAUTHO
 #: fragmentation (the free-page share, measured every database poll; the dbstat
 #: fragmentation is a slow-round figure), loop lag p99, dropped messages/s, CPU
 #: temperature, under-voltage, free disk.
-SUMMARY_METRICS: tuple[str, ...] = (
+SUMMARY_COLUMNS: tuple[str, ...] = (
     "database_file_bytes",
     "database_wal_bytes",
     "database_freelist_ratio",
@@ -192,6 +194,11 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "system_undervoltage",
     "system_disk_free_bytes",
 )
+#: What a summary carries: the row's figures, and for a figure computed from a counted
+#: handful (a percentile: :data:`pwtop.metric_names.COUNTED_BY`) the count it came from,
+#: so that a reader never shows a percentile without it.
+SUMMARY_METRICS: tuple[str, ...] = SUMMARY_COLUMNS + tuple(
+    COUNTED_BY[m][0] for m in SUMMARY_COLUMNS if m in COUNTED_BY)
 
 #: Alert levels from worst to mildest (pwtop.model.Level's labels above "ok").
 LEVELS_WORST_FIRST = ("emergency", "critical", "warning", "info")
