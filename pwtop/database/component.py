@@ -104,6 +104,8 @@ class DatabaseComponent(Component):
         # The cheap figures (free-page share, page count) when the slow round last ran, and
         # when one was last brought forward (monotonic): see FORWARD_*.
         self._basis: tuple[float, int] | None = None
+        # the host's Litestream processes, listed at most every PROCESS_SCAN_S
+        self._litestream_scan = litestream.ProcessScan(litestream.PROCESS_SCAN_S)
         self._forward_at: float | None = None
         self.forward_gap_s = FORWARD_GAP_S
         self._note: str | None = None
@@ -252,7 +254,7 @@ class DatabaseComponent(Component):
             workload_errors=list(self._workload_errors), activity=act, cache=cache,
             features=features, probes=probes, warnings=warnings,
             slow_round_note=self._note,
-            replication=_replication(path, tables, holders))
+            replication=_replication(path, tables, holders, self._litestream_scan))
         snap = Snapshot(component=self.name, detail=detail)
         self._metrics(snap, detail)
         snap.errors = errors + [e for e in self._workload_errors if e not in errors]
@@ -596,9 +598,10 @@ def _damage(path: Path, errors: list[str]) -> str | None:
             "restore a backup or recover it with the sqlite3 shell's .recover")
 
 
-def _replication(path: Path, tables: list, holders: list) -> Any:
+def _replication(path: Path, tables: list, holders: list, scan: litestream.ProcessScan
+                 ) -> Any:
     """Litestream around the file (its tables, process, config) and its read locks."""
-    rep = litestream.detect(path, [t.name for t in tables])
+    rep = litestream.detect(path, [t.name for t in tables], scan=scan)
     litestream.attribute(rep, holders)
     return rep
 

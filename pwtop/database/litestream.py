@@ -34,6 +34,7 @@ import fnmatch
 import os
 import re
 import stat
+import time
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -41,6 +42,8 @@ from pwtop.database.model import LitestreamConfig, LitestreamProcess, LockHolder
 
 TABLES = ("_litestream_seq", "_litestream_lock")
 DEFAULT_CONFIG = "/etc/litestream.yml"
+#: How long a monitor reuses its list of Litestream processes (see :class:`ProcessScan`).
+PROCESS_SCAN_S = 15.0
 CONFIG_ENV = "LITESTREAM_CONFIG"
 #: The optimize flag that lets VACUUM and TRUNCATE/RESTART checkpoints run anyway.
 FLAG = "--break-litestream-replica"
@@ -303,12 +306,42 @@ def replicate_processes(db: str, environ: Mapping[str, str], proc: str = "/proc"
     return sorted(found, key=lambda p: p.pid)
 
 
+class ProcessScan:
+    """The last scan of ``/proc`` for ``litestream replicate``, reused for ``max_age``
+    seconds by a monitor that collects every few seconds.
+
+    Why: the scan reads the command line of every process on the host, and it was about a
+    seventh of ``pwtop serve``'s idle CPU (the database is collected every 3 s there).
+    Litestream is a daemon that rarely starts or stops, so a process list up to
+    :data:`PROCESS_SCAN_S` old (said in ``looked_at``) loses nothing; the tables check
+    and the read locks are still read at every collect."""
+
+    def __init__(self, max_age: float = 0.0) -> None:
+        self.max_age = max_age
+        self._last: tuple[float, tuple[str, str], list[LitestreamProcess],
+                          dict[str, LitestreamConfig]] | None = None
+
+    def processes(self, db: str, environ: Mapping[str, str], proc: str,
+                  configs: dict[str, LitestreamConfig]) -> tuple[list[LitestreamProcess], float]:
+        """The processes (fresh, or from a scan younger than ``max_age``) and the scan's age."""
+        now = time.monotonic()
+        last = self._last
+        if last is not None and last[1] == (db, proc) and now - last[0] < self.max_age:
+            configs.update(last[3])
+            return list(last[2]), now - last[0]
+        found = replicate_processes(db, environ, proc, configs)
+        self._last = (now, (db, proc), found, dict(configs))
+        return list(found), 0.0
+
+
 def detect(path: str | Path, table_names: Iterable[str] | None, *,
-           environ: Mapping[str, str] | None = None, proc: str = "/proc") -> Replication:
+           environ: Mapping[str, str] | None = None, proc: str = "/proc",
+           scan: ProcessScan | None = None) -> Replication:
     """Look for Litestream around the database at ``path``; never raises.
 
     ``table_names``: the database's tables (None: they could not be read, said as a
-    problem). ``environ``: where ``$LITESTREAM_CONFIG`` and the config's variables come
+    problem). ``scan``: a :class:`ProcessScan` whose recent process list may be reused
+    (default: the processes are listed now). ``environ``: where ``$LITESTREAM_CONFIG`` and the config's variables come
     from (pwtop's own environment by default)."""
     environ = os.environ if environ is None else environ
     db = _resolve(path)
@@ -324,7 +357,9 @@ def detect(path: str | Path, table_names: Iterable[str] | None, *,
             rep.evidence.append(f"its table{'s' if len(rep.tables) > 1 else ''} "
                                 f"{' and '.join(rep.tables)} in the database")
     configs: dict[str, LitestreamConfig] = {}
-    rep.processes = replicate_processes(db, environ, proc, configs)
+    rep.processes, age = (scan or ProcessScan()).processes(db, environ, proc, configs)
+    if age >= 1.0:
+        rep.looked_at[1] += f" (listed {age:.0f} s ago, again every {scan.max_age:g} s)"  # type: ignore[union-attr]
     for p in rep.processes:
         if p.names_database is None:
             rep.evidence.append(f"process pid {p.pid} (`{p.command}`): {p.how}")
