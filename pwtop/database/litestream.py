@@ -313,7 +313,7 @@ class ProcessScan:
     Why: the scan reads the command line of every process on the host, and it was about a
     seventh of ``pwtop serve``'s idle CPU (the database is collected every 3 s there).
     Litestream is a daemon that rarely starts or stops, so a process list up to
-    :data:`PROCESS_SCAN_S` old (said in ``looked_at``) loses nothing; the tables check
+    :data:`PROCESS_SCAN_S` old (``looked_at`` says how often it is listed) loses nothing; the tables check
     and the read locks are still read at every collect."""
 
     def __init__(self, max_age: float = 0.0) -> None:
@@ -357,9 +357,9 @@ def detect(path: str | Path, table_names: Iterable[str] | None, *,
             rep.evidence.append(f"its table{'s' if len(rep.tables) > 1 else ''} "
                                 f"{' and '.join(rep.tables)} in the database")
     configs: dict[str, LitestreamConfig] = {}
-    rep.processes, age = (scan or ProcessScan()).processes(db, environ, proc, configs)
-    if age >= 1.0:
-        rep.looked_at[1] += f" (listed {age:.0f} s ago, again every {scan.max_age:g} s)"  # type: ignore[union-attr]
+    rep.processes, _ = (scan or ProcessScan()).processes(db, environ, proc, configs)
+    if scan is not None and scan.max_age > 0:
+        rep.looked_at[1] += f" (listed every {scan.max_age:g} s)"
     for p in rep.processes:
         if p.names_database is None:
             rep.evidence.append(f"process pid {p.pid} (`{p.command}`): {p.how}")

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -259,6 +260,15 @@ class SyncTable(DataTable):
             self._drop_cached(changed)
         except (AttributeError, TypeError, KeyError):  # another Textual's caches: redraw all
             self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        """DataTable's line without its empty segments: a line re-rendered after
+        :meth:`_drop_cached` can carry a zero-width cell of a hidden column that a line
+        rendered whole does not, and the two must draw (and compare) the same."""
+        strip = super().render_line(y)
+        if any(not segment.text for segment in strip):
+            strip = Strip([segment for segment in strip if segment.text], strip.cell_length)
+        return strip
 
     def _drop_cached(self, changed: dict[str, list[str]]) -> None:
         """Drop the changed cells' render caches (DataTable internals of Textual 8.2) and
